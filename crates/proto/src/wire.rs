@@ -1,0 +1,363 @@
+//! The v1 protocol: messages, media types, problem types and the stable reason codes.
+//!
+//! Field names here are a public contract (see README "Protocol"). Fields may be added; none may
+//! be renamed. Snapshot tests pin the serialised forms.
+
+use serde::{Deserialize, Serialize};
+
+use crate::jwk::Thumbprint;
+
+/// `Content-Type` of an evidence JWS posted to `/v1/attest`.
+pub const MEDIA_JOSE: &str = "application/jose";
+/// `Content-Type` of every error body (RFC 9457).
+pub const MEDIA_PROBLEM: &str = "application/problem+json";
+
+/// `typ` of the evidence JWS.
+pub const TYP_EVIDENCE: &str = "medgate-evidence+jwt";
+/// `typ` of an access token (RFC 9068 §2.1).
+pub const TYP_ACCESS_TOKEN: &str = "at+jwt";
+/// `typ` of a DPoP proof (RFC 9449 §4.2).
+pub const TYP_DPOP: &str = "dpop+jwt";
+
+/// Problem `type` URIs (RFC 9457 §3.1.1).
+pub mod problem_type {
+    pub const ATTESTATION_REJECTED: &str = "urn:medgate:problem:attestation-rejected";
+    pub const MALFORMED_REQUEST: &str = "urn:medgate:problem:malformed-request";
+    pub const PAYLOAD_TOO_LARGE: &str = "urn:medgate:problem:payload-too-large";
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "urn:medgate:problem:unsupported-media-type";
+    pub const INVALID_TOKEN: &str = "urn:medgate:problem:invalid-token";
+    pub const INVALID_DPOP_PROOF: &str = "urn:medgate:problem:invalid-dpop-proof";
+    pub const INSUFFICIENT_SCOPE: &str = "urn:medgate:problem:insufficient-scope";
+    pub const ROUTE_DENIED: &str = "urn:medgate:problem:route-denied";
+    pub const RATE_LIMITED: &str = "urn:medgate:problem:rate-limited";
+    pub const UPSTREAM_UNAVAILABLE: &str = "urn:medgate:problem:upstream-unavailable";
+    pub const UNAUTHORIZED: &str = "urn:medgate:problem:unauthorized";
+    pub const NOT_FOUND: &str = "urn:medgate:problem:not-found";
+    pub const CONFLICT: &str = "urn:medgate:problem:conflict";
+    pub const INTERNAL: &str = "urn:medgate:problem:internal";
+    pub const UNAVAILABLE: &str = "urn:medgate:problem:unavailable";
+}
+
+/// `POST /v1/challenge` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    pub app_id: String,
+}
+
+/// `201` answer to `POST /v1/challenge`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// base64url (no padding) of 32 random bytes.
+    pub challenge: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+/// The payload of the evidence JWS posted to `/v1/attest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvidenceClaims {
+    pub challenge: String,
+    pub app_id: String,
+    pub app_version: String,
+    pub platform: String,
+    pub iat: i64,
+    pub evidence: Evidence,
+    #[serde(default)]
+    pub signals: Vec<Signal>,
+}
+
+/// The platform-specific part of the evidence. Exactly the member named by `platform` is read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Evidence {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk: Option<SdkEvidence>,
+}
+
+/// medgate's own software evidence: the app's measurement of itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SdkEvidence {
+    /// Lowercase hex SHA-256 of the app binary (the executable on Linux).
+    pub binary_sha256: String,
+}
+
+/// A runtime threat the SDK saw, reported inside the signed evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    pub kind: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// The signal kinds policy can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    Debugger,
+    Hook,
+    InjectedLibrary,
+    Root,
+    Emulator,
+    Tamper,
+}
+
+impl SignalKind {
+    pub const ALL: [SignalKind; 6] = [
+        SignalKind::Debugger,
+        SignalKind::Hook,
+        SignalKind::InjectedLibrary,
+        SignalKind::Root,
+        SignalKind::Emulator,
+        SignalKind::Tamper,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::Debugger => "debugger",
+            SignalKind::Hook => "hook",
+            SignalKind::InjectedLibrary => "injected_library",
+            SignalKind::Root => "root",
+            SignalKind::Emulator => "emulator",
+            SignalKind::Tamper => "tamper",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SignalKind> {
+        SignalKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// The reason code a rejection or degradation for this signal carries.
+    pub const fn reason(self) -> Reason {
+        match self {
+            SignalKind::Debugger => Reason::DebuggerDetected,
+            SignalKind::Hook => Reason::HookDetected,
+            SignalKind::InjectedLibrary => Reason::InjectedLibraryDetected,
+            SignalKind::Root => Reason::RootDetected,
+            SignalKind::Emulator => Reason::EmulatorDetected,
+            SignalKind::Tamper => Reason::TamperDetected,
+        }
+    }
+}
+
+/// Stable reason codes for attestation decisions. Documented in the README; never renamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// The challenge is unknown, already used, expired, or was issued for another app.
+    ChallengeInvalid,
+    /// No app is registered under the evidence's `app_id`.
+    AppUnknown,
+    /// The app has no release with this version.
+    ReleaseUnknown,
+    /// The release was revoked by an admin.
+    ReleaseRevoked,
+    /// This installation was revoked by an admin.
+    InstallationRevoked,
+    /// The evidence is not validly signed, is stale, or does not have the required shape.
+    EvidenceInvalid,
+    DebuggerDetected,
+    HookDetected,
+    InjectedLibraryDetected,
+    RootDetected,
+    EmulatorDetected,
+    /// A tamper signal was reported, or the measured binary is not the registered release.
+    TamperDetected,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 12] = [
+        Reason::ChallengeInvalid,
+        Reason::AppUnknown,
+        Reason::ReleaseUnknown,
+        Reason::ReleaseRevoked,
+        Reason::InstallationRevoked,
+        Reason::EvidenceInvalid,
+        Reason::DebuggerDetected,
+        Reason::HookDetected,
+        Reason::InjectedLibraryDetected,
+        Reason::RootDetected,
+        Reason::EmulatorDetected,
+        Reason::TamperDetected,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::ChallengeInvalid => "challenge_invalid",
+            Reason::AppUnknown => "app_unknown",
+            Reason::ReleaseUnknown => "release_unknown",
+            Reason::ReleaseRevoked => "release_revoked",
+            Reason::InstallationRevoked => "installation_revoked",
+            Reason::EvidenceInvalid => "evidence_invalid",
+            Reason::DebuggerDetected => "debugger_detected",
+            Reason::HookDetected => "hook_detected",
+            Reason::InjectedLibraryDetected => "injected_library_detected",
+            Reason::RootDetected => "root_detected",
+            Reason::EmulatorDetected => "emulator_detected",
+            Reason::TamperDetected => "tamper_detected",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of an attestation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allow,
+    AllowLimited,
+    Reject,
+}
+
+impl Decision {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::AllowLimited => "allow_limited",
+            Decision::Reject => "reject",
+        }
+    }
+}
+
+/// `200` answer to `POST /v1/attest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttestResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub scope: String,
+    pub installation_id: String,
+    pub decision: Decision,
+    pub reasons: Vec<Reason>,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<Reason>,
+}
+
+impl Problem {
+    pub fn new(problem_type: &str, title: &str, status: u16) -> Self {
+        Problem {
+            problem_type: problem_type.to_string(),
+            title: title.to_string(),
+            status,
+            detail: None,
+            reasons: Vec::new(),
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_reasons(mut self, reasons: Vec<Reason>) -> Self {
+        self.reasons = reasons;
+        self
+    }
+}
+
+/// RFC 7800 confirmation claim: the token is bound to the key with this thumbprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: Thumbprint,
+}
+
+/// Claims of a medgate access token (RFC 9068 with RFC 9449 §6 `cnf`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    /// The installation id (the installation key's thumbprint).
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    /// The app id.
+    pub client_id: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    pub cnf: Confirmation,
+    pub app_version: String,
+    pub platform: String,
+    pub decision: Decision,
+}
+
+/// Claims of a DPoP proof (RFC 9449 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DpopClaims {
+    pub jti: String,
+    pub htm: String,
+    pub htu: String,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ath: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_serialise_as_their_documented_names() {
+        for reason in Reason::ALL {
+            let json = serde_json::to_string(&reason).unwrap();
+            assert_eq!(json, format!("\"{}\"", reason.as_str()));
+        }
+        for kind in SignalKind::ALL {
+            assert_eq!(kind.reason().as_str(), format!("{}_detected", kind.as_str()));
+            assert_eq!(SignalKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(SignalKind::from_name("Debugger"), None);
+    }
+
+    #[test]
+    fn attest_response_and_problem_wire_forms() {
+        let response = AttestResponse {
+            access_token: "t".into(),
+            token_type: "DPoP".into(),
+            expires_in: 300,
+            scope: "a b".into(),
+            installation_id: "i".into(),
+            decision: Decision::AllowLimited,
+            reasons: vec![Reason::RootDetected],
+        };
+        insta::assert_snapshot!(serde_json::to_string(&response).unwrap(), @r#"{"access_token":"t","token_type":"DPoP","expires_in":300,"scope":"a b","installation_id":"i","decision":"allow_limited","reasons":["root_detected"]}"#);
+        let problem = Problem::new(problem_type::ATTESTATION_REJECTED, "Attestation rejected", 403)
+            .with_reasons(vec![Reason::HookDetected, Reason::DebuggerDetected]);
+        insta::assert_snapshot!(serde_json::to_string(&problem).unwrap(), @r#"{"type":"urn:medgate:problem:attestation-rejected","title":"Attestation rejected","status":403,"reasons":["hook_detected","debugger_detected"]}"#);
+    }
+
+    #[test]
+    fn evidence_claims_parse_the_documented_shape() {
+        let claims: EvidenceClaims = serde_json::from_str(
+            r#"{"challenge":"c","app_id":"org.example","app_version":"1.2.3","platform":"sdk",
+                "iat":1700000000,"evidence":{"sdk":{"binary_sha256":"00ff"}},
+                "signals":[{"kind":"debugger","detail":"TracerPid: 42"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(claims.evidence.sdk.unwrap().binary_sha256, "00ff");
+        assert_eq!(claims.signals[0].kind, "debugger");
+        let no_signals: EvidenceClaims = serde_json::from_str(
+            r#"{"challenge":"c","app_id":"a","app_version":"1","platform":"sdk","iat":1,"evidence":{}}"#,
+        )
+        .unwrap();
+        assert!(no_signals.signals.is_empty());
+    }
+}
