@@ -46,7 +46,9 @@ impl PublicJwk {
                 y.copy_from_slice(&rest[32..]);
                 Ok(PublicJwk::P256 { x, y })
             }
-            _ => Err(JwkError::Malformed("P-256 point must be 65 bytes, uncompressed")),
+            _ => Err(JwkError::Malformed(
+                "P-256 point must be 65 bytes, uncompressed",
+            )),
         }
     }
 
@@ -75,7 +77,10 @@ impl PublicJwk {
                 b64::encode(y)
             ),
             PublicJwk::Ed25519 { x } => {
-                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(x))
+                format!(
+                    r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                    b64::encode(x)
+                )
             }
         };
         Thumbprint(b64::encode(Sha256::digest(canonical.as_bytes())))
@@ -234,10 +239,18 @@ mod tests {
         let parse = |s: &str| serde_json::from_str::<PublicJwk>(s).map_err(|e| e.to_string());
         let x = "l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs";
         let private = format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","d":"{x}"}}"#);
-        assert!(parse(&private).unwrap_err().contains("private key material"));
+        assert!(
+            parse(&private)
+                .unwrap_err()
+                .contains("private key material")
+        );
         let p384 = format!(r#"{{"kty":"EC","crv":"P-384","x":"{x}","y":"{x}"}}"#);
         assert!(parse(&p384).unwrap_err().contains("not supported"));
-        assert!(parse(r#"{"kty":"oct","k":"AAAA"}"#).unwrap_err().contains("not supported"));
+        assert!(
+            parse(r#"{"kty":"oct","k":"AAAA"}"#)
+                .unwrap_err()
+                .contains("not supported")
+        );
         let short = format!(r#"{{"kty":"EC","crv":"P-256","x":"AAAA","y":"{x}"}}"#);
         assert!(parse(&short).unwrap_err().contains("x must be"));
         let missing = format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}"}}"#);
@@ -248,7 +261,10 @@ mod tests {
 
     #[test]
     fn serialises_only_the_public_members_and_round_trips() {
-        let jwk = PublicJwk::P256 { x: [1; 32], y: [2; 32] };
+        let jwk = PublicJwk::P256 {
+            x: [1; 32],
+            y: [2; 32],
+        };
         let json = serde_json::to_string(&jwk).unwrap();
         insta::assert_snapshot!(json, @r#"{"kty":"EC","crv":"P-256","x":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE","y":"AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI"}"#);
         assert_eq!(serde_json::from_str::<PublicJwk>(&json).unwrap(), jwk);

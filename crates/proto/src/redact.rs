@@ -49,7 +49,10 @@ mod tests {
     #[test]
     fn secrets_never_format() {
         let secret = Secret::new("eyJhbGciOi.token.sig".to_string());
-        assert_eq!(format!("{secret:?} {secret}"), "Secret([redacted]) [redacted]");
+        assert_eq!(
+            format!("{secret:?} {secret}"),
+            "Secret([redacted]) [redacted]"
+        );
         assert_eq!(secret.expose(), "eyJhbGciOi.token.sig");
     }
 

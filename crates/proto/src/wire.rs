@@ -38,6 +38,38 @@ pub mod problem_type {
     pub const UNAVAILABLE: &str = "urn:medgate:problem:unavailable";
 }
 
+/// Identifier rules shared by the admin API and the evidence verifier.
+pub mod names {
+    /// An app id: 1–128 characters of `A–Z a–z 0–9 . _ -` (reverse-DNS ids, `TEAMID.bundle`).
+    pub fn is_app_id(text: &str) -> bool {
+        (1..=128).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    }
+
+    /// A release version: 1–64 characters of `A–Z a–z 0–9 . _ + -`.
+    pub fn is_version(text: &str) -> bool {
+        (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'))
+    }
+
+    /// An OAuth scope token (RFC 6749 §3.3), at most 128 characters, without `"` or a backslash.
+    pub fn is_scope(text: &str) -> bool {
+        (1..=128).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+    }
+
+    /// Lowercase hex SHA-256 (64 characters).
+    pub fn is_sha256_hex(text: &str) -> bool {
+        text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+}
+
 /// `POST /v1/challenge` request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,7 +155,9 @@ impl SignalKind {
     }
 
     pub fn from_name(name: &str) -> Option<SignalKind> {
-        SignalKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+        SignalKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 
     /// The reason code a rejection or degradation for this signal carries.
@@ -321,7 +355,10 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", reason.as_str()));
         }
         for kind in SignalKind::ALL {
-            assert_eq!(kind.reason().as_str(), format!("{}_detected", kind.as_str()));
+            assert_eq!(
+                kind.reason().as_str(),
+                format!("{}_detected", kind.as_str())
+            );
             assert_eq!(SignalKind::from_name(kind.as_str()), Some(kind));
         }
         assert_eq!(SignalKind::from_name("Debugger"), None);
@@ -339,9 +376,29 @@ mod tests {
             reasons: vec![Reason::RootDetected],
         };
         insta::assert_snapshot!(serde_json::to_string(&response).unwrap(), @r#"{"access_token":"t","token_type":"DPoP","expires_in":300,"scope":"a b","installation_id":"i","decision":"allow_limited","reasons":["root_detected"]}"#);
-        let problem = Problem::new(problem_type::ATTESTATION_REJECTED, "Attestation rejected", 403)
-            .with_reasons(vec![Reason::HookDetected, Reason::DebuggerDetected]);
+        let problem = Problem::new(
+            problem_type::ATTESTATION_REJECTED,
+            "Attestation rejected",
+            403,
+        )
+        .with_reasons(vec![Reason::HookDetected, Reason::DebuggerDetected]);
         insta::assert_snapshot!(serde_json::to_string(&problem).unwrap(), @r#"{"type":"urn:medgate:problem:attestation-rejected","title":"Attestation rejected","status":403,"reasons":["hook_detected","debugger_detected"]}"#);
+    }
+
+    #[test]
+    fn identifier_rules() {
+        assert!(names::is_app_id("ABCDE12345.org.example.loop"));
+        assert!(!names::is_app_id("org example"));
+        assert!(!names::is_app_id(""));
+        assert!(!names::is_app_id(&"a".repeat(129)));
+        assert!(names::is_version("3.4.1+build-7"));
+        assert!(!names::is_version("1.0 beta"));
+        assert!(names::is_scope("entries:read"));
+        assert!(!names::is_scope("a b"));
+        assert!(!names::is_scope("quote\""));
+        assert!(names::is_sha256_hex(&"0f".repeat(32)));
+        assert!(!names::is_sha256_hex(&"0F".repeat(32)));
+        assert!(!names::is_sha256_hex("00"));
     }
 
     #[test]

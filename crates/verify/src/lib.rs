@@ -1,0 +1,24 @@
+//! medgate's verification core.
+//!
+//! Bytes in, `now` in, typed verdict out. This crate performs no I/O, reads no clock and holds
+//! no state: the server, the gateway and the SDK call the same functions, and every check can be
+//! tested at a pinned instant.
+//!
+//! Each verifier returns a proof type that only it can construct — [`token::VerifiedToken`],
+//! [`dpop::BoundProof`], [`evidence::VerifiedEvidence`], [`policy::Grant`] — and the next step
+//! requires that type as an argument, so a skipped check does not compile: a token can only be
+//! issued from a [`policy::Grant`], which can only be made from verified evidence and a fresh
+//! challenge.
+
+pub mod dpop;
+pub mod evidence;
+pub mod jws;
+pub mod keys;
+pub mod policy;
+pub mod time;
+pub mod token;
+
+pub use time::UnixTime;
+
+#[cfg(test)]
+mod testkey;

@@ -1,0 +1,544 @@
+//! Attestation policy: from verified facts to a verdict.
+//!
+//! The facts are gathered by the caller (the challenge it consumed, the app's policy, the
+//! registered releases, the installation's state); this module decides. The order of checks
+//! is the order of the reason codes a client sees:
+//!
+//! 1. The challenge is fresh — required as a [`FreshChallenge`], which only
+//!    [`FreshChallenge::check`] makes.
+//! 2. The app is known (`app_unknown`).
+//! 3. The release is registered (`release_unknown`), not revoked (`release_revoked`) and the
+//!    measured binary is the registered one (`tamper_detected`).
+//! 4. The installation is not revoked (`installation_revoked`).
+//! 5. Every reported signal is mapped through the app's policy: `reject_on` rejects with
+//!    `<kind>_detected`, `degrade_on` grants only the limited scopes.
+//!
+//! Rejections in steps 3–5 are collected so the client learns every reason at once.
+
+use std::collections::BTreeSet;
+
+use medgate_proto::Thumbprint;
+use medgate_proto::wire::{Decision, Reason, SignalKind, names};
+use serde::{Deserialize, Serialize};
+
+use crate::UnixTime;
+use crate::evidence::{Measurement, VerifiedEvidence};
+
+/// An app's attestation policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppPolicy {
+    /// Scopes granted to a clean installation.
+    pub scopes: Vec<String>,
+    /// Scopes granted when a `degrade_on` signal is present (a subset of `scopes`).
+    #[serde(default)]
+    pub limited_scopes: Vec<String>,
+    /// Signals that reject the attestation.
+    #[serde(default = "default_reject_on")]
+    pub reject_on: BTreeSet<SignalKind>,
+    /// Signals that reduce the grant to `limited_scopes`.
+    #[serde(default = "default_degrade_on")]
+    pub degrade_on: BTreeSet<SignalKind>,
+}
+
+/// By default anything that means the app's code is not its own rejects.
+pub fn default_reject_on() -> BTreeSet<SignalKind> {
+    [
+        SignalKind::Debugger,
+        SignalKind::Hook,
+        SignalKind::InjectedLibrary,
+        SignalKind::Tamper,
+    ]
+    .into()
+}
+
+/// By default a rooted or emulated device still reads, with limited scopes.
+pub fn default_degrade_on() -> BTreeSet<SignalKind> {
+    [SignalKind::Root, SignalKind::Emulator].into()
+}
+
+/// Why a policy was refused by [`AppPolicy::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    #[error("scope {0:?} is not a valid scope token")]
+    BadScope(String),
+    #[error("limited scope {0:?} is not one of the app's scopes")]
+    LimitedNotSubset(String),
+    #[error("signal {0} cannot both reject and degrade")]
+    Overlap(&'static str),
+}
+
+impl AppPolicy {
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        for scope in self.scopes.iter().chain(&self.limited_scopes) {
+            if !names::is_scope(scope) {
+                return Err(PolicyError::BadScope(scope.clone()));
+            }
+        }
+        if let Some(extra) = self
+            .limited_scopes
+            .iter()
+            .find(|s| !self.scopes.contains(s))
+        {
+            return Err(PolicyError::LimitedNotSubset(extra.clone()));
+        }
+        if let Some(kind) = self.reject_on.intersection(&self.degrade_on).next() {
+            return Err(PolicyError::Overlap(kind.as_str()));
+        }
+        Ok(())
+    }
+}
+
+/// A challenge as the store handed it back when the caller consumed it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumedChallenge<'a> {
+    pub app_id: &'a str,
+    pub expires_at: UnixTime,
+}
+
+/// Proof that the evidence answers a challenge that was issued for its app, was unused until
+/// now and has not expired.
+#[derive(Debug)]
+pub struct FreshChallenge(());
+
+impl FreshChallenge {
+    /// `consumed` is what the store returned when the caller atomically took the challenge the
+    /// evidence names (`None`: unknown or already used).
+    pub fn check(
+        consumed: Option<ConsumedChallenge<'_>>,
+        evidence: &VerifiedEvidence,
+        now: UnixTime,
+    ) -> Result<FreshChallenge, Reason> {
+        match consumed {
+            Some(challenge)
+                if challenge.app_id == evidence.app_id() && now < challenge.expires_at =>
+            {
+                Ok(FreshChallenge(()))
+            }
+            _ => Err(Reason::ChallengeInvalid),
+        }
+    }
+}
+
+/// A registered release of the app at the evidence's version.
+#[derive(Debug, Clone, Copy)]
+pub struct RegisteredRelease<'a> {
+    /// Lowercase hex SHA-256 of the binary.
+    pub binary_sha256: &'a str,
+    pub revoked: bool,
+}
+
+/// How the evidence's version and measurement compare with the registered releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseCheck {
+    Unknown,
+    Revoked,
+    MeasurementMismatch,
+    Matched,
+}
+
+impl ReleaseCheck {
+    /// `releases` are the app's registered releases with the evidence's version.
+    pub fn evaluate(evidence: &VerifiedEvidence, releases: &[RegisteredRelease<'_>]) -> Self {
+        if releases.is_empty() {
+            return ReleaseCheck::Unknown;
+        }
+        if releases.iter().all(|release| release.revoked) {
+            return ReleaseCheck::Revoked;
+        }
+        let Measurement::BinarySha256(measured) = evidence.measurement();
+        match releases
+            .iter()
+            .find(|release| release.binary_sha256 == measured)
+        {
+            Some(release) if release.revoked => ReleaseCheck::Revoked,
+            Some(_) => ReleaseCheck::Matched,
+            None => ReleaseCheck::MeasurementMismatch,
+        }
+    }
+}
+
+/// The installation's standing before this attestation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallationCheck {
+    New,
+    Known,
+    Revoked,
+}
+
+/// What an attestation earns: the only value an access token can be issued from.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    decision: Decision,
+    scopes: Vec<String>,
+    reasons: Vec<Reason>,
+    installation_id: Thumbprint,
+    app_id: String,
+    app_version: String,
+    platform: &'static str,
+}
+
+impl Grant {
+    pub fn decision(&self) -> Decision {
+        self.decision
+    }
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+    /// Why the grant is limited (empty for a full grant).
+    pub fn reasons(&self) -> &[Reason] {
+        &self.reasons
+    }
+    pub fn installation_id(&self) -> &Thumbprint {
+        &self.installation_id
+    }
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+    pub fn app_version(&self) -> &str {
+        &self.app_version
+    }
+    pub fn platform(&self) -> &'static str {
+        self.platform
+    }
+}
+
+/// The decision.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    Granted(Grant),
+    Rejected(Vec<Reason>),
+}
+
+/// Steps 2–5 (step 1 is the [`FreshChallenge`] argument).
+pub fn decide(
+    evidence: &VerifiedEvidence,
+    _fresh: &FreshChallenge,
+    policy: Option<&AppPolicy>,
+    release: ReleaseCheck,
+    installation: InstallationCheck,
+) -> Verdict {
+    // Step 2.
+    let Some(policy) = policy else {
+        return Verdict::Rejected(vec![Reason::AppUnknown]);
+    };
+    let mut rejections = Vec::new();
+    // Step 3.
+    match release {
+        ReleaseCheck::Unknown => rejections.push(Reason::ReleaseUnknown),
+        ReleaseCheck::Revoked => rejections.push(Reason::ReleaseRevoked),
+        ReleaseCheck::MeasurementMismatch => rejections.push(Reason::TamperDetected),
+        ReleaseCheck::Matched => {}
+    }
+    // Step 4.
+    if installation == InstallationCheck::Revoked {
+        rejections.push(Reason::InstallationRevoked);
+    }
+    // Step 5. Signal kinds this server does not know are recorded by the caller, not acted on.
+    let reported: BTreeSet<SignalKind> = evidence
+        .signals()
+        .iter()
+        .filter_map(|signal| SignalKind::from_name(&signal.kind))
+        .collect();
+    let mut degradations = Vec::new();
+    for kind in reported {
+        if policy.reject_on.contains(&kind) {
+            rejections.push(kind.reason());
+        } else if policy.degrade_on.contains(&kind) {
+            degradations.push(kind.reason());
+        }
+    }
+    if !rejections.is_empty() {
+        let mut seen = BTreeSet::new();
+        rejections.retain(|reason| seen.insert(*reason));
+        return Verdict::Rejected(rejections);
+    }
+    let (decision, scopes) = if degradations.is_empty() {
+        (Decision::Allow, policy.scopes.clone())
+    } else {
+        (Decision::AllowLimited, policy.limited_scopes.clone())
+    };
+    Verdict::Granted(Grant {
+        decision,
+        scopes,
+        reasons: degradations,
+        installation_id: evidence.installation_id().clone(),
+        app_id: evidence.app_id().to_string(),
+        app_version: evidence.app_version().to_string(),
+        platform: evidence.platform().as_str(),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::evidence::{self, EvidenceLimits};
+    use crate::testkey::TestKey;
+
+    const NOW: i64 = 1_800_000_000;
+
+    pub(crate) fn evidence_with(signals: &[&str]) -> VerifiedEvidence {
+        let mut claims = evidence::tests::claims(NOW);
+        claims["signals"] = signals
+            .iter()
+            .map(|kind| serde_json::json!({"kind": kind, "detail": "seen"}))
+            .collect();
+        evidence::verify(
+            &TestKey::new(7).evidence(&claims),
+            &EvidenceLimits::default(),
+            UnixTime::from_secs(NOW),
+        )
+        .unwrap()
+    }
+
+    pub(crate) fn fresh(evidence: &VerifiedEvidence) -> FreshChallenge {
+        let consumed = ConsumedChallenge {
+            app_id: evidence.app_id(),
+            expires_at: UnixTime::from_secs(NOW + 60),
+        };
+        FreshChallenge::check(Some(consumed), evidence, UnixTime::from_secs(NOW)).unwrap()
+    }
+
+    pub(crate) fn policy() -> AppPolicy {
+        AppPolicy {
+            scopes: vec!["entries:read".into(), "entries:write".into()],
+            limited_scopes: vec!["entries:read".into()],
+            reject_on: default_reject_on(),
+            degrade_on: default_degrade_on(),
+        }
+    }
+
+    fn reasons(verdict: Verdict) -> Vec<Reason> {
+        match verdict {
+            Verdict::Rejected(reasons) => reasons,
+            Verdict::Granted(grant) => panic!("expected a rejection, got {grant:?}"),
+        }
+    }
+
+    #[test]
+    fn a_clean_installation_gets_every_scope() {
+        let evidence = evidence_with(&[]);
+        let Verdict::Granted(grant) = decide(
+            &evidence,
+            &fresh(&evidence),
+            Some(&policy()),
+            ReleaseCheck::Matched,
+            InstallationCheck::New,
+        ) else {
+            panic!("expected a grant");
+        };
+        assert_eq!(grant.decision(), Decision::Allow);
+        assert_eq!(grant.scopes(), ["entries:read", "entries:write"]);
+        assert!(grant.reasons().is_empty());
+        assert_eq!(grant.installation_id(), evidence.installation_id());
+    }
+
+    #[test]
+    fn degrade_signals_limit_the_scopes_and_say_why() {
+        let evidence = evidence_with(&["root", "emulator", "something-new"]);
+        let Verdict::Granted(grant) = decide(
+            &evidence,
+            &fresh(&evidence),
+            Some(&policy()),
+            ReleaseCheck::Matched,
+            InstallationCheck::Known,
+        ) else {
+            panic!("expected a grant");
+        };
+        assert_eq!(grant.decision(), Decision::AllowLimited);
+        assert_eq!(grant.scopes(), ["entries:read"]);
+        assert_eq!(
+            grant.reasons(),
+            [Reason::RootDetected, Reason::EmulatorDetected]
+        );
+    }
+
+    #[test]
+    fn every_rejection_reason() {
+        let clean = evidence_with(&[]);
+        let decide_with =
+            |evidence: &VerifiedEvidence, policy: Option<&AppPolicy>, release, installation| {
+                reasons(decide(
+                    evidence,
+                    &fresh(evidence),
+                    policy,
+                    release,
+                    installation,
+                ))
+            };
+        assert_eq!(
+            decide_with(&clean, None, ReleaseCheck::Matched, InstallationCheck::New),
+            [Reason::AppUnknown]
+        );
+        let p = policy();
+        assert_eq!(
+            decide_with(
+                &clean,
+                Some(&p),
+                ReleaseCheck::Unknown,
+                InstallationCheck::New
+            ),
+            [Reason::ReleaseUnknown]
+        );
+        assert_eq!(
+            decide_with(
+                &clean,
+                Some(&p),
+                ReleaseCheck::Revoked,
+                InstallationCheck::New
+            ),
+            [Reason::ReleaseRevoked]
+        );
+        assert_eq!(
+            decide_with(
+                &clean,
+                Some(&p),
+                ReleaseCheck::MeasurementMismatch,
+                InstallationCheck::New
+            ),
+            [Reason::TamperDetected]
+        );
+        assert_eq!(
+            decide_with(
+                &clean,
+                Some(&p),
+                ReleaseCheck::Matched,
+                InstallationCheck::Revoked
+            ),
+            [Reason::InstallationRevoked]
+        );
+        let hostile = evidence_with(&[
+            "hook",
+            "debugger",
+            "injected_library",
+            "tamper",
+            "root",
+            "hook",
+        ]);
+        assert_eq!(
+            decide_with(
+                &hostile,
+                Some(&p),
+                ReleaseCheck::MeasurementMismatch,
+                InstallationCheck::Revoked
+            ),
+            [
+                Reason::TamperDetected,
+                Reason::InstallationRevoked,
+                Reason::DebuggerDetected,
+                Reason::HookDetected,
+                Reason::InjectedLibraryDetected,
+            ]
+        );
+        let mut strict = policy();
+        strict.degrade_on.clear();
+        strict
+            .reject_on
+            .extend([SignalKind::Root, SignalKind::Emulator]);
+        let rooted = evidence_with(&["root"]);
+        assert_eq!(
+            decide_with(
+                &rooted,
+                Some(&strict),
+                ReleaseCheck::Matched,
+                InstallationCheck::New
+            ),
+            [Reason::RootDetected]
+        );
+        let emulated = evidence_with(&["emulator"]);
+        assert_eq!(
+            decide_with(
+                &emulated,
+                Some(&strict),
+                ReleaseCheck::Matched,
+                InstallationCheck::New
+            ),
+            [Reason::EmulatorDetected]
+        );
+    }
+
+    #[test]
+    fn a_challenge_must_exist_be_unexpired_and_belong_to_the_app() {
+        let evidence = evidence_with(&[]);
+        let now = UnixTime::from_secs(NOW);
+        let at = |app_id, expires_at| {
+            Some(ConsumedChallenge {
+                app_id,
+                expires_at: UnixTime::from_secs(expires_at),
+            })
+        };
+        assert!(FreshChallenge::check(at("org.example.cgm", NOW + 1), &evidence, now).is_ok());
+        assert_eq!(
+            FreshChallenge::check(None, &evidence, now).unwrap_err(),
+            Reason::ChallengeInvalid
+        );
+        assert_eq!(
+            FreshChallenge::check(at("org.example.cgm", NOW), &evidence, now).unwrap_err(),
+            Reason::ChallengeInvalid
+        );
+        assert_eq!(
+            FreshChallenge::check(at("org.other", NOW + 1), &evidence, now).unwrap_err(),
+            Reason::ChallengeInvalid
+        );
+    }
+
+    #[test]
+    fn releases_are_matched_by_measurement() {
+        let evidence = evidence_with(&[]);
+        let measured = "ab".repeat(32);
+        let other = "cd".repeat(32);
+        let release = |hash, revoked| RegisteredRelease {
+            binary_sha256: hash,
+            revoked,
+        };
+        assert_eq!(
+            ReleaseCheck::evaluate(&evidence, &[]),
+            ReleaseCheck::Unknown
+        );
+        assert_eq!(
+            ReleaseCheck::evaluate(
+                &evidence,
+                &[release(&other, false), release(&measured, false)]
+            ),
+            ReleaseCheck::Matched
+        );
+        assert_eq!(
+            ReleaseCheck::evaluate(&evidence, &[release(&other, false)]),
+            ReleaseCheck::MeasurementMismatch
+        );
+        assert_eq!(
+            ReleaseCheck::evaluate(&evidence, &[release(&measured, true)]),
+            ReleaseCheck::Revoked
+        );
+        assert_eq!(
+            ReleaseCheck::evaluate(&evidence, &[release(&other, true)]),
+            ReleaseCheck::Revoked
+        );
+    }
+
+    #[test]
+    fn policies_are_validated() {
+        assert_eq!(policy().validate(), Ok(()));
+        let mut bad = policy();
+        bad.limited_scopes.push("admin".into());
+        assert_eq!(
+            bad.validate(),
+            Err(PolicyError::LimitedNotSubset("admin".into()))
+        );
+        let mut bad = policy();
+        bad.scopes.push("two words".into());
+        assert_eq!(
+            bad.validate(),
+            Err(PolicyError::BadScope("two words".into()))
+        );
+        let mut bad = policy();
+        bad.degrade_on.insert(SignalKind::Hook);
+        assert_eq!(bad.validate(), Err(PolicyError::Overlap("hook")));
+        let parsed: AppPolicy = serde_json::from_str(r#"{"scopes":["a"]}"#).unwrap();
+        assert_eq!(parsed.reject_on, default_reject_on());
+        assert!(
+            serde_json::from_str::<AppPolicy>(r#"{"scopes":[],"reject_on":["teleport"]}"#).is_err()
+        );
+    }
+}
