@@ -256,6 +256,12 @@ impl Decision {
             Decision::Reject => "reject",
         }
     }
+
+    pub fn from_name(name: &str) -> Option<Decision> {
+        [Decision::Allow, Decision::AllowLimited, Decision::Reject]
+            .into_iter()
+            .find(|decision| decision.as_str() == name)
+    }
 }
 
 /// `200` answer to `POST /v1/attest`.

@@ -1,0 +1,264 @@
+//! The tamper-evident audit log.
+//!
+//! Entry `n` stores `prev_hash` (the hash of entry `n-1`, zeros for the first) and
+//! `hash = SHA-256("medgate-audit-v1" ‖ seq ‖ at ‖ kind ‖ actor ‖ subject ‖ detail ‖ prev_hash)`,
+//! every variable-length field prefixed with its length. Editing, inserting or deleting a row
+//! breaks the chain at that row. Truncating the tail, or rewriting every hash after an edit, is
+//! only caught against a head hash kept elsewhere: `medgate audit verify` prints it for that.
+
+use medgate_verify::UnixTime;
+use ring::digest;
+use serde::Serialize;
+
+const DOMAIN: &[u8] = b"medgate-audit-v1";
+
+/// An entry to append. `detail` is JSON without patient data, tokens or keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    pub at: UnixTime,
+    /// What happened, e.g. `attest.allow`, `gateway.reject`, `admin.app.create`.
+    pub kind: String,
+    /// Who did it: `admin`, `installation:<id>`, `gateway`.
+    pub actor: String,
+    /// What it was done to.
+    pub subject: String,
+    pub detail: serde_json::Value,
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: UnixTime,
+    pub kind: String,
+    pub actor: String,
+    pub subject: String,
+    /// The JSON text exactly as stored and hashed.
+    pub detail: String,
+    #[serde(serialize_with = "hex")]
+    pub prev_hash: [u8; 32],
+    #[serde(serialize_with = "hex")]
+    pub hash: [u8; 32],
+}
+
+fn hex<S: serde::Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&to_hex(bytes))
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash an entry must carry.
+pub fn entry_hash(
+    prev_hash: &[u8; 32],
+    seq: i64,
+    at: UnixTime,
+    kind: &str,
+    actor: &str,
+    subject: &str,
+    detail: &str,
+) -> [u8; 32] {
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(DOMAIN);
+    context.update(&seq.to_be_bytes());
+    context.update(&at.secs().to_be_bytes());
+    for field in [kind, actor, subject, detail] {
+        context.update(&(field.len() as u64).to_be_bytes());
+        context.update(field.as_bytes());
+    }
+    context.update(prev_hash);
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(context.finish().as_ref());
+    hash
+}
+
+/// Where and why the chain does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("audit entry {seq} does not verify: {problem}")]
+pub struct ChainBreak {
+    pub seq: i64,
+    pub problem: &'static str,
+}
+
+/// Checks entries one by one, in `seq` order.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    next_seq: i64,
+    prev_hash: [u8; 32],
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChainVerifier {
+    pub fn new() -> Self {
+        ChainVerifier {
+            next_seq: 1,
+            prev_hash: [0; 32],
+        }
+    }
+
+    pub fn check(&mut self, entry: &AuditEntry) -> Result<(), ChainBreak> {
+        let broken = |problem| ChainBreak {
+            seq: entry.seq,
+            problem,
+        };
+        if entry.seq != self.next_seq {
+            return Err(ChainBreak {
+                seq: self.next_seq,
+                problem: "entry is missing",
+            });
+        }
+        if entry.prev_hash != self.prev_hash {
+            return Err(broken("prev_hash does not match the previous entry"));
+        }
+        let expected = entry_hash(
+            &entry.prev_hash,
+            entry.seq,
+            entry.at,
+            &entry.kind,
+            &entry.actor,
+            &entry.subject,
+            &entry.detail,
+        );
+        if entry.hash != expected {
+            return Err(broken("content does not match its hash"));
+        }
+        self.next_seq += 1;
+        self.prev_hash = entry.hash;
+        Ok(())
+    }
+
+    /// The number of entries checked and the head hash in hex.
+    pub fn finish(self) -> (u64, String) {
+        ((self.next_seq - 1).max(0) as u64, to_hex(&self.prev_hash))
+    }
+}
+
+/// Builds the stored form of `new` as entry `seq` after `prev_hash`. Backends call this so the
+/// chain is computed in one place.
+pub fn seal_entry(new: &NewAuditEntry, seq: i64, prev_hash: [u8; 32]) -> AuditEntry {
+    let detail = new.detail.to_string();
+    let hash = entry_hash(
+        &prev_hash,
+        seq,
+        new.at,
+        &new.kind,
+        &new.actor,
+        &new.subject,
+        &detail,
+    );
+    AuditEntry {
+        seq,
+        at: new.at,
+        kind: new.kind.clone(),
+        actor: new.actor.clone(),
+        subject: new.subject.clone(),
+        detail,
+        prev_hash,
+        hash,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: i64) -> Vec<AuditEntry> {
+        let mut prev = [0; 32];
+        (1..=n)
+            .map(|seq| {
+                let entry = seal_entry(
+                    &NewAuditEntry {
+                        at: UnixTime::from_secs(1000 + seq),
+                        kind: "admin.app.create".into(),
+                        actor: "admin".into(),
+                        subject: format!("app-{seq}"),
+                        detail: serde_json::json!({"n": seq}),
+                    },
+                    seq,
+                    prev,
+                );
+                prev = entry.hash;
+                entry
+            })
+            .collect()
+    }
+
+    fn verify(entries: &[AuditEntry]) -> Result<(u64, String), ChainBreak> {
+        let mut verifier = ChainVerifier::new();
+        for entry in entries {
+            verifier.check(entry)?;
+        }
+        Ok(verifier.finish())
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let entries = chain(5);
+        let (count, head) = verify(&entries).unwrap();
+        assert_eq!(count, 5);
+        assert_eq!(head, to_hex(&entries[4].hash));
+        assert_eq!(verify(&[]).unwrap().0, 0);
+    }
+
+    #[test]
+    fn every_kind_of_edit_names_the_first_bad_entry() {
+        let mut edited = chain(5);
+        edited[2].subject = "app-x".into();
+        assert_eq!(
+            verify(&edited).unwrap_err(),
+            ChainBreak {
+                seq: 3,
+                problem: "content does not match its hash"
+            }
+        );
+
+        let mut rehashed = chain(5);
+        rehashed[2].detail = r#"{"n":99}"#.into();
+        rehashed[2].hash = entry_hash(
+            &rehashed[2].prev_hash,
+            3,
+            rehashed[2].at,
+            "admin.app.create",
+            "admin",
+            "app-3",
+            r#"{"n":99}"#,
+        );
+        assert_eq!(
+            verify(&rehashed).unwrap_err(),
+            ChainBreak {
+                seq: 4,
+                problem: "prev_hash does not match the previous entry"
+            }
+        );
+
+        let mut deleted = chain(5);
+        deleted.remove(1);
+        assert_eq!(
+            verify(&deleted).unwrap_err(),
+            ChainBreak {
+                seq: 2,
+                problem: "entry is missing"
+            }
+        );
+
+        let mut retimed = chain(5);
+        retimed[0].at = UnixTime::from_secs(0);
+        assert_eq!(verify(&retimed).unwrap_err().seq, 1);
+    }
+
+    #[test]
+    fn length_prefixes_keep_fields_apart() {
+        let zero = [0; 32];
+        let at = UnixTime::from_secs(1);
+        assert_ne!(
+            entry_hash(&zero, 1, at, "ab", "c", "", "{}"),
+            entry_hash(&zero, 1, at, "a", "bc", "", "{}")
+        );
+    }
+}

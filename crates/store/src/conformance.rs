@@ -1,0 +1,454 @@
+//! The conformance suite every [`Store`] backend runs, test for test.
+//!
+//! A backend's test module invokes `store_conformance_tests!(expr)`, where `expr` yields a
+//! fresh `(store, guard)` pair per test (the guard keeps its database alive).
+
+use std::sync::Arc;
+
+use medgate_proto::PublicJwk;
+use medgate_proto::wire::{Decision, Reason};
+use medgate_verify::UnixTime;
+use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
+
+use crate::{
+    App, AttestationRecord, Challenge, NewAuditEntry, Release, RevocationTarget, SigningKeyRecord,
+    Store, StoreError, verify_audit_chain,
+};
+
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($open:expr) => {
+        $crate::store_conformance_tests!(@each $open;
+            apps_round_trip, releases_round_trip_and_revoke, installations_record_and_revoke,
+            challenges_are_single_use, concurrent_takes_of_one_challenge_yield_one_winner,
+            signing_keys_rotate, audit_appends_chain, concurrent_audit_appends_keep_the_chain,
+            meta_round_trip);
+    };
+    (@each $open:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = $open;
+                $crate::conformance::$name(std::sync::Arc::new(store)).await;
+            }
+        )*
+    };
+}
+
+const T0: i64 = 1_800_000_000;
+
+fn at(offset: i64) -> UnixTime {
+    UnixTime::from_secs(T0 + offset)
+}
+
+fn policy() -> AppPolicy {
+    AppPolicy {
+        scopes: vec!["entries:read".into(), "entries:write".into()],
+        limited_scopes: vec!["entries:read".into()],
+        reject_on: default_reject_on(),
+        degrade_on: default_degrade_on(),
+    }
+}
+
+pub(crate) async fn add_sample_app(store: &dyn Store, id: &str) {
+    store
+        .create_app(&App {
+            id: id.into(),
+            policy: policy(),
+            created_at: at(0),
+        })
+        .await
+        .expect("app is created");
+}
+
+pub(crate) async fn append_sample_audit(store: &dyn Store, n: i64) {
+    let entries: Vec<_> = (1..=n)
+        .map(|i| NewAuditEntry {
+            at: at(i),
+            kind: "admin.app.create".into(),
+            actor: "admin".into(),
+            subject: format!("app-{i}"),
+            detail: serde_json::json!({"i": i}),
+        })
+        .collect();
+    store.append_audit(&entries).await.expect("audit appends");
+}
+
+fn release(version: &str, hash: &str) -> Release {
+    Release {
+        app_id: "org.example.cgm".into(),
+        version: version.into(),
+        binary_sha256: hash.repeat(32),
+        created_at: at(1),
+        revoked_at: None,
+    }
+}
+
+fn attestation(
+    id: &str,
+    offset: i64,
+    decision: Decision,
+    reasons: Vec<Reason>,
+) -> AttestationRecord {
+    AttestationRecord {
+        installation_id: id.into(),
+        app_id: "org.example.cgm".into(),
+        platform: "sdk".into(),
+        app_version: format!("1.0.{offset}"),
+        at: at(offset),
+        decision,
+        reasons,
+    }
+}
+
+pub(crate) async fn apps_round_trip(store: Arc<impl Store>) {
+    assert!(store.get_app("org.example.cgm").await.unwrap().is_none());
+    add_sample_app(&*store, "org.example.cgm").await;
+    add_sample_app(&*store, "org.example.another").await;
+    let app = store.get_app("org.example.cgm").await.unwrap().unwrap();
+    assert_eq!(app.policy, policy());
+    assert_eq!(app.created_at, at(0));
+    let duplicate = App {
+        id: "org.example.cgm".into(),
+        policy: policy(),
+        created_at: at(5),
+    };
+    assert!(matches!(
+        store.create_app(&duplicate).await,
+        Err(StoreError::Conflict("app"))
+    ));
+    let ids: Vec<_> = store
+        .list_apps()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids, ["org.example.another", "org.example.cgm"]);
+}
+
+pub(crate) async fn releases_round_trip_and_revoke(store: Arc<impl Store>) {
+    assert!(matches!(
+        store.add_release(&release("1.0.0", "aa")).await,
+        Err(StoreError::NotFound("app"))
+    ));
+    add_sample_app(&*store, "org.example.cgm").await;
+    store.add_release(&release("1.0.0", "aa")).await.unwrap();
+    store.add_release(&release("1.0.0", "bb")).await.unwrap();
+    store.add_release(&release("2.0.0", "cc")).await.unwrap();
+    assert!(matches!(
+        store.add_release(&release("1.0.0", "aa")).await,
+        Err(StoreError::Conflict("release"))
+    ));
+    assert_eq!(
+        store
+            .releases("org.example.cgm", "1.0.0")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .releases("org.example.cgm", "9.9.9")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.list_releases("org.example.cgm").await.unwrap().len(),
+        3
+    );
+
+    assert_eq!(
+        store
+            .revoke_release("org.example.cgm", "1.0.0", at(10))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .revoke_release("org.example.cgm", "1.0.0", at(11))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(matches!(
+        store
+            .revoke_release("org.example.cgm", "9.9.9", at(11))
+            .await,
+        Err(StoreError::NotFound("release"))
+    ));
+    let revoked = store.releases("org.example.cgm", "1.0.0").await.unwrap();
+    assert!(revoked.iter().all(|r| r.revoked_at == Some(at(10))));
+    assert!(
+        store.releases("org.example.cgm", "2.0.0").await.unwrap()[0]
+            .revoked_at
+            .is_none()
+    );
+
+    let feed = store.revocations_since(0).await.unwrap();
+    assert_eq!(
+        feed.len(),
+        1,
+        "a second revoke of the same version adds nothing"
+    );
+    assert_eq!(
+        feed[0].target,
+        RevocationTarget::Release {
+            app_id: "org.example.cgm".into(),
+            version: "1.0.0".into()
+        }
+    );
+    assert!(
+        store
+            .revocations_since(feed[0].seq)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub(crate) async fn installations_record_and_revoke(store: Arc<impl Store>) {
+    assert!(matches!(
+        store
+            .record_attestation(&attestation("inst-1", 1, Decision::Allow, vec![]))
+            .await,
+        Err(StoreError::NotFound("app"))
+    ));
+    add_sample_app(&*store, "org.example.cgm").await;
+    store
+        .record_attestation(&attestation("inst-1", 1, Decision::Allow, vec![]))
+        .await
+        .unwrap();
+    store
+        .record_attestation(&attestation(
+            "inst-1",
+            5,
+            Decision::AllowLimited,
+            vec![Reason::RootDetected],
+        ))
+        .await
+        .unwrap();
+    store
+        .record_attestation(&attestation(
+            "inst-2",
+            3,
+            Decision::Reject,
+            vec![Reason::HookDetected],
+        ))
+        .await
+        .unwrap();
+
+    let first = store.get_installation("inst-1").await.unwrap().unwrap();
+    assert_eq!((first.first_seen, first.last_seen), (at(1), at(5)));
+    assert_eq!(first.app_version, "1.0.5");
+    assert_eq!(first.last_decision, Decision::AllowLimited);
+    assert_eq!(first.last_reasons, [Reason::RootDetected]);
+    assert!(first.revoked_at.is_none());
+    assert_eq!(
+        store
+            .list_installations(Some("org.example.cgm"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(store.list_installations(None).await.unwrap().len(), 2);
+    assert!(
+        store
+            .list_installations(Some("org.other"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(store.revoke_installation("inst-1", at(9)).await.unwrap());
+    assert!(!store.revoke_installation("inst-1", at(10)).await.unwrap());
+    assert!(matches!(
+        store.revoke_installation("nobody", at(10)).await,
+        Err(StoreError::NotFound("installation"))
+    ));
+    assert_eq!(
+        store
+            .get_installation("inst-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(at(9))
+    );
+    // A later attestation does not lift the revocation.
+    store
+        .record_attestation(&attestation("inst-1", 12, Decision::Reject, vec![]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_installation("inst-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(at(9))
+    );
+
+    let feed = store.revocations_since(0).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(
+        feed[0].target,
+        RevocationTarget::Installation {
+            app_id: "org.example.cgm".into(),
+            installation_id: "inst-1".into()
+        }
+    );
+    assert_eq!(feed[0].at, at(9));
+}
+
+fn challenge(value: &str, expires: i64) -> Challenge {
+    Challenge {
+        value: value.into(),
+        app_id: "org.example.cgm".into(),
+        created_at: at(0),
+        expires_at: at(expires),
+    }
+}
+
+pub(crate) async fn challenges_are_single_use(store: Arc<impl Store>) {
+    store.insert_challenge(&challenge("c1", 60)).await.unwrap();
+    store.insert_challenge(&challenge("c2", 10)).await.unwrap();
+    assert!(matches!(
+        store.insert_challenge(&challenge("c1", 60)).await,
+        Err(StoreError::Conflict("challenge"))
+    ));
+    assert_eq!(
+        store.take_challenge("c1").await.unwrap(),
+        Some(challenge("c1", 60))
+    );
+    assert_eq!(store.take_challenge("c1").await.unwrap(), None);
+    assert_eq!(store.take_challenge("never").await.unwrap(), None);
+    // Purging removes what expired and keeps the rest.
+    store.insert_challenge(&challenge("c3", 60)).await.unwrap();
+    assert_eq!(store.purge_challenges(at(30)).await.unwrap(), 1);
+    assert_eq!(store.take_challenge("c2").await.unwrap(), None);
+    assert!(store.take_challenge("c3").await.unwrap().is_some());
+}
+
+pub(crate) async fn concurrent_takes_of_one_challenge_yield_one_winner(store: Arc<impl Store>) {
+    store
+        .insert_challenge(&challenge("contested", 60))
+        .await
+        .unwrap();
+    let takers: Vec<_> = (0..16)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.take_challenge("contested").await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for taker in takers {
+        winners += usize::from(taker.await.unwrap().is_some());
+    }
+    assert_eq!(winners, 1);
+}
+
+fn key(kid: &str, created: i64) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.into(),
+        public_jwk: PublicJwk::P256 {
+            x: [1; 32],
+            y: [2; 32],
+        },
+        sealed_private_key: vec![0, 1, 2, 3],
+        created_at: at(created),
+        retired_at: None,
+    }
+}
+
+pub(crate) async fn signing_keys_rotate(store: Arc<impl Store>) {
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    store.rotate_signing_key(&key("k1", 0)).await.unwrap();
+    store.rotate_signing_key(&key("k2", 100)).await.unwrap();
+    assert!(matches!(
+        store.rotate_signing_key(&key("k2", 200)).await,
+        Err(StoreError::Conflict("signing key"))
+    ));
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        (keys[0].kid.as_str(), keys[0].retired_at),
+        ("k1", Some(at(100)))
+    );
+    assert_eq!((keys[1].kid.as_str(), keys[1].retired_at), ("k2", None));
+    assert_eq!(
+        keys[1].public_jwk,
+        PublicJwk::P256 {
+            x: [1; 32],
+            y: [2; 32]
+        }
+    );
+    // The retired key stays published for the retention period, then disappears.
+    assert!(keys[0].is_published(at(100 + 309), 310));
+    assert!(!keys[0].is_published(at(100 + 310), 310));
+    assert!(keys[1].is_published(at(1_000_000), 310));
+
+    store.reseal_signing_key("k1", &[1, 9, 9]).await.unwrap();
+    assert_eq!(
+        store.signing_keys().await.unwrap()[0].sealed_private_key,
+        [1, 9, 9]
+    );
+    assert!(matches!(
+        store.reseal_signing_key("nope", &[1]).await,
+        Err(StoreError::NotFound("signing key"))
+    ));
+}
+
+pub(crate) async fn audit_appends_chain(store: Arc<impl Store>) {
+    assert_eq!(verify_audit_chain(&*store).await.unwrap().unwrap().0, 0);
+    append_sample_audit(&*store, 3).await;
+    append_sample_audit(&*store, 2).await;
+    let entries = store.audit_entries(0, 100).await.unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(entries[3].prev_hash, entries[2].hash);
+    assert_eq!(entries[0].detail, r#"{"i":1}"#);
+    assert_eq!(store.audit_entries(3, 1).await.unwrap()[0].seq, 4);
+    let (count, head) = verify_audit_chain(&*store).await.unwrap().unwrap();
+    assert_eq!(count, 5);
+    assert_eq!(head, crate::audit::to_hex(&entries[4].hash));
+}
+
+pub(crate) async fn concurrent_audit_appends_keep_the_chain(store: Arc<impl Store>) {
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    append_sample_audit(&*store, 2).await;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert_eq!(verify_audit_chain(&*store).await.unwrap().unwrap().0, 80);
+}
+
+pub(crate) async fn meta_round_trip(store: Arc<impl Store>) {
+    assert_eq!(store.get_meta("admin_token_sha256").await.unwrap(), None);
+    store.set_meta("admin_token_sha256", "one").await.unwrap();
+    store.set_meta("admin_token_sha256", "two").await.unwrap();
+    assert_eq!(
+        store
+            .get_meta("admin_token_sha256")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("two")
+    );
+    store.ping().await.unwrap();
+}

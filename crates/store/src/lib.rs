@@ -1,0 +1,248 @@
+//! medgate persistence.
+//!
+//! [`Store`] is the one interface the server, the gateway's background tasks and the CLI use.
+//! [`sqlite::SqliteStore`] is the embedded default: one file in the data directory, WAL mode,
+//! embedded migrations, every file `0600`. A second backend implements the same trait and runs
+//! the same conformance suite (`conformance.rs`), test for test.
+//!
+//! Invariants every backend keeps:
+//! - `take_challenge` is atomic: two concurrent takes of one challenge cannot both succeed.
+//! - A revocation and its entry in the revocation feed are written in one transaction.
+//! - `rotate_signing_key` retires the active keys and adds the new one in one transaction.
+//! - Audit entries are appended in `seq` order, each hashed over its predecessor
+//!   ([`audit::entry_hash`]).
+
+pub mod audit;
+pub mod seal;
+pub mod sqlite;
+
+#[cfg(test)]
+mod conformance;
+
+use async_trait::async_trait;
+use medgate_proto::PublicJwk;
+use medgate_proto::wire::{Decision, Reason};
+use medgate_verify::UnixTime;
+use medgate_verify::policy::AppPolicy;
+use serde::Serialize;
+
+pub use audit::{AuditEntry, ChainBreak, NewAuditEntry};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record already exists (the caller's fault).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The record the operation needs does not exist (the caller's fault).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A stored value does not decode: the database was edited or damaged.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Key material cannot be opened (missing or wrong master key).
+    #[error(transparent)]
+    Seal(#[from] seal::SealError),
+    /// The backend failed (I/O, locking, a bug). Retrying may help.
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// A registered app and its policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct App {
+    pub id: String,
+    pub policy: AppPolicy,
+    pub created_at: UnixTime,
+}
+
+/// A registered build of an app: a version and the SHA-256 of one of its binaries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Release {
+    pub app_id: String,
+    pub version: String,
+    pub binary_sha256: String,
+    pub created_at: UnixTime,
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// An app installation, known by its key's thumbprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Installation {
+    pub id: String,
+    pub app_id: String,
+    pub platform: String,
+    pub app_version: String,
+    pub first_seen: UnixTime,
+    pub last_seen: UnixTime,
+    pub last_decision: Decision,
+    pub last_reasons: Vec<Reason>,
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// The outcome of one attestation, recorded against the installation.
+#[derive(Debug, Clone)]
+pub struct AttestationRecord {
+    pub installation_id: String,
+    pub app_id: String,
+    pub platform: String,
+    pub app_version: String,
+    pub at: UnixTime,
+    pub decision: Decision,
+    pub reasons: Vec<Reason>,
+}
+
+/// A single-use attestation challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub value: String,
+    pub app_id: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// A token-signing key as stored: the public key in the clear, the private key sealed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub public_jwk: PublicJwk,
+    /// A [`seal`]ed PKCS#8 document.
+    pub sealed_private_key: Vec<u8>,
+    pub created_at: UnixTime,
+    /// When a newer key took over signing. `None` for the active key.
+    pub retired_at: Option<UnixTime>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKeyRecord {
+    /// Whether the key must still appear in the JWKS at `now`: it is active, or it was retired
+    /// less than `retention_secs` ago (the longest a token it signed can live, plus leeway).
+    pub fn is_published(&self, now: UnixTime, retention_secs: i64) -> bool {
+        self.retired_at
+            .is_none_or(|retired| now < retired.plus(retention_secs))
+    }
+}
+
+/// What a revocation applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RevocationTarget {
+    Installation {
+        app_id: String,
+        installation_id: String,
+    },
+    Release {
+        app_id: String,
+        version: String,
+    },
+}
+
+/// An entry of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revocation {
+    pub seq: i64,
+    pub target: RevocationTarget,
+    pub at: UnixTime,
+}
+
+/// Persistence for every part of medgate.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Apps and policies.
+    async fn create_app(&self, app: &App) -> Result<(), StoreError>;
+    async fn get_app(&self, app_id: &str) -> Result<Option<App>, StoreError>;
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
+
+    // Releases.
+    async fn add_release(&self, release: &Release) -> Result<(), StoreError>;
+    /// Every release of `app_id` with this `version`, revoked or not.
+    async fn releases(&self, app_id: &str, version: &str) -> Result<Vec<Release>, StoreError>;
+    async fn list_releases(&self, app_id: &str) -> Result<Vec<Release>, StoreError>;
+    /// Revokes every binary of the version and appends to the revocation feed. Returns how
+    /// many releases changed; `NotFound` when the version was never registered.
+    async fn revoke_release(
+        &self,
+        app_id: &str,
+        version: &str,
+        at: UnixTime,
+    ) -> Result<usize, StoreError>;
+
+    // Installations.
+    async fn get_installation(&self, id: &str) -> Result<Option<Installation>, StoreError>;
+    async fn list_installations(
+        &self,
+        app_id: Option<&str>,
+    ) -> Result<Vec<Installation>, StoreError>;
+    /// Creates or updates the installation with the outcome of an attestation.
+    async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError>;
+    /// Revokes and appends to the revocation feed. Returns false if it was already revoked.
+    async fn revoke_installation(&self, id: &str, at: UnixTime) -> Result<bool, StoreError>;
+
+    // Challenges.
+    async fn insert_challenge(&self, challenge: &Challenge) -> Result<(), StoreError>;
+    /// Atomically removes and returns the challenge (expired or not). `None` if unknown or used.
+    async fn take_challenge(&self, value: &str) -> Result<Option<Challenge>, StoreError>;
+    /// Deletes challenges that expired before `now`; returns how many.
+    async fn purge_challenges(&self, now: UnixTime) -> Result<usize, StoreError>;
+
+    // Signing keys.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Retires every active key at `key.created_at` and adds `key` as the active one.
+    async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Replaces a key's sealed private key (re-sealing under a new master key).
+    async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        sealed_private_key: &[u8],
+    ) -> Result<(), StoreError>;
+
+    // Revocation feed.
+    async fn revocations_since(&self, after_seq: i64) -> Result<Vec<Revocation>, StoreError>;
+
+    // Audit log.
+    /// Appends entries in order, chaining each to the previous one.
+    async fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<(), StoreError>;
+    /// Up to `limit` entries with `seq > after_seq`, in order.
+    async fn audit_entries(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    // Small settings (the admin token's hash).
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Walks the whole audit log and checks every link. `Ok` carries the number of entries and the
+/// head hash (hex), which can be anchored outside the database.
+pub async fn verify_audit_chain(
+    store: &dyn Store,
+) -> Result<Result<(u64, String), ChainBreak>, StoreError> {
+    let mut verifier = audit::ChainVerifier::new();
+    let mut after = 0;
+    loop {
+        let batch = store.audit_entries(after, 1000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        for entry in &batch {
+            if let Err(broken) = verifier.check(entry) {
+                return Ok(Err(broken));
+            }
+        }
+    }
+    Ok(Ok(verifier.finish()))
+}

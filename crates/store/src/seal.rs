@@ -1,0 +1,201 @@
+//! Sealing of private key material at rest.
+//!
+//! With a master key configured (`MEDGATE_MASTER_KEY`: 32 random bytes, base64), key material
+//! is stored as `0x01 ‖ nonce (12) ‖ AES-256-GCM(ciphertext ‖ tag)`, the key id bound in as
+//! associated data so a sealed key cannot be moved to another row. Without one it is stored
+//! as `0x00 ‖ plaintext`, and the database file's `0600` mode is the only protection; the
+//! server logs a warning at start and re-seals plain keys once a master key is set.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+const PLAIN: u8 = 0;
+const AES_GCM: u8 = 1;
+const AAD_PREFIX: &str = "medgate-signing-key:";
+
+/// Why sealing or opening failed. Never carries key bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    #[error("MEDGATE_MASTER_KEY must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)")]
+    BadMasterKey,
+    #[error(
+        "stored key material is sealed; set MEDGATE_MASTER_KEY to the master key it was sealed with"
+    )]
+    MasterKeyRequired,
+    #[error("the master key does not open the stored key material (wrong MEDGATE_MASTER_KEY?)")]
+    WrongMasterKey,
+    #[error("stored key material is malformed")]
+    Malformed,
+    #[error("the system random generator failed")]
+    Random,
+}
+
+/// The master key, or its absence.
+pub struct Sealer {
+    key: Option<LessSafeKey>,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.key.is_some() {
+            "master key set"
+        } else {
+            "no master key"
+        };
+        write!(f, "Sealer({state})")
+    }
+}
+
+impl Sealer {
+    /// A sealer that stores key material unencrypted (no master key configured).
+    pub fn plain() -> Self {
+        Sealer { key: None }
+    }
+
+    /// Parses a master key given as standard or URL-safe base64 of 32 bytes.
+    pub fn from_master_key(text: &str) -> Result<Self, SealError> {
+        let text = text.trim();
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(text)
+                .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+                .map_err(|_| SealError::BadMasterKey)?,
+        );
+        if bytes.len() != 32 {
+            return Err(SealError::BadMasterKey);
+        }
+        let key = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SealError::BadMasterKey)?;
+        Ok(Sealer {
+            key: Some(LessSafeKey::new(key)),
+        })
+    }
+
+    pub fn has_master_key(&self) -> bool {
+        self.key.is_some()
+    }
+
+    pub fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        let Some(key) = &self.key else {
+            let mut out = Vec::with_capacity(plaintext.len() + 1);
+            out.push(PLAIN);
+            out.extend_from_slice(plaintext);
+            return Ok(out);
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| SealError::Random)?;
+        let mut in_out = Zeroizing::new(plaintext.to_vec());
+        let aad = format!("{AAD_PREFIX}{kid}");
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad.as_bytes()),
+            &mut *in_out,
+        )
+        .map_err(|_| SealError::Random)?;
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
+        out.push(AES_GCM);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&in_out);
+        Ok(out)
+    }
+
+    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        match sealed.split_first() {
+            Some((&PLAIN, plaintext)) => Ok(Zeroizing::new(plaintext.to_vec())),
+            Some((&AES_GCM, rest)) if rest.len() > NONCE_LEN => {
+                let key = self.key.as_ref().ok_or(SealError::MasterKeyRequired)?;
+                let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+                let nonce =
+                    Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Malformed)?;
+                let mut in_out = Zeroizing::new(ciphertext.to_vec());
+                let aad = format!("{AAD_PREFIX}{kid}");
+                let plaintext = key
+                    .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut in_out)
+                    .map_err(|_| SealError::WrongMasterKey)?;
+                Ok(Zeroizing::new(plaintext.to_vec()))
+            }
+            _ => Err(SealError::Malformed),
+        }
+    }
+
+    /// Whether `sealed` is stored in the clear (and should be re-sealed once a master key is set).
+    pub fn is_plain(sealed: &[u8]) -> bool {
+        sealed.first() == Some(&PLAIN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASTER: &str = "3q2+7wABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGho=";
+
+    #[test]
+    fn sealed_material_opens_only_with_the_same_key_and_kid() {
+        let sealer = Sealer::from_master_key(MASTER).unwrap();
+        let sealed = sealer.seal("kid-1", b"pkcs8 bytes").unwrap();
+        assert_eq!(sealed[0], AES_GCM);
+        assert!(
+            !sealed.windows(5).any(|w| w == b"pkcs8"),
+            "plaintext must not appear"
+        );
+        assert_eq!(&*sealer.open("kid-1", &sealed).unwrap(), b"pkcs8 bytes");
+        assert_eq!(
+            sealer.open("kid-2", &sealed).unwrap_err(),
+            SealError::WrongMasterKey
+        );
+        let other = Sealer::from_master_key(&URL_SAFE_NO_PAD.encode([7u8; 32])).unwrap();
+        assert_eq!(
+            other.open("kid-1", &sealed).unwrap_err(),
+            SealError::WrongMasterKey
+        );
+        assert_eq!(
+            Sealer::plain().open("kid-1", &sealed).unwrap_err(),
+            SealError::MasterKeyRequired
+        );
+        let mut flipped = sealed.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            sealer.open("kid-1", &flipped).unwrap_err(),
+            SealError::WrongMasterKey
+        );
+    }
+
+    #[test]
+    fn plain_material_is_marked_and_readable_by_any_sealer() {
+        let sealed = Sealer::plain().seal("k", b"abc").unwrap();
+        assert!(Sealer::is_plain(&sealed));
+        assert_eq!(
+            &*Sealer::from_master_key(MASTER)
+                .unwrap()
+                .open("k", &sealed)
+                .unwrap(),
+            b"abc"
+        );
+    }
+
+    #[test]
+    fn bad_master_keys_and_blobs_are_refused() {
+        assert_eq!(
+            Sealer::from_master_key("short").unwrap_err(),
+            SealError::BadMasterKey
+        );
+        assert_eq!(
+            Sealer::from_master_key(&STANDARD.encode([1u8; 31])).unwrap_err(),
+            SealError::BadMasterKey
+        );
+        let sealer = Sealer::from_master_key(MASTER).unwrap();
+        assert_eq!(sealer.open("k", &[]).unwrap_err(), SealError::Malformed);
+        assert_eq!(
+            sealer.open("k", &[1, 2, 3]).unwrap_err(),
+            SealError::Malformed
+        );
+        assert_eq!(sealer.open("k", &[9, 0]).unwrap_err(), SealError::Malformed);
+        assert!(!format!("{sealer:?}").contains(MASTER));
+    }
+}
