@@ -1,0 +1,12 @@
+//! Plumbing shared by medgate's control plane (`medgate-server`) and data plane
+//! (`medgate-gateway`). Nothing here makes a security decision.
+
+pub mod audit;
+pub mod body;
+pub mod clock;
+pub mod duration;
+pub mod metrics;
+pub mod problem;
+pub mod ratelimit;
+
+pub use clock::{Clock, ManualClock, SystemClock};
