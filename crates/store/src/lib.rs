@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use medgate_proto::PublicJwk;
 use medgate_proto::wire::{Decision, Reason};
 use medgate_verify::UnixTime;
+use medgate_verify::keys::KeySet;
 use medgate_verify::policy::AppPolicy;
 use serde::Serialize;
 
@@ -131,6 +132,16 @@ impl SigningKeyRecord {
         self.retired_at
             .is_none_or(|retired| now < retired.plus(retention_secs))
     }
+}
+
+/// The keys a token verifier must accept at `now`: every key still published.
+pub fn published_keys(records: &[SigningKeyRecord], now: UnixTime, retention_secs: i64) -> KeySet {
+    KeySet::new(
+        records
+            .iter()
+            .filter(|record| record.is_published(now, retention_secs))
+            .map(|record| (record.kid.clone(), record.public_jwk.clone())),
+    )
 }
 
 /// What a revocation applies to.

@@ -186,14 +186,14 @@ pub fn verify_proof(
 
 /// A proof that passed every check against the access token it was presented with.
 #[derive(Debug, Clone)]
-pub struct BoundProof {
-    token: VerifiedToken,
+pub struct BoundProof<'t> {
+    token: &'t VerifiedToken,
     proof: VerifiedProof,
 }
 
-impl BoundProof {
-    pub fn token(&self) -> &VerifiedToken {
-        &self.token
+impl<'t> BoundProof<'t> {
+    pub fn token(&self) -> &'t VerifiedToken {
+        self.token
     }
     pub fn proof(&self) -> &VerifiedProof {
         &self.proof
@@ -201,13 +201,13 @@ impl BoundProof {
 }
 
 /// Steps 2–12 for a request to a protected resource.
-pub fn verify_bound(
+pub fn verify_bound<'t>(
     proof: &str,
-    token: VerifiedToken,
+    token: &'t VerifiedToken,
     target: RequestTarget<'_>,
     policy: &ProofPolicy,
     now: UnixTime,
-) -> Result<BoundProof, ProofError> {
+) -> Result<BoundProof<'t>, ProofError> {
     let proof = verify_proof(proof, target, policy, now)?;
     // Step 12.
     match proof.ath.as_deref() {
@@ -381,7 +381,7 @@ mod tests {
         let bind = |proof: &str| {
             verify_bound(
                 proof,
-                verified.clone(),
+                &verified,
                 target(),
                 &ProofPolicy::default(),
                 UnixTime::from_secs(NOW),

@@ -139,6 +139,12 @@ pub struct JwksEntry<'a> {
     alg: &'static str,
 }
 
+impl JwksEntry<'_> {
+    pub fn kid(&self) -> &str {
+        self.kid
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

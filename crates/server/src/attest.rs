@@ -1,0 +1,387 @@
+//! `/v1/challenge`, `/v1/attest`, the JWKS and the discovery document.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use http::StatusCode;
+use http::header::{CACHE_CONTROL, HeaderMap, HeaderValue};
+use medgate_proto::b64;
+use medgate_proto::wire::{
+    AttestResponse, ChallengeRequest, ChallengeResponse, Decision, MEDIA_JOSE, Problem, Reason,
+    names, problem_type,
+};
+use medgate_service::clock::rfc3339;
+use medgate_service::problem;
+use medgate_store::{AttestationRecord, Challenge, NewAuditEntry};
+use medgate_verify::UnixTime;
+use medgate_verify::evidence::{self, VerifiedEvidence};
+use medgate_verify::policy::{
+    self, ConsumedChallenge, FreshChallenge, InstallationCheck, RegisteredRelease, ReleaseCheck,
+    Verdict,
+};
+use medgate_verify::token::{self, IssueParams};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::ServerState;
+use crate::http_util::{
+    ApiError, body, content_type_is, into_axum, json, limit_client, parse_json,
+};
+use medgate_store::published_keys as published;
+
+/// Largest evidence body (`413` beyond).
+pub(crate) const MAX_EVIDENCE: usize = 64 * 1024;
+const MAX_CHALLENGE_REQUEST: usize = 4 * 1024;
+
+fn random_b64(bytes: usize) -> Option<String> {
+    let mut buffer = vec![0u8; bytes];
+    SystemRandom::new().fill(&mut buffer).ok()?;
+    Some(b64::encode(buffer))
+}
+
+pub(crate) async fn challenge(
+    State(state): State<Arc<ServerState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    limit_client(&state, peer)?;
+    let request: ChallengeRequest =
+        parse_json(&body(&headers, request, MAX_CHALLENGE_REQUEST).await?)?;
+    if !names::is_app_id(&request.app_id) {
+        return Err(ApiError::Malformed(
+            "app_id must be 1-128 characters of A-Z a-z 0-9 . _ -".into(),
+        ));
+    }
+    let value = random_b64(32).ok_or(ApiError::Internal)?;
+    let now = state.clock.now();
+    let challenge = Challenge {
+        value,
+        app_id: request.app_id,
+        created_at: now,
+        expires_at: now.plus(state.params.challenge_ttl_secs),
+    };
+    state.store.insert_challenge(&challenge).await?;
+    state.metrics.challenge_issued();
+    Ok(json(
+        StatusCode::CREATED,
+        &ChallengeResponse {
+            challenge: challenge.value,
+            expires_at: rfc3339(challenge.expires_at),
+        },
+    ))
+}
+
+/// How an attestation ended, short of a token.
+enum Refusal {
+    /// Broken input: 400.
+    Malformed(String),
+    /// A verdict: 403 with reason codes.
+    Rejected {
+        reasons: Vec<Reason>,
+        detail: Option<String>,
+    },
+    /// Our fault: 500.
+    Internal,
+}
+
+impl From<medgate_store::StoreError> for Refusal {
+    fn from(error: medgate_store::StoreError) -> Self {
+        tracing::error!(%error, "attestation failed on the store");
+        Refusal::Internal
+    }
+}
+
+pub(crate) async fn attest(
+    State(state): State<Arc<ServerState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    limit_client(&state, peer)?;
+    if !content_type_is(&headers, MEDIA_JOSE) {
+        return Err(ApiError::UnsupportedMedia(MEDIA_JOSE));
+    }
+    let bytes = body(&headers, request, MAX_EVIDENCE).await?;
+    let compact = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::Malformed("evidence must be a compact JWS (ASCII)".into()))?;
+    match attest_evidence(&state, compact.trim()).await {
+        Ok(granted) => Ok(json(StatusCode::OK, &granted)),
+        Err(Refusal::Malformed(detail)) => Err(ApiError::Malformed(detail)),
+        Err(Refusal::Rejected { reasons, detail }) => {
+            let mut rejection = Problem::new(
+                problem_type::ATTESTATION_REJECTED,
+                "Attestation rejected",
+                403,
+            )
+            .with_reasons(reasons);
+            rejection.detail = detail;
+            Ok(into_axum(problem::response(&rejection)))
+        }
+        Err(Refusal::Internal) => Err(ApiError::Internal),
+    }
+}
+
+/// The attestation, step by step (see `medgate_verify::policy` for the order of reasons).
+async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestResponse, Refusal> {
+    let now = state.clock.now();
+    // Signature, shape and freshness of the evidence.
+    let evidence = match evidence::verify(compact, &state.params.evidence_limits, now) {
+        Ok(evidence) => evidence,
+        Err(error) => {
+            let (kind, reasons) = if error.is_malformed() {
+                ("attest.malformed", vec![])
+            } else {
+                ("attest.reject", vec![Reason::EvidenceInvalid])
+            };
+            state
+                .metrics
+                .attestation("reject", reasons.iter().map(|r| r.as_str()));
+            state.audit.record(NewAuditEntry {
+                at: now,
+                kind: kind.into(),
+                actor: "unknown".into(),
+                subject: "unknown".into(),
+                detail: serde_json::json!({"reasons": reasons, "error": error.to_string()}),
+            });
+            return Err(if error.is_malformed() {
+                Refusal::Malformed(error.to_string())
+            } else {
+                Refusal::Rejected {
+                    reasons,
+                    detail: Some(error.to_string()),
+                }
+            });
+        }
+    };
+    // The challenge: single use, unexpired, issued for this app.
+    let consumed = state.store.take_challenge(evidence.challenge()).await?;
+    let consumed = consumed.as_ref().map(|challenge| ConsumedChallenge {
+        app_id: &challenge.app_id,
+        expires_at: challenge.expires_at,
+    });
+    let fresh = match FreshChallenge::check(consumed, &evidence, now) {
+        Ok(fresh) => fresh,
+        Err(reason) => {
+            state.metrics.attestation("reject", [reason.as_str()]);
+            state.audit.record(decision_entry(
+                &evidence,
+                now,
+                Decision::Reject,
+                &[reason],
+                None,
+            ));
+            return Err(Refusal::Rejected {
+                reasons: vec![reason],
+                detail: None,
+            });
+        }
+    };
+    // Everything policy needs to know.
+    let app = state.store.get_app(evidence.app_id()).await?;
+    let releases = state
+        .store
+        .releases(evidence.app_id(), evidence.app_version())
+        .await?;
+    let registered: Vec<_> = releases
+        .iter()
+        .map(|release| RegisteredRelease {
+            binary_sha256: &release.binary_sha256,
+            revoked: release.revoked_at.is_some(),
+        })
+        .collect();
+    let installation = state
+        .store
+        .get_installation(evidence.installation_id().as_str())
+        .await?;
+    if installation
+        .as_ref()
+        .is_some_and(|known| known.app_id != evidence.app_id())
+    {
+        let reasons = vec![Reason::EvidenceInvalid];
+        state.metrics.attestation("reject", ["evidence_invalid"]);
+        state.audit.record(decision_entry(
+            &evidence,
+            now,
+            Decision::Reject,
+            &reasons,
+            None,
+        ));
+        return Err(Refusal::Rejected {
+            reasons,
+            detail: Some("this installation key is registered for another app".into()),
+        });
+    }
+    let installation = match installation {
+        None => InstallationCheck::New,
+        Some(known) if known.revoked_at.is_some() => InstallationCheck::Revoked,
+        Some(_) => InstallationCheck::Known,
+    };
+    let verdict = policy::decide(
+        &evidence,
+        &fresh,
+        app.as_ref().map(|app| &app.policy),
+        ReleaseCheck::evaluate(&evidence, &registered),
+        installation,
+    );
+    let grant = match verdict {
+        Verdict::Granted(grant) => grant,
+        Verdict::Rejected(reasons) => {
+            if app.is_some() {
+                state
+                    .store
+                    .record_attestation(&record(&evidence, now, Decision::Reject, &reasons))
+                    .await?;
+            }
+            state
+                .metrics
+                .attestation("reject", reasons.iter().map(|r| r.as_str()));
+            state
+                .audit
+                .write(decision_entry(
+                    &evidence,
+                    now,
+                    Decision::Reject,
+                    &reasons,
+                    None,
+                ))
+                .await?;
+            return Err(Refusal::Rejected {
+                reasons,
+                detail: None,
+            });
+        }
+    };
+    // A token for what was granted.
+    let jti = random_b64(16).ok_or(Refusal::Internal)?;
+    let key = state.keys.read().active();
+    let params = IssueParams {
+        issuer: &state.params.issuer,
+        audience: &state.params.audience,
+        ttl_secs: state.params.token_ttl_secs,
+        jti: &jti,
+    };
+    let issued = token::issue(&grant, &key, &params, now).map_err(|error| {
+        tracing::error!(%error, "token signing failed");
+        Refusal::Internal
+    })?;
+    state
+        .store
+        .record_attestation(&record(&evidence, now, grant.decision(), grant.reasons()))
+        .await?;
+    state.metrics.attestation(
+        grant.decision().as_str(),
+        grant.reasons().iter().map(|r| r.as_str()),
+    );
+    state
+        .audit
+        .write(decision_entry(
+            &evidence,
+            now,
+            grant.decision(),
+            grant.reasons(),
+            Some((&jti, key.kid())),
+        ))
+        .await?;
+    tracing::info!(
+        installation = medgate_proto::redact::short(grant.installation_id().as_str()),
+        app = grant.app_id(),
+        decision = grant.decision().as_str(),
+        "attestation granted"
+    );
+    Ok(AttestResponse {
+        access_token: issued.token.into_inner(),
+        token_type: "DPoP".into(),
+        expires_in: u64::try_from(state.params.token_ttl_secs).unwrap_or(0),
+        scope: issued.claims.scope,
+        installation_id: grant.installation_id().as_str().to_string(),
+        decision: grant.decision(),
+        reasons: grant.reasons().to_vec(),
+    })
+}
+
+fn record(
+    evidence: &VerifiedEvidence,
+    now: UnixTime,
+    decision: Decision,
+    reasons: &[Reason],
+) -> AttestationRecord {
+    AttestationRecord {
+        installation_id: evidence.installation_id().as_str().to_string(),
+        app_id: evidence.app_id().to_string(),
+        platform: evidence.platform().as_str().to_string(),
+        app_version: evidence.app_version().to_string(),
+        at: now,
+        decision,
+        reasons: reasons.to_vec(),
+    }
+}
+
+/// The audit entry for a decision. Signal kinds are recorded; their free-text details are not.
+fn decision_entry(
+    evidence: &VerifiedEvidence,
+    now: UnixTime,
+    decision: Decision,
+    reasons: &[Reason],
+    token: Option<(&str, &str)>,
+) -> NewAuditEntry {
+    let signals: Vec<&str> = evidence
+        .signals()
+        .iter()
+        .map(|signal| signal.kind.as_str())
+        .collect();
+    let mut detail = serde_json::json!({
+        "decision": decision,
+        "reasons": reasons,
+        "app_version": evidence.app_version(),
+        "platform": evidence.platform().as_str(),
+        "signals": signals,
+    });
+    if let Some((jti, kid)) = token {
+        detail["token_jti"] = jti.into();
+        detail["token_kid"] = kid.into();
+    }
+    NewAuditEntry {
+        at: now,
+        kind: format!("attest.{}", decision.as_str()),
+        actor: format!("installation:{}", evidence.installation_id()),
+        subject: evidence.app_id().to_string(),
+        detail,
+    }
+}
+
+pub(crate) async fn jwks(State(state): State<Arc<ServerState>>) -> Response {
+    let keys = published(
+        state.keys.read().records(),
+        state.clock.now(),
+        state.params.key_retention_secs(),
+    );
+    let mut response = json(StatusCode::OK, &keys.to_jwks());
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    response
+}
+
+pub(crate) async fn discovery(State(state): State<Arc<ServerState>>) -> Response {
+    let issuer = state.params.issuer.trim_end_matches('/');
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "issuer": state.params.issuer,
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "challenge_endpoint": format!("{issuer}/v1/challenge"),
+            "attestation_endpoint": format!("{issuer}/v1/attest"),
+            "access_token_audience": state.params.audience,
+            "token_types_supported": ["DPoP"],
+            "access_token_signing_alg_values_supported": ["ES256"],
+            "dpop_signing_alg_values_supported": ["ES256", "EdDSA"],
+            "evidence_signing_alg_values_supported": ["ES256"],
+            "platforms_supported": ["sdk"],
+            "reason_codes": Reason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        }),
+    )
+}

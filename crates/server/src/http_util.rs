@@ -1,0 +1,190 @@
+//! Small HTTP helpers for the control plane.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::StatusCode;
+use http::header::{
+    CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use http_body_util::Full;
+use medgate_proto::wire::{Problem, problem_type};
+use medgate_service::body::{BodyError, read_limited};
+use medgate_service::problem;
+use medgate_service::ratelimit::retry_after_secs;
+use medgate_store::StoreError;
+
+use crate::ServerState;
+
+pub(crate) fn into_axum(response: http::Response<Full<Bytes>>) -> Response {
+    response.map(Body::new)
+}
+
+pub(crate) fn problem(
+    problem_type: &str,
+    title: &str,
+    status: u16,
+    detail: Option<String>,
+) -> Response {
+    let mut problem = Problem::new(problem_type, title, status);
+    problem.detail = detail;
+    into_axum(problem::response(&problem))
+}
+
+pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    into_axum(problem::json(status, value))
+}
+
+/// Errors of the control plane's handlers, each a problem response.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    Malformed(String),
+    TooLarge(usize),
+    UnsupportedMedia(&'static str),
+    Unauthorized,
+    NotFound(&'static str),
+    Conflict(&'static str),
+    RateLimited(Duration),
+    Internal,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(what) => ApiError::Conflict(what),
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            other => {
+                tracing::error!(error = %other, "request failed on the store");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Malformed(detail) => problem(
+                problem_type::MALFORMED_REQUEST,
+                "Malformed request",
+                400,
+                Some(detail),
+            ),
+            ApiError::TooLarge(limit) => problem(
+                problem_type::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                413,
+                Some(format!("the body must be at most {limit} bytes")),
+            ),
+            ApiError::UnsupportedMedia(expected) => problem(
+                problem_type::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+                415,
+                Some(format!("send the body as {expected}")),
+            ),
+            ApiError::Unauthorized => {
+                let mut response = problem(
+                    problem_type::UNAUTHORIZED,
+                    "Admin token required",
+                    401,
+                    None,
+                );
+                response.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="medgate-admin""#),
+                );
+                response
+            }
+            ApiError::NotFound(what) => problem(
+                problem_type::NOT_FOUND,
+                "Not found",
+                404,
+                Some(format!("{what} not found")),
+            ),
+            ApiError::Conflict(what) => problem(
+                problem_type::CONFLICT,
+                "Conflict",
+                409,
+                Some(format!("{what} already exists")),
+            ),
+            ApiError::RateLimited(wait) => {
+                let mut response =
+                    problem(problem_type::RATE_LIMITED, "Too many requests", 429, None);
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(wait)));
+                response
+            }
+            ApiError::Internal => problem(problem_type::INTERNAL, "Internal error", 500, None),
+        }
+    }
+}
+
+/// Whether the request's media type (parameters ignored) is `expected`.
+pub(crate) fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(expected))
+}
+
+/// Reads a request body of at most `limit` bytes.
+pub(crate) async fn body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    read_limited(body, declared, limit)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge => ApiError::TooLarge(limit),
+            BodyError::Read => ApiError::Malformed("the request body could not be read".into()),
+        })
+}
+
+/// Parses a JSON request body into `T`, with serde's reason on failure.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| ApiError::Malformed(format!("invalid JSON body: {error}")))
+}
+
+/// Refuses a client address over its rate limit.
+pub(crate) fn limit_client(state: &ServerState, peer: SocketAddr) -> Result<(), ApiError> {
+    state
+        .client_limiter
+        .check(&peer.ip())
+        .map_err(ApiError::RateLimited)
+}
+
+pub(crate) async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
+    let mut response = Response::new(Body::from(state.metrics.render()));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+pub(crate) async fn healthz() -> Response {
+    json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+}
+
+pub(crate) async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        Err(error) => {
+            tracing::error!(%error, "store is not reachable");
+            problem(problem_type::UNAVAILABLE, "Store unavailable", 503, None)
+        }
+    }
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::NotFound("resource")
+}

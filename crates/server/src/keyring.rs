@@ -1,0 +1,103 @@
+//! The issuer's signing keys: the active key that signs new tokens and the published set
+//! verifiers accept (the active key, plus retired keys until every token they signed expired).
+
+use std::sync::Arc;
+
+use medgate_store::seal::Sealer;
+use medgate_store::{SigningKeyRecord, Store, StoreError};
+use medgate_verify::UnixTime;
+use medgate_verify::keys::TokenSigningKey;
+
+use crate::ServerError;
+
+/// The loaded keys.
+pub struct KeyRing {
+    active: Arc<TokenSigningKey>,
+    records: Vec<SigningKeyRecord>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("active", &self.active.kid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// Loads the keys, creating the first one on a fresh store and re-sealing keys stored in
+    /// the clear once a master key is configured.
+    pub async fn load(
+        store: &dyn Store,
+        sealer: &Sealer,
+        now: UnixTime,
+    ) -> Result<KeyRing, ServerError> {
+        let mut records = store.signing_keys().await?;
+        if !records.iter().any(|record| record.retired_at.is_none()) {
+            add_key(store, sealer, now).await?;
+            records = store.signing_keys().await?;
+        }
+        if sealer.has_master_key() {
+            for record in records
+                .iter_mut()
+                .filter(|r| Sealer::is_plain(&r.sealed_private_key))
+            {
+                let pkcs8 = sealer
+                    .open(&record.kid, &record.sealed_private_key)
+                    .map_err(StoreError::from)?;
+                let sealed = sealer.seal(&record.kid, &pkcs8).map_err(StoreError::from)?;
+                store.reseal_signing_key(&record.kid, &sealed).await?;
+                record.sealed_private_key = sealed;
+                tracing::info!(kid = %record.kid, "signing key sealed under the master key");
+            }
+        } else {
+            tracing::warn!(
+                "no MEDGATE_MASTER_KEY: signing keys are stored unencrypted (file mode 0600 only)"
+            );
+        }
+        let active_record = records
+            .iter()
+            .rev()
+            .find(|record| record.retired_at.is_none())
+            .ok_or(ServerError::NoActiveKey)?;
+        let pkcs8 = sealer
+            .open(&active_record.kid, &active_record.sealed_private_key)
+            .map_err(StoreError::from)?;
+        let active = TokenSigningKey::from_pkcs8(&pkcs8)?;
+        if active.kid() != active_record.kid {
+            return Err(ServerError::Store(StoreError::Corrupt(
+                "a signing key does not match its kid".into(),
+            )));
+        }
+        Ok(KeyRing {
+            active: Arc::new(active),
+            records,
+        })
+    }
+
+    pub fn active(&self) -> Arc<TokenSigningKey> {
+        Arc::clone(&self.active)
+    }
+
+    pub fn records(&self) -> &[SigningKeyRecord] {
+        &self.records
+    }
+}
+
+/// Generates a key, seals it and makes it the active one.
+pub async fn add_key(
+    store: &dyn Store,
+    sealer: &Sealer,
+    now: UnixTime,
+) -> Result<String, ServerError> {
+    let (key, pkcs8) = TokenSigningKey::generate()?;
+    let record = SigningKeyRecord {
+        kid: key.kid().to_string(),
+        public_jwk: key.public_jwk().clone(),
+        sealed_private_key: sealer.seal(key.kid(), &pkcs8).map_err(StoreError::from)?,
+        created_at: now,
+        retired_at: None,
+    };
+    store.rotate_signing_key(&record).await?;
+    Ok(record.kid)
+}

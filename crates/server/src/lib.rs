@@ -1,0 +1,165 @@
+//! medgate's control plane.
+//!
+//! | Route | Purpose |
+//! |---|---|
+//! | `POST /v1/challenge` | a single-use challenge for an app |
+//! | `POST /v1/attest` | evidence in, verdict and DPoP-bound access token out |
+//! | `GET /.well-known/jwks.json` | the published token-signing keys |
+//! | `GET /.well-known/medgate-configuration` | discovery document |
+//! | `GET /metrics` | Prometheus metrics |
+//! | `GET /healthz`, `GET /readyz` | liveness, readiness (store reachable) |
+//! | `/v1/admin/…` | the admin API (bearer admin token) |
+//!
+//! The server is built in-process from [`ServerParams`] and a [`Store`], so tests start it on
+//! a loopback port in milliseconds.
+
+mod admin;
+pub use admin::admin_token_hash;
+mod attest;
+mod http_util;
+pub mod keyring;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use medgate_service::Clock;
+use medgate_service::audit::AuditSink;
+use medgate_service::metrics::Metrics;
+use medgate_service::ratelimit::{KeyedLimiter, RateLimit};
+use medgate_store::seal::Sealer;
+use medgate_store::{Store, StoreError};
+use medgate_verify::evidence::EvidenceLimits;
+use medgate_verify::keys::KeyError;
+use parking_lot::RwLock;
+
+use crate::keyring::KeyRing;
+
+/// The `meta` key under which the store keeps the SHA-256 of the admin token.
+pub const ADMIN_TOKEN_META: &str = "admin_token_sha256";
+
+/// Why the server could not start or reload.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing key: {0}")]
+    Key(#[from] KeyError),
+    #[error("the store has no active signing key")]
+    NoActiveKey,
+}
+
+/// Settings the server runs with (resolved from the config file by the node).
+#[derive(Debug, Clone)]
+pub struct ServerParams {
+    /// The `iss` of tokens, and the base of the discovery document's URLs.
+    pub issuer: String,
+    /// The `aud` of tokens: the gateway's public URL.
+    pub audience: String,
+    pub token_ttl_secs: i64,
+    pub challenge_ttl_secs: i64,
+    /// Per client address, on `/v1/challenge` and `/v1/attest`.
+    pub client_rate_limit: RateLimit,
+    pub evidence_limits: EvidenceLimits,
+}
+
+impl ServerParams {
+    /// How long a retired signing key stays published: the longest a token it signed can
+    /// live, plus a minute for clock differences.
+    pub fn key_retention_secs(&self) -> i64 {
+        self.token_ttl_secs + 60
+    }
+}
+
+pub(crate) struct ServerState {
+    params: ServerParams,
+    store: Arc<dyn Store>,
+    sealer: Sealer,
+    keys: RwLock<KeyRing>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    audit: AuditSink,
+    admin_token_sha256: Option<[u8; 32]>,
+    client_limiter: KeyedLimiter<IpAddr>,
+}
+
+/// The control plane, ready to serve.
+#[derive(Clone)]
+pub struct Server {
+    state: Arc<ServerState>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("issuer", &self.state.params.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    pub async fn new(
+        params: ServerParams,
+        store: Arc<dyn Store>,
+        sealer: Sealer,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        audit: AuditSink,
+    ) -> Result<Server, ServerError> {
+        let keys = KeyRing::load(&*store, &sealer, clock.now()).await?;
+        let admin_token_sha256 = store
+            .get_meta(ADMIN_TOKEN_META)
+            .await?
+            .and_then(|hex| admin::parse_hash(&hex));
+        if admin_token_sha256.is_none() {
+            tracing::warn!("no admin token is configured: the admin API refuses every request");
+        }
+        let client_limiter = KeyedLimiter::new(params.client_rate_limit);
+        Ok(Server {
+            state: Arc::new(ServerState {
+                params,
+                store,
+                sealer,
+                keys: RwLock::new(keys),
+                clock,
+                metrics,
+                audit,
+                admin_token_sha256,
+                client_limiter,
+            }),
+        })
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/challenge", post(attest::challenge))
+            .route("/v1/attest", post(attest::attest))
+            .route("/.well-known/jwks.json", get(attest::jwks))
+            .route("/.well-known/medgate-configuration", get(attest::discovery))
+            .route("/metrics", get(http_util::metrics))
+            .route("/healthz", get(http_util::healthz))
+            .route("/readyz", get(http_util::readyz))
+            .nest("/v1/admin", admin::router())
+            .fallback(http_util::not_found)
+            .with_state(Arc::clone(&self.state))
+    }
+
+    /// Reloads signing keys from the store (another process may have rotated them).
+    pub async fn refresh_keys(&self) -> Result<(), ServerError> {
+        let state = &self.state;
+        let ring = KeyRing::load(&*state.store, &state.sealer, state.clock.now()).await?;
+        *state.keys.write() = ring;
+        Ok(())
+    }
+
+    /// Forgets idle per-client rate-limit state.
+    pub fn trim(&self) {
+        self.state.client_limiter.retain_recent();
+    }
+
+    pub fn params(&self) -> &ServerParams {
+        &self.state.params
+    }
+}
