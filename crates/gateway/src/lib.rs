@@ -1,0 +1,704 @@
+//! medgate's data plane: a streaming reverse proxy that admits a request only with a valid
+//! DPoP-bound access token and a fresh proof of possession of its key.
+//!
+//! For every request, in order ([`Gateway::authorize`]):
+//!
+//! 1. The path is safe to route (no dot segments or encoded separators).
+//! 2. `Authorization: DPoP <token>`: exactly one, with the DPoP scheme.
+//! 3. The token verifies (signature checked once, then cached until `exp`).
+//! 4. Neither the installation nor its release has been revoked.
+//! 5. `DPoP: <proof>`: exactly one, and it verifies for this method and URI, with `ath` and the
+//!    key binding (RFC 9449 §4.3, §7.1).
+//! 6. The proof's `jti` has not been seen from this key within the window.
+//! 7. A route rule matches the path and method, and the token carries its scopes.
+//! 8. The installation is within its rate limit.
+//!
+//! Then the request is forwarded to the upstream without `Authorization` and `DPoP`, with
+//! `X-Medgate-Installation`, `X-Medgate-App` and `X-Medgate-Scope` added, bodies streamed both
+//! ways. The gateway never writes to storage on the request path: revocations and keys are
+//! polled by [`Gateway::refresh`], and rejections are queued to the audit writer.
+
+pub mod cache;
+pub mod routes;
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{
+    AUTHORIZATION, CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
+    WWW_AUTHENTICATE,
+};
+use http::request::Parts;
+use http::{Request, Response, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use medgate_proto::redact::short;
+use medgate_proto::wire::{Problem, problem_type};
+use medgate_service::Clock;
+use medgate_service::audit::AuditSink;
+use medgate_service::metrics::Metrics;
+use medgate_service::problem;
+use medgate_service::ratelimit::{KeyedLimiter, RateLimit, retry_after_secs};
+use medgate_store::{NewAuditEntry, RevocationTarget, Store, StoreError, published_keys};
+use medgate_verify::UnixTime;
+use medgate_verify::dpop::{self, ProofPolicy, RequestTarget};
+use medgate_verify::keys::KeySet;
+use medgate_verify::token::{self, TokenExpectations, VerifiedToken};
+use parking_lot::RwLock;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cache::{ReplayCache, ReplayError, TokenCache};
+use crate::routes::Route;
+
+/// Response bodies: streamed from the upstream, or our own small JSON.
+pub type GatewayBody = BoxBody<Bytes, hyper::Error>;
+
+const DPOP: HeaderName = HeaderName::from_static("dpop");
+const X_INSTALLATION: HeaderName = HeaderName::from_static("x-medgate-installation");
+const X_APP: HeaderName = HeaderName::from_static("x-medgate-app");
+const X_SCOPE: HeaderName = HeaderName::from_static("x-medgate-scope");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Settings the gateway runs with (resolved from the config file by the node).
+#[derive(Debug, Clone)]
+pub struct GatewayParams {
+    /// The URL clients use to reach the gateway; `htu` must be this plus the request path.
+    pub public_url: String,
+    /// The `iss` tokens must carry.
+    pub issuer: String,
+    /// The `aud` tokens must carry.
+    pub audience: String,
+    /// Where admitted requests go (`http://host:port[/prefix]`); `None` answers 503.
+    pub upstream: Option<Uri>,
+    pub routes: Vec<Route>,
+    pub rate_limit: RateLimit,
+    pub proof: ProofPolicy,
+    pub token_leeway_secs: i64,
+    pub token_cache_capacity: usize,
+    pub replay_capacity: usize,
+    pub upstream_timeout: Duration,
+    /// How long retired signing keys stay trusted (the server's token lifetime plus leeway).
+    pub key_retention_secs: i64,
+}
+
+/// Revocations learned from the store's feed.
+#[derive(Debug, Default)]
+struct Revoked {
+    last_seq: i64,
+    installations: HashSet<String>,
+    releases: HashSet<(String, String)>,
+}
+
+struct Inner {
+    params: GatewayParams,
+    keys: RwLock<Arc<KeySet>>,
+    revoked: RwLock<Revoked>,
+    tokens: TokenCache,
+    replays: ReplayCache,
+    limiter: KeyedLimiter<String>,
+    client: Client<HttpConnector, Incoming>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    audit: AuditSink,
+}
+
+/// The gateway. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("public_url", &self.inner.params.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a request was refused. Each maps to one status and problem type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400: the path could be read differently upstream.
+    UnsafePath,
+    /// 401 without an error code (RFC 6750 §3.1): no credentials at all.
+    MissingToken,
+    /// 401 `invalid_token`.
+    InvalidToken(String),
+    /// 401 `invalid_dpop_proof`.
+    InvalidProof(String),
+    /// 403: no route rule covers this path and method.
+    RouteDenied,
+    /// 403 `insufficient_scope`: the scopes the route needs.
+    InsufficientScope(Vec<String>),
+    /// 429 with `Retry-After`.
+    RateLimited(Duration),
+    /// 503: the replay cache cannot take more entries.
+    Overloaded,
+}
+
+impl Refusal {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Refusal::UnsafePath => "bad_request",
+            Refusal::MissingToken => "missing_token",
+            Refusal::InvalidToken(_) => "invalid_token",
+            Refusal::InvalidProof(_) => "invalid_dpop_proof",
+            Refusal::RouteDenied => "route_denied",
+            Refusal::InsufficientScope(_) => "insufficient_scope",
+            Refusal::RateLimited(_) => "rate_limited",
+            Refusal::Overloaded => "overloaded",
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Refusal::InvalidToken(detail) | Refusal::InvalidProof(detail) => Some(detail.clone()),
+            Refusal::InsufficientScope(scopes) => {
+                Some(format!("requires scope {}", scopes.join(" ")))
+            }
+            _ => None,
+        }
+    }
+
+    /// The response: a problem document and, for 401 and 403 on scopes, `WWW-Authenticate`
+    /// (RFC 9449 §7.1, RFC 6750 §3).
+    pub fn response(&self, algs: &str) -> Response<Full<Bytes>> {
+        let (problem_type, title, status) = match self {
+            Refusal::UnsafePath => (problem_type::MALFORMED_REQUEST, "Path not accepted", 400),
+            Refusal::MissingToken | Refusal::InvalidToken(_) => {
+                (problem_type::INVALID_TOKEN, "Invalid access token", 401)
+            }
+            Refusal::InvalidProof(_) => {
+                (problem_type::INVALID_DPOP_PROOF, "Invalid DPoP proof", 401)
+            }
+            Refusal::RouteDenied => (problem_type::ROUTE_DENIED, "Route not allowed", 403),
+            Refusal::InsufficientScope(_) => {
+                (problem_type::INSUFFICIENT_SCOPE, "Insufficient scope", 403)
+            }
+            Refusal::RateLimited(_) => (problem_type::RATE_LIMITED, "Too many requests", 429),
+            Refusal::Overloaded => (problem_type::UNAVAILABLE, "Gateway overloaded", 503),
+        };
+        let mut document = Problem::new(problem_type, title, status);
+        document.detail = self.detail();
+        let mut response = problem::response(&document);
+        let challenge = match self {
+            Refusal::MissingToken => Some(format!(r#"DPoP algs="{algs}""#)),
+            Refusal::InvalidToken(detail) => Some(www_authenticate("invalid_token", detail, algs)),
+            Refusal::InvalidProof(detail) => {
+                Some(www_authenticate("invalid_dpop_proof", detail, algs))
+            }
+            Refusal::InsufficientScope(scopes) => Some(format!(
+                r#"DPoP error="insufficient_scope", scope="{}", algs="{algs}""#,
+                scopes.join(" ")
+            )),
+            _ => None,
+        };
+        if let Some(value) = challenge.and_then(|text| HeaderValue::from_str(&text).ok()) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, value);
+        }
+        if let Refusal::RateLimited(wait) = self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(*wait)));
+        }
+        response
+    }
+}
+
+fn www_authenticate(error: &str, description: &str, algs: &str) -> String {
+    // Our own error texts; quotes and backslashes are not in them, but never let them break
+    // the quoted-string.
+    let description: String = description
+        .chars()
+        .filter(|c| *c != '"' && *c != '\\')
+        .collect();
+    format!(r#"DPoP error="{error}", error_description="{description}", algs="{algs}""#)
+}
+
+/// A request that passed every check. Only [`Gateway::authorize`] makes one, and only an
+/// `Authorized` request is forwarded.
+#[derive(Debug)]
+pub struct Authorized {
+    installation_id: String,
+    app_id: String,
+    scope: String,
+}
+
+impl Authorized {
+    pub fn installation_id(&self) -> &str {
+        &self.installation_id
+    }
+}
+
+fn single_header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, ()> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => value.to_str().map(Some).map_err(|_| ()),
+        (Some(_), Some(_)) => Err(()),
+    }
+}
+
+fn local(response: Response<Full<Bytes>>) -> Response<GatewayBody> {
+    response.map(|body| body.map_err(|never| match never {}).boxed())
+}
+
+impl Gateway {
+    pub fn new(
+        params: GatewayParams,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        audit: AuditSink,
+    ) -> Gateway {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Gateway {
+            inner: Arc::new(Inner {
+                tokens: TokenCache::new(params.token_cache_capacity),
+                replays: ReplayCache::new(params.replay_capacity),
+                limiter: KeyedLimiter::new(params.rate_limit),
+                keys: RwLock::new(Arc::new(KeySet::default())),
+                revoked: RwLock::new(Revoked::default()),
+                params,
+                client,
+                clock,
+                metrics,
+                audit,
+            }),
+        }
+    }
+
+    /// Loads the published signing keys and new revocations from the store. The node calls
+    /// this every second, which bounds how long a revocation takes to reach the gateway.
+    pub async fn refresh(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let records = store.signing_keys().await?;
+        let keys = published_keys(&records, inner.clock.now(), inner.params.key_retention_secs);
+        *inner.keys.write() = Arc::new(keys);
+        let after = inner.revoked.read().last_seq;
+        let news = store.revocations_since(after).await?;
+        if let Some(last) = news.last() {
+            let mut revoked = inner.revoked.write();
+            revoked.last_seq = last.seq;
+            for revocation in news {
+                match revocation.target {
+                    RevocationTarget::Installation {
+                        installation_id, ..
+                    } => {
+                        revoked.installations.insert(installation_id);
+                    }
+                    RevocationTarget::Release { app_id, version } => {
+                        revoked.releases.insert((app_id, version));
+                    }
+                }
+            }
+        }
+        inner.limiter.retain_recent();
+        Ok(())
+    }
+
+    fn algs(&self) -> String {
+        let names: Vec<&str> = self
+            .inner
+            .params
+            .proof
+            .algs
+            .iter()
+            .map(|alg| alg.as_str())
+            .collect();
+        names.join(" ")
+    }
+
+    /// Steps 1–8 of the module documentation.
+    pub fn authorize(&self, parts: &Parts, now: UnixTime) -> Result<Authorized, Refusal> {
+        let inner = &self.inner;
+        let path = parts.uri.path();
+        // Step 1.
+        if !routes::is_safe_path(path) {
+            return Err(Refusal::UnsafePath);
+        }
+        // Step 2.
+        let authorization = single_header(&parts.headers, &AUTHORIZATION)
+            .map_err(|()| Refusal::InvalidToken("send exactly one Authorization header".into()))?
+            .ok_or(Refusal::MissingToken)?;
+        let (scheme, token_text) = authorization.split_once(' ').unwrap_or((authorization, ""));
+        if !scheme.eq_ignore_ascii_case("DPoP") {
+            return Err(Refusal::InvalidToken(
+                "the token is DPoP-bound; use the DPoP scheme".into(),
+            ));
+        }
+        let token_text = token_text.trim();
+        // Step 3.
+        let ath = token::access_token_hash(token_text);
+        let token = match inner.tokens.get(&ath, now) {
+            Some(token) => {
+                inner.metrics.token_cache(true);
+                token
+            }
+            None => {
+                inner.metrics.token_cache(false);
+                let keys = Arc::clone(&inner.keys.read());
+                let expect = TokenExpectations {
+                    issuer: &inner.params.issuer,
+                    audience: &inner.params.audience,
+                    leeway_secs: inner.params.token_leeway_secs,
+                };
+                let verified = token::verify(token_text, &keys, &expect, now)
+                    .map_err(|error| Refusal::InvalidToken(error.to_string()))?;
+                let verified = Arc::new(verified);
+                inner.tokens.insert(Arc::clone(&verified), now);
+                verified
+            }
+        };
+        // Step 4.
+        check_revocation(&inner.revoked.read(), &token)?;
+        // Step 5.
+        let proof_text = single_header(&parts.headers, &DPOP)
+            .map_err(|()| Refusal::InvalidProof("send exactly one DPoP header".into()))?
+            .ok_or_else(|| Refusal::InvalidProof("a DPoP proof is required".into()))?;
+        let uri = dpop::target_uri(&inner.params.public_url, path)
+            .map_err(|error| Refusal::InvalidProof(error.to_string()))?;
+        let target = RequestTarget {
+            method: parts.method.as_str(),
+            uri: &uri,
+        };
+        let bound = dpop::verify_bound(proof_text, &token, target, &inner.params.proof, now)
+            .map_err(|error| Refusal::InvalidProof(error.to_string()))?;
+        // Step 6.
+        let acceptable_until = bound
+            .proof()
+            .iat()
+            .plus(inner.params.proof.window.max_age_secs);
+        inner
+            .replays
+            .admit(bound.proof().replay_key(), acceptable_until, now)
+            .map_err(|error| match error {
+                ReplayError::Replayed => {
+                    Refusal::InvalidProof("DPoP proof jti was already used".into())
+                }
+                ReplayError::Full => Refusal::Overloaded,
+            })?;
+        // Step 7.
+        let route = routes::find(&inner.params.routes, path)
+            .filter(|route| route.allows_method(&parts.method))
+            .ok_or(Refusal::RouteDenied)?;
+        let missing: Vec<String> = route
+            .scopes()
+            .iter()
+            .filter(|s| !token.has_scope(s))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(Refusal::InsufficientScope(missing));
+        }
+        // Step 8.
+        inner
+            .limiter
+            .check(&token.installation_id().to_string())
+            .map_err(Refusal::RateLimited)?;
+        Ok(Authorized {
+            installation_id: token.installation_id().to_string(),
+            app_id: token.app_id().to_string(),
+            scope: token.scopes().join(" "),
+        })
+    }
+
+    /// Handles one request: authorise, then forward or refuse.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<GatewayBody> {
+        let started = Instant::now();
+        let now = self.inner.clock.now();
+        let (parts, body) = request.into_parts();
+        let decision = self.authorize(&parts, now);
+        self.inner
+            .metrics
+            .gateway_check(started.elapsed().as_secs_f64());
+        match decision {
+            Ok(authorized) => {
+                self.forward(authorized, Request::from_parts(parts, body), peer)
+                    .await
+            }
+            Err(refusal) => {
+                self.inner.metrics.gateway_request(refusal.outcome());
+                self.audit_refusal(&parts, &refusal, now);
+                local(refusal.response(&self.algs()))
+            }
+        }
+    }
+
+    fn audit_refusal(&self, parts: &Parts, refusal: &Refusal, now: UnixTime) {
+        // The route pattern, not the raw path: paths may carry identifiers.
+        let route = routes::find(&self.inner.params.routes, parts.uri.path()).map(Route::pattern);
+        self.inner.audit.record(NewAuditEntry {
+            at: now,
+            kind: "gateway.reject".into(),
+            actor: "gateway".into(),
+            subject: refusal.outcome().into(),
+            detail: serde_json::json!({
+                "method": parts.method.as_str(),
+                "route": route,
+                "detail": refusal.detail(),
+            }),
+        });
+    }
+
+    async fn forward(
+        &self,
+        authorized: Authorized,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<GatewayBody> {
+        let inner = &self.inner;
+        let Some(upstream) = &inner.params.upstream else {
+            inner.metrics.gateway_request("no_upstream");
+            let document = Problem::new(
+                problem_type::UPSTREAM_UNAVAILABLE,
+                "No upstream configured",
+                503,
+            );
+            return local(problem::response(&document));
+        };
+        let (mut parts, body) = request.into_parts();
+        let Ok(uri) = upstream_uri(upstream, &parts.uri) else {
+            return local(Refusal::UnsafePath.response(&self.algs()));
+        };
+        parts.uri = uri;
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(AUTHORIZATION);
+        parts.headers.remove(DPOP);
+        let spoofed: Vec<HeaderName> = parts
+            .headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("x-medgate-"))
+            .cloned()
+            .collect();
+        for name in spoofed {
+            parts.headers.remove(name);
+        }
+        if let Some(authority) = upstream
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(HOST, authority);
+        }
+        for (name, value) in [
+            (X_INSTALLATION, authorized.installation_id.as_str()),
+            (X_APP, authorized.app_id.as_str()),
+            (X_SCOPE, authorized.scope.as_str()),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                parts.headers.insert(name, value);
+            }
+        }
+        if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
+            parts.headers.append(X_FORWARDED_FOR, value);
+        }
+        let started = Instant::now();
+        let sent = inner.client.request(Request::from_parts(parts, body));
+        match tokio::time::timeout(inner.params.upstream_timeout, sent).await {
+            Ok(Ok(response)) => {
+                inner.metrics.upstream(started.elapsed().as_secs_f64());
+                inner.metrics.gateway_request("forwarded");
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, body.boxed())
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, installation = short(&authorized.installation_id), "upstream request failed");
+                inner.metrics.gateway_request("upstream_error");
+                let document = Problem::new(
+                    problem_type::UPSTREAM_UNAVAILABLE,
+                    "Upstream unavailable",
+                    502,
+                );
+                local(problem::response(&document))
+            }
+            Err(_) => {
+                inner.metrics.gateway_request("upstream_timeout");
+                let document = Problem::new(
+                    problem_type::UPSTREAM_UNAVAILABLE,
+                    "Upstream timed out",
+                    504,
+                );
+                local(problem::response(&document))
+            }
+        }
+    }
+
+    /// Accepts connections on `listener` until `shutdown` changes.
+    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "gateway accept failed");
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let gateway = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let gateway = gateway.clone();
+                    async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .max_buf_size(64 * 1024)
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "gateway connection ended with an error");
+                }
+            });
+        }
+    }
+}
+
+fn check_revocation(revoked: &Revoked, token: &VerifiedToken) -> Result<(), Refusal> {
+    if revoked.installations.contains(token.installation_id()) {
+        return Err(Refusal::InvalidToken(
+            "the installation has been revoked".into(),
+        ));
+    }
+    let release = (
+        token.app_id().to_string(),
+        token.claims().app_version.clone(),
+    );
+    if revoked.releases.contains(&release) {
+        return Err(Refusal::InvalidToken(
+            "the app release has been revoked".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn upstream_uri(upstream: &Uri, request: &Uri) -> Result<Uri, http::Error> {
+    let prefix = upstream.path().trim_end_matches('/');
+    let path_and_query = request.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut builder = Uri::builder().path_and_query(format!("{prefix}{path_and_query}"));
+    if let Some(scheme) = upstream.scheme() {
+        builder = builder.scheme(scheme.clone());
+    }
+    if let Some(authority) = upstream.authority() {
+        builder = builder.authority(authority.clone());
+    }
+    builder.build()
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_carry_the_rfc_challenges() {
+        let algs = "ES256 EdDSA";
+        let missing = Refusal::MissingToken.response(algs);
+        assert_eq!(missing.status(), 401);
+        assert_eq!(
+            missing.headers()[WWW_AUTHENTICATE],
+            r#"DPoP algs="ES256 EdDSA""#
+        );
+        let invalid = Refusal::InvalidToken("access token has expired".into()).response(algs);
+        assert_eq!(
+            invalid.headers()[WWW_AUTHENTICATE],
+            r#"DPoP error="invalid_token", error_description="access token has expired", algs="ES256 EdDSA""#
+        );
+        let proof = Refusal::InvalidProof("x\"y".into()).response(algs);
+        assert!(
+            proof.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains(r#"error="invalid_dpop_proof", error_description="xy""#)
+        );
+        let scope = Refusal::InsufficientScope(vec!["entries:write".into()]).response(algs);
+        assert_eq!(scope.status(), 403);
+        assert!(
+            scope.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains(r#"scope="entries:write""#)
+        );
+        let limited = Refusal::RateLimited(Duration::from_millis(1500)).response(algs);
+        assert_eq!(
+            (limited.status().as_u16(), &limited.headers()[RETRY_AFTER]),
+            (429, &HeaderValue::from(2u64))
+        );
+        assert_eq!(Refusal::RouteDenied.response(algs).status(), 403);
+        assert_eq!(Refusal::UnsafePath.response(algs).status(), 400);
+    }
+
+    #[test]
+    fn upstream_uris_keep_the_prefix_and_query() {
+        let upstream: Uri = "http://127.0.0.1:1337/ns/".parse().unwrap();
+        let request: Uri = "/api/v1/entries.json?count=10".parse().unwrap();
+        assert_eq!(
+            upstream_uri(&upstream, &request).unwrap(),
+            "http://127.0.0.1:1337/ns/api/v1/entries.json?count=10"
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        headers.insert("x-secret-hop", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("accept", HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("accept"));
+    }
+}

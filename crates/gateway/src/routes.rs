@@ -1,0 +1,278 @@
+//! Route rules: which paths and methods the gateway forwards, and the scopes each needs.
+//!
+//! A rule's `path` is a prefix made of `/`-separated segments; within a segment `*` matches any
+//! run of characters other than `/`. The prefix must end at a segment boundary of the request
+//! path, or the pattern must end with `/` (then something must follow). So `/api/v1/entries`
+//! matches that resource and everything below it but not `/api/v1/entries.json`, while
+//! `/api/v1/entries*` also matches `/api/v1/entries.json` and what is below it. The first
+//! matching rule decides; a path no rule matches is denied.
+
+use http::Method;
+use medgate_proto::wire::names;
+use serde::Deserialize;
+
+/// A route rule as written in `medgate.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub path: String,
+    /// HTTP methods; empty or `["*"]` means any.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Scopes the token must carry, all of them.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// Why a route rule was refused at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("route {path:?}: {problem}")]
+pub struct RouteError {
+    pub path: String,
+    pub problem: String,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pattern: String,
+    segments: Vec<String>,
+    open_ended: bool,
+    methods: Option<Vec<Method>>,
+    scopes: Vec<String>,
+}
+
+impl Route {
+    pub fn compile(config: &RouteConfig) -> Result<Route, RouteError> {
+        let error = |problem: &str| RouteError {
+            path: config.path.clone(),
+            problem: problem.into(),
+        };
+        let Some(rest) = config.path.strip_prefix('/') else {
+            return Err(error("must start with /"));
+        };
+        let mut segments: Vec<String> = rest.split('/').map(str::to_string).collect();
+        let open_ended = segments.last().is_some_and(String::is_empty);
+        if open_ended {
+            segments.pop();
+        }
+        if segments
+            .iter()
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return Err(error("must not contain empty, . or .. segments"));
+        }
+        let methods = if config.methods.is_empty() || config.methods.iter().any(|m| m == "*") {
+            None
+        } else {
+            let parsed = config
+                .methods
+                .iter()
+                .map(|m| {
+                    Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                        .map_err(|_| error("invalid method"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(parsed)
+        };
+        if let Some(bad) = config.scopes.iter().find(|s| !names::is_scope(s)) {
+            return Err(error(&format!("invalid scope {bad:?}")));
+        }
+        Ok(Route {
+            pattern: config.path.clone(),
+            segments,
+            open_ended,
+            methods,
+            scopes: config.scopes.clone(),
+        })
+    }
+
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    pub fn allows_method(&self, method: &Method) -> bool {
+        self.methods
+            .as_ref()
+            .is_none_or(|methods| methods.contains(method))
+    }
+
+    /// Whether the (already safety-checked) request path falls under this rule.
+    pub fn matches_path(&self, path: &str) -> bool {
+        let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
+        for pattern in &self.segments {
+            match parts.next() {
+                Some(segment) if glob(pattern.as_bytes(), segment.as_bytes()) => {}
+                _ => return false,
+            }
+        }
+        // An open-ended pattern (`/api/`) needs something below it; otherwise the prefix
+        // already ends at a segment boundary.
+        !self.open_ended || parts.next().is_some()
+    }
+}
+
+/// `*` matches any run of bytes (segments contain no `/`). Linear-time two-pointer match.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((star_p, star_t)) = star {
+            p = star_p + 1;
+            t = star_t + 1;
+            star = Some((star_p, star_t + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
+}
+
+/// Refuses request paths that could mean one thing here and another upstream: dot segments,
+/// empty segments, backslashes, and percent-encoded `/`, `\`, `.` or `%`.
+pub fn is_safe_path(path: &str) -> bool {
+    if !path.starts_with('/') || path.contains('\\') {
+        return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2f", "%5c", "%2e", "%25"]
+        .iter()
+        .any(|encoded| lower.contains(encoded))
+    {
+        return false;
+    }
+    let mut segments = path[1..].split('/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        if segment == "." || segment == ".." || (segment.is_empty() && !last) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The first rule whose path matches, if any (the method is checked by the caller so it can
+/// tell "not routed" from "method not allowed").
+pub fn find<'r>(routes: &'r [Route], path: &str) -> Option<&'r Route> {
+    routes.iter().find(|route| route.matches_path(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: &str) -> Route {
+        Route::compile(&RouteConfig {
+            path: path.into(),
+            methods: vec![],
+            scopes: vec![],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn prefixes_end_at_segment_boundaries() {
+        let entries = route("/api/v1/entries");
+        assert!(entries.matches_path("/api/v1/entries"));
+        assert!(entries.matches_path("/api/v1/entries/"));
+        assert!(entries.matches_path("/api/v1/entries/sgv.json"));
+        assert!(!entries.matches_path("/api/v1/entriesX"));
+        assert!(!entries.matches_path("/api/v1"));
+        assert!(!entries.matches_path("/api/v2/entries"));
+    }
+
+    #[test]
+    fn stars_stay_within_a_segment() {
+        let json = route("/api/v1/entries*");
+        assert!(json.matches_path("/api/v1/entries.json"));
+        assert!(json.matches_path("/api/v1/entries/current.json"));
+        let any_version = route("/api/*/status");
+        assert!(any_version.matches_path("/api/v1/status"));
+        assert!(!any_version.matches_path("/api/v1/x/status"));
+        let middle = route("/a*b*c");
+        assert!(middle.matches_path("/abc"));
+        assert!(middle.matches_path("/aXXbYYc"));
+        assert!(!middle.matches_path("/aXXbYY"));
+    }
+
+    #[test]
+    fn open_ended_patterns_need_something_below() {
+        let below = route("/api/");
+        assert!(below.matches_path("/api/x"));
+        assert!(!below.matches_path("/api"));
+        assert!(route("/").matches_path("/anything"));
+    }
+
+    #[test]
+    fn methods_and_scopes_are_validated() {
+        let get = Route::compile(&RouteConfig {
+            path: "/a".into(),
+            methods: vec!["get".into()],
+            scopes: vec!["read".into()],
+        })
+        .unwrap();
+        assert!(get.allows_method(&Method::GET));
+        assert!(!get.allows_method(&Method::POST));
+        assert!(route("/a").allows_method(&Method::DELETE));
+        let bad = |path: &str, scopes: Vec<String>| {
+            Route::compile(&RouteConfig {
+                path: path.into(),
+                methods: vec![],
+                scopes,
+            })
+            .unwrap_err()
+        };
+        assert!(bad("api", vec![]).problem.contains("start with /"));
+        assert!(bad("/a/../b", vec![]).problem.contains(".."));
+        assert!(
+            bad("/a", vec!["two words".into()])
+                .problem
+                .contains("invalid scope")
+        );
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        for safe in ["/", "/api/v1/entries.json", "/api/v1/entries/", "/a-b_c~d"] {
+            assert!(is_safe_path(safe), "{safe}");
+        }
+        for unsafe_path in [
+            "/api/../admin",
+            "/api/./x",
+            "//evil",
+            "/a//b",
+            "/a/%2e%2e/b",
+            "/a%2Fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a/%252e",
+            "api",
+        ] {
+            assert!(!is_safe_path(unsafe_path), "{unsafe_path}");
+        }
+    }
+
+    #[test]
+    fn the_first_matching_rule_wins() {
+        let routes = vec![route("/api/v1/entries"), route("/api/")];
+        assert_eq!(
+            find(&routes, "/api/v1/entries/x").unwrap().pattern(),
+            "/api/v1/entries"
+        );
+        assert_eq!(
+            find(&routes, "/api/v1/treatments").unwrap().pattern(),
+            "/api/"
+        );
+        assert!(find(&routes, "/admin").is_none());
+    }
+}
