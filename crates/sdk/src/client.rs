@@ -1,0 +1,369 @@
+//! An async client that attests, keeps its access token fresh, and sends requests through the
+//! gateway with `Authorization: DPoP <token>` and a new `DPoP` proof on each.
+//!
+//! This client speaks plain HTTP (loopback, a LAN hub, or behind a TLS-terminating proxy on the
+//! same host). Mobile apps use their platform's HTTP stack and take the two headers from
+//! [`MedgateClient::request_headers`].
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use medgate_proto::Thumbprint;
+use medgate_proto::redact::Secret;
+use medgate_proto::wire::{
+    AttestResponse, ChallengeRequest, ChallengeResponse, MEDIA_JOSE, Problem, Signal,
+};
+use tokio::sync::Mutex;
+
+use crate::evidence::{AppIdentity, sdk_evidence};
+use crate::key::InstallationKey;
+use crate::proof::{ProofError, dpop_proof};
+use crate::{Now, system_now};
+
+/// The largest response body the client reads.
+const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+
+/// Where the client talks to and who it is.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The control plane, e.g. `http://127.0.0.1:8700`.
+    pub server_url: String,
+    /// The gateway's public URL, e.g. `http://127.0.0.1:8701`.
+    pub gateway_url: String,
+    pub app: AppIdentity,
+    /// Attest again this many seconds before the token expires.
+    pub refresh_margin_secs: i64,
+}
+
+/// Why a client call failed. Never carries a token or key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error("HTTP request to {url} failed: {reason}")]
+    Http { url: String, reason: String },
+    #[error("attestation refused with {status}: {}", problem.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))]
+    Refused { status: u16, problem: Problem },
+    #[error("unexpected answer from {url}: {reason}")]
+    Protocol { url: String, reason: String },
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    #[error("evidence could not be signed")]
+    Sign,
+}
+
+/// A response, read in full.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// The problem document, when the body is one.
+    pub fn problem(&self) -> Option<Problem> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// The headers that authorise one request at the gateway.
+#[derive(Debug, Clone)]
+pub struct RequestHeaders {
+    pub authorization: Secret<String>,
+    pub dpop: String,
+}
+
+/// A granted attestation, without its token.
+#[derive(Debug, Clone)]
+pub struct Attestation {
+    pub installation_id: String,
+    pub decision: medgate_proto::wire::Decision,
+    pub scope: String,
+    pub reasons: Vec<medgate_proto::wire::Reason>,
+    pub expires_in: u64,
+}
+
+struct CachedToken {
+    token: Secret<String>,
+    refresh_at: i64,
+}
+
+/// The client.
+pub struct MedgateClient {
+    config: ClientConfig,
+    key: Arc<InstallationKey>,
+    http: Client<HttpConnector, Full<Bytes>>,
+    token: Mutex<Option<CachedToken>>,
+    signals: SignalSlot,
+    now: Now,
+}
+
+/// The signals reported with the next attestation (a std mutex, held only for a copy).
+#[derive(Default)]
+struct SignalSlot(std::sync::Mutex<Vec<Signal>>);
+
+impl SignalSlot {
+    fn set(&self, signals: Vec<Signal>) {
+        match self.0.lock() {
+            Ok(mut slot) => *slot = signals,
+            Err(poisoned) => *poisoned.into_inner() = signals,
+        }
+    }
+
+    fn get(&self) -> Vec<Signal> {
+        match self.0.lock() {
+            Ok(slot) => slot.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for MedgateClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MedgateClient")
+            .field("app_id", &self.config.app.app_id)
+            .field("installation", &self.key.thumbprint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MedgateClient {
+    pub fn new(config: ClientConfig, key: InstallationKey) -> Self {
+        MedgateClient {
+            config,
+            key: Arc::new(key),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+            token: Mutex::new(None),
+            signals: Default::default(),
+            now: system_now(),
+        }
+    }
+
+    /// Replaces the clock (tests align it with a server on a manual clock).
+    pub fn with_clock(mut self, now: Now) -> Self {
+        self.now = now;
+        self
+    }
+
+    pub fn installation_id(&self) -> Thumbprint {
+        self.key.thumbprint()
+    }
+
+    pub fn key(&self) -> &InstallationKey {
+        &self.key
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Sets the threat signals reported with every later attestation.
+    pub fn set_signals(&self, signals: Vec<Signal>) {
+        self.signals.set(signals);
+    }
+
+    /// Fetches a challenge, signs evidence with the current signals, and exchanges it for an
+    /// access token, which is cached.
+    pub async fn attest(&self) -> Result<Attestation, ClientError> {
+        let mut cached = self.token.lock().await;
+        let (attestation, token) = self.attest_uncached().await?;
+        *cached = Some(self.cache_entry(&attestation, token));
+        Ok(attestation)
+    }
+
+    fn cache_entry(&self, attestation: &Attestation, token: String) -> CachedToken {
+        let lifetime = i64::try_from(attestation.expires_in).unwrap_or(0);
+        CachedToken {
+            token: Secret::new(token),
+            refresh_at: (self.now)() + lifetime - self.config.refresh_margin_secs,
+        }
+    }
+
+    async fn attest_uncached(&self) -> Result<(Attestation, String), ClientError> {
+        let base = self.config.server_url.trim_end_matches('/');
+        let challenge_url = format!("{base}/v1/challenge");
+        let request = serde_json::to_vec(&ChallengeRequest {
+            app_id: self.config.app.app_id.clone(),
+        })
+        .map_err(|e| protocol(&challenge_url, e))?;
+        let response = self
+            .send_raw(
+                Method::POST,
+                &challenge_url,
+                json_headers("application/json"),
+                Bytes::from(request),
+            )
+            .await?;
+        if response.status != StatusCode::CREATED {
+            return Err(protocol(
+                &challenge_url,
+                format!("status {}", response.status),
+            ));
+        }
+        let challenge: ChallengeResponse =
+            serde_json::from_slice(&response.body).map_err(|e| protocol(&challenge_url, e))?;
+        let evidence = sdk_evidence(
+            &self.key,
+            &self.config.app,
+            &challenge.challenge,
+            self.signals.get(),
+            (self.now)(),
+        )
+        .map_err(|_| ClientError::Sign)?;
+        let attest_url = format!("{base}/v1/attest");
+        let response = self
+            .send_raw(
+                Method::POST,
+                &attest_url,
+                json_headers(MEDIA_JOSE),
+                Bytes::from(evidence),
+            )
+            .await?;
+        if response.status != StatusCode::OK {
+            return match response.problem() {
+                Some(problem) => Err(ClientError::Refused {
+                    status: response.status.as_u16(),
+                    problem,
+                }),
+                None => Err(protocol(&attest_url, format!("status {}", response.status))),
+            };
+        }
+        let granted: AttestResponse =
+            serde_json::from_slice(&response.body).map_err(|e| protocol(&attest_url, e))?;
+        let attestation = Attestation {
+            installation_id: granted.installation_id,
+            decision: granted.decision,
+            scope: granted.scope,
+            reasons: granted.reasons,
+            expires_in: granted.expires_in,
+        };
+        Ok((attestation, granted.access_token))
+    }
+
+    /// The cached access token, attesting again when it is within the refresh margin of
+    /// expiring (or there is none).
+    pub async fn access_token(&self) -> Result<Secret<String>, ClientError> {
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached
+            .as_ref()
+            .filter(|token| (self.now)() < token.refresh_at)
+        {
+            return Ok(token.token.clone());
+        }
+        let (attestation, token) = self.attest_uncached().await?;
+        let entry = self.cache_entry(&attestation, token);
+        let token = entry.token.clone();
+        *cached = Some(entry);
+        Ok(token)
+    }
+
+    /// Forgets the cached token (the next request attests again).
+    pub async fn forget_token(&self) {
+        *self.token.lock().await = None;
+    }
+
+    /// The gateway URL for `path`.
+    pub fn gateway_url(&self, path: &str) -> String {
+        format!("{}{}", self.config.gateway_url.trim_end_matches('/'), path)
+    }
+
+    /// The `Authorization` and `DPoP` values for one request to the gateway.
+    pub async fn request_headers(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Result<RequestHeaders, ClientError> {
+        let token = self.access_token().await?;
+        let proof = dpop_proof(
+            &self.key,
+            method,
+            &self.gateway_url(path),
+            Some(token.expose()),
+            (self.now)(),
+        )?;
+        Ok(RequestHeaders {
+            authorization: Secret::new(format!("DPoP {}", token.expose())),
+            dpop: proof,
+        })
+    }
+
+    /// Sends a request through the gateway with a fresh proof.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<HttpResponse, ClientError> {
+        let headers = self.request_headers(method.as_str(), path).await?;
+        let mut map = HeaderMap::new();
+        insert(&mut map, AUTHORIZATION, headers.authorization.expose());
+        insert(&mut map, HeaderName::from_static("dpop"), &headers.dpop);
+        self.send_raw(method, &self.gateway_url(path), map, body)
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> Result<HttpResponse, ClientError> {
+        self.send(Method::GET, path, Bytes::new()).await
+    }
+
+    /// Sends a request as given, without adding anything.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<HttpResponse, ClientError> {
+        let http_error = |reason: String| ClientError::Http {
+            url: url.to_string(),
+            reason,
+        };
+        let mut request = Request::builder()
+            .method(method)
+            .uri(url)
+            .body(Full::new(body))
+            .map_err(|e| http_error(e.to_string()))?;
+        *request.headers_mut() = headers;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| http_error(e.to_string()))?;
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, MAX_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| http_error(e.to_string()))?
+            .to_bytes();
+        Ok(HttpResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+fn protocol(url: &str, reason: impl std::fmt::Display) -> ClientError {
+    ClientError::Protocol {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn json_headers(content_type: &'static str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers
+}
+
+fn insert(map: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        map.insert(name, value);
+    }
+}
