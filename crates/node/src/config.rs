@@ -1,0 +1,226 @@
+//! `medgate.toml`: one typed file, every key optional, unknown keys refused (a typo is an
+//! error, not a silently ignored setting). The README documents every key in a table.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use medgate_gateway::routes::RouteConfig;
+use medgate_service::ratelimit::RateLimit;
+use serde::Deserialize;
+
+/// The config file format version this medgate reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: String, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub version: u32,
+    pub server: ServerConfig,
+    pub gateway: GatewayConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: CONFIG_VERSION,
+            server: ServerConfig::default(),
+            gateway: GatewayConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Default: `http://<listen>`.
+    pub issuer: Option<String>,
+    pub data_dir: PathBuf,
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub token_ttl: Duration,
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub challenge_ttl: Duration,
+    /// Per client address on `/v1/challenge` and `/v1/attest`.
+    pub client_rate_limit: RateLimit,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8700)),
+            issuer: None,
+            data_dir: PathBuf::from("./medgate-data"),
+            token_ttl: Duration::from_secs(300),
+            challenge_ttl: Duration::from_secs(60),
+            client_rate_limit: RateLimit {
+                per_second: 20,
+                burst: 40,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// Default: `http://<listen>`.
+    pub public_url: Option<String>,
+    pub upstream: Option<String>,
+    /// Per installation.
+    pub rate_limit: RateLimit,
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub proof_max_age: Duration,
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub clock_skew: Duration,
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub upstream_timeout: Duration,
+    pub token_cache_size: usize,
+    pub replay_cache_size: usize,
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8701)),
+            public_url: None,
+            upstream: None,
+            rate_limit: RateLimit {
+                per_second: 50,
+                burst: 100,
+            },
+            proof_max_age: Duration::from_secs(60),
+            clock_skew: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(30),
+            token_cache_size: 10_000,
+            replay_cache_size: 1_000_000,
+            routes: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses the text of a config file. `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: origin.to_string(),
+            message: error.to_string(),
+        })?;
+        if config.version != CONFIG_VERSION {
+            return Err(ConfigError::Invalid(format!(
+                "version {} is not supported (this medgate reads version {CONFIG_VERSION})",
+                config.version
+            )));
+        }
+        Ok(config)
+    }
+
+    /// Reads a config file; a missing file is an error (use `Config::default()` for none).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_default() {
+        let config = Config::from_toml("", "t").unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8700");
+        assert_eq!(config.gateway.listen.to_string(), "127.0.0.1:8701");
+        assert_eq!(config.server.token_ttl, Duration::from_secs(300));
+        assert_eq!(
+            config.gateway.rate_limit,
+            RateLimit {
+                per_second: 50,
+                burst: 100
+            }
+        );
+        assert_eq!(config.server.data_dir, PathBuf::from("./medgate-data"));
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let config = Config::from_toml(
+            r#"
+            version = 1
+            [server]
+            listen = "0.0.0.0:9000"
+            issuer = "https://attest.example.org"
+            data_dir = "/var/lib/medgate"
+            token_ttl = "10m"
+            challenge_ttl = 30
+            client_rate_limit = { per_second = 5, burst = 10 }
+            [gateway]
+            public_url = "https://api.example.org"
+            upstream = "http://127.0.0.1:1337"
+            rate_limit = { per_second = 10, burst = 20 }
+            proof_max_age = "2m"
+            [[gateway.routes]]
+            path = "/api/v1/entries*"
+            methods = ["GET"]
+            scopes = ["entries:read"]
+            "#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(config.server.token_ttl, Duration::from_secs(600));
+        assert_eq!(config.server.challenge_ttl, Duration::from_secs(30));
+        assert_eq!(config.gateway.routes.len(), 1);
+        assert_eq!(config.gateway.proof_max_age, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn typos_wrong_types_and_versions_are_clear_errors() {
+        let error = Config::from_toml("[server]\nlisten_addr = \"x\"", "medgate.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("medgate.toml") && error.contains("listen_addr"),
+            "{error}"
+        );
+        let error = Config::from_toml("[server]\ntoken_ttl = \"soon\"", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("invalid duration"), "{error}");
+        let error = Config::from_toml("[gateway]\nlisten = 5", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("listen"), "{error}");
+        let error = Config::from_toml("version = 2", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("version 2 is not supported"), "{error}");
+        let error = Config::load(Path::new("/nonexistent/medgate.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("cannot read config file /nonexistent/medgate.toml"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! A medgate node: the store, the control plane and the gateway in one process, with their
+//! background tasks (gateway refresh every second, challenge purge, the audit writer).
+//!
+//! [`Node::start`] takes a [`Config`] value and returns once both listeners are bound, so
+//! tests and `medgate demo` run a whole node on loopback ports chosen by the OS.
+
+pub mod config;
+pub mod sample_upstream;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+use medgate_gateway::routes::Route;
+use medgate_gateway::{Gateway, GatewayParams};
+use medgate_proto::b64;
+use medgate_server::{ADMIN_TOKEN_META, Server, ServerParams, admin_token_hash};
+use medgate_service::audit::AuditSink;
+use medgate_service::duration::secs;
+use medgate_service::metrics::Metrics;
+use medgate_service::{Clock, SystemClock};
+use medgate_store::seal::{SealError, Sealer};
+use medgate_store::sqlite::{SqliteStore, create_private_file};
+use medgate_store::{Store, StoreError};
+use medgate_verify::dpop::{self, ProofPolicy};
+use medgate_verify::evidence::EvidenceLimits;
+use medgate_verify::time::IatWindow;
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{Config, ConfigError};
+
+/// The admin token file inside the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error(transparent)]
+    Server(#[from] medgate_server::ServerError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the node needs besides its config file: secrets from the environment and a clock.
+pub struct NodeOptions {
+    /// `MEDGATE_MASTER_KEY`, read by the binary (tests pass it directly).
+    pub master_key: Option<String>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            master_key: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A running node. Dropping it stops its tasks.
+pub struct Node {
+    server_addr: SocketAddr,
+    gateway_addr: SocketAddr,
+    issuer: String,
+    public_url: String,
+    data_dir: PathBuf,
+    store: Arc<dyn Store>,
+    server: Server,
+    gateway: Gateway,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("server", &self.server_addr)
+            .field("gateway", &self.gateway_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes sure `<data_dir>/admin.token` exists (0600) and the store knows its hash. Returns the
+/// file's path. An existing file is kept: it is the admin's credential.
+pub async fn ensure_admin_token(data_dir: &Path, store: &dyn Store) -> Result<PathBuf, NodeError> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let io = |context: &str| {
+        let context = format!("{context} {}", path.display());
+        move |source| NodeError::Io { context, source }
+    };
+    let token = match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => {
+            create_private_file(&path)?;
+            text.trim().to_string()
+        }
+        Ok(_) | Err(_) => {
+            let mut bytes = [0u8; 32];
+            SystemRandom::new()
+                .fill(&mut bytes)
+                .map_err(|_| NodeError::Io {
+                    context: "the system random generator failed".into(),
+                    source: std::io::Error::other("rng"),
+                })?;
+            let token = b64::encode(bytes);
+            create_private_file(&path)?;
+            std::fs::write(&path, format!("{token}\n")).map_err(io("cannot write"))?;
+            tracing::info!(path = %path.display(), "admin token written");
+            token
+        }
+    };
+    store
+        .set_meta(ADMIN_TOKEN_META, &admin_token_hash(&token))
+        .await?;
+    Ok(path)
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { addr, source })
+}
+
+fn resolve_routes(config: &Config) -> Result<Vec<Route>, NodeError> {
+    config
+        .gateway
+        .routes
+        .iter()
+        .map(|route| Route::compile(route).map_err(|e| ConfigError::Invalid(e.to_string()).into()))
+        .collect()
+}
+
+fn resolve_upstream(config: &Config) -> Result<Option<Uri>, NodeError> {
+    let Some(text) = &config.gateway.upstream else {
+        return Ok(None);
+    };
+    let uri: Uri = text
+        .parse()
+        .map_err(|_| ConfigError::Invalid(format!("gateway.upstream {text:?} is not a URL")))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(ConfigError::Invalid(format!(
+            "gateway.upstream {text:?} must be an http:// URL (terminate TLS in front of medgate)"
+        ))
+        .into());
+    }
+    Ok(Some(uri))
+}
+
+impl Node {
+    pub async fn start(config: Config, options: NodeOptions) -> Result<Node, NodeError> {
+        let clock = options.clock;
+        let sealer = match &options.master_key {
+            Some(key) => Sealer::from_master_key(key)?,
+            None => Sealer::plain(),
+        };
+        let routes = resolve_routes(&config)?;
+        let upstream = resolve_upstream(&config)?;
+        if config.gateway.routes.is_empty() {
+            tracing::warn!("no [[gateway.routes]] configured: the gateway denies every request");
+        }
+
+        let data_dir = config.server.data_dir.clone();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir)?);
+        ensure_admin_token(&data_dir, &*store).await?;
+
+        let server_listener = bind(config.server.listen).await?;
+        let gateway_listener = bind(config.gateway.listen).await?;
+        let local = |listener: &TcpListener| {
+            listener.local_addr().map_err(|source| NodeError::Io {
+                context: "listener address".into(),
+                source,
+            })
+        };
+        let server_addr = local(&server_listener)?;
+        let gateway_addr = local(&gateway_listener)?;
+        let issuer = config
+            .server
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{server_addr}"));
+        let public_url = config
+            .gateway
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{gateway_addr}"));
+        dpop::target_uri(&public_url, "/").map_err(|_| {
+            ConfigError::Invalid(format!(
+                "gateway.public_url {public_url:?} is not an http(s) URL"
+            ))
+        })?;
+
+        let metrics = Arc::new(Metrics::new());
+        let (audit, audit_writer) =
+            AuditSink::new(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&metrics));
+        let token_ttl_secs = secs(config.server.token_ttl);
+        let server_params = ServerParams {
+            issuer: issuer.clone(),
+            audience: public_url.clone(),
+            token_ttl_secs,
+            challenge_ttl_secs: secs(config.server.challenge_ttl),
+            client_rate_limit: config.server.client_rate_limit,
+            evidence_limits: EvidenceLimits::default(),
+        };
+        let key_retention_secs = server_params.key_retention_secs();
+        let server = Server::new(
+            server_params,
+            Arc::clone(&store),
+            sealer,
+            Arc::clone(&clock),
+            Arc::clone(&metrics),
+            audit.clone(),
+        )
+        .await?;
+        let gateway = Gateway::new(
+            GatewayParams {
+                public_url: public_url.clone(),
+                issuer: issuer.clone(),
+                audience: public_url.clone(),
+                upstream,
+                routes,
+                rate_limit: config.gateway.rate_limit,
+                proof: ProofPolicy {
+                    window: IatWindow {
+                        max_age_secs: secs(config.gateway.proof_max_age),
+                        max_skew_secs: secs(config.gateway.clock_skew),
+                    },
+                    ..ProofPolicy::default()
+                },
+                token_leeway_secs: secs(config.gateway.clock_skew),
+                token_cache_capacity: config.gateway.token_cache_size,
+                replay_capacity: config.gateway.replay_cache_size,
+                upstream_timeout: config.gateway.upstream_timeout,
+                key_retention_secs,
+            },
+            Arc::clone(&clock),
+            Arc::clone(&metrics),
+            audit,
+        );
+        gateway.refresh(&*store).await?;
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(audit_writer.run(shutdown_rx.clone())));
+        let router = server.router();
+        let mut server_shutdown = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let served = axum::serve(server_listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = server_shutdown.changed().await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "control plane stopped");
+            }
+        }));
+        tasks.push(tokio::spawn(
+            gateway.clone().serve(gateway_listener, shutdown_rx.clone()),
+        ));
+        tasks.push(tokio::spawn(maintain(
+            Arc::clone(&store),
+            server.clone(),
+            gateway.clone(),
+            Arc::clone(&clock),
+            shutdown_rx,
+        )));
+        tracing::info!(server = %server_addr, gateway = %gateway_addr, %issuer, %public_url, "medgate node started");
+        Ok(Node {
+            server_addr,
+            gateway_addr,
+            issuer,
+            public_url,
+            data_dir,
+            store,
+            server,
+            gateway,
+            metrics,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// The control plane's listening address.
+    pub fn server_addr(&self) -> SocketAddr {
+        self.server_addr
+    }
+
+    pub fn gateway_addr(&self) -> SocketAddr {
+        self.gateway_addr
+    }
+
+    /// `http://<server address>`, where the control plane answers.
+    pub fn server_url(&self) -> String {
+        format!("http://{}", self.server_addr)
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The gateway's public URL (token audience and `htu` base).
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The admin token, read from its file.
+    pub fn admin_token(&self) -> Result<String, NodeError> {
+        let path = self.data_dir.join(ADMIN_TOKEN_FILE);
+        std::fs::read_to_string(&path)
+            .map(|text| text.trim().to_string())
+            .map_err(|source| NodeError::Io {
+                context: format!("cannot read {}", path.display()),
+                source,
+            })
+    }
+
+    /// Stops accepting, lets in-flight work and queued audit entries finish for up to
+    /// `grace`, then stops whatever is left.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        let tasks = std::mem::take(&mut self.tasks);
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        let _ = tokio::time::timeout(grace, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        for abort in aborts {
+            abort.abort();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Background upkeep: the gateway learns revocations and keys every second; expired
+/// challenges are purged and signing keys reloaded every 30 seconds.
+async fn maintain(
+    store: Arc<dyn Store>,
+    server: Server,
+    gateway: Gateway,
+    clock: Arc<dyn Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        ticks += 1;
+        if let Err(error) = gateway.refresh(&*store).await {
+            tracing::error!(%error, "gateway refresh failed");
+        }
+        server.trim();
+        if ticks.is_multiple_of(30) {
+            if let Err(error) = store.purge_challenges(clock.now()).await {
+                tracing::error!(%error, "challenge purge failed");
+            }
+            if let Err(error) = server.refresh_keys().await {
+                tracing::error!(%error, "signing key reload failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The harness for end-to-end tests: a node, a sample upstream and clients, all in-process on
+//! loopback ports, on a manual clock shared by node and clients.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use medgate_gateway::routes::RouteConfig;
+use medgate_node::config::Config;
+use medgate_node::sample_upstream::SampleUpstream;
+use medgate_node::{Node, NodeOptions};
+use medgate_proto::wire::Signal;
+use medgate_sdk::client::{ClientConfig, HttpResponse, MedgateClient};
+use medgate_sdk::evidence::AppIdentity;
+use medgate_sdk::key::InstallationKey;
+use medgate_service::ratelimit::RateLimit;
+use medgate_service::{Clock, ManualClock};
+
+pub const APP: &str = "org.example.cgm";
+pub const VERSION: &str = "1.2.3";
+pub const MEASUREMENT: &str = "5d5b09f6dcb2d53a5fffc60c4ac0d55fabdf556069d6631545f42aa6e3500f2e";
+
+pub struct Stack {
+    pub node: Node,
+    pub upstream: SampleUpstream,
+    pub clock: Arc<ManualClock>,
+    pub dir: tempfile::TempDir,
+    /// A client used only for raw HTTP (admin calls, hostile requests).
+    raw: MedgateClient,
+}
+
+pub fn route(path: &str, methods: &[&str], scopes: &[&str]) -> RouteConfig {
+    RouteConfig {
+        path: path.into(),
+        methods: methods.iter().map(|m| m.to_string()).collect(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub fn test_config(dir: &std::path::Path, upstream: &str) -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.data_dir = dir.join("data");
+    config.server.client_rate_limit = RateLimit {
+        per_second: 0,
+        burst: 0,
+    };
+    config.gateway.listen = "127.0.0.1:0".parse().unwrap();
+    config.gateway.upstream = Some(upstream.to_string());
+    config.gateway.routes = vec![
+        route("/api/v1/entries*", &["GET"], &["entries:read"]),
+        route("/api/v1/treatments", &["POST"], &["entries:write"]),
+        route("/echo", &[], &["entries:read"]),
+        route("/stream", &[], &["entries:read"]),
+        route("/large", &["GET"], &["entries:read"]),
+    ];
+    config
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(customize: impl FnOnce(&mut Config)) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = SampleUpstream::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut config = test_config(dir.path(), &upstream.url());
+        customize(&mut config);
+        let clock = Arc::new(ManualClock::starting_now());
+        let node = Node::start(
+            config,
+            NodeOptions {
+                master_key: None,
+                clock: clock.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        let raw = client_for(
+            &node,
+            &clock,
+            InstallationKey::generate().unwrap(),
+            VERSION,
+            MEASUREMENT,
+        );
+        let stack = Stack {
+            node,
+            upstream,
+            clock,
+            dir,
+            raw,
+        };
+        stack
+            .admin(
+                Method::POST,
+                "/v1/admin/apps",
+                serde_json::json!({
+                    "app_id": APP,
+                    "scopes": ["entries:read", "entries:write"],
+                    "limited_scopes": ["entries:read"],
+                }),
+            )
+            .await
+            .assert_status(StatusCode::CREATED);
+        stack
+            .admin(
+                Method::POST,
+                &format!("/v1/admin/apps/{APP}/releases"),
+                serde_json::json!({
+                    "version": VERSION, "sdk_binary_sha256": MEASUREMENT,
+                }),
+            )
+            .await
+            .assert_status(StatusCode::CREATED);
+        stack
+    }
+
+    /// A genuine client of the registered release, with a fresh key.
+    pub fn client(&self) -> MedgateClient {
+        self.client_with(VERSION, MEASUREMENT)
+    }
+
+    pub fn client_with(&self, version: &str, measurement: &str) -> MedgateClient {
+        client_for(
+            &self.node,
+            &self.clock,
+            InstallationKey::generate().unwrap(),
+            version,
+            measurement,
+        )
+    }
+
+    pub fn client_with_signals(&self, kinds: &[&str]) -> MedgateClient {
+        let client = self.client();
+        client.set_signals(
+            kinds
+                .iter()
+                .map(|k| Signal {
+                    kind: k.to_string(),
+                    detail: "seen in test".into(),
+                })
+                .collect(),
+        );
+        client
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now().secs()
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, body: serde_json::Value) -> Reply {
+        let token = self.node.admin_token().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = if body.is_null() {
+            Bytes::new()
+        } else {
+            Bytes::from(body.to_string())
+        };
+        self.raw(
+            method,
+            &format!("{}{path}", self.node.server_url()),
+            headers,
+            body,
+        )
+        .await
+    }
+
+    /// A request sent exactly as given.
+    pub async fn raw(&self, method: Method, url: &str, headers: HeaderMap, body: Bytes) -> Reply {
+        Reply(self.raw.send_raw(method, url, headers, body).await.unwrap())
+    }
+
+    /// A plain GET to the control plane.
+    pub async fn server_get(&self, path: &str) -> Reply {
+        self.raw(
+            Method::GET,
+            &format!("{}{path}", self.node.server_url()),
+            HeaderMap::new(),
+            Bytes::new(),
+        )
+        .await
+    }
+
+    /// A gateway request with the given Authorization and DPoP values (either may be absent).
+    pub async fn gateway(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&str>,
+        dpop: Option<&str>,
+    ) -> Reply {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = authorization {
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        }
+        if let Some(value) = dpop {
+            headers.insert(
+                HeaderName::from_static("dpop"),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        self.raw(
+            method,
+            &format!("{}{path}", self.node.public_url()),
+            headers,
+            Bytes::new(),
+        )
+        .await
+    }
+
+    pub fn gateway_url(&self, path: &str) -> String {
+        format!("{}{path}", self.node.public_url())
+    }
+
+    /// Waits (real time, polling) until `check` holds, for at most `secs` seconds.
+    pub async fn eventually<F, Fut>(&self, secs: u64, mut check: F) -> std::time::Duration
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = std::time::Instant::now();
+        while !check().await {
+            assert!(
+                started.elapsed().as_secs() < secs,
+                "condition not reached within {secs} s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        started.elapsed()
+    }
+}
+
+pub fn client_for(
+    node: &Node,
+    clock: &Arc<ManualClock>,
+    key: InstallationKey,
+    version: &str,
+    measurement: &str,
+) -> MedgateClient {
+    let config = ClientConfig {
+        server_url: node.server_url(),
+        gateway_url: node.public_url().to_string(),
+        app: AppIdentity {
+            app_id: APP.into(),
+            app_version: version.into(),
+            binary_sha256: measurement.into(),
+        },
+        refresh_margin_secs: 30,
+    };
+    let clock = Arc::clone(clock);
+    MedgateClient::new(config, key).with_clock(Arc::new(move || clock.now().secs()))
+}
+
+/// A response with assertion helpers.
+#[derive(Debug)]
+pub struct Reply(pub HttpResponse);
+
+impl Reply {
+    pub fn status(&self) -> StatusCode {
+        self.0.status
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.0.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.0
+            .headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, expected: StatusCode) -> &Self {
+        assert_eq!(
+            self.0.status,
+            expected,
+            "body: {}",
+            String::from_utf8_lossy(&self.0.body)
+        );
+        self
+    }
+
+    /// Asserts a problem+json body of the given type; returns it.
+    #[track_caller]
+    pub fn assert_problem(&self, status: StatusCode, problem_type: &str) -> serde_json::Value {
+        self.assert_status(status);
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
+        let problem = self.json();
+        assert_eq!(problem["type"], problem_type, "{problem}");
+        assert_eq!(problem["status"], status.as_u16());
+        problem
+    }
+
+    /// Asserts a 401 with the DPoP challenge carrying `error`.
+    #[track_caller]
+    pub fn assert_dpop_error(&self, error: &str) -> String {
+        let problem_type = match error {
+            "invalid_token" => "urn:medgate:problem:invalid-token",
+            _ => "urn:medgate:problem:invalid-dpop-proof",
+        };
+        self.assert_problem(StatusCode::UNAUTHORIZED, problem_type);
+        let challenge = self.header("www-authenticate").expect("WWW-Authenticate");
+        assert!(challenge.starts_with("DPoP "), "{challenge}");
+        assert!(
+            challenge.contains(&format!(r#"error="{error}""#)),
+            "{challenge}"
+        );
+        challenge
+    }
+}
