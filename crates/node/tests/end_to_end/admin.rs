@@ -250,7 +250,7 @@ async fn rotated_keys_sign_new_tokens_while_old_tokens_stay_valid() {
         .iter()
         .map(|k| k["kid"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(kids, [new_kid.clone()]);
+    assert_eq!(kids, std::slice::from_ref(&new_kid));
     let listed = stack
         .admin(Method::GET, "/v1/admin/keys", serde_json::Value::Null)
         .await

@@ -1,5 +1,8 @@
 //! End-to-end tests: a whole node in-process on loopback, real HTTP, real keys.
 
+// Test helpers unwrap: a failure there is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod admin;
 mod attest;
 mod common;
