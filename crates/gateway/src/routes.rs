@@ -24,6 +24,16 @@ pub struct RouteConfig {
     pub scopes: Vec<String>,
 }
 
+impl RouteConfig {
+    pub fn new(path: &str, methods: &[&str], scopes: &[&str]) -> Self {
+        RouteConfig {
+            path: path.into(),
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
 /// Why a route rule was refused at start-up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("route {path:?}: {problem}")]

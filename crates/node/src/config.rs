@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use medgate_gateway::routes::RouteConfig;
+pub use medgate_gateway::routes::RouteConfig;
 use medgate_service::ratelimit::RateLimit;
 use serde::Deserialize;
 

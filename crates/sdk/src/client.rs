@@ -94,11 +94,66 @@ struct CachedToken {
     refresh_at: i64,
 }
 
+/// A plain HTTP/1.1 client that reads whole responses (up to 16 MiB). Used by
+/// [`MedgateClient`] and by tools that talk to medgate's admin API.
+#[derive(Clone)]
+pub struct HttpClient(Client<HttpConnector, Full<Bytes>>);
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpClient")
+    }
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        HttpClient(Client::builder(TokioExecutor::new()).build_http())
+    }
+}
+
+impl HttpClient {
+    /// Sends a request exactly as given.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<HttpResponse, ClientError> {
+        let http_error = |reason: String| ClientError::Http {
+            url: url.to_string(),
+            reason,
+        };
+        let mut request = Request::builder()
+            .method(method)
+            .uri(url)
+            .body(Full::new(body))
+            .map_err(|e| http_error(e.to_string()))?;
+        *request.headers_mut() = headers;
+        let response = self
+            .0
+            .request(request)
+            .await
+            .map_err(|e| http_error(e.to_string()))?;
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, MAX_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| http_error(e.to_string()))?
+            .to_bytes();
+        Ok(HttpResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
 /// The client.
 pub struct MedgateClient {
     config: ClientConfig,
     key: Arc<InstallationKey>,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
     token: Mutex<Option<CachedToken>>,
     signals: SignalSlot,
     now: Now,
@@ -138,7 +193,7 @@ impl MedgateClient {
         MedgateClient {
             config,
             key: Arc::new(key),
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: HttpClient::default(),
             token: Mutex::new(None),
             signals: Default::default(),
             now: system_now(),
@@ -320,32 +375,7 @@ impl MedgateClient {
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<HttpResponse, ClientError> {
-        let http_error = |reason: String| ClientError::Http {
-            url: url.to_string(),
-            reason,
-        };
-        let mut request = Request::builder()
-            .method(method)
-            .uri(url)
-            .body(Full::new(body))
-            .map_err(|e| http_error(e.to_string()))?;
-        *request.headers_mut() = headers;
-        let response = self
-            .http
-            .request(request)
-            .await
-            .map_err(|e| http_error(e.to_string()))?;
-        let (parts, body) = response.into_parts();
-        let body = http_body_util::Limited::new(body, MAX_RESPONSE)
-            .collect()
-            .await
-            .map_err(|e| http_error(e.to_string()))?
-            .to_bytes();
-        Ok(HttpResponse {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        self.http.send(method, url, headers, body).await
     }
 }
 

@@ -32,14 +32,6 @@ pub struct Stack {
     raw: MedgateClient,
 }
 
-pub fn route(path: &str, methods: &[&str], scopes: &[&str]) -> RouteConfig {
-    RouteConfig {
-        path: path.into(),
-        methods: methods.iter().map(|m| m.to_string()).collect(),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
 pub fn test_config(dir: &std::path::Path, upstream: &str) -> Config {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -51,11 +43,11 @@ pub fn test_config(dir: &std::path::Path, upstream: &str) -> Config {
     config.gateway.listen = "127.0.0.1:0".parse().unwrap();
     config.gateway.upstream = Some(upstream.to_string());
     config.gateway.routes = vec![
-        route("/api/v1/entries*", &["GET"], &["entries:read"]),
-        route("/api/v1/treatments", &["POST"], &["entries:write"]),
-        route("/echo", &[], &["entries:read"]),
-        route("/stream", &[], &["entries:read"]),
-        route("/large", &["GET"], &["entries:read"]),
+        RouteConfig::new("/api/v1/entries*", &["GET"], &["entries:read"]),
+        RouteConfig::new("/api/v1/treatments", &["POST"], &["entries:write"]),
+        RouteConfig::new("/echo", &[], &["entries:read"]),
+        RouteConfig::new("/stream", &[], &["entries:read"]),
+        RouteConfig::new("/large", &["GET"], &["entries:read"]),
     ];
     config
 }

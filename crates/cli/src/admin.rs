@@ -1,0 +1,416 @@
+//! `medgate admin …`: the admin API from the command line. The admin token is read from
+//! `<data_dir>/admin.token` unless `--token-file` says otherwise.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http::Method;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use medgate_sdk::client::{HttpClient, HttpResponse};
+
+use crate::{Failure, load_config};
+
+#[derive(Args)]
+pub(crate) struct AdminArgs {
+    /// The control plane's URL. Default: http://<server.listen> from the config.
+    #[arg(long, env = "MEDGATE_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// The admin token file. Default: <server.data_dir>/admin.token.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Print the server's JSON answer instead of a summary.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Apps and their attestation policy.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Registered builds of an app.
+    Release {
+        #[command(subcommand)]
+        command: ReleaseCommand,
+    },
+    /// Installations that have attested.
+    Installation {
+        #[command(subcommand)]
+        command: InstallationCommand,
+    },
+    /// Token-signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Register an app.
+    Create {
+        app_id: String,
+        /// Scopes a clean installation gets, space-separated.
+        #[arg(long)]
+        scopes: String,
+        /// Scopes granted when a degrade signal is present, space-separated.
+        #[arg(long, default_value = "")]
+        limited_scopes: String,
+        /// Signals that reject, comma-separated (debugger,hook,injected_library,root,emulator,tamper).
+        #[arg(long, value_delimiter = ',')]
+        reject_on: Option<Vec<String>>,
+        /// Signals that degrade to the limited scopes, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        degrade_on: Option<Vec<String>>,
+    },
+    /// List apps.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ReleaseCommand {
+    /// Register a build: its version and the SHA-256 of its binary.
+    Add {
+        app_id: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long, value_name = "HEX")]
+        sdk_binary_sha256: String,
+    },
+    /// Revoke every build of a version.
+    Revoke { app_id: String, version: String },
+    /// List an app's releases.
+    List { app_id: String },
+}
+
+#[derive(Subcommand)]
+enum InstallationCommand {
+    /// List installations, of one app or all.
+    List { app_id: Option<String> },
+    /// Revoke an installation; the gateway refuses it within seconds.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a signing key that signs from now on; the old one stays published until its tokens expire.
+    Rotate,
+    /// List signing keys.
+    List,
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+/// The URL for a listen address: unspecified addresses are reached on loopback.
+fn url_of(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, listen.port()))
+}
+
+/// The admin API over HTTP.
+pub(crate) struct AdminApi {
+    http: HttpClient,
+    base: String,
+    token: String,
+}
+
+impl AdminApi {
+    pub(crate) fn new(base: String, token: String) -> Self {
+        AdminApi {
+            http: HttpClient::default(),
+            base,
+            token,
+        }
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, Failure> {
+        let mut headers = HeaderMap::new();
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", self.token))
+            .context("the admin token is not a valid header value")?;
+        headers.insert(AUTHORIZATION, bearer);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+        let url = format!("{}/v1/admin{path}", self.base);
+        let response = self.http.send(method, &url, headers, body).await?;
+        if !response.status.is_success() {
+            return Err(Failure::Refused(refusal(&response)));
+        }
+        serde_json::from_slice(&response.body)
+            .with_context(|| format!("{url} answered with something other than JSON"))
+            .map_err(Failure::from)
+    }
+}
+
+fn refusal(response: &HttpResponse) -> anyhow::Error {
+    match response.problem() {
+        Some(problem) => anyhow!(
+            "{} {}{}",
+            response.status.as_u16(),
+            problem.title,
+            problem.detail.map(|d| format!(": {d}")).unwrap_or_default()
+        ),
+        None => anyhow!("the server answered {}", response.status),
+    }
+}
+
+pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let token_file = args
+        .token_file
+        .unwrap_or_else(|| config.server.data_dir.join(medgate_node::ADMIN_TOKEN_FILE));
+    let token = std::fs::read_to_string(&token_file)
+        .with_context(|| {
+            format!(
+                "cannot read the admin token from {} (has `medgate serve` run yet?)",
+                token_file.display()
+            )
+        })
+        .map_err(Failure::Usage)?
+        .trim()
+        .to_string();
+    let api = AdminApi::new(
+        args.server.unwrap_or_else(|| url_of(config.server.listen)),
+        token,
+    );
+    let json = args.json;
+    let answer = match args.command {
+        AdminCommand::App {
+            command:
+                AppCommand::Create {
+                    app_id,
+                    scopes,
+                    limited_scopes,
+                    reject_on,
+                    degrade_on,
+                },
+        } => {
+            let mut body = serde_json::json!({"app_id": app_id, "scopes": words(&scopes), "limited_scopes": words(&limited_scopes)});
+            if let Some(kinds) = reject_on {
+                body["reject_on"] = kinds.into();
+            }
+            if let Some(kinds) = degrade_on {
+                body["degrade_on"] = kinds.into();
+            }
+            let app = api.call(Method::POST, "/apps", Some(body)).await?;
+            summary(json, &app, || {
+                format!(
+                    "created app {} (scopes: {})",
+                    app["id"], app["policy"]["scopes"]
+                )
+            })
+        }
+        AdminCommand::App {
+            command: AppCommand::List,
+        } => {
+            let apps = api.call(Method::GET, "/apps", None).await?;
+            summary(json, &apps, || {
+                table(&apps, &["id", "created_at"], |app, column| {
+                    app[column].to_string()
+                })
+            })
+        }
+        AdminCommand::Release {
+            command:
+                ReleaseCommand::Add {
+                    app_id,
+                    version,
+                    sdk_binary_sha256,
+                },
+        } => {
+            let body =
+                serde_json::json!({"version": version, "sdk_binary_sha256": sdk_binary_sha256});
+            let release = api
+                .call(
+                    Method::POST,
+                    &format!("/apps/{app_id}/releases"),
+                    Some(body),
+                )
+                .await?;
+            summary(json, &release, || {
+                format!(
+                    "registered {app_id} {version} ({})",
+                    release["binary_sha256"]
+                )
+            })
+        }
+        AdminCommand::Release {
+            command: ReleaseCommand::Revoke { app_id, version },
+        } => {
+            let revoked = api
+                .call(
+                    Method::POST,
+                    &format!("/apps/{app_id}/releases/{version}/revoke"),
+                    None,
+                )
+                .await?;
+            summary(json, &revoked, || {
+                format!(
+                    "revoked {app_id} {version} ({} builds newly revoked)",
+                    revoked["revoked"]
+                )
+            })
+        }
+        AdminCommand::Release {
+            command: ReleaseCommand::List { app_id },
+        } => {
+            let releases = api
+                .call(Method::GET, &format!("/apps/{app_id}/releases"), None)
+                .await?;
+            summary(json, &releases, || {
+                table(
+                    &releases,
+                    &["version", "binary_sha256", "revoked_at"],
+                    |r, c| r[c].to_string(),
+                )
+            })
+        }
+        AdminCommand::Installation {
+            command: InstallationCommand::List { app_id },
+        } => {
+            let query = app_id.map(|id| format!("?app_id={id}")).unwrap_or_default();
+            let installations = api
+                .call(Method::GET, &format!("/installations{query}"), None)
+                .await?;
+            let columns = [
+                "id",
+                "app_id",
+                "app_version",
+                "platform",
+                "last_decision",
+                "last_seen",
+                "revoked_at",
+            ];
+            summary(json, &installations, || {
+                table(&installations, &columns, |i, c| i[c].to_string())
+            })
+        }
+        AdminCommand::Installation {
+            command: InstallationCommand::Revoke { id },
+        } => {
+            let revoked = api
+                .call(Method::POST, &format!("/installations/{id}/revoke"), None)
+                .await?;
+            summary(json, &revoked, || format!("revoked installation {id}"))
+        }
+        AdminCommand::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            let rotated = api.call(Method::POST, "/keys/rotate", None).await?;
+            summary(json, &rotated, || {
+                format!(
+                    "new signing key {}; {} retired (still published until its tokens expire)",
+                    rotated["kid"], rotated["retired"]
+                )
+            })
+        }
+        AdminCommand::Keys {
+            command: KeysCommand::List,
+        } => {
+            let keys = api.call(Method::GET, "/keys", None).await?;
+            summary(json, &keys, || {
+                table(
+                    &keys,
+                    &["kid", "active", "published", "created_at", "retired_at"],
+                    |k, c| k[c].to_string(),
+                )
+            })
+        }
+    };
+    println!("{answer}");
+    Ok(())
+}
+
+fn summary(json: bool, value: &serde_json::Value, text: impl FnOnce() -> String) -> String {
+    if json { value.to_string() } else { text() }
+}
+
+/// A plain text table: a header row, then one row per element of the JSON array.
+fn table(
+    rows: &serde_json::Value,
+    columns: &[&str],
+    cell: impl Fn(&serde_json::Value, &str) -> String,
+) -> String {
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            columns
+                .iter()
+                .map(|c| cell(row, c).trim_matches('"').to_string())
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|r| r[i].len())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |values: Vec<String>| {
+        values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(columns.iter().map(|c| c.to_string()).collect())];
+    out.extend(cells.into_iter().map(line));
+    if rows.is_empty() {
+        out.push("(none)".into());
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_listen_addresses_are_reached_on_loopback() {
+        assert_eq!(
+            url_of("0.0.0.0:8700".parse().unwrap()),
+            "http://127.0.0.1:8700"
+        );
+        assert_eq!(
+            url_of("192.168.1.5:8700".parse().unwrap()),
+            "http://192.168.1.5:8700"
+        );
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let rows = serde_json::json!([{"id": "a", "n": 1}, {"id": "longer", "n": null}]);
+        let text = table(&rows, &["id", "n"], |r, c| r[c].to_string());
+        assert_eq!(text, "id      n\na       1\nlonger  null");
+        assert!(
+            table(&serde_json::json!([]), &["id"], |r, c| r[c].to_string()).ends_with("(none)")
+        );
+    }
+}

@@ -1,0 +1,384 @@
+//! `medgate demo`: a whole node on loopback with a sample upstream, a genuine client and
+//! hostile ones, and a table of what happened.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use clap::Args;
+use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use medgate_node::config::{Config, RouteConfig};
+use medgate_node::sample_upstream::SampleUpstream;
+use medgate_node::{Node, NodeOptions};
+use medgate_proto::wire::Signal;
+use medgate_sdk::client::{ClientConfig, ClientError, HttpClient, HttpResponse, MedgateClient};
+use medgate_sdk::evidence::AppIdentity;
+use medgate_sdk::key::InstallationKey;
+use medgate_sdk::proof::dpop_proof;
+
+use crate::admin::AdminApi;
+use crate::{Failure, wait_for_shutdown_signal};
+
+const APP: &str = "org.example.demo-cgm";
+const VERSION: &str = "1.0.0";
+
+#[derive(Args)]
+pub(crate) struct DemoArgs {
+    /// Run the scenarios, print the table and exit (status 1 if any scenario misbehaved).
+    #[arg(long)]
+    exit: bool,
+    /// Keep the demo's database here instead of a temporary folder.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    server_listen: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    gateway_listen: SocketAddr,
+}
+
+struct Row {
+    scenario: &'static str,
+    expected: &'static str,
+    observed: String,
+    as_expected: bool,
+}
+
+struct Demo {
+    node: Node,
+    http: HttpClient,
+    measurement: String,
+}
+
+impl Demo {
+    fn client(&self, version: &str, measurement: &str) -> Result<MedgateClient, Failure> {
+        let config = ClientConfig {
+            server_url: self.node.server_url(),
+            gateway_url: self.node.public_url().to_string(),
+            app: AppIdentity {
+                app_id: APP.into(),
+                app_version: version.into(),
+                binary_sha256: measurement.into(),
+            },
+            refresh_margin_secs: 30,
+        };
+        Ok(MedgateClient::new(config, InstallationKey::generate()?))
+    }
+
+    fn genuine(&self) -> Result<MedgateClient, Failure> {
+        self.client(VERSION, &self.measurement)
+    }
+
+    async fn gateway(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        dpop: Option<&str>,
+    ) -> Result<HttpResponse, Failure> {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = authorization {
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(value)?);
+        }
+        if let Some(value) = dpop {
+            headers.insert(
+                HeaderName::from_static("dpop"),
+                HeaderValue::from_str(value)?,
+            );
+        }
+        let url = format!("{}{path}", self.node.public_url());
+        Ok(self
+            .http
+            .send(Method::GET, &url, headers, Bytes::new())
+            .await?)
+    }
+}
+
+/// "401 invalid_dpop_proof: <detail>" for a refused gateway answer.
+fn describe(response: &HttpResponse) -> String {
+    let error = response
+        .headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("error=\"").nth(1))
+        .and_then(|v| v.split('"').next())
+        .map(|e| format!(" {e}"))
+        .unwrap_or_default();
+    let detail = match response.problem() {
+        Some(problem) => format!(": {}", problem.detail.unwrap_or(problem.title)),
+        None => String::new(),
+    };
+    format!("{}{error}{detail}", response.status.as_u16())
+}
+
+fn refusal(result: Result<medgate_sdk::client::Attestation, ClientError>) -> (String, Vec<String>) {
+    match result {
+        Ok(granted) => (format!("200 {}", granted.decision.as_str()), vec![]),
+        Err(ClientError::Refused { status, problem }) => {
+            let reasons: Vec<String> = problem
+                .reasons
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect();
+            (format!("{status} {}", reasons.join(", ")), reasons)
+        }
+        Err(other) => (format!("error: {other}"), vec![]),
+    }
+}
+
+async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
+    let mut rows = Vec::new();
+
+    // 1. The genuine app.
+    let genuine = demo.genuine()?;
+    let granted = genuine.attest().await?;
+    let entries = genuine.get("/api/v1/entries.json").await?;
+    let readings = serde_json::from_slice::<serde_json::Value>(&entries.body)
+        .ok()
+        .and_then(|v| v.as_array().map(Vec::len))
+        .unwrap_or(0);
+    rows.push(Row {
+        scenario: "genuine app reads entries",
+        expected: "200",
+        observed: format!(
+            "{} ({readings} synthetic readings; {}, scope \"{}\")",
+            entries.status.as_u16(),
+            granted.decision.as_str(),
+            granted.scope
+        ),
+        as_expected: entries.status == StatusCode::OK && readings > 0,
+    });
+
+    // 2. No token.
+    let anonymous = demo.gateway("/api/v1/entries.json", None, None).await?;
+    rows.push(Row {
+        scenario: "no token",
+        expected: "401",
+        observed: describe(&anonymous),
+        as_expected: anonymous.status == StatusCode::UNAUTHORIZED,
+    });
+
+    // 3. A stolen token, used without the installation key.
+    let token = genuine.access_token().await?;
+    let thief = InstallationKey::generate()?;
+    let url = genuine.gateway_url("/api/v1/entries.json");
+    let now = medgate_sdk::system_now();
+    let stolen_proof = dpop_proof(&thief, "GET", &url, Some(token.expose()), now())?;
+    let authorization = format!("DPoP {}", token.expose());
+    let stolen = demo
+        .gateway(
+            "/api/v1/entries.json",
+            Some(&authorization),
+            Some(&stolen_proof),
+        )
+        .await?;
+    rows.push(Row {
+        scenario: "stolen token, no key",
+        expected: "401 invalid_dpop_proof",
+        observed: describe(&stolen),
+        as_expected: stolen.status == StatusCode::UNAUTHORIZED,
+    });
+
+    // 4. A captured request, replayed.
+    let proof = dpop_proof(genuine.key(), "GET", &url, Some(token.expose()), now())?;
+    let first = demo
+        .gateway("/api/v1/entries.json", Some(&authorization), Some(&proof))
+        .await?;
+    let replay = demo
+        .gateway("/api/v1/entries.json", Some(&authorization), Some(&proof))
+        .await?;
+    rows.push(Row {
+        scenario: "replayed proof",
+        expected: "200 then 401",
+        observed: format!("{} then {}", first.status.as_u16(), describe(&replay)),
+        as_expected: first.status == StatusCode::OK && replay.status == StatusCode::UNAUTHORIZED,
+    });
+
+    // 5–7. Builds and devices the policy refuses.
+    let (observed, reasons) = refusal(demo.client("9.9.9", &demo.measurement)?.attest().await);
+    rows.push(Row {
+        scenario: "unknown build (9.9.9)",
+        expected: "403 release_unknown",
+        observed,
+        as_expected: reasons == ["release_unknown"],
+    });
+    let (observed, reasons) = refusal(demo.client(VERSION, &"0".repeat(64))?.attest().await);
+    rows.push(Row {
+        scenario: "modified binary",
+        expected: "403 tamper_detected",
+        observed,
+        as_expected: reasons == ["tamper_detected"],
+    });
+    let hooked = demo.genuine()?;
+    hooked.set_signals(vec![Signal {
+        kind: "hook".into(),
+        detail: "frida-agent in memory map".into(),
+    }]);
+    let (observed, reasons) = refusal(hooked.attest().await);
+    rows.push(Row {
+        scenario: "hooked app",
+        expected: "403 hook_detected",
+        observed,
+        as_expected: reasons == ["hook_detected"],
+    });
+
+    // 8. A rooted phone: may read, may not write.
+    let rooted = demo.genuine()?;
+    rooted.set_signals(vec![Signal {
+        kind: "root".into(),
+        detail: "su binary present".into(),
+    }]);
+    let limited = rooted.attest().await?;
+    let write = rooted
+        .send(
+            Method::POST,
+            "/api/v1/treatments",
+            Bytes::from_static(b"{\"insulin\":1}"),
+        )
+        .await?;
+    rows.push(Row {
+        scenario: "rooted phone writes",
+        expected: "allow_limited, 403",
+        observed: format!(
+            "{} \"{}\", {}",
+            limited.decision.as_str(),
+            limited.scope,
+            describe(&write)
+        ),
+        as_expected: write.status == StatusCode::FORBIDDEN,
+    });
+
+    // 9. Revocation of the genuine installation reaches the gateway within seconds.
+    let admin = AdminApi::new(demo.node.server_url(), demo.node.admin_token()?);
+    admin
+        .call(
+            Method::POST,
+            &format!("/installations/{}/revoke", genuine.installation_id()),
+            None,
+        )
+        .await?;
+    let started = Instant::now();
+    let mut last = genuine.get("/api/v1/entries.json").await?;
+    while last.status == StatusCode::OK && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = genuine.get("/api/v1/entries.json").await?;
+    }
+    rows.push(Row {
+        scenario: "revoked installation",
+        expected: "401 within 5 s",
+        observed: format!(
+            "{} after {:.1} s",
+            describe(&last),
+            started.elapsed().as_secs_f64()
+        ),
+        as_expected: last.status == StatusCode::UNAUTHORIZED,
+    });
+    Ok(rows)
+}
+
+fn print_table(rows: &[Row]) {
+    let width = |f: fn(&Row) -> usize, title: &str| {
+        rows.iter().map(f).chain([title.len()]).max().unwrap_or(0)
+    };
+    let (a, b) = (
+        width(|r| r.scenario.len(), "scenario"),
+        width(|r| r.expected.len(), "expected"),
+    );
+    println!(
+        "{:<a$}  {:<b$}  {:<3}  observed",
+        "scenario", "expected", "ok"
+    );
+    println!("{}", "-".repeat(a + b + 20));
+    for row in rows {
+        let mark = if row.as_expected { "yes" } else { "NO" };
+        println!(
+            "{:<a$}  {:<b$}  {mark:<3}  {}",
+            row.scenario, row.expected, row.observed
+        );
+    }
+}
+
+pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
+    // Without --data-dir the demo's database lives in a temporary folder, removed at exit.
+    let temporary = tempfile::Builder::new().prefix("medgate-demo-").tempdir()?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().to_path_buf());
+    let upstream = SampleUpstream::start("127.0.0.1:0".parse().context("loopback")?).await?;
+    let mut config = Config::default();
+    config.server.listen = args.server_listen;
+    config.server.data_dir = data_dir.clone();
+    config.gateway.listen = args.gateway_listen;
+    config.gateway.upstream = Some(upstream.url());
+    config.gateway.routes = vec![
+        RouteConfig::new("/api/v1/entries*", &["GET"], &["entries:read"]),
+        RouteConfig::new("/api/v1/treatments", &["POST"], &["treatments:write"]),
+        RouteConfig::new("/api/v1/status", &["GET"], &[]),
+    ];
+    let node = Node::start(config, NodeOptions::default())
+        .await
+        .map_err(|e| Failure::Usage(e.into()))?;
+    let measurement = medgate_sdk::measure::current_executable_sha256()
+        .context("cannot measure this executable")?;
+    let admin = AdminApi::new(node.server_url(), node.admin_token()?);
+    admin
+        .call(
+            Method::POST,
+            "/apps",
+            Some(serde_json::json!({"app_id": APP, "scopes": ["entries:read", "treatments:write"], "limited_scopes": ["entries:read"]})),
+        )
+        .await?;
+    admin
+        .call(
+            Method::POST,
+            &format!("/apps/{APP}/releases"),
+            Some(serde_json::json!({"version": VERSION, "sdk_binary_sha256": measurement})),
+        )
+        .await?;
+
+    let demo = Demo {
+        node,
+        http: HttpClient::default(),
+        measurement,
+    };
+    let rows = scenarios(&demo).await?;
+    println!();
+    print_table(&rows);
+    println!();
+    let node = &demo.node;
+    println!(
+        "control plane  {}   (discovery: {}/.well-known/medgate-configuration)",
+        node.server_url(),
+        node.server_url()
+    );
+    println!(
+        "gateway        {}   -> sample upstream {}",
+        node.public_url(),
+        upstream.url()
+    );
+    println!("data           {}", node.data_dir().display());
+    println!(
+        "try            medgate admin --server {} --token-file {} installation list",
+        node.server_url(),
+        node.data_dir()
+            .join(medgate_node::ADMIN_TOKEN_FILE)
+            .display()
+    );
+    let all_as_expected = rows.iter().all(|row| row.as_expected);
+    if !args.exit {
+        println!("\nserving until Ctrl-C");
+        wait_for_shutdown_signal().await;
+    }
+    let Demo { node, .. } = demo;
+    node.shutdown(Duration::from_secs(5)).await;
+    drop(temporary);
+    if all_as_expected {
+        Ok(())
+    } else {
+        Err(Failure::Refused(anyhow!(
+            "a scenario did not behave as expected"
+        )))
+    }
+}

@@ -1,0 +1,155 @@
+//! The `medgate` command. A thin layer over the libraries: parse arguments, load the config,
+//! call the library, print, choose an exit code (0 success, 1 a refusal or a failed check,
+//! 2 a usage or configuration error).
+
+mod admin;
+mod audit;
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use medgate_node::config::Config;
+use medgate_node::{Node, NodeOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "medgate",
+    version,
+    about = "Attestation, DPoP-bound tokens and a verifying gateway for medical-device apps"
+)]
+struct Cli {
+    /// Config file (TOML). Without one, every setting has its default.
+    #[arg(long, global = true, env = "MEDGATE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane and the gateway until interrupted.
+    Serve,
+    /// Manage apps, releases, installations and signing keys through the admin API.
+    Admin(admin::AdminArgs),
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// Start a node with a sample upstream, run genuine and hostile clients, print what
+    /// happened, then keep serving until interrupted.
+    Demo(demo::DemoArgs),
+}
+
+/// A failure and the exit code it deserves.
+pub(crate) enum Failure {
+    /// A check failed or the server refused (exit 1).
+    Refused(anyhow::Error),
+    /// Bad usage or configuration (exit 2).
+    Usage(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure::Refused(error.into())
+    }
+}
+
+pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
+    match path {
+        Some(path) => Config::load(path).map_err(|e| Failure::Usage(e.into())),
+        None => Ok(Config::default()),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MEDGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(config_path: Option<&Path>) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let master_key = std::env::var("MEDGATE_MASTER_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    let node = Node::start(
+        config,
+        NodeOptions {
+            master_key,
+            ..NodeOptions::default()
+        },
+    )
+    .await
+    .map_err(|e| Failure::Usage(e.into()))?;
+    println!(
+        "medgate control plane on {} (issuer {})",
+        node.server_url(),
+        node.issuer()
+    );
+    println!(
+        "medgate gateway on http://{} (public URL {})",
+        node.gateway_addr(),
+        node.public_url()
+    );
+    println!(
+        "admin token: {}",
+        node.data_dir()
+            .join(medgate_node::ADMIN_TOKEN_FILE)
+            .display()
+    );
+    wait_for_shutdown_signal().await;
+    println!("shutting down");
+    node.shutdown(std::time::Duration::from_secs(10)).await;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+pub(crate) async fn wait_for_shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let config = cli.config.as_deref();
+    let result = match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Admin(args) => admin::run(config, args).await,
+        Command::Audit { command } => audit::run(config, command).await,
+        Command::Demo(args) => demo::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Refused(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

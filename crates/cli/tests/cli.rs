@@ -1,0 +1,249 @@
+//! The `medgate` binary, run as a user runs it.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+fn medgate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_medgate"));
+    command
+        .env_remove("MEDGATE_CONFIG")
+        .env_remove("MEDGATE_SERVER")
+        .env_remove("MEDGATE_MASTER_KEY");
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    let output = command.output().unwrap();
+    eprintln!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_demo_runs_every_scenario_as_expected() {
+    let output = run(medgate().args(["demo", "--exit"]));
+    assert!(output.status.success());
+    let table = stdout(&output);
+    for scenario in [
+        "genuine app",
+        "no token",
+        "stolen token",
+        "replayed proof",
+        "unknown build",
+        "modified binary",
+        "hooked app",
+        "rooted phone",
+        "revoked installation",
+    ] {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(scenario))
+            .unwrap_or_else(|| panic!("{scenario} missing"));
+        assert!(line.contains(" yes "), "{line}");
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `medgate serve` and returns it with its control-plane URL (read from its output).
+fn serve(config: &Path) -> (Server, String) {
+    let mut child = medgate()
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.split_whitespace().nth(4).unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (Server(child), url)
+}
+
+#[test]
+fn serve_admin_and_audit_verify_work_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("medgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n[[gateway.routes]]\npath = \"/api/\"\nscopes = [\"a\"]\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let (mut server, url) = serve(&config);
+    let admin = |args: &[&str]| {
+        let mut command = medgate();
+        command
+            .arg("--config")
+            .arg(&config)
+            .args(["admin", "--server", &url])
+            .args(args);
+        run(&mut command)
+    };
+
+    let created = admin(&[
+        "app",
+        "create",
+        "org.example.cgm",
+        "--scopes",
+        "a b",
+        "--limited-scopes",
+        "a",
+        "--reject-on",
+        "debugger,hook,root",
+    ]);
+    assert!(created.status.success());
+    assert!(stdout(&created).contains("created app \"org.example.cgm\""));
+    let added = admin(&[
+        "release",
+        "add",
+        "org.example.cgm",
+        "--version",
+        "1.0.0",
+        "--sdk-binary-sha256",
+        &"ab".repeat(32),
+    ]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let apps = admin(&["app", "list", "--json"]);
+    let apps: serde_json::Value = serde_json::from_str(&stdout(&apps)).unwrap();
+    assert_eq!(
+        apps[0]["policy"]["reject_on"],
+        serde_json::json!(["debugger", "hook", "root"])
+    );
+    assert_eq!(
+        apps[0]["policy"]["degrade_on"],
+        serde_json::json!(["emulator"])
+    );
+    assert!(stdout(&admin(&["installation", "list"])).contains("(none)"));
+    let rotated = admin(&["keys", "rotate"]);
+    assert!(stdout(&rotated).starts_with("new signing key"));
+    let keys = admin(&["keys", "list"]);
+    assert_eq!(stdout(&keys).lines().count(), 3, "header and two keys");
+    assert!(
+        admin(&["release", "revoke", "org.example.cgm", "1.0.0"])
+            .status
+            .success()
+    );
+
+    // Refusals exit 1 and say why.
+    let conflict = admin(&["app", "create", "org.example.cgm", "--scopes", "a"]);
+    assert_eq!(conflict.status.code(), Some(1));
+    assert!(stderr(&conflict).contains("409 Conflict: app already exists"));
+    std::fs::write(dir.path().join("wrong.token"), "not-the-token").unwrap();
+    let mut wrong = medgate();
+    wrong
+        .arg("--config")
+        .arg(&config)
+        .args(["admin", "--server", &url, "--token-file"])
+        .arg(dir.path().join("wrong.token"))
+        .args(["app", "list"]);
+    let wrong = run(&mut wrong);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(stderr(&wrong).contains("401"));
+
+    // A graceful stop on SIGTERM.
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(server.0.wait().unwrap().success());
+
+    let verified = run(medgate()
+        .arg("--config")
+        .arg(&config)
+        .args(["audit", "verify"]));
+    assert!(verified.status.success());
+    assert!(
+        stdout(&verified).starts_with("audit log verifies: 4 entries, head "),
+        "{}",
+        stdout(&verified)
+    );
+
+    // Someone edits the second entry in the database file.
+    let database = rusqlite::Connection::open(dir.path().join("data/medgate.db")).unwrap();
+    database
+        .execute("UPDATE audit_log SET detail = '{}' WHERE seq = 2", [])
+        .unwrap();
+    drop(database);
+    let broken = run(medgate()
+        .arg("--config")
+        .arg(&config)
+        .args(["audit", "verify"]));
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        stderr(&broken).contains("audit entry 2 does not verify: content does not match its hash")
+    );
+    let json = run(medgate()
+        .arg("--config")
+        .arg(&config)
+        .args(["audit", "verify", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(stdout(&json).trim()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"ok": false, "first_bad_entry": 2, "problem": "content does not match its hash"})
+    );
+}
+
+#[test]
+fn configuration_errors_exit_2_with_the_reason() {
+    let missing = run(medgate().args(["--config", "/nonexistent/medgate.toml", "serve"]));
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("cannot read config file /nonexistent/medgate.toml"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("medgate.toml");
+    std::fs::write(&config, "[server]\nlisten_address = \"x\"\n").unwrap();
+    let typo = run(medgate().arg("--config").arg(&config).arg("serve"));
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(stderr(&typo).contains("unknown field `listen_address`"));
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = \"{}\"\n",
+            dir.path().join("none").display()
+        ),
+    )
+    .unwrap();
+    let no_db = run(medgate()
+        .arg("--config")
+        .arg(&config)
+        .args(["audit", "verify"]));
+    assert_eq!(no_db.status.code(), Some(2));
+    assert!(stderr(&no_db).contains("no medgate database"));
+    let no_token = run(medgate()
+        .arg("--config")
+        .arg(&config)
+        .args(["admin", "app", "list"]));
+    assert_eq!(no_token.status.code(), Some(2));
+    assert!(stderr(&no_token).contains("cannot read the admin token"));
+}
