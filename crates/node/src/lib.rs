@@ -15,7 +15,7 @@ use std::time::Duration;
 use http::Uri;
 use medgate_gateway::routes::Route;
 use medgate_gateway::{Gateway, GatewayParams};
-use medgate_proto::b64;
+use medgate_proto::{Alg, b64};
 use medgate_server::{ADMIN_TOKEN_META, Server, ServerParams, admin_token_hash};
 use medgate_service::audit::AuditSink;
 use medgate_service::duration::secs;
@@ -33,6 +33,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{Config, ConfigError};
+
+/// Proofs must be signed by the installation key a token is bound to, and installation keys
+/// are P-256: the only curve phone keystores and the Secure Enclave offer.
+pub const INSTALLATION_KEY_ALGS: [Alg; 1] = [Alg::Es256];
 
 /// The admin token file inside the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -246,7 +250,7 @@ impl Node {
                         max_age_secs: secs(config.gateway.proof_max_age),
                         max_skew_secs: secs(config.gateway.clock_skew),
                     },
-                    ..ProofPolicy::default()
+                    algs: INSTALLATION_KEY_ALGS.to_vec(),
                 },
                 token_leeway_secs: secs(config.gateway.clock_skew),
                 token_cache_capacity: config.gateway.token_cache_size,

@@ -14,8 +14,10 @@ use crate::jwk::PublicJwk;
 pub enum Alg {
     /// ECDSA P-256 with SHA-256, signature `r ‖ s` (RFC 7518 §3.4).
     Es256,
-    /// Ed25519 (RFC 8037).
+    /// Ed25519 under its polymorphic name `EdDSA` (RFC 8037).
     EdDsa,
+    /// Ed25519 under its fully-specified name (RFC 9864), as newer clients send it.
+    Ed25519,
 }
 
 impl Alg {
@@ -23,6 +25,7 @@ impl Alg {
         match self {
             Alg::Es256 => "ES256",
             Alg::EdDsa => "EdDSA",
+            Alg::Ed25519 => "Ed25519",
         }
     }
 
@@ -31,6 +34,7 @@ impl Alg {
         match name {
             "ES256" => Some(Alg::Es256),
             "EdDSA" => Some(Alg::EdDsa),
+            "Ed25519" => Some(Alg::Ed25519),
             _ => None,
         }
     }
@@ -39,7 +43,8 @@ impl Alg {
     pub fn fits(self, jwk: &PublicJwk) -> bool {
         matches!(
             (self, jwk),
-            (Alg::Es256, PublicJwk::P256 { .. }) | (Alg::EdDsa, PublicJwk::Ed25519 { .. })
+            (Alg::Es256, PublicJwk::P256 { .. })
+                | (Alg::EdDsa | Alg::Ed25519, PublicJwk::Ed25519 { .. })
         )
     }
 }
@@ -151,6 +156,7 @@ mod tests {
     fn only_known_algorithms_have_names() {
         assert_eq!(Alg::from_name("ES256"), Some(Alg::Es256));
         assert_eq!(Alg::from_name("EdDSA"), Some(Alg::EdDsa));
+        assert_eq!(Alg::from_name("Ed25519"), Some(Alg::Ed25519));
         for refused in ["none", "HS256", "es256", "RS256", "ES384", ""] {
             assert_eq!(Alg::from_name(refused), None, "{refused}");
         }

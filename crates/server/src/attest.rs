@@ -378,7 +378,7 @@ pub(crate) async fn discovery(State(state): State<Arc<ServerState>>) -> Response
             "access_token_audience": state.params.audience,
             "token_types_supported": ["DPoP"],
             "access_token_signing_alg_values_supported": ["ES256"],
-            "dpop_signing_alg_values_supported": ["ES256", "EdDSA"],
+            "dpop_signing_alg_values_supported": ["ES256"],
             "evidence_signing_alg_values_supported": ["ES256"],
             "platforms_supported": ["sdk"],
             "reason_codes": Reason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),

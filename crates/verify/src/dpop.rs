@@ -46,7 +46,7 @@ impl Default for ProofPolicy {
                 max_age_secs: 60,
                 max_skew_secs: 5,
             },
-            algs: vec![Alg::Es256, Alg::EdDsa],
+            algs: vec![Alg::Es256, Alg::EdDsa, Alg::Ed25519],
         }
     }
 }

@@ -142,7 +142,7 @@ pub fn verify_signature(
 ) -> Result<(), JwsError> {
     let algorithm: &dyn signature::VerificationAlgorithm = match (alg, key) {
         (Alg::Es256, PublicJwk::P256 { .. }) => &signature::ECDSA_P256_SHA256_FIXED,
-        (Alg::EdDsa, PublicJwk::Ed25519 { .. }) => &signature::ED25519,
+        (Alg::EdDsa | Alg::Ed25519, PublicJwk::Ed25519 { .. }) => &signature::ED25519,
         _ => return Err(JwsError::KeyMismatch),
     };
     signature::UnparsedPublicKey::new(algorithm, key.public_key_bytes())

@@ -72,3 +72,53 @@ fn rfc7515_es256_and_rfc8037_ed25519_examples_verify() {
         assert!(private.to_string().contains("private key material"));
     }
 }
+
+#[test]
+fn ed25519_proofs_verify_under_both_jose_names() {
+    // RFC 8037 A.1's key signs a DPoP proof; RFC 9864 clients label it `Ed25519`, older ones
+    // `EdDSA`. Both name the same algorithm.
+    let Some(dir) = vectors_dir() else { return };
+    let vectors = vector_json(&dir, "standards/rfc8037-ed25519-jws/vectors.json");
+    let seed =
+        medgate_proto::b64::decode(vectors["private_jwk"]["d"].as_str().unwrap(), 64).unwrap();
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+    let jwk: PublicJwk = serde_json::from_value(vectors["public_jwk"].clone()).unwrap();
+    let uri = target_uri("https://api.example", "/v1/entries").unwrap();
+    let target = RequestTarget {
+        method: "GET",
+        uri: &uri,
+    };
+    for alg in ["EdDSA", "Ed25519"] {
+        let header = serde_json::json!({"alg": alg, "typ": "dpop+jwt", "jwk": jwk});
+        let claims = serde_json::json!({"jti": "j", "htm": "GET", "htu": uri, "iat": 1000});
+        let input = format!(
+            "{}.{}",
+            medgate_proto::b64::encode(header.to_string()),
+            medgate_proto::b64::encode(claims.to_string())
+        );
+        let proof = format!(
+            "{input}.{}",
+            medgate_proto::b64::encode(pair.sign(input.as_bytes()))
+        );
+        let verified = verify_proof(
+            &proof,
+            target,
+            &ProofPolicy::default(),
+            UnixTime::from_secs(1000),
+        )
+        .unwrap();
+        assert_eq!(
+            verified.jkt().as_str(),
+            vectors["jwk_thumbprint_sha256"].as_str().unwrap()
+        );
+        // A gateway that only accepts ES256 refuses it.
+        let es256_only = ProofPolicy {
+            algs: vec![Alg::Es256],
+            ..ProofPolicy::default()
+        };
+        assert_eq!(
+            verify_proof(&proof, target, &es256_only, UnixTime::from_secs(1000)).unwrap_err(),
+            ProofError::Jws(jws::JwsError::AlgorithmNotAllowed)
+        );
+    }
+}

@@ -139,7 +139,7 @@ async fn requests_without_a_usable_token_are_refused() {
     none.assert_problem(StatusCode::UNAUTHORIZED, wire::problem_type::INVALID_TOKEN);
     assert_eq!(
         none.header("www-authenticate").unwrap(),
-        r#"DPoP algs="ES256 EdDSA""#
+        r#"DPoP algs="ES256""#
     );
     // A DPoP-bound token presented as a bearer token (RFC 9449 §7.2).
     let dpop = proof(&stack, client.key(), "GET", "/echo", Some(&token));
@@ -446,7 +446,7 @@ async fn routes_and_scopes_are_enforced() {
     );
     assert_eq!(
         reply.header("www-authenticate").unwrap(),
-        r#"DPoP error="insufficient_scope", scope="entries:write", algs="ES256 EdDSA""#
+        r#"DPoP error="insufficient_scope", scope="entries:write", algs="ES256""#
     );
     // The full client may write.
     let (full, _) = attested(&stack).await;

@@ -7,3 +7,4 @@ mod admin;
 mod attest;
 mod common;
 mod gateway;
+mod interop;

@@ -1,0 +1,51 @@
+//! Interop: npm `jose` and `dpop` (panva), which nobody here wrote, against a running node.
+//! See interop/check.mjs. Needs `npm ci --prefix interop` (the test command runs it).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::common::{APP, MEASUREMENT, Stack, VERSION};
+
+fn interop_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop");
+    if dir.join("node_modules/jose").is_dir() && dir.join("node_modules/dpop").is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("MEDGATE_CI").is_none(),
+        "interop/node_modules is missing; the test command installs it with `npm ci --prefix interop`"
+    );
+    eprintln!("skipped: interop needs `npm ci --prefix interop` (and Node.js)");
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_jose_and_dpop_libraries_interoperate() {
+    let Some(dir) = interop_dir() else { return };
+    // Node's clock is the system clock, as is this stack's (the manual clock starts at now).
+    let stack = Stack::start().await;
+    let node = &stack.node;
+    let output = tokio::process::Command::from({
+        let mut command = Command::new("node");
+        command
+            .arg(dir.join("check.mjs"))
+            .env("MEDGATE_SERVER", node.server_url())
+            .env("MEDGATE_GATEWAY", node.public_url())
+            .env("MEDGATE_ISSUER", node.issuer())
+            .env("MEDGATE_APP_ID", APP)
+            .env("MEDGATE_APP_VERSION", VERSION)
+            .env("MEDGATE_MEASUREMENT", MEASUREMENT);
+        command
+    })
+    .output()
+    .await
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let checks: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(checks.len() >= 10, "the script stopped early");
+    for check in &checks {
+        assert_eq!(check["ok"], true, "{check}");
+    }
+    assert!(output.status.success());
+}
