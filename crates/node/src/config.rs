@@ -195,6 +195,30 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_parses_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../medgate.example.toml");
+        let example = Config::load(&path).unwrap();
+        let defaults = Config::default();
+        assert_eq!(example.server.listen, defaults.server.listen);
+        assert_eq!(example.server.token_ttl, defaults.server.token_ttl);
+        assert_eq!(example.server.challenge_ttl, defaults.server.challenge_ttl);
+        assert_eq!(
+            example.server.client_rate_limit,
+            defaults.server.client_rate_limit
+        );
+        assert_eq!(example.gateway.rate_limit, defaults.gateway.rate_limit);
+        assert_eq!(
+            example.gateway.proof_max_age,
+            defaults.gateway.proof_max_age
+        );
+        assert_eq!(
+            example.gateway.replay_cache_size,
+            defaults.gateway.replay_cache_size
+        );
+        assert_eq!(example.gateway.routes.len(), 3);
+    }
+
+    #[test]
     fn typos_wrong_types_and_versions_are_clear_errors() {
         let error = Config::from_toml("[server]\nlisten_addr = \"x\"", "medgate.toml")
             .unwrap_err()
