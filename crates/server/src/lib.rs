@@ -108,6 +108,9 @@ impl Server {
         metrics: Arc<Metrics>,
         audit: AuditSink,
     ) -> Result<Server, ServerError> {
+        if !sealer.has_master_key() {
+            tracing::warn!("no MEDGATE_MASTER_KEY: signing keys are stored unencrypted (file mode 0600 only)");
+        }
         let keys = KeyRing::load(&*store, &sealer, clock.now()).await?;
         let admin_token_sha256 = store
             .get_meta(ADMIN_TOKEN_META)

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Load benchmark: the same upstream behind (1) nginx proxy_pass, (2) a bare hyper pass-through
+# proxy, (3) the medgate gateway with every check (token, DPoP proof with ath, replay cache,
+# route, scopes). One run, side by side; compare the ratios.
+#
+#   bench/load.sh [SECONDS] [CONNECTIONS]      (defaults: 10 s, 16 connections)
+#
+# The proxy under test is pinned to CPU 0; wrk and the upstream share CPU 1. Installs wrk and
+# nginx from Debian if they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+connections=${2:-16}
+path=/api/v1/status
+
+for tool in wrk nginx; do
+  command -v $tool >/dev/null || command -v /usr/sbin/$tool >/dev/null || {
+    echo "==> apt-get install -y wrk nginx"; apt-get install -y -qq wrk nginx >/dev/null; }
+done
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "==> cargo build --release -p medgate -p medgate-loadbench"
+cargo build --release --locked -q -p medgate -p medgate-loadbench
+target=${CARGO_TARGET_DIR:-target}/release
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+upstream=127.0.0.1:18080 bare=127.0.0.1:18081 nginx_at=127.0.0.1:18082
+server=127.0.0.1:18700 gateway=127.0.0.1:18701
+
+taskset -c 1 "$target/medgate-loadbench" upstream --listen $upstream >/dev/null & pids+=($!)
+taskset -c 0 "$target/medgate-loadbench" bare-proxy --listen $bare --upstream http://$upstream >/dev/null & pids+=($!)
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream backend { server $upstream; keepalive 64; }
+  server {
+    listen $nginx_at;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+taskset -c 0 "$nginx_bin" -c "$work/nginx.conf" -p "$work" & pids+=($!)
+cat > "$work/medgate.toml" <<CONF
+[server]
+listen = "$server"
+data_dir = "$work/data"
+client_rate_limit = { per_second = 0, burst = 0 }
+[gateway]
+listen = "$gateway"
+upstream = "http://$upstream"
+rate_limit = { per_second = 0, burst = 0 }
+[[gateway.routes]]
+path = "$path"
+methods = ["GET"]
+scopes = ["entries:read"]
+CONF
+MEDGATE_LOG=warn taskset -c 0 "$target/medgate" --config "$work/medgate.toml" serve >/dev/null & pids+=($!)
+
+for port in 18080 18081 18082 18700 18701; do
+  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+done
+
+run() { # name url [proofs-file]
+  taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -s bench/wrk.lua "$2" ${3:+-- "$3"} | tail -n 1 > "$work/$1.json"
+}
+
+echo "==> wrk -t1 -c$connections -d${seconds}s, GET $path"
+run nginx "http://$nginx_at$path"
+run bare "http://$bare$path"
+# Proofs are made right before the gateway run so every one is inside its 60 s window.
+count=$((seconds * 40000))
+"$target/medgate-loadbench" prepare --server "http://$server" --gateway "http://$gateway" \
+  --token-file "$work/data/admin.token" --path "$path" --count "$count" --out "$work/proofs"
+run gateway "http://$gateway$path" "$work/proofs"
+
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+rows = {name: json.load(open(f"{work}/{name}.json")) for name in ["nginx", "bare", "gateway"]}
+base = rows["bare"]["rps"]
+print(f"{'proxy':<26}{'req/s':>9}{'p50 µs':>9}{'p99 µs':>9}{'non-2xx':>9}{'vs bare':>9}")
+labels = {"nginx": "nginx proxy_pass", "bare": "bare hyper proxy", "gateway": "medgate gateway (checks)"}
+for name, r in rows.items():
+    print(f"{labels[name]:<26}{r['rps']:>9.0f}{r['p50_us']:>9}{r['p99_us']:>9}{r['non2xx']:>9}{r['rps']/base:>9.2f}")
+g = rows["gateway"]
+if g["non2xx"] or g["errors"]:
+    sys.exit(f"the gateway refused or failed {g['non2xx'] + g['errors']} requests: the figures are not valid")
+print(f"gateway CPU per request over bare proxy ≈ {1e6/g['rps'] - 1e6/base:.0f} µs (one core)")
+PY
