@@ -109,7 +109,9 @@ impl Server {
         audit: AuditSink,
     ) -> Result<Server, ServerError> {
         if !sealer.has_master_key() {
-            tracing::warn!("no MEDGATE_MASTER_KEY: signing keys are stored unencrypted (file mode 0600 only)");
+            tracing::warn!(
+                "no MEDGATE_MASTER_KEY: signing keys are stored unencrypted (file mode 0600 only)"
+            );
         }
         let keys = KeyRing::load(&*store, &sealer, clock.now()).await?;
         let admin_token_sha256 = store

@@ -136,16 +136,8 @@ async fn a_revoked_installation_is_refused_at_the_gateway_within_five_seconds() 
     assert!(listed[0]["revoked_at"].is_null());
 
     stack
-        .admin(
-            Method::POST,
-            &format!(
-                "/v1/admin/installations/{}/revoke",
-                client.installation_id()
-            ),
-            serde_json::Value::Null,
-        )
-        .await
-        .assert_status(StatusCode::OK);
+        .revoke_installation(client.installation_id().as_str())
+        .await;
     // The token is still unexpired; the next request is refused anyway.
     let took = stack
         .eventually(5, || async {
@@ -291,16 +283,8 @@ async fn every_decision_rejection_and_change_is_in_a_verifiable_log_without_secr
         .await
         .assert_status(StatusCode::UNAUTHORIZED);
     stack
-        .admin(
-            Method::POST,
-            &format!(
-                "/v1/admin/installations/{}/revoke",
-                client.installation_id()
-            ),
-            serde_json::Value::Null,
-        )
-        .await
-        .assert_status(StatusCode::OK);
+        .revoke_installation(client.installation_id().as_str())
+        .await;
 
     let store = stack.node.store();
     let kinds = || async {

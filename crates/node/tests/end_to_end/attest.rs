@@ -232,16 +232,8 @@ async fn a_revoked_installation_cannot_attest_again() {
     let client = stack.client();
     client.attest().await.unwrap();
     stack
-        .admin(
-            Method::POST,
-            &format!(
-                "/v1/admin/installations/{}/revoke",
-                client.installation_id()
-            ),
-            serde_json::Value::Null,
-        )
-        .await
-        .assert_status(StatusCode::OK);
+        .revoke_installation(client.installation_id().as_str())
+        .await;
     assert_eq!(
         reasons(client.attest().await.unwrap_err()),
         [Reason::InstallationRevoked]
@@ -452,16 +444,5 @@ async fn attempts_per_client_address_are_rate_limited() {
     let limited = stack
         .raw(Method::POST, &url, HeaderMap::new(), body())
         .await;
-    limited.assert_problem(
-        StatusCode::TOO_MANY_REQUESTS,
-        wire::problem_type::RATE_LIMITED,
-    );
-    assert!(
-        limited
-            .header("retry-after")
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            >= 1
-    );
+    limited.assert_rate_limited();
 }

@@ -173,6 +173,14 @@ impl Stack {
         Reply(self.raw.send_raw(method, url, headers, body).await.unwrap())
     }
 
+    /// Revokes an installation through the admin API.
+    pub async fn revoke_installation(&self, id: &str) {
+        let path = format!("/v1/admin/installations/{id}/revoke");
+        self.admin(Method::POST, &path, serde_json::Value::Null)
+            .await
+            .assert_status(StatusCode::OK);
+    }
+
     /// A plain GET to the control plane.
     pub async fn server_get(&self, path: &str) -> Reply {
         self.raw(
@@ -302,6 +310,17 @@ impl Reply {
         assert_eq!(problem["type"], problem_type, "{problem}");
         assert_eq!(problem["status"], status.as_u16());
         problem
+    }
+
+    /// Asserts a 429 rate-limit problem with a `Retry-After` of at least one second.
+    #[track_caller]
+    pub fn assert_rate_limited(&self) {
+        self.assert_problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "urn:medgate:problem:rate-limited",
+        );
+        let retry_after: u64 = self.header("retry-after").unwrap().parse().unwrap();
+        assert!(retry_after >= 1);
     }
 
     /// Asserts a 401 with the DPoP challenge carrying `error`.
