@@ -32,6 +32,8 @@ pub enum KeyError {
 pub struct InstallationKey {
     signing: SigningKey,
     public: PublicJwk,
+    x: [u8; 32],
+    y: [u8; 32],
 }
 
 impl std::fmt::Debug for InstallationKey {
@@ -57,19 +59,23 @@ impl InstallationKey {
             getrandom::fill(scalar.as_mut()).map_err(|_| KeyError::Random)?;
             // Out-of-range scalars (probability ~2^-32) are simply drawn again.
             if let Ok(signing) = SigningKey::from_slice(scalar.as_ref()) {
-                return Ok(Self::from_signing_key(signing));
+                return Self::from_signing_key(signing).ok_or(KeyError::Random);
             }
         }
     }
 
-    fn from_signing_key(signing: SigningKey) -> Self {
+    fn from_signing_key(signing: SigningKey) -> Option<Self> {
         let point = signing.verifying_key().to_sec1_point(false);
-        let public = match PublicJwk::from_p256_sec1(point.as_bytes()) {
-            Ok(public) => public,
-            // An uncompressed SEC1 point from p256 is always 65 bytes.
-            Err(_) => unreachable!("p256 returned a malformed uncompressed point"),
+        let public = PublicJwk::from_p256_sec1(point.as_bytes()).ok()?;
+        let PublicJwk::P256 { x, y } = public else {
+            return None;
         };
-        InstallationKey { signing, public }
+        Some(InstallationKey {
+            signing,
+            public,
+            x,
+            y,
+        })
     }
 
     /// Loads the key at `path`, or creates and saves one if there is none.
@@ -99,7 +105,7 @@ impl InstallationKey {
             return None;
         }
         let d = Zeroizing::new(b64::decode_array::<32>(&jwk.d).ok()?);
-        let key = Self::from_signing_key(SigningKey::from_slice(d.as_ref()).ok()?);
+        let key = Self::from_signing_key(SigningKey::from_slice(d.as_ref()).ok()?)?;
         let stored = PublicJwk::P256 {
             x: b64::decode_array(&jwk.x).ok()?,
             y: b64::decode_array(&jwk.y).ok()?,
@@ -114,14 +120,11 @@ impl InstallationKey {
             path: path.display().to_string(),
             source,
         };
-        let PublicJwk::P256 { x, y } = &self.public else {
-            unreachable!("installation keys are P-256")
-        };
         let jwk = PrivateJwk {
             kty: "EC".into(),
             crv: "P-256".into(),
-            x: b64::encode(x),
-            y: b64::encode(y),
+            x: b64::encode(self.x),
+            y: b64::encode(self.y),
             d: b64::encode(self.signing.to_bytes()),
         };
         let text =

@@ -50,10 +50,6 @@ impl KeyRing {
                 record.sealed_private_key = sealed;
                 tracing::info!(kid = %record.kid, "signing key sealed under the master key");
             }
-        } else {
-            tracing::warn!(
-                "no MEDGATE_MASTER_KEY: signing keys are stored unencrypted (file mode 0600 only)"
-            );
         }
         let active_record = records
             .iter()
