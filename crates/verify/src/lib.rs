@@ -10,13 +10,16 @@
 //! issued from a [`policy::Grant`], which can only be made from verified evidence and a fresh
 //! challenge.
 
+pub mod apple;
 pub mod dpop;
 pub mod evidence;
 pub mod jws;
 pub mod keys;
 pub mod policy;
+pub mod roots;
 pub mod time;
 pub mod token;
+pub mod x509;
 
 pub use time::UnixTime;
 
