@@ -45,3 +45,33 @@ fn embedded_anchors_are_the_published_root_keys() {
         software
     );
 }
+
+#[test]
+fn revocation_vectors_resolve_as_documented() {
+    use medgate_verify::android::revocation::RevocationList;
+    let Some(dir) = vectors_dir() else { return };
+    let status = dir.join("android-revocation-status");
+    let test_list = RevocationList::parse(
+        &std::fs::read(status.join("google-android-key-attestation-test-status.json")).unwrap(),
+    )
+    .unwrap();
+    let pem = std::fs::read_to_string(
+        status.join("suspended-tee-intermediate-cc66e9a93713b6e643b26c15879786f7.pem"),
+    )
+    .unwrap();
+    let cert = Certificate::from_der(&pem_blocks(&pem, "CERTIFICATE").unwrap()[0], 0).unwrap();
+    assert_eq!(cert.serial_hex(), "cc66e9a93713b6e643b26c15879786f7");
+    let entry = test_list.lookup(&cert.serial_hex()).unwrap();
+    assert_eq!(
+        (entry.status.as_str(), entry.reason.as_deref()),
+        ("SUSPENDED", Some("KEY_COMPROMISE"))
+    );
+    assert!(test_list.lookup("badbeef").is_none());
+    let docs = RevocationList::parse(
+        &std::fs::read(status.join("google-docs-example-status.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(docs.lookup("2c8cdddfd5e03bfc").unwrap().status, "REVOKED");
+    assert_eq!(docs.lookup("c8966fcb2fbb0d7a").unwrap().status, "SUSPENDED");
+    assert_eq!(docs.lookup("1").unwrap().status, "REVOKED");
+}

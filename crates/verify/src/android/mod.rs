@@ -1,0 +1,3 @@
+//! Android key attestation.
+
+pub mod revocation;
