@@ -14,6 +14,7 @@ pub mod dpop;
 pub mod evidence;
 pub mod jws;
 pub mod keys;
+pub mod play_integrity;
 pub mod policy;
 pub mod time;
 pub mod token;
