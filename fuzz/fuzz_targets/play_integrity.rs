@@ -26,7 +26,8 @@ fuzz_target!(|data: &[u8]| {
         RequestBinding::RequestHash("aGVsbG8gd29scmQgdGhlcmU"),
         RequestBinding::Nonce("aW50ZXJvcC1ub25jZS0wMDAx"),
     ] {
-        for (max_age_ms, max_future_skew_ms) in [(60_000, 5_000), (i64::MAX, i64::MAX), (i64::MIN, -1)] {
+        let windows = [(60_000, 5_000), (i64::MAX, i64::MAX), (i64::MIN, -1)];
+        for (max_age_ms, max_future_skew_ms) in windows {
             let expect = Expectations {
                 package_name: "com.package.name",
                 request_binding,

@@ -132,14 +132,15 @@ impl PlayIntegrityKeys {
         decryption_key_b64: &str,
         verification_key_b64: &str,
     ) -> Result<Self, PlayIntegrityError> {
-        let decryption_key = decode_console(decryption_key_b64, 64)
-            .ok_or(PlayIntegrityError::BadDecryptionKey("not base64"))?;
+        const WRONG_LENGTH: &str = "must be 32 bytes (AES-256)";
+        let decryption_key = decode_console(decryption_key_b64, 64, WRONG_LENGTH)
+            .map_err(PlayIntegrityError::BadDecryptionKey)?;
         let decryption_key: [u8; KEY_LEN] = decryption_key
             .as_slice()
             .try_into()
-            .map_err(|_| PlayIntegrityError::BadDecryptionKey("must be 32 bytes (AES-256)"))?;
-        let spki = decode_console(verification_key_b64, 1024)
-            .ok_or(PlayIntegrityError::BadVerificationKey("not base64"))?;
+            .map_err(|_| PlayIntegrityError::BadDecryptionKey(WRONG_LENGTH))?;
+        let spki = decode_console(verification_key_b64, 1024, "too long for a P-256 key")
+            .map_err(PlayIntegrityError::BadVerificationKey)?;
         Ok(PlayIntegrityKeys {
             decryption_key: Zeroizing::new(decryption_key),
             verification_key: p256_from_spki(&spki)?,
@@ -163,16 +164,24 @@ impl std::fmt::Debug for PlayIntegrityKeys {
     }
 }
 
-/// Decodes a Play Console string of at most `max_len` characters; the result is zeroized.
-fn decode_console(text: &str, max_len: usize) -> Option<Zeroizing<Vec<u8>>> {
+/// Decodes a Play Console string of at most `max_len` characters (else `too_long`); the result
+/// is zeroized.
+fn decode_console(
+    text: &str,
+    max_len: usize,
+    too_long: &'static str,
+) -> Result<Zeroizing<Vec<u8>>, &'static str> {
     let text = text.trim_ascii();
-    if text.is_empty() || text.len() > max_len {
-        return None;
+    if text.len() > max_len {
+        return Err(too_long);
+    }
+    if text.is_empty() {
+        return Err("empty");
     }
     STANDARD_PAD_INDIFFERENT
         .decode(text)
-        .ok()
         .map(Zeroizing::new)
+        .map_err(|_| "not base64")
 }
 
 fn p256_from_spki(der: &[u8]) -> Result<PublicJwk, PlayIntegrityError> {
@@ -196,8 +205,20 @@ fn p256_from_spki(der: &[u8]) -> Result<PublicJwk, PlayIntegrityError> {
 struct JweHeader {
     alg: String,
     enc: String,
-    zip: Option<IgnoredAny>,
-    crit: Option<IgnoredAny>,
+    #[serde(default)]
+    zip: Present,
+    #[serde(default)]
+    crit: Present,
+}
+
+/// Whether a header member is there at all, whatever its value (`"zip": null` included).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Present(true))
+    }
 }
 
 /// Steps 1–9: decrypts `token` with the decryption key, verifies the inner signature with the
@@ -213,15 +234,8 @@ pub fn decrypt_and_verify(
         return Err(E::TooLarge { max: MAX_TOKEN_LEN });
     }
     // Step 2.
-    let mut parts = token.split('.');
-    let (Some(header_b64), Some(key_b64), Some(iv_b64), Some(ciphertext_b64), Some(tag_b64), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let parts: Vec<&str> = token.splitn(6, '.').collect();
+    let &[header_b64, key_b64, iv_b64, ciphertext_b64, tag_b64] = parts.as_slice() else {
         return Err(E::Malformed("a compact JWE has exactly five parts"));
     };
     // Step 3.
@@ -238,10 +252,10 @@ pub fn decrypt_and_verify(
     if header.enc != JWE_ENC {
         return Err(E::HeaderNotAllowed("enc must be A256GCM"));
     }
-    if header.zip.is_some() {
+    if header.zip.0 {
         return Err(E::HeaderNotAllowed("compression (zip) is not supported"));
     }
-    if header.crit.is_some() {
+    if header.crit.0 {
         return Err(E::HeaderNotAllowed(
             "critical header parameters are not supported",
         ));

@@ -389,11 +389,13 @@ fn header_enc_a128gcm_is_refused() {
 #[test]
 fn header_zip_is_refused() {
     assert_header_refused(r#"{"alg":"A256KW","enc":"A256GCM","zip":"DEF"}"#);
+    assert_header_refused(r#"{"alg":"A256KW","enc":"A256GCM","zip":null}"#);
 }
 
 #[test]
 fn header_crit_is_refused() {
     assert_header_refused(r#"{"alg":"A256KW","enc":"A256GCM","crit":["exp"],"exp":1}"#);
+    assert_header_refused(r#"{"alg":"A256KW","enc":"A256GCM","crit":null}"#);
 }
 
 #[test]
@@ -779,14 +781,18 @@ fn console_strings_that_are_not_base64_are_refused() {
         PlayIntegrityKeys::from_console("not base64!", &verification).unwrap_err(),
         PlayIntegrityError::BadDecryptionKey("not base64")
     );
-    // Play Console shows the standard alphabet; base64url is a different string.
-    let urlsafe = decryption.replace('+', "-").replace('/', "_");
-    if urlsafe != decryption {
-        assert!(PlayIntegrityKeys::from_console(&urlsafe, &verification).is_err());
-    }
+    // Play Console shows the standard alphabet: 32 bytes of 0xfb are "+/v7…+/s=", and their
+    // base64url spelling is refused.
+    let standard = format!("{}+/s=", "+/v7".repeat(10));
+    assert!(PlayIntegrityKeys::from_console(&standard, &verification).is_ok());
+    let urlsafe = standard.replace('+', "-").replace('/', "_");
     assert_eq!(
-        PlayIntegrityKeys::from_console(&decryption, "").unwrap_err(),
-        PlayIntegrityError::BadVerificationKey("not base64")
+        PlayIntegrityKeys::from_console(&urlsafe, &verification).unwrap_err(),
+        PlayIntegrityError::BadDecryptionKey("not base64")
+    );
+    assert_eq!(
+        PlayIntegrityKeys::from_console(&decryption, " \n").unwrap_err(),
+        PlayIntegrityError::BadVerificationKey("empty")
     );
     assert_eq!(
         PlayIntegrityKeys::from_console(&decryption, "MFkw EwYH").unwrap_err(),
@@ -797,7 +803,12 @@ fn console_strings_that_are_not_base64_are_refused() {
 #[test]
 fn a_decryption_key_of_the_wrong_length_is_refused() {
     let (_, verification) = TestPlayKeys::generate().console_strings();
-    for key in ["AAECAwQFBgcICQoLDA0ODw==", &"A".repeat(44), &"A".repeat(64)] {
+    for key in [
+        "AAECAwQFBgcICQoLDA0ODw==",
+        &"A".repeat(44),
+        &"A".repeat(64),
+        &"A".repeat(65),
+    ] {
         assert_eq!(
             PlayIntegrityKeys::from_console(key, &verification).unwrap_err(),
             PlayIntegrityError::BadDecryptionKey("must be 32 bytes (AES-256)"),
