@@ -10,6 +10,7 @@
 //! issued from a [`policy::Grant`], which can only be made from verified evidence and a fresh
 //! challenge.
 
+pub mod android;
 pub mod dpop;
 pub mod evidence;
 pub mod jws;
