@@ -293,7 +293,7 @@ fn key_description_of_every_leaf_matches_the_independent_decode() {
                 assert_eq!(error.problem(), Some(Problem::BadBoolean));
                 assert_eq!(
                     error.field().unwrap().to_string(),
-                    "hardwareEnforced.rootOfTrust.deviceLocked"
+                    "KeyDescription.hardwareEnforced.rootOfTrust.deviceLocked"
                 );
                 // ...and that byte is its only problem: with it set to 0xFF, every field
                 // matches the independent decode (which read it leniently as true).

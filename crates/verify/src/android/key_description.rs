@@ -10,7 +10,7 @@
 //!    Tags this parser does not know are skipped whole and recorded in
 //!    [`AuthorizationList::unknown_tags`], so a newer KeyMint does not break verification.
 //! 5. A SET OF holds at most [`MAX_SET_ELEMENTS`] elements. The DER sort order of SET OF elements
-//!    is *not* enforced: real devices emit unsorted sets (see [`set_of`]).
+//!    is *not* enforced: real devices emit unsorted sets (see `set_of` below).
 //! 6. `rootOfTrust` and `attestationApplicationId` (the DER inside the `[709]` OCTET STRING) are
 //!    parsed by the same rules; package names must be UTF-8.
 //!
@@ -45,7 +45,7 @@ pub const MAX_SET_ELEMENTS: usize = 1024;
 pub enum KeyDescriptionError {
     #[error("KeyDescription is larger than {max} bytes")]
     TooLarge { max: usize },
-    #[error("KeyDescription {field}: {problem}")]
+    #[error("{field}: {problem}")]
     Invalid { field: FieldPath, problem: Problem },
 }
 
@@ -68,7 +68,9 @@ impl KeyDescriptionError {
 }
 
 /// The schema field an error is about: `list` is `softwareEnforced` or `hardwareEnforced` for a
-/// field of an authorization list; `field` uses the schema's names (`rootOfTrust.deviceLocked`).
+/// field of an authorization list; `field` uses the schema's names (`rootOfTrust.deviceLocked`),
+/// and is empty for the `KeyDescription` itself. Displayed as a path from the root, such as
+/// `KeyDescription.hardwareEnforced.rootOfTrust.deviceLocked`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldPath {
     pub list: Option<&'static str>,
@@ -76,6 +78,8 @@ pub struct FieldPath {
 }
 
 impl FieldPath {
+    const ROOT: FieldPath = FieldPath::top("");
+
     const fn top(field: &'static str) -> Self {
         FieldPath { list: None, field }
     }
@@ -97,10 +101,14 @@ impl FieldPath {
 
 impl std::fmt::Display for FieldPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.list {
-            Some(list) => write!(f, "{list}.{}", self.field),
-            None => f.write_str(self.field),
+        f.write_str("KeyDescription")?;
+        if let Some(list) = self.list {
+            write!(f, ".{list}")?;
         }
+        if !self.field.is_empty() {
+            write!(f, ".{}", self.field)?;
+        }
+        Ok(())
     }
 }
 
@@ -517,7 +525,7 @@ pub fn parse(der: &[u8]) -> Result<KeyDescription, KeyDescriptionError> {
         return Err(KeyDescriptionError::TooLarge { max: MAX_INPUT });
     }
     // Step 2.
-    let at = FieldPath::top("KeyDescription");
+    let at = FieldPath::ROOT;
     within(der, at, |reader| sequence(reader, at, key_description))
 }
 
@@ -639,7 +647,7 @@ fn authorization_list(
         }
         previous = Some(number);
         within(tlv.value(), at, |inner| {
-            authorization(&mut out, number, inner, at)
+            authorization(&mut out, number, inner, list, at)
         })?;
     }
     Ok(out)
@@ -650,9 +658,9 @@ fn authorization(
     out: &mut AuthorizationList,
     number: u32,
     reader: &mut SliceReader<'_>,
+    list: &'static str,
     at: FieldPath,
 ) -> Result<(), KeyDescriptionError> {
-    let list = at.list.unwrap_or("authorizationList");
     match number {
         1 => out.purpose = set_of(reader, at, |r| integer(r, at))?,
         2 => out.algorithm = Some(integer(reader, at)?),
@@ -1274,21 +1282,27 @@ mod tests {
         let two = tlv(&explicit_tag(11), &[int(1), int(2)].concat());
         assert_eq!(
             refusal(&with_hardware(two)),
-            ("hardwareEnforced.unknownTag".into(), Problem::TrailingBytes)
+            (
+                "KeyDescription.hardwareEnforced.unknownTag".into(),
+                Problem::TrailingBytes
+            )
         );
         // A primitive context-specific tag is not EXPLICIT.
         let primitive = tlv(&[0x8b], &[0x00]);
         let (field, problem) = refusal(&with_hardware(primitive));
-        assert_eq!(field, "hardwareEnforced.field");
+        assert_eq!(field, "KeyDescription.hardwareEnforced.field");
         assert!(matches!(problem, Problem::WrongType(_)));
         // A universal type where a tagged field belongs.
         let (field, problem) = refusal(&with_hardware(int(1)));
-        assert_eq!(field, "hardwareEnforced.field");
+        assert_eq!(field, "KeyDescription.hardwareEnforced.field");
         assert!(matches!(problem, Problem::WrongType(_)));
         // An empty EXPLICIT field.
         assert_eq!(
             refusal(&with_hardware(tlv(&explicit_tag(900), &[]))),
-            ("hardwareEnforced.unknownTag".into(), Problem::Truncated)
+            (
+                "KeyDescription.hardwareEnforced.unknownTag".into(),
+                Problem::Truncated
+            )
         );
     }
 
@@ -1311,7 +1325,7 @@ mod tests {
         assert_eq!(
             refusal(&with_hardware(explicit(704, indefinite))),
             (
-                "hardwareEnforced.rootOfTrust".into(),
+                "KeyDescription.hardwareEnforced.rootOfTrust".into(),
                 Problem::IndefiniteLength
             )
         );
@@ -1323,13 +1337,19 @@ mod tests {
         let input = description_with(int(3), enumerated(1), challenge, &[], &[]);
         assert_eq!(
             refusal(&input),
-            ("attestationChallenge".into(), Problem::NonMinimalLength)
+            (
+                "KeyDescription.attestationChallenge".into(),
+                Problem::NonMinimalLength
+            )
         );
         let challenge = [vec![0x04, 0x82, 0x00, 0x03], b"abc".to_vec()].concat();
         let input = description_with(int(3), enumerated(1), challenge, &[], &[]);
         assert_eq!(
             refusal(&input),
-            ("attestationChallenge".into(), Problem::NonMinimalLength)
+            (
+                "KeyDescription.attestationChallenge".into(),
+                Problem::NonMinimalLength
+            )
         );
         // A five-byte length form.
         let input = [0x30, 0x85, 0x00, 0x00, 0x00, 0x00, 0x01, 0x05].to_vec();
@@ -1345,20 +1365,29 @@ mod tests {
         let long_form = tlv(&[0xbf, 0x05], &int(1));
         assert_eq!(
             refusal(&with_hardware(long_form)),
-            ("hardwareEnforced.field".into(), Problem::BadTag)
+            (
+                "KeyDescription.hardwareEnforced.field".into(),
+                Problem::BadTag
+            )
         );
         // [704] with a leading 0x80 subsequent octet.
         let padded = tlv(&[0xbf, 0x80, 0x85, 0x40], &int(1));
         assert_eq!(
             refusal(&with_hardware(padded)),
-            ("hardwareEnforced.field".into(), Problem::BadTag)
+            (
+                "KeyDescription.hardwareEnforced.field".into(),
+                Problem::BadTag
+            )
         );
         // A constructed OCTET STRING (BER only).
         let constructed = tlv(&[0x24], &octets(b"abc"));
         let input = description_with(int(3), enumerated(1), constructed, &[], &[]);
         assert_eq!(
             refusal(&input),
-            ("attestationChallenge".into(), Problem::BadTag)
+            (
+                "KeyDescription.attestationChallenge".into(),
+                Problem::BadTag
+            )
         );
     }
 
@@ -1369,7 +1398,10 @@ mod tests {
                 description_with(tlv(&[0x02], content), enumerated(1), octets(b""), &[], &[]);
             assert_eq!(
                 refusal(&input),
-                ("attestationVersion".into(), Problem::NonMinimalInteger),
+                (
+                    "KeyDescription.attestationVersion".into(),
+                    Problem::NonMinimalInteger
+                ),
                 "{content:02x?}"
             );
         }
@@ -1378,7 +1410,7 @@ mod tests {
         assert_eq!(
             refusal(&input),
             (
-                "attestationSecurityLevel".into(),
+                "KeyDescription.attestationSecurityLevel".into(),
                 Problem::NonMinimalInteger
             )
         );
@@ -1400,7 +1432,7 @@ mod tests {
             assert_eq!(
                 refusal(&with_hardware(explicit(701, integer))),
                 (
-                    "hardwareEnforced.creationDateTime".into(),
+                    "KeyDescription.hardwareEnforced.creationDateTime".into(),
                     Problem::IntegerTooLarge
                 )
             );
@@ -1414,7 +1446,7 @@ mod tests {
             assert_eq!(
                 refusal(&with_hardware(explicit(704, rot))),
                 (
-                    "hardwareEnforced.rootOfTrust.deviceLocked".into(),
+                    "KeyDescription.hardwareEnforced.rootOfTrust.deviceLocked".into(),
                     Problem::BadBoolean
                 )
             );
@@ -1424,7 +1456,7 @@ mod tests {
             assert_eq!(
                 refusal(&with_hardware(explicit(704, rot))),
                 (
-                    "hardwareEnforced.rootOfTrust.deviceLocked".into(),
+                    "KeyDescription.hardwareEnforced.rootOfTrust.deviceLocked".into(),
                     Problem::BadContentLength
                 )
             );
@@ -1436,7 +1468,7 @@ mod tests {
         assert_eq!(
             refusal(&with_hardware(explicit(503, tlv(&[0x05], &[0x00])))),
             (
-                "hardwareEnforced.noAuthRequired".into(),
+                "KeyDescription.hardwareEnforced.noAuthRequired".into(),
                 Problem::BadContentLength
             )
         );
@@ -1455,7 +1487,7 @@ mod tests {
         );
         assert_eq!(
             error.field().unwrap().to_string(),
-            "hardwareEnforced.purpose"
+            "KeyDescription.hardwareEnforced.purpose"
         );
         assert!(
             error
@@ -1468,7 +1500,7 @@ mod tests {
         assert_eq!(
             refusal(&duplicate),
             (
-                "softwareEnforced.creationDateTime".into(),
+                "KeyDescription.softwareEnforced.creationDateTime".into(),
                 Problem::TagsNotAscending {
                     previous: 701,
                     next: 701
@@ -1514,7 +1546,10 @@ mod tests {
         let two_values = tlv(&explicit_tag(2), &[int(3), int(3)].concat());
         assert_eq!(
             refusal(&with_hardware(two_values)),
-            ("hardwareEnforced.algorithm".into(), Problem::TrailingBytes)
+            (
+                "KeyDescription.hardwareEnforced.algorithm".into(),
+                Problem::TrailingBytes
+            )
         );
 
         let rot = seq(&[
@@ -1527,7 +1562,7 @@ mod tests {
         assert_eq!(
             refusal(&with_hardware(explicit(704, rot))),
             (
-                "hardwareEnforced.rootOfTrust".into(),
+                "KeyDescription.hardwareEnforced.rootOfTrust".into(),
                 Problem::TrailingBytes
             )
         );
@@ -1537,7 +1572,7 @@ mod tests {
         assert_eq!(
             refusal(&description(&[explicit(709, octets(&inner))], &[])),
             (
-                "softwareEnforced.attestationApplicationId".into(),
+                "KeyDescription.softwareEnforced.attestationApplicationId".into(),
                 Problem::TrailingBytes
             )
         );
@@ -1546,7 +1581,7 @@ mod tests {
         assert_eq!(
             refusal(&description(&[explicit(709, octets(&three))], &[])),
             (
-                "softwareEnforced.attestationApplicationId.packageInfos".into(),
+                "KeyDescription.softwareEnforced.attestationApplicationId.packageInfos".into(),
                 Problem::TrailingBytes
             )
         );
@@ -1576,7 +1611,7 @@ mod tests {
         assert_eq!(
             refusal(&input),
             (
-                "attestationSecurityLevel".into(),
+                "KeyDescription.attestationSecurityLevel".into(),
                 Problem::EnumOutOfRange(3)
             )
         );
@@ -1592,13 +1627,16 @@ mod tests {
         ]);
         assert_eq!(
             refusal(&input),
-            ("keyMintSecurityLevel".into(), Problem::EnumOutOfRange(-1))
+            (
+                "KeyDescription.keyMintSecurityLevel".into(),
+                Problem::EnumOutOfRange(-1)
+            )
         );
         let rot = root_of_trust_with(boolean(true), enumerated(4));
         assert_eq!(
             refusal(&with_hardware(explicit(704, rot))),
             (
-                "hardwareEnforced.rootOfTrust.verifiedBootState".into(),
+                "KeyDescription.hardwareEnforced.rootOfTrust.verifiedBootState".into(),
                 Problem::EnumOutOfRange(4)
             )
         );
@@ -1607,7 +1645,7 @@ mod tests {
         assert_eq!(
             refusal(&with_hardware(explicit(704, rot))),
             (
-                "hardwareEnforced.rootOfTrust.verifiedBootState".into(),
+                "KeyDescription.hardwareEnforced.rootOfTrust.verifiedBootState".into(),
                 Problem::WrongType("ENUMERATED")
             )
         );
@@ -1618,14 +1656,17 @@ mod tests {
         let input = description_with(enumerated(3), enumerated(1), octets(b""), &[], &[]);
         assert_eq!(
             refusal(&input),
-            ("attestationVersion".into(), Problem::WrongType("INTEGER"))
+            (
+                "KeyDescription.attestationVersion".into(),
+                Problem::WrongType("INTEGER")
+            )
         );
         let utf8 = tlv(&[0x0c], b"abc");
         let input = description_with(int(3), enumerated(1), utf8, &[], &[]);
         assert_eq!(
             refusal(&input),
             (
-                "attestationChallenge".into(),
+                "KeyDescription.attestationChallenge".into(),
                 Problem::WrongType("OCTET STRING")
             )
         );
@@ -1641,19 +1682,22 @@ mod tests {
         ]);
         assert_eq!(
             refusal(&set_list),
-            ("softwareEnforced".into(), Problem::WrongType("SEQUENCE"))
+            (
+                "KeyDescription.softwareEnforced".into(),
+                Problem::WrongType("SEQUENCE")
+            )
         );
         assert_eq!(
             refusal(&with_hardware(explicit(1, int(2)))),
             (
-                "hardwareEnforced.purpose".into(),
+                "KeyDescription.hardwareEnforced.purpose".into(),
                 Problem::WrongType("SET OF")
             )
         );
         assert_eq!(
             refusal(&with_hardware(explicit(1, set(&[null()])))),
             (
-                "hardwareEnforced.purpose".into(),
+                "KeyDescription.hardwareEnforced.purpose".into(),
                 Problem::WrongType("INTEGER")
             )
         );
@@ -1661,7 +1705,7 @@ mod tests {
         assert_eq!(
             refusal(&description(&[explicit(709, application_id())], &[])),
             (
-                "softwareEnforced.attestationApplicationId".into(),
+                "KeyDescription.softwareEnforced.attestationApplicationId".into(),
                 Problem::WrongType("OCTET STRING")
             )
         );
@@ -1687,7 +1731,7 @@ mod tests {
                 set(&elements(MAX_SET_ELEMENTS + 1))
             ))),
             (
-                "hardwareEnforced.purpose".into(),
+                "KeyDescription.hardwareEnforced.purpose".into(),
                 Problem::TooManyElements {
                     max: MAX_SET_ELEMENTS
                 }
@@ -1714,7 +1758,8 @@ mod tests {
         assert_eq!(
             refusal(&description(&[explicit(709, octets(&aaid))], &[])),
             (
-                "softwareEnforced.attestationApplicationId.packageInfos.packageName".into(),
+                "KeyDescription.softwareEnforced.attestationApplicationId.packageInfos.packageName"
+                    .into(),
                 Problem::NotUtf8
             )
         );
@@ -1734,7 +1779,7 @@ mod tests {
         let error = parse(&with_hardware(explicit(704, rot))).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "KeyDescription hardwareEnforced.rootOfTrust.deviceLocked: BOOLEAN must be encoded as 0x00 or 0xFF"
+            "KeyDescription.hardwareEnforced.rootOfTrust.deviceLocked: BOOLEAN must be encoded as 0x00 or 0xFF"
         );
         let big = description_with(int(3), enumerated(9), octets(&[0x41; 5000]), &[], &[]);
         assert!(parse(&big).unwrap_err().to_string().len() < 120);
