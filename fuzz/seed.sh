@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,play_integrity}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,play_integrity,key_description}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -47,6 +47,53 @@ for f in "${pi_verdicts[@]}" -; do
   n=$((n + 1))
   { printf '\000'; printf '%s' "$token"; } > "$corpus/play_integrity/token-$n"
 done
+# KeyDescription seeds: the Android Key Attestation extension value of every certificate that has
+# one (only leaves do), found by a minimal DER walk of each PEM certificate.
+if [ -d "$vectors/android-key-attestation" ]; then
+  python3 - "$vectors/android-key-attestation" "$corpus/key_description" <<'PY'
+import base64, hashlib, os, re, sys
+folder, out = sys.argv[1], sys.argv[2]
+OID = bytes.fromhex("2b06010401d679020111")  # 1.3.6.1.4.1.11129.2.1.17
+def tlv(b, i):  # -> (tag byte, content start, end); short-form tags suffice for certificates
+    tag, n = b[i], b[i + 1]
+    i += 2
+    if n & 0x80:
+        k = n & 0x7F
+        n = int.from_bytes(b[i:i + k], "big")
+        i += k
+    return tag, i, i + n
+def children(b, start, end):
+    while start < end:
+        tag, s, e = tlv(b, start)
+        yield tag, s, e
+        start = e
+def key_description(cert):
+    _, s, e = tlv(cert, 0)
+    _, s, e = next(children(cert, s, e))  # tbsCertificate
+    for tag, fs, fe in children(cert, s, e):
+        if tag != 0xA3:  # [3] extensions
+            continue
+        _, xs, xe = tlv(cert, fs)
+        for _, es, ee in children(cert, xs, xe):
+            parts = list(children(cert, es, ee))
+            if cert[parts[0][1]:parts[0][2]] == OID:
+                return cert[parts[-1][1]:parts[-1][2]]
+    return None
+count = 0
+for root, _, files in os.walk(folder):
+    for name in files:
+        if not name.endswith(".pem"):
+            continue
+        text = open(os.path.join(root, name)).read()
+        for body in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", text, re.S):
+            value = key_description(base64.b64decode("".join(body.split())))
+            if value is not None:
+                with open(os.path.join(out, hashlib.sha1(value).hexdigest()), "wb") as f:
+                    f.write(value)
+                count += 1
+print(f"key_description: {count} extensions from {folder}")
+PY
+fi
 # Config and route seeds from the project's own example config.
 cp "$here/../medgate.example.toml" "$corpus/config/example.toml" 2>/dev/null || true
 printf '/api/v1/entries*\n/api/v1/entries.json' > "$corpus/routes/entries"

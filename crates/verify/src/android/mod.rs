@@ -1,3 +1,5 @@
-//! Android key attestation.
+//! Android key attestation: the KeyDescription extension, chain verification and the
+//! revocation status list.
 
+pub mod key_description;
 pub mod revocation;
