@@ -97,6 +97,9 @@ pub struct EvidenceClaims {
     pub evidence: Evidence,
     #[serde(default)]
     pub signals: Vec<Signal>,
+    /// A one-time enrolment code for a self-built app (see the admin API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolment_code: Option<String>,
 }
 
 /// The platform-specific part of the evidence. Exactly the member named by `platform` is read.
@@ -104,6 +107,53 @@ pub struct EvidenceClaims {
 pub struct Evidence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdk: Option<SdkEvidence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apple_app_attest: Option<AppleAppAttestEvidence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub android_key_attestation: Option<AndroidKeyAttestationEvidence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play_integrity: Option<PlayIntegrityEvidence>,
+}
+
+/// The `platform` values.
+pub mod platform {
+    pub const SDK: &str = "sdk";
+    pub const APPLE_APP_ATTEST: &str = "apple-app-attest";
+    pub const ANDROID_KEY_ATTESTATION: &str = "android-key-attestation";
+    pub const PLAY_INTEGRITY: &str = "play-integrity";
+    pub const ALL: [&str; 4] = [
+        SDK,
+        APPLE_APP_ATTEST,
+        ANDROID_KEY_ATTESTATION,
+        PLAY_INTEGRITY,
+    ];
+}
+
+/// Apple App Attest: the attestation object at first contact, an assertion afterwards.
+/// Byte fields are base64 (standard or URL-safe).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AppleAppAttestEvidence {
+    pub key_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation_object: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<String>,
+    /// `TEAMID.bundle.id`; needed with an attestation object when the build is not the app's
+    /// registered one (a self-built app being enrolled or already enrolled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+}
+
+/// Android Key Attestation: the attested key's certificate chain, leaf first, base64 DER.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AndroidKeyAttestationEvidence {
+    pub certificate_chain: Vec<String>,
+}
+
+/// A Play Integrity token, as the app received it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PlayIntegrityEvidence {
+    pub token: String,
 }
 
 /// medgate's own software evidence: the app's measurement of itself.
@@ -197,10 +247,37 @@ pub enum Reason {
     EmulatorDetected,
     /// A tamper signal was reported, or the measured binary is not the registered release.
     TamperDetected,
+    /// The enrolment code is unknown, used, expired, or for another app.
+    EnrolmentInvalid,
+    /// The app accepts no evidence from this platform.
+    PlatformNotAllowed,
+    /// The attested build is not the app's: Apple app id, Android package or signing
+    /// certificate neither registered nor enrolled.
+    AppIdentityMismatch,
+    /// A certificate of the attestation chain is on Google's revocation status list.
+    AttestationRevoked,
+    /// The key is attested at a lower security level than policy requires (e.g. software).
+    SecurityLevelInsufficient,
+    /// The device's bootloader is unlocked.
+    BootloaderUnlocked,
+    /// Verified boot did not report a verified state.
+    VerifiedBootFailed,
+    /// The OS security patch level is older than policy allows.
+    PatchLevelOutdated,
+    /// An App Attest key from Apple's development environment where policy requires production.
+    DevelopmentEnvironment,
+    /// Play Integrity device labels below what policy requires.
+    DeviceIntegrityInsufficient,
+    /// Play does not recognise this app build.
+    AppUnrecognized,
+    /// Play reports the user did not get the app from Play.
+    AppUnlicensed,
+    /// Play reports risky apps running alongside, or Play Protect found risk.
+    EnvironmentRisk,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 25] = [
         Reason::ChallengeInvalid,
         Reason::AppUnknown,
         Reason::ReleaseUnknown,
@@ -213,6 +290,19 @@ impl Reason {
         Reason::RootDetected,
         Reason::EmulatorDetected,
         Reason::TamperDetected,
+        Reason::EnrolmentInvalid,
+        Reason::PlatformNotAllowed,
+        Reason::AppIdentityMismatch,
+        Reason::AttestationRevoked,
+        Reason::SecurityLevelInsufficient,
+        Reason::BootloaderUnlocked,
+        Reason::VerifiedBootFailed,
+        Reason::PatchLevelOutdated,
+        Reason::DevelopmentEnvironment,
+        Reason::DeviceIntegrityInsufficient,
+        Reason::AppUnrecognized,
+        Reason::AppUnlicensed,
+        Reason::EnvironmentRisk,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -229,6 +319,19 @@ impl Reason {
             Reason::RootDetected => "root_detected",
             Reason::EmulatorDetected => "emulator_detected",
             Reason::TamperDetected => "tamper_detected",
+            Reason::EnrolmentInvalid => "enrolment_invalid",
+            Reason::PlatformNotAllowed => "platform_not_allowed",
+            Reason::AppIdentityMismatch => "app_identity_mismatch",
+            Reason::AttestationRevoked => "attestation_revoked",
+            Reason::SecurityLevelInsufficient => "security_level_insufficient",
+            Reason::BootloaderUnlocked => "bootloader_unlocked",
+            Reason::VerifiedBootFailed => "verified_boot_failed",
+            Reason::PatchLevelOutdated => "patch_level_outdated",
+            Reason::DevelopmentEnvironment => "development_environment",
+            Reason::DeviceIntegrityInsufficient => "device_integrity_insufficient",
+            Reason::AppUnrecognized => "app_unrecognized",
+            Reason::AppUnlicensed => "app_unlicensed",
+            Reason::EnvironmentRisk => "environment_risk",
         }
     }
 }
@@ -264,6 +367,34 @@ impl Decision {
     }
 }
 
+/// How strongly the installation's integrity was established, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrityLevel {
+    /// The app's own report (SDK evidence).
+    SelfReported,
+    /// Play Integrity MEETS_BASIC_INTEGRITY.
+    Basic,
+    /// Play Integrity MEETS_DEVICE_INTEGRITY.
+    Device,
+    /// A key in secure hardware (App Attest, a TEE key attestation, MEETS_STRONG_INTEGRITY).
+    Hardware,
+    /// A key in a StrongBox secure element.
+    Strongbox,
+}
+
+impl IntegrityLevel {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IntegrityLevel::SelfReported => "self_reported",
+            IntegrityLevel::Basic => "basic",
+            IntegrityLevel::Device => "device",
+            IntegrityLevel::Hardware => "hardware",
+            IntegrityLevel::Strongbox => "strongbox",
+        }
+    }
+}
+
 /// `200` answer to `POST /v1/attest`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttestResponse {
@@ -274,6 +405,9 @@ pub struct AttestResponse {
     pub installation_id: String,
     pub decision: Decision,
     pub reasons: Vec<Reason>,
+    pub integrity_level: IntegrityLevel,
+    /// Whether the installation key itself is attested to live in secure hardware.
+    pub hardware_key: bool,
 }
 
 /// An RFC 9457 problem document.
@@ -335,6 +469,11 @@ pub struct AccessTokenClaims {
     pub app_version: String,
     pub platform: String,
     pub decision: Decision,
+    /// Absent in tokens from before these claims existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity_level: Option<IntegrityLevel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_key: Option<bool>,
 }
 
 /// Claims of a DPoP proof (RFC 9449 §4.2).
@@ -380,8 +519,10 @@ mod tests {
             installation_id: "i".into(),
             decision: Decision::AllowLimited,
             reasons: vec![Reason::RootDetected],
+            integrity_level: IntegrityLevel::SelfReported,
+            hardware_key: false,
         };
-        insta::assert_snapshot!(serde_json::to_string(&response).unwrap(), @r#"{"access_token":"t","token_type":"DPoP","expires_in":300,"scope":"a b","installation_id":"i","decision":"allow_limited","reasons":["root_detected"]}"#);
+        insta::assert_snapshot!(serde_json::to_string(&response).unwrap(), @r#"{"access_token":"t","token_type":"DPoP","expires_in":300,"scope":"a b","installation_id":"i","decision":"allow_limited","reasons":["root_detected"],"integrity_level":"self_reported","hardware_key":false}"#);
         let problem = Problem::new(
             problem_type::ATTESTATION_REJECTED,
             "Attestation rejected",

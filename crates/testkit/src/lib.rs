@@ -107,3 +107,4 @@ pub fn unix_seconds(rfc3339: &str) -> i64 {
             .unwrap_or_else(|e| panic!("bad instant {rfc3339}: {e}"));
     parsed.unix_timestamp()
 }
+pub mod attestation;

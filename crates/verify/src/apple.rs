@@ -214,6 +214,13 @@ impl DecodedAttestation {
         })
     }
 
+    /// Whether authData's rpIdHash is SHA-256 of `app_id` (to pick which of an app's ids an
+    /// attestation is for before verifying it).
+    pub fn rp_id_hash_is(&self, app_id: &str) -> bool {
+        parse_auth_data(&self.auth_data, true)
+            .is_ok_and(|auth| auth.rp_id_hash == sha256(&[app_id.as_bytes()]))
+    }
+
     /// The decoded fields, for reports; `None` where a field is absent.
     pub fn report(&self) -> AttestationReport {
         let auth = parse_auth_data(&self.auth_data, true).ok();

@@ -77,27 +77,65 @@ impl EvidenceError {
 }
 
 /// The platform that produced the evidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Platform {
     /// medgate's own SDK evidence (software only).
     Sdk,
+    AppleAppAttest,
+    AndroidKeyAttestation,
+    PlayIntegrity,
 }
 
 impl Platform {
+    pub const ALL: [Platform; 4] = [
+        Platform::Sdk,
+        Platform::AppleAppAttest,
+        Platform::AndroidKeyAttestation,
+        Platform::PlayIntegrity,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
-            Platform::Sdk => "sdk",
+            Platform::Sdk => wire::platform::SDK,
+            Platform::AppleAppAttest => wire::platform::APPLE_APP_ATTEST,
+            Platform::AndroidKeyAttestation => wire::platform::ANDROID_KEY_ATTESTATION,
+            Platform::PlayIntegrity => wire::platform::PLAY_INTEGRITY,
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Platform> {
+        Platform::ALL
+            .into_iter()
+            .find(|platform| platform.as_str() == name)
     }
 }
 
-/// What the platform evidence says about the app.
+/// The platform part of the evidence, decoded (not yet verified: that needs the platform's
+/// roots and the installation's stored state, see `crate::platform`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Measurement {
+pub enum PlatformEvidence {
     /// SHA-256 of the app binary, as lowercase hex.
-    BinarySha256(String),
+    Sdk {
+        binary_sha256: String,
+    },
+    /// First contact with an App Attest key.
+    AppleAttestation {
+        key_id: Vec<u8>,
+        object: Vec<u8>,
+        app_id: Option<String>,
+    },
+    /// A later contact, signed by the attested key.
+    AppleAssertion {
+        key_id: Vec<u8>,
+        assertion: Vec<u8>,
+    },
+    /// DER certificates, leaf first.
+    AndroidKeyAttestation {
+        chain: Vec<Vec<u8>>,
+    },
+    PlayIntegrity {
+        token: String,
+    },
 }
 
 /// Evidence whose signature, shape and freshness have been checked. Only [`verify`] makes one.
@@ -109,8 +147,9 @@ pub struct VerifiedEvidence {
     app_id: String,
     app_version: String,
     platform: Platform,
-    measurement: Measurement,
+    platform_evidence: PlatformEvidence,
     signals: Vec<Signal>,
+    enrolment_code: Option<String>,
     iat: UnixTime,
 }
 
@@ -133,8 +172,17 @@ impl VerifiedEvidence {
     pub fn platform(&self) -> Platform {
         self.platform
     }
-    pub fn measurement(&self) -> &Measurement {
-        &self.measurement
+    pub fn platform_evidence(&self) -> &PlatformEvidence {
+        &self.platform_evidence
+    }
+    pub fn enrolment_code(&self) -> Option<&str> {
+        self.enrolment_code.as_deref()
+    }
+    /// What the platform attestation must commit to: SHA-256(challenge bytes ‖ jkt bytes),
+    /// the challenge base64url-decoded and the installation key's RFC 7638 digest. It binds the
+    /// platform's statement to this challenge and to the installation key.
+    pub fn platform_binding(&self) -> Option<[u8; 32]> {
+        binding(&self.challenge, &self.installation_id)
     }
     pub fn signals(&self) -> &[Signal] {
         &self.signals
@@ -147,6 +195,9 @@ impl VerifiedEvidence {
 const MAX_SIGNAL_KIND: usize = 64;
 const MAX_SIGNAL_DETAIL: usize = 1024;
 const MAX_CHALLENGE: usize = 128;
+const MAX_ENROLMENT_CODE: usize = 128;
+const MAX_KEY_ID: usize = 64;
+const MAX_APPLE_APP_ID: usize = 256;
 
 /// Verifies an evidence JWS at `now`.
 pub fn verify(
@@ -177,7 +228,7 @@ pub fn verify(
         return Err(EvidenceError::Stale);
     }
     // Step 7.
-    let (platform, measurement) = platform_evidence(&claims)?;
+    let (platform, platform_evidence) = platform_evidence(&claims)?;
     Ok(VerifiedEvidence {
         installation_id: key.thumbprint(),
         installation_key: key,
@@ -185,10 +236,23 @@ pub fn verify(
         app_id: claims.app_id,
         app_version: claims.app_version,
         platform,
-        measurement,
+        platform_evidence,
         signals: claims.signals,
+        enrolment_code: claims.enrolment_code,
         iat: UnixTime::from_secs(claims.iat),
     })
+}
+
+/// SHA-256(challenge bytes ‖ jkt bytes); `None` if either is not what medgate issues.
+pub fn binding(challenge: &str, installation_id: &Thumbprint) -> Option<[u8; 32]> {
+    let challenge = medgate_proto::b64::decode(challenge, MAX_CHALLENGE).ok()?;
+    let jkt = installation_id.digest()?;
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(&challenge);
+    context.update(&jkt);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    Some(out)
 }
 
 fn check_fields(claims: &EvidenceClaims, limits: &EvidenceLimits) -> Result<(), EvidenceError> {
@@ -200,6 +264,11 @@ fn check_fields(claims: &EvidenceClaims, limits: &EvidenceLimits) -> Result<(), 
     }
     if !names::is_version(&claims.app_version) {
         return Err(EvidenceError::Field("app_version"));
+    }
+    if let Some(code) = &claims.enrolment_code
+        && (code.is_empty() || code.len() > MAX_ENROLMENT_CODE)
+    {
+        return Err(EvidenceError::Field("enrolment_code"));
     }
     if claims.signals.len() > limits.max_signals {
         return Err(EvidenceError::Field("signals: too many"));
@@ -215,25 +284,122 @@ fn check_fields(claims: &EvidenceClaims, limits: &EvidenceLimits) -> Result<(), 
     Ok(())
 }
 
-fn platform_evidence(claims: &EvidenceClaims) -> Result<(Platform, Measurement), EvidenceError> {
-    match claims.platform.as_str() {
-        "sdk" => {
-            let sdk = claims
-                .evidence
+/// Base64 in either alphabet, padded or not, within a budget.
+fn base64_field(text: &str, max_len: usize, field: &'static str) -> Result<Vec<u8>, EvidenceError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    if text.len() > max_len {
+        return Err(EvidenceError::Field(field));
+    }
+    let trimmed = text.trim_end_matches('=');
+    STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
+        .map_err(|_| EvidenceError::Field(field))
+}
+
+fn platform_evidence(
+    claims: &EvidenceClaims,
+) -> Result<(Platform, PlatformEvidence), EvidenceError> {
+    let platform =
+        Platform::from_name(&claims.platform).ok_or(EvidenceError::UnsupportedPlatform)?;
+    let evidence = &claims.evidence;
+    let decoded = match platform {
+        Platform::Sdk => {
+            let sdk = evidence
                 .sdk
                 .as_ref()
                 .ok_or(EvidenceError::Field("evidence.sdk"))?;
             if !names::is_sha256_hex(&sdk.binary_sha256) {
                 return Err(EvidenceError::Field("evidence.sdk.binary_sha256"));
             }
-            Ok((
-                Platform::Sdk,
-                Measurement::BinarySha256(sdk.binary_sha256.clone()),
-            ))
+            PlatformEvidence::Sdk {
+                binary_sha256: sdk.binary_sha256.clone(),
+            }
         }
-        _ => Err(EvidenceError::UnsupportedPlatform),
-    }
+        Platform::AppleAppAttest => {
+            let apple = evidence
+                .apple_app_attest
+                .as_ref()
+                .ok_or(EvidenceError::Field("evidence.apple_app_attest"))?;
+            let key_id = base64_field(
+                &apple.key_id,
+                MAX_KEY_ID,
+                "evidence.apple_app_attest.key_id",
+            )?;
+            if let Some(app_id) = &apple.app_id
+                && (app_id.is_empty() || app_id.len() > MAX_APPLE_APP_ID || !app_id.contains('.'))
+            {
+                return Err(EvidenceError::Field("evidence.apple_app_attest.app_id"));
+            }
+            match (&apple.attestation_object, &apple.assertion) {
+                (Some(object), None) => PlatformEvidence::AppleAttestation {
+                    key_id,
+                    object: base64_field(
+                        object,
+                        MAX_PLATFORM_FIELD,
+                        "evidence.apple_app_attest.attestation_object",
+                    )?,
+                    app_id: apple.app_id.clone(),
+                },
+                (None, Some(assertion)) => PlatformEvidence::AppleAssertion {
+                    key_id,
+                    assertion: base64_field(
+                        assertion,
+                        MAX_PLATFORM_FIELD,
+                        "evidence.apple_app_attest.assertion",
+                    )?,
+                },
+                _ => {
+                    return Err(EvidenceError::Field(
+                        "evidence.apple_app_attest: exactly one of attestation_object, assertion",
+                    ));
+                }
+            }
+        }
+        Platform::AndroidKeyAttestation => {
+            let android = evidence
+                .android_key_attestation
+                .as_ref()
+                .ok_or(EvidenceError::Field("evidence.android_key_attestation"))?;
+            if android.certificate_chain.is_empty()
+                || android.certificate_chain.len() > crate::x509::MAX_CHAIN
+            {
+                return Err(EvidenceError::Field(
+                    "evidence.android_key_attestation.certificate_chain",
+                ));
+            }
+            let chain = android
+                .certificate_chain
+                .iter()
+                .map(|cert| {
+                    base64_field(
+                        cert,
+                        MAX_PLATFORM_FIELD,
+                        "evidence.android_key_attestation.certificate_chain",
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            PlatformEvidence::AndroidKeyAttestation { chain }
+        }
+        Platform::PlayIntegrity => {
+            let play = evidence
+                .play_integrity
+                .as_ref()
+                .ok_or(EvidenceError::Field("evidence.play_integrity"))?;
+            if play.token.is_empty() || play.token.len() > MAX_PLATFORM_FIELD {
+                return Err(EvidenceError::Field("evidence.play_integrity.token"));
+            }
+            PlatformEvidence::PlayIntegrity {
+                token: play.token.clone(),
+            }
+        }
+    };
+    Ok((platform, decoded))
 }
+
+/// The largest base64 field inside the evidence (the whole JWS is bounded too).
+const MAX_PLATFORM_FIELD: usize = 48 * 1024;
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -266,8 +432,10 @@ pub(crate) mod tests {
         assert_eq!(verified.app_id(), "org.example.cgm");
         assert_eq!(verified.platform(), Platform::Sdk);
         assert_eq!(
-            verified.measurement(),
-            &Measurement::BinarySha256("ab".repeat(32))
+            verified.platform_evidence(),
+            &PlatformEvidence::Sdk {
+                binary_sha256: "ab".repeat(32)
+            }
         );
         assert_eq!(verified.signals()[0].kind, "root");
     }
@@ -337,6 +505,108 @@ pub(crate) mod tests {
         );
 
         assert!(verify_now(&good).is_ok());
+    }
+
+    #[test]
+    fn hardware_platform_shapes_are_decoded_and_bounded() {
+        let key = TestKey::new(1);
+        let with = |platform: &str, evidence: serde_json::Value| {
+            let mut claims = claims(NOW);
+            claims["platform"] = platform.into();
+            claims["evidence"] = evidence;
+            verify_now(&key.evidence(&claims))
+        };
+        let apple = with("apple-app-attest", serde_json::json!({"apple_app_attest": {"key_id": "AAEC", "attestation_object": "o2NmbXQ="}})).unwrap();
+        assert_eq!(
+            apple.platform_evidence(),
+            &PlatformEvidence::AppleAttestation {
+                key_id: vec![0, 1, 2],
+                object: vec![0xa3, 0x63, 0x66, 0x6d, 0x74],
+                app_id: None
+            }
+        );
+        let assertion = with(
+            "apple-app-attest",
+            serde_json::json!({"apple_app_attest": {"key_id": "AAEC", "assertion": "AQ"}}),
+        )
+        .unwrap();
+        assert!(matches!(
+            assertion.platform_evidence(),
+            PlatformEvidence::AppleAssertion { .. }
+        ));
+        let both = with(
+            "apple-app-attest",
+            serde_json::json!({"apple_app_attest": {"key_id": "AAEC", "assertion": "AQ", "attestation_object": "AQ"}}),
+        );
+        assert!(both.unwrap_err().to_string().contains("exactly one"));
+        let android = with(
+            "android-key-attestation",
+            serde_json::json!({"android_key_attestation": {"certificate_chain": ["MAA=", "MAA"]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            android.platform_evidence(),
+            &PlatformEvidence::AndroidKeyAttestation {
+                chain: vec![vec![0x30, 0], vec![0x30, 0]]
+            }
+        );
+        let too_long =
+            serde_json::json!({"android_key_attestation": {"certificate_chain": vec!["MAA="; 11]}});
+        assert!(with("android-key-attestation", too_long).is_err());
+        assert!(
+            with(
+                "android-key-attestation",
+                serde_json::json!({"android_key_attestation": {"certificate_chain": ["!!"]}})
+            )
+            .is_err()
+        );
+        let play = with(
+            "play-integrity",
+            serde_json::json!({"play_integrity": {"token": "a.b.c.d.e"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            play.platform_evidence(),
+            &PlatformEvidence::PlayIntegrity {
+                token: "a.b.c.d.e".into()
+            }
+        );
+        assert_eq!(
+            with("play-integrity", serde_json::json!({})).unwrap_err(),
+            EvidenceError::Field("evidence.play_integrity")
+        );
+        for error in [
+            with("apple-app-attest", serde_json::json!({})).unwrap_err(),
+            with("android-key-attestation", serde_json::json!({})).unwrap_err(),
+        ] {
+            assert!(error.is_malformed(), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_platform_binding_commits_to_challenge_and_key() {
+        let key = TestKey::new(1);
+        let mut with_challenge = claims(NOW);
+        with_challenge["challenge"] = medgate_proto::b64::encode([9u8; 32]).into();
+        let evidence = verify_now(&key.evidence(&with_challenge)).unwrap();
+        let mut expected = vec![9u8; 32];
+        expected.extend_from_slice(&key.jwk().thumbprint().digest().unwrap());
+        let digest = ring::digest::digest(&ring::digest::SHA256, &expected);
+        assert_eq!(
+            evidence.platform_binding().unwrap().as_slice(),
+            digest.as_ref()
+        );
+        let other = verify_now(&TestKey::new(2).evidence(&with_challenge)).unwrap();
+        assert_ne!(other.platform_binding(), evidence.platform_binding());
+        // The sample claims' challenge ("Y2hhbGxlbmdl") is base64url too; a non-base64 one has no binding.
+        let mut odd = claims(NOW);
+        odd["challenge"] = "not base64!".into();
+        assert!(
+            verify_now(&key.evidence(&odd))
+                .unwrap()
+                .platform_binding()
+                .is_none()
+        );
     }
 
     #[test]

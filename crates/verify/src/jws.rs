@@ -51,7 +51,15 @@ struct RawHeader {
     typ: Option<String>,
     kid: Option<String>,
     jwk: Option<PublicJwk>,
+    /// Present at all (even `null`) means refused.
+    #[serde(default, deserialize_with = "present")]
     crit: Option<IgnoredAny>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<IgnoredAny>, D::Error> {
+    IgnoredAny::deserialize(deserializer).map(Some)
 }
 
 /// A compact JWS whose structure has been checked but whose signature has not.
@@ -240,6 +248,11 @@ mod tests {
 
     #[test]
     fn critical_headers_and_private_keys_are_refused() {
+        let null_crit = b64::encode(r#"{"alg":"ES256","crit":null}"#);
+        assert_eq!(
+            parse(&format!("{null_crit}.e30.AA"), 4096, &[Alg::Es256]).unwrap_err(),
+            JwsError::CriticalHeader
+        );
         let crit = b64::encode(r#"{"alg":"ES256","crit":["exp"],"exp":1}"#);
         assert_eq!(
             parse(&format!("{crit}.e30.AA"), 4096, &[Alg::Es256]).unwrap_err(),

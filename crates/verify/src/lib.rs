@@ -16,6 +16,7 @@ pub mod dpop;
 pub mod evidence;
 pub mod jws;
 pub mod keys;
+pub mod platform;
 pub mod play_integrity;
 pub mod policy;
 pub mod roots;

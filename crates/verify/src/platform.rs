@@ -23,7 +23,9 @@ use crate::UnixTime;
 use crate::android::attestation::{AnchorKind, VerifiedAndroidAttestation};
 use crate::android::key_description::{SecurityLevel, VerifiedBootState};
 use crate::apple::{Environment, VerifiedAttestation};
-use crate::play_integrity::{AppLicensingVerdict, AppRecognitionVerdict, DeviceLabel, IntegrityVerdict};
+use crate::play_integrity::{
+    AppLicensingVerdict, AppRecognitionVerdict, DeviceLabel, IntegrityVerdict,
+};
 use crate::x509::PublicKey;
 
 /// What a failing, non-cryptographic platform check does.
@@ -241,7 +243,11 @@ impl PlatformFacts {
     ) -> Self {
         let description = attestation.key_description();
         let software = attestation.anchor() == AnchorKind::Software;
-        let attested_level = if software { SecurityLevel::Software } else { description.attestation_security_level };
+        let attested_level = if software {
+            SecurityLevel::Software
+        } else {
+            description.attestation_security_level
+        };
         let level = match attested_level {
             SecurityLevel::StrongBox => IntegrityLevel::Strongbox,
             SecurityLevel::TrustedEnvironment => IntegrityLevel::Hardware,
@@ -249,8 +255,16 @@ impl PlatformFacts {
         };
         let weakest = rank(attested_level).min(rank(description.keymint_security_level));
         let identities = match description.attestation_application_id() {
-            Some(app) if app.packages.iter().any(|package| package.name == policy.package_name) => {
-                app.signature_digests.iter().map(|digest| BuildIdentity::signer(digest)).collect()
+            Some(app)
+                if app
+                    .packages
+                    .iter()
+                    .any(|package| package.name == policy.package_name) =>
+            {
+                app.signature_digests
+                    .iter()
+                    .map(|digest| BuildIdentity::signer(digest))
+                    .collect()
             }
             _ => Vec::new(),
         };
@@ -268,7 +282,8 @@ impl PlatformFacts {
         if policy.require_verified_boot {
             checks.push(Check {
                 reason: Reason::VerifiedBootFailed,
-                passed: root.is_some_and(|root| root.verified_boot_state == VerifiedBootState::Verified),
+                passed: root
+                    .is_some_and(|root| root.verified_boot_state == VerifiedBootState::Verified),
             });
         }
         if let Some(max_months) = policy.max_patch_age_months {
@@ -276,13 +291,21 @@ impl PlatformFacts {
                 .os_patch_level()
                 .and_then(patch_month_index)
                 .is_some_and(|patch| month_index(now) - patch <= i64::from(max_months));
-            checks.push(Check { reason: Reason::PatchLevelOutdated, passed: fresh });
+            checks.push(Check {
+                reason: Reason::PatchLevelOutdated,
+                passed: fresh,
+            });
         }
         let installation_point = installation_key.public_key_bytes();
         let hardware_key = !software
             && attested_level != SecurityLevel::Software
             && matches!(attestation.leaf_key(), PublicKey::P256(point) if *point == installation_point);
-        PlatformFacts { identities, level, hardware_key, checks }
+        PlatformFacts {
+            identities,
+            level,
+            hardware_key,
+            checks,
+        }
     }
 
     /// From a decrypted, verified, request-checked Play Integrity verdict.
@@ -291,7 +314,9 @@ impl PlatformFacts {
         let identities = if app.package_name.as_deref() == Some(policy.package_name.as_str()) {
             app.certificate_sha256_digest
                 .iter()
-                .filter_map(|digest| medgate_proto::b64::decode(digest.trim_end_matches('='), 64).ok())
+                .filter_map(|digest| {
+                    medgate_proto::b64::decode(digest.trim_end_matches('='), 64).ok()
+                })
                 .map(|digest| BuildIdentity::signer(&digest))
                 .collect()
         } else {
@@ -308,10 +333,16 @@ impl PlatformFacts {
         } else {
             IntegrityLevel::SelfReported
         };
-        let label_names: Vec<String> = labels.iter().map(|label| label.as_str().to_string()).collect();
+        let label_names: Vec<String> = labels
+            .iter()
+            .map(|label| label.as_str().to_string())
+            .collect();
         let mut checks = vec![Check {
             reason: Reason::DeviceIntegrityInsufficient,
-            passed: policy.required_device_labels.iter().all(|required| label_names.contains(required)),
+            passed: policy
+                .required_device_labels
+                .iter()
+                .all(|required| label_names.contains(required)),
         }];
         if policy.require_play_recognized {
             checks.push(Check {
@@ -320,11 +351,13 @@ impl PlatformFacts {
             });
         }
         if policy.require_licensed {
-            let licensed = verdict
-                .account_details
-                .as_ref()
-                .is_some_and(|account| account.app_licensing_verdict == AppLicensingVerdict::Licensed);
-            checks.push(Check { reason: Reason::AppUnlicensed, passed: licensed });
+            let licensed = verdict.account_details.as_ref().is_some_and(|account| {
+                account.app_licensing_verdict == AppLicensingVerdict::Licensed
+            });
+            checks.push(Check {
+                reason: Reason::AppUnlicensed,
+                passed: licensed,
+            });
         }
         if policy.check_environment {
             let environment = verdict.environment_details.as_ref();
@@ -338,9 +371,17 @@ impl PlatformFacts {
                         .iter()
                         .any(|kind| kind.starts_with("UNKNOWN_") && kind != "UNKNOWN_INSTALLED")
                 });
-            checks.push(Check { reason: Reason::EnvironmentRisk, passed: !risky_protect && !risky_apps });
+            checks.push(Check {
+                reason: Reason::EnvironmentRisk,
+                passed: !risky_protect && !risky_apps,
+            });
         }
-        PlatformFacts { identities, level, hardware_key: false, checks }
+        PlatformFacts {
+            identities,
+            level,
+            hardware_key: false,
+            checks,
+        }
     }
 }
 
@@ -501,8 +542,14 @@ mod tests {
     fn months_are_counted_in_utc() {
         assert_eq!(month_index(UnixTime::from_secs(0)), 1970 * 12);
         // 2024-02-29T23:59:59Z, a leap day.
-        assert_eq!(month_index(UnixTime::from_secs(1_709_251_199)), 2024 * 12 + 1);
-        assert_eq!(month_index(UnixTime::from_secs(1_709_251_200)), 2024 * 12 + 2);
+        assert_eq!(
+            month_index(UnixTime::from_secs(1_709_251_199)),
+            2024 * 12 + 1
+        );
+        assert_eq!(
+            month_index(UnixTime::from_secs(1_709_251_200)),
+            2024 * 12 + 2
+        );
         assert_eq!(patch_month_index(202408), Some(2024 * 12 + 7));
         assert_eq!(patch_month_index(20240805), Some(2024 * 12 + 7));
         assert_eq!(patch_month_index(202413), None);

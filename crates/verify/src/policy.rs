@@ -12,17 +12,20 @@
 //! 4. The installation is not revoked (`installation_revoked`).
 //! 5. Every reported signal is mapped through the app's policy: `reject_on` rejects with
 //!    `<kind>_detected`, `degrade_on` grants only the limited scopes.
+//! 6. The platform outcome (`crate::platform::evaluate`) adds its rejections and degradations,
+//!    and sets the integrity level the token carries.
 //!
-//! Rejections in steps 3–5 are collected so the client learns every reason at once.
+//! Rejections in steps 3–6 are collected so the client learns every reason at once.
 
 use std::collections::BTreeSet;
 
 use medgate_proto::Thumbprint;
-use medgate_proto::wire::{Decision, Reason, SignalKind, names};
+use medgate_proto::wire::{Decision, IntegrityLevel, Reason, SignalKind, names};
 use serde::{Deserialize, Serialize};
 
 use crate::UnixTime;
-use crate::evidence::{Measurement, VerifiedEvidence};
+use crate::evidence::{PlatformEvidence, VerifiedEvidence};
+use crate::platform::PlatformOutcome;
 
 /// An app's attestation policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +42,13 @@ pub struct AppPolicy {
     /// Signals that reduce the grant to `limited_scopes`.
     #[serde(default = "default_degrade_on")]
     pub degrade_on: BTreeSet<SignalKind>,
+    /// Whether software-only SDK evidence is accepted (an app can require hardware platforms).
+    #[serde(default = "accept")]
+    pub allow_sdk_evidence: bool,
+}
+
+fn accept() -> bool {
+    true
 }
 
 /// By default anything that means the app's code is not its own rejects.
@@ -124,8 +134,9 @@ impl FreshChallenge {
 /// A registered release of the app at the evidence's version.
 #[derive(Debug, Clone, Copy)]
 pub struct RegisteredRelease<'a> {
-    /// Lowercase hex SHA-256 of the binary.
-    pub binary_sha256: &'a str,
+    /// Lowercase hex SHA-256 of the binary, for SDK evidence; `None` for a release registered
+    /// for hardware platforms only (they attest the build by signer, not by hash).
+    pub binary_sha256: Option<&'a str>,
     pub revoked: bool,
 }
 
@@ -147,10 +158,16 @@ impl ReleaseCheck {
         if releases.iter().all(|release| release.revoked) {
             return ReleaseCheck::Revoked;
         }
-        let Measurement::BinarySha256(measured) = evidence.measurement();
+        let PlatformEvidence::Sdk {
+            binary_sha256: measured,
+        } = evidence.platform_evidence()
+        else {
+            // Hardware platforms prove the build by its signer (see `crate::platform`).
+            return ReleaseCheck::Matched;
+        };
         match releases
             .iter()
-            .find(|release| release.binary_sha256 == measured)
+            .find(|release| release.binary_sha256 == Some(measured.as_str()))
         {
             Some(release) if release.revoked => ReleaseCheck::Revoked,
             Some(_) => ReleaseCheck::Matched,
@@ -177,6 +194,8 @@ pub struct Grant {
     app_id: String,
     app_version: String,
     platform: &'static str,
+    integrity_level: IntegrityLevel,
+    hardware_key: bool,
 }
 
 impl Grant {
@@ -202,6 +221,12 @@ impl Grant {
     pub fn platform(&self) -> &'static str {
         self.platform
     }
+    pub fn integrity_level(&self) -> IntegrityLevel {
+        self.integrity_level
+    }
+    pub fn hardware_key(&self) -> bool {
+        self.hardware_key
+    }
 }
 
 /// The decision.
@@ -211,13 +236,14 @@ pub enum Verdict {
     Rejected(Vec<Reason>),
 }
 
-/// Steps 2–5 (step 1 is the [`FreshChallenge`] argument).
+/// Steps 2–6 (step 1 is the [`FreshChallenge`] argument).
 pub fn decide(
     evidence: &VerifiedEvidence,
     _fresh: &FreshChallenge,
     policy: Option<&AppPolicy>,
     release: ReleaseCheck,
     installation: InstallationCheck,
+    platform: &PlatformOutcome,
 ) -> Verdict {
     // Step 2.
     let Some(policy) = policy else {
@@ -249,6 +275,9 @@ pub fn decide(
             degradations.push(kind.reason());
         }
     }
+    // Step 6.
+    rejections.extend_from_slice(platform.rejections());
+    degradations.extend_from_slice(platform.degradations());
     if !rejections.is_empty() {
         let mut seen = BTreeSet::new();
         rejections.retain(|reason| seen.insert(*reason));
@@ -267,6 +296,8 @@ pub fn decide(
         app_id: evidence.app_id().to_string(),
         app_version: evidence.app_version().to_string(),
         platform: evidence.platform().as_str(),
+        integrity_level: platform.level(),
+        hardware_key: platform.hardware_key(),
     })
 }
 
@@ -306,6 +337,7 @@ pub(crate) mod tests {
             limited_scopes: vec!["entries:read".into()],
             reject_on: default_reject_on(),
             degrade_on: default_degrade_on(),
+            allow_sdk_evidence: true,
         }
     }
 
@@ -325,6 +357,7 @@ pub(crate) mod tests {
             Some(&policy()),
             ReleaseCheck::Matched,
             InstallationCheck::New,
+            &PlatformOutcome::sdk(),
         ) else {
             panic!("expected a grant");
         };
@@ -343,6 +376,7 @@ pub(crate) mod tests {
             Some(&policy()),
             ReleaseCheck::Matched,
             InstallationCheck::Known,
+            &PlatformOutcome::sdk(),
         ) else {
             panic!("expected a grant");
         };
@@ -365,6 +399,7 @@ pub(crate) mod tests {
                     policy,
                     release,
                     installation,
+                    &PlatformOutcome::sdk(),
                 ))
             };
         assert_eq!(
@@ -489,7 +524,7 @@ pub(crate) mod tests {
         let measured = "ab".repeat(32);
         let other = "cd".repeat(32);
         let release = |hash, revoked| RegisteredRelease {
-            binary_sha256: hash,
+            binary_sha256: Some(hash),
             revoked,
         };
         assert_eq!(

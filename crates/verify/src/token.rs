@@ -64,6 +64,8 @@ pub fn issue(
         app_version: grant.app_version().to_string(),
         platform: grant.platform().to_string(),
         decision: grant.decision(),
+        integrity_level: Some(grant.integrity_level()),
+        hardware_key: Some(grant.hardware_key()),
     };
     let header = HeaderFields {
         typ: Some(wire::TYP_ACCESS_TOKEN),
@@ -229,6 +231,7 @@ pub(crate) mod tests {
             Some(&policy()),
             ReleaseCheck::Matched,
             InstallationCheck::New,
+            &crate::platform::PlatformOutcome::sdk(),
         ) {
             Verdict::Granted(grant) => grant,
             Verdict::Rejected(reasons) => panic!("{reasons:?}"),

@@ -57,7 +57,9 @@ pub enum AnchorKind {
 pub enum AndroidError {
     #[error("Android attestation chain: {0}")]
     Chain(#[from] X509Error),
-    #[error("certificate {index} of the Android attestation chain is {status} on the revocation status list")]
+    #[error(
+        "certificate {index} of the Android attestation chain is {status} on the revocation status list"
+    )]
     Revoked { index: usize, status: String },
     #[error("certificate {index} is not the leaf but carries a key description")]
     KeyDescriptionOutsideLeaf { index: usize },
@@ -121,34 +123,46 @@ pub fn verify(
         Err(error) => return Err(error.into()),
     };
     // Step 4.
-    if let Some(list) = revocations {
-        if let Some((index, entry)) = first_revoked(&certs, list) {
-            return Err(AndroidError::Revoked { index, status: entry.status.clone() });
-        }
+    if let Some(list) = revocations
+        && let Some((index, entry)) = first_revoked(&certs, list)
+    {
+        return Err(AndroidError::Revoked {
+            index,
+            status: entry.status.clone(),
+        });
     }
     // Step 5.
-    if let Some(index) = (1..certs.len()).find(|&i| certs[i].extension(key_description::OID).is_some()) {
+    if let Some(index) =
+        (1..certs.len()).find(|&i| certs[i].extension(key_description::OID).is_some())
+    {
         return Err(AndroidError::KeyDescriptionOutsideLeaf { index });
     }
     // Step 6.
     let leaf = certs.first().ok_or(X509Error::Empty)?;
-    let extension = leaf.extension(key_description::OID).ok_or(AndroidError::MissingKeyDescription)?;
+    let extension = leaf
+        .extension(key_description::OID)
+        .ok_or(AndroidError::MissingKeyDescription)?;
     let key_description = key_description::parse(extension)?;
     // Step 7.
-    if let Some(expected) = challenge {
-        if key_description.attestation_challenge != expected {
-            return Err(AndroidError::ChallengeMismatch);
-        }
+    if let Some(expected) = challenge
+        && key_description.attestation_challenge != expected
+    {
+        return Err(AndroidError::ChallengeMismatch);
     }
     Ok(VerifiedAndroidAttestation {
-        remotely_provisioned: certs.iter().any(|cert| cert.extension(PROVISIONING_INFO_OID).is_some()),
+        remotely_provisioned: certs
+            .iter()
+            .any(|cert| cert.extension(PROVISIONING_INFO_OID).is_some()),
         leaf_key: leaf.public_key(),
         key_description,
         anchor,
     })
 }
 
-fn first_revoked<'l>(certs: &[Certificate], list: &'l RevocationList) -> Option<(usize, &'l RevocationEntry)> {
+fn first_revoked<'l>(
+    certs: &[Certificate],
+    list: &'l RevocationList,
+) -> Option<(usize, &'l RevocationEntry)> {
     certs
         .iter()
         .enumerate()
@@ -180,6 +194,8 @@ pub fn describe(chain: &[Vec<u8>]) -> Result<ChainReport, AndroidError> {
         certificates: certs.iter().map(Certificate::summary).collect(),
         key_description,
         key_description_error,
-        remotely_provisioned: certs.iter().any(|cert| cert.extension(PROVISIONING_INFO_OID).is_some()),
+        remotely_provisioned: certs
+            .iter()
+            .any(|cert| cert.extension(PROVISIONING_INFO_OID).is_some()),
     })
 }
