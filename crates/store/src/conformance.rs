@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use medgate_proto::PublicJwk;
-use medgate_proto::wire::{Decision, Reason};
+use medgate_proto::wire::{Decision, IntegrityLevel, Reason};
 use medgate_verify::UnixTime;
 use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
 
 use crate::{
-    App, AttestationRecord, Challenge, NewAuditEntry, Release, RevocationTarget, SigningKeyRecord,
-    Store, StoreError, verify_audit_chain,
+    App, AppleKeyRecord, AttestationRecord, Challenge, Enrolment, NewAuditEntry, Release,
+    RevocationTarget, SigningKeyRecord, Store, StoreError, verify_audit_chain,
 };
 
 #[macro_export]
@@ -22,7 +22,9 @@ macro_rules! store_conformance_tests {
             apps_round_trip, releases_round_trip_and_revoke, installations_record_and_revoke,
             challenges_are_single_use, concurrent_takes_of_one_challenge_yield_one_winner,
             signing_keys_rotate, audit_appends_chain, concurrent_audit_appends_keep_the_chain,
-            meta_round_trip);
+            meta_round_trip, platform_policies_round_trip, apple_counters_only_grow,
+            concurrent_assertions_with_one_counter_yield_one_winner, enrolment_codes_are_single_use,
+            app_secrets_round_trip);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -47,6 +49,7 @@ fn policy() -> AppPolicy {
         limited_scopes: vec!["entries:read".into()],
         reject_on: default_reject_on(),
         degrade_on: default_degrade_on(),
+        allow_sdk_evidence: true,
     }
 }
 
@@ -78,7 +81,7 @@ fn release(version: &str, hash: &str) -> Release {
     Release {
         app_id: "org.example.cgm".into(),
         version: version.into(),
-        binary_sha256: hash.repeat(32),
+        binary_sha256: Some(hash.repeat(32)),
         created_at: at(1),
         revoked_at: None,
     }
@@ -98,6 +101,9 @@ fn attestation(
         at: at(offset),
         decision,
         reasons,
+        integrity_level: Some(IntegrityLevel::SelfReported),
+        hardware_key: false,
+        identity: None,
     }
 }
 
@@ -451,4 +457,295 @@ pub(crate) async fn meta_round_trip(store: Arc<impl Store>) {
         Some("two")
     );
     store.ping().await.unwrap();
+}
+
+pub(crate) async fn platform_policies_round_trip(store: Arc<impl Store>) {
+    let apple =
+        serde_json::json!({"app_ids": ["ABCDE12345.org.example.cgm"], "allow_development": true});
+    assert!(matches!(
+        store
+            .set_platform_policy("org.example.cgm", "apple-app-attest", &apple, at(1))
+            .await,
+        Err(StoreError::NotFound("app"))
+    ));
+    add_sample_app(&*store, "org.example.cgm").await;
+    assert_eq!(
+        store
+            .platform_policy("org.example.cgm", "apple-app-attest")
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .set_platform_policy("org.example.cgm", "apple-app-attest", &apple, at(1))
+        .await
+        .unwrap();
+    let android = serde_json::json!({"package_name": "org.example.cgm"});
+    store
+        .set_platform_policy(
+            "org.example.cgm",
+            "android-key-attestation",
+            &android,
+            at(2),
+        )
+        .await
+        .unwrap();
+    let replaced = serde_json::json!({"app_ids": []});
+    store
+        .set_platform_policy("org.example.cgm", "apple-app-attest", &replaced, at(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .platform_policy("org.example.cgm", "apple-app-attest")
+            .await
+            .unwrap(),
+        Some(replaced.clone())
+    );
+    let all = store.platform_policies("org.example.cgm").await.unwrap();
+    assert_eq!(
+        all,
+        vec![
+            ("android-key-attestation".to_string(), android),
+            ("apple-app-attest".to_string(), replaced)
+        ]
+    );
+    // The app's base policy is not a platform policy.
+    assert_eq!(
+        store
+            .get_app("org.example.cgm")
+            .await
+            .unwrap()
+            .unwrap()
+            .policy,
+        policy()
+    );
+}
+
+fn apple_key(installation: &str, key_id: u8) -> AppleKeyRecord {
+    AppleKeyRecord {
+        installation_id: installation.into(),
+        key_id: vec![key_id; 32],
+        app_id: "ABCDE12345.org.example.cgm".into(),
+        public_key: vec![4; 65],
+        environment: "production".into(),
+        counter: 0,
+        receipt: vec![1, 2, 3],
+        created_at: at(1),
+    }
+}
+
+pub(crate) async fn apple_counters_only_grow(store: Arc<impl Store>) {
+    add_sample_app(&*store, "org.example.cgm").await;
+    assert!(matches!(
+        store.insert_apple_key(&apple_key("inst-1", 1)).await,
+        Err(StoreError::NotFound("installation"))
+    ));
+    store
+        .record_attestation(&attestation("inst-1", 1, Decision::Allow, vec![]))
+        .await
+        .unwrap();
+    store
+        .record_attestation(&attestation("inst-2", 1, Decision::Allow, vec![]))
+        .await
+        .unwrap();
+    store
+        .insert_apple_key(&apple_key("inst-1", 1))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            store.insert_apple_key(&apple_key("inst-1", 2)).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "one key per installation"
+    );
+    assert!(
+        matches!(
+            store.insert_apple_key(&apple_key("inst-2", 1)).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "one installation per key id"
+    );
+    assert_eq!(
+        store.apple_key("inst-1").await.unwrap(),
+        Some(apple_key("inst-1", 1))
+    );
+    assert_eq!(store.apple_key("inst-2").await.unwrap(), None);
+    assert!(store.advance_apple_counter("inst-1", 1).await.unwrap());
+    assert!(
+        !store.advance_apple_counter("inst-1", 1).await.unwrap(),
+        "the same counter twice"
+    );
+    assert!(
+        !store.advance_apple_counter("inst-1", 0).await.unwrap(),
+        "a lower counter"
+    );
+    assert!(store.advance_apple_counter("inst-1", 7).await.unwrap());
+    assert_eq!(store.apple_key("inst-1").await.unwrap().unwrap().counter, 7);
+    assert!(!store.advance_apple_counter("nobody", 9).await.unwrap());
+    // Integrity facts are kept with the installation.
+    let mut hardware = attestation("inst-3", 2, Decision::Allow, vec![]);
+    hardware.integrity_level = Some(IntegrityLevel::Strongbox);
+    hardware.hardware_key = true;
+    hardware.identity = Some("signer:ab".into());
+    store.record_attestation(&hardware).await.unwrap();
+    let stored = store.get_installation("inst-3").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.integrity_level,
+            stored.hardware_key,
+            stored.identity.as_deref()
+        ),
+        (Some(IntegrityLevel::Strongbox), true, Some("signer:ab"))
+    );
+}
+
+pub(crate) async fn concurrent_assertions_with_one_counter_yield_one_winner(
+    store: Arc<impl Store>,
+) {
+    add_sample_app(&*store, "org.example.cgm").await;
+    store
+        .record_attestation(&attestation("inst-1", 1, Decision::Allow, vec![]))
+        .await
+        .unwrap();
+    store
+        .insert_apple_key(&apple_key("inst-1", 1))
+        .await
+        .unwrap();
+    let racers: Vec<_> = (0..16)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.advance_apple_counter("inst-1", 5).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        winners += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+fn enrolment(code: &str, app_id: &str, expires: i64) -> Enrolment {
+    Enrolment {
+        code_sha256: code.into(),
+        app_id: app_id.into(),
+        created_at: at(0),
+        expires_at: at(expires),
+        used_at: None,
+        installation_id: None,
+        identity: None,
+    }
+}
+
+pub(crate) async fn enrolment_codes_are_single_use(store: Arc<impl Store>) {
+    assert!(matches!(
+        store
+            .create_enrolment(&enrolment("c1", "org.example.cgm", 100))
+            .await,
+        Err(StoreError::NotFound("app"))
+    ));
+    add_sample_app(&*store, "org.example.cgm").await;
+    add_sample_app(&*store, "org.example.other").await;
+    store
+        .create_enrolment(&enrolment("c1", "org.example.cgm", 100))
+        .await
+        .unwrap();
+    store
+        .create_enrolment(&enrolment("c2", "org.example.cgm", 10))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_enrolment(&enrolment("c1", "org.example.cgm", 100))
+            .await,
+        Err(StoreError::Conflict("enrolment"))
+    ));
+    assert_eq!(
+        store.enrolment("c1").await.unwrap(),
+        Some(enrolment("c1", "org.example.cgm", 100))
+    );
+    assert_eq!(store.enrolment("nope").await.unwrap(), None);
+
+    assert!(
+        !store
+            .claim_enrolment("c1", "org.example.other", "inst-1", "apple:T.b", at(5))
+            .await
+            .unwrap(),
+        "another app's code"
+    );
+    assert!(
+        store
+            .claim_enrolment("c1", "org.example.cgm", "inst-1", "apple:T.b", at(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_enrolment("c1", "org.example.cgm", "inst-2", "apple:X.y", at(6))
+            .await
+            .unwrap(),
+        "reuse"
+    );
+    assert!(
+        !store
+            .claim_enrolment("c2", "org.example.cgm", "inst-2", "apple:X.y", at(10))
+            .await
+            .unwrap(),
+        "expired"
+    );
+    let used = store.enrolment("c1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            used.used_at,
+            used.installation_id.as_deref(),
+            used.identity.as_deref()
+        ),
+        (Some(at(5)), Some("inst-1"), Some("apple:T.b"))
+    );
+    assert_eq!(
+        store.enrolled_identities("org.example.cgm").await.unwrap(),
+        ["apple:T.b"]
+    );
+    assert!(
+        store
+            .enrolled_identities("org.example.other")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_enrolments("org.example.cgm")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+pub(crate) async fn app_secrets_round_trip(store: Arc<impl Store>) {
+    assert!(matches!(
+        store
+            .set_app_secret("org.example.cgm", "play", &[1], at(1))
+            .await,
+        Err(StoreError::NotFound("app"))
+    ));
+    add_sample_app(&*store, "org.example.cgm").await;
+    assert_eq!(
+        store.app_secret("org.example.cgm", "play").await.unwrap(),
+        None
+    );
+    store
+        .set_app_secret("org.example.cgm", "play", &[1, 2], at(1))
+        .await
+        .unwrap();
+    store
+        .set_app_secret("org.example.cgm", "play", &[3], at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.app_secret("org.example.cgm", "play").await.unwrap(),
+        Some(vec![3])
+    );
 }

@@ -21,7 +21,7 @@ mod conformance;
 
 use async_trait::async_trait;
 use medgate_proto::PublicJwk;
-use medgate_proto::wire::{Decision, Reason};
+use medgate_proto::wire::{Decision, IntegrityLevel, Reason};
 use medgate_verify::UnixTime;
 use medgate_verify::keys::KeySet;
 use medgate_verify::policy::AppPolicy;
@@ -58,12 +58,13 @@ pub struct App {
     pub created_at: UnixTime,
 }
 
-/// A registered build of an app: a version and the SHA-256 of one of its binaries.
+/// A registered build of an app: a version and, for SDK evidence, the SHA-256 of one of its
+/// binaries (hardware platforms attest the build by its signer instead).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Release {
     pub app_id: String,
     pub version: String,
-    pub binary_sha256: String,
+    pub binary_sha256: Option<String>,
     pub created_at: UnixTime,
     pub revoked_at: Option<UnixTime>,
 }
@@ -80,6 +81,10 @@ pub struct Installation {
     pub last_decision: Decision,
     pub last_reasons: Vec<Reason>,
     pub revoked_at: Option<UnixTime>,
+    pub integrity_level: Option<IntegrityLevel>,
+    pub hardware_key: bool,
+    /// The build identity the platform attested (Apple app id, Android signer), if any.
+    pub identity: Option<String>,
 }
 
 /// The outcome of one attestation, recorded against the installation.
@@ -92,6 +97,38 @@ pub struct AttestationRecord {
     pub at: UnixTime,
     pub decision: Decision,
     pub reasons: Vec<Reason>,
+    pub integrity_level: Option<IntegrityLevel>,
+    pub hardware_key: bool,
+    pub identity: Option<String>,
+}
+
+/// An installation's App Attest key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppleKeyRecord {
+    pub installation_id: String,
+    pub key_id: Vec<u8>,
+    /// `TEAMID.bundle.id` the key was attested for.
+    pub app_id: String,
+    /// Uncompressed P-256 point.
+    pub public_key: Vec<u8>,
+    /// `production` or `development`.
+    pub environment: String,
+    pub counter: u32,
+    /// Apple's receipt, kept for fraud-metric requests.
+    pub receipt: Vec<u8>,
+    pub created_at: UnixTime,
+}
+
+/// A one-time enrolment code (by hash) and what it enrolled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Enrolment {
+    pub code_sha256: String,
+    pub app_id: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub used_at: Option<UnixTime>,
+    pub installation_id: Option<String>,
+    pub identity: Option<String>,
 }
 
 /// A single-use attestation challenge.
@@ -229,6 +266,64 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    // Platform policies: one JSON document per app and platform.
+    async fn set_platform_policy(
+        &self,
+        app_id: &str,
+        platform: &str,
+        policy: &serde_json::Value,
+        at: UnixTime,
+    ) -> Result<(), StoreError>;
+    async fn platform_policy(
+        &self,
+        app_id: &str,
+        platform: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+    /// Every platform policy of the app, by platform name.
+    async fn platform_policies(
+        &self,
+        app_id: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
+
+    // App Attest keys.
+    /// Stores a newly attested key; `Conflict` if the installation or the key id has one.
+    async fn insert_apple_key(&self, key: &AppleKeyRecord) -> Result<(), StoreError>;
+    async fn apple_key(&self, installation_id: &str) -> Result<Option<AppleKeyRecord>, StoreError>;
+    /// Compare-and-set: stores `counter` only if it is greater than the stored one. Returns
+    /// whether it did, so two assertions with one counter cannot both pass.
+    async fn advance_apple_counter(
+        &self,
+        installation_id: &str,
+        counter: u32,
+    ) -> Result<bool, StoreError>;
+
+    // Enrolment codes.
+    async fn create_enrolment(&self, enrolment: &Enrolment) -> Result<(), StoreError>;
+    async fn enrolment(&self, code_sha256: &str) -> Result<Option<Enrolment>, StoreError>;
+    /// Marks an unused, unexpired code of `app_id` used, recording what it enrolled. Returns
+    /// false (and changes nothing) if it was used, expired or belongs to another app.
+    async fn claim_enrolment(
+        &self,
+        code_sha256: &str,
+        app_id: &str,
+        installation_id: &str,
+        identity: &str,
+        at: UnixTime,
+    ) -> Result<bool, StoreError>;
+    async fn list_enrolments(&self, app_id: &str) -> Result<Vec<Enrolment>, StoreError>;
+    /// The build identities enrolled for the app.
+    async fn enrolled_identities(&self, app_id: &str) -> Result<Vec<String>, StoreError>;
+
+    // Per-app secrets, sealed by the caller.
+    async fn set_app_secret(
+        &self,
+        app_id: &str,
+        name: &str,
+        sealed: &[u8],
+        at: UnixTime,
+    ) -> Result<(), StoreError>;
+    async fn app_secret(&self, app_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
     // Small settings (the admin token's hash).
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;

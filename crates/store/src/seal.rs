@@ -1,8 +1,9 @@
 //! Sealing of private key material at rest.
 //!
 //! With a master key configured (`MEDGATE_MASTER_KEY`: 32 random bytes, base64), key material
-//! is stored as `0x01 ‖ nonce (12) ‖ AES-256-GCM(ciphertext ‖ tag)`, the key id bound in as
-//! associated data so a sealed key cannot be moved to another row. Without one it is stored
+//! is stored as `0x01 ‖ nonce (12) ‖ AES-256-GCM(ciphertext ‖ tag)`, with a label naming what
+//! it is (`signing-key:<kid>`, `app-secret:<app>:<name>`) bound in as associated data, so a
+//! sealed value cannot be moved to another row. Without one it is stored
 //! as `0x00 ‖ plaintext`, and the database file's `0600` mode is the only protection; the
 //! server logs a warning at start and re-seals plain keys once a master key is set.
 
@@ -14,7 +15,7 @@ use zeroize::Zeroizing;
 
 const PLAIN: u8 = 0;
 const AES_GCM: u8 = 1;
-const AAD_PREFIX: &str = "medgate-signing-key:";
+const AAD_PREFIX: &str = "medgate-sealed:";
 
 /// Why sealing or opening failed. Never carries key bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,7 +79,7 @@ impl Sealer {
         self.key.is_some()
     }
 
-    pub fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+    pub fn seal(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
         let Some(key) = &self.key else {
             let mut out = Vec::with_capacity(plaintext.len() + 1);
             out.push(PLAIN);
@@ -90,7 +91,7 @@ impl Sealer {
             .fill(&mut nonce)
             .map_err(|_| SealError::Random)?;
         let mut in_out = Zeroizing::new(plaintext.to_vec());
-        let aad = format!("{AAD_PREFIX}{kid}");
+        let aad = format!("{AAD_PREFIX}{label}");
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(aad.as_bytes()),
@@ -104,7 +105,7 @@ impl Sealer {
         Ok(out)
     }
 
-    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    pub fn open(&self, label: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
         match sealed.split_first() {
             Some((&PLAIN, plaintext)) => Ok(Zeroizing::new(plaintext.to_vec())),
             Some((&AES_GCM, rest)) if rest.len() > NONCE_LEN => {
@@ -113,7 +114,7 @@ impl Sealer {
                 let nonce =
                     Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Malformed)?;
                 let mut in_out = Zeroizing::new(ciphertext.to_vec());
-                let aad = format!("{AAD_PREFIX}{kid}");
+                let aad = format!("{AAD_PREFIX}{label}");
                 let plaintext = key
                     .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut in_out)
                     .map_err(|_| SealError::WrongMasterKey)?;
@@ -127,6 +128,16 @@ impl Sealer {
     pub fn is_plain(sealed: &[u8]) -> bool {
         sealed.first() == Some(&PLAIN)
     }
+}
+
+/// The label of a token-signing key.
+pub fn signing_key_label(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+/// The label of a per-app secret.
+pub fn app_secret_label(app_id: &str, name: &str) -> String {
+    format!("app-secret:{app_id}:{name}")
 }
 
 #[cfg(test)]

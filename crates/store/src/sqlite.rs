@@ -17,12 +17,15 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 
 use crate::audit::{self, AuditEntry, NewAuditEntry};
 use crate::{
-    App, AttestationRecord, Challenge, Installation, Release, Revocation, RevocationTarget,
-    SigningKeyRecord, Store, StoreError,
+    App, AppleKeyRecord, AttestationRecord, Challenge, Enrolment, Installation, Release,
+    Revocation, RevocationTarget, SigningKeyRecord, Store, StoreError,
 };
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_hardware_platforms.sql"),
+];
 
 /// The database file name inside the data directory.
 pub const FILE_NAME: &str = "medgate.db";
@@ -184,13 +187,13 @@ fn release_from_row(row: &Row<'_>) -> rusqlite::Result<Release> {
     Ok(Release {
         app_id: row.get("app_id")?,
         version: row.get("version")?,
-        binary_sha256: row.get("binary_sha256")?,
+        binary_sha256: Some(row.get::<_, String>("binary_sha256")?).filter(|hash| !hash.is_empty()),
         created_at: time(row, "created_at")?,
         revoked_at: optional_time(row, "revoked_at")?,
     })
 }
 
-type InstallationRow = (Installation, String, String);
+type InstallationRow = (Installation, String, String, Option<String>);
 
 fn installation_from_row(row: &Row<'_>) -> rusqlite::Result<InstallationRow> {
     Ok((
@@ -204,15 +207,23 @@ fn installation_from_row(row: &Row<'_>) -> rusqlite::Result<InstallationRow> {
             last_decision: Decision::Reject,
             last_reasons: Vec::new(),
             revoked_at: optional_time(row, "revoked_at")?,
+            integrity_level: None,
+            hardware_key: row.get::<_, i64>("hardware_key")? != 0,
+            identity: row.get("identity")?,
         },
         row.get("last_decision")?,
         row.get("last_reasons")?,
+        row.get("integrity_level")?,
     ))
 }
 
 fn decode_installation(
-    (mut installation, decision, reasons): InstallationRow,
+    (mut installation, decision, reasons, level): InstallationRow,
 ) -> Result<Installation, StoreError> {
+    installation.integrity_level = level
+        .map(|level| serde_json::from_value(serde_json::Value::String(level)))
+        .transpose()
+        .map_err(corrupt("integrity level"))?;
     installation.last_decision = Decision::from_name(&decision)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown decision {decision:?}")))?;
     installation.last_reasons =
@@ -220,7 +231,22 @@ fn decode_installation(
     Ok(installation)
 }
 
-const INSTALLATION_COLUMNS: &str = "id, app_id, platform, app_version, first_seen, last_seen, last_decision, last_reasons, revoked_at";
+const INSTALLATION_COLUMNS: &str = "id, app_id, platform, app_version, first_seen, last_seen, last_decision, last_reasons, revoked_at, integrity_level, hardware_key, identity";
+
+const ENROLMENT_COLUMNS: &str =
+    "code_sha256, app_id, created_at, expires_at, used_at, installation_id, identity";
+
+fn enrolment_from_row(row: &Row<'_>) -> rusqlite::Result<Enrolment> {
+    Ok(Enrolment {
+        code_sha256: row.get("code_sha256")?,
+        app_id: row.get("app_id")?,
+        created_at: time(row, "created_at")?,
+        expires_at: time(row, "expires_at")?,
+        used_at: optional_time(row, "used_at")?,
+        installation_id: row.get("installation_id")?,
+        identity: row.get("identity")?,
+    })
+}
 
 fn hash_column(row: &Row<'_>, column: &str) -> rusqlite::Result<[u8; 32]> {
     let bytes: Vec<u8> = row.get(column)?;
@@ -332,7 +358,7 @@ impl Store for SqliteStore {
                 params![
                     release.app_id,
                     release.version,
-                    release.binary_sha256,
+                    release.binary_sha256.as_deref().unwrap_or(""),
                     release.created_at.secs(),
                     release.revoked_at.map(UnixTime::secs)
                 ],
@@ -458,12 +484,14 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             conn.execute(
                 "INSERT INTO installations
-                   (id, app_id, platform, app_version, first_seen, last_seen, last_decision, last_reasons)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)
+                   (id, app_id, platform, app_version, first_seen, last_seen, last_decision, last_reasons,
+                    integrity_level, hardware_key, identity)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (id) DO UPDATE SET
                    platform = excluded.platform, app_version = excluded.app_version,
                    last_seen = excluded.last_seen, last_decision = excluded.last_decision,
-                   last_reasons = excluded.last_reasons",
+                   last_reasons = excluded.last_reasons, integrity_level = excluded.integrity_level,
+                   hardware_key = excluded.hardware_key, identity = excluded.identity",
                 params![
                     record.installation_id,
                     record.app_id,
@@ -471,7 +499,10 @@ impl Store for SqliteStore {
                     record.app_version,
                     record.at.secs(),
                     record.decision.as_str(),
-                    reasons
+                    reasons,
+                    record.integrity_level.map(|level| level.as_str()),
+                    i64::from(record.hardware_key),
+                    record.identity
                 ],
             )
             .map_err(|e| if is_constraint(&e, FOREIGN_KEY) { StoreError::NotFound("app") } else { backend(e) })?;
@@ -755,6 +786,257 @@ impl Store for SqliteStore {
                 .query_map([after_seq, limit], audit_from_row)
                 .map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_platform_policy(
+        &self,
+        app_id: &str,
+        platform: &str,
+        policy: &serde_json::Value,
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let (app_id, platform, body) =
+            (app_id.to_string(), platform.to_string(), policy.to_string());
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO policies (app_id, platform, body, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (app_id, platform) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                params![app_id, platform, body, at.secs()],
+            )
+            .map_err(|e| if is_constraint(&e, FOREIGN_KEY) { StoreError::NotFound("app") } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn platform_policy(
+        &self,
+        app_id: &str,
+        platform: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let (app_id, platform) = (app_id.to_string(), platform.to_string());
+        let body: Option<String> = self
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT body FROM policies WHERE app_id = ?1 AND platform = ?2",
+                    [app_id, platform],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)
+            })
+            .await?;
+        body.map(|body| serde_json::from_str(&body).map_err(corrupt("platform policy")))
+            .transpose()
+    }
+
+    async fn platform_policies(
+        &self,
+        app_id: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let app_id = app_id.to_string();
+        let rows: Vec<(String, String)> = self
+            .run(move |conn| {
+                let mut statement = conn
+                    .prepare("SELECT platform, body FROM policies WHERE app_id = ?1 AND platform <> '*' ORDER BY platform")
+                    .map_err(backend)?;
+                let rows = statement.query_map([app_id], |row| Ok((row.get(0)?, row.get(1)?))).map_err(backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(platform, body)| {
+                Ok((
+                    platform,
+                    serde_json::from_str(&body).map_err(corrupt("platform policy"))?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn insert_apple_key(&self, key: &AppleKeyRecord) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO apple_keys (installation_id, key_id, app_id, public_key, environment, counter, receipt, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![key.installation_id, key.key_id, key.app_id, key.public_key, key.environment, key.counter, key.receipt, key.created_at.secs()],
+            )
+            .map_err(|e| match &e {
+                rusqlite::Error::SqliteFailure(failure, _) if failure.code == ErrorCode::ConstraintViolation => {
+                    if failure.extended_code == FOREIGN_KEY { StoreError::NotFound("installation") } else { StoreError::Conflict("App Attest key") }
+                }
+                _ => backend(e),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn apple_key(&self, installation_id: &str) -> Result<Option<AppleKeyRecord>, StoreError> {
+        let installation_id = installation_id.to_string();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT installation_id, key_id, app_id, public_key, environment, counter, receipt, created_at
+                 FROM apple_keys WHERE installation_id = ?1",
+                [installation_id],
+                |row| {
+                    Ok(AppleKeyRecord {
+                        installation_id: row.get(0)?,
+                        key_id: row.get(1)?,
+                        app_id: row.get(2)?,
+                        public_key: row.get(3)?,
+                        environment: row.get(4)?,
+                        counter: row.get(5)?,
+                        receipt: row.get(6)?,
+                        created_at: UnixTime::from_secs(row.get(7)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn advance_apple_counter(
+        &self,
+        installation_id: &str,
+        counter: u32,
+    ) -> Result<bool, StoreError> {
+        let installation_id = installation_id.to_string();
+        self.run(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE apple_keys SET counter = ?2 WHERE installation_id = ?1 AND counter < ?2",
+                    params![installation_id, counter],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn create_enrolment(&self, enrolment: &Enrolment) -> Result<(), StoreError> {
+        let enrolment = enrolment.clone();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO enrolments (code_sha256, app_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![enrolment.code_sha256, enrolment.app_id, enrolment.created_at.secs(), enrolment.expires_at.secs()],
+            )
+            .map_err(|e| {
+                if is_constraint(&e, PRIMARY_KEY) {
+                    StoreError::Conflict("enrolment")
+                } else if is_constraint(&e, FOREIGN_KEY) {
+                    StoreError::NotFound("app")
+                } else {
+                    backend(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn enrolment(&self, code_sha256: &str) -> Result<Option<Enrolment>, StoreError> {
+        let code = code_sha256.to_string();
+        self.run(move |conn| {
+            conn.query_row(
+                &format!("SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE code_sha256 = ?1"),
+                [code],
+                enrolment_from_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn claim_enrolment(
+        &self,
+        code_sha256: &str,
+        app_id: &str,
+        installation_id: &str,
+        identity: &str,
+        at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let (code, app_id, installation_id, identity) = (
+            code_sha256.to_string(),
+            app_id.to_string(),
+            installation_id.to_string(),
+            identity.to_string(),
+        );
+        self.run(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE enrolments SET used_at = ?5, installation_id = ?3, identity = ?4
+                     WHERE code_sha256 = ?1 AND app_id = ?2 AND used_at IS NULL AND expires_at > ?5",
+                    params![code, app_id, installation_id, identity, at.secs()],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn list_enrolments(&self, app_id: &str) -> Result<Vec<Enrolment>, StoreError> {
+        let app_id = app_id.to_string();
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare(&format!("SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE app_id = ?1 ORDER BY created_at, code_sha256"))
+                .map_err(backend)?;
+            let rows = statement.query_map([app_id], enrolment_from_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn enrolled_identities(&self, app_id: &str) -> Result<Vec<String>, StoreError> {
+        let app_id = app_id.to_string();
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT DISTINCT identity FROM enrolments WHERE app_id = ?1 AND identity IS NOT NULL ORDER BY identity",
+                )
+                .map_err(backend)?;
+            let rows = statement.query_map([app_id], |row| row.get(0)).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_app_secret(
+        &self,
+        app_id: &str,
+        name: &str,
+        sealed: &[u8],
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let (app_id, name, sealed) = (app_id.to_string(), name.to_string(), sealed.to_vec());
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO app_secrets (app_id, name, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (app_id, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+                params![app_id, name, sealed, at.secs()],
+            )
+            .map_err(|e| if is_constraint(&e, FOREIGN_KEY) { StoreError::NotFound("app") } else { backend(e) })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn app_secret(&self, app_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (app_id, name) = (app_id.to_string(), name.to_string());
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT sealed FROM app_secrets WHERE app_id = ?1 AND name = ?2",
+                [app_id, name],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(backend)
         })
         .await
     }
