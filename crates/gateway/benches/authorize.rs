@@ -34,6 +34,7 @@ use medgate_store::{SigningKeyRecord, Store};
 use medgate_verify::dpop::{self, ProofPolicy, RequestTarget};
 use medgate_verify::evidence::{self, EvidenceLimits};
 use medgate_verify::keys::{KeySet, TokenSigningKey};
+use medgate_verify::platform::PlatformOutcome;
 use medgate_verify::policy::{
     AppPolicy, ConsumedChallenge, FreshChallenge, InstallationCheck, ReleaseCheck, Verdict, decide,
 };
@@ -138,6 +139,7 @@ impl Bench {
             limited_scopes: vec![],
             reject_on: Default::default(),
             degrade_on: Default::default(),
+            allow_sdk_evidence: true,
         };
         let Verdict::Granted(grant) = decide(
             &verified,
@@ -145,6 +147,7 @@ impl Bench {
             Some(&policy),
             ReleaseCheck::Matched,
             InstallationCheck::New,
+            &PlatformOutcome::sdk(),
         ) else {
             panic!("granted")
         };

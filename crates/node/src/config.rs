@@ -34,6 +34,7 @@ pub struct Config {
     pub version: u32,
     pub server: ServerConfig,
     pub gateway: GatewayConfig,
+    pub attestation: AttestationConfig,
 }
 
 impl Default for Config {
@@ -42,6 +43,28 @@ impl Default for Config {
             version: CONFIG_VERSION,
             server: ServerConfig::default(),
             gateway: GatewayConfig::default(),
+            attestation: AttestationConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttestationConfig {
+    /// Google's attestation revocation status list: a file path, or an http(s) URL such as
+    /// `https://android.googleapis.com/attestation/status`. Unset: chains are not checked
+    /// against a list (the server warns).
+    pub revocation_list: Option<String>,
+    /// How often a URL list is fetched again.
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub revocation_refresh: Duration,
+}
+
+impl Default for AttestationConfig {
+    fn default() -> Self {
+        AttestationConfig {
+            revocation_list: None,
+            revocation_refresh: Duration::from_secs(3600),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! tests and `medgate demo` run a whole node on loopback ports chosen by the OS.
 
 pub mod config;
+pub mod revocation;
 pub mod sample_upstream;
 
 use std::net::SocketAddr;
@@ -16,7 +17,8 @@ use http::Uri;
 use medgate_gateway::routes::Route;
 use medgate_gateway::{Gateway, GatewayParams};
 use medgate_proto::{Alg, b64};
-use medgate_server::{ADMIN_TOKEN_META, Server, ServerParams, admin_token_hash};
+use medgate_server::revocation::RevocationState;
+use medgate_server::{ADMIN_TOKEN_META, AttestationRoots, Server, ServerParams, admin_token_hash};
 use medgate_service::audit::AuditSink;
 use medgate_service::duration::secs;
 use medgate_service::metrics::Metrics;
@@ -72,6 +74,9 @@ pub struct NodeOptions {
     /// `MEDGATE_MASTER_KEY`, read by the binary (tests pass it directly).
     pub master_key: Option<String>,
     pub clock: Arc<dyn Clock>,
+    /// Apple's and Google's roots. Not settable from the config file or the command line: only
+    /// tests replace them, to add their own test CA.
+    pub attestation_roots: AttestationRoots,
 }
 
 impl Default for NodeOptions {
@@ -79,6 +84,7 @@ impl Default for NodeOptions {
         NodeOptions {
             master_key: None,
             clock: Arc::new(SystemClock),
+            attestation_roots: AttestationRoots::production(),
         }
     }
 }
@@ -181,6 +187,23 @@ impl Node {
         };
         let routes = resolve_routes(&config)?;
         let upstream = resolve_upstream(&config)?;
+        let revocation_source = config
+            .attestation
+            .revocation_list
+            .as_deref()
+            .map(revocation::RevocationSource::parse)
+            .transpose()
+            .map_err(ConfigError::Invalid)?;
+        let revocations = Arc::new(RevocationState::new(revocation_source.is_some()));
+        match &revocation_source {
+            None => tracing::warn!(
+                "no attestation.revocation_list: Android chains are not checked against Google's status list"
+            ),
+            Some(source @ revocation::RevocationSource::File(_)) => {
+                revocations.set(source.load().await.map_err(ConfigError::Invalid)?);
+            }
+            Some(revocation::RevocationSource::Url(_)) => {}
+        }
         if config.gateway.routes.is_empty() {
             tracing::warn!("no [[gateway.routes]] configured: the gateway denies every request");
         }
@@ -226,6 +249,7 @@ impl Node {
             challenge_ttl_secs: secs(config.server.challenge_ttl),
             client_rate_limit: config.server.client_rate_limit,
             evidence_limits: EvidenceLimits::default(),
+            attestation: options.attestation_roots,
         };
         let key_retention_secs = server_params.key_retention_secs();
         let server = Server::new(
@@ -235,6 +259,7 @@ impl Node {
             Arc::clone(&clock),
             Arc::clone(&metrics),
             audit.clone(),
+            Arc::clone(&revocations),
         )
         .await?;
         let gateway = Gateway::new(
@@ -283,6 +308,15 @@ impl Node {
         tasks.push(tokio::spawn(
             gateway.clone().serve(gateway_listener, shutdown_rx.clone()),
         ));
+        if let Some(source) = revocation_source {
+            let refresh = config.attestation.revocation_refresh;
+            tasks.push(tokio::spawn(revocation::keep_fresh(
+                source,
+                Arc::clone(&revocations),
+                refresh,
+                shutdown_rx.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(maintain(
             Arc::clone(&store),
             server.clone(),

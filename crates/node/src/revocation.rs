@@ -25,7 +25,9 @@ pub enum RevocationSource {
 impl RevocationSource {
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.starts_with("http://") || text.starts_with("https://") {
-            text.parse().map(RevocationSource::Url).map_err(|_| format!("attestation.revocation_list {text:?} is not a URL"))
+            text.parse()
+                .map(RevocationSource::Url)
+                .map_err(|_| format!("attestation.revocation_list {text:?} is not a URL"))
         } else {
             Ok(RevocationSource::File(PathBuf::from(text)))
         }
@@ -50,7 +52,9 @@ async fn fetch(uri: &Uri) -> Result<Vec<u8>, String> {
         .enable_http1()
         .build();
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
-    let request = http::Request::get(uri.clone()).body(Empty::new()).map_err(|e| e.to_string())?;
+    let request = http::Request::get(uri.clone())
+        .body(Empty::new())
+        .map_err(|e| e.to_string())?;
     let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
         .await
         .map_err(|_| format!("fetching {uri} timed out"))?
@@ -72,9 +76,16 @@ pub async fn keep_fresh(
     refresh: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut loaded_once = matches!(state.status(), medgate_server::revocation::RevocationStatus::Loaded(_));
+    let mut loaded_once = matches!(
+        state.status(),
+        medgate_server::revocation::RevocationStatus::Loaded(_)
+    );
     loop {
-        let wait = if loaded_once { refresh } else { Duration::from_secs(60) };
+        let wait = if loaded_once {
+            refresh
+        } else {
+            Duration::from_secs(60)
+        };
         if loaded_once {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -83,7 +94,10 @@ pub async fn keep_fresh(
         }
         match source.load().await {
             Ok(list) => {
-                tracing::info!(entries = list.len(), "attestation revocation status list loaded");
+                tracing::info!(
+                    entries = list.len(),
+                    "attestation revocation status list loaded"
+                );
                 state.set(list);
                 loaded_once = true;
             }

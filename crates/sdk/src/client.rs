@@ -21,7 +21,7 @@ use medgate_proto::wire::{
 };
 use tokio::sync::Mutex;
 
-use crate::evidence::{AppIdentity, sdk_evidence};
+use crate::evidence::{self, AppIdentity, EvidenceContext, PlatformEvidence, platform_binding};
 use crate::key::InstallationKey;
 use crate::proof::{ProofError, dpop_proof};
 use crate::{Now, system_now};
@@ -87,6 +87,16 @@ pub struct Attestation {
     pub scope: String,
     pub reasons: Vec<medgate_proto::wire::Reason>,
     pub expires_in: u64,
+    pub integrity_level: medgate_proto::wire::IntegrityLevel,
+    pub hardware_key: bool,
+}
+
+/// A challenge and what a hardware platform must attest for it.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub value: String,
+    /// SHA-256(challenge ‖ installation key thumbprint).
+    pub binding: [u8; 32],
 }
 
 struct CachedToken {
@@ -240,7 +250,8 @@ impl MedgateClient {
         }
     }
 
-    async fn attest_uncached(&self) -> Result<(Attestation, String), ClientError> {
+    /// A fresh challenge, and the binding a hardware platform must attest for it.
+    pub async fn challenge(&self) -> Result<Challenge, ClientError> {
         let base = self.config.server_url.trim_end_matches('/');
         let challenge_url = format!("{base}/v1/challenge");
         let request = serde_json::to_vec(&ChallengeRequest {
@@ -263,14 +274,53 @@ impl MedgateClient {
         }
         let challenge: ChallengeResponse =
             serde_json::from_slice(&response.body).map_err(|e| protocol(&challenge_url, e))?;
-        let evidence = sdk_evidence(
-            &self.key,
-            &self.config.app,
-            &challenge.challenge,
-            self.signals.get(),
-            (self.now)(),
-        )
-        .map_err(|_| ClientError::Sign)?;
+        let binding = platform_binding(&self.key, &challenge.challenge)
+            .ok_or_else(|| protocol(&challenge_url, "the challenge is not base64url"))?;
+        Ok(Challenge {
+            value: challenge.challenge,
+            binding,
+        })
+    }
+
+    /// Attests with a platform's statement about `challenge` (see [`MedgateClient::challenge`])
+    /// and caches the token.
+    pub async fn attest_platform(
+        &self,
+        challenge: &Challenge,
+        platform: &PlatformEvidence,
+        enrolment_code: Option<String>,
+    ) -> Result<Attestation, ClientError> {
+        let mut cached = self.token.lock().await;
+        let (attestation, token) = self.exchange(challenge, platform, enrolment_code).await?;
+        *cached = Some(self.cache_entry(&attestation, token));
+        Ok(attestation)
+    }
+
+    async fn attest_uncached(&self) -> Result<(Attestation, String), ClientError> {
+        let challenge = self.challenge().await?;
+        let platform = PlatformEvidence::Sdk {
+            binary_sha256: self.config.app.binary_sha256.clone(),
+        };
+        self.exchange(&challenge, &platform, None).await
+    }
+
+    async fn exchange(
+        &self,
+        challenge: &Challenge,
+        platform: &PlatformEvidence,
+        enrolment_code: Option<String>,
+    ) -> Result<(Attestation, String), ClientError> {
+        let base = self.config.server_url.trim_end_matches('/');
+        let context = EvidenceContext {
+            app_id: &self.config.app.app_id,
+            app_version: &self.config.app.app_version,
+            challenge: &challenge.value,
+            signals: self.signals.get(),
+            enrolment_code,
+            iat: (self.now)(),
+        };
+        let evidence =
+            evidence::evidence(&self.key, context, platform).map_err(|_| ClientError::Sign)?;
         let attest_url = format!("{base}/v1/attest");
         let response = self
             .send_raw(
@@ -297,6 +347,8 @@ impl MedgateClient {
             scope: granted.scope,
             reasons: granted.reasons,
             expires_in: granted.expires_in,
+            integrity_level: granted.integrity_level,
+            hardware_key: granted.hardware_key,
         };
         Ok((attestation, granted.access_token))
     }

@@ -45,6 +45,19 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
         .route("/keys", get(list_keys))
         .route("/keys/rotate", post(rotate_keys))
         .route("/audit", get(audit_entries))
+        .route("/apps/{app_id}/platforms", get(list_platforms))
+        .route(
+            "/apps/{app_id}/platforms/{platform}",
+            axum::routing::put(set_platform).get(get_platform),
+        )
+        .route(
+            "/apps/{app_id}/play-integrity-keys",
+            axum::routing::put(set_play_keys),
+        )
+        .route(
+            "/apps/{app_id}/enrolments",
+            post(create_enrolment).get(list_enrolments),
+        )
 }
 
 pub(crate) fn parse_hash(hex: &str) -> Option<[u8; 32]> {
@@ -120,6 +133,12 @@ struct CreateApp {
     limited_scopes: Vec<String>,
     reject_on: Option<BTreeSet<SignalKind>>,
     degrade_on: Option<BTreeSet<SignalKind>>,
+    #[serde(default = "accept")]
+    allow_sdk_evidence: bool,
+}
+
+fn accept() -> bool {
+    true
 }
 
 impl CreateApp {
@@ -143,6 +162,7 @@ impl CreateApp {
             limited_scopes: self.limited_scopes,
             reject_on,
             degrade_on,
+            allow_sdk_evidence: self.allow_sdk_evidence,
         }
     }
 }
@@ -201,7 +221,8 @@ async fn get_app(
 #[serde(deny_unknown_fields)]
 struct AddRelease {
     version: String,
-    sdk_binary_sha256: String,
+    /// Required for SDK evidence; hardware platforms attest the build by its signer.
+    sdk_binary_sha256: Option<String>,
 }
 
 async fn add_release(
@@ -217,8 +238,13 @@ async fn add_release(
             "version must be 1-64 characters of A-Z a-z 0-9 . _ + -".into(),
         ));
     }
-    let measurement = request.sdk_binary_sha256.to_ascii_lowercase();
-    if !names::is_sha256_hex(&measurement) {
+    let measurement = request
+        .sdk_binary_sha256
+        .map(|hash| hash.to_ascii_lowercase());
+    if measurement
+        .as_deref()
+        .is_some_and(|hash| !names::is_sha256_hex(hash))
+    {
         return Err(ApiError::Malformed(
             "sdk_binary_sha256 must be 64 hex digits".into(),
         ));
@@ -409,9 +435,252 @@ mod tests {
             limited_scopes: vec![],
             reject_on: Some([SignalKind::Root, SignalKind::Hook].into()),
             degrade_on: None,
+            allow_sdk_evidence: true,
         };
         let policy = request.policy();
         assert_eq!(policy.degrade_on, [SignalKind::Emulator].into());
         assert!(policy.validate().is_ok());
     }
+}
+
+/// Validates a platform policy document for `platform` and returns it normalised.
+fn platform_policy(platform: &str, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    use medgate_verify::platform::{AndroidPolicy, ApplePolicy, PlayIntegrityPolicy};
+    let malformed = |detail: String| ApiError::Malformed(detail);
+    let hex_digests = |digests: &[String]| {
+        digests
+            .iter()
+            .all(|digest| names::is_sha256_hex(&digest.to_ascii_lowercase()))
+    };
+    let normalised = match platform {
+        medgate_proto::wire::platform::APPLE_APP_ATTEST => {
+            let policy: ApplePolicy = parse_json(body)?;
+            if let Some(bad) = policy.app_ids.iter().find(|id| {
+                id.split_once('.')
+                    .is_none_or(|(team, bundle)| team.is_empty() || bundle.is_empty())
+            }) {
+                return Err(malformed(format!(
+                    "app id {bad:?} must be TEAMID.bundle.id"
+                )));
+            }
+            serde_json::to_value(policy)
+        }
+        medgate_proto::wire::platform::ANDROID_KEY_ATTESTATION => {
+            let mut policy: AndroidPolicy = parse_json(body)?;
+            if policy.package_name.is_empty() || !hex_digests(&policy.signing_cert_digests) {
+                return Err(malformed(
+                    "package_name is required and signing_cert_digests are SHA-256 in hex".into(),
+                ));
+            }
+            policy
+                .signing_cert_digests
+                .iter_mut()
+                .for_each(|d| *d = d.to_ascii_lowercase());
+            serde_json::to_value(policy)
+        }
+        medgate_proto::wire::platform::PLAY_INTEGRITY => {
+            let mut policy: PlayIntegrityPolicy = parse_json(body)?;
+            if policy.package_name.is_empty() || !hex_digests(&policy.signing_cert_digests) {
+                return Err(malformed(
+                    "package_name is required and signing_cert_digests are SHA-256 in hex".into(),
+                ));
+            }
+            policy
+                .signing_cert_digests
+                .iter_mut()
+                .for_each(|d| *d = d.to_ascii_lowercase());
+            serde_json::to_value(policy)
+        }
+        other => {
+            return Err(ApiError::NotFound(if other == "sdk" {
+                "platform policy (sdk evidence is set on the app)"
+            } else {
+                "platform"
+            }));
+        }
+    };
+    normalised.map_err(|_| ApiError::Internal)
+}
+
+async fn set_platform(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Path((app_id, platform)): Path<(String, String)>,
+    request: Body,
+) -> Result<Response, ApiError> {
+    let policy = platform_policy(&platform, &body(&headers, request, MAX_ADMIN_BODY).await?)?;
+    state
+        .store
+        .set_platform_policy(&app_id, &platform, &policy, state.clock.now())
+        .await?;
+    audited(
+        &state,
+        "admin.platform.set",
+        &app_id,
+        serde_json::json!({"platform": platform, "policy": policy}),
+    )
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"app_id": app_id, "platform": platform, "policy": policy}),
+    ))
+}
+
+async fn get_platform(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    Path((app_id, platform)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let policy = state
+        .store
+        .platform_policy(&app_id, &platform)
+        .await?
+        .ok_or(ApiError::NotFound("platform policy"))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"app_id": app_id, "platform": platform, "policy": policy}),
+    ))
+}
+
+async fn list_platforms(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    Path(app_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let app = state
+        .store
+        .get_app(&app_id)
+        .await?
+        .ok_or(ApiError::NotFound("app"))?;
+    let platforms: serde_json::Map<String, serde_json::Value> = state
+        .store
+        .platform_policies(&app_id)
+        .await?
+        .into_iter()
+        .collect();
+    let play_keys = state
+        .store
+        .app_secret(&app_id, crate::platforms::PLAY_KEYS_SECRET)
+        .await?
+        .is_some();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "app_id": app_id,
+            "sdk": {"allowed": app.policy.allow_sdk_evidence},
+            "platforms": platforms,
+            "play_integrity_keys_configured": play_keys,
+        }),
+    ))
+}
+
+async fn set_play_keys(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Path(app_id): Path<String>,
+    request: Body,
+) -> Result<Response, ApiError> {
+    use crate::platforms::{PLAY_KEYS_SECRET, PlayKeysDocument};
+    let keys: PlayKeysDocument = parse_json(&body(&headers, request, MAX_ADMIN_BODY).await?)?;
+    medgate_verify::play_integrity::PlayIntegrityKeys::from_console(
+        &keys.decryption_key,
+        &keys.verification_key,
+    )
+    .map_err(|error| ApiError::Malformed(error.to_string()))?;
+    let plain = zeroize::Zeroizing::new(serde_json::to_vec(&keys).map_err(|_| ApiError::Internal)?);
+    let label = medgate_store::seal::app_secret_label(&app_id, PLAY_KEYS_SECRET);
+    let sealed = state
+        .sealer
+        .seal(&label, &plain)
+        .map_err(|_| ApiError::Internal)?;
+    let now = state.clock.now();
+    state
+        .store
+        .set_app_secret(&app_id, PLAY_KEYS_SECRET, &sealed, now)
+        .await?;
+    audited(
+        &state,
+        "admin.play_integrity_keys.set",
+        &app_id,
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"app_id": app_id, "play_integrity_keys_configured": true}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateEnrolment {
+    /// How long the code may be used, in seconds (default 7 days, at most 90).
+    ttl_secs: Option<i64>,
+}
+
+const DEFAULT_ENROLMENT_TTL: i64 = 7 * 24 * 3600;
+const MAX_ENROLMENT_TTL: i64 = 90 * 24 * 3600;
+
+async fn create_enrolment(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Path(app_id): Path<String>,
+    request: Body,
+) -> Result<Response, ApiError> {
+    let bytes = body(&headers, request, MAX_ADMIN_BODY).await?;
+    let request: CreateEnrolment = if bytes.is_empty() {
+        CreateEnrolment::default()
+    } else {
+        parse_json(&bytes)?
+    };
+    let ttl = request.ttl_secs.unwrap_or(DEFAULT_ENROLMENT_TTL);
+    if !(60..=MAX_ENROLMENT_TTL).contains(&ttl) {
+        return Err(ApiError::Malformed(
+            "ttl_secs must be between 60 seconds and 90 days".into(),
+        ));
+    }
+    let mut random = [0u8; 18];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
+        .map_err(|_| ApiError::Internal)?;
+    let code = format!("mge_{}", medgate_proto::b64::encode(random));
+    let now = state.clock.now();
+    let enrolment = medgate_store::Enrolment {
+        code_sha256: crate::platforms::enrolment_hash(&code),
+        app_id: app_id.clone(),
+        created_at: now,
+        expires_at: now.plus(ttl),
+        used_at: None,
+        installation_id: None,
+        identity: None,
+    };
+    state.store.create_enrolment(&enrolment).await?;
+    audited(
+        &state,
+        "admin.enrolment.create",
+        &app_id,
+        serde_json::json!({"code_sha256": enrolment.code_sha256, "expires_at": enrolment.expires_at}),
+    )
+    .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "app_id": app_id,
+            "code": code,
+            "expires_at": medgate_service::clock::rfc3339(enrolment.expires_at),
+        }),
+    ))
+}
+
+async fn list_enrolments(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    Path(app_id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(json(
+        StatusCode::OK,
+        &state.store.list_enrolments(&app_id).await?,
+    ))
 }

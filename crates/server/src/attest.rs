@@ -29,6 +29,7 @@ use crate::ServerState;
 use crate::http_util::{
     ApiError, body, content_type_is, into_axum, json, limit_client, parse_json,
 };
+use crate::platforms::{self, PlatformRefusal};
 use medgate_store::published_keys as published;
 
 /// Largest evidence body (`413` beyond).
@@ -83,6 +84,8 @@ enum Refusal {
         reasons: Vec<Reason>,
         detail: Option<String>,
     },
+    /// Something the check depends on is missing on our side: 503.
+    Unavailable(String),
     /// Our fault: 500.
     Internal,
 }
@@ -120,11 +123,38 @@ pub(crate) async fn attest(
             rejection.detail = detail;
             Ok(into_axum(problem::response(&rejection)))
         }
+        Err(Refusal::Unavailable(detail)) => Err(ApiError::Unavailable(detail)),
         Err(Refusal::Internal) => Err(ApiError::Internal),
     }
 }
 
-/// The attestation, step by step (see `medgate_verify::policy` for the order of reasons).
+/// A refusal after the evidence verified: recorded against the installation (when the app is
+/// known), counted and audited.
+async fn reject(
+    state: &ServerState,
+    evidence: &VerifiedEvidence,
+    app_known: bool,
+    now: UnixTime,
+    reasons: Vec<Reason>,
+    detail: Option<String>,
+) -> Result<AttestResponse, Refusal> {
+    if app_known {
+        let record = record(evidence, now, Decision::Reject, &reasons);
+        state.store.record_attestation(&record).await?;
+    }
+    state
+        .metrics
+        .attestation("reject", reasons.iter().map(|r| r.as_str()));
+    let mut entry = decision_entry(evidence, now, Decision::Reject, &reasons, None);
+    if let Some(detail) = &detail {
+        entry.detail["error"] = detail.as_str().into();
+    }
+    state.audit.write(entry).await?;
+    Err(Refusal::Rejected { reasons, detail })
+}
+
+/// The attestation, step by step (see `medgate_verify::policy` for the order of reasons and
+/// `crate::platforms` for hardware evidence).
 async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestResponse, Refusal> {
     let now = state.clock.now();
     // Signature, shape and freshness of the evidence.
@@ -179,19 +209,10 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
             });
         }
     };
-    // Everything policy needs to know.
-    let app = state.store.get_app(evidence.app_id()).await?;
-    let releases = state
-        .store
-        .releases(evidence.app_id(), evidence.app_version())
-        .await?;
-    let registered: Vec<_> = releases
-        .iter()
-        .map(|release| RegisteredRelease {
-            binary_sha256: &release.binary_sha256,
-            revoked: release.revoked_at.is_some(),
-        })
-        .collect();
+    // The app, and the installation key's standing.
+    let Some(app) = state.store.get_app(evidence.app_id()).await? else {
+        return reject(state, &evidence, false, now, vec![Reason::AppUnknown], None).await;
+    };
     let installation = state
         .store
         .get_installation(evidence.installation_id().as_str())
@@ -200,60 +221,106 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
         .as_ref()
         .is_some_and(|known| known.app_id != evidence.app_id())
     {
-        let reasons = vec![Reason::EvidenceInvalid];
-        state.metrics.attestation("reject", ["evidence_invalid"]);
-        state.audit.record(decision_entry(
+        let detail = "this installation key is registered for another app".to_string();
+        return reject(
+            state,
             &evidence,
+            false,
             now,
-            Decision::Reject,
-            &reasons,
-            None,
-        ));
-        return Err(Refusal::Rejected {
-            reasons,
-            detail: Some("this installation key is registered for another app".into()),
-        });
+            vec![Reason::EvidenceInvalid],
+            Some(detail),
+        )
+        .await;
     }
     let installation = match installation {
         None => InstallationCheck::New,
         Some(known) if known.revoked_at.is_some() => InstallationCheck::Revoked,
         Some(_) => InstallationCheck::Known,
     };
+    // The platform's statement.
+    let platform = match platforms::check(state, &evidence, &app, now).await {
+        Ok(platform) => platform,
+        Err(PlatformRefusal::Rejected { reason, detail }) => {
+            return reject(state, &evidence, true, now, vec![reason], detail).await;
+        }
+        Err(PlatformRefusal::Unavailable(detail)) => return Err(Refusal::Unavailable(detail)),
+        Err(PlatformRefusal::Internal) => return Err(Refusal::Internal),
+    };
+    // The decision.
+    let releases = state
+        .store
+        .releases(evidence.app_id(), evidence.app_version())
+        .await?;
+    let registered: Vec<_> = releases
+        .iter()
+        .map(|release| RegisteredRelease {
+            binary_sha256: release.binary_sha256.as_deref(),
+            revoked: release.revoked_at.is_some(),
+        })
+        .collect();
     let verdict = policy::decide(
         &evidence,
         &fresh,
-        app.as_ref().map(|app| &app.policy),
+        Some(&app.policy),
         ReleaseCheck::evaluate(&evidence, &registered),
         installation,
+        &platform.outcome,
     );
     let grant = match verdict {
         Verdict::Granted(grant) => grant,
         Verdict::Rejected(reasons) => {
-            if app.is_some() {
-                state
-                    .store
-                    .record_attestation(&record(&evidence, now, Decision::Reject, &reasons))
-                    .await?;
-            }
-            state
-                .metrics
-                .attestation("reject", reasons.iter().map(|r| r.as_str()));
-            state
-                .audit
-                .write(decision_entry(
-                    &evidence,
-                    now,
-                    Decision::Reject,
-                    &reasons,
-                    None,
-                ))
-                .await?;
-            return Err(Refusal::Rejected {
-                reasons,
-                detail: None,
-            });
+            return reject(state, &evidence, true, now, reasons, None).await;
         }
     };
+    // What a grant stores: the installation, a new App Attest key, a claimed enrolment.
+    let identity = platform
+        .identity
+        .as_ref()
+        .map(|identity| identity.as_str().to_string());
+    let record = AttestationRecord {
+        integrity_level: Some(grant.integrity_level()),
+        hardware_key: grant.hardware_key(),
+        identity: identity.clone(),
+        ..record(&evidence, now, grant.decision(), grant.reasons())
+    };
+    state.store.record_attestation(&record).await?;
+    if let Some(key) = &platform.apple_key {
+        match state.store.insert_apple_key(key).await {
+            Ok(()) => {}
+            Err(medgate_store::StoreError::Conflict(_)) => {
+                let detail =
+                    "this App Attest key or installation is already registered".to_string();
+                return reject(
+                    state,
+                    &evidence,
+                    true,
+                    now,
+                    vec![Reason::EvidenceInvalid],
+                    Some(detail),
+                )
+                .await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    if let (Some(code), Some(identity)) = (&platform.enrolment, &identity) {
+        let installation_id = evidence.installation_id().as_str();
+        if !state
+            .store
+            .claim_enrolment(code, evidence.app_id(), installation_id, identity, now)
+            .await?
+        {
+            return reject(
+                state,
+                &evidence,
+                true,
+                now,
+                vec![Reason::EnrolmentInvalid],
+                None,
+            )
+            .await;
+        }
+    }
     // A token for what was granted.
     let jti = random_b64(16).ok_or(Refusal::Internal)?;
     let key = state.keys.read().active();
@@ -267,28 +334,29 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
         tracing::error!(%error, "token signing failed");
         Refusal::Internal
     })?;
-    state
-        .store
-        .record_attestation(&record(&evidence, now, grant.decision(), grant.reasons()))
-        .await?;
     state.metrics.attestation(
         grant.decision().as_str(),
         grant.reasons().iter().map(|r| r.as_str()),
     );
-    state
-        .audit
-        .write(decision_entry(
-            &evidence,
-            now,
-            grant.decision(),
-            grant.reasons(),
-            Some((&jti, key.kid())),
-        ))
-        .await?;
+    let mut entry = decision_entry(
+        &evidence,
+        now,
+        grant.decision(),
+        grant.reasons(),
+        Some((&jti, key.kid())),
+    );
+    entry.detail["integrity_level"] = grant.integrity_level().as_str().into();
+    entry.detail["hardware_key"] = grant.hardware_key().into();
+    if let Some(identity) = &identity {
+        entry.detail["identity"] = identity.as_str().into();
+        entry.detail["enrolled_now"] = platform.enrolment.is_some().into();
+    }
+    state.audit.write(entry).await?;
     tracing::info!(
         installation = medgate_proto::redact::short(grant.installation_id().as_str()),
         app = grant.app_id(),
         decision = grant.decision().as_str(),
+        integrity = grant.integrity_level().as_str(),
         "attestation granted"
     );
     Ok(AttestResponse {
@@ -299,6 +367,8 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
         installation_id: grant.installation_id().as_str().to_string(),
         decision: grant.decision(),
         reasons: grant.reasons().to_vec(),
+        integrity_level: grant.integrity_level(),
+        hardware_key: grant.hardware_key(),
     })
 }
 
@@ -316,6 +386,9 @@ fn record(
         at: now,
         decision,
         reasons: reasons.to_vec(),
+        integrity_level: None,
+        hardware_key: false,
+        identity: None,
     }
 }
 
@@ -380,7 +453,7 @@ pub(crate) async fn discovery(State(state): State<Arc<ServerState>>) -> Response
             "access_token_signing_alg_values_supported": ["ES256"],
             "dpop_signing_alg_values_supported": ["ES256"],
             "evidence_signing_alg_values_supported": ["ES256"],
-            "platforms_supported": ["sdk"],
+            "platforms_supported": medgate_proto::wire::platform::ALL,
             "reason_codes": Reason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
         }),
     )

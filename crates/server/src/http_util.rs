@@ -50,6 +50,7 @@ pub(crate) enum ApiError {
     NotFound(&'static str),
     Conflict(&'static str),
     RateLimited(Duration),
+    Unavailable(String),
     Internal,
 }
 
@@ -120,6 +121,12 @@ impl IntoResponse for ApiError {
                     .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(wait)));
                 response
             }
+            ApiError::Unavailable(detail) => problem(
+                problem_type::UNAVAILABLE,
+                "Temporarily unavailable",
+                503,
+                Some(detail),
+            ),
             ApiError::Internal => problem(problem_type::INTERNAL, "Internal error", 500, None),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use medgate_store::seal::Sealer;
+use medgate_store::seal::{Sealer, signing_key_label};
 use medgate_store::{SigningKeyRecord, Store, StoreError};
 use medgate_verify::UnixTime;
 use medgate_verify::keys::TokenSigningKey;
@@ -43,9 +43,11 @@ impl KeyRing {
                 .filter(|r| Sealer::is_plain(&r.sealed_private_key))
             {
                 let pkcs8 = sealer
-                    .open(&record.kid, &record.sealed_private_key)
+                    .open(&signing_key_label(&record.kid), &record.sealed_private_key)
                     .map_err(StoreError::from)?;
-                let sealed = sealer.seal(&record.kid, &pkcs8).map_err(StoreError::from)?;
+                let sealed = sealer
+                    .seal(&signing_key_label(&record.kid), &pkcs8)
+                    .map_err(StoreError::from)?;
                 store.reseal_signing_key(&record.kid, &sealed).await?;
                 record.sealed_private_key = sealed;
                 tracing::info!(kid = %record.kid, "signing key sealed under the master key");
@@ -57,7 +59,10 @@ impl KeyRing {
             .find(|record| record.retired_at.is_none())
             .ok_or(ServerError::NoActiveKey)?;
         let pkcs8 = sealer
-            .open(&active_record.kid, &active_record.sealed_private_key)
+            .open(
+                &signing_key_label(&active_record.kid),
+                &active_record.sealed_private_key,
+            )
             .map_err(StoreError::from)?;
         let active = TokenSigningKey::from_pkcs8(&pkcs8)?;
         if active.kid() != active_record.kid {
@@ -90,7 +95,9 @@ pub async fn add_key(
     let record = SigningKeyRecord {
         kid: key.kid().to_string(),
         public_jwk: key.public_jwk().clone(),
-        sealed_private_key: sealer.seal(key.kid(), &pkcs8).map_err(StoreError::from)?,
+        sealed_private_key: sealer
+            .seal(&signing_key_label(key.kid()), &pkcs8)
+            .map_err(StoreError::from)?,
         created_at: now,
         retired_at: None,
     };

@@ -18,6 +18,8 @@ pub use admin::admin_token_hash;
 mod attest;
 mod http_util;
 pub mod keyring;
+mod platforms;
+pub mod revocation;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -30,11 +32,14 @@ use medgate_service::metrics::Metrics;
 use medgate_service::ratelimit::{KeyedLimiter, RateLimit};
 use medgate_store::seal::Sealer;
 use medgate_store::{Store, StoreError};
+use medgate_verify::android::attestation::AndroidRoots;
 use medgate_verify::evidence::EvidenceLimits;
 use medgate_verify::keys::KeyError;
+use medgate_verify::x509::TrustAnchor;
 use parking_lot::RwLock;
 
 use crate::keyring::KeyRing;
+use crate::revocation::RevocationState;
 
 /// The `meta` key under which the store keeps the SHA-256 of the admin token.
 pub const ADMIN_TOKEN_META: &str = "admin_token_sha256";
@@ -63,6 +68,24 @@ pub struct ServerParams {
     /// Per client address, on `/v1/challenge` and `/v1/attest`.
     pub client_rate_limit: RateLimit,
     pub evidence_limits: EvidenceLimits,
+    pub attestation: AttestationRoots,
+}
+
+/// The trust anchors for hardware-backed evidence. The defaults are Apple's and Google's;
+/// tests add their own test CA here, and nothing else does.
+#[derive(Debug, Clone)]
+pub struct AttestationRoots {
+    pub apple_roots: Vec<TrustAnchor>,
+    pub android_roots: AndroidRoots,
+}
+
+impl AttestationRoots {
+    pub fn production() -> Self {
+        AttestationRoots {
+            apple_roots: medgate_verify::roots::apple_app_attest(),
+            android_roots: AndroidRoots::default(),
+        }
+    }
 }
 
 impl ServerParams {
@@ -83,6 +106,7 @@ pub(crate) struct ServerState {
     audit: AuditSink,
     admin_token_sha256: Option<[u8; 32]>,
     client_limiter: KeyedLimiter<IpAddr>,
+    revocations: Arc<RevocationState>,
 }
 
 /// The control plane, ready to serve.
@@ -107,6 +131,7 @@ impl Server {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         audit: AuditSink,
+        revocations: Arc<RevocationState>,
     ) -> Result<Server, ServerError> {
         if !sealer.has_master_key() {
             tracing::warn!(
@@ -133,6 +158,7 @@ impl Server {
                 audit,
                 admin_token_sha256,
                 client_limiter,
+                revocations,
             }),
         })
     }

@@ -35,7 +35,10 @@ pub(crate) const PLAY_KEYS_SECRET: &str = "play-integrity-keys";
 
 /// Why platform evidence did not yield an outcome.
 pub(crate) enum PlatformRefusal {
-    Rejected { reason: Reason, detail: Option<String> },
+    Rejected {
+        reason: Reason,
+        detail: Option<String>,
+    },
     /// A dependency of the check is missing on our side (HTTP 503).
     Unavailable(String),
     Internal,
@@ -49,7 +52,10 @@ impl From<StoreError> for PlatformRefusal {
 }
 
 fn rejected(reason: Reason, detail: impl Into<Option<String>>) -> PlatformRefusal {
-    PlatformRefusal::Rejected { reason, detail: detail.into() }
+    PlatformRefusal::Rejected {
+        reason,
+        detail: detail.into(),
+    }
 }
 
 fn invalid(detail: impl std::fmt::Display) -> PlatformRefusal {
@@ -69,7 +75,12 @@ pub(crate) struct PlatformCheck {
 
 impl PlatformCheck {
     fn sdk() -> Self {
-        PlatformCheck { outcome: PlatformOutcome::sdk(), identity: None, enrolment: None, apple_key: None }
+        PlatformCheck {
+            outcome: PlatformOutcome::sdk(),
+            identity: None,
+            enrolment: None,
+            apple_key: None,
+        }
     }
 }
 
@@ -78,10 +89,17 @@ pub(crate) fn enrolment_hash(code: &str) -> String {
     medgate_store::audit::to_hex(digest::digest(&digest::SHA256, code.as_bytes()).as_ref())
 }
 
-async fn policy<P: DeserializeOwned>(state: &ServerState, app: &App, platform: &str) -> Result<P, PlatformRefusal> {
+async fn policy<P: DeserializeOwned>(
+    state: &ServerState,
+    app: &App,
+    platform: &str,
+) -> Result<P, PlatformRefusal> {
     // Step 1.
     let Some(document) = state.store.platform_policy(&app.id, platform).await? else {
-        return Err(rejected(Reason::PlatformNotAllowed, format!("the app accepts no {platform} evidence")));
+        return Err(rejected(
+            Reason::PlatformNotAllowed,
+            format!("the app accepts no {platform} evidence"),
+        ));
     };
     serde_json::from_value(document).map_err(|error| {
         tracing::error!(%error, app = %app.id, platform, "stored platform policy does not parse");
@@ -90,21 +108,40 @@ async fn policy<P: DeserializeOwned>(state: &ServerState, app: &App, platform: &
 }
 
 /// Steps 1–4.
-pub(crate) async fn check(state: &ServerState, evidence: &VerifiedEvidence, app: &App, now: UnixTime) -> Result<PlatformCheck, PlatformRefusal> {
-    let binding = || evidence.platform_binding().ok_or_else(|| invalid("the challenge is not one medgate issued"));
+pub(crate) async fn check(
+    state: &ServerState,
+    evidence: &VerifiedEvidence,
+    app: &App,
+    now: UnixTime,
+) -> Result<PlatformCheck, PlatformRefusal> {
+    let binding = || {
+        evidence
+            .platform_binding()
+            .ok_or_else(|| invalid("the challenge is not one medgate issued"))
+    };
     match evidence.platform_evidence() {
         PlatformEvidence::Sdk { .. } => {
             if !app.policy.allow_sdk_evidence {
-                return Err(rejected(Reason::PlatformNotAllowed, "the app requires hardware-backed evidence".to_string()));
+                return Err(rejected(
+                    Reason::PlatformNotAllowed,
+                    "the app requires hardware-backed evidence".to_string(),
+                ));
             }
             Ok(PlatformCheck::sdk())
         }
-        PlatformEvidence::AppleAttestation { key_id, object, app_id } => {
-            let policy: ApplePolicy = policy(state, app, medgate_proto::wire::platform::APPLE_APP_ATTEST).await?;
+        PlatformEvidence::AppleAttestation {
+            key_id,
+            object,
+            app_id,
+        } => {
+            let policy: ApplePolicy =
+                policy(state, app, medgate_proto::wire::platform::APPLE_APP_ATTEST).await?;
             let binding = binding()?;
             let installation = evidence.installation_id().as_str();
             if state.store.apple_key(installation).await?.is_some() {
-                return Err(invalid("this installation already has an App Attest key; send an assertion"));
+                return Err(invalid(
+                    "this installation already has an App Attest key; send an assertion",
+                ));
             }
             // Step 2.
             let decoded = DecodedAttestation::decode(object).map_err(invalid)?;
@@ -115,9 +152,24 @@ pub(crate) async fn check(state: &ServerState, evidence: &VerifiedEvidence, app:
             let apple_app_id = candidates
                 .into_iter()
                 .find(|candidate| decoded.rp_id_hash_is(candidate))
-                .ok_or_else(|| rejected(Reason::AppIdentityMismatch, "the attestation is for another app id".to_string()))?;
-            let expect = AttestationExpectations { app_id: apple_app_id, client_data_hash: &binding, key_id };
-            let verified = apple::verify_attestation(&decoded, &expect, &state.params.attestation.apple_roots, now).map_err(invalid)?;
+                .ok_or_else(|| {
+                    rejected(
+                        Reason::AppIdentityMismatch,
+                        "the attestation is for another app id".to_string(),
+                    )
+                })?;
+            let expect = AttestationExpectations {
+                app_id: apple_app_id,
+                client_data_hash: &binding,
+                key_id,
+            };
+            let verified = apple::verify_attestation(
+                &decoded,
+                &expect,
+                &state.params.attestation.apple_roots,
+                now,
+            )
+            .map_err(invalid)?;
             let facts = PlatformFacts::apple_attestation(&verified, apple_app_id, &policy);
             let apple_key = AppleKeyRecord {
                 installation_id: installation.to_string(),
@@ -129,13 +181,28 @@ pub(crate) async fn check(state: &ServerState, evidence: &VerifiedEvidence, app:
                 receipt: verified.receipt().to_vec(),
                 created_at: now,
             };
-            let official: Vec<BuildIdentity> = policy.app_ids.iter().map(|id| BuildIdentity::apple(id)).collect();
-            let mut checked = finish(state, evidence, app, facts, &official, policy.allow_enrolment, policy.on_failure, now).await?;
+            let official: Vec<BuildIdentity> = policy
+                .app_ids
+                .iter()
+                .map(|id| BuildIdentity::apple(id))
+                .collect();
+            let mut checked = finish(
+                state,
+                evidence,
+                app,
+                facts,
+                &official,
+                policy.allow_enrolment,
+                policy.on_failure,
+                now,
+            )
+            .await?;
             checked.apple_key = Some(apple_key);
             Ok(checked)
         }
         PlatformEvidence::AppleAssertion { key_id, assertion } => {
-            let policy: ApplePolicy = policy(state, app, medgate_proto::wire::platform::APPLE_APP_ATTEST).await?;
+            let policy: ApplePolicy =
+                policy(state, app, medgate_proto::wire::platform::APPLE_APP_ATTEST).await?;
             let binding = binding()?;
             let installation = evidence.installation_id().as_str();
             let stored = state
@@ -144,12 +211,24 @@ pub(crate) async fn check(state: &ServerState, evidence: &VerifiedEvidence, app:
                 .await?
                 .ok_or_else(|| invalid("no App Attest key is registered for this installation; send an attestation object"))?;
             if stored.key_id != *key_id {
-                return Err(invalid("the key id is not this installation's App Attest key"));
+                return Err(invalid(
+                    "the key id is not this installation's App Attest key",
+                ));
             }
             // Step 2, with the counter stored by compare-and-set.
-            let verified = apple::verify_assertion(assertion, &stored.public_key, &stored.app_id, &binding, stored.counter)
-                .map_err(invalid)?;
-            if !state.store.advance_apple_counter(installation, verified.counter()).await? {
+            let verified = apple::verify_assertion(
+                assertion,
+                &stored.public_key,
+                &stored.app_id,
+                &binding,
+                stored.counter,
+            )
+            .map_err(invalid)?;
+            if !state
+                .store
+                .advance_apple_counter(installation, verified.counter())
+                .await?
+            {
                 return Err(invalid("the assertion counter was already used"));
             }
             let environment = if stored.environment == environment_name(Environment::Development) {
@@ -157,35 +236,75 @@ pub(crate) async fn check(state: &ServerState, evidence: &VerifiedEvidence, app:
             } else {
                 Environment::Production
             };
-            let facts = PlatformFacts::apple_assertion(&verified, environment, &stored.app_id, &policy);
-            let official: Vec<BuildIdentity> = policy.app_ids.iter().map(|id| BuildIdentity::apple(id)).collect();
-            finish(state, evidence, app, facts, &official, policy.allow_enrolment, policy.on_failure, now).await
+            let facts =
+                PlatformFacts::apple_assertion(&verified, environment, &stored.app_id, &policy);
+            let official: Vec<BuildIdentity> = policy
+                .app_ids
+                .iter()
+                .map(|id| BuildIdentity::apple(id))
+                .collect();
+            finish(
+                state,
+                evidence,
+                app,
+                facts,
+                &official,
+                policy.allow_enrolment,
+                policy.on_failure,
+                now,
+            )
+            .await
         }
         PlatformEvidence::AndroidKeyAttestation { chain } => {
-            let policy: AndroidPolicy = policy(state, app, medgate_proto::wire::platform::ANDROID_KEY_ATTESTATION).await?;
+            let policy: AndroidPolicy = policy(
+                state,
+                app,
+                medgate_proto::wire::platform::ANDROID_KEY_ATTESTATION,
+            )
+            .await?;
             let binding = binding()?;
             let list = match state.revocations.status() {
                 RevocationStatus::NotConfigured => None,
                 RevocationStatus::Loaded(list) => Some(list),
                 RevocationStatus::Unavailable => {
-                    return Err(PlatformRefusal::Unavailable("the attestation revocation status list is not available yet".into()));
+                    return Err(PlatformRefusal::Unavailable(
+                        "the attestation revocation status list is not available yet".into(),
+                    ));
                 }
             };
             // Step 2.
-            let verified = android::verify(chain, &state.params.attestation.android_roots, list.as_deref(), Some(&binding), now)
-                .map_err(|error| {
-                    if error.is_revocation() {
-                        rejected(Reason::AttestationRevoked, Some(error.to_string()))
-                    } else {
-                        invalid(error)
-                    }
-                })?;
-            let facts = PlatformFacts::android(&verified, evidence.installation_key(), &policy, now);
+            let verified = android::verify(
+                chain,
+                &state.params.attestation.android_roots,
+                list.as_deref(),
+                Some(&binding),
+                now,
+            )
+            .map_err(|error| {
+                if error.is_revocation() {
+                    rejected(Reason::AttestationRevoked, Some(error.to_string()))
+                } else {
+                    invalid(error)
+                }
+            })?;
+            let facts =
+                PlatformFacts::android(&verified, evidence.installation_key(), &policy, now);
             let official = signer_identities(&policy.signing_cert_digests);
-            finish(state, evidence, app, facts, &official, policy.allow_enrolment, policy.on_failure, now).await
+            finish(
+                state,
+                evidence,
+                app,
+                facts,
+                &official,
+                policy.allow_enrolment,
+                policy.on_failure,
+                now,
+            )
+            .await
         }
         PlatformEvidence::PlayIntegrity { token } => {
-            let policy: PlayIntegrityPolicy = policy(state, app, medgate_proto::wire::platform::PLAY_INTEGRITY).await?;
+            let policy: PlayIntegrityPolicy =
+                policy(state, app, medgate_proto::wire::platform::PLAY_INTEGRITY).await?;
             let binding = b64::encode(binding()?);
             let keys = play_keys(state, &app.id).await?;
             // Step 2.
@@ -201,10 +320,21 @@ pub(crate) async fn check(state: &ServerState, evidence: &VerifiedEvidence, app:
                 max_age_ms: i64::from(policy.max_age_secs) * 1000,
                 max_future_skew_ms: 60_000,
             };
-            play_integrity::check_request(&verdict, &expect, now.secs().saturating_mul(1000)).map_err(invalid)?;
+            play_integrity::check_request(&verdict, &expect, now.secs().saturating_mul(1000))
+                .map_err(invalid)?;
             let facts = PlatformFacts::play_integrity(&verdict, &policy);
             let official = signer_identities(&policy.signing_cert_digests);
-            finish(state, evidence, app, facts, &official, policy.allow_enrolment, policy.on_failure, now).await
+            finish(
+                state,
+                evidence,
+                app,
+                facts,
+                &official,
+                policy.allow_enrolment,
+                policy.on_failure,
+                now,
+            )
+            .await
         }
     }
 }
@@ -223,17 +353,26 @@ fn signer_identities(hex_digests: &[String]) -> Vec<BuildIdentity> {
         .collect()
 }
 
-async fn play_keys(state: &ServerState, app_id: &str) -> Result<PlayIntegrityKeys, PlatformRefusal> {
+async fn play_keys(
+    state: &ServerState,
+    app_id: &str,
+) -> Result<PlayIntegrityKeys, PlatformRefusal> {
     let sealed = state
         .store
         .app_secret(app_id, PLAY_KEYS_SECRET)
         .await?
-        .ok_or_else(|| rejected(Reason::PlatformNotAllowed, "no Play Integrity response keys are configured for the app".to_string()))?;
+        .ok_or_else(|| {
+            rejected(
+                Reason::PlatformNotAllowed,
+                "no Play Integrity response keys are configured for the app".to_string(),
+            )
+        })?;
     let opened = state
         .sealer
         .open(&app_secret_label(app_id, PLAY_KEYS_SECRET), &sealed)
         .map_err(|error| PlatformRefusal::Unavailable(error.to_string()))?;
-    let keys: PlayKeysDocument = serde_json::from_slice(&opened).map_err(|_| PlatformRefusal::Internal)?;
+    let keys: PlayKeysDocument =
+        serde_json::from_slice(&opened).map_err(|_| PlatformRefusal::Internal)?;
     PlayIntegrityKeys::from_console(&keys.decryption_key, &keys.verification_key).map_err(|error| {
         tracing::error!(%error, app = app_id, "stored Play Integrity keys are unusable");
         PlatformRefusal::Internal
@@ -265,9 +404,15 @@ async fn finish(
         Some(code) => {
             let hash = enrolment_hash(code);
             let usable = allow_enrolment
-                && state.store.enrolment(&hash).await?.is_some_and(|enrolment| {
-                    enrolment.app_id == app.id && enrolment.used_at.is_none() && now < enrolment.expires_at
-                });
+                && state
+                    .store
+                    .enrolment(&hash)
+                    .await?
+                    .is_some_and(|enrolment| {
+                        enrolment.app_id == app.id
+                            && enrolment.used_at.is_none()
+                            && now < enrolment.expires_at
+                    });
             if !usable {
                 return Err(rejected(Reason::EnrolmentInvalid, None));
             }
@@ -277,7 +422,10 @@ async fn finish(
     let enrolled = state.store.enrolled_identities(&app.id).await?;
     let standing = if proven.iter().any(|identity| official.contains(identity)) {
         IdentityStanding::Registered
-    } else if proven.iter().any(|identity| enrolled.iter().any(|e| e == identity.as_str())) {
+    } else if proven
+        .iter()
+        .any(|identity| enrolled.iter().any(|e| e == identity.as_str()))
+    {
         IdentityStanding::Enrolled
     } else if enrolment.is_some() && !proven.is_empty() {
         IdentityStanding::Enrolling
@@ -285,5 +433,10 @@ async fn finish(
         IdentityStanding::Unknown
     };
     let outcome = platform::evaluate(&facts, standing, on_failure);
-    Ok(PlatformCheck { outcome, identity: proven.first().cloned(), enrolment, apple_key: None })
+    Ok(PlatformCheck {
+        outcome,
+        identity: proven.first().cloned(),
+        enrolment,
+        apple_key: None,
+    })
 }

@@ -23,7 +23,11 @@ pub struct RevocationState(RwLock<RevocationStatus>);
 
 impl RevocationState {
     pub fn new(configured: bool) -> Self {
-        RevocationState(RwLock::new(if configured { RevocationStatus::Unavailable } else { RevocationStatus::NotConfigured }))
+        RevocationState(RwLock::new(if configured {
+            RevocationStatus::Unavailable
+        } else {
+            RevocationStatus::NotConfigured
+        }))
     }
 
     pub fn status(&self) -> RevocationStatus {

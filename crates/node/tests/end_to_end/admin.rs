@@ -351,6 +351,7 @@ async fn signing_keys_are_sealed_under_the_master_key() {
         let options = NodeOptions {
             master_key: master_key.map(str::to_string),
             clock: Arc::new(ManualClock::starting_now()),
+            ..NodeOptions::default()
         };
         async move { Node::start(config, options).await }
     };
@@ -382,6 +383,7 @@ async fn keys_stored_in_the_clear_are_sealed_once_a_master_key_is_set() {
     let options = |master_key: Option<&str>| NodeOptions {
         master_key: master_key.map(str::to_string),
         clock: Arc::new(ManualClock::starting_now()),
+        ..NodeOptions::default()
     };
     let node = Node::start(test_config(dir.path(), "http://127.0.0.1:9"), options(None))
         .await

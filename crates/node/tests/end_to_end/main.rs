@@ -7,4 +7,5 @@ mod admin;
 mod attest;
 mod common;
 mod gateway;
+mod hardware;
 mod interop;

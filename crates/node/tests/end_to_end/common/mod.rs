@@ -16,8 +16,11 @@ use medgate_proto::wire::Signal;
 use medgate_sdk::client::{ClientConfig, HttpResponse, MedgateClient};
 use medgate_sdk::evidence::AppIdentity;
 use medgate_sdk::key::InstallationKey;
+use medgate_server::AttestationRoots;
 use medgate_service::ratelimit::RateLimit;
 use medgate_service::{Clock, ManualClock};
+use medgate_testkit::attestation::{TestAndroidCa, TestAppleCa};
+use medgate_verify::x509::{Certificate, TrustAnchor};
 
 pub const APP: &str = "org.example.cgm";
 pub const VERSION: &str = "1.2.3";
@@ -28,6 +31,9 @@ pub struct Stack {
     pub upstream: SampleUpstream,
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
+    /// Test CAs, trusted by this node only.
+    pub apple_ca: TestAppleCa,
+    pub android_ca: TestAndroidCa,
     /// A client used only for raw HTTP (admin calls, hostile requests).
     raw: MedgateClient,
 }
@@ -65,15 +71,23 @@ impl Stack {
         let mut config = test_config(dir.path(), &upstream.url());
         customize(&mut config);
         let clock = Arc::new(ManualClock::starting_now());
-        let node = Node::start(
-            config,
-            NodeOptions {
-                master_key: None,
-                clock: clock.clone(),
-            },
-        )
-        .await
-        .unwrap();
+        let apple_ca = TestAppleCa::new();
+        let android_ca = TestAndroidCa::new();
+        let mut roots = AttestationRoots::production();
+        let anchor = |der: Vec<u8>| {
+            TrustAnchor::from_certificate("test CA", &Certificate::from_der(&der, 0).unwrap())
+        };
+        roots.apple_roots.push(anchor(apple_ca.root_der()));
+        roots
+            .android_roots
+            .hardware
+            .push(anchor(android_ca.root_der()));
+        let options = NodeOptions {
+            master_key: None,
+            clock: clock.clone(),
+            attestation_roots: roots,
+        };
+        let node = Node::start(config, options).await.unwrap();
         let raw = client_for(
             &node,
             &clock,
@@ -86,6 +100,8 @@ impl Stack {
             upstream,
             clock,
             dir,
+            apple_ca,
+            android_ca,
             raw,
         };
         stack

@@ -1,0 +1,694 @@
+//! Hardware-backed evidence through `/v1/attest`: Apple App Attest, Android Key Attestation,
+//! Play Integrity, enrolment of self-built apps, and platform policy, with evidence minted by
+//! test CAs that only this test node trusts.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use medgate_proto::b64;
+use medgate_proto::wire::{Decision, IntegrityLevel, Reason};
+use medgate_sdk::client::{ClientError, MedgateClient};
+use medgate_sdk::evidence::PlatformEvidence;
+use medgate_testkit::attestation::{AppleEnvironment, KeyDescription};
+use medgate_verify::play_integrity::testing::{TestPlayKeys, encrypt_token};
+
+use crate::common::{APP, Stack};
+
+const APPLE_APP_ID: &str = "ABCDE12345.org.example.cgm";
+const SIGNER: [u8; 32] = [0xab; 32];
+const PATCH: i64 = 209912;
+
+fn reasons(result: Result<medgate_sdk::client::Attestation, ClientError>) -> Vec<Reason> {
+    match result {
+        Err(ClientError::Refused { problem, .. }) => problem.reasons,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn set_platform(stack: &Stack, platform: &str, policy: serde_json::Value) {
+    stack
+        .admin(
+            Method::PUT,
+            &format!("/v1/admin/apps/{APP}/platforms/{platform}"),
+            policy,
+        )
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+async fn enrolment_code(stack: &Stack) -> String {
+    let reply = stack
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/apps/{APP}/enrolments"),
+            serde_json::json!({}),
+        )
+        .await;
+    reply.assert_status(StatusCode::CREATED);
+    reply.json()["code"].as_str().unwrap().to_string()
+}
+
+fn token_claims(token: &str) -> serde_json::Value {
+    serde_json::from_slice(&b64::decode(token.split('.').nth(1).unwrap(), 8192).unwrap()).unwrap()
+}
+
+async fn apple_attest(
+    stack: &Stack,
+    client: &MedgateClient,
+    app_id: &str,
+    environment: AppleEnvironment,
+    claimed: Option<&str>,
+    code: Option<String>,
+) -> (
+    Result<medgate_sdk::client::Attestation, ClientError>,
+    medgate_testkit::attestation::AppleKey,
+) {
+    let challenge = client.challenge().await.unwrap();
+    let key = stack
+        .apple_ca
+        .attest(app_id, &challenge.binding, environment);
+    let evidence = PlatformEvidence::AppleAttestation {
+        key_id: key.key_id.to_vec(),
+        attestation_object: key.attestation_object.clone(),
+        app_id: claimed.map(str::to_string),
+    };
+    (
+        client.attest_platform(&challenge, &evidence, code).await,
+        key,
+    )
+}
+
+#[tokio::test]
+async fn app_attest_first_contact_then_assertions_with_a_growing_counter() {
+    let stack = Stack::start().await;
+    set_platform(
+        &stack,
+        "apple-app-attest",
+        serde_json::json!({"app_ids": [APPLE_APP_ID]}),
+    )
+    .await;
+    let client = stack.client();
+    let (granted, key) = apple_attest(
+        &stack,
+        &client,
+        APPLE_APP_ID,
+        AppleEnvironment::Production,
+        None,
+        None,
+    )
+    .await;
+    let granted = granted.unwrap();
+    assert_eq!(
+        (
+            granted.decision,
+            granted.integrity_level,
+            granted.hardware_key
+        ),
+        (Decision::Allow, IntegrityLevel::Hardware, false)
+    );
+    assert_eq!(client.get("/echo").await.unwrap().status, StatusCode::OK);
+    let claims = token_claims(client.access_token().await.unwrap().expose());
+    assert_eq!(
+        (
+            claims["platform"].as_str(),
+            claims["integrity_level"].as_str()
+        ),
+        (Some("apple-app-attest"), Some("hardware"))
+    );
+    let installation = stack
+        .node
+        .store()
+        .get_installation(client.installation_id().as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        installation.identity.as_deref(),
+        Some(format!("apple:{APPLE_APP_ID}").as_str())
+    );
+    assert_eq!(
+        stack
+            .node
+            .store()
+            .apple_key(client.installation_id().as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .receipt,
+        b"test receipt"
+    );
+
+    // Later contacts assert with the attested key.
+    let assert_with = |counter: u32| {
+        let client = &client;
+        let key = &key;
+        async move {
+            let challenge = client.challenge().await.unwrap();
+            let assertion = key.assert(APPLE_APP_ID, &challenge.binding, counter);
+            let evidence = PlatformEvidence::AppleAssertion {
+                key_id: key.key_id.to_vec(),
+                assertion,
+            };
+            client.attest_platform(&challenge, &evidence, None).await
+        }
+    };
+    assert_eq!(assert_with(1).await.unwrap().decision, Decision::Allow);
+    assert_eq!(assert_with(5).await.unwrap().decision, Decision::Allow);
+    // A counter that does not grow is refused.
+    assert_eq!(reasons(assert_with(5).await), [Reason::EvidenceInvalid]);
+    assert_eq!(reasons(assert_with(2).await), [Reason::EvidenceInvalid]);
+    // An assertion for one challenge does not answer another.
+    let first = client.challenge().await.unwrap();
+    let second = client.challenge().await.unwrap();
+    let assertion = key.assert(APPLE_APP_ID, &first.binding, 9);
+    let evidence = PlatformEvidence::AppleAssertion {
+        key_id: key.key_id.to_vec(),
+        assertion,
+    };
+    assert_eq!(
+        reasons(client.attest_platform(&second, &evidence, None).await),
+        [Reason::EvidenceInvalid]
+    );
+    // A second attestation object for the same installation is refused.
+    let (again, _) = apple_attest(
+        &stack,
+        &client,
+        APPLE_APP_ID,
+        AppleEnvironment::Production,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reasons(again), [Reason::EvidenceInvalid]);
+}
+
+#[tokio::test]
+async fn two_concurrent_assertions_with_one_counter_cannot_both_pass() {
+    let stack = Arc::new(Stack::start().await);
+    set_platform(
+        &stack,
+        "apple-app-attest",
+        serde_json::json!({"app_ids": [APPLE_APP_ID]}),
+    )
+    .await;
+    let client = Arc::new(stack.client());
+    let (granted, key) = apple_attest(
+        &stack,
+        &client,
+        APPLE_APP_ID,
+        AppleEnvironment::Production,
+        None,
+        None,
+    )
+    .await;
+    granted.unwrap();
+    let key = Arc::new(key);
+    let mut racers = Vec::new();
+    for _ in 0..6 {
+        let (client, key) = (Arc::clone(&client), Arc::clone(&key));
+        racers.push(tokio::spawn(async move {
+            let challenge = client.challenge().await.unwrap();
+            let assertion = key.assert(APPLE_APP_ID, &challenge.binding, 3);
+            let evidence = PlatformEvidence::AppleAssertion {
+                key_id: key.key_id.to_vec(),
+                assertion,
+            };
+            client
+                .attest_platform(&challenge, &evidence, None)
+                .await
+                .is_ok()
+        }));
+    }
+    let mut passed = 0;
+    for racer in racers {
+        passed += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(passed, 1);
+}
+
+#[tokio::test]
+async fn app_attest_policy_development_keys_and_unregistered_builds() {
+    let stack = Stack::start().await;
+    set_platform(
+        &stack,
+        "apple-app-attest",
+        serde_json::json!({"app_ids": [APPLE_APP_ID], "on_failure": "degrade"}),
+    )
+    .await;
+    let (development, _) = apple_attest(
+        &stack,
+        &stack.client(),
+        APPLE_APP_ID,
+        AppleEnvironment::Development,
+        None,
+        None,
+    )
+    .await;
+    let development = development.unwrap();
+    assert_eq!(
+        (development.decision, development.scope.as_str()),
+        (Decision::AllowLimited, "entries:read")
+    );
+    assert_eq!(development.reasons, [Reason::DevelopmentEnvironment]);
+    // Another team's build of the same bundle: not this app.
+    let (other, _) = apple_attest(
+        &stack,
+        &stack.client(),
+        "ZZZZZ99999.org.example.cgm",
+        AppleEnvironment::Production,
+        Some("ZZZZZ99999.org.example.cgm"),
+        None,
+    )
+    .await;
+    assert_eq!(reasons(other), [Reason::AppIdentityMismatch]);
+    // An attestation that is not for any of the app's ids.
+    let (unclaimed, _) = apple_attest(
+        &stack,
+        &stack.client(),
+        "ZZZZZ99999.org.example.cgm",
+        AppleEnvironment::Production,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(reasons(unclaimed), [Reason::AppIdentityMismatch]);
+}
+
+#[tokio::test]
+async fn a_self_built_ios_app_is_enrolled_once_with_a_code_and_recognised_after() {
+    let stack = Stack::start().await;
+    set_platform(
+        &stack,
+        "apple-app-attest",
+        serde_json::json!({"app_ids": [APPLE_APP_ID], "allow_enrolment": true}),
+    )
+    .await;
+    let patient_build = "PATIENT123.com.PATIENT123.loopkit.Loop";
+    // Without a code: an unknown build (and, under this policy, a development key); every
+    // reason is reported at once.
+    let (refused, _) = apple_attest(
+        &stack,
+        &stack.client(),
+        patient_build,
+        AppleEnvironment::Development,
+        Some(patient_build),
+        None,
+    )
+    .await;
+    assert_eq!(
+        reasons(refused),
+        [Reason::AppIdentityMismatch, Reason::DevelopmentEnvironment]
+    );
+    // A code no one created.
+    let (bogus, _) = apple_attest(
+        &stack,
+        &stack.client(),
+        patient_build,
+        AppleEnvironment::Development,
+        Some(patient_build),
+        Some("mge_bogus".into()),
+    )
+    .await;
+    assert_eq!(reasons(bogus), [Reason::EnrolmentInvalid]);
+    // With a fresh code: enrolled (development keys are what Xcode builds get; the policy here
+    // rejects them, so allow them for this app first).
+    set_platform(&stack, "apple-app-attest", serde_json::json!({"app_ids": [APPLE_APP_ID], "allow_enrolment": true, "allow_development": true})).await;
+    let code = enrolment_code(&stack).await;
+    let (enrolled, _) = apple_attest(
+        &stack,
+        &stack.client(),
+        patient_build,
+        AppleEnvironment::Development,
+        Some(patient_build),
+        Some(code.clone()),
+    )
+    .await;
+    assert_eq!(enrolled.unwrap().decision, Decision::Allow);
+    let enrolments = stack
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/apps/{APP}/enrolments"),
+            serde_json::Value::Null,
+        )
+        .await
+        .json();
+    assert_eq!(enrolments[0]["identity"], format!("apple:{patient_build}"));
+    assert!(enrolments[0]["used_at"].is_number());
+    // The code is spent.
+    let (reused, _) = apple_attest(
+        &stack,
+        &stack.client(),
+        patient_build,
+        AppleEnvironment::Development,
+        Some(patient_build),
+        Some(code),
+    )
+    .await;
+    assert_eq!(reasons(reused), [Reason::EnrolmentInvalid]);
+    // The enrolled build is recognised without a code from now on; another team still is not.
+    let (later, _) = apple_attest(
+        &stack,
+        &stack.client(),
+        patient_build,
+        AppleEnvironment::Development,
+        Some(patient_build),
+        None,
+    )
+    .await;
+    assert_eq!(later.unwrap().decision, Decision::Allow);
+    let stranger = "OTHER55555.com.OTHER55555.loopkit.Loop";
+    let (other, _) = apple_attest(
+        &stack,
+        &stack.client(),
+        stranger,
+        AppleEnvironment::Development,
+        Some(stranger),
+        None,
+    )
+    .await;
+    assert_eq!(reasons(other), [Reason::AppIdentityMismatch]);
+}
+
+fn android_policy(extra: serde_json::Value) -> serde_json::Value {
+    let mut policy =
+        serde_json::json!({"package_name": APP, "signing_cert_digests": ["ab".repeat(32)]});
+    for (key, value) in extra.as_object().unwrap() {
+        policy[key] = value.clone();
+    }
+    policy
+}
+
+async fn android_attest(
+    stack: &Stack,
+    client: &MedgateClient,
+    change: impl Fn(&mut KeyDescription),
+    code: Option<String>,
+) -> Result<medgate_sdk::client::Attestation, ClientError> {
+    let challenge = client.challenge().await.unwrap();
+    let mut description = KeyDescription::genuine(&challenge.binding, APP, SIGNER, PATCH);
+    change(&mut description);
+    let point = client.key().public_jwk().public_key_bytes();
+    let chain = stack.android_ca.chain(&point, &description);
+    client
+        .attest_platform(
+            &challenge,
+            &PlatformEvidence::AndroidKeyAttestation {
+                certificate_chain: chain,
+            },
+            code,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn android_key_attestation_of_the_installation_key_itself() {
+    let stack = Stack::start().await;
+    set_platform(
+        &stack,
+        "android-key-attestation",
+        android_policy(serde_json::json!({"max_patch_age_months": 120})),
+    )
+    .await;
+    let client = stack.client();
+    let granted = android_attest(&stack, &client, |_| {}, None).await.unwrap();
+    assert_eq!(
+        (
+            granted.decision,
+            granted.integrity_level,
+            granted.hardware_key
+        ),
+        (Decision::Allow, IntegrityLevel::Hardware, true)
+    );
+    let claims = token_claims(client.access_token().await.unwrap().expose());
+    assert_eq!(claims["hardware_key"], true);
+    assert_eq!(client.get("/echo").await.unwrap().status, StatusCode::OK);
+
+    let refused = |change: fn(&mut KeyDescription)| {
+        let stack = &stack;
+        async move { reasons(android_attest(stack, &stack.client(), change, None).await) }
+    };
+    assert_eq!(
+        refused(|d| d.device_locked = false).await,
+        [Reason::BootloaderUnlocked]
+    );
+    assert_eq!(
+        refused(|d| d.verified_boot_state = 2).await,
+        [Reason::VerifiedBootFailed]
+    );
+    assert_eq!(
+        refused(|d| d.security_level = 0).await,
+        [Reason::SecurityLevelInsufficient]
+    );
+    assert_eq!(
+        refused(|d| d.signing_digests = vec![[0xcd; 32]]).await,
+        [Reason::AppIdentityMismatch]
+    );
+    assert_eq!(
+        refused(|d| d.package = "org.example.clone".into()).await,
+        [Reason::AppIdentityMismatch]
+    );
+    assert_eq!(
+        refused(|d| d.challenge = vec![0; 32]).await,
+        [Reason::EvidenceInvalid]
+    );
+    assert_eq!(
+        refused(|d| d.os_patch_level = 200001).await,
+        [Reason::PatchLevelOutdated]
+    );
+}
+
+#[tokio::test]
+async fn android_degrades_where_policy_says_and_enrols_a_self_signed_build() {
+    let stack = Stack::start().await;
+    set_platform(
+        &stack,
+        "android-key-attestation",
+        android_policy(serde_json::json!({"on_failure": "degrade", "allow_enrolment": true})),
+    )
+    .await;
+    let unlocked = android_attest(&stack, &stack.client(), |d| d.device_locked = false, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (unlocked.decision, unlocked.reasons.as_slice()),
+        (
+            Decision::AllowLimited,
+            [Reason::BootloaderUnlocked].as_slice()
+        )
+    );
+    // AndroidAPS built and signed by the patient: a different signer.
+    let self_signed = |d: &mut KeyDescription| d.signing_digests = vec![[0x5e; 32]];
+    assert_eq!(
+        reasons(android_attest(&stack, &stack.client(), self_signed, None).await),
+        [Reason::AppIdentityMismatch]
+    );
+    let code = enrolment_code(&stack).await;
+    assert_eq!(
+        android_attest(&stack, &stack.client(), self_signed, Some(code.clone()))
+            .await
+            .unwrap()
+            .decision,
+        Decision::Allow
+    );
+    assert_eq!(
+        reasons(android_attest(&stack, &stack.client(), self_signed, Some(code)).await),
+        [Reason::EnrolmentInvalid]
+    );
+    assert_eq!(
+        android_attest(&stack, &stack.client(), self_signed, None)
+            .await
+            .unwrap()
+            .decision,
+        Decision::Allow
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_attestation_certificate_is_refused() {
+    let list = tempfile::NamedTempFile::new().unwrap();
+    let serial = medgate_testkit::attestation::TestAndroidCa::INTERMEDIATE_SERIAL_HEX;
+    std::fs::write(
+        list.path(),
+        format!(r#"{{"entries": {{"{serial}": {{"status": "SUSPENDED"}}}}}}"#),
+    )
+    .unwrap();
+    let path = list.path().display().to_string();
+    let stack =
+        Stack::start_with(move |config| config.attestation.revocation_list = Some(path)).await;
+    set_platform(
+        &stack,
+        "android-key-attestation",
+        android_policy(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(
+        reasons(android_attest(&stack, &stack.client(), |_| {}, None).await),
+        [Reason::AttestationRevoked]
+    );
+}
+
+fn play_verdict(binding: &[u8], timestamp_ms: i64, labels: &[&str]) -> Vec<u8> {
+    serde_json::json!({
+        "requestDetails": {"requestPackageName": APP, "requestHash": b64::encode(binding), "timestampMillis": timestamp_ms.to_string()},
+        "appIntegrity": {"appRecognitionVerdict": "PLAY_RECOGNIZED", "packageName": APP, "certificateSha256Digest": [b64::encode(SIGNER)], "versionCode": "42"},
+        "deviceIntegrity": {"deviceRecognitionVerdict": labels},
+        "accountDetails": {"appLicensingVerdict": "LICENSED"},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn play_integrity_tokens_decrypted_with_the_apps_own_keys() {
+    let stack = Stack::start().await;
+    set_platform(
+        &stack,
+        "play-integrity",
+        serde_json::json!({"package_name": APP, "signing_cert_digests": ["ab".repeat(32)]}),
+    )
+    .await;
+    let keys = TestPlayKeys::generate();
+    let client = stack.client();
+    let attest = |labels: &'static [&'static str], age_ms: i64| {
+        let (stack, client, keys) = (&stack, &client, &keys);
+        async move {
+            let challenge = client.challenge().await.unwrap();
+            let now_ms = stack.now() * 1000;
+            let token = encrypt_token(
+                &play_verdict(&challenge.binding, now_ms - age_ms, labels),
+                keys,
+            );
+            client
+                .attest_platform(&challenge, &PlatformEvidence::PlayIntegrity { token }, None)
+                .await
+        }
+    };
+    // No keys stored yet.
+    assert_eq!(
+        reasons(attest(&["MEETS_DEVICE_INTEGRITY"], 0).await),
+        [Reason::PlatformNotAllowed]
+    );
+    let (decryption, verification) = keys.console_strings();
+    stack
+        .admin(
+            Method::PUT,
+            &format!("/v1/admin/apps/{APP}/play-integrity-keys"),
+            serde_json::json!({"decryption_key": decryption, "verification_key": verification}),
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    let granted = attest(&["MEETS_DEVICE_INTEGRITY"], 1000).await.unwrap();
+    assert_eq!(
+        (granted.decision, granted.integrity_level),
+        (Decision::Allow, IntegrityLevel::Device)
+    );
+    let strong = attest(&["MEETS_DEVICE_INTEGRITY", "MEETS_STRONG_INTEGRITY"], 0)
+        .await
+        .unwrap();
+    assert_eq!(strong.integrity_level, IntegrityLevel::Hardware);
+    assert_eq!(
+        reasons(attest(&["MEETS_BASIC_INTEGRITY"], 0).await),
+        [Reason::DeviceIntegrityInsufficient]
+    );
+    // Stale: older than the policy's five minutes.
+    assert_eq!(
+        reasons(attest(&["MEETS_DEVICE_INTEGRITY"], 301_000).await),
+        [Reason::EvidenceInvalid]
+    );
+    // A token encrypted for another app's keys.
+    let challenge = client.challenge().await.unwrap();
+    let foreign = encrypt_token(
+        &play_verdict(
+            &challenge.binding,
+            stack.now() * 1000,
+            &["MEETS_DEVICE_INTEGRITY"],
+        ),
+        &TestPlayKeys::generate(),
+    );
+    assert_eq!(
+        reasons(
+            client
+                .attest_platform(
+                    &challenge,
+                    &PlatformEvidence::PlayIntegrity { token: foreign },
+                    None
+                )
+                .await
+        ),
+        [Reason::EvidenceInvalid]
+    );
+    // The sealed keys never come back out of the admin API.
+    let shown = stack
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/apps/{APP}/platforms"),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert!(!String::from_utf8_lossy(&shown.0.body).contains(&decryption));
+    assert_eq!(shown.json()["play_integrity_keys_configured"], true);
+}
+
+#[tokio::test]
+async fn platforms_an_app_does_not_accept_are_refused() {
+    let stack = Stack::start().await;
+    assert_eq!(
+        reasons(android_attest(&stack, &stack.client(), |_| {}, None).await),
+        [Reason::PlatformNotAllowed]
+    );
+    stack
+        .admin(Method::POST, "/v1/admin/apps", serde_json::json!({"app_id": "org.example.hardware", "scopes": ["a"], "allow_sdk_evidence": false}))
+        .await
+        .assert_status(StatusCode::CREATED);
+    let mut config = stack.client().config().clone();
+    config.app.app_id = "org.example.hardware".into();
+    let client = MedgateClient::new(
+        config,
+        medgate_sdk::key::InstallationKey::generate().unwrap(),
+    );
+    assert_eq!(reasons(client.attest().await), [Reason::PlatformNotAllowed]);
+    // Policies are validated when set.
+    for (platform, bad) in [
+        (
+            "apple-app-attest",
+            serde_json::json!({"app_ids": ["no-team-id"]}),
+        ),
+        (
+            "android-key-attestation",
+            serde_json::json!({"package_name": APP, "signing_cert_digests": ["xyz"]}),
+        ),
+        (
+            "play-integrity",
+            serde_json::json!({"package_name": "", "signing_cert_digests": []}),
+        ),
+        (
+            "android-key-attestation",
+            serde_json::json!({"package_name": APP, "surprise": true}),
+        ),
+    ] {
+        stack
+            .admin(
+                Method::PUT,
+                &format!("/v1/admin/apps/{APP}/platforms/{platform}"),
+                bad,
+            )
+            .await
+            .assert_status(StatusCode::BAD_REQUEST);
+    }
+    stack
+        .admin(
+            Method::PUT,
+            &format!("/v1/admin/apps/{APP}/platforms/windows-phone"),
+            serde_json::json!({}),
+        )
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    stack
+        .admin(
+            Method::PUT,
+            &format!("/v1/admin/apps/{APP}/play-integrity-keys"),
+            serde_json::json!({"decryption_key": "short", "verification_key": "x"}),
+        )
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
+}
