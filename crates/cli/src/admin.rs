@@ -50,6 +50,201 @@ enum AdminCommand {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Hardware-backed evidence an app accepts: Apple App Attest, Android Key Attestation,
+    /// Play Integrity.
+    Platform {
+        #[command(subcommand)]
+        command: PlatformCommand,
+    },
+    /// One-time codes that enrol a self-built app (Loop, AndroidAPS, xDrip+).
+    Enrolment {
+        #[command(subcommand)]
+        command: EnrolmentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlatformCommand {
+    /// Set (replace) an app's policy for one platform.
+    Set {
+        app_id: String,
+        #[command(subcommand)]
+        platform: PlatformSpec,
+    },
+    /// Show an app's platform policies.
+    Show { app_id: String },
+    /// Store an app's Play Integrity response keys (from Play Console), sealed.
+    PlayKeys {
+        app_id: String,
+        /// The base64 AES-256 decryption key.
+        #[arg(long, env = "MEDGATE_PLAY_DECRYPTION_KEY", hide_env_values = true)]
+        decryption_key: String,
+        /// The base64 DER EC P-256 verification key.
+        #[arg(long, env = "MEDGATE_PLAY_VERIFICATION_KEY")]
+        verification_key: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnFailureArg {
+    Reject,
+    Degrade,
+}
+
+impl OnFailureArg {
+    fn name(self) -> &'static str {
+        match self {
+            OnFailureArg::Reject => "reject",
+            OnFailureArg::Degrade => "degrade",
+        }
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SecurityLevelArg {
+    Software,
+    TrustedEnvironment,
+    StrongBox,
+}
+
+#[derive(Subcommand)]
+enum PlatformSpec {
+    /// Apple App Attest.
+    AppleAppAttest {
+        /// A registered build, TEAMID.bundle.id (repeat for several).
+        #[arg(long = "app-id")]
+        app_ids: Vec<String>,
+        /// Accept keys from Apple's development environment.
+        #[arg(long)]
+        allow_development: bool,
+        /// Accept self-built apps enrolled with a one-time code.
+        #[arg(long)]
+        allow_enrolment: bool,
+        #[arg(long, value_enum, default_value = "reject")]
+        on_failure: OnFailureArg,
+    },
+    /// Android Key Attestation.
+    AndroidKeyAttestation {
+        #[arg(long)]
+        package: String,
+        /// SHA-256 of a registered signing certificate, hex (repeat for several).
+        #[arg(long = "signing-digest")]
+        signing_digests: Vec<String>,
+        #[arg(long, value_enum, default_value = "trusted-environment")]
+        min_security_level: SecurityLevelArg,
+        #[arg(long)]
+        allow_unlocked_bootloader: bool,
+        #[arg(long)]
+        allow_unverified_boot: bool,
+        #[arg(long, value_name = "MONTHS")]
+        max_patch_age_months: Option<u32>,
+        #[arg(long)]
+        allow_enrolment: bool,
+        #[arg(long, value_enum, default_value = "reject")]
+        on_failure: OnFailureArg,
+    },
+    /// Google Play Integrity.
+    PlayIntegrity {
+        #[arg(long)]
+        package: String,
+        /// SHA-256 of a registered signing certificate, hex (repeat for several).
+        #[arg(long = "signing-digest")]
+        signing_digests: Vec<String>,
+        /// A device label every verdict must carry (repeat; default MEETS_DEVICE_INTEGRITY).
+        #[arg(long = "require-label")]
+        required_labels: Vec<String>,
+        /// Accept builds Play does not recognise (self-built apps).
+        #[arg(long)]
+        allow_unrecognized: bool,
+        #[arg(long)]
+        require_licensed: bool,
+        /// Fail on Play Protect risk or apps capturing or controlling the screen.
+        #[arg(long)]
+        check_environment: bool,
+        #[arg(long, default_value_t = 300)]
+        max_age_secs: u32,
+        #[arg(long)]
+        allow_enrolment: bool,
+        #[arg(long, value_enum, default_value = "reject")]
+        on_failure: OnFailureArg,
+    },
+}
+
+impl PlatformSpec {
+    fn name_and_policy(self) -> (&'static str, serde_json::Value) {
+        match self {
+            PlatformSpec::AppleAppAttest {
+                app_ids,
+                allow_development,
+                allow_enrolment,
+                on_failure,
+            } => (
+                "apple-app-attest",
+                serde_json::json!({"app_ids": app_ids, "allow_development": allow_development,
+                    "allow_enrolment": allow_enrolment, "on_failure": on_failure.name()}),
+            ),
+            PlatformSpec::AndroidKeyAttestation {
+                package,
+                signing_digests,
+                min_security_level,
+                allow_unlocked_bootloader,
+                allow_unverified_boot,
+                max_patch_age_months,
+                allow_enrolment,
+                on_failure,
+            } => (
+                "android-key-attestation",
+                serde_json::json!({"package_name": package, "signing_cert_digests": signing_digests,
+                    "min_security_level": match min_security_level {
+                        SecurityLevelArg::Software => "software",
+                        SecurityLevelArg::TrustedEnvironment => "trusted_environment",
+                        SecurityLevelArg::StrongBox => "strong_box",
+                    },
+                    "require_locked_bootloader": !allow_unlocked_bootloader,
+                    "require_verified_boot": !allow_unverified_boot,
+                    "max_patch_age_months": max_patch_age_months,
+                    "allow_enrolment": allow_enrolment, "on_failure": on_failure.name()}),
+            ),
+            PlatformSpec::PlayIntegrity {
+                package,
+                signing_digests,
+                required_labels,
+                allow_unrecognized,
+                require_licensed,
+                check_environment,
+                max_age_secs,
+                allow_enrolment,
+                on_failure,
+            } => {
+                let labels = if required_labels.is_empty() {
+                    vec!["MEETS_DEVICE_INTEGRITY".to_string()]
+                } else {
+                    required_labels
+                };
+                (
+                    "play-integrity",
+                    serde_json::json!({"package_name": package, "signing_cert_digests": signing_digests,
+                        "required_device_labels": labels, "require_play_recognized": !allow_unrecognized,
+                        "require_licensed": require_licensed, "check_environment": check_environment,
+                        "max_age_secs": max_age_secs, "allow_enrolment": allow_enrolment,
+                        "on_failure": on_failure.name()}),
+                )
+            }
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum EnrolmentCommand {
+    /// Create a one-time enrolment code (shown once).
+    Create {
+        app_id: String,
+        /// How long the code can be used (e.g. 7d, 24h).
+        #[arg(long, default_value = "7d")]
+        ttl: String,
+    },
+    /// List an app's enrolments and what they enrolled.
+    List { app_id: String },
 }
 
 #[derive(Subcommand)]
@@ -57,6 +252,9 @@ enum AppCommand {
     /// Register an app.
     Create {
         app_id: String,
+        /// Refuse software-only SDK evidence: only hardware-backed platforms attest.
+        #[arg(long)]
+        hardware_only: bool,
         /// Scopes a clean installation gets, space-separated.
         #[arg(long)]
         scopes: String,
@@ -81,8 +279,9 @@ enum ReleaseCommand {
         app_id: String,
         #[arg(long)]
         version: String,
+        /// SHA-256 of the binary, for SDK evidence (hardware platforms attest the signer instead).
         #[arg(long, value_name = "HEX")]
-        sdk_binary_sha256: String,
+        sdk_binary_sha256: Option<String>,
     },
     /// Revoke every build of a version.
     Revoke { app_id: String, version: String },
@@ -196,13 +395,15 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
             command:
                 AppCommand::Create {
                     app_id,
+                    hardware_only,
                     scopes,
                     limited_scopes,
                     reject_on,
                     degrade_on,
                 },
         } => {
-            let mut body = serde_json::json!({"app_id": app_id, "scopes": words(&scopes), "limited_scopes": words(&limited_scopes)});
+            let mut body = serde_json::json!({"app_id": app_id, "scopes": words(&scopes),
+                "limited_scopes": words(&limited_scopes), "allow_sdk_evidence": !hardware_only});
             if let Some(kinds) = reject_on {
                 body["reject_on"] = kinds.into();
             }
@@ -244,11 +445,9 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                     Some(body),
                 )
                 .await?;
-            summary(json, &release, || {
-                format!(
-                    "registered {app_id} {version} ({})",
-                    release["binary_sha256"]
-                )
+            summary(json, &release, || match release["binary_sha256"].as_str() {
+                Some(hash) => format!("registered {app_id} {version} ({hash})"),
+                None => format!("registered {app_id} {version} (hardware platforms only)"),
             })
         }
         AdminCommand::Release {
@@ -319,6 +518,89 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                     "new signing key {}; {} retired (still published until its tokens expire)",
                     rotated["kid"], rotated["retired"]
                 )
+            })
+        }
+        AdminCommand::Platform {
+            command: PlatformCommand::Set { app_id, platform },
+        } => {
+            let (name, policy) = platform.name_and_policy();
+            let set = api
+                .call(
+                    Method::PUT,
+                    &format!("/apps/{app_id}/platforms/{name}"),
+                    Some(policy),
+                )
+                .await?;
+            summary(json, &set, || {
+                format!("{app_id} accepts {name}: {}", set["policy"])
+            })
+        }
+        AdminCommand::Platform {
+            command: PlatformCommand::Show { app_id },
+        } => {
+            let shown = api
+                .call(Method::GET, &format!("/apps/{app_id}/platforms"), None)
+                .await?;
+            summary(json, &shown, || {
+                serde_json::to_string_pretty(&shown).unwrap_or_default()
+            })
+        }
+        AdminCommand::Platform {
+            command:
+                PlatformCommand::PlayKeys {
+                    app_id,
+                    decryption_key,
+                    verification_key,
+                },
+        } => {
+            let body = serde_json::json!({"decryption_key": decryption_key, "verification_key": verification_key});
+            let set = api
+                .call(
+                    Method::PUT,
+                    &format!("/apps/{app_id}/play-integrity-keys"),
+                    Some(body),
+                )
+                .await?;
+            summary(json, &set, || {
+                format!("Play Integrity keys stored (sealed) for {app_id}")
+            })
+        }
+        AdminCommand::Enrolment {
+            command: EnrolmentCommand::Create { app_id, ttl },
+        } => {
+            let ttl = humantime::parse_duration(&ttl)
+                .map_err(|e| Failure::Usage(anyhow!("--ttl {ttl:?}: {e}")))?;
+            let body = serde_json::json!({"ttl_secs": ttl.as_secs()});
+            let created = api
+                .call(
+                    Method::POST,
+                    &format!("/apps/{app_id}/enrolments"),
+                    Some(body),
+                )
+                .await?;
+            summary(json, &created, || {
+                format!(
+                    "enrolment code for {app_id}: {} (single use, until {})",
+                    created["code"].as_str().unwrap_or_default(),
+                    created["expires_at"].as_str().unwrap_or_default()
+                )
+            })
+        }
+        AdminCommand::Enrolment {
+            command: EnrolmentCommand::List { app_id },
+        } => {
+            let listed = api
+                .call(Method::GET, &format!("/apps/{app_id}/enrolments"), None)
+                .await?;
+            let columns = [
+                "code_sha256",
+                "created_at",
+                "expires_at",
+                "used_at",
+                "identity",
+            ];
+            summary(json, &listed, || {
+                table(&listed, &columns, |e, c| e[c].to_string())
             })
         }
         AdminCommand::Keys {

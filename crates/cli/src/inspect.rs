@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use clap::Subcommand;
 use medgate_verify::UnixTime;
-use medgate_verify::android::attestation::{self as android, AndroidRoots, AnchorKind};
+use medgate_verify::android::attestation::{self as android, AnchorKind, AndroidRoots};
 use medgate_verify::android::key_description::{SecurityLevel, VerifiedBootState};
 use medgate_verify::android::revocation::RevocationList;
 use medgate_verify::apple::{self, AttestationExpectations, DecodedAttestation};
@@ -115,44 +115,65 @@ fn instant(text: &str) -> Result<UnixTime, Failure> {
 
 fn hex(text: &str, what: &str) -> Result<Vec<u8>, Failure> {
     let text = text.trim();
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Failure::Usage(anyhow!("{what} must be hex")));
     }
     (0..text.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|e| Failure::Usage(anyhow!("{what}: {e}"))))
+        .map(|i| {
+            u8::from_str_radix(&text[i..i + 2], 16)
+                .map_err(|e| Failure::Usage(anyhow!("{what}: {e}")))
+        })
         .collect()
 }
 
 /// The bytes of a file that holds binary data, or the same data in base64 or base64url.
 fn binary(path: &Path) -> Result<Vec<u8>, Failure> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display())).map_err(Failure::Usage)?;
-    let text: String = String::from_utf8_lossy(&bytes).chars().filter(|c| !c.is_whitespace()).collect();
-    let looks_base64 = !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'='));
-    if looks_base64 {
-        if let Ok(decoded) = STANDARD.decode(&text).or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('='))) {
-            return Ok(decoded);
-        }
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read {}", path.display()))
+        .map_err(Failure::Usage)?;
+    let text: String = String::from_utf8_lossy(&bytes)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let looks_base64 = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'='));
+    if looks_base64
+        && let Ok(decoded) = STANDARD
+            .decode(&text)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
+    {
+        return Ok(decoded);
     }
     Ok(bytes)
 }
 
 /// Certificates from PEM, DER (one or several concatenated) or base64 DER.
 fn certificates(path: &Path) -> Result<Vec<Vec<u8>>, Failure> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display())).map_err(Failure::Usage)?;
+    let raw = std::fs::read(path)
+        .with_context(|| format!("cannot read {}", path.display()))
+        .map_err(Failure::Usage)?;
     let text = String::from_utf8_lossy(&raw);
     if text.contains("-----BEGIN CERTIFICATE-----") {
-        return x509::pem_blocks(&text, "CERTIFICATE").map_err(|e| Failure::Usage(anyhow!("{}: {e}", path.display())));
+        return x509::pem_blocks(&text, "CERTIFICATE")
+            .map_err(|e| Failure::Usage(anyhow!("{}: {e}", path.display())));
     }
     let mut der = binary(path)?;
     let mut certs = Vec::new();
     while !der.is_empty() {
-        let length = der_length(&der).ok_or_else(|| Failure::Usage(anyhow!("{}: not DER certificates", path.display())))?;
+        let length = der_length(&der)
+            .ok_or_else(|| Failure::Usage(anyhow!("{}: not DER certificates", path.display())))?;
         let rest = der.split_off(length.min(der.len()));
         certs.push(der);
         der = rest;
         if certs.len() > x509::MAX_CHAIN {
-            return Err(Failure::Usage(anyhow!("{}: more than {} certificates", path.display(), x509::MAX_CHAIN)));
+            return Err(Failure::Usage(anyhow!(
+                "{}: more than {} certificates",
+                path.display(),
+                x509::MAX_CHAIN
+            )));
         }
     }
     Ok(certs)
@@ -168,7 +189,10 @@ fn der_length(bytes: &[u8]) -> Option<usize> {
     if count == 0 || count > 4 {
         return None;
     }
-    let length = bytes.get(2..2 + count)?.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    let length = bytes
+        .get(2..2 + count)?
+        .iter()
+        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
     Some(2 + count + length)
 }
 
@@ -176,8 +200,12 @@ fn anchors(paths: &[PathBuf]) -> Result<Vec<TrustAnchor>, Failure> {
     let mut out = Vec::new();
     for path in paths {
         for (i, der) in certificates(path)?.iter().enumerate() {
-            let cert = Certificate::from_der(der, i).map_err(|e| Failure::Usage(anyhow!("--root {}: {e}", path.display())))?;
-            out.push(TrustAnchor::from_certificate(path.display().to_string(), &cert));
+            let cert = Certificate::from_der(der, i)
+                .map_err(|e| Failure::Usage(anyhow!("--root {}: {e}", path.display())))?;
+            out.push(TrustAnchor::from_certificate(
+                path.display().to_string(),
+                &cert,
+            ));
         }
     }
     Ok(out)
@@ -187,29 +215,55 @@ fn report(mut value: serde_json::Value, errors: Vec<String>) -> Result<(), Failu
     let pass = errors.is_empty();
     value["verdict"] = if pass { "pass" } else { "fail" }.into();
     value["errors"] = errors.into();
-    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
-    if pass { Ok(()) } else { Err(Failure::Refused(anyhow!("verdict: fail"))) }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+    if pass {
+        Ok(())
+    } else {
+        Err(Failure::Refused(anyhow!("verdict: fail")))
+    }
 }
 
 pub(crate) async fn run(command: InspectCommand) -> Result<(), Failure> {
     match command {
         InspectCommand::AndroidChain {
-            file, at, challenge_hex, package, signing_digest, require_locked, require_verified_boot, allow_software,
-            revocation_list, roots: extra,
+            file,
+            at,
+            challenge_hex,
+            package,
+            signing_digest,
+            require_locked,
+            require_verified_boot,
+            allow_software,
+            revocation_list,
+            roots: extra,
         } => {
             let now = instant(&at)?;
             let chain = certificates(&file)?;
-            let challenge = challenge_hex.as_deref().map(|h| hex(h, "--challenge-hex")).transpose()?;
+            let challenge = challenge_hex
+                .as_deref()
+                .map(|h| hex(h, "--challenge-hex"))
+                .transpose()?;
             let mut roots = AndroidRoots::default();
             roots.hardware.extend(anchors(&extra)?);
             let list = match &revocation_list {
                 Some(path) => {
-                    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display())).map_err(Failure::Usage)?;
-                    Some(RevocationList::parse(&bytes).map_err(|e| Failure::Usage(anyhow!("{}: {e}", path.display())))?)
+                    let bytes = std::fs::read(path)
+                        .with_context(|| format!("cannot read {}", path.display()))
+                        .map_err(Failure::Usage)?;
+                    Some(
+                        RevocationList::parse(&bytes)
+                            .map_err(|e| Failure::Usage(anyhow!("{}: {e}", path.display())))?,
+                    )
                 }
                 None => None,
             };
-            let mut decoded = serde_json::to_value(android::describe(&chain).map_err(|e| Failure::Refused(e.into()))?).unwrap_or_default();
+            let mut decoded = serde_json::to_value(
+                android::describe(&chain).map_err(|e| Failure::Refused(e.into()))?,
+            )
+            .unwrap_or_default();
             let mut errors = Vec::new();
             match android::verify(&chain, &roots, list.as_ref(), challenge.as_deref(), now) {
                 Err(error) => errors.push(error.to_string()),
@@ -222,22 +276,30 @@ pub(crate) async fn run(command: InspectCommand) -> Result<(), Failure> {
                         errors.push("software attestation (not hardware-backed)".into());
                     }
                     let app = description.attestation_application_id();
-                    if let Some(package) = &package {
-                        if !app.is_some_and(|app| app.packages.iter().any(|p| &p.name == package)) {
-                            errors.push(format!("package {package} is not in attestationApplicationId"));
-                        }
+                    if let Some(package) = &package
+                        && !app.is_some_and(|app| app.packages.iter().any(|p| &p.name == package))
+                    {
+                        errors.push(format!(
+                            "package {package} is not in attestationApplicationId"
+                        ));
                     }
                     if let Some(digest) = &signing_digest {
                         let expected = hex(digest, "--signing-digest")?;
                         if !app.is_some_and(|app| app.signature_digests.contains(&expected)) {
-                            errors.push("the signing digest is not in attestationApplicationId".into());
+                            errors.push(
+                                "the signing digest is not in attestationApplicationId".into(),
+                            );
                         }
                     }
                     let root = description.root_of_trust();
                     if require_locked && !root.is_some_and(|root| root.device_locked) {
                         errors.push("bootloader unlocked".into());
                     }
-                    if require_verified_boot && !root.is_some_and(|root| root.verified_boot_state == VerifiedBootState::Verified) {
+                    if require_verified_boot
+                        && !root.is_some_and(|root| {
+                            root.verified_boot_state == VerifiedBootState::Verified
+                        })
+                    {
                         errors.push("verified boot state is not Verified".into());
                     }
                     if let PublicKey::Other { algorithm } = verified.leaf_key() {
@@ -247,32 +309,64 @@ pub(crate) async fn run(command: InspectCommand) -> Result<(), Failure> {
             }
             report(decoded, errors)
         }
-        InspectCommand::AppleAttestation { file, client_data_hash_hex, app_id, at, key_id, environment, roots: extra } => {
+        InspectCommand::AppleAttestation {
+            file,
+            client_data_hash_hex,
+            app_id,
+            at,
+            key_id,
+            environment,
+            roots: extra,
+        } => {
             let now = instant(&at)?;
             let object = binary(&file)?;
             let client_data_hash = hex(&client_data_hash_hex, "--client-data-hash-hex")?;
-            let decoded = DecodedAttestation::decode(&object).map_err(|e| Failure::Refused(e.into()))?;
+            let decoded =
+                DecodedAttestation::decode(&object).map_err(|e| Failure::Refused(e.into()))?;
             let report_value = serde_json::to_value(decoded.report()).unwrap_or_default();
             let key_id = match key_id {
-                Some(text) => STANDARD.decode(text.trim()).or_else(|_| URL_SAFE_NO_PAD.decode(text.trim())).map_err(|_| Failure::Usage(anyhow!("--key-id is not base64")))?,
-                None => report_value["key_id_sha256_hex"].as_str().map(|h| hex(h, "key id")).transpose()?.unwrap_or_default(),
+                Some(text) => STANDARD
+                    .decode(text.trim())
+                    .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim()))
+                    .map_err(|_| Failure::Usage(anyhow!("--key-id is not base64")))?,
+                None => report_value["key_id_sha256_hex"]
+                    .as_str()
+                    .map(|h| hex(h, "key id"))
+                    .transpose()?
+                    .unwrap_or_default(),
             };
             let mut anchors_list = roots::apple_app_attest();
             anchors_list.extend(anchors(&extra)?);
-            let expect = AttestationExpectations { app_id: &app_id, client_data_hash: &client_data_hash, key_id: &key_id };
+            let expect = AttestationExpectations {
+                app_id: &app_id,
+                client_data_hash: &client_data_hash,
+                key_id: &key_id,
+            };
             let mut errors = Vec::new();
             match apple::verify_attestation(&decoded, &expect, &anchors_list, now) {
                 Err(error) => errors.push(error.to_string()),
                 Ok(verified) => {
                     let actual = serde_json::to_value(verified.environment()).unwrap_or_default();
-                    if environment.as_deref().is_some_and(|wanted| actual != wanted) {
-                        errors.push(format!("environment is {actual}, not {}", environment.unwrap_or_default()));
+                    if environment
+                        .as_deref()
+                        .is_some_and(|wanted| actual != wanted)
+                    {
+                        errors.push(format!(
+                            "environment is {actual}, not {}",
+                            environment.unwrap_or_default()
+                        ));
                     }
                 }
             }
             report(report_value, errors)
         }
-        InspectCommand::AppleAssertion { file, public_key, client_data_hash_hex, app_id, previous_counter } => {
+        InspectCommand::AppleAssertion {
+            file,
+            public_key,
+            client_data_hash_hex,
+            app_id,
+            previous_counter,
+        } => {
             let assertion = binary(&file)?;
             let text = std::fs::read_to_string(&public_key).unwrap_or_default();
             let spki = match x509::pem_blocks(&text, "PUBLIC KEY") {
@@ -281,18 +375,42 @@ pub(crate) async fn run(command: InspectCommand) -> Result<(), Failure> {
             };
             let point = match PublicKey::from_spki_der(&spki) {
                 Ok(PublicKey::P256(point)) => point,
-                _ => return Err(Failure::Usage(anyhow!("--public-key must be an EC P-256 public key"))),
+                _ => {
+                    return Err(Failure::Usage(anyhow!(
+                        "--public-key must be an EC P-256 public key"
+                    )));
+                }
             };
             let client_data_hash = hex(&client_data_hash_hex, "--client-data-hash-hex")?;
-            match apple::verify_assertion(&assertion, &point, &app_id, &client_data_hash, previous_counter) {
+            match apple::verify_assertion(
+                &assertion,
+                &point,
+                &app_id,
+                &client_data_hash,
+                previous_counter,
+            ) {
                 Ok(verified) => report(serde_json::json!({"counter": verified.counter()}), vec![]),
                 Err(error) => report(serde_json::json!({}), vec![error.to_string()]),
             }
         }
-        InspectCommand::PlayIntegrity { file, decryption_key, verification_key, package, request_hash, nonce, at, max_age_secs } => {
-            let token = String::from_utf8(std::fs::read(&file).with_context(|| format!("cannot read {}", file.display())).map_err(Failure::Usage)?)
-                .map_err(|_| Failure::Usage(anyhow!("the token file is not text")))?;
-            let keys = PlayIntegrityKeys::from_console(&decryption_key, &verification_key).map_err(|e| Failure::Usage(e.into()))?;
+        InspectCommand::PlayIntegrity {
+            file,
+            decryption_key,
+            verification_key,
+            package,
+            request_hash,
+            nonce,
+            at,
+            max_age_secs,
+        } => {
+            let token = String::from_utf8(
+                std::fs::read(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))
+                    .map_err(Failure::Usage)?,
+            )
+            .map_err(|_| Failure::Usage(anyhow!("the token file is not text")))?;
+            let keys = PlayIntegrityKeys::from_console(&decryption_key, &verification_key)
+                .map_err(|e| Failure::Usage(e.into()))?;
             let verdict = match play_integrity::decrypt_and_verify(token.trim(), &keys) {
                 Ok(verdict) => verdict,
                 Err(error) => return report(serde_json::json!({}), vec![error.to_string()]),
@@ -302,11 +420,25 @@ pub(crate) async fn run(command: InspectCommand) -> Result<(), Failure> {
                 let binding = match (&request_hash, &nonce) {
                     (Some(hash), _) => RequestBinding::RequestHash(hash),
                     (None, Some(nonce)) => RequestBinding::Nonce(nonce),
-                    (None, None) => return Err(Failure::Usage(anyhow!("--package needs --request-hash or --nonce"))),
+                    (None, None) => {
+                        return Err(Failure::Usage(anyhow!(
+                            "--package needs --request-hash or --nonce"
+                        )));
+                    }
                 };
-                let now = instant(at.as_deref().ok_or_else(|| Failure::Usage(anyhow!("--package needs --at")))?)?;
-                let expect = Expectations { package_name: package, request_binding: binding, max_age_ms: max_age_secs * 1000, max_future_skew_ms: 60_000 };
-                if let Err(error) = play_integrity::check_request(&verdict, &expect, now.secs() * 1000) {
+                let now = instant(
+                    at.as_deref()
+                        .ok_or_else(|| Failure::Usage(anyhow!("--package needs --at")))?,
+                )?;
+                let expect = Expectations {
+                    package_name: package,
+                    request_binding: binding,
+                    max_age_ms: max_age_secs * 1000,
+                    max_future_skew_ms: 60_000,
+                };
+                if let Err(error) =
+                    play_integrity::check_request(&verdict, &expect, now.secs() * 1000)
+                {
                     errors.push(error.to_string());
                 }
             }

@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod demo;
+mod inspect;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,6 +42,12 @@ enum Command {
     /// Start a node with a sample upstream, run genuine and hostile clients, print what
     /// happened, then keep serving until interrupted.
     Demo(demo::DemoArgs),
+    /// Decode and verify attestation evidence offline; print the decoded fields and verdict as
+    /// JSON (exit 0 only for a passing verdict).
+    Inspect {
+        #[command(subcommand)]
+        command: inspect::InspectCommand,
+    },
 }
 
 /// A failure and the exit code it deserves.
@@ -140,6 +147,7 @@ async fn main() -> ExitCode {
         Command::Admin(args) => admin::run(config, args).await,
         Command::Audit { command } => audit::run(config, command).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Inspect { command } => inspect::run(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
