@@ -320,9 +320,10 @@ pub(crate) async fn check(
                 max_age_ms: i64::from(policy.max_age_secs) * 1000,
                 max_future_skew_ms: 60_000,
             };
-            play_integrity::check_request(&verdict, &expect, now.secs().saturating_mul(1000))
-                .map_err(invalid)?;
-            let facts = PlatformFacts::play_integrity(&verdict, &policy);
+            let checked =
+                play_integrity::check_request(&verdict, &expect, now.secs().saturating_mul(1000))
+                    .map_err(invalid)?;
+            let facts = PlatformFacts::play_integrity(&verdict, checked, &policy);
             let official = signer_identities(&policy.signing_cert_digests);
             finish(
                 state,

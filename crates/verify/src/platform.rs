@@ -24,7 +24,7 @@ use crate::android::attestation::{AnchorKind, VerifiedAndroidAttestation};
 use crate::android::key_description::{SecurityLevel, VerifiedBootState};
 use crate::apple::{Environment, VerifiedAttestation};
 use crate::play_integrity::{
-    AppLicensingVerdict, AppRecognitionVerdict, DeviceLabel, IntegrityVerdict,
+    AppLicensingVerdict, AppRecognitionVerdict, DeviceLabel, RequestChecked, VerifiedVerdict,
 };
 use crate::x509::PublicKey;
 
@@ -308,8 +308,12 @@ impl PlatformFacts {
         }
     }
 
-    /// From a decrypted, verified, request-checked Play Integrity verdict.
-    pub fn play_integrity(verdict: &IntegrityVerdict, policy: &PlayIntegrityPolicy) -> Self {
+    /// From a decrypted, verified Play Integrity verdict whose request was checked.
+    pub fn play_integrity(
+        verdict: &VerifiedVerdict,
+        _: RequestChecked,
+        policy: &PlayIntegrityPolicy,
+    ) -> Self {
         let app = &verdict.app_integrity;
         let identities = if app.package_name.as_deref() == Some(policy.package_name.as_str()) {
             app.certificate_sha256_digest

@@ -221,13 +221,37 @@ impl<'de> Deserialize<'de> for Present {
     }
 }
 
+/// A verdict that decrypted and verified under the app's keys. Only [`decrypt_and_verify`]
+/// makes one (a verdict parsed from JSON is not one); it reads as the verdict it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct VerifiedVerdict(IntegrityVerdict);
+
+impl std::ops::Deref for VerifiedVerdict {
+    type Target = IntegrityVerdict;
+
+    fn deref(&self) -> &IntegrityVerdict {
+        &self.0
+    }
+}
+
+impl VerifiedVerdict {
+    pub fn verdict(&self) -> &IntegrityVerdict {
+        &self.0
+    }
+}
+
+/// Proof that [`check_request`] passed for a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestChecked(());
+
 /// Steps 1–9: decrypts `token` with the decryption key, verifies the inner signature with the
 /// verification key and parses the verdict. The verdict is not yet tied to a request: see
 /// [`check_request`].
 pub fn decrypt_and_verify(
     token: &str,
     keys: &PlayIntegrityKeys,
-) -> Result<IntegrityVerdict, PlayIntegrityError> {
+) -> Result<VerifiedVerdict, PlayIntegrityError> {
     use PlayIntegrityError as E;
     // Step 1.
     if token.len() > MAX_TOKEN_LEN {
@@ -281,7 +305,7 @@ pub fn decrypt_and_verify(
     // Step 8.
     parsed.verify(&keys.verification_key).map_err(inner_error)?;
     // Step 9.
-    parse_verdict(parsed.payload())
+    parse_verdict(parsed.payload()).map(VerifiedVerdict)
 }
 
 fn decode_exact<const N: usize>(text: &str) -> Option<[u8; N]> {
@@ -391,10 +415,10 @@ pub enum RequestBinding<'a> {
 
 /// Steps 10–12: checks `requestDetails` only, at `now_ms` (Unix milliseconds).
 pub fn check_request(
-    verdict: &IntegrityVerdict,
+    verdict: &VerifiedVerdict,
     expect: &Expectations<'_>,
     now_ms: i64,
-) -> Result<(), PlayIntegrityError> {
+) -> Result<RequestChecked, PlayIntegrityError> {
     let details = &verdict.request_details;
     // Step 10.
     if details.request_package_name != expect.package_name {
@@ -415,7 +439,7 @@ pub fn check_request(
     if details.timestamp_millis > now_ms.saturating_add(expect.max_future_skew_ms) {
         return Err(PlayIntegrityError::FromTheFuture);
     }
-    Ok(())
+    Ok(RequestChecked(()))
 }
 
 /// Compares SHA-256 digests in constant time, so neither the contents nor the length of the
@@ -712,6 +736,12 @@ pub mod testing {
     use ring::rand::{SecureRandom, SystemRandom};
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 
+    /// Treats a parsed verdict as verified, so fuzzing can reach the request check with
+    /// arbitrary verdicts. Test and fuzz builds only.
+    pub fn trust_unverified(verdict: IntegrityVerdict) -> VerifiedVerdict {
+        VerifiedVerdict(verdict)
+    }
+
     /// The protected header Google's tokens carry.
     pub const JWE_HEADER: &str = r#"{"alg":"A256KW","enc":"A256GCM"}"#;
     /// The inner JWS header.
@@ -891,7 +921,13 @@ mod tests {
                 DeviceLabel::Unknown("MEETS_NEW_THING".into())
             ]
         );
-        assert!(verdict.testing_details.unwrap().is_testing_response);
+        assert!(
+            verdict
+                .testing_details
+                .as_ref()
+                .unwrap()
+                .is_testing_response
+        );
         assert_eq!(verdict.account_details, None);
     }
 

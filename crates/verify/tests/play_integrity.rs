@@ -11,7 +11,7 @@ use medgate_verify::play_integrity::testing::{
 use medgate_verify::play_integrity::{
     AppLicensingVerdict, AppRecognitionVerdict, DeviceActivityLevel, DeviceLabel, Expectations,
     IntegrityVerdict, MAX_TOKEN_LEN, PlayIntegrityError, PlayIntegrityKeys, RequestBinding,
-    check_request, decrypt_and_verify, parse_verdict,
+    VerifiedVerdict, check_request, decrypt_and_verify, parse_verdict,
 };
 
 /// `timestampMillis` of Google's example verdict: 2023-02-06T03:43:29.345Z.
@@ -114,7 +114,7 @@ fn documented_verdicts_round_trip_and_check() {
         let token = encrypt_token(&payload, &keys);
         let verdict = decrypt_and_verify(&token, &keys.keys()).unwrap();
         assert_documented_example(&verdict);
-        assert_eq!(parse_verdict(&payload).unwrap(), verdict);
+        assert_eq!(parse_verdict(&payload).unwrap(), *verdict);
 
         // Steps 10–12 at 10 s after the verdict, then once it is older than the window.
         check_request(&verdict, &doc_expectations(), DOC_TIMESTAMP + 10_000).unwrap();
@@ -261,7 +261,7 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    fn open(&self, token: &str) -> Result<IntegrityVerdict, PlayIntegrityError> {
+    fn open(&self, token: &str) -> Result<VerifiedVerdict, PlayIntegrityError> {
         decrypt_and_verify(token, &self.keys.keys())
     }
 
