@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,play_integrity,key_description}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,play_integrity,key_description,apple_attestation,apple_assertion,x509}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -94,6 +94,39 @@ for root, _, files in os.walk(folder):
 print(f"key_description: {count} extensions from {folder}")
 PY
 fi
+# CBOR and X.509 seeds: App Attest objects and assertions, Android chains (DER back to back)
+# and single certificates.
+if [ -d "$vectors/apple-app-attest" ]; then
+  python3 - "$vectors" "$corpus" <<'PY'
+import base64, glob, hashlib, json, os, re, sys
+vectors, corpus = sys.argv[1], sys.argv[2]
+def put(target, data):
+    with open(os.path.join(corpus, target, hashlib.sha1(data).hexdigest()), "wb") as f:
+        f.write(data)
+def b64(text):
+    text = text.strip()
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4))
+    except Exception:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+apple = os.path.join(vectors, "apple-app-attest")
+put("apple_attestation", b64(open(os.path.join(apple, "apple-doc-sample/test_attestation_object.b64")).read()))
+for path in glob.glob(os.path.join(apple, "node-app-attest/*.json")):
+    doc = json.load(open(path))
+    if "attestation" in doc: put("apple_attestation", b64(doc["attestation"]))
+    if "assertion" in doc: put("apple_assertion", b64(doc["assertion"]))
+for path in glob.glob(os.path.join(apple, "veehaitch-devicecheck-appattest/*.yaml")):
+    for line in open(path):
+        if line.startswith("attestationBase64:"): put("apple_attestation", b64(line.split(":", 1)[1]))
+        if line.startswith("assertionBase64:"): put("apple_assertion", b64(line.split(":", 1)[1]))
+for path in glob.glob(os.path.join(vectors, "android-key-attestation/**/*.pem"), recursive=True):
+    ders = [base64.b64decode("".join(body.split())) for body in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", open(path).read(), re.S)]
+    if ders:
+        put("x509", b"".join(ders))
+        for der in ders: put("x509", der)
+PY
+fi
+
 # Config and route seeds from the project's own example config.
 cp "$here/../medgate.example.toml" "$corpus/config/example.toml" 2>/dev/null || true
 printf '/api/v1/entries*\n/api/v1/entries.json' > "$corpus/routes/entries"
