@@ -402,19 +402,15 @@ pub fn verify_chain(
     } else {
         chain
     };
-    // Step 3: each link.
+    // Step 3: each link. When the chain stops below the root, step 2 has already verified its
+    // top certificate's signature with the anchor key.
     for (index, cert) in below_anchor.iter().enumerate() {
-        let issuer_key = match chain.get(index + 1) {
-            Some(issuer) => {
-                if !cert.issued_by_name(issuer) {
-                    return Err(X509Error::NameMismatch { index });
-                }
-                issuer.public_key()
+        if let Some(issuer) = chain.get(index + 1) {
+            if !cert.issued_by_name(issuer) {
+                return Err(X509Error::NameMismatch { index });
             }
-            None => PublicKey::from_spki_der(&anchors[anchor].spki)
-                .map_err(|reason| X509Error::Malformed { index, reason })?,
-        };
-        cert.verify_signed_by(&issuer_key, index)?;
+            cert.verify_signed_by(&issuer.public_key(), index)?;
+        }
         // Step 4.
         if now < cert.not_before() {
             return Err(X509Error::NotYetValid { index });
