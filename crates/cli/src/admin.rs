@@ -120,31 +120,40 @@ enum PlatformSpec {
         /// Accept self-built apps enrolled with a one-time code.
         #[arg(long)]
         allow_enrolment: bool,
+        /// Whether a failing check rejects or degrades to the limited scopes.
         #[arg(long, value_enum, default_value = "reject")]
         on_failure: OnFailureArg,
     },
     /// Android Key Attestation.
     AndroidKeyAttestation {
+        /// The app's Android package name (applicationId).
         #[arg(long)]
         package: String,
         /// SHA-256 of a registered signing certificate, hex (repeat for several).
         #[arg(long = "signing-digest")]
         signing_digests: Vec<String>,
+        /// The lowest attestation and KeyMint security level accepted.
         #[arg(long, value_enum, default_value = "trusted-environment")]
         min_security_level: SecurityLevelArg,
+        /// Accept devices whose bootloader is unlocked (RootOfTrust deviceLocked false).
         #[arg(long)]
         allow_unlocked_bootloader: bool,
+        /// Accept a verified boot state other than Verified.
         #[arg(long)]
         allow_unverified_boot: bool,
+        /// Refuse devices whose OS security patch is older than this many months.
         #[arg(long, value_name = "MONTHS")]
         max_patch_age_months: Option<u32>,
+        /// Accept self-built apps enrolled with a one-time code.
         #[arg(long)]
         allow_enrolment: bool,
+        /// Whether a failing check rejects or degrades to the limited scopes.
         #[arg(long, value_enum, default_value = "reject")]
         on_failure: OnFailureArg,
     },
     /// Google Play Integrity.
     PlayIntegrity {
+        /// The app's Android package name (applicationId).
         #[arg(long)]
         package: String,
         /// SHA-256 of a registered signing certificate, hex (repeat for several).
@@ -156,15 +165,19 @@ enum PlatformSpec {
         /// Accept builds Play does not recognise (self-built apps).
         #[arg(long)]
         allow_unrecognized: bool,
+        /// Require Play to report the user got the app from Play (LICENSED).
         #[arg(long)]
         require_licensed: bool,
         /// Fail on Play Protect risk or apps capturing or controlling the screen.
         #[arg(long)]
         check_environment: bool,
+        /// How old a verdict's request timestamp may be, in seconds.
         #[arg(long, default_value_t = 300)]
         max_age_secs: u32,
+        /// Accept self-built apps enrolled with a one-time code.
         #[arg(long)]
         allow_enrolment: bool,
+        /// Whether a failing check rejects or degrades to the limited scopes.
         #[arg(long, value_enum, default_value = "reject")]
         on_failure: OnFailureArg,
     },

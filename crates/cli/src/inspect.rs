@@ -57,11 +57,13 @@ pub(crate) enum InspectCommand {
     /// An Apple App Attest attestation object.
     AppleAttestation {
         file: PathBuf,
+        /// The clientDataHash the app passed to attestKey, hex.
         #[arg(long)]
         client_data_hash_hex: String,
         /// TEAMID.bundle.id
         #[arg(long)]
         app_id: String,
+        /// The verification instant, RFC 3339.
         #[arg(long)]
         at: String,
         /// The key id the app sent (base64); default: the one the object attests.
@@ -70,6 +72,7 @@ pub(crate) enum InspectCommand {
         /// Require this environment.
         #[arg(long, value_parser = ["production", "development"])]
         environment: Option<String>,
+        /// An extra trusted root certificate (PEM or DER); repeatable.
         #[arg(long = "root")]
         roots: Vec<PathBuf>,
     },
@@ -79,29 +82,38 @@ pub(crate) enum InspectCommand {
         /// The attested public key (SPKI PEM or DER).
         #[arg(long)]
         public_key: PathBuf,
+        /// The clientDataHash the app passed to generateAssertion, hex.
         #[arg(long)]
         client_data_hash_hex: String,
+        /// TEAMID.bundle.id
         #[arg(long)]
         app_id: String,
+        /// The counter stored from the key's last accepted assertion.
         #[arg(long, default_value_t = 0)]
         previous_counter: u32,
     },
     /// A Play Integrity token (decrypted and verified with the app's response keys).
     PlayIntegrity {
         file: PathBuf,
+        /// The app's base64 AES-256 response decryption key (Play Console).
         #[arg(long, env = "MEDGATE_PLAY_DECRYPTION_KEY", hide_env_values = true)]
         decryption_key: String,
+        /// The app's base64 DER EC P-256 response verification key (Play Console).
         #[arg(long, env = "MEDGATE_PLAY_VERIFICATION_KEY")]
         verification_key: String,
+        /// Check requestDetails: this package name, the binding below and freshness at --at.
         #[arg(long)]
         package: Option<String>,
+        /// The expected requestHash (standard requests).
         #[arg(long, conflicts_with = "nonce")]
         request_hash: Option<String>,
+        /// The expected nonce (classic requests).
         #[arg(long)]
         nonce: Option<String>,
         /// The instant to judge freshness at, RFC 3339 (with --package).
         #[arg(long)]
         at: Option<String>,
+        /// How old the verdict's request timestamp may be, in seconds.
         #[arg(long, default_value_t = 300)]
         max_age_secs: i64,
     },

@@ -510,6 +510,23 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_reason_code_and_platform() {
+        let readme = include_str!("../../../README.md");
+        for reason in Reason::ALL {
+            assert!(
+                readme.contains(&format!("`{}`", reason.as_str())),
+                "README does not document reason code {reason}"
+            );
+        }
+        for name in platform::ALL {
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "README does not document platform {name}"
+            );
+        }
+    }
+
+    #[test]
     fn attest_response_and_problem_wire_forms() {
         let response = AttestResponse {
             access_token: "t".into(),
