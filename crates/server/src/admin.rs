@@ -443,15 +443,24 @@ mod tests {
     }
 }
 
+/// An Android policy names its package; its signing-certificate digests are SHA-256 in hex,
+/// stored lowercase.
+fn android_signers(package_name: &str, digests: &mut [String]) -> Result<(), ApiError> {
+    digests
+        .iter_mut()
+        .for_each(|digest| *digest = digest.to_ascii_lowercase());
+    if package_name.is_empty() || !digests.iter().all(|d| names::is_sha256_hex(d)) {
+        return Err(ApiError::Malformed(
+            "package_name is required and signing_cert_digests are SHA-256 in hex".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Validates a platform policy document for `platform` and returns it normalised.
 fn platform_policy(platform: &str, body: &[u8]) -> Result<serde_json::Value, ApiError> {
     use medgate_verify::platform::{AndroidPolicy, ApplePolicy, PlayIntegrityPolicy};
     let malformed = |detail: String| ApiError::Malformed(detail);
-    let hex_digests = |digests: &[String]| {
-        digests
-            .iter()
-            .all(|digest| names::is_sha256_hex(&digest.to_ascii_lowercase()))
-    };
     let normalised = match platform {
         medgate_proto::wire::platform::APPLE_APP_ATTEST => {
             let policy: ApplePolicy = parse_json(body)?;
@@ -467,28 +476,12 @@ fn platform_policy(platform: &str, body: &[u8]) -> Result<serde_json::Value, Api
         }
         medgate_proto::wire::platform::ANDROID_KEY_ATTESTATION => {
             let mut policy: AndroidPolicy = parse_json(body)?;
-            if policy.package_name.is_empty() || !hex_digests(&policy.signing_cert_digests) {
-                return Err(malformed(
-                    "package_name is required and signing_cert_digests are SHA-256 in hex".into(),
-                ));
-            }
-            policy
-                .signing_cert_digests
-                .iter_mut()
-                .for_each(|d| *d = d.to_ascii_lowercase());
+            android_signers(&policy.package_name, &mut policy.signing_cert_digests)?;
             serde_json::to_value(policy)
         }
         medgate_proto::wire::platform::PLAY_INTEGRITY => {
             let mut policy: PlayIntegrityPolicy = parse_json(body)?;
-            if policy.package_name.is_empty() || !hex_digests(&policy.signing_cert_digests) {
-                return Err(malformed(
-                    "package_name is required and signing_cert_digests are SHA-256 in hex".into(),
-                ));
-            }
-            policy
-                .signing_cert_digests
-                .iter_mut()
-                .for_each(|d| *d = d.to_ascii_lowercase());
+            android_signers(&policy.package_name, &mut policy.signing_cert_digests)?;
             serde_json::to_value(policy)
         }
         other => {

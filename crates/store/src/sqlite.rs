@@ -158,6 +158,20 @@ fn is_constraint(error: &rusqlite::Error, code: i32) -> bool {
 const PRIMARY_KEY: i32 = rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY;
 const FOREIGN_KEY: i32 = rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY;
 
+/// The error of an insert: a duplicate primary key is a conflict over `what`; a missing parent
+/// row (every foreign key in the schema names an app) is an unknown app.
+fn insert_error(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| {
+        if is_constraint(&e, PRIMARY_KEY) {
+            StoreError::Conflict(what)
+        } else if is_constraint(&e, FOREIGN_KEY) {
+            StoreError::NotFound("app")
+        } else {
+            backend(e)
+        }
+    }
+}
+
 fn time(row: &Row<'_>, column: &str) -> rusqlite::Result<UnixTime> {
     row.get::<_, i64>(column).map(UnixTime::from_secs)
 }
@@ -305,7 +319,7 @@ impl Store for SqliteStore {
                 "INSERT INTO apps (id, created_at) VALUES (?1, ?2)",
                 params![app.id, app.created_at.secs()],
             )
-            .map_err(|e| if is_constraint(&e, PRIMARY_KEY) { StoreError::Conflict("app") } else { backend(e) })?;
+            .map_err(insert_error("app"))?;
             tx.execute(
                 "INSERT INTO policies (app_id, platform, body, updated_at) VALUES (?1, '*', ?2, ?3)",
                 params![app.id, body, app.created_at.secs()],
@@ -363,15 +377,7 @@ impl Store for SqliteStore {
                     release.revoked_at.map(UnixTime::secs)
                 ],
             )
-            .map_err(|e| {
-                if is_constraint(&e, PRIMARY_KEY) {
-                    StoreError::Conflict("release")
-                } else if is_constraint(&e, FOREIGN_KEY) {
-                    StoreError::NotFound("app")
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(insert_error("release"))?;
             Ok(())
         })
         .await
@@ -564,7 +570,7 @@ impl Store for SqliteStore {
                     challenge.expires_at.secs()
                 ])
             })
-            .map_err(|e| if is_constraint(&e, PRIMARY_KEY) { StoreError::Conflict("challenge") } else { backend(e) })?;
+            .map_err(insert_error("challenge"))?;
             Ok(())
         })
         .await
@@ -654,13 +660,7 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, NULL)",
                 params![key.kid, jwk, key.sealed_private_key, key.created_at.secs()],
             )
-            .map_err(|e| {
-                if is_constraint(&e, PRIMARY_KEY) {
-                    StoreError::Conflict("signing key")
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(insert_error("signing key"))?;
             tx.commit().map_err(backend)
         })
         .await
@@ -926,15 +926,7 @@ impl Store for SqliteStore {
                 "INSERT INTO enrolments (code_sha256, app_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
                 params![enrolment.code_sha256, enrolment.app_id, enrolment.created_at.secs(), enrolment.expires_at.secs()],
             )
-            .map_err(|e| {
-                if is_constraint(&e, PRIMARY_KEY) {
-                    StoreError::Conflict("enrolment")
-                } else if is_constraint(&e, FOREIGN_KEY) {
-                    StoreError::NotFound("app")
-                } else {
-                    backend(e)
-                }
-            })?;
+            .map_err(insert_error("enrolment"))?;
             Ok(())
         })
         .await

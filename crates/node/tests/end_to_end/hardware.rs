@@ -683,6 +683,19 @@ async fn platforms_an_app_does_not_accept_are_refused() {
         )
         .await
         .assert_status(StatusCode::NOT_FOUND);
+    // Signing digests are stored lowercase, whatever case the admin typed.
+    let stored = stack
+        .admin(
+            Method::PUT,
+            &format!("/v1/admin/apps/{APP}/platforms/play-integrity"),
+            serde_json::json!({"package_name": APP, "signing_cert_digests": ["AB".repeat(32)]}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        stored["policy"]["signing_cert_digests"],
+        serde_json::json!(["ab".repeat(32)])
+    );
     stack
         .admin(
             Method::PUT,
