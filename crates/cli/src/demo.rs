@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use medgate_node::config::{Config, RouteConfig};
 use medgate_node::sample_upstream::SampleUpstream;
 use medgate_node::{Node, NodeOptions};
-use medgate_proto::wire::Signal;
+use medgate_proto::wire::{Signal, SignalKind};
 use medgate_sdk::client::{ClientConfig, ClientError, HttpClient, HttpResponse, MedgateClient};
 use medgate_sdk::evidence::AppIdentity;
 use medgate_sdk::key::InstallationKey;
@@ -211,10 +211,10 @@ async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
         as_expected: reasons == ["tamper_detected"],
     });
     let hooked = demo.genuine()?;
-    hooked.set_signals(vec![Signal {
-        kind: "hook".into(),
-        detail: "frida-agent in memory map".into(),
-    }]);
+    hooked.set_signals(vec![Signal::new(
+        SignalKind::Hook,
+        "frida_maps: /memfd:frida-agent-64.so (deleted)",
+    )]);
     let (observed, reasons) = refusal(hooked.attest().await);
     rows.push(Row {
         scenario: "hooked app",
@@ -225,10 +225,10 @@ async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
 
     // 8. A rooted phone: may read, may not write.
     let rooted = demo.genuine()?;
-    rooted.set_signals(vec![Signal {
-        kind: "root".into(),
-        detail: "su binary present".into(),
-    }]);
+    rooted.set_signals(vec![Signal::new(
+        SignalKind::Root,
+        "android_root: /system/xbin/su",
+    )]);
     let limited = rooted.attest().await?;
     let write = rooted
         .send(

@@ -169,6 +169,20 @@ pub struct Signal {
     pub kind: String,
     #[serde(default)]
     pub detail: String,
+    /// The detector's confidence (`medium`, `high`); informational, policy acts on `kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<String>,
+}
+
+impl Signal {
+    /// A signal of a known kind, without a confidence.
+    pub fn new(kind: SignalKind, detail: impl Into<String>) -> Self {
+        Signal {
+            kind: kind.as_str().to_string(),
+            detail: detail.into(),
+            confidence: None,
+        }
+    }
 }
 
 /// The signal kinds policy can act on.

@@ -21,6 +21,7 @@ use medgate_proto::wire::{
 };
 use tokio::sync::Mutex;
 
+use crate::detect::{Detector, Pass, Report};
 use crate::evidence::{self, AppIdentity, EvidenceContext, PlatformEvidence, platform_binding};
 use crate::key::InstallationKey;
 use crate::proof::{ProofError, dpop_proof};
@@ -166,7 +167,34 @@ pub struct MedgateClient {
     http: HttpClient,
     token: Mutex<Option<CachedToken>>,
     signals: SignalSlot,
+    detection: Option<Detection>,
     now: Now,
+}
+
+/// Runtime detection attached to a client: the detector, and the report whose signals went
+/// into the last attestation.
+struct Detection {
+    detector: Arc<std::sync::Mutex<Detector>>,
+    reported: std::sync::Mutex<Option<Report>>,
+}
+
+/// What the monitor did in one interval.
+#[derive(Debug)]
+pub enum MonitorEvent {
+    /// A pass found nothing new since the last attestation.
+    Unchanged(Report),
+    /// A pass found a new threat and the client attested again; the server's answer.
+    Reattested {
+        report: Report,
+        outcome: Result<Attestation, ClientError>,
+    },
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 /// The signals reported with the next attestation (a std mutex, held only for a copy).
@@ -175,17 +203,11 @@ struct SignalSlot(std::sync::Mutex<Vec<Signal>>);
 
 impl SignalSlot {
     fn set(&self, signals: Vec<Signal>) {
-        match self.0.lock() {
-            Ok(mut slot) => *slot = signals,
-            Err(poisoned) => *poisoned.into_inner() = signals,
-        }
+        *lock(&self.0) = signals;
     }
 
     fn get(&self) -> Vec<Signal> {
-        match self.0.lock() {
-            Ok(slot) => slot.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        lock(&self.0).clone()
     }
 }
 
@@ -206,8 +228,96 @@ impl MedgateClient {
             http: HttpClient::default(),
             token: Mutex::new(None),
             signals: Default::default(),
+            detection: None,
             now: system_now(),
         }
+    }
+
+    /// Runs `detector` before every attestation and reports what it sees as the evidence's
+    /// signals (replacing [`MedgateClient::set_signals`]). The first attestation runs a full
+    /// pass, later ones a periodic pass.
+    pub fn with_detector(mut self, detector: Detector) -> Self {
+        self.detection = Some(Detection {
+            detector: Arc::new(std::sync::Mutex::new(detector)),
+            reported: std::sync::Mutex::new(None),
+        });
+        self
+    }
+
+    /// Runs one detection pass on a blocking thread. `None` without a detector.
+    pub async fn detect(&self, pass: Pass) -> Option<Report> {
+        let detection = self.detection.as_ref()?;
+        let detector = detection.detector.clone();
+        tokio::task::spawn_blocking(move || lock(&detector).run(pass))
+            .await
+            .ok()
+    }
+
+    /// Before an attestation: a detection pass whose signals the evidence will carry.
+    async fn detect_for_attestation(&self) {
+        let Some(detection) = &self.detection else {
+            return;
+        };
+        let first = lock(&detection.reported).is_none();
+        if let Some(report) = self
+            .detect(if first { Pass::Full } else { Pass::Periodic })
+            .await
+        {
+            self.report(report);
+        }
+    }
+
+    /// Makes `report`'s signals the ones the next attestation carries.
+    fn report(&self, report: Report) {
+        self.signals.set(report.signals());
+        if let Some(detection) = &self.detection {
+            *lock(&detection.reported) = Some(report);
+        }
+    }
+
+    /// Checks every `interval` for threats that appeared since the last attestation (Frida can
+    /// attach after it and leave before the next); a new one triggers a fresh attestation at
+    /// once, so the server learns of it within one interval. A refused attestation drops the
+    /// cached token: the app's next request attests again and is refused while the threat
+    /// lasts. Each interval's outcome is sent on the returned channel (dropping the receiver
+    /// does not stop the monitor; aborting the handle does).
+    pub fn spawn_monitor(
+        self: &Arc<Self>,
+        interval: std::time::Duration,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        tokio::sync::mpsc::Receiver<MonitorEvent>,
+    ) {
+        let (events, receiver) = tokio::sync::mpsc::channel(16);
+        let client = Arc::clone(self);
+        let handle = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let Some(report) = client.detect(Pass::Periodic).await else {
+                    return;
+                };
+                let earlier = client
+                    .detection
+                    .as_ref()
+                    .and_then(|detection| lock(&detection.reported).clone())
+                    .unwrap_or_default();
+                let event = if report.has_new_threats(&earlier) {
+                    client.report(report.clone());
+                    let outcome = client.attest_reported().await;
+                    if outcome.is_err() {
+                        client.forget_token().await;
+                    }
+                    MonitorEvent::Reattested { report, outcome }
+                } else {
+                    MonitorEvent::Unchanged(report)
+                };
+                let _ = events.try_send(event);
+            }
+        });
+        (handle, receiver)
     }
 
     /// Replaces the clock (tests align it with a server on a manual clock).
@@ -236,6 +346,12 @@ impl MedgateClient {
     /// Fetches a challenge, signs evidence with the current signals, and exchanges it for an
     /// access token, which is cached.
     pub async fn attest(&self) -> Result<Attestation, ClientError> {
+        self.detect_for_attestation().await;
+        self.attest_reported().await
+    }
+
+    /// Attests with the signals already recorded.
+    async fn attest_reported(&self) -> Result<Attestation, ClientError> {
         let mut cached = self.token.lock().await;
         let (attestation, token) = self.attest_uncached().await?;
         *cached = Some(self.cache_entry(&attestation, token));
@@ -291,6 +407,7 @@ impl MedgateClient {
         enrolment_code: Option<String>,
     ) -> Result<Attestation, ClientError> {
         let mut cached = self.token.lock().await;
+        self.detect_for_attestation().await;
         let (attestation, token) = self.exchange(challenge, platform, enrolment_code).await?;
         *cached = Some(self.cache_entry(&attestation, token));
         Ok(attestation)
@@ -363,6 +480,7 @@ impl MedgateClient {
         {
             return Ok(token.token.clone());
         }
+        self.detect_for_attestation().await;
         let (attestation, token) = self.attest_uncached().await?;
         let entry = self.cache_entry(&attestation, token);
         let token = entry.token.clone();

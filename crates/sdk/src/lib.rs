@@ -5,12 +5,15 @@
 //! - [`evidence`]: the signed evidence posted to `/v1/attest`.
 //! - [`proof`]: a DPoP proof (RFC 9449) for each request.
 //! - [`measure`]: the app's measurement of itself (executable SHA-256 on Linux).
+//! - [`detect`]: runtime threat detection (debuggers, Frida and other hooks, injected
+//!   libraries, root, emulators, tampering), reported as the evidence's signals.
 //! - [`client::MedgateClient`] (feature `client`): attests, caches the token and refreshes it
 //!   before it expires, and sends requests through the gateway with both headers attached.
 //!
 //! Everything is pure Rust (RustCrypto `p256`), so the SDK cross-compiles to phones without a
 //! C toolchain for the target.
 
+pub mod detect;
 pub mod evidence;
 pub mod key;
 pub mod measure;

@@ -280,6 +280,13 @@ fn check_fields(claims: &EvidenceClaims, limits: &EvidenceLimits) -> Result<(), 
         if signal.detail.len() > MAX_SIGNAL_DETAIL {
             return Err(EvidenceError::Field("signals: detail too long"));
         }
+        if signal
+            .confidence
+            .as_ref()
+            .is_some_and(|confidence| confidence.len() > MAX_SIGNAL_KIND)
+        {
+            return Err(EvidenceError::Field("signals: confidence"));
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use medgate_proto::jws::{HeaderFields, sign_compact};
-use medgate_proto::wire::{self, Decision, Reason, Signal};
+use medgate_proto::wire::{self, Decision, Reason, Signal, SignalKind};
 use medgate_sdk::client::ClientError;
 use medgate_sdk::evidence::{AppIdentity, sdk_evidence};
 use medgate_sdk::key::InstallationKey;
@@ -160,14 +160,8 @@ async fn each_rejecting_signal_has_its_reason_code() {
     let strict =
         medgate_sdk::client::MedgateClient::new(config, InstallationKey::generate().unwrap());
     strict.set_signals(vec![
-        Signal {
-            kind: "root".into(),
-            detail: String::new(),
-        },
-        Signal {
-            kind: "emulator".into(),
-            detail: String::new(),
-        },
+        Signal::new(SignalKind::Root, ""),
+        Signal::new(SignalKind::Emulator, ""),
     ]);
     assert_eq!(
         reasons(strict.attest().await.unwrap_err()),

@@ -152,6 +152,7 @@ impl Stack {
                 .map(|k| Signal {
                     kind: k.to_string(),
                     detail: "seen in test".into(),
+                    confidence: None,
                 })
                 .collect(),
         );

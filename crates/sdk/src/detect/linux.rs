@@ -1,0 +1,847 @@
+//! The detectors that read this process through `/proc` (Linux and Android).
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::time::Duration;
+
+use medgate_proto::wire::SignalKind;
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
+
+use super::patterns::{self, Arch, Patch};
+use super::procfs::{self, MAX_PROC_TEXT, Mapping};
+use super::sys::{self, Probe};
+use super::{Confidence, DetectConfig, Detection, Pass, Report};
+
+/// What the first passes established.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Whether a forked child could attach while nothing traced the process: only then does a
+    /// later refusal mean a tracer.
+    probe_works: Option<bool>,
+    guard: Option<u32>,
+    /// Library names the executable and the SDK's own module depend on, once computed.
+    dependencies: Option<BTreeSet<String>>,
+}
+
+impl State {
+    pub(crate) fn start_guard(&mut self) -> std::io::Result<u32> {
+        if let Some(pid) = self.guard {
+            return Ok(pid);
+        }
+        let tids: Vec<i32> = task_ids()
+            .into_iter()
+            .filter_map(|t| i32::try_from(t).ok())
+            .collect();
+        let pid = sys::start_guard(&tids)?;
+        let pid = u32::try_from(pid).map_err(std::io::Error::other)?;
+        self.guard = Some(pid);
+        Ok(pid)
+    }
+}
+
+/// The most threads and descriptors examined.
+const MAX_ENTRIES: usize = 4096;
+/// Bytes compared per read in the code check.
+const CODE_CHUNK: usize = 64 * 1024;
+/// Patches reported per module.
+const MAX_PATCHES: usize = 16;
+
+pub(crate) fn run(config: &DetectConfig, state: &mut State, pass: Pass, report: &mut Report) {
+    let _ = pass;
+    let maps = match read_text(Path::new("/proc/self/maps")) {
+        Some(text) => procfs::parse_maps(&text),
+        None => {
+            report.note("cannot read /proc/self/maps: map-based detectors skipped");
+            Vec::new()
+        }
+    };
+    tracers(state, report);
+    self_attach(config, state, report);
+    report.push(frida_in_maps(&maps));
+    report.push(frida_in_fds(&fd_targets()));
+    report.push(frida_threads(&thread_names()));
+    for &port in &config.frida_ports {
+        frida_port(port, report);
+    }
+    code(config, &maps, report);
+    preload(config, report);
+    libraries(config, state, &maps, report);
+    interposition(&maps, report);
+}
+
+fn read_text(path: &Path) -> Option<String> {
+    let mut text = String::new();
+    File::open(path)
+        .ok()?
+        .take(MAX_PROC_TEXT as u64)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// This process's thread ids.
+fn task_ids() -> Vec<u32> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .take(MAX_ENTRIES)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn process_name(pid: u32) -> String {
+    read_text(Path::new(&format!("/proc/{pid}/comm")))
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+// ---- Debuggers and tracers ------------------------------------------------------------------
+
+fn tracers(state: &State, report: &mut Report) {
+    let mut traced_by_guard = false;
+    let mut seen = BTreeSet::new();
+    for tid in task_ids() {
+        let Some(status) = read_text(Path::new(&format!("/proc/self/task/{tid}/status"))) else {
+            continue;
+        };
+        match procfs::tracer_pid(&status) {
+            Some(0) | None => {}
+            Some(tracer) if Some(tracer) == state.guard => traced_by_guard = true,
+            Some(tracer) => {
+                if seen.insert(tracer) {
+                    report.push([Detection::new(
+                        SignalKind::Debugger,
+                        "tracer",
+                        format!(
+                            "thread {tid} is traced by pid {tracer} ({})",
+                            process_name(tracer)
+                        ),
+                        Confidence::High,
+                    )]);
+                }
+            }
+        }
+    }
+    if let Some(guard) = state.guard
+        && !traced_by_guard
+    {
+        report.push([Detection::new(
+            SignalKind::Debugger,
+            "guard",
+            format!("the self-ptrace guard (pid {guard}) no longer traces the process"),
+            Confidence::Medium,
+        )]);
+    }
+}
+
+fn self_attach(config: &DetectConfig, state: &mut State, report: &mut Report) {
+    if !config.self_attach_probe || state.guard.is_some() {
+        return;
+    }
+    let traced = report
+        .detections
+        .iter()
+        .any(|detection| detection.detector == "tracer");
+    match (sys::probe_attach(), state.probe_works) {
+        (Probe::Attached, _) => {
+            if !traced {
+                state.probe_works = Some(true);
+            }
+        }
+        (Probe::Refused, Some(true)) => report.push([Detection::new(
+            SignalKind::Debugger,
+            "self_attach",
+            "a forked child can no longer attach: another tracer holds the process",
+            Confidence::High,
+        )]),
+        (Probe::Refused, None) if !traced => {
+            state.probe_works = Some(false);
+            report.note("self_attach: ptrace is restricted here from the start; probe not used");
+        }
+        (Probe::Refused, _) => {}
+        (Probe::Unavailable, _) => report.note("self_attach: the probe could not run"),
+    }
+}
+
+// ---- Frida ------------------------------------------------------------------------------------
+
+/// Frida's agent and gadget in the memory map: a memfd (`/memfd:frida-agent-64.so (deleted)`),
+/// a file in Frida's temp directory (`/tmp/frida-…/frida-agent-64.so`, Android's
+/// `/data/local/tmp/re.frida.server/…`), or an embedded gadget (`libfrida-gadget.so`).
+pub fn frida_in_maps(maps: &[Mapping]) -> Vec<Detection> {
+    let mut seen = BTreeSet::new();
+    maps.iter()
+        .filter(|mapping| is_frida_path(&mapping.path))
+        .filter(|mapping| seen.insert(mapping.path.clone()))
+        .map(|mapping| {
+            Detection::new(
+                SignalKind::Hook,
+                "frida_maps",
+                format!("mapped: {}", mapping.path),
+                Confidence::High,
+            )
+        })
+        .collect()
+}
+
+fn is_frida_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.contains("frida-agent")
+        || lower.contains("frida-gadget")
+        || lower.contains("re.frida.server")
+        || lower.contains("frida-gum")
+        || (lower.contains("/frida-") && lower.contains(".so"))
+}
+
+/// Frida's injector (`linjector`) pipes and files among open descriptor targets.
+pub fn frida_in_fds(targets: &[String]) -> Vec<Detection> {
+    targets
+        .iter()
+        .filter(|target| {
+            let lower = target.to_ascii_lowercase();
+            lower.contains("linjector") || is_frida_path(&lower) || lower.contains("/frida-")
+        })
+        .map(|target| {
+            Detection::new(
+                SignalKind::Hook,
+                "frida_fds",
+                format!("open descriptor: {target}"),
+                Confidence::High,
+            )
+        })
+        .collect()
+}
+
+fn fd_targets() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .take(MAX_ENTRIES)
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Thread names Frida's agent gives its threads (`gum-js-loop`, `gum-dbus`, `pool-frida`, …).
+pub fn frida_threads(names: &[String]) -> Vec<Detection> {
+    let mut seen = BTreeSet::new();
+    names
+        .iter()
+        .filter(|name| {
+            matches!(name.as_str(), "gum-js-loop" | "gum-dbus")
+                || name.starts_with("frida")
+                || name.starts_with("pool-frida")
+        })
+        .filter(|name| seen.insert(name.as_str()))
+        .map(|name| {
+            Detection::new(
+                SignalKind::Hook,
+                "frida_threads",
+                format!("thread named {name}"),
+                Confidence::High,
+            )
+        })
+        .collect()
+}
+
+fn thread_names() -> Vec<String> {
+    task_ids()
+        .into_iter()
+        .filter_map(|tid| read_text(Path::new(&format!("/proc/self/task/{tid}/comm"))))
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// The `Sec-WebSocket-Accept` a server must answer to `key` (RFC 6455 §4.2.2).
+fn websocket_accept(key: &str) -> String {
+    use base64::Engine;
+    use sha1::{Digest, Sha1};
+    let digest = Sha1::new()
+        .chain_update(key.as_bytes())
+        .chain_update(WEBSOCKET_GUID.as_bytes())
+        .finalize();
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+/// Whether `response` is a WebSocket upgrade answering `key`: what Frida's control service
+/// (frida-server, a portal) says to `GET /ws`.
+pub fn is_websocket_upgrade(response: &str, key: &str) -> bool {
+    let mut lines = response.split("\r\n");
+    let switching = lines
+        .next()
+        .is_some_and(|status| status.starts_with("HTTP/1.1 101"));
+    let expected = websocket_accept(key);
+    switching
+        && lines.take_while(|line| !line.is_empty()).any(|line| {
+            line.split_once(':').is_some_and(|(name, value)| {
+                name.eq_ignore_ascii_case("sec-websocket-accept") && value.trim() == expected
+            })
+        })
+}
+
+fn frida_port(port: u16, report: &mut Report) {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(100)) else {
+        return;
+    };
+    let mut nonce = [0u8; 16];
+    if getrandom::fill(&mut nonce).is_err() {
+        return;
+    }
+    let key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(nonce)
+    };
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(300)));
+    if stream.write_all(request.as_bytes()).is_err() {
+        return;
+    }
+    let mut response = Vec::with_capacity(1024);
+    let mut buffer = [0u8; 512];
+    while response.len() < 4096 && !response.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => response.extend_from_slice(&buffer[..read]),
+        }
+    }
+    if is_websocket_upgrade(&String::from_utf8_lossy(&response), &key) {
+        report.push([Detection::new(
+            SignalKind::Hook,
+            "frida_port",
+            format!("a Frida control service answers on 127.0.0.1:{port}"),
+            Confidence::High,
+        )]);
+    } else {
+        report.note(format!(
+            "frida_port: 127.0.0.1:{port} accepts connections but is not Frida"
+        ));
+    }
+}
+
+// ---- Code integrity ------------------------------------------------------------------------
+
+/// A library is libc: glibc's `libc.so.6` or bionic's `libc.so`.
+fn is_libc(file_name: &str) -> bool {
+    file_name == "libc.so" || file_name.starts_with("libc.so.") || file_name.starts_with("libc-2.")
+}
+
+/// Compares the executable mappings of libc, the executable, the module holding this code and
+/// the configured modules with their files.
+fn code(config: &DetectConfig, maps: &[Mapping], report: &mut Report) {
+    let Some(arch) = Arch::current() else {
+        report.note("code: no patch classifier for this architecture; skipped");
+        return;
+    };
+    let own = code as *const () as u64;
+    let exe = std::fs::read_link("/proc/self/exe")
+        .ok()
+        .map(|path| path.to_string_lossy().into_owned());
+    let mut modules: BTreeSet<&str> = BTreeSet::new();
+    for mapping in maps.iter().filter(|m| m.executable && m.is_file()) {
+        let name = mapping.file_name();
+        if is_libc(name)
+            || Some(&mapping.path) == exe.as_ref()
+            || mapping.contains(own)
+            || config.code_modules.iter().any(|module| module == name)
+        {
+            modules.insert(&mapping.path);
+        }
+    }
+    let Ok(memory) = File::open("/proc/self/mem") else {
+        report.note("code: cannot read /proc/self/mem; skipped");
+        return;
+    };
+    for module in modules {
+        let mut patches = Vec::new();
+        for mapping in maps.iter().filter(|m| m.executable && m.path == module) {
+            if let Err(note) = compare_mapping(&memory, mapping, &mut patches) {
+                report.note(format!("code: {module}: {note}"));
+            }
+        }
+        if !patches.is_empty() {
+            report.push(describe_patches(arch, module, &patches));
+        }
+    }
+}
+
+/// A run of differing bytes: where it starts in the file, and the bytes now in memory from a
+/// little before it.
+struct Difference {
+    file_offset: u64,
+    memory: Vec<u8>,
+}
+
+fn compare_mapping(
+    memory: &File,
+    mapping: &Mapping,
+    patches: &mut Vec<Difference>,
+) -> Result<(), String> {
+    let file = File::open(&mapping.path).map_err(|e| format!("cannot open: {e}"))?;
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    if metadata.ino() != mapping.inode {
+        return Err("the file on disk was replaced since it was mapped; not compared".into());
+    }
+    let length = mapping
+        .len()
+        .min(metadata.len().saturating_sub(mapping.offset));
+    let mut in_memory = vec![0u8; CODE_CHUNK];
+    let mut on_disk = vec![0u8; CODE_CHUNK];
+    let mut position = 0u64;
+    while position < length {
+        let want = usize::try_from((length - position).min(CODE_CHUNK as u64)).unwrap_or(0);
+        memory
+            .read_exact_at(&mut in_memory[..want], mapping.start + position)
+            .map_err(|e| format!("cannot read memory: {e}"))?;
+        file.read_exact_at(&mut on_disk[..want], mapping.offset + position)
+            .map_err(|e| format!("cannot read the file: {e}"))?;
+        let mut index = 0;
+        while index < want && patches.len() < MAX_PATCHES {
+            if in_memory[index] == on_disk[index] {
+                index += 1;
+                continue;
+            }
+            let start = index;
+            // A patch is a run of differences with gaps under 8 bytes.
+            let mut end = index + 1;
+            while end < want && in_memory[end..want.min(end + 8)] != on_disk[end..want.min(end + 8)]
+            {
+                end += 1;
+            }
+            patches.push(Difference {
+                file_offset: mapping.offset + position + start as u64,
+                memory: in_memory[start..want.min(start + 16)].to_vec(),
+            });
+            index = end;
+        }
+        position += want as u64;
+    }
+    Ok(())
+}
+
+/// Names each patch by the function it lies in and what it is.
+fn describe_patches(arch: Arch, module: &str, patches: &[Difference]) -> Vec<Detection> {
+    let data = std::fs::read(module).unwrap_or_default();
+    let functions = object::File::parse(&*data)
+        .map(|elf| Functions::of(&elf))
+        .unwrap_or_default();
+    let name = procfs::file_name(module);
+    patches
+        .iter()
+        .map(|patch| {
+            let skip = match arch {
+                // AArch64 instructions are 4-byte aligned.
+                Arch::Aarch64 => usize::try_from(patch.file_offset % 4).unwrap_or(0),
+                Arch::X86_64 => 0,
+            };
+            let what = patterns::classify(arch, patch.memory.get(skip..).unwrap_or_default());
+            let place = match functions
+                .containing(patch.file_offset)
+                .or_else(|| functions.section(patch.file_offset))
+            {
+                Some((function, offset)) => format!("{name}!{function}+{offset:#x}"),
+                None => format!("{name}+{:#x}", patch.file_offset),
+            };
+            let kind = if what == Patch::Breakpoint {
+                SignalKind::Debugger
+            } else {
+                SignalKind::Hook
+            };
+            Detection::new(
+                kind,
+                "code",
+                format!("{} at {place}", what.describe()),
+                Confidence::High,
+            )
+        })
+        .collect()
+}
+
+/// A module's functions by address, and its segments, to name a file offset.
+#[derive(Default)]
+struct Functions {
+    /// `(start, size, name)`, sorted by start.
+    symbols: Vec<(u64, u64, String)>,
+    /// `(file offset, file size, address)` of each segment.
+    segments: Vec<(u64, u64, u64)>,
+    /// `(file offset, file size, name)` of each section, for code without a symbol (`.plt`).
+    sections: Vec<(u64, u64, String)>,
+}
+
+impl Functions {
+    fn of(elf: &object::File<'_>) -> Self {
+        let mut symbols: Vec<(u64, u64, String)> = elf
+            .dynamic_symbols()
+            .chain(elf.symbols())
+            .filter(|symbol| symbol.kind() == SymbolKind::Text)
+            .filter_map(|symbol| {
+                Some((
+                    symbol.address(),
+                    symbol.size(),
+                    symbol.name().ok()?.to_string(),
+                ))
+            })
+            .collect();
+        // Aliases share an address (`signal`/`ssignal`, `sigaction`/`__sigaction`): keep the
+        // one with the fewest leading underscores, then the shortest.
+        symbols.sort_by_key(|(start, _, name)| {
+            let underscores = name.len() - name.trim_start_matches('_').len();
+            (*start, underscores, name.len())
+        });
+        symbols.dedup_by_key(|(start, _, _)| *start);
+        let segments = elf
+            .segments()
+            .map(|segment| {
+                let (offset, size) = segment.file_range();
+                (offset, size, segment.address())
+            })
+            .collect();
+        let sections = elf
+            .sections()
+            .filter_map(|section| {
+                let (offset, size) = section.file_range()?;
+                Some((offset, size, section.name().ok()?.to_string()))
+            })
+            .collect();
+        Functions {
+            symbols,
+            segments,
+            sections,
+        }
+    }
+
+    /// The section holding a file offset, and the offset into it.
+    fn section(&self, file_offset: u64) -> Option<(String, u64)> {
+        self.sections.iter().find_map(|(start, size, name)| {
+            (*start..start.saturating_add(*size))
+                .contains(&file_offset)
+                .then(|| (name.clone(), file_offset - start))
+        })
+    }
+
+    /// The function holding a file offset, demangled, and the offset into it.
+    fn containing(&self, file_offset: u64) -> Option<(String, u64)> {
+        let address = self.segments.iter().find_map(|&(start, size, address)| {
+            (start..start.saturating_add(size))
+                .contains(&file_offset)
+                .then(|| address + (file_offset - start))
+        })?;
+        let index = self
+            .symbols
+            .partition_point(|(start, _, _)| *start <= address)
+            .checked_sub(1)?;
+        let (start, size, name) = &self.symbols[index];
+        (address < start.saturating_add((*size).max(1))).then(|| {
+            (
+                format!("{:#}", rustc_demangle::demangle(name)),
+                address - start,
+            )
+        })
+    }
+}
+
+// ---- Injected libraries -------------------------------------------------------------------
+
+fn preload(config: &DetectConfig, report: &mut Report) {
+    let environ = std::fs::read("/proc/self/environ").unwrap_or_default();
+    for variable in ["LD_PRELOAD", "LD_AUDIT"] {
+        if let Some(value) = std::env::var_os(variable).filter(|value| !value.is_empty()) {
+            report.push([Detection::new(
+                SignalKind::InjectedLibrary,
+                "preload",
+                format!("{variable}={}", value.to_string_lossy()),
+                Confidence::High,
+            )]);
+        } else if let Some(value) = procfs::environ_sets(&environ, variable) {
+            report.push([Detection::new(
+                SignalKind::InjectedLibrary,
+                "preload",
+                format!("{variable}={value} at start, removed from the environment since"),
+                Confidence::High,
+            )]);
+        }
+    }
+    let system = config.fs_root.join("etc/ld.so.preload");
+    if let Some(text) = read_text(&system) {
+        let entries: Vec<&str> = text
+            .split_whitespace()
+            .filter(|entry| !entry.starts_with('#'))
+            .collect();
+        if !entries.is_empty() {
+            report.push([Detection::new(
+                SignalKind::InjectedLibrary,
+                "preload",
+                format!("/etc/ld.so.preload loads {}", entries.join(" ")),
+                Confidence::Medium,
+            )]);
+        }
+    }
+}
+
+/// glibc's own libraries (which glibc, the Rust runtime and tools load on demand; since glibc
+/// 2.34 several are empty stubs).
+const DEFAULT_ALLOWED: &[&str] = &[
+    "libnss_*",
+    "libgcc_s.so*",
+    "libresolv.so*",
+    "libidn2.so*",
+    "libpthread.so*",
+    "librt.so*",
+    "libdl.so*",
+    "libm.so*",
+    "libutil.so*",
+    "libanl.so*",
+];
+/// Android: libraries from the system partitions and the app's own install directory.
+const ANDROID_ALLOWED_DIRS: &[&str] = &[
+    "/system/",
+    "/apex/",
+    "/vendor/",
+    "/product/",
+    "/system_ext/",
+    "/odm/",
+    "/data/app/",
+];
+
+fn allowed_by_pattern(path: &str, patterns: &[String]) -> bool {
+    let name = procfs::file_name(path);
+    let matches = |pattern: &str| {
+        if pattern.starts_with('/') && pattern.ends_with('/') {
+            path.starts_with(pattern)
+        } else if let Some(prefix) = pattern.strip_suffix('*') {
+            name.starts_with(prefix)
+        } else {
+            name == pattern
+        }
+    };
+    DEFAULT_ALLOWED.iter().any(|p| matches(p)) || patterns.iter().any(|p| matches(p))
+}
+
+fn is_library(mapping: &Mapping) -> bool {
+    let name = mapping.file_name();
+    (mapping.path.starts_with('/') || mapping.path.starts_with("memfd:"))
+        && (name.contains(".so") || name.ends_with(".dylib"))
+}
+
+/// `DT_NEEDED` names and the interpreter's name of an ELF file (32- or 64-bit).
+fn needed(path: &str) -> Vec<String> {
+    use object::read::elf::{ElfFile32, ElfFile64, FileHeader};
+    fn of<Elf: FileHeader<Endian = object::Endianness>>(
+        elf: &object::read::elf::ElfFile<'_, Elf>,
+        data: &[u8],
+    ) -> Vec<String> {
+        use object::read::elf::{Dyn, ProgramHeader};
+        let endian = elf.endian();
+        let mut names = Vec::new();
+        for header in elf.elf_program_headers() {
+            if let Ok(Some(interpreter)) = header.interpreter(endian, data) {
+                names.push(procfs::file_name(&String::from_utf8_lossy(interpreter)).to_string());
+            }
+        }
+        let sections = elf.elf_section_table();
+        if let Ok(Some((entries, link))) = sections.dynamic(endian, data)
+            && let Ok(strings) = sections.strings(endian, data, link)
+        {
+            for entry in entries {
+                if entry.tag(endian) == object::elf::DT_NEEDED
+                    && let Ok(name) = entry.string(endian, strings)
+                {
+                    names.push(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+        }
+        names
+    }
+    let Ok(data) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    if let Ok(elf) = ElfFile64::<object::Endianness>::parse(&*data) {
+        of(&elf, &data)
+    } else if let Ok(elf) = ElfFile32::<object::Endianness>::parse(&*data) {
+        of(&elf, &data)
+    } else {
+        Vec::new()
+    }
+}
+
+/// The library names reachable through `DT_NEEDED` from the executable and from the module
+/// holding this code, resolved through what is mapped.
+fn dependencies(maps: &[Mapping]) -> BTreeSet<String> {
+    let own = dependencies as *const () as u64;
+    let mut roots: Vec<String> = std::fs::read_link("/proc/self/exe")
+        .ok()
+        .map(|path| path.to_string_lossy().into_owned())
+        .into_iter()
+        .collect();
+    if let Some(mapping) = maps.iter().find(|m| m.contains(own) && m.is_file()) {
+        roots.push(mapping.path.clone());
+    }
+    let mut names: BTreeSet<String> = roots
+        .iter()
+        .map(|root| procfs::file_name(root).to_string())
+        .collect();
+    let mut queue = roots;
+    while let Some(path) = queue.pop() {
+        for name in needed(&path) {
+            if names.insert(name.clone())
+                && let Some(mapping) = maps.iter().find(|m| m.is_file() && m.file_name() == name)
+            {
+                queue.push(mapping.path.clone());
+            }
+        }
+    }
+    names
+}
+
+fn libraries(config: &DetectConfig, state: &mut State, maps: &[Mapping], report: &mut Report) {
+    let android = cfg!(target_os = "android");
+    if !android && state.dependencies.is_none() {
+        state.dependencies = Some(dependencies(maps));
+    }
+    let dependencies = state.dependencies.as_ref();
+    let mut seen = BTreeSet::new();
+    for mapping in maps.iter().filter(|m| is_library(m)) {
+        if !seen.insert(mapping.path.as_str()) || is_frida_path(&mapping.path) {
+            continue;
+        }
+        let allowed = if android {
+            ANDROID_ALLOWED_DIRS
+                .iter()
+                .any(|dir| mapping.path.starts_with(dir))
+        } else {
+            dependencies.is_some_and(|names| names.contains(mapping.file_name()))
+        } || allowed_by_pattern(&mapping.path, &config.allowed_libraries);
+        if !allowed {
+            report.push([Detection::new(
+                SignalKind::InjectedLibrary,
+                "libraries",
+                format!(
+                    "{} is mapped but is not a dependency or allowed",
+                    mapping.path
+                ),
+                Confidence::Medium,
+            )]);
+        }
+    }
+}
+
+/// libc functions the detectors themselves rely on, or that anti-detection shims replace.
+fn watched_functions() -> [(&'static str, u64); 12] {
+    [
+        ("open", libc::open as *const () as u64),
+        ("openat", libc::openat as *const () as u64),
+        ("read", libc::read as *const () as u64),
+        ("pread64", libc::pread64 as *const () as u64),
+        ("readlink", libc::readlink as *const () as u64),
+        ("fopen", libc::fopen as *const () as u64),
+        ("ptrace", libc::ptrace as *const () as u64),
+        ("getenv", libc::getenv as *const () as u64),
+        ("strstr", libc::strstr as *const () as u64),
+        ("access", libc::access as *const () as u64),
+        ("fork", libc::fork as *const () as u64),
+        ("connect", libc::connect as *const () as u64),
+    ]
+}
+
+/// Each watched function must resolve into libc; an address in another library is a preload
+/// shim or a GOT hook.
+fn interposition(maps: &[Mapping], report: &mut Report) {
+    for (name, address) in watched_functions() {
+        let Some(mapping) = maps.iter().find(|m| m.contains(address)) else {
+            continue;
+        };
+        if !is_libc(mapping.file_name()) {
+            let place = if mapping.path.is_empty() {
+                "anonymous memory".to_string()
+            } else {
+                mapping.path.clone()
+            };
+            report.push([Detection::new(
+                SignalKind::InjectedLibrary,
+                "interposition",
+                format!("{name} resolves to {place}, not libc"),
+                Confidence::High,
+            )]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frida_artefacts_in_recorded_maps_fds_and_threads() {
+        let maps = procfs::parse_maps(
+            "\
+7fdb51b8c000-7fdb51d52000 r--p 00000000 00:01 1193 /memfd:frida-agent-64.so (deleted)
+7fdb51d52000-7fdb532d3000 r-xp 001c6000 00:01 1193 /memfd:frida-agent-64.so (deleted)
+7a00000000-7a00100000 r-xp 00000000 fd:08 12 /data/local/tmp/re.frida.server/frida-agent-64.so
+7b00000000-7b00100000 r-xp 00000000 fd:08 13 /data/app/~~A==/org.example-1/lib/arm64/libfrida-gadget.so
+7c00000000-7c00100000 r-xp 00000000 fd:01 14 /usr/lib/x86_64-linux-gnu/libc.so.6
+",
+        );
+        let found = frida_in_maps(&maps);
+        assert_eq!(found.len(), 3);
+        assert!(found[0].detail.contains("/memfd:frida-agent-64.so"));
+        // Frida before 16 injected through named pipes in its temp directory.
+        let fds = frida_in_fds(&[
+            "/dev/null".into(),
+            "socket:[177714]".into(),
+            "/tmp/frida-d2bf1a1c9e3d4a8fb2c3/linjector-7".into(),
+        ]);
+        assert_eq!(fds.len(), 1);
+        let threads = frida_threads(&[
+            "medgate-victim".into(),
+            "gmain".into(),
+            "gdbus".into(),
+            "gum-js-loop".into(),
+            "pool-frida".into(),
+            "gum-js-loop".into(),
+        ]);
+        // GLib's own gmain and gdbus are not Frida's alone.
+        assert_eq!(threads.len(), 2);
+        assert!(frida_in_maps(&maps[4..]).is_empty());
+    }
+
+    #[test]
+    fn websocket_handshake_of_a_recorded_frida_portal() {
+        // Frida 17's control service answering the RFC 6455 sample key.
+        let response = "HTTP/1.1 101 Switching Protocols\r\nDate: Sat, 21 Nov 2026 14:49:01 GMT\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        assert!(is_websocket_upgrade(response, "dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(!is_websocket_upgrade(response, "b3RoZXIga2V5IG5vbmNlIQ=="));
+        assert!(!is_websocket_upgrade(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            "dGhlIHNhbXBsZSBub25jZQ=="
+        ));
+        assert!(!is_websocket_upgrade("", "dGhlIHNhbXBsZSBub25jZQ=="));
+    }
+
+    #[test]
+    fn library_allow_list_patterns() {
+        let allowed = vec![
+            "libplugin.so".to_string(),
+            "/opt/app/lib/".to_string(),
+            "libpy*".to_string(),
+        ];
+        assert!(allowed_by_pattern("/usr/lib/libnss_files.so.2", &[]));
+        assert!(allowed_by_pattern("/x/libplugin.so", &allowed));
+        assert!(allowed_by_pattern("/opt/app/lib/libanything.so", &allowed));
+        assert!(allowed_by_pattern("/usr/lib/libpython3.so", &allowed));
+        assert!(!allowed_by_pattern("/tmp/libshim.so", &allowed));
+    }
+}

@@ -1,0 +1,265 @@
+//! The two system calls detection needs that `std` does not offer: `fork` and `ptrace`, for
+//! the self-attach probe and the self-ptrace guard. This is the only module in medgate with
+//! `unsafe` code; every block says why it is sound.
+//!
+//! After `fork` in a multi-threaded process the child may only make async-signal-safe calls:
+//! the child code here calls `read`, `write`, `close`, `prctl`, `ptrace`, `waitpid` and
+//! `_exit`, allocates nothing and takes no lock.
+#![allow(unsafe_code)]
+
+use std::io;
+
+/// What a forked child's `PTRACE_SEIZE` of its parent returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The child could attach: nobody else traces this process.
+    Attached,
+    /// `EPERM`: another tracer holds the process, or the kernel forbids it here.
+    Refused,
+    /// The probe could not run (fork failed, the child's status was lost).
+    Unavailable,
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// A pipe whose ends are closed on exec.
+fn pipe() -> io::Result<[i32; 2]> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a valid, writable array of two c_ints, as pipe2 requires.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == 0 {
+        Ok(fds)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn close(fd: i32) {
+    // SAFETY: closing a descriptor this module created and owns; errors are irrelevant.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+fn write_byte(fd: i32, byte: u8) -> bool {
+    // SAFETY: writes one byte from a valid stack location to a descriptor this module owns.
+    unsafe { libc::write(fd, std::ptr::from_ref(&byte).cast(), 1) == 1 }
+}
+
+/// Reads one byte, retrying on EINTR; `None` at end of file or on error.
+fn read_byte(fd: i32) -> Option<u8> {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reads at most one byte into a valid stack location from a descriptor this
+        // module owns.
+        let read = unsafe { libc::read(fd, std::ptr::from_mut(&mut byte).cast(), 1) };
+        match read {
+            1 => return Some(byte),
+            -1 if errno() == libc::EINTR => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Allows `child` to ptrace this process where Yama restricts ptrace to ancestors
+/// (`ptrace_scope` 1); `0` withdraws it. Without Yama the call fails harmlessly.
+fn allow_tracer(child: i32) {
+    // SAFETY: PR_SET_PTRACER takes a pid by value and touches no memory of ours.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PTRACER,
+            libc::c_ulong::try_from(child).unwrap_or(0),
+        );
+    }
+}
+
+/// `PTRACE_SEIZE` of `tid` with `options`; the errno on failure.
+fn seize(tid: i32, options: libc::c_int) -> Result<(), i32> {
+    // SAFETY: PTRACE_SEIZE reads no memory of ours: addr is ignored (0) and data carries the
+    // options by value.
+    let result = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SEIZE as _,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            options as libc::c_long as *mut libc::c_void,
+        )
+    };
+    if result == 0 { Ok(()) } else { Err(errno()) }
+}
+
+/// A restarting ptrace request (`PTRACE_CONT`, `PTRACE_LISTEN`) delivering `signal`.
+fn restart(request: libc::c_int, tid: i32, signal: libc::c_int) {
+    // SAFETY: restarting requests read no memory of ours: addr is ignored and data carries the
+    // signal number by value.
+    unsafe {
+        libc::ptrace(
+            request as _,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            signal as libc::c_long as *mut libc::c_void,
+        );
+    }
+}
+
+/// `waitpid`, retrying on EINTR: `(pid, status)`, or the errno.
+fn wait(pid: i32, flags: libc::c_int) -> Result<(i32, i32), i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid, writable c_int.
+        let waited = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if waited >= 0 {
+            return Ok((waited, status));
+        }
+        let error = errno();
+        if error != libc::EINTR {
+            return Err(error);
+        }
+    }
+}
+
+fn exit_child(code: i32) -> ! {
+    // SAFETY: `_exit` ends the forked child without running this process's atexit handlers
+    // or destructors, which belong to the parent.
+    unsafe { libc::_exit(code) }
+}
+
+/// Forks a child that waits for the parent's go-ahead (after it has been allowed to trace the
+/// parent) and then runs `child`, which must be async-signal-safe, and exits. Returns
+/// the child's pid and the read end of a pipe the child may report on.
+fn fork_tracer(child: impl FnOnce(i32, i32)) -> io::Result<(i32, i32)> {
+    let go = pipe()?;
+    let report = match pipe() {
+        Ok(report) => report,
+        Err(error) => {
+            close(go[0]);
+            close(go[1]);
+            return Err(error);
+        }
+    };
+    // SAFETY: `getpid` has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the child branch below only makes async-signal-safe calls (see the module doc)
+    // and leaves with `_exit`; the parent branch continues normally.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        close(go[1]);
+        close(report[0]);
+        if read_byte(go[0]).is_none() {
+            exit_child(3);
+        }
+        close(go[0]);
+        child(parent, report[1]);
+        exit_child(0);
+    }
+    close(go[0]);
+    close(report[1]);
+    if pid < 0 {
+        let error = io::Error::last_os_error();
+        close(go[1]);
+        close(report[0]);
+        return Err(error);
+    }
+    allow_tracer(pid);
+    write_byte(go[1], 1);
+    close(go[1]);
+    Ok((pid, report[0]))
+}
+
+/// Forks a child that tries to attach to this process and reports whether it could.
+pub fn probe_attach() -> Probe {
+    let Ok((pid, report)) = fork_tracer(|parent, report| {
+        // The child exits at once, which detaches the seized parent without stopping it.
+        let outcome = match seize(parent, 0) {
+            Ok(()) => b'a',
+            Err(libc::EPERM) => b'r',
+            Err(_) => b'u',
+        };
+        write_byte(report, outcome);
+    }) else {
+        return Probe::Unavailable;
+    };
+    let outcome = read_byte(report);
+    close(report);
+    let _ = wait(pid, 0);
+    allow_tracer(0);
+    match outcome {
+        Some(b'a') => Probe::Attached,
+        Some(b'r') => Probe::Refused,
+        _ => Probe::Unavailable,
+    }
+}
+
+/// Starts a guard process that seizes every thread in `tids` (this process's threads) and
+/// then forwards every signal, so the process behaves as if untraced while no other tracer
+/// can attach. New threads are traced automatically (`PTRACE_O_TRACECLONE`). The guard dies
+/// with this process (`PR_SET_PDEATHSIG`). Returns the guard's pid once it is attached.
+pub fn start_guard(tids: &[i32]) -> io::Result<i32> {
+    let (pid, report) = fork_tracer(|parent, report| {
+        // SAFETY: PR_SET_PDEATHSIG takes a signal number by value.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        }
+        for &tid in tids {
+            if seize(tid, libc::PTRACE_O_TRACECLONE).is_err() && tid == parent {
+                write_byte(report, b'r');
+                exit_child(1);
+            }
+        }
+        write_byte(report, b'a');
+        close(report);
+        guard_loop(parent);
+    })?;
+    let outcome = read_byte(report);
+    close(report);
+    if outcome == Some(b'a') {
+        Ok(pid)
+    } else {
+        let _ = wait(pid, 0);
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the guard could not attach (another tracer, or ptrace is not allowed here)",
+        ))
+    }
+}
+
+/// The guard's life: restart every stopped thread, delivering the signal it stopped for, until
+/// the traced process is gone.
+fn guard_loop(parent: i32) -> ! {
+    loop {
+        let (tid, status) = match wait(-1, libc::__WALL) {
+            Ok(waited) => waited,
+            Err(_) => exit_child(0),
+        };
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            if tid == parent {
+                exit_child(0);
+            }
+            continue;
+        }
+        if !libc::WIFSTOPPED(status) {
+            continue;
+        }
+        let signal = libc::WSTOPSIG(status);
+        let event = status >> 16;
+        if event == libc::PTRACE_EVENT_STOP {
+            if matches!(
+                signal,
+                libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+            ) {
+                // Group-stop: stay stopped (job control keeps working) until SIGCONT.
+                restart(libc::PTRACE_LISTEN as libc::c_int, tid, 0);
+            } else {
+                // A new thread's first stop, or an interrupt.
+                restart(libc::PTRACE_CONT as libc::c_int, tid, 0);
+            }
+        } else if event != 0 {
+            // PTRACE_EVENT_CLONE: the new thread is traced; let the creator go on.
+            restart(libc::PTRACE_CONT as libc::c_int, tid, 0);
+        } else {
+            // Signal-delivery-stop: deliver the signal as if no one were tracing.
+            restart(libc::PTRACE_CONT as libc::c_int, tid, signal);
+        }
+    }
+}

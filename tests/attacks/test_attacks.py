@@ -1,0 +1,572 @@
+"""Real attack tools against a real process built from the medgate SDK.
+
+Each test starts `medgate-victim` (crates/victim), attacks it with a real tool (gdb, strace,
+ltrace, Frida, LD_PRELOAD, bubblewrap, a modified binary) and asserts what the SDK's
+detectors report. A clean run must report nothing, so false positives fail the build. The
+end-to-end tests run a real `medgate serve` and show the server refusing (or degrading) a
+hooked victim.
+
+Run through `scripts/attack-tests`, which installs the tools, builds the victim and sets:
+  MEDGATE_VICTIM  the victim binary (a release build, as an app would ship)
+  MEDGATE_BIN     the medgate CLI
+Needs root (Frida attaches as root). Tests run serially.
+"""
+
+import hashlib
+import http.server
+import json
+import os
+import select
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+import frida
+
+VICTIM = os.environ["MEDGATE_VICTIM"]
+MEDGATE = os.environ["MEDGATE_BIN"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def tracer_of(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return 0
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def detections(report):
+    return [(d["kind"], d["detector"], d["detail"]) for d in report["detections"]]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Victim:
+    """`medgate-victim serve`: one JSON line per command."""
+
+    def __init__(self, *args, env=None, executable=VICTIM):
+        self.process = subprocess.Popen(
+            [executable, "serve", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.ready = self.read_line(timeout=20)
+        assert self.ready.get("ready"), self.ready
+        self.pid = self.ready["pid"]
+        self.extra = []
+
+    def read_line(self, timeout=20):
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            raise AssertionError(f"victim said nothing for {timeout}s")
+        line = self.process.stdout.readline()
+        if not line:
+            raise AssertionError(f"victim exited: {self.process.stderr.read()}")
+        return json.loads(line)
+
+    def command(self, command, timeout=20):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        while True:
+            line = self.read_line(timeout)
+            if "monitor" in line:
+                self.extra.append(line)
+                continue
+            return line
+
+    def check(self):
+        return self.command("check")
+
+    def next_monitor_event(self, timeout=15):
+        if self.extra:
+            return self.extra.pop(0)
+        line = self.read_line(timeout)
+        assert "monitor" in line, line
+        return line
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            stream.close()
+
+
+def run_once(*args, env=None, executable=VICTIM, wrapper=()):
+    done = subprocess.run(
+        [*wrapper, executable, "once", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    # ltrace and gdb may print their own lines; the report is the JSON line.
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1])
+
+
+class Tool:
+    """A long-running attack tool, stopped at the end of the test."""
+
+    def __init__(self, *argv):
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate(timeout=10)
+
+
+class AttackTest(unittest.TestCase):
+    def setUp(self):
+        self.cleanups = []
+
+    def tearDown(self):
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+
+    def victim(self, *args, **kwargs):
+        victim = Victim(*args, **kwargs)
+        self.cleanups.append(victim.close)
+        return victim
+
+    def tool(self, *argv):
+        tool = Tool(*argv)
+        self.cleanups.append(tool.close)
+        return tool
+
+    def tempdir(self):
+        path = tempfile.mkdtemp(prefix="medgate-attack-")
+        self.cleanups.append(lambda: shutil.rmtree(path, ignore_errors=True))
+        return path
+
+    def assertDetected(self, report, kind, detector, fragment=""):
+        found = detections(report)
+        self.assertTrue(
+            any(k == kind and d == detector and fragment in detail for k, d, detail in found),
+            f"expected {kind}/{detector} containing {fragment!r}, got {json.dumps(found, indent=1)}",
+        )
+
+
+class CleanRun(AttackTest):
+    def test_a_clean_run_reports_no_threats(self):
+        report = run_once()
+        self.assertEqual(detections(report), [], report)
+        victim = self.victim()
+        for _ in range(3):
+            self.assertEqual(detections(victim.check()), [])
+        self.assertEqual(victim.command("dose 4"), {"dose": 40})
+
+
+class Debuggers(AttackTest):
+    def test_gdb_attach(self):
+        victim = self.victim()
+        self.tool("gdb", "-q", "-nx", "-batch", "-p", str(victim.pid), "-ex", "continue")
+        wait_for(lambda: tracer_of(victim.pid), what="gdb to attach")
+        self.assertDetected(victim.check(), "debugger", "tracer", "(gdb)")
+
+    def test_gdb_breakpoint_on_a_function(self):
+        victim = self.victim()
+        self.tool(
+            "gdb", "-q", "-nx", "-batch", "-p", str(victim.pid),
+            # rbreak also finds functions through the symbol table (release builds carry line
+            # tables only).
+            "-ex", "rbreak victim_dose", "-ex", "continue",
+        )
+        wait_for(lambda: tracer_of(victim.pid), what="gdb to attach")
+        # gdb inserts its breakpoints when the inferior resumes.
+        report = wait_for(
+            lambda: (r := victim.check()) and any(d == "code" for _, d, _ in detections(r)) and r,
+            what="the breakpoint to be inserted",
+        )
+        self.assertDetected(
+            report, "debugger", "code", "software breakpoint at medgate-victim!medgate_victim::victim_dose"
+        )
+
+    def test_strace_attach(self):
+        victim = self.victim()
+        self.tool("strace", "-p", str(victim.pid), "-o", "/dev/null")
+        wait_for(lambda: tracer_of(victim.pid), what="strace to attach")
+        self.assertDetected(victim.check(), "debugger", "tracer", "(strace)")
+
+    def test_ltrace(self):
+        report = run_once(wrapper=("ltrace", "-o", "/dev/null"))
+        self.assertDetected(report, "debugger", "tracer", "(ltrace)")
+        # ltrace's breakpoints sit in the executable's PLT.
+        self.assertDetected(report, "debugger", "code", "software breakpoint at medgate-victim!.plt")
+
+    def test_the_guard_keeps_debuggers_out(self):
+        victim = self.victim("--guard")
+        guard = victim.ready["guard"]
+        self.assertEqual(tracer_of(victim.pid), guard)
+        gdb = subprocess.run(
+            ["gdb", "-q", "-nx", "-batch", "-p", str(victim.pid), "-ex", "detach"],
+            capture_output=True, text=True, timeout=60,
+        )
+        self.assertIn("Operation not permitted", gdb.stdout + gdb.stderr)
+        strace = subprocess.run(
+            ["strace", "-p", str(victim.pid), "-o", "/dev/null"],
+            capture_output=True, text=True, timeout=60,
+        )
+        self.assertNotEqual(strace.returncode, 0)
+        self.assertIn("Operation not permitted", strace.stderr)
+        # Still clean, still working (signals reach it through the guard).
+        self.assertEqual(detections(victim.check()), [])
+        self.assertEqual(victim.command("dose 2"), {"dose": 20})
+        # Killing the guard is noticed.
+        os.kill(guard, 9)
+        wait_for(lambda: tracer_of(victim.pid) == 0, what="the guard to go")
+        self.assertDetected(victim.check(), "debugger", "guard", "no longer traces")
+
+
+HOOK_DOSE = """
+const symbol = Process.mainModule.enumerateSymbols().find(s => s.name.includes('victim_dose'));
+Interceptor.attach(symbol.address, { onLeave(result) { result.replace(ptr(7)); } });
+send(symbol.name);
+"""
+
+
+class Frida(AttackTest):
+    def setUp(self):
+        super().setUp()
+        self.sessions = []
+        self.cleanups.append(self.detach_all)
+
+    def detach_all(self):
+        for session in self.sessions:
+            try:
+                session.detach()
+            except frida.InvalidOperationError:
+                pass
+
+    def attach(self, pid):
+        session = frida.attach(pid)
+        self.sessions.append(session)
+        return session
+
+    def test_frida_attach(self):
+        victim = self.victim()
+        self.attach(victim.pid)
+        report = victim.check()
+        self.assertDetected(report, "hook", "frida_maps", "frida-agent")
+        # A bare attach rewrites these libc functions (Frida's exception and exit handling).
+        for function in ("abort", "signal", "sigaction", "exit", "_exit"):
+            self.assertDetected(report, "hook", "code", f"inline hook) at libc.so.6!{function}+0x0")
+
+    def test_frida_interceptor_hook_on_a_named_function(self):
+        victim = self.victim()
+        session = self.attach(victim.pid)
+        script = session.create_script(HOOK_DOSE)
+        names = []
+        script.on("message", lambda message, data: names.append(message.get("payload")))
+        script.load()
+        wait_for(lambda: names, what="the script to load")
+        # The hook is real: it changes the function's result.
+        self.assertEqual(victim.command("dose 4"), {"dose": 7})
+        self.assertDetected(
+            victim.check(), "hook", "code", "inline hook) at medgate-victim!medgate_victim::victim_dose+0x0"
+        )
+
+    def test_frida_spawn(self):
+        out = os.path.join(self.tempdir(), "report.json")
+        device = frida.get_local_device()
+        pid = device.spawn([VICTIM, "once", "--out", out])
+        self.cleanups.append(lambda: subprocess.run(["kill", "-9", str(pid)], capture_output=True))
+        session = device.attach(pid)
+        self.sessions.append(session)
+        device.resume(pid)
+        text = wait_for(lambda: read_text(out).strip(), what="the spawned victim's report")
+        report = json.loads(text)
+        self.assertDetected(report, "hook", "frida_maps", "frida-agent")
+        self.assertDetected(report, "hook", "code", "libc.so.6!_exit")
+
+    def test_frida_control_service_on_its_default_port(self):
+        portal = frida.PortalService(
+            frida.EndpointParameters(address="127.0.0.1", port=free_port()),
+            frida.EndpointParameters(address="127.0.0.1", port=27042),
+        )
+        portal.start()
+        self.cleanups.append(portal.stop)
+        self.assertDetected(run_once(), "hook", "frida_port", "127.0.0.1:27042")
+        portal.stop()
+        self.cleanups.remove(portal.stop)
+        self.assertEqual(detections(run_once()), [])
+
+    def test_frida_with_the_guard_cannot_inject(self):
+        victim = self.victim("--guard")
+        # Frida cannot ptrace it; its fallback (writing a stub through /proc/<pid>/mem) times
+        # out waiting for the stub, and may leave the process unresponsive.
+        with self.assertRaises((frida.ProcessNotRespondingError, frida.PermissionDeniedError)):
+            frida.attach(victim.pid)
+        self.assertNotIn("frida", read_text(f"/proc/{victim.pid}/maps"), "an agent was mapped")
+
+
+class InjectedLibraries(AttackTest):
+    def shim(self):
+        path = os.path.join(self.tempdir(), "libshim.so")
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-O2", "-o", path, os.path.join(HERE, "shim.c")], check=True
+        )
+        return path
+
+    def test_ld_preload_shim(self):
+        shim = self.shim()
+        report = run_once(env={**os.environ, "LD_PRELOAD": shim})
+        self.assertDetected(report, "injected_library", "preload", f"LD_PRELOAD={shim}")
+        self.assertDetected(report, "injected_library", "libraries", shim)
+        self.assertDetected(report, "injected_library", "interposition", f"ptrace resolves to {shim}")
+
+    def test_ld_preload_shim_that_hides_itself(self):
+        shim = self.shim()
+        report = run_once(env={**os.environ, "LD_PRELOAD": shim, "SHIM_UNSET": "1"})
+        self.assertDetected(
+            report, "injected_library", "preload", f"LD_PRELOAD={shim} at start, removed from the environment"
+        )
+        self.assertDetected(report, "injected_library", "interposition", "ptrace resolves to")
+
+
+ANDROID_STOCK = {
+    "system/build.prop": "ro.build.tags=release-keys\nro.debuggable=0\nro.secure=1\n"
+    "ro.hardware=tensor\nro.product.model=Pixel 8\nro.product.manufacturer=Google\n",
+    "default.prop": "ro.secure=1\n",
+}
+ANDROID_ROOTED_EMULATOR = {
+    "system/build.prop": "ro.build.tags=test-keys\nro.debuggable=1\nro.hardware=goldfish\n"
+    "ro.product.model=Android SDK built for x86_64\n",
+    "default.prop": "ro.secure=0\nro.kernel.qemu=1\n",
+    "system/xbin/su": "",
+    "sbin/.magisk/mirror": "",
+    "data/adb/magisk/magisk64": "",
+    "qemu_pipe": "",
+}
+
+
+class FakeAndroid(AttackTest):
+    def run_in(self, files):
+        root = self.tempdir()
+        for path, text in files.items():
+            full = os.path.join(root, path)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "w") as f:
+                f.write(text)
+        for directory in ("system", "sbin", "data"):
+            os.makedirs(os.path.join(root, directory), exist_ok=True)
+        argv = [
+            "bwrap", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib",
+            "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-pid",
+            "--ro-bind", os.path.join(root, "system"), "/system",
+            "--ro-bind", os.path.join(root, "sbin"), "/sbin",
+            "--ro-bind", os.path.join(root, "data"), "/data",
+            "--ro-bind", os.path.join(root, "default.prop"), "/default.prop",
+            "--ro-bind", VICTIM, "/victim",
+        ]
+        if "qemu_pipe" in files:
+            argv += ["--ro-bind", os.path.join(root, "qemu_pipe"), "/dev/qemu_pipe"]
+        return run_once(wrapper=argv, executable="/victim")
+
+    def test_a_stock_android_tree_is_clean(self):
+        self.assertEqual(detections(self.run_in(ANDROID_STOCK)), [])
+
+    def test_a_rooted_emulator_tree(self):
+        report = self.run_in(ANDROID_ROOTED_EMULATOR)
+        for fragment in (
+            "su binary at /system/xbin/su",
+            "root manager file /sbin/.magisk",
+            "root manager file /data/adb/magisk",
+            "test-keys",
+            "ro.debuggable=1",
+            "ro.secure=0",
+        ):
+            self.assertDetected(report, "root", "android_root", fragment)
+        for fragment in ("ro.kernel.qemu=1", "ro.hardware=goldfish", "Android SDK built for", "/dev/qemu_pipe"):
+            self.assertDetected(report, "emulator", "android_emulator", fragment)
+
+
+def victim_sha256(path=VICTIM):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class Tamper(AttackTest):
+    def test_a_modified_copy_of_the_victim(self):
+        original = victim_sha256()
+        copy = os.path.join(self.tempdir(), "medgate-victim")
+        shutil.copy2(VICTIM, copy)
+        with open(copy, "ab") as f:
+            f.write(b"\0patched by an attacker\0")
+        self.assertEqual(detections(run_once("--expected-sha256", original)), [])
+        report = run_once("--expected-sha256", original, executable=copy)
+        self.assertNotEqual(report["measurement"], original)
+        self.assertDetected(report, "tamper", "tamper", f"is not the expected {original}")
+
+
+class Upstream(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"entries": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class EndToEnd(AttackTest):
+    """A real `medgate serve`, and the victim attesting to it."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="medgate-e2e-")
+        cls.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+        threading.Thread(target=cls.upstream.serve_forever, daemon=True).start()
+        server_port, gateway_port = free_port(), free_port()
+        cls.server_url = f"http://127.0.0.1:{server_port}"
+        cls.gateway_url = f"http://127.0.0.1:{gateway_port}"
+        cls.config = os.path.join(cls.dir, "medgate.toml")
+        with open(cls.config, "w") as f:
+            f.write(
+                f"""
+[server]
+listen = "127.0.0.1:{server_port}"
+data_dir = "{cls.dir}/data"
+[gateway]
+listen = "127.0.0.1:{gateway_port}"
+upstream = "http://127.0.0.1:{cls.upstream.server_address[1]}"
+[[gateway.routes]]
+path = "/api"
+scopes = ["entries:read"]
+"""
+            )
+        cls.log = open(os.path.join(cls.dir, "serve.log"), "w")
+        cls.serve = subprocess.Popen(
+            [MEDGATE, "--config", cls.config, "serve"], stdout=cls.log, stderr=subprocess.STDOUT
+        )
+
+        def healthy():
+            try:
+                return urllib.request.urlopen(f"{cls.server_url}/healthz", timeout=1).status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout=30, what="medgate serve")
+        sha = victim_sha256()
+        cls.admin("app", "create", "org.example.victim", "--scopes", "entries:read write")
+        cls.admin("release", "add", "org.example.victim", "--version", "1.0.0", "--sdk-binary-sha256", sha)
+        # A lenient app: hooks only degrade to read access.
+        cls.admin(
+            "app", "create", "org.example.lenient", "--scopes", "entries:read write",
+            "--limited-scopes", "entries:read", "--reject-on", "debugger,injected_library,tamper",
+            "--degrade-on", "hook,root,emulator",
+        )
+        cls.admin("release", "add", "org.example.lenient", "--version", "1.0.0", "--sdk-binary-sha256", sha)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.serve.terminate()
+        cls.serve.wait(timeout=30)
+        cls.log.close()
+        cls.upstream.shutdown()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    @classmethod
+    def admin(cls, *args):
+        done = subprocess.run(
+            [MEDGATE, "--config", cls.config, "admin", *args, "--json"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    def client(self, app_id="org.example.victim", executable=VICTIM):
+        return self.victim(
+            "--server", self.server_url, "--gateway", self.gateway_url, "--app-id", app_id,
+            executable=executable,
+        )
+
+    def installation(self, installation_id):
+        listed = self.admin("installation", "list")
+        entries = listed if isinstance(listed, list) else listed.get("installations", [])
+        return next(entry for entry in entries if entry["id"] == installation_id)
+
+    def test_a_hooked_victim_is_refused_within_one_interval(self):
+        victim = self.client()
+        attested = victim.command("attest")
+        self.assertEqual(attested["attested"]["decision"], "allow", attested)
+        self.assertEqual(victim.command("get /api/entries"), {"status": 200})
+        victim.command("watch 1")
+        session = frida.attach(victim.pid)
+        self.cleanups.append(session.detach)
+        script = session.create_script(HOOK_DOSE)
+        script.load()
+        started = time.monotonic()
+        event = victim.next_monitor_event(timeout=15)["monitor"]
+        elapsed = time.monotonic() - started
+        self.assertIn("refused", event["outcome"], event)
+        self.assertIn("hook_detected", event["outcome"]["refused"]["reasons"])
+        self.assertLess(elapsed, 5, "the server should learn of the hook within about one interval")
+        installation = self.installation(attested["attested"]["installation_id"])
+        self.assertEqual(installation["last_decision"], "reject")
+        self.assertIn("hook_detected", installation["last_reasons"])
+        # The app's next request attests again and is refused while the hook is there.
+        refused = victim.command("get /api/entries")
+        self.assertIn("hook_detected", refused.get("error", ""), refused)
+
+    def test_a_hooked_victim_gets_limited_scopes_where_policy_degrades(self):
+        victim = self.client("org.example.lenient")
+        session = frida.attach(victim.pid)
+        self.cleanups.append(session.detach)
+        attested = victim.command("attest")["attested"]
+        self.assertEqual(attested["decision"], "allow_limited")
+        self.assertEqual(attested["scope"], "entries:read")
+        self.assertIn("hook_detected", attested["reasons"])
+        self.assertEqual(victim.command("get /api/entries"), {"status": 200})
+
+    def test_a_modified_copy_is_refused_as_tampered(self):
+        copy = os.path.join(self.tempdir(), "medgate-victim")
+        shutil.copy2(VICTIM, copy)
+        with open(copy, "ab") as f:
+            f.write(b"\0patched\0")
+        victim = self.client(executable=copy)
+        refused = victim.command("attest")
+        self.assertEqual(refused.get("refused", {}).get("reasons"), ["tamper_detected"], refused)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
