@@ -435,6 +435,43 @@ class Tamper(AttackTest):
         self.assertDetected(report, "tamper", "tamper", f"is not the expected {original}")
 
 
+class Selfcheck(AttackTest):
+    """`medgate selfcheck`: the operator's view of the same detectors."""
+
+    def selfcheck(self, *args, wrapper=()):
+        return subprocess.run(
+            [*wrapper, MEDGATE, "selfcheck", "--json", *args],
+            capture_output=True, text=True, timeout=120,
+        )
+
+    def test_clean_and_under_strace(self):
+        clean = self.selfcheck()
+        self.assertEqual(clean.returncode, 0, clean.stdout + clean.stderr)
+        self.assertEqual(detections(json.loads(clean.stdout)), [])
+        traced = self.selfcheck(wrapper=("strace", "-f", "-o", "/dev/null"))
+        self.assertEqual(traced.returncode, 1)
+        report = json.loads(traced.stdout.splitlines()[-1])
+        self.assertDetected(report, "debugger", "tracer", "(strace)")
+
+    def test_watch_sees_frida_attach_later(self):
+        watch = subprocess.Popen(
+            [MEDGATE, "selfcheck", "--json", "--watch", "0.3"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        self.cleanups.append(lambda: (watch.kill(), watch.wait(), watch.stdout.close()))
+        first = json.loads(watch.stdout.readline())
+        self.assertEqual(detections(first), [])
+        session = frida.attach(first["pid"])
+        self.cleanups.append(session.detach)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            report = json.loads(watch.stdout.readline())
+            if report["detections"]:
+                self.assertDetected(report, "hook", "frida_maps", "frida-agent")
+                return
+        self.fail("selfcheck --watch did not see Frida")
+
+
 class Upstream(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = b'{"entries": []}'

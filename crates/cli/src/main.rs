@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod demo;
 mod inspect;
+mod selfcheck;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Command {
         #[command(subcommand)]
         command: inspect::InspectCommand,
     },
+    /// Run the SDK's runtime threat detectors against this process and print the signals
+    /// (exit 1 when the last pass saw a threat).
+    Selfcheck(selfcheck::SelfcheckArgs),
 }
 
 /// A failure and the exit code it deserves.
@@ -148,6 +152,7 @@ async fn main() -> ExitCode {
         Command::Audit { command } => audit::run(config, command).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Inspect { command } => inspect::run(command).await,
+        Command::Selfcheck(args) => selfcheck::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use medgate_sdk::client::{ClientConfig, ClientError, MedgateClient, MonitorEvent};
-use medgate_sdk::detect::{DetectConfig, Detector, Pass, Report};
+use medgate_sdk::detect::args::DetectArgs;
+use medgate_sdk::detect::{Pass, Report};
 use medgate_sdk::evidence::AppIdentity;
 use medgate_sdk::key::InstallationKey;
 use serde_json::{Value, json};
@@ -42,21 +43,8 @@ enum Command {
 
 #[derive(Args)]
 struct Options {
-    /// Read device files from this root instead of `/`.
-    #[arg(long, default_value = "/")]
-    fs_root: PathBuf,
-    /// Probe this loopback port for a Frida control service (repeatable; default 27042).
-    #[arg(long = "frida-port")]
-    frida_ports: Vec<u16>,
-    /// The measurement this build expects of itself.
-    #[arg(long)]
-    expected_sha256: Option<String>,
-    /// An allowed library (file name, `prefix*` or `/dir/`), repeatable.
-    #[arg(long = "allow-library")]
-    allowed_libraries: Vec<String>,
-    /// Start the self-ptrace guard before anything else.
-    #[arg(long)]
-    guard: bool,
+    #[command(flatten)]
+    detect: DetectArgs,
     /// Write output lines to this file instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -70,22 +58,6 @@ struct Options {
     app_id: String,
     #[arg(long, default_value = "1.0.0")]
     app_version: String,
-}
-
-impl Options {
-    fn detect_config(&self) -> DetectConfig {
-        DetectConfig {
-            fs_root: self.fs_root.clone(),
-            frida_ports: if self.frida_ports.is_empty() {
-                vec![27042]
-            } else {
-                self.frida_ports.clone()
-            },
-            expected_measurement: self.expected_sha256.clone(),
-            allowed_libraries: self.allowed_libraries.clone(),
-            ..DetectConfig::default()
-        }
-    }
 }
 
 /// The function the tests hook or break on. Not inlined, so it has its own symbol.
@@ -137,10 +109,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Once(options) => {
             let mut out = Output::open(options.out.as_ref())?;
-            let mut detector = Detector::new(options.detect_config());
-            if options.guard {
-                detector.start_guard().context("cannot start the guard")?;
-            }
+            let (mut detector, _) = options
+                .detect
+                .detector()
+                .context("cannot start the guard")?;
             out.line(&report_json(&detector.run(Pass::Full)));
             Ok(())
         }
@@ -150,12 +122,10 @@ fn main() -> anyhow::Result<()> {
 
 fn serve(options: Options) -> anyhow::Result<()> {
     let mut out = Output::open(options.out.as_ref())?;
-    let mut detector = Detector::new(options.detect_config());
-    let guard = if options.guard {
-        Some(detector.start_guard().context("cannot start the guard")?)
-    } else {
-        None
-    };
+    let (detector, guard) = options
+        .detect
+        .detector()
+        .context("cannot start the guard")?;
     let measurement = medgate_sdk::measure::current_executable_sha256()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

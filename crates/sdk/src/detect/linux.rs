@@ -409,6 +409,10 @@ fn compare_mapping(
             .map_err(|e| format!("cannot read memory: {e}"))?;
         file.read_exact_at(&mut on_disk[..want], mapping.offset + position)
             .map_err(|e| format!("cannot read the file: {e}"))?;
+        if in_memory[..want] == on_disk[..want] {
+            position += want as u64;
+            continue;
+        }
         let mut index = 0;
         while index < want && patches.len() < MAX_PATCHES {
             if in_memory[index] == on_disk[index] {

@@ -36,6 +36,8 @@ use std::path::PathBuf;
 use medgate_proto::wire::{Signal, SignalKind};
 use serde::Serialize;
 
+#[cfg(feature = "cli-args")]
+pub mod args;
 pub mod device;
 pub mod patterns;
 pub mod procfs;
