@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,play_integrity,key_description,apple_attestation,apple_assertion,x509}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -131,4 +131,15 @@ fi
 cp "$here/../medgate.example.toml" "$corpus/config/example.toml" 2>/dev/null || true
 printf '/api/v1/entries*\n/api/v1/entries.json' > "$corpus/routes/entries"
 printf '/a*b*c/\n/aXbYc/d' > "$corpus/routes/stars"
+
+# runtime_text seeds: this machine's own /proc text, and Android property files and getprop
+# output as the detectors read them. The first byte picks the parser.
+rt=$corpus/runtime_text
+{ printf '\000'; cat /proc/self/maps; } > "$rt/maps" 2>/dev/null || true
+{ printf '\001'; cat /proc/self/status; } > "$rt/status" 2>/dev/null || true
+printf '\002HOME=/root\000LD_PRELOAD=/tmp/libshim.so\000EMPTY=\000' > "$rt/environ"
+printf '\003ro.build.tags=test-keys\nro.debuggable=1\n# comment\nimport /x.prop\n[ro.kernel.qemu]: [1]\n' > "$rt/props"
+printf '\004/memfd:frida-agent-64.so (deleted)\ngum-js-loop\n/tmp/frida-1/linjector-3\nHTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n' > "$rt/artefacts"
+printf '\005\xe9\x64\x4c\xd1\xfe\x0f\x1f\x40' > "$rt/x86-hook"
+printf '\005\x50\x00\x00\x58\x00\x02\x1f\xd6' > "$rt/arm64-hook"
 echo "seeded $(find "$corpus" -type f | wc -l) corpus files"

@@ -25,7 +25,8 @@
 //!
 //! Detectors that read the device take a file-system root ([`DetectConfig::fs_root`]) so
 //! tests run them against fake Android and iOS trees. Pure parsers of `/proc` text, property
-//! files and code bytes live in [`procfs`], [`props`] and [`patterns`], and are fuzzed.
+//! files, tool artefacts and code bytes live in [`procfs`], [`props`], [`artefacts`] and
+//! [`patterns`], and are fuzzed.
 //!
 //! What in-process checks cannot do: an attacker with root can hide from them (patch this
 //! code, fake `/proc`, hook the reads). Hardware attestation is the trust root; these checks
@@ -38,6 +39,7 @@ use serde::Serialize;
 
 #[cfg(feature = "cli-args")]
 pub mod args;
+pub mod artefacts;
 pub mod device;
 pub mod patterns;
 pub mod procfs;
