@@ -13,34 +13,24 @@ Needs root (Frida attaches as root). Tests run serially.
 """
 
 import hashlib
-import http.server
 import json
 import os
 import select
 import shutil
-import socket
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 import unittest
-import urllib.request
 
 import frida
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from medgate_testing import MedgateServer, free_port, wait_for  # noqa: E402
 
 VICTIM = os.environ["MEDGATE_VICTIM"]
 MEDGATE = os.environ["MEDGATE_BIN"]
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def tracer_of(pid):
@@ -61,12 +51,6 @@ def read_text(path):
 
 def detections(report):
     return [(d["kind"], d["detector"], d["detail"]) for d in report["detections"]]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Victim:
@@ -472,95 +456,36 @@ class Selfcheck(AttackTest):
         self.fail("selfcheck --watch did not see Frida")
 
 
-class Upstream(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b'{"entries": []}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 class EndToEnd(AttackTest):
     """A real `medgate serve`, and the victim attesting to it."""
 
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="medgate-e2e-")
-        cls.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-        threading.Thread(target=cls.upstream.serve_forever, daemon=True).start()
-        server_port, gateway_port = free_port(), free_port()
-        cls.server_url = f"http://127.0.0.1:{server_port}"
-        cls.gateway_url = f"http://127.0.0.1:{gateway_port}"
-        cls.config = os.path.join(cls.dir, "medgate.toml")
-        with open(cls.config, "w") as f:
-            f.write(
-                f"""
-[server]
-listen = "127.0.0.1:{server_port}"
-data_dir = "{cls.dir}/data"
-[gateway]
-listen = "127.0.0.1:{gateway_port}"
-upstream = "http://127.0.0.1:{cls.upstream.server_address[1]}"
-[[gateway.routes]]
-path = "/api"
-scopes = ["entries:read"]
-"""
-            )
-        cls.log = open(os.path.join(cls.dir, "serve.log"), "w")
-        cls.serve = subprocess.Popen(
-            [MEDGATE, "--config", cls.config, "serve"], stdout=cls.log, stderr=subprocess.STDOUT
-        )
-
-        def healthy():
-            try:
-                return urllib.request.urlopen(f"{cls.server_url}/healthz", timeout=1).status == 200
-            except OSError:
-                return False
-
-        wait_for(healthy, timeout=30, what="medgate serve")
+        cls.medgate = MedgateServer(MEDGATE)
         sha = victim_sha256()
-        cls.admin("app", "create", "org.example.victim", "--scopes", "entries:read write")
-        cls.admin("release", "add", "org.example.victim", "--version", "1.0.0", "--sdk-binary-sha256", sha)
+        cls.medgate.admin("app", "create", "org.example.victim", "--scopes", "entries:read write")
+        cls.medgate.admin(
+            "release", "add", "org.example.victim", "--version", "1.0.0", "--sdk-binary-sha256", sha
+        )
         # A lenient app: hooks only degrade to read access.
-        cls.admin(
+        cls.medgate.admin(
             "app", "create", "org.example.lenient", "--scopes", "entries:read write",
             "--limited-scopes", "entries:read", "--reject-on", "debugger,injected_library,tamper",
             "--degrade-on", "hook,root,emulator",
         )
-        cls.admin("release", "add", "org.example.lenient", "--version", "1.0.0", "--sdk-binary-sha256", sha)
+        cls.medgate.admin(
+            "release", "add", "org.example.lenient", "--version", "1.0.0", "--sdk-binary-sha256", sha
+        )
 
     @classmethod
     def tearDownClass(cls):
-        cls.serve.terminate()
-        cls.serve.wait(timeout=30)
-        cls.log.close()
-        cls.upstream.shutdown()
-        shutil.rmtree(cls.dir, ignore_errors=True)
-
-    @classmethod
-    def admin(cls, *args):
-        done = subprocess.run(
-            [MEDGATE, "--config", cls.config, "admin", *args, "--json"],
-            capture_output=True, text=True, timeout=60,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return json.loads(done.stdout) if done.stdout.strip() else None
+        cls.medgate.close()
 
     def client(self, app_id="org.example.victim", executable=VICTIM):
         return self.victim(
-            "--server", self.server_url, "--gateway", self.gateway_url, "--app-id", app_id,
-            executable=executable,
+            "--server", self.medgate.server_url, "--gateway", self.medgate.gateway_url,
+            "--app-id", app_id, executable=executable,
         )
-
-    def installation(self, installation_id):
-        listed = self.admin("installation", "list")
-        entries = listed if isinstance(listed, list) else listed.get("installations", [])
-        return next(entry for entry in entries if entry["id"] == installation_id)
 
     def test_a_hooked_victim_is_refused_within_one_interval(self):
         victim = self.client()
@@ -578,7 +503,7 @@ scopes = ["entries:read"]
         self.assertIn("refused", event["outcome"], event)
         self.assertIn("hook_detected", event["outcome"]["refused"]["reasons"])
         self.assertLess(elapsed, 5, "the server should learn of the hook within about one interval")
-        installation = self.installation(attested["attested"]["installation_id"])
+        installation = self.medgate.installation(attested["attested"]["installation_id"])
         self.assertEqual(installation["last_decision"], "reject")
         self.assertIn("hook_detected", installation["last_reasons"])
         # The app's next request attests again and is refused while the hook is there.

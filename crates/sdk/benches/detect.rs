@@ -19,9 +19,7 @@ fn detection(c: &mut Criterion) {
         "the benchmark process is not clean: {first:?}"
     );
     group.bench_function("full_pass", |b| b.iter(|| detector.run(Pass::Full)));
-    group.bench_function("periodic_pass", |b| {
-        b.iter(|| detector.run(Pass::Periodic))
-    });
+    group.bench_function("periodic_pass", |b| b.iter(|| detector.run(Pass::Periodic)));
     let mut without_probe = Detector::new(DetectConfig {
         self_attach_probe: false,
         ..DetectConfig::default()

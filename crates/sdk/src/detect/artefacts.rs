@@ -107,7 +107,6 @@ pub fn is_websocket_upgrade(response: &str, key: &str) -> bool {
         })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +158,4 @@ mod tests {
         ));
         assert!(!is_websocket_upgrade("", "dGhlIHNhbXBsZSBub25jZQ=="));
     }
-
 }

@@ -9,6 +9,11 @@
 
 use std::io;
 
+/// Linux's `PTRACE_SEIZE` and `PTRACE_LISTEN` request numbers (include/uapi/linux/ptrace.h,
+/// the same on every architecture). The `libc` crate defines them for glibc, not for bionic.
+const PTRACE_SEIZE: libc::c_int = 0x4206;
+const PTRACE_LISTEN: libc::c_int = 0x4208;
+
 /// What a forked child's `PTRACE_SEIZE` of its parent returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
@@ -80,7 +85,7 @@ fn seize(tid: i32, options: libc::c_int) -> Result<(), i32> {
     // options by value.
     let result = unsafe {
         libc::ptrace(
-            libc::PTRACE_SEIZE as _,
+            PTRACE_SEIZE as _,
             tid,
             std::ptr::null_mut::<libc::c_void>(),
             options as libc::c_long as *mut libc::c_void,
@@ -249,7 +254,7 @@ fn guard_loop(parent: i32) -> ! {
                 libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
             ) {
                 // Group-stop: stay stopped (job control keeps working) until SIGCONT.
-                restart(libc::PTRACE_LISTEN as libc::c_int, tid, 0);
+                restart(PTRACE_LISTEN, tid, 0);
             } else {
                 // A new thread's first stop, or an interrupt.
                 restart(libc::PTRACE_CONT as libc::c_int, tid, 0);

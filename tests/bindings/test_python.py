@@ -1,0 +1,131 @@
+"""The Python bindings (UniFFI, crates/ffi) driving the real flow against a running
+`medgate serve`: configure, attest, get a token, sign requests, read signals.
+
+Run through `scripts/binding-tests`, which generates the bindings and sets:
+  MEDGATE_BINDINGS  the directory holding medgate_ffi.py and libmedgate_ffi.so
+  MEDGATE_BIN       the medgate CLI
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import unittest
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.environ["MEDGATE_BINDINGS"])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import medgate_ffi  # noqa: E402
+from medgate_testing import MedgateServer  # noqa: E402
+
+APP = "org.example.python"
+VERSION = "2.0.0"
+
+
+def interpreter_sha256():
+    # The SDK measures the running executable: this Python interpreter.
+    with open("/proc/self/exe", "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def python_library_dirs():
+    """What this interpreter loads on purpose: its extension modules and shared libraries."""
+    dirs = {os.path.dirname(os.path.realpath(module.__file__))
+            for module in list(sys.modules.values())
+            if getattr(module, "__file__", None) and module.__file__.endswith(".so")}
+    dirs.add(os.environ["MEDGATE_BINDINGS"])
+    return [d.rstrip("/") + "/" for d in dirs] + ["libpython*", "libssl*", "libcrypto*", "libffi*",
+                                                  "libz.so*", "libbz2*", "liblzma*", "libexpat*",
+                                                  "libuuid*", "libsqlite3*", "libreadline*",
+                                                  "libtinfo*", "libncurses*", "libmpdec*", "libgdbm*"]
+
+
+class PythonBindings(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.medgate = MedgateServer(os.environ["MEDGATE_BIN"])
+        cls.medgate.admin("app", "create", APP, "--scopes", "entries:read")
+        cls.medgate.admin(
+            "release", "add", APP, "--version", VERSION, "--sdk-binary-sha256", interpreter_sha256()
+        )
+        cls.dir = tempfile.mkdtemp(prefix="medgate-bindings-")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.medgate.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def config(self, **overrides):
+        values = dict(
+            server_url=self.medgate.server_url,
+            gateway_url=self.medgate.gateway_url,
+            app_id=APP,
+            app_version=VERSION,
+            measurement=None,
+            key_path=os.path.join(self.dir, "installation.jwk"),
+            detect=True,
+            allowed_libraries=python_library_dirs(),
+            refresh_margin_secs=30,
+        )
+        values.update(overrides)
+        return medgate_ffi.MedgateConfig(**values)
+
+    def get(self, path, headers):
+        request = urllib.request.Request(
+            self.medgate.gateway_url + path,
+            headers={"Authorization": headers.authorization, "DPoP": headers.dpop},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+    def test_configure_attest_sign_and_call_the_api(self):
+        client = medgate_ffi.MedgateClient(self.config())
+        self.assertEqual(client.current_signals(), [], "this test process should look clean")
+        attestation = client.attest()
+        self.assertEqual(attestation.decision, "allow")
+        self.assertEqual(attestation.scope, "entries:read")
+        self.assertEqual(attestation.installation_id, client.installation_id())
+        self.assertEqual(attestation.integrity_level, "self_reported")
+        # The key was persisted with mode 0600; a second client with it is the same installation.
+        key_path = os.path.join(self.dir, "installation.jwk")
+        self.assertEqual(stat.S_IMODE(os.stat(key_path).st_mode), 0o600)
+        self.assertEqual(
+            medgate_ffi.MedgateClient(self.config()).installation_id(), client.installation_id()
+        )
+        self.assertEqual(client.access_token().count("."), 2)
+        status, body = self.get("/api/entries", client.sign_request("GET", "/api/entries"))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["installation"], client.installation_id())
+        # A proof is bound to its method and path, and used once.
+        headers = client.sign_request("GET", "/api/entries")
+        self.assertEqual(self.get("/api/other", headers)[0], 401)
+        self.assertEqual(self.get("/api/entries", headers)[0], 200)
+        self.assertEqual(self.get("/api/entries", headers)[0], 401)
+
+    def test_errors_map_to_the_public_enum(self):
+        unknown = medgate_ffi.MedgateClient(self.config(app_version="9.9.9", key_path=None))
+        with self.assertRaises(medgate_ffi.MedgateError.Refused) as refused:
+            unknown.attest()
+        self.assertEqual(refused.exception.status, 403)
+        self.assertEqual(refused.exception.reasons, ["release_unknown"])
+        offline = medgate_ffi.MedgateClient(
+            self.config(server_url="http://127.0.0.1:9", key_path=None)
+        )
+        with self.assertRaises(medgate_ffi.MedgateError.Network):
+            offline.attest()
+        not_a_dir = os.path.join(self.dir, "not-a-directory")
+        with open(not_a_dir, "w") as f:
+            f.write("x")
+        with self.assertRaises(medgate_ffi.MedgateError.Config):
+            medgate_ffi.MedgateClient(self.config(key_path=os.path.join(not_a_dir, "key.jwk")))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,113 @@
+"""Shared by the Python test suites (tests/attacks, tests/bindings): a real `medgate serve`
+on loopback ports with a small upstream API, and polling helpers."""
+
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Upstream(http.server.BaseHTTPRequestHandler):
+    """The protected API: answers every GET with an empty entry list, and echoes the
+    `X-Medgate-*` headers the gateway added."""
+
+    def do_GET(self):
+        body = json.dumps(
+            {
+                "entries": [],
+                "installation": self.headers.get("X-Medgate-Installation"),
+                "scope": self.headers.get("X-Medgate-Scope"),
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class MedgateServer:
+    """`medgate serve` with its own data directory, and the admin CLI against it. Routes:
+    `/api` needs scope `entries:read`."""
+
+    def __init__(self, medgate):
+        self.medgate = medgate
+        self.dir = tempfile.mkdtemp(prefix="medgate-e2e-")
+        self.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+        threading.Thread(target=self.upstream.serve_forever, daemon=True).start()
+        server_port, gateway_port = free_port(), free_port()
+        self.server_url = f"http://127.0.0.1:{server_port}"
+        self.gateway_url = f"http://127.0.0.1:{gateway_port}"
+        self.config = os.path.join(self.dir, "medgate.toml")
+        with open(self.config, "w") as f:
+            f.write(
+                f"""
+[server]
+listen = "127.0.0.1:{server_port}"
+data_dir = "{self.dir}/data"
+[gateway]
+listen = "127.0.0.1:{gateway_port}"
+upstream = "http://127.0.0.1:{self.upstream.server_address[1]}"
+[[gateway.routes]]
+path = "/api"
+scopes = ["entries:read"]
+"""
+            )
+        self.log = open(os.path.join(self.dir, "serve.log"), "w")
+        self.process = subprocess.Popen(
+            [medgate, "--config", self.config, "serve"], stdout=self.log, stderr=subprocess.STDOUT
+        )
+        wait_for(self.healthy, timeout=30, what="medgate serve")
+
+    def healthy(self):
+        try:
+            with urllib.request.urlopen(f"{self.server_url}/healthz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def admin(self, *args):
+        done = subprocess.run(
+            [self.medgate, "--config", self.config, "admin", *args, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    def installation(self, installation_id):
+        return next(i for i in self.admin("installation", "list") if i["id"] == installation_id)
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+        self.upstream.shutdown()
+        self.upstream.server_close()
+        shutil.rmtree(self.dir, ignore_errors=True)
