@@ -615,25 +615,45 @@ fn dependencies(maps: &[Mapping]) -> BTreeSet<String> {
 }
 
 fn libraries(config: &DetectConfig, state: &mut State, maps: &[Mapping], report: &mut Report) {
-    let android = cfg!(target_os = "android");
-    if !android && state.dependencies.is_none() {
-        state.dependencies = Some(dependencies(maps));
-    }
-    let dependencies = state.dependencies.as_ref();
+    let rule = if cfg!(target_os = "android") {
+        Libraries::Android
+    } else {
+        Libraries::Dependencies(state.dependencies.get_or_insert_with(|| dependencies(maps)))
+    };
+    report.push(unexpected_libraries(maps, &rule, &config.allowed_libraries));
+}
+
+/// Which libraries an app maps by itself.
+enum Libraries<'a> {
+    /// Android: the system partitions and the app's own install directory.
+    Android,
+    /// Linux: the dependency closure of the executable and of the SDK's module, by name.
+    Dependencies(&'a BTreeSet<String>),
+}
+
+/// Mapped libraries the rule and the allow-list do not account for (Frida's agent is
+/// reported by its own detector).
+fn unexpected_libraries(
+    maps: &[Mapping],
+    rule: &Libraries<'_>,
+    allowed: &[String],
+) -> Vec<Detection> {
     let mut seen = BTreeSet::new();
-    for mapping in maps.iter().filter(|m| is_library(m)) {
-        if !seen.insert(mapping.path.as_str()) || artefacts::is_frida_path(&mapping.path) {
-            continue;
-        }
-        let allowed = if android {
-            ANDROID_ALLOWED_DIRS
-                .iter()
-                .any(|dir| mapping.path.starts_with(dir))
-        } else {
-            dependencies.is_some_and(|names| names.contains(mapping.file_name()))
-        } || allowed_by_pattern(&mapping.path, &config.allowed_libraries);
-        if !allowed {
-            report.push([Detection::new(
+    maps.iter()
+        .filter(|mapping| is_library(mapping))
+        .filter(|mapping| seen.insert(mapping.path.as_str()))
+        .filter(|mapping| !artefacts::is_frida_path(&mapping.path))
+        .filter(|mapping| {
+            let expected = match rule {
+                Libraries::Android => ANDROID_ALLOWED_DIRS
+                    .iter()
+                    .any(|dir| mapping.path.starts_with(dir)),
+                Libraries::Dependencies(names) => names.contains(mapping.file_name()),
+            };
+            !expected && !allowed_by_pattern(&mapping.path, allowed)
+        })
+        .map(|mapping| {
+            Detection::new(
                 SignalKind::InjectedLibrary,
                 "libraries",
                 format!(
@@ -641,9 +661,9 @@ fn libraries(config: &DetectConfig, state: &mut State, maps: &[Mapping], report:
                     mapping.path
                 ),
                 Confidence::Medium,
-            )]);
-        }
-    }
+            )
+        })
+        .collect()
 }
 
 /// libc functions the detectors themselves rely on, or that anti-detection shims replace.
@@ -690,6 +710,39 @@ fn interposition(maps: &[Mapping], report: &mut Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unexpected_libraries_in_recorded_android_and_linux_maps() {
+        // An Android app (arm64) with a library injected from /data/local/tmp.
+        let android = procfs::parse_maps(
+            "\
+7a1b000000-7a1b100000 r-xp 00000000 fd:08 10 /apex/com.android.runtime/lib64/bionic/libc.so
+7a1c000000-7a1c100000 r-xp 00000000 fd:08 11 /system/lib64/libandroid_runtime.so
+7a1d000000-7a1d100000 r-xp 00000000 fd:08 12 /data/app/~~Xy==/org.example.cgm-Ab==/lib/arm64/libmedgate_ffi.so
+7a1e000000-7a1e100000 r-xp 00000000 fd:08 13 /data/local/tmp/libinject.so
+7a1f000000-7a1f100000 r-xp 00000000 fd:08 14 /data/local/tmp/re.frida.server/frida-agent-64.so
+",
+        );
+        let found = unexpected_libraries(&android, &Libraries::Android, &[]);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].detail.starts_with("/data/local/tmp/libinject.so"));
+        // A Linux hub: dependencies by name, glibc's own always, the rest only when allowed.
+        let linux = procfs::parse_maps(
+            "\
+7f00000000-7f00100000 r-xp 00000000 fd:01 20 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f01000000-7f01100000 r-xp 00000000 fd:01 21 /usr/lib/x86_64-linux-gnu/libpthread.so.0
+7f02000000-7f02100000 r-xp 00000000 fd:01 22 /opt/hub/plugins/libsensor.so
+7f03000000-7f03100000 r-xp 00000000 fd:01 23 /tmp/libshim.so
+",
+        );
+        let dependencies: BTreeSet<String> = ["libc.so.6".to_string()].into();
+        let rule = Libraries::Dependencies(&dependencies);
+        let found = unexpected_libraries(&linux, &rule, &[]);
+        assert_eq!(found.len(), 2);
+        let found = unexpected_libraries(&linux, &rule, &["/opt/hub/plugins/".into()]);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].detail.starts_with("/tmp/libshim.so"));
+    }
 
     #[test]
     fn library_allow_list_patterns() {
