@@ -25,12 +25,11 @@
 //!    caller's job (compare-and-set), so two assertions with one counter cannot both pass.
 
 use ciborium::Value;
-use ring::digest::{SHA256, digest};
 use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use serde::Serialize;
 
-use crate::UnixTime;
 use crate::x509::{self, CertSummary, Certificate, PublicKey, TrustAnchor, X509Error};
+use crate::{UnixTime, sha256};
 
 /// The largest attestation object or assertion read.
 pub const MAX_OBJECT: usize = 64 * 1024;
@@ -167,16 +166,6 @@ fn bytes(value: Value, what: &str) -> Result<Vec<u8>, AppAttestError> {
             "{what} must be a byte string"
         ))),
     }
-}
-
-fn sha256(parts: &[&[u8]]) -> [u8; 32] {
-    let mut context = ring::digest::Context::new(&SHA256);
-    for part in parts {
-        context.update(part);
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(context.finish().as_ref());
-    out
 }
 
 /// An attestation object, decoded but not yet verified.
@@ -416,7 +405,7 @@ pub fn verify_assertion(
         .verify(&nonce, &signature)
         .map_err(|_| AppAttestError::BadSignature)?;
     // Step 4.
-    if auth.rp_id_hash != digest(&SHA256, app_id.as_bytes()).as_ref() {
+    if auth.rp_id_hash != sha256(&[app_id.as_bytes()]) {
         return Err(AppAttestError::AppIdMismatch);
     }
     // Step 5.

@@ -247,12 +247,7 @@ pub fn verify(
 pub fn binding(challenge: &str, installation_id: &Thumbprint) -> Option<[u8; 32]> {
     let challenge = medgate_proto::b64::decode(challenge, MAX_CHALLENGE).ok()?;
     let jkt = installation_id.digest()?;
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    context.update(&challenge);
-    context.update(&jkt);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(context.finish().as_ref());
-    Some(out)
+    Some(crate::sha256(&[&challenge, &jkt]))
 }
 
 fn check_fields(claims: &EvidenceClaims, limits: &EvidenceLimits) -> Result<(), EvidenceError> {
