@@ -40,11 +40,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioExecutor;
 use medgate_proto::redact::short;
 use medgate_proto::wire::{Problem, problem_type};
 use medgate_service::Clock;
 use medgate_service::audit::AuditSink;
+use medgate_service::listen::{self, ConnectionLimits};
 use medgate_service::metrics::Metrics;
 use medgate_service::problem;
 use medgate_service::ratelimit::{KeyedLimiter, RateLimit, retry_after_secs};
@@ -555,36 +556,21 @@ impl Gateway {
     }
 
     /// Accepts connections on `listener` until `shutdown` changes.
-    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = shutdown.changed() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "gateway accept failed");
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let gateway = self.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
+    pub async fn serve(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        listen::serve(
+            listener,
+            shutdown,
+            ConnectionLimits::default(),
+            "gateway",
+            move |peer| {
+                let gateway = self.clone();
+                service_fn(move |request| {
                     let gateway = gateway.clone();
                     async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .max_buf_size(64 * 1024)
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "gateway connection ended with an error");
-                }
-            });
-        }
+                })
+            },
+        )
+        .await;
     }
 }
 

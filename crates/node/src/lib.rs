@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Uri;
+use axum::extract::ConnectInfo;
+use http::{Request, Uri};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
 use medgate_gateway::routes::Route;
 use medgate_gateway::{Gateway, GatewayParams};
 use medgate_proto::{Alg, b64};
@@ -21,6 +24,7 @@ use medgate_server::revocation::RevocationState;
 use medgate_server::{ADMIN_TOKEN_META, AttestationRoots, Server, ServerParams, admin_token_hash};
 use medgate_service::audit::AuditSink;
 use medgate_service::duration::secs;
+use medgate_service::listen::{self, ConnectionLimits};
 use medgate_service::metrics::Metrics;
 use medgate_service::{Clock, SystemClock};
 use medgate_store::seal::{SealError, Sealer};
@@ -33,6 +37,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower::ServiceExt as _;
 
 pub use config::{Config, ConfigError};
 
@@ -293,18 +298,20 @@ impl Node {
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(audit_writer.run(shutdown_rx.clone())));
         let router = server.router();
-        let mut server_shutdown = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            let served = axum::serve(server_listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = server_shutdown.changed().await;
+        tasks.push(tokio::spawn(listen::serve(
+            server_listener,
+            shutdown_rx.clone(),
+            ConnectionLimits::default(),
+            "control plane",
+            move |peer| {
+                let router = router.clone();
+                service_fn(move |mut request: Request<Incoming>| {
+                    // What axum's `ConnectInfo` extractor reads.
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    router.clone().oneshot(request)
                 })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "control plane stopped");
-            }
-        }));
+            },
+        )));
         tasks.push(tokio::spawn(
             gateway.clone().serve(gateway_listener, shutdown_rx.clone()),
         ));

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod body;
 pub mod clock;
 pub mod duration;
+pub mod listen;
 pub mod metrics;
 pub mod problem;
 pub mod ratelimit;
