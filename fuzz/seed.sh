@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -47,6 +47,12 @@ for f in "${pi_verdicts[@]}" -; do
   n=$((n + 1))
   { printf '\000'; printf '%s' "$token"; } > "$corpus/play_integrity/token-$n"
 done
+# revocation_list seeds: Google's status lists from the vectors, and a small one of our own.
+if [ -d "$vectors/android-revocation-status" ]; then
+  cp "$vectors"/android-revocation-status/*.json "$corpus/revocation_list/"
+fi
+printf '%s' '{"entries":{"00c8966fcb2fbb0d7a":{"status":"SUSPENDED","reason":"SOFTWARE_FLAW"},"1":{"status":"REVOKED"}}}' \
+  > "$corpus/revocation_list/own.json"
 # KeyDescription seeds: the Android Key Attestation extension value of every certificate that has
 # one (only leaves do), found by a minimal DER walk of each PEM certificate.
 if [ -d "$vectors/android-key-attestation" ]; then
