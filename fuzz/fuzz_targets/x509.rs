@@ -1,32 +1,11 @@
-//! X.509 (ASN.1 DER): one certificate, then the input read as an Android chain (DER
+//! X.509 (ASN.1 DER): one certificate, the input read as PEM, then as an Android chain (DER
 //! certificates back to back) through chain verification and KeyDescription extraction.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use medgate_verify::UnixTime;
 use medgate_verify::android::attestation::{self, AndroidRoots};
-use medgate_verify::x509::Certificate;
-
-/// Splits back-to-back DER TLVs (short or long length forms up to 4 bytes).
-fn split(mut bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while bytes.len() >= 2 && out.len() < 12 {
-        let first = bytes[1];
-        let (header, length) = if first < 0x80 {
-            (2, usize::from(first))
-        } else {
-            let count = usize::from(first & 0x7f);
-            if count == 0 || count > 4 || bytes.len() < 2 + count {
-                break;
-            }
-            (2 + count, bytes[2..2 + count].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)))
-        };
-        let end = header.saturating_add(length).min(bytes.len());
-        out.push(bytes[..end].to_vec());
-        bytes = &bytes[end..];
-    }
-    out
-}
+use medgate_verify::x509::{self, Certificate};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(cert) = Certificate::from_der(data, 0) {
@@ -34,10 +13,15 @@ fuzz_target!(|data: &[u8]| {
         let _ = cert.extension("1.3.6.1.4.1.11129.2.1.17");
         let _ = cert.public_key();
     }
-    let chain = split(data);
+    // The same bytes as PEM, then as DER certificates back to back.
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = x509::pem_blocks(text, "CERTIFICATE");
+    }
+    let Ok(chain) = x509::split_der(data) else { return };
     if chain.is_empty() {
         return;
     }
+    let chain: Vec<Vec<u8>> = chain.into_iter().map(<[u8]>::to_vec).collect();
     let _ = attestation::describe(&chain);
     let _ = attestation::verify(&chain, &AndroidRoots::default(), None, None, UnixTime::from_secs(1_758_900_000));
 });

@@ -172,40 +172,10 @@ fn certificates(path: &Path) -> Result<Vec<Vec<u8>>, Failure> {
         return x509::pem_blocks(&text, "CERTIFICATE")
             .map_err(|e| Failure::Usage(anyhow!("{}: {e}", path.display())));
     }
-    let mut der = binary(path)?;
-    let mut certs = Vec::new();
-    while !der.is_empty() {
-        let length = der_length(&der)
-            .ok_or_else(|| Failure::Usage(anyhow!("{}: not DER certificates", path.display())))?;
-        let rest = der.split_off(length.min(der.len()));
-        certs.push(der);
-        der = rest;
-        if certs.len() > x509::MAX_CHAIN {
-            return Err(Failure::Usage(anyhow!(
-                "{}: more than {} certificates",
-                path.display(),
-                x509::MAX_CHAIN
-            )));
-        }
-    }
-    Ok(certs)
-}
-
-/// The total length of the DER TLV at the start of `bytes`.
-fn der_length(bytes: &[u8]) -> Option<usize> {
-    let first = *bytes.get(1)?;
-    if first < 0x80 {
-        return Some(2 + usize::from(first));
-    }
-    let count = usize::from(first & 0x7f);
-    if count == 0 || count > 4 {
-        return None;
-    }
-    let length = bytes
-        .get(2..2 + count)?
-        .iter()
-        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-    Some(2 + count + length)
+    let der = binary(path)?;
+    let certs =
+        x509::split_der(&der).map_err(|e| Failure::Usage(anyhow!("{}: {e}", path.display())))?;
+    Ok(certs.into_iter().map(<[u8]>::to_vec).collect())
 }
 
 fn anchors(paths: &[PathBuf]) -> Result<Vec<TrustAnchor>, Failure> {

@@ -454,9 +454,59 @@ pub fn pem_blocks(text: &str, label: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(blocks)
 }
 
+/// Splits DER values saved back to back (a chain as concatenated certificates) without parsing
+/// them: each is its TLV header and content, the last one possibly cut short (the certificate
+/// parser reports that). At most [`MAX_CHAIN`] values.
+pub fn split_der(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let mut values = Vec::new();
+    while !bytes.is_empty() {
+        if values.len() == MAX_CHAIN {
+            return Err(format!("more than {MAX_CHAIN} certificates"));
+        }
+        let first = *bytes.get(1).ok_or("a DER value is cut short")?;
+        let (header, length) = if first < 0x80 {
+            (2, usize::from(first))
+        } else {
+            let count = usize::from(first & 0x7f);
+            if count == 0 || count > 4 {
+                return Err("not DER: bad length form".into());
+            }
+            let digits = bytes.get(2..2 + count).ok_or("a DER value is cut short")?;
+            let length = digits
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (2 + count, length)
+        };
+        let end = header.saturating_add(length).min(bytes.len());
+        let (value, rest) = bytes.split_at(end);
+        values.push(value);
+        bytes = rest;
+    }
+    Ok(values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn der_values_split_back_to_back() {
+        let two = [0x30, 0x01, 0xAA, 0x30, 0x81, 0x02, 0xBB, 0xCC];
+        assert_eq!(split_der(&two).unwrap(), vec![&two[..3], &two[3..]],);
+        assert_eq!(split_der(&[]).unwrap(), Vec::<&[u8]>::new());
+        // The last value may be cut short; the certificate parser reports it.
+        assert_eq!(
+            split_der(&[0x30, 0x05, 0x01]).unwrap(),
+            vec![&[0x30u8, 0x05, 0x01][..]]
+        );
+        assert!(split_der(&[0x30]).is_err());
+        assert!(split_der(&[0x30, 0x80]).is_err());
+        assert!(split_der(&[0x30, 0x85, 1, 2, 3, 4, 5]).is_err());
+        assert!(split_der(&[0x30, 0x82, 0x01]).is_err());
+        let eleven = [0x30u8, 0x00].repeat(MAX_CHAIN + 1);
+        assert!(split_der(&eleven).is_err());
+        assert_eq!(split_der(&eleven[2..]).unwrap().len(), MAX_CHAIN);
+    }
 
     #[test]
     fn lenient_pem_reads_any_line_length_and_several_blocks() {
