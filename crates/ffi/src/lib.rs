@@ -89,7 +89,7 @@ fn config_error(reason: impl std::fmt::Display) -> MedgateError {
 /// How to reach medgate and who this app is.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct MedgateConfig {
-    /// The control plane, e.g. `https://medgate.example.org`.
+    /// The control plane, e.g. `http://10.0.2.2:8700` (plain HTTP for now; see the README).
     pub server_url: String,
     /// The gateway's public URL.
     pub gateway_url: String,
