@@ -20,7 +20,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use medgate_service::listen::{self, ConnectionLimits};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -44,26 +44,14 @@ impl SampleUpstream {
     pub async fn start(addr: SocketAddr) -> std::io::Result<SampleUpstream> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let (shutdown, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            loop {
-                let (stream, _) = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok(accepted) => accepted,
-                        Err(_) => continue,
-                    },
-                    _ = stopped.changed() => return,
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(async move {
-                    let service =
-                        service_fn(|request| async { Ok::<_, Infallible>(answer(request).await) });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (shutdown, stopped) = watch::channel(false);
+        let task = tokio::spawn(listen::serve(
+            listener,
+            stopped,
+            ConnectionLimits::default(),
+            "sample upstream",
+            |_peer| service_fn(|request| async { Ok::<_, Infallible>(answer(request).await) }),
+        ));
         Ok(SampleUpstream {
             addr,
             shutdown,
