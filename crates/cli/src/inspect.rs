@@ -126,17 +126,8 @@ fn instant(text: &str) -> Result<UnixTime, Failure> {
 }
 
 fn hex(text: &str, what: &str) -> Result<Vec<u8>, Failure> {
-    let text = text.trim();
-    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Failure::Usage(anyhow!("{what} must be hex")));
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&text[i..i + 2], 16)
-                .map_err(|e| Failure::Usage(anyhow!("{what}: {e}")))
-        })
-        .collect()
+    medgate_proto::hex::decode(text.trim())
+        .ok_or_else(|| Failure::Usage(anyhow!("{what} must be hex")))
 }
 
 /// The bytes of a file that holds binary data, or the same data in base64 or base64url.

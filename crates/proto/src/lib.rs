@@ -9,6 +9,7 @@
 //! target the SDK runs on. Verification lives in `medgate-verify`.
 
 pub mod b64;
+pub mod hex;
 pub mod jwk;
 pub mod jws;
 pub mod redact;

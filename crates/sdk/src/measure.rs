@@ -17,11 +17,7 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buffer[..read]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(medgate_proto::hex::encode(&hasher.finalize()))
 }
 
 /// SHA-256 of the running executable (Linux: `/proc/self/exe`, whatever name it was started

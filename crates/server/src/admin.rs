@@ -64,16 +64,12 @@ pub(crate) fn parse_hash(hex: &str) -> Option<[u8; 32]> {
     if !names::is_sha256_hex(hex) {
         return None;
     }
-    let mut hash = [0u8; 32];
-    for (byte, pair) in hash.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(hash)
+    medgate_proto::hex::decode(hex)?.try_into().ok()
 }
 
 /// SHA-256 of an admin token, lowercase hex: what the store keeps.
 pub fn admin_token_hash(token: &str) -> String {
-    medgate_store::audit::to_hex(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
+    medgate_proto::hex::encode(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
 }
 
 /// Proof that the request carries the admin token; handlers take it as an argument.
@@ -423,7 +419,7 @@ mod tests {
         let hash = admin_token_hash("secret-token");
         assert_eq!(hash.len(), 64);
         let parsed = parse_hash(&hash).unwrap();
-        assert_eq!(medgate_store::audit::to_hex(&parsed), hash);
+        assert_eq!(medgate_proto::hex::encode(&parsed), hash);
         assert!(parse_hash("zz").is_none());
     }
 

@@ -86,7 +86,7 @@ impl PlatformCheck {
 
 /// SHA-256 of an enrolment code, lowercase hex: what the store keeps.
 pub(crate) fn enrolment_hash(code: &str) -> String {
-    medgate_store::audit::to_hex(digest::digest(&digest::SHA256, code.as_bytes()).as_ref())
+    medgate_proto::hex::encode(digest::digest(&digest::SHA256, code.as_bytes()).as_ref())
 }
 
 async fn policy<P: DeserializeOwned>(

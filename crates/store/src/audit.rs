@@ -42,11 +42,7 @@ pub struct AuditEntry {
 }
 
 fn hex<S: serde::Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&to_hex(bytes))
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    serializer.serialize_str(&medgate_proto::hex::encode(bytes))
 }
 
 /// The hash an entry must carry.
@@ -135,7 +131,10 @@ impl ChainVerifier {
 
     /// The number of entries checked and the head hash in hex.
     pub fn finish(self) -> (u64, String) {
-        ((self.next_seq - 1).max(0) as u64, to_hex(&self.prev_hash))
+        (
+            (self.next_seq - 1).max(0) as u64,
+            medgate_proto::hex::encode(&self.prev_hash),
+        )
     }
 }
 
@@ -202,7 +201,7 @@ mod tests {
         let entries = chain(5);
         let (count, head) = verify(&entries).unwrap();
         assert_eq!(count, 5);
-        assert_eq!(head, to_hex(&entries[4].hash));
+        assert_eq!(head, medgate_proto::hex::encode(&entries[4].hash));
         assert_eq!(verify(&[]).unwrap().0, 0);
     }
 

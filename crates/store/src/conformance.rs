@@ -424,7 +424,7 @@ pub(crate) async fn audit_appends_chain(store: Arc<impl Store>) {
     assert_eq!(store.audit_entries(3, 1).await.unwrap()[0].seq, 4);
     let (count, head) = verify_audit_chain(&*store).await.unwrap().unwrap();
     assert_eq!(count, 5);
-    assert_eq!(head, crate::audit::to_hex(&entries[4].hash));
+    assert_eq!(head, medgate_proto::hex::encode(&entries[4].hash));
 }
 
 pub(crate) async fn concurrent_audit_appends_keep_the_chain(store: Arc<impl Store>) {

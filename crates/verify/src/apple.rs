@@ -221,12 +221,22 @@ impl DecodedAttestation {
         AttestationReport {
             fmt: self.format.clone(),
             environment: auth.as_ref().and_then(|a| environment(a.aaguid?)),
-            aaguid_hex: auth.as_ref().and_then(|a| a.aaguid).map(x509::hex),
+            aaguid_hex: auth
+                .as_ref()
+                .and_then(|a| a.aaguid)
+                .map(medgate_proto::hex::encode),
             counter: auth.as_ref().map(|a| a.counter),
-            rp_id_hash_hex: auth.as_ref().map(|a| x509::hex(a.rp_id_hash)),
-            credential_id_hex: auth.as_ref().and_then(|a| a.credential_id).map(x509::hex),
-            credential_public_key_x962_hex: point.as_deref().map(x509::hex),
-            key_id_sha256_hex: point.as_deref().map(|p| x509::hex(&sha256(&[p]))),
+            rp_id_hash_hex: auth
+                .as_ref()
+                .map(|a| medgate_proto::hex::encode(a.rp_id_hash)),
+            credential_id_hex: auth
+                .as_ref()
+                .and_then(|a| a.credential_id)
+                .map(medgate_proto::hex::encode),
+            credential_public_key_x962_hex: point.as_deref().map(medgate_proto::hex::encode),
+            key_id_sha256_hex: point
+                .as_deref()
+                .map(|p| medgate_proto::hex::encode(&sha256(&[p]))),
             certificates: self.chain.iter().map(Certificate::summary).collect(),
             receipt_bytes: self.receipt.len(),
         }

@@ -142,7 +142,7 @@ impl BuildIdentity {
 
     /// An Android signing certificate: SHA-256, from hex or raw bytes.
     pub fn signer(digest: &[u8]) -> Self {
-        BuildIdentity(format!("signer:{}", crate::x509::hex(digest)))
+        BuildIdentity(format!("signer:{}", medgate_proto::hex::encode(digest)))
     }
 
     pub fn from_stored(text: String) -> Self {

@@ -107,7 +107,9 @@ mod tests {
         for (b64, sha256, key) in expected {
             let der = STANDARD.decode(b64).unwrap();
             assert_eq!(
-                crate::x509::hex(ring::digest::digest(&ring::digest::SHA256, &der).as_ref()),
+                medgate_proto::hex::encode(
+                    ring::digest::digest(&ring::digest::SHA256, &der).as_ref()
+                ),
                 sha256
             );
             assert_eq!(

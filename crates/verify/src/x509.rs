@@ -215,7 +215,7 @@ impl Certificate {
     /// The serial number in lowercase hex without leading zeros (as revocation lists key it).
     pub fn serial_hex(&self) -> String {
         let bytes = self.cert.tbs_certificate().serial_number().as_bytes();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = medgate_proto::hex::encode(bytes);
         let trimmed = hex.trim_start_matches('0');
         if trimmed.is_empty() {
             "0".into()
@@ -264,7 +264,7 @@ impl Certificate {
             not_before: self.not_before().secs(),
             not_after: self.not_after().secs(),
             key: self.public_key().describe(),
-            spki_sha256: hex(
+            spki_sha256: medgate_proto::hex::encode(
                 ring::digest::digest(&ring::digest::SHA256, &self.spki_der()).as_ref(),
             ),
         }
@@ -338,10 +338,6 @@ fn tbs_range(der: &[u8]) -> der::Result<(usize, usize)> {
     let start = usize::try_from(reader.position())?;
     let tbs = reader.tlv_bytes()?;
     Ok((start, start + tbs.len()))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A trusted public key.

@@ -86,10 +86,6 @@ fn cases(dir: &Path) -> Vec<Case> {
         .collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 fn enforced_by(by: EnforcedBy) -> &'static str {
     match by {
         EnforcedBy::Hardware => "hardware",
@@ -143,10 +139,10 @@ const DEVICE_IDS: &[(&str, BytesField)] = &[
 
 fn root_of_trust_json(rot: &RootOfTrust) -> Value {
     json!({
-        "verifiedBootKey": hex(&rot.verified_boot_key),
+        "verifiedBootKey": medgate_proto::hex::encode(&rot.verified_boot_key),
         "deviceLocked": rot.device_locked,
         "verifiedBootState": rot.verified_boot_state.as_str(),
-        "verifiedBootHash": rot.verified_boot_hash.as_deref().map(hex),
+        "verifiedBootHash": rot.verified_boot_hash.as_deref().map(medgate_proto::hex::encode),
     })
 }
 
@@ -193,7 +189,7 @@ fn check_expected(file: &str, expected: &Value, reported: &BTreeSet<String>, kd:
     );
     assert_eq!(
         expected["attestation_challenge_hex"],
-        hex(&kd.attestation_challenge),
+        medgate_proto::hex::encode(&kd.attestation_challenge),
         "{file}"
     );
     // Only the printable challenges: the others were decoded with replacement characters.
@@ -207,7 +203,7 @@ fn check_expected(file: &str, expected: &Value, reported: &BTreeSet<String>, kd:
                 .map(|package| json!({"name": package.name, "version": package.version}))
                 .collect::<Vec<_>>(),
             "signature_digests_sha256_hex": aaid.signature_digests.iter()
-                .map(|digest| hex(digest))
+                .map(|digest| medgate_proto::hex::encode(digest))
                 .collect::<Vec<_>>(),
         })
     });

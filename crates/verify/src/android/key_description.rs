@@ -944,9 +944,7 @@ mod hex {
     use serde::Serializer;
     use serde::ser::SerializeSeq;
 
-    pub(super) fn encode(bytes: &[u8]) -> String {
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
+    use medgate_proto::hex::encode;
 
     pub fn bytes<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&encode(bytes))
