@@ -68,6 +68,34 @@ pub enum AppAttestError {
     CounterNotIncreasing { got: u32, stored: u32 },
 }
 
+impl AppAttestError {
+    /// A stable code for the refusal, as the forgery suite's data file names it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppAttestError::TooLarge => "too_large",
+            AppAttestError::Malformed(_) => "malformed",
+            AppAttestError::WrongFormat => "wrong_format",
+            AppAttestError::Chain(error) => error.code(),
+            AppAttestError::NonceMismatch => "nonce_mismatch",
+            AppAttestError::KeyIdMismatch => "key_id_mismatch",
+            AppAttestError::AppIdMismatch => "app_id_mismatch",
+            AppAttestError::CounterNotZero => "counter_not_zero",
+            AppAttestError::UnknownAaguid => "unknown_aaguid",
+            AppAttestError::CredentialIdMismatch => "credential_id_mismatch",
+            AppAttestError::BadSignature => "bad_signature",
+            AppAttestError::CounterNotIncreasing { .. } => "counter_not_increasing",
+        }
+    }
+
+    /// The certificate the refusal is about (0 is the leaf), where there is one.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            AppAttestError::Chain(error) => error.index(),
+            _ => None,
+        }
+    }
+}
+
 /// Which App Attest environment produced the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

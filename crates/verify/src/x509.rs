@@ -9,10 +9,18 @@
 //! 1. The chain has 1 to [`MAX_CHAIN`] certificates of at most [`MAX_CERT_LEN`] bytes, each strict DER.
 //! 2. It is anchored: the last certificate carries a trusted public key (the anchor's own dates
 //!    are not checked), or the last certificate is signed by one.
+//!    a. When the last certificate carries the anchor's key it is the anchor's certificate, never
+//!       the attested leaf: at least one certificate must stand below it.
+//!    b. The anchor's certificate is signed by the anchor's own key. A certificate that merely
+//!       carries a published root key, signed by anyone, proves nothing.
+//!    c. No certificate below the anchor carries a trusted key.
 //! 3. Every link: the issuer's name is the next certificate's subject, the signature verifies
 //!    with the next certificate's key (or the anchor's), and the outer and inner signature
 //!    algorithms agree.
 //! 4. Every certificate below the anchor is valid at `now`.
+//!
+//! So every certificate from the leaf up to the anchor is signature-checked, and every one
+//! below the anchor is in date.
 //!
 //! Basic constraints and key usage are not consulted (as in Google's verifier); callers add the
 //! checks their format needs (Android: only the leaf may carry a key description).
@@ -53,6 +61,10 @@ pub enum X509Error {
     Malformed { index: usize, reason: String },
     #[error("the chain does not end at a trusted root key")]
     UntrustedRoot,
+    #[error("the chain holds only a trust anchor's certificate; nothing below it is attested")]
+    AnchorOnly,
+    #[error("certificate {index} carries a trust anchor's key but is not the last certificate")]
+    AnchorKeyBelowRoot { index: usize },
     #[error("certificate {index} is not signed by its issuer")]
     BadSignature { index: usize },
     #[error(
@@ -65,6 +77,44 @@ pub enum X509Error {
     NotYetValid { index: usize },
     #[error("certificate {index} has expired at the verification time")]
     Expired { index: usize },
+}
+
+impl X509Error {
+    /// A stable code for the refusal, as the forgery suite's data file names it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            X509Error::Empty => "empty",
+            X509Error::TooLong(_) => "too_long",
+            X509Error::TooLarge { .. } => "too_large",
+            X509Error::Malformed { .. } => "malformed",
+            X509Error::UntrustedRoot => "untrusted_root",
+            X509Error::AnchorOnly => "anchor_only",
+            X509Error::AnchorKeyBelowRoot { .. } => "anchor_key_below_root",
+            X509Error::BadSignature { .. } => "bad_signature",
+            X509Error::UnsupportedAlgorithm { .. } => "unsupported_algorithm",
+            X509Error::NameMismatch { .. } => "name_mismatch",
+            X509Error::NotYetValid { .. } => "not_yet_valid",
+            X509Error::Expired { .. } => "expired",
+        }
+    }
+
+    /// The certificate the refusal is about (0 is the leaf), where there is one.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            X509Error::TooLarge { index }
+            | X509Error::Malformed { index, .. }
+            | X509Error::AnchorKeyBelowRoot { index }
+            | X509Error::BadSignature { index }
+            | X509Error::UnsupportedAlgorithm { index, .. }
+            | X509Error::NameMismatch { index }
+            | X509Error::NotYetValid { index }
+            | X509Error::Expired { index } => Some(*index),
+            X509Error::Empty
+            | X509Error::TooLong(_)
+            | X509Error::UntrustedRoot
+            | X509Error::AnchorOnly => None,
+        }
+    }
 }
 
 /// A parsed certificate and the bytes it was parsed from.
@@ -210,6 +260,17 @@ impl Certificate {
             .iter()
             .find(|extension| extension.extn_id == oid)
             .map(|extension| extension.extn_value.as_bytes())
+    }
+
+    /// How many extensions with this OID the certificate carries (RFC 5280 allows one).
+    pub fn extension_count(&self, oid: &str) -> usize {
+        let Ok(oid) = ObjectIdentifier::new(oid) else {
+            return 0;
+        };
+        self.cert
+            .tbs_certificate()
+            .extensions()
+            .map_or(0, |all| all.iter().filter(|e| e.extn_id == oid).count())
     }
 
     /// The serial number in lowercase hex without leading zeros (as revocation lists key it).
@@ -383,21 +444,38 @@ pub fn verify_chain(
     }
     // Step 2: anchored by the last certificate's key, or by the key that signed it.
     let last_spki = last.spki_der();
+    let last_index = chain.len() - 1;
     let (anchor, includes_root) = match anchors.iter().position(|a| a.spki == last_spki) {
-        Some(index) => (index, true),
+        Some(index) => {
+            // Step 2a.
+            if chain.len() < 2 {
+                return Err(X509Error::AnchorOnly);
+            }
+            // Step 2b.
+            let key = PublicKey::from_spki_der(&last_spki).map_err(|_| X509Error::UntrustedRoot)?;
+            last.verify_signed_by(&key, last_index)?;
+            (index, true)
+        }
         None => {
             let signer = anchors.iter().position(|anchor| {
                 PublicKey::from_spki_der(&anchor.spki)
-                    .is_ok_and(|key| last.verify_signed_by(&key, chain.len() - 1).is_ok())
+                    .is_ok_and(|key| last.verify_signed_by(&key, last_index).is_ok())
             });
             (signer.ok_or(X509Error::UntrustedRoot)?, false)
         }
     };
     let below_anchor = if includes_root {
-        &chain[..chain.len() - 1]
+        &chain[..last_index]
     } else {
         chain
     };
+    // Step 2c.
+    if let Some(index) = below_anchor
+        .iter()
+        .position(|cert| anchors.iter().any(|a| a.spki == cert.spki_der()))
+    {
+        return Err(X509Error::AnchorKeyBelowRoot { index });
+    }
     // Step 3: each link. When the chain stops below the root, step 2 has already verified its
     // top certificate's signature with the anchor key.
     for (index, cert) in below_anchor.iter().enumerate() {

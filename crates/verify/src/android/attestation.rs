@@ -7,7 +7,7 @@
 //! 3. Every link verifies and every certificate below the anchor is valid at `now`.
 //! 4. No certificate is on the revocation status list (REVOKED or SUSPENDED), by serial.
 //! 5. Only the leaf carries a KeyDescription: an attested key must not issue attestations.
-//! 6. The leaf's KeyDescription parses (strict DER).
+//! 6. The leaf carries exactly one KeyDescription, and it parses (strict DER).
 //! 7. Its attestationChallenge is the expected one.
 //!
 //! What policy then weighs (security levels, root of trust, patch level, package and signer,
@@ -65,6 +65,8 @@ pub enum AndroidError {
     KeyDescriptionOutsideLeaf { index: usize },
     #[error("the leaf certificate carries no key description")]
     MissingKeyDescription,
+    #[error("the leaf certificate carries more than one key description")]
+    DuplicateKeyDescription,
     #[error("key description: {0}")]
     KeyDescription(#[from] KeyDescriptionError),
     #[error("the attestation challenge is not the expected one")]
@@ -72,6 +74,29 @@ pub enum AndroidError {
 }
 
 impl AndroidError {
+    /// A stable code for the refusal, as the forgery suite's data file names it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AndroidError::Chain(error) => error.code(),
+            AndroidError::Revoked { .. } => "revoked",
+            AndroidError::KeyDescriptionOutsideLeaf { .. } => "key_description_outside_leaf",
+            AndroidError::MissingKeyDescription => "missing_key_description",
+            AndroidError::DuplicateKeyDescription => "duplicate_key_description",
+            AndroidError::KeyDescription(_) => "key_description_malformed",
+            AndroidError::ChallengeMismatch => "challenge_mismatch",
+        }
+    }
+
+    /// The certificate the refusal is about (0 is the leaf), where there is one.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            AndroidError::Chain(error) => error.index(),
+            AndroidError::Revoked { index, .. }
+            | AndroidError::KeyDescriptionOutsideLeaf { index } => Some(*index),
+            _ => None,
+        }
+    }
+
     /// Whether the refusal comes from the revocation status list.
     pub fn is_revocation(&self) -> bool {
         matches!(self, AndroidError::Revoked { .. })
@@ -139,6 +164,9 @@ pub fn verify(
     }
     // Step 6.
     let leaf = certs.first().ok_or(X509Error::Empty)?;
+    if leaf.extension_count(key_description::OID) > 1 {
+        return Err(AndroidError::DuplicateKeyDescription);
+    }
     let extension = leaf
         .extension(key_description::OID)
         .ok_or(AndroidError::MissingKeyDescription)?;
