@@ -323,6 +323,16 @@ impl TestAndroidCa {
         vec![leaf, self.0.intermediate_der(), self.0.root_der()]
     }
 
+    /// Leaf (the attested `point`, carrying exactly `extensions`), intermediate, root.
+    pub fn chain_with_extensions(
+        &self,
+        point: &[u8],
+        extensions: Vec<CustomExtension>,
+    ) -> Vec<Vec<u8>> {
+        let leaf = self.0.leaf(point, extensions, 1, None);
+        vec![leaf, self.0.intermediate_der(), self.0.root_der()]
+    }
+
     /// A chain whose intermediate also carries a key description: an attested key pretending
     /// to be a CA.
     pub fn chain_with_description_in_intermediate(
@@ -429,7 +439,7 @@ impl KeyDescription {
     }
 }
 
-fn tlv(tag: &[u8], content: &[u8]) -> Vec<u8> {
+pub(crate) fn tlv(tag: &[u8], content: &[u8]) -> Vec<u8> {
     let mut out = tag.to_vec();
     let len = content.len();
     if len < 0x80 {
@@ -447,15 +457,15 @@ fn tlv(tag: &[u8], content: &[u8]) -> Vec<u8> {
     out
 }
 
-fn sequence(items: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn sequence(items: &[Vec<u8>]) -> Vec<u8> {
     tlv(&[0x30], &items.concat())
 }
 
-fn set(items: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn set(items: &[Vec<u8>]) -> Vec<u8> {
     tlv(&[0x31], &items.concat())
 }
 
-fn octets(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn octets(bytes: &[u8]) -> Vec<u8> {
     tlv(&[0x04], bytes)
 }
 
@@ -471,7 +481,7 @@ fn minimal_integer(value: i64) -> Vec<u8> {
     bytes[start..].to_vec()
 }
 
-fn integer(value: i64) -> Vec<u8> {
+pub(crate) fn integer(value: i64) -> Vec<u8> {
     tlv(&[0x02], &minimal_integer(value))
 }
 

@@ -108,3 +108,4 @@ pub fn unix_seconds(rfc3339: &str) -> i64 {
     parsed.unix_timestamp()
 }
 pub mod attestation;
+pub mod forgery;
