@@ -41,6 +41,11 @@ impl ManualClock {
     pub fn advance(&self, secs: i64) {
         self.0.fetch_add(secs, Ordering::SeqCst);
     }
+
+    /// Moves the clock to `at` (back or forward): tests that judge real, dated evidence.
+    pub fn set(&self, at: UnixTime) {
+        self.0.store(at.secs(), Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {

@@ -6,6 +6,7 @@
 mod admin;
 mod attest;
 mod common;
+mod forgeries;
 mod gateway;
 mod hardware;
 mod interop;

@@ -64,6 +64,15 @@ impl Stack {
     }
 
     pub async fn start_with(customize: impl FnOnce(&mut Config)) -> Stack {
+        Self::start_trusting(customize, true).await
+    }
+
+    /// A node that trusts only the roots medgate ships: no test CA.
+    pub async fn start_with_production_roots() -> Stack {
+        Self::start_trusting(|_| {}, false).await
+    }
+
+    async fn start_trusting(customize: impl FnOnce(&mut Config), test_cas: bool) -> Stack {
         let dir = tempfile::tempdir().unwrap();
         let upstream = SampleUpstream::start("127.0.0.1:0".parse().unwrap())
             .await
@@ -77,11 +86,13 @@ impl Stack {
         let anchor = |der: Vec<u8>| {
             TrustAnchor::from_certificate("test CA", &Certificate::from_der(&der, 0).unwrap())
         };
-        roots.apple_roots.push(anchor(apple_ca.root_der()));
-        roots
-            .android_roots
-            .hardware
-            .push(anchor(android_ca.root_der()));
+        if test_cas {
+            roots.apple_roots.push(anchor(apple_ca.root_der()));
+            roots
+                .android_roots
+                .hardware
+                .push(anchor(android_ca.root_der()));
+        }
         let options = NodeOptions {
             master_key: None,
             clock: clock.clone(),
