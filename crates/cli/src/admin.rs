@@ -174,6 +174,9 @@ enum PlatformSpec {
         /// How old a verdict's request timestamp may be, in seconds.
         #[arg(long, default_value_t = 300)]
         max_age_secs: u32,
+        /// Accept Play's test responses (license testers), degraded and at self_reported.
+        #[arg(long)]
+        allow_test_responses: bool,
         /// Accept self-built apps enrolled with a one-time code.
         #[arg(long)]
         allow_enrolment: bool,
@@ -226,6 +229,7 @@ impl PlatformSpec {
                 require_licensed,
                 check_environment,
                 max_age_secs,
+                allow_test_responses,
                 allow_enrolment,
                 on_failure,
             } => {
@@ -239,8 +243,8 @@ impl PlatformSpec {
                     serde_json::json!({"package_name": package, "signing_cert_digests": signing_digests,
                         "required_device_labels": labels, "require_play_recognized": !allow_unrecognized,
                         "require_licensed": require_licensed, "check_environment": check_environment,
-                        "max_age_secs": max_age_secs, "allow_enrolment": allow_enrolment,
-                        "on_failure": on_failure.name()}),
+                        "max_age_secs": max_age_secs, "allow_test_responses": allow_test_responses,
+                        "allow_enrolment": allow_enrolment, "on_failure": on_failure.name()}),
                 )
             }
         }
@@ -258,6 +262,9 @@ enum EnrolmentCommand {
     },
     /// List an app's enrolments and what they enrolled.
     List { app_id: String },
+    /// Revoke an enrolment (by its code's SHA-256, as `list` shows it): its build is no longer
+    /// admitted and the installation it enrolled is revoked.
+    Revoke { app_id: String, code_sha256: String },
 }
 
 #[derive(Subcommand)]
@@ -295,6 +302,10 @@ enum ReleaseCommand {
         /// SHA-256 of the binary, for SDK evidence (hardware platforms attest the signer instead).
         #[arg(long, value_name = "HEX")]
         sdk_binary_sha256: Option<String>,
+        /// The build's Android versionCode: Android Key Attestation and Play Integrity attest it,
+        /// and refuse a build whose attested code is not its release's.
+        #[arg(long, value_name = "N")]
+        version_code: Option<i64>,
     },
     /// Revoke every build of a version.
     Revoke { app_id: String, version: String },
@@ -447,10 +458,11 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                     app_id,
                     version,
                     sdk_binary_sha256,
+                    version_code,
                 },
         } => {
-            let body =
-                serde_json::json!({"version": version, "sdk_binary_sha256": sdk_binary_sha256});
+            let body = serde_json::json!({"version": version, "sdk_binary_sha256": sdk_binary_sha256,
+                "version_code": version_code});
             let release = api
                 .call(
                     Method::POST,
@@ -489,7 +501,7 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
             summary(json, &releases, || {
                 table(
                     &releases,
-                    &["version", "binary_sha256", "revoked_at"],
+                    &["version", "binary_sha256", "version_code", "revoked_at"],
                     |r, c| r[c].to_string(),
                 )
             })
@@ -611,9 +623,31 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                 "expires_at",
                 "used_at",
                 "identity",
+                "revoked_at",
             ];
             summary(json, &listed, || {
                 table(&listed, &columns, |e, c| e[c].to_string())
+            })
+        }
+        AdminCommand::Enrolment {
+            command:
+                EnrolmentCommand::Revoke {
+                    app_id,
+                    code_sha256,
+                },
+        } => {
+            let revoked = api
+                .call(
+                    Method::POST,
+                    &format!("/apps/{app_id}/enrolments/{code_sha256}/revoke"),
+                    None,
+                )
+                .await?;
+            summary(json, &revoked, || {
+                format!(
+                    "revoked enrolment {code_sha256} of {app_id} (installation {})",
+                    revoked["installation_id"]
+                )
             })
         }
         AdminCommand::Keys {

@@ -288,10 +288,14 @@ pub enum Reason {
     AppUnlicensed,
     /// Play reports risky apps running alongside, or Play Protect found risk.
     EnvironmentRisk,
+    /// The platform attests a version code that is not the claimed release's.
+    VersionMismatch,
+    /// A Play Integrity test response (sent to license testers), not a verdict on a device.
+    TestResponse,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 27] = [
         Reason::ChallengeInvalid,
         Reason::AppUnknown,
         Reason::ReleaseUnknown,
@@ -317,6 +321,8 @@ impl Reason {
         Reason::AppUnrecognized,
         Reason::AppUnlicensed,
         Reason::EnvironmentRisk,
+        Reason::VersionMismatch,
+        Reason::TestResponse,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -346,6 +352,8 @@ impl Reason {
             Reason::AppUnrecognized => "app_unrecognized",
             Reason::AppUnlicensed => "app_unlicensed",
             Reason::EnvironmentRisk => "environment_risk",
+            Reason::VersionMismatch => "version_mismatch",
+            Reason::TestResponse => "test_response",
         }
     }
 }

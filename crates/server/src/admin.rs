@@ -58,6 +58,10 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
             "/apps/{app_id}/enrolments",
             post(create_enrolment).get(list_enrolments),
         )
+        .route(
+            "/apps/{app_id}/enrolments/{code_sha256}/revoke",
+            post(revoke_enrolment),
+        )
 }
 
 pub(crate) fn parse_hash(hex: &str) -> Option<[u8; 32]> {
@@ -219,6 +223,9 @@ struct AddRelease {
     version: String,
     /// Required for SDK evidence; hardware platforms attest the build by its signer.
     sdk_binary_sha256: Option<String>,
+    /// The build's version code (Android `versionCode`): required for Android Key Attestation
+    /// and Play Integrity, which attest it.
+    version_code: Option<i64>,
 }
 
 async fn add_release(
@@ -245,10 +252,19 @@ async fn add_release(
             "sdk_binary_sha256 must be 64 hex digits".into(),
         ));
     }
+    if request
+        .version_code
+        .is_some_and(|code| !(0..=i64::from(i32::MAX)).contains(&code))
+    {
+        return Err(ApiError::Malformed(
+            "version_code must be between 0 and 2147483647".into(),
+        ));
+    }
     let release = Release {
         app_id,
         version: request.version,
         binary_sha256: measurement,
+        version_code: request.version_code,
         created_at: state.clock.now(),
         revoked_at: None,
     };
@@ -257,7 +273,11 @@ async fn add_release(
         &state,
         "admin.release.add",
         &release.app_id,
-        serde_json::json!({"version": release.version, "sdk_binary_sha256": release.binary_sha256}),
+        serde_json::json!({
+            "version": release.version,
+            "sdk_binary_sha256": release.binary_sha256,
+            "version_code": release.version_code,
+        }),
     )
     .await?;
     Ok(json(StatusCode::CREATED, &release))
@@ -644,6 +664,7 @@ async fn create_enrolment(
         used_at: None,
         installation_id: None,
         identity: None,
+        revoked_at: None,
     };
     state.store.create_enrolment(&enrolment).await?;
     audited(
@@ -659,6 +680,55 @@ async fn create_enrolment(
             "app_id": app_id,
             "code": code,
             "expires_at": medgate_service::clock::rfc3339(enrolment.expires_at),
+        }),
+    ))
+}
+
+/// Revokes an enrolment: its identity is no longer admitted, an unused code can no longer be
+/// claimed, and the installation it enrolled is revoked (the gateway refuses it within seconds).
+async fn revoke_enrolment(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    Path((app_id, code_sha256)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    if !names::is_sha256_hex(&code_sha256) {
+        return Err(ApiError::Malformed(
+            "the enrolment is named by its code's SHA-256, 64 hex digits".into(),
+        ));
+    }
+    let code_sha256 = code_sha256.to_ascii_lowercase();
+    let now = state.clock.now();
+    let revoked = state
+        .store
+        .revoke_enrolment(&app_id, &code_sha256, now)
+        .await?;
+    let installation = state
+        .store
+        .enrolment(&code_sha256)
+        .await?
+        .and_then(|enrolment| enrolment.installation_id);
+    if let Some(installation) = &installation {
+        state.store.revoke_installation(installation, now).await?;
+    }
+    audited(
+        &state,
+        "admin.enrolment.revoke",
+        &app_id,
+        serde_json::json!({
+            "code_sha256": code_sha256,
+            "newly_revoked": revoked,
+            "installation_id": installation,
+        }),
+    )
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "app_id": app_id,
+            "code_sha256": code_sha256,
+            "revoked": true,
+            "newly_revoked": revoked,
+            "installation_id": installation,
         }),
     ))
 }

@@ -255,6 +255,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
         .iter()
         .map(|release| RegisteredRelease {
             binary_sha256: release.binary_sha256.as_deref(),
+            version_code: release.version_code,
             revoked: release.revoked_at.is_some(),
         })
         .collect();
@@ -262,7 +263,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
         &evidence,
         &fresh,
         Some(&app.policy),
-        ReleaseCheck::evaluate(&evidence, &registered),
+        ReleaseCheck::evaluate(&evidence, &registered, &platform.outcome),
         installation,
         &platform.outcome,
     );

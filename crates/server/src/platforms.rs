@@ -7,8 +7,9 @@
 //!    a platform policy), else `platform_not_allowed`.
 //! 2. The platform statement verifies and commits to SHA-256(challenge ‖ jkt), else
 //!    `evidence_invalid` (`attestation_revoked` for a listed certificate).
-//! 3. The build identity it proves is registered, enrolled, or being enrolled with a valid code
-//!    presented now (`enrolment_invalid` for a bad code).
+//! 3. The build identity it proves is registered, enrolled through this platform (while its
+//!    policy allows enrolment), or being enrolled with a valid code presented now
+//!    (`enrolment_invalid` for a bad code); `crate::platform::identity_standing` decides.
 //! 4. `crate::platform::evaluate` turns the facts into an outcome under the policy.
 
 use medgate_proto::b64;
@@ -20,8 +21,8 @@ use medgate_verify::android::attestation as android;
 use medgate_verify::apple::{self, AttestationExpectations, DecodedAttestation, Environment};
 use medgate_verify::evidence::{PlatformEvidence, VerifiedEvidence};
 use medgate_verify::platform::{
-    self, AndroidPolicy, ApplePolicy, BuildIdentity, IdentityStanding, OnFailure, PlatformFacts,
-    PlatformOutcome, PlayIntegrityPolicy,
+    self, AndroidPolicy, ApplePolicy, BuildIdentity, OnFailure, PlatformFacts, PlatformOutcome,
+    PlayIntegrityPolicy,
 };
 use medgate_verify::play_integrity::{self, Expectations, PlayIntegrityKeys, RequestBinding};
 use ring::digest;
@@ -181,11 +182,7 @@ pub(crate) async fn check(
                 receipt: verified.receipt().to_vec(),
                 created_at: now,
             };
-            let official: Vec<BuildIdentity> = policy
-                .app_ids
-                .iter()
-                .map(|id| BuildIdentity::apple(id))
-                .collect();
+            let official = policy.registered_identities();
             let mut checked = finish(
                 state,
                 evidence,
@@ -238,11 +235,7 @@ pub(crate) async fn check(
             };
             let facts =
                 PlatformFacts::apple_assertion(&verified, environment, &stored.app_id, &policy);
-            let official: Vec<BuildIdentity> = policy
-                .app_ids
-                .iter()
-                .map(|id| BuildIdentity::apple(id))
-                .collect();
+            let official = policy.registered_identities();
             finish(
                 state,
                 evidence,
@@ -289,7 +282,7 @@ pub(crate) async fn check(
             })?;
             let facts =
                 PlatformFacts::android(&verified, evidence.installation_key(), &policy, now);
-            let official = signer_identities(&policy.signing_cert_digests);
+            let official = policy.registered_identities();
             finish(
                 state,
                 evidence,
@@ -324,7 +317,7 @@ pub(crate) async fn check(
                 play_integrity::check_request(&verdict, &expect, now.secs().saturating_mul(1000))
                     .map_err(invalid)?;
             let facts = PlatformFacts::play_integrity(&verdict, checked, &policy);
-            let official = signer_identities(&policy.signing_cert_digests);
+            let official = policy.registered_identities();
             finish(
                 state,
                 evidence,
@@ -345,13 +338,6 @@ fn environment_name(environment: Environment) -> &'static str {
         Environment::Production => "production",
         Environment::Development => "development",
     }
-}
-
-fn signer_identities(hex_digests: &[String]) -> Vec<BuildIdentity> {
-    hex_digests
-        .iter()
-        .map(|hex| BuildIdentity::from_stored(format!("signer:{}", hex.to_ascii_lowercase())))
-        .collect()
 }
 
 async fn play_keys(
@@ -420,19 +406,20 @@ async fn finish(
             Some(hash)
         }
     };
-    let enrolled = state.store.enrolled_identities(&app.id).await?;
-    let standing = if proven.iter().any(|identity| official.contains(identity)) {
-        IdentityStanding::Registered
-    } else if proven
-        .iter()
-        .any(|identity| enrolled.iter().any(|e| e == identity.as_str()))
-    {
-        IdentityStanding::Enrolled
-    } else if enrolment.is_some() && !proven.is_empty() {
-        IdentityStanding::Enrolling
-    } else {
-        IdentityStanding::Unknown
-    };
+    let enrolled: Vec<BuildIdentity> = state
+        .store
+        .enrolled_identities(&app.id)
+        .await?
+        .into_iter()
+        .map(BuildIdentity::from_stored)
+        .collect();
+    let standing = platform::identity_standing(
+        proven,
+        official,
+        &enrolled,
+        allow_enrolment,
+        enrolment.is_some(),
+    );
     let outcome = platform::evaluate(&facts, standing, on_failure);
     Ok(PlatformCheck {
         outcome,

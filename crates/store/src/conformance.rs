@@ -24,7 +24,8 @@ macro_rules! store_conformance_tests {
             signing_keys_rotate, audit_appends_chain, concurrent_audit_appends_keep_the_chain,
             meta_round_trip, platform_policies_round_trip, apple_counters_only_grow,
             concurrent_assertions_with_one_counter_yield_one_winner, enrolment_codes_are_single_use,
-            app_secrets_round_trip);
+            app_secrets_round_trip, release_version_codes_and_revoked_versions,
+            enrolments_can_be_revoked);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -82,6 +83,7 @@ fn release(version: &str, hash: &str) -> Release {
         app_id: "org.example.cgm".into(),
         version: version.into(),
         binary_sha256: Some(hash.repeat(32)),
+        version_code: None,
         created_at: at(1),
         revoked_at: None,
     }
@@ -635,6 +637,7 @@ fn enrolment(code: &str, app_id: &str, expires: i64) -> Enrolment {
         used_at: None,
         installation_id: None,
         identity: None,
+        revoked_at: None,
     }
 }
 
@@ -721,6 +724,95 @@ pub(crate) async fn enrolment_codes_are_single_use(store: Arc<impl Store>) {
             .unwrap()
             .len(),
         2
+    );
+}
+
+pub(crate) async fn release_version_codes_and_revoked_versions(store: Arc<impl Store>) {
+    add_sample_app(&*store, "org.example.cgm").await;
+    let coded = Release {
+        version_code: Some(42),
+        binary_sha256: None,
+        ..release("1.0.0", "aa")
+    };
+    store.add_release(&coded).await.unwrap();
+    assert_eq!(
+        store.releases("org.example.cgm", "1.0.0").await.unwrap(),
+        [coded.clone()]
+    );
+    store
+        .revoke_release("org.example.cgm", "1.0.0", at(10))
+        .await
+        .unwrap();
+    // A new build of a revoked version would make attestation disagree with the gateway's
+    // revocation feed: refused, and nothing changes.
+    assert!(matches!(
+        store.add_release(&release("1.0.0", "bb")).await,
+        Err(StoreError::Conflict("release of a revoked version"))
+    ));
+    let releases = store.releases("org.example.cgm", "1.0.0").await.unwrap();
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0].revoked_at, Some(at(10)));
+    assert_eq!(store.revocations_since(0).await.unwrap().len(), 1);
+}
+
+pub(crate) async fn enrolments_can_be_revoked(store: Arc<impl Store>) {
+    add_sample_app(&*store, "org.example.cgm").await;
+    for code in ["used", "unused"] {
+        store
+            .create_enrolment(&enrolment(code, "org.example.cgm", 100))
+            .await
+            .unwrap();
+    }
+    assert!(
+        store
+            .claim_enrolment("used", "org.example.cgm", "inst-1", "id:a", at(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.enrolled_identities("org.example.cgm").await.unwrap(),
+        ["id:a"]
+    );
+    assert!(
+        store
+            .revoke_enrolment("org.example.cgm", "used", at(2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_enrolment("org.example.cgm", "used", at(3))
+            .await
+            .unwrap(),
+        "already revoked"
+    );
+    assert!(matches!(
+        store
+            .revoke_enrolment("org.example.cgm", "nope", at(3))
+            .await,
+        Err(StoreError::NotFound("enrolment"))
+    ));
+    assert!(
+        store
+            .enrolled_identities("org.example.cgm")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.enrolment("used").await.unwrap().unwrap().revoked_at,
+        Some(at(2))
+    );
+    // A revoked code that was never used can no longer be claimed.
+    store
+        .revoke_enrolment("org.example.cgm", "unused", at(4))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .claim_enrolment("unused", "org.example.cgm", "inst-2", "id:b", at(5))
+            .await
+            .unwrap()
     );
 }
 

@@ -65,6 +65,8 @@ pub struct Release {
     pub app_id: String,
     pub version: String,
     pub binary_sha256: Option<String>,
+    /// The build's version code (Android `versionCode`), for platforms that attest it.
+    pub version_code: Option<i64>,
     pub created_at: UnixTime,
     pub revoked_at: Option<UnixTime>,
 }
@@ -129,6 +131,8 @@ pub struct Enrolment {
     pub used_at: Option<UnixTime>,
     pub installation_id: Option<String>,
     pub identity: Option<String>,
+    /// When an operator revoked it: its identity is no longer admitted.
+    pub revoked_at: Option<UnixTime>,
 }
 
 /// A single-use attestation challenge.
@@ -212,6 +216,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
 
     // Releases.
+    /// `Conflict` for a version that was revoked: a revoked version stays revoked.
     async fn add_release(&self, release: &Release) -> Result<(), StoreError>;
     /// Every release of `app_id` with this `version`, revoked or not.
     async fn releases(&self, app_id: &str, version: &str) -> Result<Vec<Release>, StoreError>;
@@ -312,8 +317,16 @@ pub trait Store: Send + Sync + 'static {
         at: UnixTime,
     ) -> Result<bool, StoreError>;
     async fn list_enrolments(&self, app_id: &str) -> Result<Vec<Enrolment>, StoreError>;
-    /// The build identities enrolled for the app.
+    /// The build identities enrolled for the app, less revoked enrolments.
     async fn enrolled_identities(&self, app_id: &str) -> Result<Vec<String>, StoreError>;
+    /// Revokes an enrolment (used or not). Returns false if it was already revoked;
+    /// `NotFound` for an unknown code.
+    async fn revoke_enrolment(
+        &self,
+        app_id: &str,
+        code_sha256: &str,
+        at: UnixTime,
+    ) -> Result<bool, StoreError>;
 
     // Per-app secrets, sealed by the caller.
     async fn set_app_secret(

@@ -25,6 +25,7 @@ use crate::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_hardware_platforms.sql"),
+    include_str!("../migrations/sqlite/0003_claims_match_evidence.sql"),
 ];
 
 /// The database file name inside the data directory.
@@ -202,6 +203,7 @@ fn release_from_row(row: &Row<'_>) -> rusqlite::Result<Release> {
         app_id: row.get("app_id")?,
         version: row.get("version")?,
         binary_sha256: Some(row.get::<_, String>("binary_sha256")?).filter(|hash| !hash.is_empty()),
+        version_code: row.get("version_code")?,
         created_at: time(row, "created_at")?,
         revoked_at: optional_time(row, "revoked_at")?,
     })
@@ -248,7 +250,7 @@ fn decode_installation(
 const INSTALLATION_COLUMNS: &str = "id, app_id, platform, app_version, first_seen, last_seen, last_decision, last_reasons, revoked_at, integrity_level, hardware_key, identity";
 
 const ENROLMENT_COLUMNS: &str =
-    "code_sha256, app_id, created_at, expires_at, used_at, installation_id, identity";
+    "code_sha256, app_id, created_at, expires_at, used_at, installation_id, identity, revoked_at";
 
 fn enrolment_from_row(row: &Row<'_>) -> rusqlite::Result<Enrolment> {
     Ok(Enrolment {
@@ -259,6 +261,7 @@ fn enrolment_from_row(row: &Row<'_>) -> rusqlite::Result<Enrolment> {
         used_at: optional_time(row, "used_at")?,
         installation_id: row.get("installation_id")?,
         identity: row.get("identity")?,
+        revoked_at: optional_time(row, "revoked_at")?,
     })
 }
 
@@ -366,18 +369,36 @@ impl Store for SqliteStore {
     async fn add_release(&self, release: &Release) -> Result<(), StoreError> {
         let release = release.clone();
         self.run(move |conn| {
-            conn.execute(
-                "INSERT INTO releases (app_id, version, binary_sha256, created_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            // A revoked version stays revoked: the gateway's revocation feed says so, and a new
+            // build of it must not make attestation disagree.
+            let revoked: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM releases
+                     WHERE app_id = ?1 AND version = ?2 AND revoked_at IS NOT NULL",
+                    params![release.app_id, release.version],
+                    |row| row.get(0),
+                )
+                .map_err(backend)?;
+            if revoked > 0 {
+                return Err(StoreError::Conflict("release of a revoked version"));
+            }
+            tx.execute(
+                "INSERT INTO releases (app_id, version, binary_sha256, created_at, revoked_at, version_code)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     release.app_id,
                     release.version,
                     release.binary_sha256.as_deref().unwrap_or(""),
                     release.created_at.secs(),
-                    release.revoked_at.map(UnixTime::secs)
+                    release.revoked_at.map(UnixTime::secs),
+                    release.version_code
                 ],
             )
             .map_err(insert_error("release"))?;
+            tx.commit().map_err(backend)?;
             Ok(())
         })
         .await
@@ -964,7 +985,8 @@ impl Store for SqliteStore {
             let changed = conn
                 .execute(
                     "UPDATE enrolments SET used_at = ?5, installation_id = ?3, identity = ?4
-                     WHERE code_sha256 = ?1 AND app_id = ?2 AND used_at IS NULL AND expires_at > ?5",
+                     WHERE code_sha256 = ?1 AND app_id = ?2 AND used_at IS NULL AND expires_at > ?5
+                       AND revoked_at IS NULL",
                     params![code, app_id, installation_id, identity, at.secs()],
                 )
                 .map_err(backend)?;
@@ -990,11 +1012,45 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let mut statement = conn
                 .prepare_cached(
-                    "SELECT DISTINCT identity FROM enrolments WHERE app_id = ?1 AND identity IS NOT NULL ORDER BY identity",
+                    "SELECT DISTINCT identity FROM enrolments
+                     WHERE app_id = ?1 AND identity IS NOT NULL AND revoked_at IS NULL
+                     ORDER BY identity",
                 )
                 .map_err(backend)?;
-            let rows = statement.query_map([app_id], |row| row.get(0)).map_err(backend)?;
+            let rows = statement
+                .query_map([app_id], |row| row.get(0))
+                .map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn revoke_enrolment(
+        &self,
+        app_id: &str,
+        code_sha256: &str,
+        at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let (app_id, code) = (app_id.to_string(), code_sha256.to_string());
+        self.run(move |conn| {
+            let known: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM enrolments WHERE app_id = ?1 AND code_sha256 = ?2",
+                    params![app_id, code],
+                    |row| row.get(0),
+                )
+                .map_err(backend)?;
+            if known == 0 {
+                return Err(StoreError::NotFound("enrolment"));
+            }
+            let changed = conn
+                .execute(
+                    "UPDATE enrolments SET revoked_at = ?3
+                     WHERE app_id = ?1 AND code_sha256 = ?2 AND revoked_at IS NULL",
+                    params![app_id, code, at.secs()],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
         })
         .await
     }

@@ -381,6 +381,15 @@ pub struct KeyDescription {
     pub verified_boot_state: u8,
     /// YYYYMM.
     pub os_patch_level: i64,
+    /// The attested package's versionCode.
+    pub version_code: i64,
+    /// KeyMint's own level, when it differs from `security_level`.
+    pub keymint_security_level: Option<u8>,
+    /// KeyMint `origin`: 0 GENERATED, 2 IMPORTED.
+    pub origin: i64,
+    /// Put rootOfTrust and osPatchLevel in `softwareEnforced` (Android's word) instead of
+    /// `hardwareEnforced`.
+    pub device_state_in_software_list: bool,
 }
 
 impl KeyDescription {
@@ -394,21 +403,27 @@ impl KeyDescription {
             device_locked: true,
             verified_boot_state: 0,
             os_patch_level,
+            version_code: Self::VERSION_CODE,
+            keymint_security_level: None,
+            origin: 0,
+            device_state_in_software_list: false,
         }
     }
 
+    /// The versionCode `genuine` attests.
+    pub const VERSION_CODE: i64 = 42;
+
     pub fn to_der(&self) -> Vec<u8> {
         let app_id = sequence(&[
-            set(&[sequence(&[octets(self.package.as_bytes()), integer(1)])]),
+            set(&[sequence(&[
+                octets(self.package.as_bytes()),
+                integer(self.version_code),
+            ])]),
             set(&self
                 .signing_digests
                 .iter()
                 .map(|d| octets(d))
                 .collect::<Vec<_>>()),
-        ]);
-        let software = sequence(&[
-            explicit(701, integer(1_700_000_000_000)),
-            explicit(709, octets(&app_id)),
         ]);
         let root_of_trust = sequence(&[
             octets(&[0x11; 32]),
@@ -416,21 +431,32 @@ impl KeyDescription {
             enumerated(i64::from(self.verified_boot_state)),
             octets(&[0x22; 32]),
         ]);
-        let hardware = sequence(&[
+        let device_state = vec![
+            explicit(704, root_of_trust),
+            explicit(705, integer(150_000)),
+            explicit(706, integer(self.os_patch_level)),
+        ];
+        let mut software = vec![explicit(701, integer(1_700_000_000_000))];
+        let mut hardware = vec![
             explicit(1, set(&[integer(2)])),
             explicit(2, integer(3)),
             explicit(3, integer(256)),
             explicit(10, integer(1)),
-            explicit(702, integer(0)),
-            explicit(704, root_of_trust),
-            explicit(705, integer(150_000)),
-            explicit(706, integer(self.os_patch_level)),
-        ]);
+            explicit(702, integer(self.origin)),
+        ];
+        if self.device_state_in_software_list {
+            software.extend(device_state);
+        } else {
+            hardware.extend(device_state);
+        }
+        software.push(explicit(709, octets(&app_id)));
+        let (software, hardware) = (sequence(&software), sequence(&hardware));
+        let keymint_level = self.keymint_security_level.unwrap_or(self.security_level);
         sequence(&[
             integer(300),
             enumerated(i64::from(self.security_level)),
             integer(300),
-            enumerated(i64::from(self.security_level)),
+            enumerated(i64::from(keymint_level)),
             octets(&self.challenge),
             octets(&[]),
             software,

@@ -4,14 +4,23 @@
 //! [`PlayIntegrityPolicy`]). Verification happens in the platform modules; this module turns
 //! what they proved into [`PlatformFacts`] and evaluates them:
 //!
-//! 1. Build identity: the Apple app id, or the Android signing certificate, must be the app's
-//!    registered one, or one enrolled with a one-time code (self-built apps), or be enrolling
-//!    now with a valid code. Otherwise `app_identity_mismatch` (always rejects).
+//! 1. Build identity: the Apple app id, or the Android package and signing certificate, must be
+//!    the app's registered one, or one enrolled through the same platform with a one-time code
+//!    (self-built apps, only while the platform policy allows enrolment), or be enrolling now
+//!    with a valid code. Otherwise `app_identity_mismatch` (always rejects). A chain anchored at
+//!    the AOSP software roots, whose keys anyone can use, proves no identity at all.
 //! 2. Device and key checks the policy names (security level, boot state, patch age, Play
 //!    labels, environment). Each failing check either rejects or degrades the grant to the
 //!    limited scopes, as the policy's `on_failure` says.
 //! 3. The integrity level reached, and whether the installation key itself is hardware-backed,
-//!    go into the token.
+//!    go into the token, with the version code the platform attests (Android, Play), which the
+//!    release check compares with the claimed release.
+//!
+//! Claims are never stronger than the evidence: Android's root of trust and patch level are
+//! read from the hardware-enforced list only; the level is the weaker of the attestation and
+//! KeyMint levels; a key is hardware-backed only when both are TEE or StrongBox and it was
+//! generated inside; a Play test response is refused unless policy admits it, and then it
+//! only ever degrades, at `self_reported`.
 //!
 //! A [`PlatformOutcome`] is only made here; `policy::decide` requires one.
 
@@ -125,8 +134,51 @@ pub struct PlayIntegrityPolicy {
     pub max_age_secs: u32,
     #[serde(default)]
     pub allow_enrolment: bool,
+    /// Admit `testingDetails.isTestingResponse` verdicts (license testers), degraded and at
+    /// `self_reported`. Off: they are refused.
+    #[serde(default)]
+    pub allow_test_responses: bool,
     #[serde(default)]
     pub on_failure: OnFailure,
+}
+
+impl ApplePolicy {
+    /// The identities of the registered builds.
+    pub fn registered_identities(&self) -> Vec<BuildIdentity> {
+        self.app_ids
+            .iter()
+            .map(|id| BuildIdentity::apple(id))
+            .collect()
+    }
+}
+
+impl AndroidPolicy {
+    /// The identities of the registered builds: the package with each registered signer.
+    pub fn registered_identities(&self) -> Vec<BuildIdentity> {
+        signer_identities(
+            medgate_proto::wire::platform::ANDROID_KEY_ATTESTATION,
+            &self.package_name,
+            &self.signing_cert_digests,
+        )
+    }
+}
+
+impl PlayIntegrityPolicy {
+    /// The identities of the registered builds: the package with each registered signer.
+    pub fn registered_identities(&self) -> Vec<BuildIdentity> {
+        signer_identities(
+            medgate_proto::wire::platform::PLAY_INTEGRITY,
+            &self.package_name,
+            &self.signing_cert_digests,
+        )
+    }
+}
+
+fn signer_identities(platform: &str, package: &str, hex_digests: &[String]) -> Vec<BuildIdentity> {
+    hex_digests
+        .iter()
+        .map(|hex| BuildIdentity(format!("{platform}:{package}:{}", hex.to_ascii_lowercase())))
+        .collect()
 }
 
 /// A build identity: the string recorded when a self-built app is enrolled.
@@ -135,14 +187,32 @@ pub struct PlayIntegrityPolicy {
 pub struct BuildIdentity(String);
 
 impl BuildIdentity {
-    /// An Apple app id, `TEAMID.bundle.id`.
+    /// An Apple app id, `TEAMID.bundle.id`, attested by App Attest.
     pub fn apple(app_id: &str) -> Self {
-        BuildIdentity(format!("apple:{app_id}"))
+        BuildIdentity(format!(
+            "{}:{app_id}",
+            medgate_proto::wire::platform::APPLE_APP_ATTEST
+        ))
     }
 
-    /// An Android signing certificate: SHA-256, from hex or raw bytes.
-    pub fn signer(digest: &[u8]) -> Self {
-        BuildIdentity(format!("signer:{}", medgate_proto::hex::encode(digest)))
+    /// An Android package and the SHA-256 of a signing certificate, attested by Android Key
+    /// Attestation.
+    pub fn android(package: &str, digest: &[u8]) -> Self {
+        BuildIdentity(format!(
+            "{}:{package}:{}",
+            medgate_proto::wire::platform::ANDROID_KEY_ATTESTATION,
+            medgate_proto::hex::encode(digest)
+        ))
+    }
+
+    /// The same, as Play Integrity reports it. A different identity: what one platform
+    /// enrolled, another does not admit.
+    pub fn play(package: &str, digest: &[u8]) -> Self {
+        BuildIdentity(format!(
+            "{}:{package}:{}",
+            medgate_proto::wire::platform::PLAY_INTEGRITY,
+            medgate_proto::hex::encode(digest)
+        ))
     }
 
     pub fn from_stored(text: String) -> Self {
@@ -151,11 +221,6 @@ impl BuildIdentity {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// The Apple team id, for an Apple identity.
-    pub fn apple_team_id(&self) -> Option<&str> {
-        self.0.strip_prefix("apple:")?.split('.').next()
     }
 }
 
@@ -171,20 +236,53 @@ pub enum IdentityStanding {
     Unknown,
 }
 
+/// Step 1: how the identities the evidence proves stand with the app. Enrolled identities
+/// count only while the platform policy allows enrolment.
+pub fn identity_standing(
+    proven: &[BuildIdentity],
+    registered: &[BuildIdentity],
+    enrolled: &[BuildIdentity],
+    allow_enrolment: bool,
+    enrolling: bool,
+) -> IdentityStanding {
+    if proven.iter().any(|identity| registered.contains(identity)) {
+        IdentityStanding::Registered
+    } else if allow_enrolment && proven.iter().any(|identity| enrolled.contains(identity)) {
+        IdentityStanding::Enrolled
+    } else if allow_enrolment && enrolling && !proven.is_empty() {
+        IdentityStanding::Enrolling
+    } else {
+        IdentityStanding::Unknown
+    }
+}
+
 /// What a platform proved about the installation.
 #[derive(Debug, Clone)]
 pub struct PlatformFacts {
     identities: Vec<BuildIdentity>,
     level: IntegrityLevel,
     hardware_key: bool,
+    version_code: Option<i64>,
     checks: Vec<Check>,
 }
 
-/// A non-cryptographic platform check and whether it passed.
+/// A non-cryptographic platform check and whether it passed. `fixed` overrides the policy's
+/// `on_failure` for checks whose outcome policy does not choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Check {
     reason: Reason,
     passed: bool,
+    fixed: Option<OnFailure>,
+}
+
+impl Check {
+    fn new(reason: Reason, passed: bool) -> Self {
+        Check {
+            reason,
+            passed,
+            fixed: None,
+        }
+    }
 }
 
 impl PlatformFacts {
@@ -196,6 +294,11 @@ impl PlatformFacts {
 
     pub fn level(&self) -> IntegrityLevel {
         self.level
+    }
+
+    /// The app version code the platform attests (Android, Play); App Attest attests none.
+    pub fn version_code(&self) -> Option<i64> {
+        self.version_code
     }
 
     /// From a verified App Attest attestation (first contact) for `app_id`.
@@ -224,17 +327,19 @@ impl PlatformFacts {
             // App Attest keys never leave the Secure Enclave, but they are not the
             // installation key; the installation key is bound to them by clientDataHash.
             hardware_key: false,
-            checks: vec![Check {
-                reason: Reason::DevelopmentEnvironment,
-                passed: environment == Environment::Production || policy.allow_development,
-            }],
+            version_code: None,
+            checks: vec![Check::new(
+                Reason::DevelopmentEnvironment,
+                environment == Environment::Production || policy.allow_development,
+            )],
         }
     }
 }
 
 impl PlatformFacts {
     /// From a verified Android key attestation. `installation_key` is the key that signed the
-    /// evidence: when the attested key is that key, the token says the key is hardware-backed.
+    /// evidence: when the attested key is that key, and it was generated inside a TEE or
+    /// StrongBox, the token says the key is hardware-backed.
     pub fn android(
         attestation: &VerifiedAndroidAttestation,
         installation_key: &PublicJwk,
@@ -242,68 +347,68 @@ impl PlatformFacts {
         now: UnixTime,
     ) -> Self {
         let description = attestation.key_description();
+        // A software root's private key is public: such a chain proves nothing.
         let software = attestation.anchor() == AnchorKind::Software;
-        let attested_level = if software {
-            SecurityLevel::Software
+        let weakest = if software {
+            MinSecurityLevel::Software
         } else {
-            description.attestation_security_level
+            rank(description.attestation_security_level)
+                .min(rank(description.keymint_security_level))
         };
-        let level = match attested_level {
-            SecurityLevel::StrongBox => IntegrityLevel::Strongbox,
-            SecurityLevel::TrustedEnvironment => IntegrityLevel::Hardware,
-            SecurityLevel::Software => IntegrityLevel::SelfReported,
+        let level = match weakest {
+            MinSecurityLevel::StrongBox => IntegrityLevel::Strongbox,
+            MinSecurityLevel::TrustedEnvironment => IntegrityLevel::Hardware,
+            MinSecurityLevel::Software => IntegrityLevel::SelfReported,
         };
-        let weakest = rank(attested_level).min(rank(description.keymint_security_level));
-        let identities = match description.attestation_application_id() {
-            Some(app)
-                if app
-                    .packages
+        let attested_app = description
+            .attestation_application_id()
+            .filter(|_| !software)
+            .and_then(|app| {
+                app.packages
                     .iter()
-                    .any(|package| package.name == policy.package_name) =>
-            {
-                app.signature_digests
-                    .iter()
-                    .map(|digest| BuildIdentity::signer(digest))
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        let root = description.root_of_trust();
-        let mut checks = vec![Check {
-            reason: Reason::SecurityLevelInsufficient,
-            passed: weakest >= policy.min_security_level,
-        }];
-        if policy.require_locked_bootloader {
-            checks.push(Check {
-                reason: Reason::BootloaderUnlocked,
-                passed: root.is_some_and(|root| root.device_locked),
+                    .find(|package| package.name == policy.package_name)
+                    .map(|package| (app, package.version))
             });
+        let identities = attested_app.map_or_else(Vec::new, |(app, _)| {
+            app.signature_digests
+                .iter()
+                .map(|digest| BuildIdentity::android(&policy.package_name, digest))
+                .collect()
+        });
+        let root = description.hardware_root_of_trust().filter(|_| !software);
+        let mut checks = vec![Check::new(
+            Reason::SecurityLevelInsufficient,
+            !software && weakest >= policy.min_security_level,
+        )];
+        if policy.require_locked_bootloader {
+            checks.push(Check::new(
+                Reason::BootloaderUnlocked,
+                root.is_some_and(|root| root.device_locked),
+            ));
         }
         if policy.require_verified_boot {
-            checks.push(Check {
-                reason: Reason::VerifiedBootFailed,
-                passed: root
-                    .is_some_and(|root| root.verified_boot_state == VerifiedBootState::Verified),
-            });
+            checks.push(Check::new(
+                Reason::VerifiedBootFailed,
+                root.is_some_and(|root| root.verified_boot_state == VerifiedBootState::Verified),
+            ));
         }
         if let Some(max_months) = policy.max_patch_age_months {
             let fresh = description
-                .os_patch_level()
+                .hardware_os_patch_level()
+                .filter(|_| !software)
                 .and_then(patch_month_index)
                 .is_some_and(|patch| month_index(now) - patch <= i64::from(max_months));
-            checks.push(Check {
-                reason: Reason::PatchLevelOutdated,
-                passed: fresh,
-            });
+            checks.push(Check::new(Reason::PatchLevelOutdated, fresh));
         }
         let installation_point = installation_key.public_key_bytes();
-        let hardware_key = !software
-            && attested_level != SecurityLevel::Software
+        let hardware_key = weakest >= MinSecurityLevel::TrustedEnvironment
+            && description.hardware_origin() == Some(KEY_ORIGIN_GENERATED)
             && matches!(attestation.leaf_key(), PublicKey::P256(point) if *point == installation_point);
         PlatformFacts {
             identities,
             level,
             hardware_key,
+            version_code: attested_app.map(|(_, version)| version),
             checks,
         }
     }
@@ -315,20 +420,27 @@ impl PlatformFacts {
         policy: &PlayIntegrityPolicy,
     ) -> Self {
         let app = &verdict.app_integrity;
-        let identities = if app.package_name.as_deref() == Some(policy.package_name.as_str()) {
+        let ours = app.package_name.as_deref() == Some(policy.package_name.as_str());
+        let identities = if ours {
             app.certificate_sha256_digest
                 .iter()
                 .filter_map(|digest| {
                     medgate_proto::b64::decode(digest.trim_end_matches('='), 64).ok()
                 })
-                .map(|digest| BuildIdentity::signer(&digest))
+                .map(|digest| BuildIdentity::play(&policy.package_name, &digest))
                 .collect()
         } else {
             Vec::new()
         };
+        let testing = verdict
+            .testing_details
+            .as_ref()
+            .is_some_and(|details| details.is_testing_response);
         let labels = &verdict.device_integrity.device_recognition_verdict;
         let has = |label: DeviceLabel| labels.contains(&label);
-        let level = if has(DeviceLabel::MeetsStrongIntegrity) {
+        let level = if testing {
+            IntegrityLevel::SelfReported
+        } else if has(DeviceLabel::MeetsStrongIntegrity) {
             IntegrityLevel::Hardware
         } else if has(DeviceLabel::MeetsDeviceIntegrity) {
             IntegrityLevel::Device
@@ -341,27 +453,35 @@ impl PlatformFacts {
             .iter()
             .map(|label| label.as_str().to_string())
             .collect();
-        let mut checks = vec![Check {
-            reason: Reason::DeviceIntegrityInsufficient,
-            passed: policy
+        let mut checks = vec![Check::new(
+            Reason::DeviceIntegrityInsufficient,
+            policy
                 .required_device_labels
                 .iter()
                 .all(|required| label_names.contains(required)),
-        }];
-        if policy.require_play_recognized {
+        )];
+        if testing {
             checks.push(Check {
-                reason: Reason::AppUnrecognized,
-                passed: app.app_recognition_verdict == AppRecognitionVerdict::PlayRecognized,
+                reason: Reason::TestResponse,
+                passed: false,
+                fixed: Some(if policy.allow_test_responses {
+                    OnFailure::Degrade
+                } else {
+                    OnFailure::Reject
+                }),
             });
+        }
+        if policy.require_play_recognized {
+            checks.push(Check::new(
+                Reason::AppUnrecognized,
+                app.app_recognition_verdict == AppRecognitionVerdict::PlayRecognized,
+            ));
         }
         if policy.require_licensed {
             let licensed = verdict.account_details.as_ref().is_some_and(|account| {
                 account.app_licensing_verdict == AppLicensingVerdict::Licensed
             });
-            checks.push(Check {
-                reason: Reason::AppUnlicensed,
-                passed: licensed,
-            });
+            checks.push(Check::new(Reason::AppUnlicensed, licensed));
         }
         if policy.check_environment {
             let environment = verdict.environment_details.as_ref();
@@ -375,19 +495,23 @@ impl PlatformFacts {
                         .iter()
                         .any(|kind| kind.starts_with("UNKNOWN_") && kind != "UNKNOWN_INSTALLED")
                 });
-            checks.push(Check {
-                reason: Reason::EnvironmentRisk,
-                passed: !risky_protect && !risky_apps,
-            });
+            checks.push(Check::new(
+                Reason::EnvironmentRisk,
+                !risky_protect && !risky_apps,
+            ));
         }
         PlatformFacts {
             identities,
             level,
             hardware_key: false,
+            version_code: app.version_code.filter(|_| ours),
             checks,
         }
     }
 }
+
+/// KeyMint `origin` GENERATED: the key was made inside the secure environment.
+const KEY_ORIGIN_GENERATED: i64 = 0;
 
 fn rank(level: SecurityLevel) -> MinSecurityLevel {
     match level {
@@ -424,6 +548,7 @@ fn month_index(now: UnixTime) -> i64 {
 pub struct PlatformOutcome {
     level: IntegrityLevel,
     hardware_key: bool,
+    version_code: Option<i64>,
     rejections: Vec<Reason>,
     degradations: Vec<Reason>,
 }
@@ -434,6 +559,7 @@ impl PlatformOutcome {
         PlatformOutcome {
             level: IntegrityLevel::SelfReported,
             hardware_key: false,
+            version_code: None,
             rejections: Vec::new(),
             degradations: Vec::new(),
         }
@@ -444,6 +570,10 @@ impl PlatformOutcome {
     }
     pub fn hardware_key(&self) -> bool {
         self.hardware_key
+    }
+    /// The version code the platform attests, for the release check.
+    pub fn version_code(&self) -> Option<i64> {
+        self.version_code
     }
     pub fn rejections(&self) -> &[Reason] {
         &self.rejections
@@ -467,7 +597,7 @@ pub fn evaluate(
     }
     // Step 2.
     for check in facts.checks.iter().filter(|check| !check.passed) {
-        match on_failure {
+        match check.fixed.unwrap_or(on_failure) {
             OnFailure::Reject => rejections.push(check.reason),
             OnFailure::Degrade => degradations.push(check.reason),
         }
@@ -476,6 +606,7 @@ pub fn evaluate(
     PlatformOutcome {
         level: facts.level,
         hardware_key: facts.hardware_key,
+        version_code: facts.version_code,
         rejections,
         degradations,
     }
@@ -564,16 +695,27 @@ mod tests {
     fn identities_have_stable_text() {
         assert_eq!(
             BuildIdentity::apple("ABCDE12345.org.loopkit.Loop").as_str(),
-            "apple:ABCDE12345.org.loopkit.Loop"
+            "apple-app-attest:ABCDE12345.org.loopkit.Loop"
         );
         assert_eq!(
-            BuildIdentity::apple("ABCDE12345.org.loopkit.Loop").apple_team_id(),
-            Some("ABCDE12345")
+            BuildIdentity::android("info.nightscout.androidaps", &[0xab, 0x01]).as_str(),
+            "android-key-attestation:info.nightscout.androidaps:ab01"
         );
-        assert_eq!(BuildIdentity::signer(&[0xab, 0x01]).as_str(), "signer:ab01");
-        assert_eq!(BuildIdentity::signer(&[1]).apple_team_id(), None);
-        let policy: AndroidPolicy =
-            serde_json::from_str(r#"{"package_name": "info.nightscout.androidaps"}"#).unwrap();
+        assert_eq!(
+            BuildIdentity::play("info.nightscout.androidaps", &[0xab, 0x01]).as_str(),
+            "play-integrity:info.nightscout.androidaps:ab01"
+        );
+        let policy: AndroidPolicy = serde_json::from_str(
+            r#"{"package_name": "info.nightscout.androidaps", "signing_cert_digests": ["AB01"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            policy.registered_identities(),
+            [BuildIdentity::android(
+                "info.nightscout.androidaps",
+                &[0xab, 0x01]
+            )]
+        );
         assert!(policy.require_locked_bootloader && policy.require_verified_boot);
         assert_eq!(
             policy.min_security_level,

@@ -8,7 +8,8 @@
 //!    [`FreshChallenge::check`] makes.
 //! 2. The app is known (`app_unknown`).
 //! 3. The release is registered (`release_unknown`), not revoked (`release_revoked`) and the
-//!    measured binary is the registered one (`tamper_detected`).
+//!    measured binary is the registered one (`tamper_detected`); a platform that attests a
+//!    version code attests the claimed release's (`version_mismatch`).
 //! 4. The installation is not revoked (`installation_revoked`).
 //! 5. Every reported signal is mapped through the app's policy: `reject_on` rejects with
 //!    `<kind>_detected`, `degrade_on` grants only the limited scopes.
@@ -137,6 +138,8 @@ pub struct RegisteredRelease<'a> {
     /// Lowercase hex SHA-256 of the binary, for SDK evidence; `None` for a release registered
     /// for hardware platforms only (they attest the build by signer, not by hash).
     pub binary_sha256: Option<&'a str>,
+    /// The build's version code (Android `versionCode`), for platforms that attest it.
+    pub version_code: Option<i64>,
     pub revoked: bool,
 }
 
@@ -146,32 +149,58 @@ pub enum ReleaseCheck {
     Unknown,
     Revoked,
     MeasurementMismatch,
+    /// The platform attests a version code that no release of the claimed version carries.
+    VersionMismatch,
     Matched,
 }
 
 impl ReleaseCheck {
-    /// `releases` are the app's registered releases with the evidence's version.
-    pub fn evaluate(evidence: &VerifiedEvidence, releases: &[RegisteredRelease<'_>]) -> Self {
+    /// `releases` are the app's registered releases with the evidence's version; `platform` is
+    /// what the hardware platform proved (the version code it attests, if any).
+    ///
+    /// SDK evidence must match a registered binary's measurement. A platform that attests a
+    /// version code (Android, Play) must attest one the claimed release carries, so a build of
+    /// a revoked release cannot pass by claiming another version. App Attest attests no version:
+    /// for it the claimed version is the app's word, and revoking a release is advisory.
+    pub fn evaluate(
+        evidence: &VerifiedEvidence,
+        releases: &[RegisteredRelease<'_>],
+        platform: &PlatformOutcome,
+    ) -> Self {
         if releases.is_empty() {
             return ReleaseCheck::Unknown;
         }
         if releases.iter().all(|release| release.revoked) {
             return ReleaseCheck::Revoked;
         }
-        let PlatformEvidence::Sdk {
-            binary_sha256: measured,
-        } = evidence.platform_evidence()
-        else {
-            // Hardware platforms prove the build by its signer (see `crate::platform`).
-            return ReleaseCheck::Matched;
+        let found = match evidence.platform_evidence() {
+            PlatformEvidence::Sdk {
+                binary_sha256: measured,
+            } => {
+                let found = releases
+                    .iter()
+                    .find(|release| release.binary_sha256 == Some(measured.as_str()));
+                if found.is_none() {
+                    return ReleaseCheck::MeasurementMismatch;
+                }
+                found
+            }
+            _ => match platform.version_code() {
+                None => return ReleaseCheck::Matched,
+                Some(code) => {
+                    let found = releases
+                        .iter()
+                        .find(|release| release.version_code == Some(code));
+                    if found.is_none() {
+                        return ReleaseCheck::VersionMismatch;
+                    }
+                    found
+                }
+            },
         };
-        match releases
-            .iter()
-            .find(|release| release.binary_sha256 == Some(measured.as_str()))
-        {
+        match found {
             Some(release) if release.revoked => ReleaseCheck::Revoked,
-            Some(_) => ReleaseCheck::Matched,
-            None => ReleaseCheck::MeasurementMismatch,
+            _ => ReleaseCheck::Matched,
         }
     }
 }
@@ -255,6 +284,7 @@ pub fn decide(
         ReleaseCheck::Unknown => rejections.push(Reason::ReleaseUnknown),
         ReleaseCheck::Revoked => rejections.push(Reason::ReleaseRevoked),
         ReleaseCheck::MeasurementMismatch => rejections.push(Reason::TamperDetected),
+        ReleaseCheck::VersionMismatch => rejections.push(Reason::VersionMismatch),
         ReleaseCheck::Matched => {}
     }
     // Step 4.
@@ -275,8 +305,13 @@ pub fn decide(
             degradations.push(kind.reason());
         }
     }
-    // Step 6.
+    // Step 6. An app that accepts only hardware-backed evidence never grants on a platform
+    // statement that proves no more than the app's own word (a software-rooted Android chain,
+    // a Play test response).
     rejections.extend_from_slice(platform.rejections());
+    if !policy.allow_sdk_evidence && platform.level() == IntegrityLevel::SelfReported {
+        rejections.push(Reason::SecurityLevelInsufficient);
+    }
     degradations.extend_from_slice(platform.degradations());
     if !rejections.is_empty() {
         let mut seen = BTreeSet::new();
@@ -525,29 +560,32 @@ pub(crate) mod tests {
         let other = "cd".repeat(32);
         let release = |hash, revoked| RegisteredRelease {
             binary_sha256: Some(hash),
+            version_code: None,
             revoked,
         };
+        let sdk = PlatformOutcome::sdk();
         assert_eq!(
-            ReleaseCheck::evaluate(&evidence, &[]),
+            ReleaseCheck::evaluate(&evidence, &[], &sdk),
             ReleaseCheck::Unknown
         );
         assert_eq!(
             ReleaseCheck::evaluate(
                 &evidence,
-                &[release(&other, false), release(&measured, false)]
+                &[release(&other, false), release(&measured, false)],
+                &sdk
             ),
             ReleaseCheck::Matched
         );
         assert_eq!(
-            ReleaseCheck::evaluate(&evidence, &[release(&other, false)]),
+            ReleaseCheck::evaluate(&evidence, &[release(&other, false)], &sdk),
             ReleaseCheck::MeasurementMismatch
         );
         assert_eq!(
-            ReleaseCheck::evaluate(&evidence, &[release(&measured, true)]),
+            ReleaseCheck::evaluate(&evidence, &[release(&measured, true)], &sdk),
             ReleaseCheck::Revoked
         );
         assert_eq!(
-            ReleaseCheck::evaluate(&evidence, &[release(&other, true)]),
+            ReleaseCheck::evaluate(&evidence, &[release(&other, true)], &sdk),
             ReleaseCheck::Revoked
         );
     }

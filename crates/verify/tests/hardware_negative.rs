@@ -408,16 +408,22 @@ fn android_outcome(
         now(),
     )
     .unwrap();
-    let facts = PlatformFacts::android(&verified, &jwk, policy, now());
-    let registered = facts
-        .identities()
-        .iter()
-        .any(|id| id.as_str() == format!("signer:{}", "ab".repeat(32)));
-    let standing = if registered {
-        IdentityStanding::Registered
-    } else {
-        IdentityStanding::Unknown
-    };
+    android_facts(&verified, &jwk, policy)
+}
+
+fn android_facts(
+    verified: &android::VerifiedAndroidAttestation,
+    jwk: &PublicJwk,
+    policy: &AndroidPolicy,
+) -> (PlatformFacts, platform::PlatformOutcome) {
+    let facts = PlatformFacts::android(verified, jwk, policy, now());
+    let standing = platform::identity_standing(
+        facts.identities(),
+        &policy.registered_identities(),
+        &[],
+        policy.allow_enrolment,
+        false,
+    );
     let outcome = platform::evaluate(&facts, standing, policy.on_failure);
     (facts, outcome)
 }
@@ -514,6 +520,123 @@ fn android_policy_rejection_branches() {
     assert_eq!(degraded.degradations(), [Reason::BootloaderUnlocked]);
 }
 
+/// Claims no stronger than the evidence: each of these passed before the fix.
+#[test]
+fn android_claims_are_no_stronger_than_the_evidence() {
+    let challenge = sha256_of(b"c");
+    let genuine = KeyDescription::genuine(&challenge, PACKAGE, SIGNER, 202612);
+    // Root of trust and patch level in softwareEnforced only: Android's word, not the TEE's.
+    let mut android_says = genuine.clone();
+    android_says.device_state_in_software_list = true;
+    assert_eq!(
+        android_outcome(&android_says, &policy(), true)
+            .1
+            .rejections(),
+        [
+            Reason::BootloaderUnlocked,
+            Reason::VerifiedBootFailed,
+            Reason::PatchLevelOutdated
+        ]
+    );
+    // Attestation in StrongBox but the key in a TEE: the weaker level.
+    let mut mixed = genuine.clone();
+    mixed.security_level = 2;
+    mixed.keymint_security_level = Some(1);
+    let (_, outcome) = android_outcome(&mixed, &policy(), true);
+    assert_eq!(outcome.level(), IntegrityLevel::Hardware);
+    let strict = AndroidPolicy {
+        min_security_level: MinSecurityLevel::StrongBox,
+        ..policy()
+    };
+    assert_eq!(
+        android_outcome(&mixed, &strict, true).1.rejections(),
+        [Reason::SecurityLevelInsufficient]
+    );
+    // A software KeyMint under a TEE attestation: no hardware key, self-reported.
+    let mut software_key = genuine.clone();
+    software_key.keymint_security_level = Some(0);
+    let (_, outcome) = android_outcome(&software_key, &policy(), true);
+    assert_eq!(
+        (outcome.level(), outcome.hardware_key()),
+        (IntegrityLevel::SelfReported, false)
+    );
+    // An imported key is not hardware-generated.
+    let mut imported = genuine.clone();
+    imported.origin = 2;
+    let (_, outcome) = android_outcome(&imported, &policy(), true);
+    assert!(outcome.rejections().is_empty());
+    assert!(
+        !outcome.hardware_key(),
+        "an imported key is not hardware-bound"
+    );
+    // The attested versionCode is carried to the release check.
+    assert_eq!(
+        android_outcome(&genuine, &policy(), true).1.version_code(),
+        Some(KeyDescription::VERSION_CODE)
+    );
+}
+
+/// A chain anchored at an AOSP software root (whose private keys are public) proves no
+/// identity, no device state and no hardware, whatever it claims.
+#[test]
+fn a_software_rooted_chain_proves_nothing() {
+    let ca = TestAndroidCa::new();
+    let (key, jwk) = installation();
+    let challenge = sha256_of(b"c");
+    let mut description = KeyDescription::genuine(&challenge, PACKAGE, SIGNER, 202612);
+    description.security_level = 2;
+    let chain = ca.chain(&key.point(), &description);
+    let roots = AndroidRoots {
+        hardware: vec![],
+        software: anchor(&ca.root_der()),
+    };
+    let verified = android::verify(&chain, &roots, None, Some(&challenge), now()).unwrap();
+    assert_eq!(verified.anchor(), AnchorKind::Software);
+    let lenient = AndroidPolicy {
+        min_security_level: MinSecurityLevel::Software,
+        require_locked_bootloader: false,
+        require_verified_boot: false,
+        max_patch_age_months: None,
+        ..policy()
+    };
+    let (facts, outcome) = android_facts(&verified, &jwk, &lenient);
+    assert!(facts.identities().is_empty());
+    assert_eq!(facts.version_code(), None);
+    assert_eq!(
+        (outcome.level(), outcome.hardware_key()),
+        (IntegrityLevel::SelfReported, false)
+    );
+    assert_eq!(
+        outcome.rejections(),
+        [
+            Reason::AppIdentityMismatch,
+            Reason::SecurityLevelInsufficient
+        ]
+    );
+}
+
+#[test]
+fn enrolled_identities_count_only_where_enrolment_is_allowed() {
+    let android = platform::BuildIdentity::android(PACKAGE, &[0x5e; 32]);
+    let play = platform::BuildIdentity::play(PACKAGE, &[0x5e; 32]);
+    let enrolled = [android.clone()];
+    let standing = |proven: &platform::BuildIdentity, allow: bool| {
+        platform::identity_standing(std::slice::from_ref(proven), &[], &enrolled, allow, false)
+    };
+    assert_eq!(standing(&android, true), IdentityStanding::Enrolled);
+    assert_eq!(standing(&android, false), IdentityStanding::Unknown);
+    assert_eq!(
+        standing(&play, true),
+        IdentityStanding::Unknown,
+        "enrolled through another platform"
+    );
+    assert_eq!(
+        platform::identity_standing(std::slice::from_ref(&play), &[], &[], false, true),
+        IdentityStanding::Unknown,
+        "no enrolling where the policy does not allow it"
+    );
+}
+
 #[test]
 fn apple_policy_identity_and_environment() {
     let ca = TestAppleCa::new();
@@ -534,7 +657,10 @@ fn apple_policy_identity_and_environment() {
         on_failure: OnFailure::Reject,
     };
     let facts = PlatformFacts::apple_attestation(&verified, APP_ID, &policy);
-    assert_eq!(facts.identities()[0].as_str(), format!("apple:{APP_ID}"));
+    assert_eq!(
+        facts.identities()[0].as_str(),
+        format!("apple-app-attest:{APP_ID}")
+    );
     assert_eq!(
         platform::evaluate(&facts, IdentityStanding::Registered, OnFailure::Reject).rejections(),
         [Reason::DevelopmentEnvironment]

@@ -124,7 +124,7 @@ async fn app_attest_first_contact_then_assertions_with_a_growing_counter() {
         .unwrap();
     assert_eq!(
         installation.identity.as_deref(),
-        Some(format!("apple:{APPLE_APP_ID}").as_str())
+        Some(format!("apple-app-attest:{APPLE_APP_ID}").as_str())
     );
     assert_eq!(
         stack
@@ -332,7 +332,10 @@ async fn a_self_built_ios_app_is_enrolled_once_with_a_code_and_recognised_after(
         )
         .await
         .json();
-    assert_eq!(enrolments[0]["identity"], format!("apple:{patient_build}"));
+    assert_eq!(
+        enrolments[0]["identity"],
+        format!("apple-app-attest:{patient_build}")
+    );
     assert!(enrolments[0]["used_at"].is_number());
     // The code is spent.
     let (reused, _) = apple_attest(
@@ -704,4 +707,213 @@ async fn platforms_an_app_does_not_accept_are_refused() {
         )
         .await
         .assert_status(StatusCode::BAD_REQUEST);
+}
+
+// Claims no stronger than the evidence (issue: forged Android attestation, point 3).
+
+async fn store_play_keys(stack: &Stack, keys: &TestPlayKeys) {
+    let (decryption, verification) = keys.console_strings();
+    stack
+        .admin(
+            Method::PUT,
+            &format!("/v1/admin/apps/{APP}/play-integrity-keys"),
+            serde_json::json!({"decryption_key": decryption, "verification_key": verification}),
+        )
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+async fn play_attest(
+    stack: &Stack,
+    keys: &TestPlayKeys,
+    change: impl Fn(&mut serde_json::Value),
+) -> Result<medgate_sdk::client::Attestation, ClientError> {
+    let client = stack.client();
+    let challenge = client.challenge().await.unwrap();
+    let mut verdict: serde_json::Value = serde_json::from_slice(&play_verdict(
+        &challenge.binding,
+        stack.now() * 1000,
+        &["MEETS_DEVICE_INTEGRITY", "MEETS_STRONG_INTEGRITY"],
+    ))
+    .unwrap();
+    change(&mut verdict);
+    let token = encrypt_token(verdict.to_string().as_bytes(), keys);
+    client
+        .attest_platform(&challenge, &PlatformEvidence::PlayIntegrity { token }, None)
+        .await
+}
+
+#[tokio::test]
+async fn play_test_responses_are_refused_unless_admitted_and_then_only_degrade() {
+    let stack = Stack::start().await;
+    let keys = TestPlayKeys::generate();
+    store_play_keys(&stack, &keys).await;
+    let policy = |allow: bool| {
+        serde_json::json!({"package_name": APP, "signing_cert_digests": ["ab".repeat(32)],
+            "allow_test_responses": allow})
+    };
+    set_platform(&stack, "play-integrity", policy(false)).await;
+    let testing = |v: &mut serde_json::Value| {
+        v["testingDetails"] = serde_json::json!({"isTestingResponse": true});
+    };
+    // A license tester's response claims strong integrity, and is refused.
+    assert_eq!(
+        reasons(play_attest(&stack, &keys, testing).await),
+        [Reason::TestResponse]
+    );
+    set_platform(&stack, "play-integrity", policy(true)).await;
+    let admitted = play_attest(&stack, &keys, testing).await.unwrap();
+    assert_eq!(
+        (
+            admitted.decision,
+            admitted.integrity_level,
+            admitted.reasons.clone()
+        ),
+        (
+            Decision::AllowLimited,
+            IntegrityLevel::SelfReported,
+            vec![Reason::TestResponse]
+        )
+    );
+    // A real response is unaffected by the flag.
+    let real = play_attest(&stack, &keys, |_| {}).await.unwrap();
+    assert_eq!(
+        (real.decision, real.integrity_level),
+        (Decision::Allow, IntegrityLevel::Hardware)
+    );
+}
+
+#[tokio::test]
+async fn attested_version_codes_must_be_the_claimed_releases() {
+    let stack = Stack::start().await;
+    set_platform(
+        &stack,
+        "android-key-attestation",
+        android_policy(serde_json::json!({})),
+    )
+    .await;
+    // Version 0.9.0 (versionCode 40) was revoked.
+    let add = |version: &'static str, code: i64| {
+        let stack = &stack;
+        async move {
+            stack
+                .admin(
+                    Method::POST,
+                    &format!("/v1/admin/apps/{APP}/releases"),
+                    serde_json::json!({"version": version, "version_code": code}),
+                )
+                .await
+        }
+    };
+    add("0.9.0", 40).await.assert_status(StatusCode::CREATED);
+    stack
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/apps/{APP}/releases/0.9.0/revoke"),
+            serde_json::Value::Null,
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    // The registered release (code 42) passes; the revoked build (code 40) cannot pass by
+    // claiming the current version, nor can a build nobody registered (code 43).
+    let granted = android_attest(&stack, &stack.client(), |_| {}, None)
+        .await
+        .unwrap();
+    assert_eq!(granted.decision, Decision::Allow);
+    assert_eq!(
+        reasons(android_attest(&stack, &stack.client(), |d| d.version_code = 40, None).await),
+        [Reason::VersionMismatch]
+    );
+    assert_eq!(
+        reasons(android_attest(&stack, &stack.client(), |d| d.version_code = 43, None).await),
+        [Reason::VersionMismatch]
+    );
+    // Re-adding a build of the revoked version is refused, so attestation and the gateway's
+    // revocation feed keep agreeing.
+    add("0.9.0", 41).await.assert_status(StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn enrolment_is_per_platform_needs_its_policy_and_can_be_revoked() {
+    let stack = Stack::start().await;
+    let keys = TestPlayKeys::generate();
+    store_play_keys(&stack, &keys).await;
+    let android = |allow: bool| android_policy(serde_json::json!({"allow_enrolment": allow}));
+    set_platform(&stack, "android-key-attestation", android(true)).await;
+    set_platform(
+        &stack,
+        "play-integrity",
+        serde_json::json!({"package_name": APP, "signing_cert_digests": ["ab".repeat(32)],
+            "allow_enrolment": true, "require_play_recognized": false}),
+    )
+    .await;
+    const PATIENT: [u8; 32] = [0x5e; 32];
+    let self_signed = |d: &mut KeyDescription| d.signing_digests = vec![PATIENT];
+    let code = enrolment_code(&stack).await;
+    let client = stack.client();
+    let enrolled = android_attest(&stack, &client, self_signed, Some(code))
+        .await
+        .unwrap();
+    assert_eq!(enrolled.decision, Decision::Allow);
+    let listed = stack
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/apps/{APP}/enrolments"),
+            serde_json::Value::Null,
+        )
+        .await
+        .json();
+    assert_eq!(
+        listed[0]["identity"],
+        format!("android-key-attestation:{APP}:{}", "5e".repeat(32))
+    );
+    // The same package and signer through Play is not enrolled there.
+    let patient_play = |v: &mut serde_json::Value| {
+        v["appIntegrity"]["certificateSha256Digest"] = serde_json::json!([b64::encode(PATIENT)]);
+        v["appIntegrity"]["appRecognitionVerdict"] = "UNRECOGNIZED_VERSION".into();
+    };
+    assert_eq!(
+        reasons(play_attest(&stack, &keys, patient_play).await),
+        [Reason::AppIdentityMismatch]
+    );
+    // A policy without allow_enrolment admits no enrolled identity.
+    set_platform(&stack, "android-key-attestation", android(false)).await;
+    assert_eq!(
+        reasons(android_attest(&stack, &stack.client(), self_signed, None).await),
+        [Reason::AppIdentityMismatch]
+    );
+    set_platform(&stack, "android-key-attestation", android(true)).await;
+    assert_eq!(
+        android_attest(&stack, &stack.client(), self_signed, None)
+            .await
+            .unwrap()
+            .decision,
+        Decision::Allow
+    );
+    // The operator revokes the enrolment: the build is refused and the installation revoked.
+    let code_sha256 = listed[0]["code_sha256"].as_str().unwrap();
+    let revoked = stack
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/apps/{APP}/enrolments/{code_sha256}/revoke"),
+            serde_json::Value::Null,
+        )
+        .await;
+    revoked.assert_status(StatusCode::OK);
+    assert_eq!(
+        revoked.json()["installation_id"],
+        client.installation_id().as_str()
+    );
+    assert_eq!(
+        reasons(android_attest(&stack, &stack.client(), self_signed, None).await),
+        [Reason::AppIdentityMismatch]
+    );
+    let installation = stack
+        .node
+        .store()
+        .get_installation(client.installation_id().as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(installation.revoked_at.is_some());
 }

@@ -302,6 +302,23 @@ impl KeyDescription {
     pub fn origin(&self) -> Option<i64> {
         self.value(|list| list.origin)
     }
+
+    /// `rootOfTrust` from `hardwareEnforced` only: what the secure environment vouches for.
+    /// Policy reads only this one; a value in `softwareEnforced` is Android's word.
+    pub fn hardware_root_of_trust(&self) -> Option<&RootOfTrust> {
+        self.hardware_enforced.root_of_trust.as_ref()
+    }
+
+    /// `osPatchLevel` from `hardwareEnforced` only.
+    pub fn hardware_os_patch_level(&self) -> Option<i64> {
+        self.hardware_enforced.os_patch_level
+    }
+
+    /// `origin` from `hardwareEnforced` only (0 is GENERATED: made inside the secure
+    /// environment, never imported).
+    pub fn hardware_origin(&self) -> Option<i64> {
+        self.hardware_enforced.origin
+    }
 }
 
 /// `AuthorizationList`: one field per known tag. NULL-typed tags are `bool` (present or not);

@@ -133,6 +133,7 @@ impl Stack {
                 &format!("/v1/admin/apps/{APP}/releases"),
                 serde_json::json!({
                     "version": VERSION, "sdk_binary_sha256": MEASUREMENT,
+                    "version_code": medgate_testkit::attestation::KeyDescription::VERSION_CODE,
                 }),
             )
             .await
