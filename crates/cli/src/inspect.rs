@@ -12,9 +12,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use clap::Subcommand;
 use medgate_verify::UnixTime;
 use medgate_verify::android::attestation::{self as android, AnchorKind, AndroidRoots};
-use medgate_verify::android::key_description::{SecurityLevel, VerifiedBootState};
 use medgate_verify::android::revocation::RevocationList;
 use medgate_verify::apple::{self, AttestationExpectations, DecodedAttestation};
+use medgate_verify::platform::{self, AndroidPolicy, PlatformFacts};
 use medgate_verify::play_integrity::{self, Expectations, PlayIntegrityKeys, RequestBinding};
 use medgate_verify::roots;
 use medgate_verify::x509::{self, Certificate, PublicKey, TrustAnchor};
@@ -32,21 +32,25 @@ pub(crate) enum InspectCommand {
         /// The expected attestationChallenge, hex.
         #[arg(long)]
         challenge_hex: Option<String>,
-        /// A package name the attestationApplicationId must contain.
+        /// Evaluate the app's platform policy, as the server does: the package name the
+        /// attestationApplicationId must contain. Without it only the chain is judged.
         #[arg(long)]
         package: Option<String>,
-        /// A signing-certificate SHA-256 (hex) it must contain.
+        /// A registered signing-certificate SHA-256 (hex); repeatable.
+        #[arg(long = "signing-digest")]
+        signing_digests: Vec<String>,
+        /// The policy's minimum key security level.
+        #[arg(long, value_parser = ["software", "trusted_environment", "strong_box"], default_value = "trusted_environment")]
+        min_security_level: String,
+        /// Do not require deviceLocked (the server's --allow-unlocked-bootloader).
         #[arg(long)]
-        signing_digest: Option<String>,
-        /// Require deviceLocked.
+        allow_unlocked_bootloader: bool,
+        /// Do not require verifiedBootState Verified (the server's --allow-unverified-boot).
         #[arg(long)]
-        require_locked: bool,
-        /// Require verifiedBootState Verified.
-        #[arg(long)]
-        require_verified_boot: bool,
-        /// Accept software attestation (AOSP software root, Software security level).
-        #[arg(long)]
-        allow_software: bool,
+        allow_unverified_boot: bool,
+        /// Refuse devices whose hardware-attested OS patch is older than this many months.
+        #[arg(long, value_name = "MONTHS")]
+        max_patch_age_months: Option<u32>,
         /// A revocation status list (JSON) to check serials against.
         #[arg(long)]
         revocation_list: Option<PathBuf>,
@@ -206,10 +210,11 @@ pub(crate) async fn run(command: InspectCommand) -> Result<(), Failure> {
             at,
             challenge_hex,
             package,
-            signing_digest,
-            require_locked,
-            require_verified_boot,
-            allow_software,
+            signing_digests,
+            min_security_level,
+            allow_unlocked_bootloader,
+            allow_unverified_boot,
+            max_patch_age_months,
             revocation_list,
             roots: extra,
         } => {
@@ -233,50 +238,65 @@ pub(crate) async fn run(command: InspectCommand) -> Result<(), Failure> {
                 }
                 None => None,
             };
+            // The same policy document the server stores for the platform.
+            let policy: Option<AndroidPolicy> = match package {
+                Some(package) => Some(
+                    serde_json::from_value(serde_json::json!({
+                        "package_name": package,
+                        "signing_cert_digests": signing_digests,
+                        "min_security_level": min_security_level,
+                        "require_locked_bootloader": !allow_unlocked_bootloader,
+                        "require_verified_boot": !allow_unverified_boot,
+                        "max_patch_age_months": max_patch_age_months,
+                    }))
+                    .map_err(|e| Failure::Usage(anyhow!("policy: {e}")))?,
+                ),
+                None => None,
+            };
             let mut decoded = serde_json::to_value(
                 android::describe(&chain).map_err(|e| Failure::Refused(e.into()))?,
             )
             .unwrap_or_default();
             let mut errors = Vec::new();
             match android::verify(&chain, &roots, list.as_ref(), challenge.as_deref(), now) {
-                Err(error) => errors.push(error.to_string()),
+                Err(error) => {
+                    decoded["error_code"] = error.code().into();
+                    errors.push(error.to_string());
+                }
                 Ok(verified) => {
-                    let description = verified.key_description();
                     decoded["anchor"] = serde_json::to_value(verified.anchor()).unwrap_or_default();
-                    let software = verified.anchor() == AnchorKind::Software
-                        || description.attestation_security_level == SecurityLevel::Software;
-                    if software && !allow_software {
-                        errors.push("software attestation (not hardware-backed)".into());
-                    }
-                    let app = description.attestation_application_id();
-                    if let Some(package) = &package
-                        && !app.is_some_and(|app| app.packages.iter().any(|p| &p.name == package))
-                    {
-                        errors.push(format!(
-                            "package {package} is not in attestationApplicationId"
-                        ));
-                    }
-                    if let Some(digest) = &signing_digest {
-                        let expected = hex(digest, "--signing-digest")?;
-                        if !app.is_some_and(|app| app.signature_digests.contains(&expected)) {
-                            errors.push(
-                                "the signing digest is not in attestationApplicationId".into(),
-                            );
-                        }
-                    }
-                    let root = description.root_of_trust();
-                    if require_locked && !root.is_some_and(|root| root.device_locked) {
-                        errors.push("bootloader unlocked".into());
-                    }
-                    if require_verified_boot
-                        && !root.is_some_and(|root| {
-                            root.verified_boot_state == VerifiedBootState::Verified
-                        })
-                    {
-                        errors.push("verified boot state is not Verified".into());
+                    if verified.anchor() == AnchorKind::Software {
+                        errors.push(
+                            "software attestation: an AOSP software root proves nothing".into(),
+                        );
                     }
                     if let PublicKey::Other { algorithm } = verified.leaf_key() {
                         decoded["leaf_key_note"] = format!("attested key algorithm {algorithm} is not usable as an installation key").into();
+                    }
+                    // Steps 1–3 of the platform policy, by the same code as the server.
+                    if let Some(policy) = &policy {
+                        let facts = PlatformFacts::android(&verified, None, policy, now);
+                        let standing = platform::identity_standing(
+                            facts.identities(),
+                            &policy.registered_identities(),
+                            &[],
+                            false,
+                            false,
+                        );
+                        let outcome = platform::evaluate(&facts, standing, policy.on_failure);
+                        decoded["policy"] = serde_json::json!({
+                            "integrity_level": outcome.level(),
+                            "hardware_key": outcome.hardware_key(),
+                            "version_code": outcome.version_code(),
+                            "rejections": outcome.rejections(),
+                            "degradations": outcome.degradations(),
+                        });
+                        errors.extend(
+                            outcome
+                                .rejections()
+                                .iter()
+                                .map(|reason| format!("policy: {reason}")),
+                        );
                     }
                 }
             }

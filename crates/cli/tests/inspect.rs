@@ -178,10 +178,18 @@ fn every_android_case_through_inspect() {
         if let Some(challenge) = challenge {
             args.extend(["--challenge-hex", challenge]);
         }
+        // The server's policy for the attested app, relaxed on device state; the strict run
+        // below adds it back.
         let package = expected["attestation_application_id"]["packages"][0]["name"].as_str();
-        if let Some(package) = package {
-            args.extend(["--package", package]);
+        let signer =
+            expected["attestation_application_id"]["signature_digests_sha256_hex"][0].as_str();
+        if let (Some(package), Some(signer)) = (package, signer) {
+            args.extend(["--package", package, "--signing-digest", signer]);
+            args.extend(["--min-security-level", "software"]);
         }
+        let relaxed = ["--allow-unlocked-bootloader", "--allow-unverified-boot"];
+        let mut strict = args.clone();
+        args.extend(relaxed);
         let output = medgate(&args);
         let report = json(&output);
         // The chains cases.json says must be refused, and why.
@@ -212,12 +220,10 @@ fn every_android_case_through_inspect() {
                 "{file}"
             );
         }
-        if should_pass {
+        if should_pass && signer.is_some() {
             // A locked, verified-boot policy passes only where the device reports both.
             let locked = expected["root_of_trust"]["deviceLocked"] == true
                 && expected["root_of_trust"]["verifiedBootState"] == "Verified";
-            let mut strict = args.clone();
-            strict.extend(["--require-locked", "--require-verified-boot"]);
             assert_eq!(
                 medgate(&strict).status.success(),
                 locked,
@@ -225,23 +231,94 @@ fn every_android_case_through_inspect() {
             );
         }
     }
-    // Software attestation passes only when allowed.
+    // Software attestation never passes: an AOSP software root's key is public.
     let marlin =
         dir.join("android-key-attestation/android-keyattestation/marlin/sdk29/TEE_EC_NONE.pem");
-    let allowed = medgate(&[
+    let software = medgate(&[
         "inspect",
         "android-chain",
         marlin.to_str().unwrap(),
         "--at",
         "2019-10-29T00:21:52Z",
-        "--allow-software",
+        "--min-security-level",
+        "software",
     ]);
-    assert!(
-        allowed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&allowed.stdout)
-    );
-    assert_eq!(json(&allowed)["anchor"], "software");
+    assert_eq!(software.status.code(), Some(1));
+    assert_eq!(json(&software)["anchor"], "software");
+}
+
+/// The forgery suite through `medgate inspect android-chain`: every case fails, with the same
+/// error and code as the verification core, under the roots the case names.
+#[test]
+fn every_android_forgery_fails_in_inspect() {
+    use medgate_testkit::attestation::{TestAndroidCa, TestKey};
+    use medgate_testkit::forgery::{self, AndroidClaims, Roots};
+    use medgate_verify::android::attestation::{self as android, AndroidRoots};
+    use medgate_verify::x509::{Certificate, TrustAnchor};
+    let vectors = vectors_dir();
+    let work = tempfile::tempdir().unwrap();
+    let test_ca = TestAndroidCa::new();
+    let root_pem = work.path().join("test-ca.der");
+    std::fs::write(&root_pem, test_ca.root_der()).unwrap();
+    let installation = TestKey::generate();
+    let challenge = [0x5a; 32];
+    let claims = AndroidClaims {
+        challenge: &challenge,
+        point: &installation.point(),
+        package: "org.example.cgm",
+        signer: [0xab; 32],
+    };
+    for (i, case) in forgery::cases("android-key-attestation").iter().enumerate() {
+        let Some(chain) = forgery::android_chain(case, &claims, &test_ca, vectors.as_deref())
+        else {
+            continue;
+        };
+        let path = work.path().join(format!("forgery-{i}.der"));
+        std::fs::write(&path, chain.concat()).unwrap();
+        let at = case.at.unwrap_or(1_796_000_000);
+        let at_text = time::OffsetDateTime::from_unix_timestamp(at)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let challenge_hex = medgate_proto::hex::encode(&challenge);
+        let mut args = vec![
+            "inspect",
+            "android-chain",
+            path.to_str().unwrap(),
+            "--at",
+            &at_text,
+            "--challenge-hex",
+            &challenge_hex,
+            "--package",
+            "org.example.cgm",
+            "--signing-digest",
+            "abababababababababababababababababababababababababababababababab",
+            "--min-security-level",
+            "strong_box",
+        ];
+        let mut roots = AndroidRoots::default();
+        if case.roots == Roots::TestCa {
+            args.extend(["--root", root_pem.to_str().unwrap()]);
+            roots.hardware.push(TrustAnchor::from_certificate(
+                "test CA",
+                &Certificate::from_der(&test_ca.root_der(), 0).unwrap(),
+            ));
+        }
+        let library = android::verify(
+            &chain,
+            &roots,
+            None,
+            Some(&challenge),
+            medgate_verify::UnixTime::from_secs(at),
+        )
+        .unwrap_err();
+        let output = medgate(&args);
+        let report = json(&output);
+        assert_eq!(output.status.code(), Some(1), "{}: {report}", case.id);
+        assert_eq!(report["verdict"], "fail", "{}", case.id);
+        assert_eq!(report["error_code"], case.expected_code, "{}", case.id);
+        assert_eq!(report["errors"][0], library.to_string(), "{}", case.id);
+    }
 }
 
 #[test]

@@ -281,7 +281,7 @@ pub(crate) async fn check(
                 }
             })?;
             let facts =
-                PlatformFacts::android(&verified, evidence.installation_key(), &policy, now);
+                PlatformFacts::android(&verified, Some(evidence.installation_key()), &policy, now);
             let official = policy.registered_identities();
             finish(
                 state,

@@ -339,10 +339,11 @@ impl PlatformFacts {
 impl PlatformFacts {
     /// From a verified Android key attestation. `installation_key` is the key that signed the
     /// evidence: when the attested key is that key, and it was generated inside a TEE or
-    /// StrongBox, the token says the key is hardware-backed.
+    /// StrongBox, the token says the key is hardware-backed. Offline inspection, which has no
+    /// installation key, passes `None` and learns whether the attested key is.
     pub fn android(
         attestation: &VerifiedAndroidAttestation,
-        installation_key: &PublicJwk,
+        installation_key: Option<&PublicJwk>,
         policy: &AndroidPolicy,
         now: UnixTime,
     ) -> Self {
@@ -400,10 +401,14 @@ impl PlatformFacts {
                 .is_some_and(|patch| month_index(now) - patch <= i64::from(max_months));
             checks.push(Check::new(Reason::PatchLevelOutdated, fresh));
         }
-        let installation_point = installation_key.public_key_bytes();
+        let is_installation_key = match (attestation.leaf_key(), installation_key) {
+            (PublicKey::P256(point), Some(key)) => *point == key.public_key_bytes(),
+            (_, Some(_)) => false,
+            (_, None) => true,
+        };
         let hardware_key = weakest >= MinSecurityLevel::TrustedEnvironment
             && description.hardware_origin() == Some(KEY_ORIGIN_GENERATED)
-            && matches!(attestation.leaf_key(), PublicKey::P256(point) if *point == installation_point);
+            && is_installation_key;
         PlatformFacts {
             identities,
             level,

@@ -416,7 +416,7 @@ fn android_facts(
     jwk: &PublicJwk,
     policy: &AndroidPolicy,
 ) -> (PlatformFacts, platform::PlatformOutcome) {
-    let facts = PlatformFacts::android(verified, jwk, policy, now());
+    let facts = PlatformFacts::android(verified, Some(jwk), policy, now());
     let standing = platform::identity_standing(
         facts.identities(),
         &policy.registered_identities(),
