@@ -9,6 +9,8 @@ pub use medgate_gateway::routes::RouteConfig;
 use medgate_service::ratelimit::RateLimit;
 use serde::Deserialize;
 
+use crate::revocation::RevocationSource;
+
 /// The config file format version this medgate reads.
 pub const CONFIG_VERSION: u32 = 1;
 
@@ -51,11 +53,11 @@ impl Default for Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AttestationConfig {
-    /// Google's attestation revocation status list: a file path, or an http(s) URL such as
-    /// `https://android.googleapis.com/attestation/status`. Unset: chains are not checked
-    /// against a list (the server warns).
+    /// Google's attestation revocation status list: a file path, or an https URL such as
+    /// `https://android.googleapis.com/attestation/status` (plain http is refused). Unset:
+    /// chains are not checked against a list (the server warns).
     pub revocation_list: Option<String>,
-    /// How often a URL list is fetched again.
+    /// How often the list is loaded again.
     #[serde(deserialize_with = "medgate_service::duration::deserialize")]
     pub revocation_refresh: Duration,
 }
@@ -66,6 +68,22 @@ impl Default for AttestationConfig {
             revocation_list: None,
             revocation_refresh: Duration::from_secs(3600),
         }
+    }
+}
+
+impl AttestationConfig {
+    /// The configured list's source, if any; a URL must be https.
+    pub fn revocation_source(&self) -> Result<Option<RevocationSource>, ConfigError> {
+        self.revocation_list
+            .as_deref()
+            .map(RevocationSource::parse)
+            .transpose()
+            .map_err(ConfigError::Invalid)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.revocation_source()?;
+        Ok(())
     }
 }
 
@@ -153,7 +171,13 @@ impl Config {
                 config.version
             )));
         }
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks what the types cannot: `Node::start` calls it too, for configs built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.attestation.validate()
     }
 
     /// Reads a config file; a missing file is an error (use `Config::default()` for none).
@@ -239,6 +263,42 @@ mod tests {
             defaults.gateway.replay_cache_size
         );
         assert_eq!(example.gateway.routes.len(), 3);
+    }
+
+    #[test]
+    fn the_revocation_list_is_a_file_or_an_https_url() {
+        let config = Config::from_toml(
+            "[attestation]\nrevocation_list = \"https://android.googleapis.com/attestation/status\"",
+            "t",
+        )
+        .unwrap();
+        assert!(matches!(
+            config.attestation.revocation_source().unwrap(),
+            Some(RevocationSource::Url(_))
+        ));
+        let config =
+            Config::from_toml("[attestation]\nrevocation_list = \"/etc/status.json\"", "t")
+                .unwrap();
+        assert_eq!(
+            config.attestation.revocation_source().unwrap(),
+            Some(RevocationSource::File(PathBuf::from("/etc/status.json")))
+        );
+        for refused in [
+            "http://android.googleapis.com/attestation/status",
+            "HTTP://android.googleapis.com/attestation/status",
+            "ftp://example.org/status",
+        ] {
+            let error = Config::from_toml(
+                &format!("[attestation]\nrevocation_list = \"{refused}\""),
+                "t",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("attestation.revocation_list") && error.contains("must be https"),
+                "{refused}: {error}"
+            );
+        }
     }
 
     #[test]

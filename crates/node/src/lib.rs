@@ -190,15 +190,10 @@ impl Node {
             Some(key) => Sealer::from_master_key(key)?,
             None => Sealer::plain(),
         };
+        config.validate()?;
         let routes = resolve_routes(&config)?;
         let upstream = resolve_upstream(&config)?;
-        let revocation_source = config
-            .attestation
-            .revocation_list
-            .as_deref()
-            .map(revocation::RevocationSource::parse)
-            .transpose()
-            .map_err(ConfigError::Invalid)?;
+        let revocation_source = config.attestation.revocation_source()?;
         let revocations = Arc::new(RevocationState::new(revocation_source.is_some()));
         match &revocation_source {
             None => tracing::warn!(
