@@ -60,6 +60,10 @@ pub struct AttestationConfig {
     /// How often the list is loaded again.
     #[serde(deserialize_with = "medgate_service::duration::deserialize")]
     pub revocation_refresh: Duration,
+    /// How old the loaded list may get (refreshes failing) before Android attestations get
+    /// 503. Must be greater than `revocation_refresh`.
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub revocation_max_age: Duration,
 }
 
 impl Default for AttestationConfig {
@@ -67,6 +71,7 @@ impl Default for AttestationConfig {
         AttestationConfig {
             revocation_list: None,
             revocation_refresh: Duration::from_secs(3600),
+            revocation_max_age: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -83,6 +88,13 @@ impl AttestationConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.revocation_source()?;
+        if self.revocation_max_age <= self.revocation_refresh {
+            return Err(ConfigError::Invalid(format!(
+                "attestation.revocation_max_age ({}s) must be greater than attestation.revocation_refresh ({}s)",
+                self.revocation_max_age.as_secs(),
+                self.revocation_refresh.as_secs()
+            )));
+        }
         Ok(())
     }
 }
@@ -263,19 +275,35 @@ mod tests {
             defaults.gateway.replay_cache_size
         );
         assert_eq!(example.gateway.routes.len(), 3);
+        assert_eq!(
+            example.attestation.revocation_refresh,
+            defaults.attestation.revocation_refresh
+        );
+        assert_eq!(
+            example.attestation.revocation_max_age,
+            defaults.attestation.revocation_max_age
+        );
     }
 
     #[test]
-    fn the_revocation_list_is_a_file_or_an_https_url() {
+    fn the_revocation_list_is_a_file_or_an_https_url_and_outlives_its_refresh() {
         let config = Config::from_toml(
-            "[attestation]\nrevocation_list = \"https://android.googleapis.com/attestation/status\"",
+            "[attestation]\nrevocation_list = \"https://android.googleapis.com/attestation/status\"\nrevocation_refresh = \"30m\"\nrevocation_max_age = \"12h\"",
             "t",
         )
         .unwrap();
+        assert_eq!(
+            config.attestation.revocation_max_age,
+            Duration::from_secs(12 * 3600)
+        );
         assert!(matches!(
             config.attestation.revocation_source().unwrap(),
             Some(RevocationSource::Url(_))
         ));
+        assert_eq!(
+            Config::default().attestation.revocation_max_age,
+            Duration::from_secs(24 * 3600)
+        );
         let config =
             Config::from_toml("[attestation]\nrevocation_list = \"/etc/status.json\"", "t")
                 .unwrap();
@@ -299,6 +327,26 @@ mod tests {
                 "{refused}: {error}"
             );
         }
+        for (refresh, max_age) in [("1h", "1h"), ("2h", "1h")] {
+            let error = Config::from_toml(
+                &format!(
+                    "[attestation]\nrevocation_refresh = \"{refresh}\"\nrevocation_max_age = \"{max_age}\""
+                ),
+                "t",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains(
+                    "attestation.revocation_max_age (3600s) must be greater than attestation.revocation_refresh"
+                ),
+                "{error}"
+            );
+        }
+        // The same check for a config built in code.
+        let mut config = Config::default();
+        config.attestation.revocation_max_age = config.attestation.revocation_refresh;
+        assert!(config.validate().is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Loading Google's attestation revocation status list: from a file (read at start; a bad file
 //! stops the node) or from an https URL (fetched in the background), then again every
-//! `revocation_refresh` (a failed load keeps the last good list). Plain http is refused: anyone
-//! on the path could serve an empty list.
+//! `revocation_refresh`. A failed load keeps the last good list, but only until it is older
+//! than `revocation_max_age`: then the server refuses Android attestations (503) until a load
+//! succeeds. Plain http is refused: anyone on the path could serve an empty list.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use medgate_server::revocation::RevocationState;
+use medgate_service::Clock;
 use medgate_verify::android::revocation::{MAX_LIST, RevocationList};
 use tokio::sync::watch;
 
@@ -86,6 +88,20 @@ impl fmt::Display for RevocationSource {
     }
 }
 
+/// Loads the list once and hands it to the server, stamped with the clock's time from before
+/// the load began. Returns the number of entries.
+pub async fn reload(
+    source: &RevocationSource,
+    state: &RevocationState,
+    clock: &dyn Clock,
+) -> Result<usize, String> {
+    let started = clock.now();
+    let list = source.load().await?;
+    let entries = list.len();
+    state.set(list, started);
+    Ok(entries)
+}
+
 async fn fetch(uri: &Uri) -> Result<Vec<u8>, String> {
     let name = RevocationSource::Url(uri.clone()).to_string();
     // https only, whatever the URI says: the connector refuses to open plain TCP.
@@ -116,13 +132,11 @@ async fn fetch(uri: &Uri) -> Result<Vec<u8>, String> {
 pub async fn keep_fresh(
     source: RevocationSource,
     state: Arc<RevocationState>,
+    clock: Arc<dyn Clock>,
     refresh: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut loaded_once = matches!(
-        state.status(),
-        medgate_server::revocation::RevocationStatus::Loaded(_)
-    );
+    let mut loaded_once = state.loaded_at().is_some();
     loop {
         let wait = if loaded_once {
             refresh
@@ -135,17 +149,21 @@ pub async fn keep_fresh(
                 _ = shutdown.changed() => return,
             }
         }
-        match source.load().await {
-            Ok(list) => {
-                tracing::info!(
-                    entries = list.len(),
-                    "attestation revocation status list loaded"
-                );
-                state.set(list);
+        match reload(&source, &state, &*clock).await {
+            Ok(entries) => {
+                tracing::info!(entries, "attestation revocation status list loaded");
                 loaded_once = true;
             }
             Err(error) => {
-                tracing::warn!(%error, "attestation revocation status list not refreshed");
+                let age_secs = state
+                    .loaded_at()
+                    .map(|at| clock.now().secs().saturating_sub(at.secs()));
+                tracing::warn!(
+                    %error,
+                    age_secs,
+                    max_age_secs = state.max_age().as_secs(),
+                    "attestation revocation status list not refreshed"
+                );
                 if !loaded_once {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
