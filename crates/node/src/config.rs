@@ -9,6 +9,8 @@ pub use medgate_gateway::routes::RouteConfig;
 use medgate_service::ratelimit::RateLimit;
 use serde::Deserialize;
 
+use crate::revocation::RevocationSource;
+
 /// The config file format version this medgate reads.
 pub const CONFIG_VERSION: u32 = 1;
 
@@ -51,13 +53,17 @@ impl Default for Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AttestationConfig {
-    /// Google's attestation revocation status list: a file path, or an http(s) URL such as
-    /// `https://android.googleapis.com/attestation/status`. Unset: chains are not checked
-    /// against a list (the server warns).
+    /// Google's attestation revocation status list: a file path, or an https URL such as
+    /// `https://android.googleapis.com/attestation/status` (plain http is refused). Unset:
+    /// chains are not checked against a list (the server warns).
     pub revocation_list: Option<String>,
-    /// How often a URL list is fetched again.
+    /// How often the list is loaded again.
     #[serde(deserialize_with = "medgate_service::duration::deserialize")]
     pub revocation_refresh: Duration,
+    /// How old the loaded list may get (refreshes failing) before Android attestations get
+    /// 503. Must be greater than `revocation_refresh`.
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub revocation_max_age: Duration,
 }
 
 impl Default for AttestationConfig {
@@ -65,7 +71,31 @@ impl Default for AttestationConfig {
         AttestationConfig {
             revocation_list: None,
             revocation_refresh: Duration::from_secs(3600),
+            revocation_max_age: Duration::from_secs(24 * 3600),
         }
+    }
+}
+
+impl AttestationConfig {
+    /// The configured list's source, if any; a URL must be https.
+    pub fn revocation_source(&self) -> Result<Option<RevocationSource>, ConfigError> {
+        self.revocation_list
+            .as_deref()
+            .map(RevocationSource::parse)
+            .transpose()
+            .map_err(ConfigError::Invalid)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.revocation_source()?;
+        if self.revocation_max_age <= self.revocation_refresh {
+            return Err(ConfigError::Invalid(format!(
+                "attestation.revocation_max_age ({}s) must be greater than attestation.revocation_refresh ({}s)",
+                self.revocation_max_age.as_secs(),
+                self.revocation_refresh.as_secs()
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -153,7 +183,13 @@ impl Config {
                 config.version
             )));
         }
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks what the types cannot: `Node::start` calls it too, for configs built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.attestation.validate()
     }
 
     /// Reads a config file; a missing file is an error (use `Config::default()` for none).
@@ -239,6 +275,78 @@ mod tests {
             defaults.gateway.replay_cache_size
         );
         assert_eq!(example.gateway.routes.len(), 3);
+        assert_eq!(
+            example.attestation.revocation_refresh,
+            defaults.attestation.revocation_refresh
+        );
+        assert_eq!(
+            example.attestation.revocation_max_age,
+            defaults.attestation.revocation_max_age
+        );
+    }
+
+    #[test]
+    fn the_revocation_list_is_a_file_or_an_https_url_and_outlives_its_refresh() {
+        let config = Config::from_toml(
+            "[attestation]\nrevocation_list = \"https://android.googleapis.com/attestation/status\"\nrevocation_refresh = \"30m\"\nrevocation_max_age = \"12h\"",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            config.attestation.revocation_max_age,
+            Duration::from_secs(12 * 3600)
+        );
+        assert!(matches!(
+            config.attestation.revocation_source().unwrap(),
+            Some(RevocationSource::Url(_))
+        ));
+        assert_eq!(
+            Config::default().attestation.revocation_max_age,
+            Duration::from_secs(24 * 3600)
+        );
+        let config =
+            Config::from_toml("[attestation]\nrevocation_list = \"/etc/status.json\"", "t")
+                .unwrap();
+        assert_eq!(
+            config.attestation.revocation_source().unwrap(),
+            Some(RevocationSource::File(PathBuf::from("/etc/status.json")))
+        );
+        for refused in [
+            "http://android.googleapis.com/attestation/status",
+            "HTTP://android.googleapis.com/attestation/status",
+            "ftp://example.org/status",
+        ] {
+            let error = Config::from_toml(
+                &format!("[attestation]\nrevocation_list = \"{refused}\""),
+                "t",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("attestation.revocation_list") && error.contains("must be https"),
+                "{refused}: {error}"
+            );
+        }
+        for (refresh, max_age) in [("1h", "1h"), ("2h", "1h")] {
+            let error = Config::from_toml(
+                &format!(
+                    "[attestation]\nrevocation_refresh = \"{refresh}\"\nrevocation_max_age = \"{max_age}\""
+                ),
+                "t",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains(
+                    "attestation.revocation_max_age (3600s) must be greater than attestation.revocation_refresh"
+                ),
+                "{error}"
+            );
+        }
+        // The same check for a config built in code.
+        let mut config = Config::default();
+        config.attestation.revocation_max_age = config.attestation.revocation_refresh;
+        assert!(config.validate().is_err());
     }
 
     #[test]

@@ -105,6 +105,9 @@ pub struct Node {
     server: Server,
     gateway: Gateway,
     metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    revocation_source: Option<revocation::RevocationSource>,
+    revocations: Arc<RevocationState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -190,22 +193,22 @@ impl Node {
             Some(key) => Sealer::from_master_key(key)?,
             None => Sealer::plain(),
         };
+        config.validate()?;
         let routes = resolve_routes(&config)?;
         let upstream = resolve_upstream(&config)?;
-        let revocation_source = config
-            .attestation
-            .revocation_list
-            .as_deref()
-            .map(revocation::RevocationSource::parse)
-            .transpose()
-            .map_err(ConfigError::Invalid)?;
-        let revocations = Arc::new(RevocationState::new(revocation_source.is_some()));
+        let revocation_source = config.attestation.revocation_source()?;
+        let revocations = Arc::new(RevocationState::new(
+            revocation_source.is_some(),
+            config.attestation.revocation_max_age,
+        ));
         match &revocation_source {
             None => tracing::warn!(
                 "no attestation.revocation_list: Android chains are not checked against Google's status list"
             ),
             Some(source @ revocation::RevocationSource::File(_)) => {
-                revocations.set(source.load().await.map_err(ConfigError::Invalid)?);
+                revocation::reload(source, &revocations, &*clock)
+                    .await
+                    .map_err(ConfigError::Invalid)?;
             }
             Some(revocation::RevocationSource::Url(_)) => {}
         }
@@ -315,11 +318,12 @@ impl Node {
         tasks.push(tokio::spawn(
             gateway.clone().serve(gateway_listener, shutdown_rx.clone()),
         ));
-        if let Some(source) = revocation_source {
+        if let Some(source) = revocation_source.clone() {
             let refresh = config.attestation.revocation_refresh;
             tasks.push(tokio::spawn(revocation::keep_fresh(
                 source,
                 Arc::clone(&revocations),
+                Arc::clone(&clock),
                 refresh,
                 shutdown_rx.clone(),
             )));
@@ -342,9 +346,22 @@ impl Node {
             server,
             gateway,
             metrics,
+            clock,
+            revocation_source,
+            revocations,
             shutdown,
             tasks,
         })
+    }
+
+    /// Loads the configured revocation status list now, as the background refresh does, and
+    /// returns its number of entries. A failure keeps the list in use.
+    pub async fn reload_revocation_list(&self) -> Result<usize, String> {
+        let source = self
+            .revocation_source
+            .as_ref()
+            .ok_or("no attestation.revocation_list is configured")?;
+        revocation::reload(source, &self.revocations, &*self.clock).await
     }
 
     /// The control plane's listening address.

@@ -20,6 +20,7 @@ use medgate_service::ratelimit::retry_after_secs;
 use medgate_store::StoreError;
 
 use crate::ServerState;
+use crate::revocation::RevocationStatus;
 
 pub(crate) fn into_axum(response: http::Response<Full<Bytes>>) -> Response {
     response.map(Body::new)
@@ -39,6 +40,10 @@ pub(crate) fn problem(
 pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     into_axum(problem::json(status, value))
 }
+
+/// The `Retry-After` of a 503: the node retries a revocation status list that has not loaded
+/// every minute.
+const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Errors of the control plane's handlers, each a problem response.
 #[derive(Debug)]
@@ -121,12 +126,19 @@ impl IntoResponse for ApiError {
                     .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(wait)));
                 response
             }
-            ApiError::Unavailable(detail) => problem(
-                problem_type::UNAVAILABLE,
-                "Temporarily unavailable",
-                503,
-                Some(detail),
-            ),
+            ApiError::Unavailable(detail) => {
+                let mut response = problem(
+                    problem_type::UNAVAILABLE,
+                    "Temporarily unavailable",
+                    503,
+                    Some(detail),
+                );
+                response.headers_mut().insert(
+                    RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs(UNAVAILABLE_RETRY_AFTER)),
+                );
+                response
+            }
             ApiError::Internal => problem(problem_type::INTERNAL, "Internal error", 500, None),
         }
     }
@@ -182,14 +194,22 @@ pub(crate) async fn healthz() -> Response {
     json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
+/// Ready when the store answers and a configured revocation status list is not older than its
+/// maximum age (Android attestations would get 503).
 pub(crate) async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
-        Err(error) => {
-            tracing::error!(%error, "store is not reachable");
-            problem(problem_type::UNAVAILABLE, "Store unavailable", 503, None)
-        }
+    if let Err(error) = state.store.ping().await {
+        tracing::error!(%error, "store is not reachable");
+        return problem(problem_type::UNAVAILABLE, "Store unavailable", 503, None);
     }
+    if let RevocationStatus::Expired { .. } = state.revocations.status(state.clock.now()) {
+        return problem(
+            problem_type::UNAVAILABLE,
+            "Not ready",
+            503,
+            Some("the attestation revocation status list is older than its maximum age".into()),
+        );
+    }
+    json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
 }
 
 pub(crate) async fn not_found() -> ApiError {

@@ -7,7 +7,7 @@
 //! | `GET /.well-known/jwks.json` | the published token-signing keys |
 //! | `GET /.well-known/medgate-configuration` | discovery document |
 //! | `GET /metrics` | Prometheus metrics |
-//! | `GET /healthz`, `GET /readyz` | liveness, readiness (store reachable) |
+//! | `GET /healthz`, `GET /readyz` | liveness, readiness (store reachable, revocation list within its maximum age) |
 //! | `/v1/admin/…` | the admin API (bearer admin token) |
 //!
 //! The server is built in-process from [`ServerParams`] and a [`Store`], so tests start it on

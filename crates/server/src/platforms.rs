@@ -256,12 +256,18 @@ pub(crate) async fn check(
             )
             .await?;
             let binding = binding()?;
-            let list = match state.revocations.status() {
+            let list = match state.revocations.status(now) {
                 RevocationStatus::NotConfigured => None,
                 RevocationStatus::Loaded(list) => Some(list),
                 RevocationStatus::Unavailable => {
                     return Err(PlatformRefusal::Unavailable(
                         "the attestation revocation status list is not available yet".into(),
+                    ));
+                }
+                RevocationStatus::Expired { .. } => {
+                    return Err(PlatformRefusal::Unavailable(
+                        "the attestation revocation status list is older than its maximum age"
+                            .into(),
                     ));
                 }
             };

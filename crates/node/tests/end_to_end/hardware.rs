@@ -3,16 +3,19 @@
 //! test CAs that only this test node trusts.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use medgate_proto::b64;
-use medgate_proto::wire::{Decision, IntegrityLevel, Reason};
+use medgate_proto::wire::{Decision, IntegrityLevel, Reason, problem_type};
 use medgate_sdk::client::{ClientError, MedgateClient};
-use medgate_sdk::evidence::PlatformEvidence;
+use medgate_sdk::evidence::{EvidenceContext, PlatformEvidence};
 use medgate_testkit::attestation::{AppleEnvironment, KeyDescription};
 use medgate_verify::play_integrity::testing::{TestPlayKeys, encrypt_token};
 
-use crate::common::{APP, Stack};
+use crate::common::{APP, Reply, Stack, VERSION};
 
 const APPLE_APP_ID: &str = "ABCDE12345.org.example.cgm";
 const SIGNER: [u8; 32] = [0xab; 32];
@@ -528,6 +531,112 @@ async fn a_revoked_attestation_certificate_is_refused() {
         reasons(android_attest(&stack, &stack.client(), |_| {}, None).await),
         [Reason::AttestationRevoked]
     );
+}
+
+/// A genuine Android attestation sent as raw HTTP, so the reply's headers can be checked.
+async fn android_attest_raw(stack: &Stack, client: &MedgateClient) -> Reply {
+    let challenge = client.challenge().await.unwrap();
+    let description = KeyDescription::genuine(&challenge.binding, APP, SIGNER, PATCH);
+    let point = client.key().public_jwk().public_key_bytes();
+    let platform = PlatformEvidence::AndroidKeyAttestation {
+        certificate_chain: stack.android_ca.chain(&point, &description),
+    };
+    let context = EvidenceContext {
+        app_id: APP,
+        app_version: VERSION,
+        challenge: &challenge.value,
+        signals: Vec::new(),
+        enrolment_code: None,
+        iat: stack.now(),
+    };
+    let compact = medgate_sdk::evidence::evidence(client.key(), context, &platform).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/jose"));
+    stack
+        .raw(
+            Method::POST,
+            &format!("{}/v1/attest", stack.node.server_url()),
+            headers,
+            Bytes::from(compact),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn an_expired_revocation_list_refuses_android_attestations_until_it_reloads() {
+    const EMPTY_LIST: &str = r#"{"entries": {}}"#;
+    let list = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(list.path(), EMPTY_LIST).unwrap();
+    let path = list.path().display().to_string();
+    // The background refresh would wait an hour of real time: within this test only the
+    // explicit reloads below load the list.
+    let stack = Stack::start_with(move |config| {
+        config.attestation.revocation_list = Some(path);
+        config.attestation.revocation_refresh = Duration::from_secs(3600);
+        config.attestation.revocation_max_age = Duration::from_secs(7200);
+    })
+    .await;
+    set_platform(
+        &stack,
+        "android-key-attestation",
+        android_policy(serde_json::json!({})),
+    )
+    .await;
+    let client = stack.client();
+    android_attest_raw(&stack, &client)
+        .await
+        .assert_status(StatusCode::OK);
+    stack
+        .server_get("/readyz")
+        .await
+        .assert_status(StatusCode::OK);
+
+    // Exactly the maximum age: still used.
+    stack.clock.advance(7200);
+    android_attest_raw(&stack, &client)
+        .await
+        .assert_status(StatusCode::OK);
+
+    // Older: refused as unavailable, not checked against the stale list, and not ready.
+    stack.clock.advance(1);
+    let assert_expired = |reply: Reply| {
+        let problem =
+            reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, problem_type::UNAVAILABLE);
+        assert_eq!(
+            problem["detail"],
+            "the attestation revocation status list is older than its maximum age"
+        );
+        let retry_after: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+        assert!(retry_after >= 1);
+    };
+    assert_expired(android_attest_raw(&stack, &client).await);
+    let not_ready = stack.server_get("/readyz").await;
+    let problem =
+        not_ready.assert_problem(StatusCode::SERVICE_UNAVAILABLE, problem_type::UNAVAILABLE);
+    assert_eq!(
+        problem["detail"],
+        "the attestation revocation status list is older than its maximum age"
+    );
+    // SDK evidence does not depend on the list.
+    stack.client().attest().await.unwrap();
+
+    // A failed reload (what an attacker blocking the fetch causes) changes nothing.
+    std::fs::write(list.path(), "not a status list").unwrap();
+    assert!(stack.node.reload_revocation_list().await.is_err());
+    assert_expired(android_attest_raw(&stack, &client).await);
+
+    // A successful reload restores the check, with a new maximum age from now.
+    std::fs::write(list.path(), EMPTY_LIST).unwrap();
+    assert_eq!(stack.node.reload_revocation_list().await, Ok(0));
+    android_attest_raw(&stack, &client)
+        .await
+        .assert_status(StatusCode::OK);
+    stack
+        .server_get("/readyz")
+        .await
+        .assert_status(StatusCode::OK);
+    stack.clock.advance(7201);
+    assert_expired(android_attest_raw(&stack, &client).await);
 }
 
 fn play_verdict(binding: &[u8], timestamp_ms: i64, labels: &[&str]) -> Vec<u8> {
