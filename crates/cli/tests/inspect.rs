@@ -188,7 +188,7 @@ fn every_android_case_through_inspect() {
             args.extend(["--min-security-level", "software"]);
         }
         let relaxed = ["--allow-unlocked-bootloader", "--allow-unverified-boot"];
-        let mut strict = args.clone();
+        let strict = args.clone();
         args.extend(relaxed);
         let output = medgate(&args);
         let report = json(&output);

@@ -737,7 +737,7 @@ pub(crate) async fn release_version_codes_and_revoked_versions(store: Arc<impl S
     store.add_release(&coded).await.unwrap();
     assert_eq!(
         store.releases("org.example.cgm", "1.0.0").await.unwrap(),
-        [coded.clone()]
+        std::slice::from_ref(&coded)
     );
     store
         .revoke_release("org.example.cgm", "1.0.0", at(10))

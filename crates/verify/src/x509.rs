@@ -10,9 +10,9 @@
 //! 2. It is anchored: the last certificate carries a trusted public key (the anchor's own dates
 //!    are not checked), or the last certificate is signed by one.
 //!    a. When the last certificate carries the anchor's key it is the anchor's certificate, never
-//!       the attested leaf: at least one certificate must stand below it.
+//!    the attested leaf: at least one certificate must stand below it.
 //!    b. The anchor's certificate is signed by the anchor's own key. A certificate that merely
-//!       carries a published root key, signed by anyone, proves nothing.
+//!    carries a published root key, signed by anyone, proves nothing.
 //!    c. No certificate below the anchor carries a trusted key.
 //! 3. Every link: the issuer's name is the next certificate's subject, the signature verifies
 //!    with the next certificate's key (or the anchor's), and the outer and inner signature

@@ -3,6 +3,9 @@
 //! certificate index the file gives. Cases that start from a real vector skip, with one line,
 //! when the vectors are absent (CI sets `MEDGATE_VECTORS`, so there they fail instead).
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use base64::Engine;
 use medgate_testkit::attestation::{TestAndroidCa, TestKey};
 use medgate_testkit::forgery::{self, AndroidClaims, AppleAssertionForgery, Case, Roots};
