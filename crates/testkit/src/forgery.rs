@@ -8,6 +8,8 @@
 //! the cases (the verification core, `/v1/attest`, `medgate inspect`) live beside the code they
 //! test; this module decides nothing.
 
+pub mod jose;
+
 use std::path::Path;
 
 use base64::Engine;
@@ -45,7 +47,8 @@ pub enum Roots {
 #[derive(Debug, Clone)]
 pub struct Case {
     pub id: String,
-    /// `android-key-attestation`, `apple-attestation` or `apple-assertion`.
+    /// `android-key-attestation`, `apple-attestation`, `apple-assertion`, `access-token`,
+    /// `dpop-proof`, `sdk-evidence` or `play-integrity`.
     pub verifier: String,
     /// The name of the recipe below that builds the forgery.
     pub forge: String,
@@ -61,6 +64,9 @@ pub struct Case {
     pub expected_code: String,
     /// The certificate the refusal names (0 is the leaf), where it names one.
     pub expected_index: Option<usize>,
+    /// JOSE cases: merge patches for the protected header and the claims.
+    pub header_patch: Option<serde_json::Value>,
+    pub claims_patch: Option<serde_json::Value>,
 }
 
 fn text(row: &serde_json::Value, key: &str) -> Option<String> {
@@ -102,6 +108,8 @@ pub fn cases(verifier: &str) -> Vec<Case> {
             }),
             expected_code: text(expected, "code").expect("expected.code"),
             expected_index: expected["index"].as_u64().map(|i| i as usize),
+            header_patch: row.get("header").cloned(),
+            claims_patch: row.get("claims").cloned(),
             id,
         };
         assert!(

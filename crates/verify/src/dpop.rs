@@ -109,6 +109,26 @@ pub enum ProofError {
     KeyMismatch,
 }
 
+impl ProofError {
+    /// A stable code for the refusal (a JWS refusal by its own code).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProofError::Jws(error) => error.code(),
+            ProofError::WrongType => "wrong_type",
+            ProofError::MissingKey => "missing_key",
+            ProofError::Claims(_) => "claims_malformed",
+            ProofError::BadJti => "bad_jti",
+            ProofError::MethodMismatch => "method_mismatch",
+            ProofError::BadUri => "bad_uri",
+            ProofError::UriMismatch => "uri_mismatch",
+            ProofError::Stale => "stale",
+            ProofError::MissingAth => "missing_ath",
+            ProofError::AthMismatch => "ath_mismatch",
+            ProofError::KeyMismatch => "key_mismatch",
+        }
+    }
+}
+
 /// A proof whose checks 2–11 passed. Only [`verify_proof`] makes one.
 #[derive(Debug, Clone)]
 pub struct VerifiedProof {

@@ -61,6 +61,19 @@ pub enum EvidenceError {
 }
 
 impl EvidenceError {
+    /// A stable code for the refusal (a JWS refusal by its own code).
+    pub fn code(&self) -> &'static str {
+        match self {
+            EvidenceError::Jws(error) => error.code(),
+            EvidenceError::WrongType => "wrong_type",
+            EvidenceError::MissingKey => "missing_key",
+            EvidenceError::Claims(_) => "claims_malformed",
+            EvidenceError::Field(_) => "field_invalid",
+            EvidenceError::UnsupportedPlatform => "unsupported_platform",
+            EvidenceError::Stale => "stale",
+        }
+    }
+
     pub fn is_malformed(&self) -> bool {
         match self {
             EvidenceError::Jws(error) => matches!(

@@ -34,6 +34,21 @@ pub enum JwsError {
     BadSignature,
 }
 
+impl JwsError {
+    /// A stable code for the refusal, as the forgery suite's data file names it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            JwsError::TooLarge { .. } => "too_large",
+            JwsError::Malformed(_) => "malformed",
+            JwsError::BadHeader(_) => "bad_header",
+            JwsError::AlgorithmNotAllowed => "algorithm_not_allowed",
+            JwsError::CriticalHeader => "critical_header",
+            JwsError::KeyMismatch => "key_mismatch",
+            JwsError::BadSignature => "bad_signature",
+        }
+    }
+}
+
 /// The protected header members medgate reads.
 #[derive(Debug, Clone)]
 pub struct JoseHeader {

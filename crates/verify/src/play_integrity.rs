@@ -102,6 +102,27 @@ pub enum PlayIntegrityError {
 }
 
 impl PlayIntegrityError {
+    /// A stable code for the refusal, as the forgery suite's data file names it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PlayIntegrityError::BadDecryptionKey(_) => "bad_decryption_key",
+            PlayIntegrityError::BadVerificationKey(_) => "bad_verification_key",
+            PlayIntegrityError::TooLarge { .. } => "too_large",
+            PlayIntegrityError::Malformed(_) => "malformed",
+            PlayIntegrityError::HeaderNotAllowed(_) => "header_not_allowed",
+            PlayIntegrityError::KeyUnwrapFailed => "key_unwrap_failed",
+            PlayIntegrityError::DecryptionFailed => "decryption_failed",
+            PlayIntegrityError::InnerMalformed(_) => "inner_malformed",
+            PlayIntegrityError::InnerAlgorithmNotAllowed => "inner_algorithm_not_allowed",
+            PlayIntegrityError::SignatureInvalid => "signature_invalid",
+            PlayIntegrityError::PayloadMalformed(_) => "payload_malformed",
+            PlayIntegrityError::PackageMismatch => "package_mismatch",
+            PlayIntegrityError::BindingMismatch => "binding_mismatch",
+            PlayIntegrityError::Stale => "stale",
+            PlayIntegrityError::FromTheFuture => "from_the_future",
+        }
+    }
+
     /// Whether the token itself is not a well-formed compact JWE (HTTP 400), as opposed to a
     /// token that does not decrypt, verify or match the request (HTTP 403) or unusable keys
     /// (a configuration error).

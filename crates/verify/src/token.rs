@@ -112,6 +112,23 @@ pub enum TokenError {
     BadConfirmation,
 }
 
+impl TokenError {
+    /// A stable code for the refusal (a JWS refusal by its own code).
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Jws(error) => error.code(),
+            TokenError::WrongType => "wrong_type",
+            TokenError::UnknownKey => "unknown_key",
+            TokenError::Claims(_) => "claims_malformed",
+            TokenError::WrongIssuer => "wrong_issuer",
+            TokenError::WrongAudience => "wrong_audience",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid => "not_yet_valid",
+            TokenError::BadConfirmation => "bad_confirmation",
+        }
+    }
+}
+
 /// A token whose signature and claims have been checked. Only [`verify`] makes one.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
