@@ -316,7 +316,7 @@ pub(crate) async fn run(command: InspectCommand) -> Result<(), Failure> {
             let client_data_hash = hex(&client_data_hash_hex, "--client-data-hash-hex")?;
             let decoded =
                 DecodedAttestation::decode(&object).map_err(|e| Failure::Refused(e.into()))?;
-            let report_value = serde_json::to_value(decoded.report()).unwrap_or_default();
+            let mut report_value = serde_json::to_value(decoded.report()).unwrap_or_default();
             let key_id = match key_id {
                 Some(text) => STANDARD
                     .decode(text.trim())
@@ -337,7 +337,10 @@ pub(crate) async fn run(command: InspectCommand) -> Result<(), Failure> {
             };
             let mut errors = Vec::new();
             match apple::verify_attestation(&decoded, &expect, &anchors_list, now) {
-                Err(error) => errors.push(error.to_string()),
+                Err(error) => {
+                    report_value["error_code"] = error.code().into();
+                    errors.push(error.to_string());
+                }
                 Ok(verified) => {
                     let actual = serde_json::to_value(verified.environment()).unwrap_or_default();
                     if environment
@@ -383,7 +386,10 @@ pub(crate) async fn run(command: InspectCommand) -> Result<(), Failure> {
                 previous_counter,
             ) {
                 Ok(verified) => report(serde_json::json!({"counter": verified.counter()}), vec![]),
-                Err(error) => report(serde_json::json!({}), vec![error.to_string()]),
+                Err(error) => report(
+                    serde_json::json!({"error_code": error.code()}),
+                    vec![error.to_string()],
+                ),
             }
         }
         InspectCommand::PlayIntegrity {

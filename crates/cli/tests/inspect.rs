@@ -438,3 +438,108 @@ fn a_play_integrity_token_through_inspect() {
     ]);
     assert_eq!(wrong.status.code(), Some(1));
 }
+
+/// The App Attest forgery cases through `medgate inspect apple-attestation` and
+/// `apple-assertion`: each fails with the code the case file gives.
+#[test]
+fn every_app_attest_forgery_fails_in_inspect() {
+    use medgate_testkit::forgery::{self, AppleAssertionForgery};
+    let Some(dir) = vectors_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let apple_cases = vector_json(&dir, "apple-app-attest/cases.json");
+    let inputs = |file: &str| {
+        apple_cases["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["file"] == file)
+            .unwrap()["inputs"]
+            .clone()
+    };
+    let instant = |at: i64| {
+        time::OffsetDateTime::from_unix_timestamp(at)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    for (i, case) in forgery::cases("apple-attestation").iter().enumerate() {
+        let file = case.vector.as_deref().unwrap();
+        let inputs = inputs(file);
+        let object = forgery::apple_attestation(case, &apple_vector_bytes(&dir, file));
+        let path = work.path().join(format!("attestation-{i}.cbor"));
+        std::fs::write(&path, object).unwrap();
+        let at = instant(case.at.unwrap());
+        let output = medgate(&[
+            "inspect",
+            "apple-attestation",
+            path.to_str().unwrap(),
+            "--client-data-hash-hex",
+            inputs["client_data_hash_hex"].as_str().unwrap(),
+            "--app-id",
+            inputs["app_id"].as_str().unwrap(),
+            "--key-id",
+            inputs["key_id_b64"].as_str().unwrap(),
+            "--at",
+            &at,
+        ]);
+        let report = json(&output);
+        assert_eq!(output.status.code(), Some(1), "{}: {report}", case.id);
+        assert_eq!(report["error_code"], case.expected_code, "{}", case.id);
+    }
+    for (i, case) in forgery::cases("apple-assertion").iter().enumerate() {
+        let file = case.vector.as_deref().unwrap();
+        let inputs = inputs(file);
+        let spki = medgate_verify::x509::pem_blocks(
+            inputs["public_key_spki_pem"].as_str().unwrap(),
+            "PUBLIC KEY",
+        )
+        .unwrap()
+        .remove(0);
+        let Ok(medgate_verify::x509::PublicKey::P256(public_key)) =
+            medgate_verify::x509::PublicKey::from_spki_der(&spki)
+        else {
+            panic!("{file}: not a P-256 key")
+        };
+        let forged = forgery::apple_assertion(
+            case,
+            AppleAssertionForgery {
+                assertion: apple_vector_bytes(&dir, file),
+                client_data_hash: medgate_proto::hex::decode(
+                    inputs["client_data_hash_hex"].as_str().unwrap(),
+                )
+                .unwrap(),
+                app_id: inputs["app_id"].as_str().unwrap().to_string(),
+                public_key,
+                previous_counter: inputs["previous_counter"].as_u64().unwrap() as u32,
+            },
+        );
+        // The key as the operator has it: an SPKI PEM.
+        let mut key_der = vec![
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+        ];
+        key_der.extend_from_slice(&forged.public_key);
+        let key_path = work.path().join(format!("key-{i}.der"));
+        std::fs::write(&key_path, key_der).unwrap();
+        let path = work.path().join(format!("assertion-{i}.cbor"));
+        std::fs::write(&path, &forged.assertion).unwrap();
+        let counter = forged.previous_counter.to_string();
+        let hash = medgate_proto::hex::encode(&forged.client_data_hash);
+        let output = medgate(&[
+            "inspect",
+            "apple-assertion",
+            path.to_str().unwrap(),
+            "--public-key",
+            key_path.to_str().unwrap(),
+            "--client-data-hash-hex",
+            &hash,
+            "--app-id",
+            &forged.app_id,
+            "--previous-counter",
+            &counter,
+        ]);
+        let report = json(&output);
+        assert_eq!(output.status.code(), Some(1), "{}: {report}", case.id);
+        assert_eq!(report["error_code"], case.expected_code, "{}", case.id);
+    }
+}
