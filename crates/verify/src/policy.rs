@@ -441,6 +441,21 @@ pub(crate) mod tests {
             decide_with(&clean, None, ReleaseCheck::Matched, InstallationCheck::New),
             [Reason::AppUnknown]
         );
+        // An app that accepts only hardware-backed evidence never grants at self_reported
+        // (a software-rooted chain, a Play test response).
+        let hardware_only = AppPolicy {
+            allow_sdk_evidence: false,
+            ..policy()
+        };
+        assert_eq!(
+            decide_with(
+                &clean,
+                Some(&hardware_only),
+                ReleaseCheck::Matched,
+                InstallationCheck::New
+            ),
+            [Reason::SecurityLevelInsufficient]
+        );
         let p = policy();
         assert_eq!(
             decide_with(
