@@ -319,10 +319,18 @@ class Frida(AttackTest):
     def test_frida_with_the_guard_cannot_inject(self):
         victim = self.victim("--guard")
         # Frida cannot ptrace it; its fallback (writing a stub through /proc/<pid>/mem) times
-        # out waiting for the stub, and may leave the process unresponsive.
-        with self.assertRaises((frida.ProcessNotRespondingError, frida.PermissionDeniedError)):
-            frida.attach(victim.pid)
+        # out waiting for the stub, and may leave the process unresponsive. How it gives up
+        # varies with the machine's load (not responding, permission denied, failed to mmap a
+        # region for the loader): the outcome is what counts, no session and no agent mapped.
+        try:
+            session = frida.attach(victim.pid)
+        except Exception:  # noqa: BLE001 - any refusal is the expected outcome
+            session = None
+        if session is not None:
+            self.sessions.append(session)
+        self.assertIsNone(session, "Frida attached to a guarded process")
         self.assertNotIn("frida", read_text(f"/proc/{victim.pid}/maps"), "an agent was mapped")
+        self.assertTrue(os.path.exists(f"/proc/{victim.pid}"), "the victim is still running")
 
 
 class InjectedLibraries(AttackTest):
