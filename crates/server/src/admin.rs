@@ -173,7 +173,7 @@ async fn create_app(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let request: CreateApp = parse_json(&body(&headers, request, MAX_ADMIN_BODY).await?)?;
+    let request: CreateApp = parse_json(&body(&state, &headers, request, MAX_ADMIN_BODY).await?)?;
     if !names::is_app_id(&request.app_id) {
         return Err(ApiError::Malformed(
             "app_id must be 1-128 characters of A-Z a-z 0-9 . _ -".into(),
@@ -235,7 +235,7 @@ async fn add_release(
     Path(app_id): Path<String>,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let request: AddRelease = parse_json(&body(&headers, request, MAX_ADMIN_BODY).await?)?;
+    let request: AddRelease = parse_json(&body(&state, &headers, request, MAX_ADMIN_BODY).await?)?;
     if !names::is_version(&request.version) {
         return Err(ApiError::Malformed(
             "version must be 1-64 characters of A-Z a-z 0-9 . _ + -".into(),
@@ -518,7 +518,10 @@ async fn set_platform(
     Path((app_id, platform)): Path<(String, String)>,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let policy = platform_policy(&platform, &body(&headers, request, MAX_ADMIN_BODY).await?)?;
+    let policy = platform_policy(
+        &platform,
+        &body(&state, &headers, request, MAX_ADMIN_BODY).await?,
+    )?;
     state
         .store
         .set_platform_policy(&app_id, &platform, &policy, state.clock.now())
@@ -592,7 +595,8 @@ async fn set_play_keys(
     request: Body,
 ) -> Result<Response, ApiError> {
     use crate::platforms::{PLAY_KEYS_SECRET, PlayKeysDocument};
-    let keys: PlayKeysDocument = parse_json(&body(&headers, request, MAX_ADMIN_BODY).await?)?;
+    let keys: PlayKeysDocument =
+        parse_json(&body(&state, &headers, request, MAX_ADMIN_BODY).await?)?;
     medgate_verify::play_integrity::PlayIntegrityKeys::from_console(
         &keys.decryption_key,
         &keys.verification_key,
@@ -639,7 +643,7 @@ async fn create_enrolment(
     Path(app_id): Path<String>,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = body(&headers, request, MAX_ADMIN_BODY).await?;
+    let bytes = body(&state, &headers, request, MAX_ADMIN_BODY).await?;
     let request: CreateEnrolment = if bytes.is_empty() {
         CreateEnrolment::default()
     } else {

@@ -50,7 +50,7 @@ pub(crate) async fn challenge(
 ) -> Result<Response, ApiError> {
     limit_client(&state, peer)?;
     let request: ChallengeRequest =
-        parse_json(&body(&headers, request, MAX_CHALLENGE_REQUEST).await?)?;
+        parse_json(&body(&state, &headers, request, MAX_CHALLENGE_REQUEST).await?)?;
     if !names::is_app_id(&request.app_id) {
         return Err(ApiError::Malformed(
             "app_id must be 1-128 characters of A-Z a-z 0-9 . _ -".into(),
@@ -107,7 +107,7 @@ pub(crate) async fn attest(
     if !content_type_is(&headers, MEDIA_JOSE) {
         return Err(ApiError::UnsupportedMedia(MEDIA_JOSE));
     }
-    let bytes = body(&headers, request, MAX_EVIDENCE).await?;
+    let bytes = body(&state, &headers, request, MAX_EVIDENCE).await?;
     let compact = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::Malformed("evidence must be a compact JWS (ASCII)".into()))?;
     match attest_evidence(&state, compact.trim()).await {

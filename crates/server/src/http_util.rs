@@ -56,6 +56,8 @@ pub(crate) enum ApiError {
     Conflict(&'static str),
     RateLimited(Duration),
     Unavailable(String),
+    /// The body did not arrive within `server.body_read_timeout` (HTTP 408).
+    BodyTimeout,
     Internal,
 }
 
@@ -81,6 +83,18 @@ impl IntoResponse for ApiError {
                 400,
                 Some(detail),
             ),
+            ApiError::BodyTimeout => {
+                let mut response = problem(
+                    problem_type::MALFORMED_REQUEST,
+                    "Request timeout",
+                    408,
+                    Some("the request body did not arrive in time".into()),
+                );
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                response
+            }
             ApiError::TooLarge(limit) => problem(
                 problem_type::PAYLOAD_TOO_LARGE,
                 "Payload too large",
@@ -154,23 +168,37 @@ pub(crate) fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
 }
 
 /// Reads a request body of at most `limit` bytes.
-pub(crate) async fn body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn body(
+    state: &ServerState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    read_limited(body, declared, limit)
-        .await
-        .map_err(|error| match error {
-            BodyError::TooLarge => ApiError::TooLarge(limit),
-            BodyError::Read => ApiError::Malformed("the request body could not be read".into()),
-        })
+    // A body sent slowly, or never, must not hold the connection.
+    let read = read_limited(body, declared, limit);
+    match tokio::time::timeout(state.params.body_read_timeout, read).await {
+        Err(_) => Err(ApiError::BodyTimeout),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(BodyError::TooLarge)) => Err(ApiError::TooLarge(limit)),
+        Ok(Err(BodyError::Read)) => Err(ApiError::Malformed(
+            "the request body could not be read".into(),
+        )),
+    }
 }
 
-/// Parses a JSON request body into `T`, with serde's reason on failure.
+/// Parses a JSON request body into `T`. The reason on failure names the position and category,
+/// never the body's own text.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|error| ApiError::Malformed(format!("invalid JSON body: {error}")))
+    serde_json::from_slice(bytes).map_err(|error| {
+        ApiError::Malformed(format!(
+            "invalid JSON body: {}",
+            medgate_proto::redact::json_error(&error)
+        ))
+    })
 }
 
 /// Refuses a client address over its rate limit.

@@ -69,6 +69,8 @@ pub struct ServerParams {
     pub client_rate_limit: RateLimit,
     pub evidence_limits: EvidenceLimits,
     pub attestation: AttestationRoots,
+    /// How long a client may take to send a request body.
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// The trust anchors for hardware-backed evidence. The defaults are Apple's and Google's;

@@ -1,12 +1,25 @@
 //! The accept loop both planes serve HTTP/1.1 with.
 //!
-//! Each connection gets a deadline for its request head and a bounded read buffer, so a client
-//! that opens connections and dribbles header bytes (slowloris) cannot hold them open. When
-//! `shutdown` changes the loop stops accepting and open connections finish their current request
-//! and close.
+//! What one client, or many, can hold of a listener is bounded:
+//!
+//! - Each connection gets a deadline for its request head and a bounded read buffer, so a client
+//!   that opens connections and dribbles header bytes (slowloris) cannot hold them open. The same
+//!   deadline closes a kept-alive connection that sends no next request (the idle timeout).
+//! - A listener holds at most `max_connections` at once; beyond that it stops accepting (the
+//!   kernel's backlog queues newcomers) until one closes, so file descriptors are never exhausted
+//!   by client connections alone.
+//! - One client (an IPv4 address, or an IPv6 /64) holds at most `max_connections_per_client`;
+//!   further connections are closed at once.
+//! - When `accept` fails (out of file descriptors, say) the loop backs off, up to a second, and
+//!   logs at most one line per ten seconds, instead of spinning.
+//!
+//! When `shutdown` changes the loop stops accepting and open connections finish their current
+//! request and close.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -14,17 +27,23 @@ use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// Per-connection bounds.
+/// Per-listener and per-connection bounds.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// How long a client may take to send a complete request head.
+    /// How long a client may take to send a complete request head, and how long a kept-alive
+    /// connection may wait for its next request.
     pub header_read_timeout: Duration,
     /// The largest request head (and read buffer) accepted, in bytes.
     pub max_head_bytes: usize,
+    /// Connections the listener holds at once.
+    pub max_connections: usize,
+    /// Connections one client (IPv4 address, IPv6 /64) holds at once.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -32,7 +51,111 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             max_head_bytes: 64 * 1024,
+            max_connections: 400,
+            max_connections_per_client: 32,
         }
+    }
+}
+
+/// The key connection counts are kept under: the IPv4 address (also when mapped into IPv6), or
+/// the /64 an IPv6 address is in (one subscriber's allocation).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
+/// Open connections per client.
+#[derive(Debug)]
+struct ClientSlots {
+    open: Mutex<HashMap<IpAddr, usize>>,
+    max: usize,
+}
+
+/// One client's hold on a connection; released when dropped.
+struct ClientSlot {
+    slots: Arc<ClientSlots>,
+    key: IpAddr,
+}
+
+impl ClientSlots {
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+        let key = client_key(ip);
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(key).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            slots: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Back-off after failed accepts: 10 ms doubling to 1 s, reset by a success; one log line per
+/// ten seconds at most, counting the failures it stands for.
+#[derive(Debug)]
+struct AcceptBackoff {
+    delay: Duration,
+    failures_since_log: u64,
+    last_log: Option<Instant>,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl AcceptBackoff {
+    fn new() -> Self {
+        AcceptBackoff {
+            delay: Duration::ZERO,
+            failures_since_log: 0,
+            last_log: None,
+        }
+    }
+
+    /// Records a failure at `now`; returns how long to wait and whether to log (with the
+    /// number of failures the line stands for).
+    fn failed(&mut self, now: Instant) -> (Duration, Option<u64>) {
+        self.delay = (self.delay * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+        self.failures_since_log += 1;
+        let log = match self.last_log {
+            Some(last) if now.duration_since(last) < ACCEPT_LOG_INTERVAL => None,
+            _ => {
+                self.last_log = Some(now);
+                Some(std::mem::take(&mut self.failures_since_log))
+            }
+        };
+        (self.delay, log)
+    }
+
+    fn succeeded(&mut self) {
+        self.delay = Duration::ZERO;
     }
 }
 
@@ -53,22 +176,52 @@ pub async fn serve<F, S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    let capacity = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let clients = Arc::new(ClientSlots {
+        open: Mutex::new(HashMap::new()),
+        max: limits.max_connections_per_client.max(1),
+    });
+    let mut backoff = AcceptBackoff::new();
     loop {
+        // Room for one more connection first: at the cap, stop accepting.
+        let permit = tokio::select! {
+            permit = Arc::clone(&capacity).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => break,
         };
         let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                backoff.succeeded();
+                accepted
+            }
             Err(error) => {
-                tracing::warn!(%error, plane, "accept failed");
+                let (delay, log) = backoff.failed(Instant::now());
+                if let Some(failures) = log {
+                    tracing::warn!(%error, plane, failures, "accept failed; backing off");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => break,
+                }
                 continue;
             }
+        };
+        let Some(slot) = clients.take(peer.ip()) else {
+            // Over its share: closed before anything is read.
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let service = service_for(peer);
         let mut connection_shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _held = (permit, slot);
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
@@ -166,6 +319,129 @@ mod tests {
         let _ = stream.write_all(big.as_bytes()).await;
         let reply = read_all(&mut stream).await;
         assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    }
+
+    async fn connect_from(local: &str, addr: SocketAddr) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{local}:0").parse().expect("address"))
+            .expect("bind");
+        socket.connect(addr).await.expect("connect")
+    }
+
+    /// A request and whatever comes back; a connection the server already closed reads as "".
+    async fn get(stream: &mut TcpStream) -> String {
+        let _ = stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        read_all(stream).await
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_that_sends_nothing_more_is_closed() {
+        let (addr, _stop) = start(ConnectionLimits {
+            header_read_timeout: Duration::from_millis(200),
+            ..ConnectionLimits::default()
+        })
+        .await;
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        // The response arrives, then the idle connection is closed by the server.
+        let reply = read_all(&mut stream).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
+
+    #[tokio::test]
+    async fn one_client_holds_at_most_its_share_of_connections() {
+        let (addr, _stop) = start(ConnectionLimits {
+            max_connections_per_client: 3,
+            ..ConnectionLimits::default()
+        })
+        .await;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(connect_from("127.0.0.2", addr).await);
+        }
+        // The fourth from the same address is closed without an answer; another client is
+        // served.
+        let mut fourth = connect_from("127.0.0.2", addr).await;
+        assert_eq!(get(&mut fourth).await, "");
+        let mut other = connect_from("127.0.0.3", addr).await;
+        assert!(get(&mut other).await.starts_with("HTTP/1.1 200"));
+        // A released share is available again.
+        let mut first = held.remove(0);
+        assert!(get(&mut first).await.starts_with("HTTP/1.1 200"));
+        let mut retry = None;
+        for _ in 0..100 {
+            let mut again = connect_from("127.0.0.2", addr).await;
+            let reply = get(&mut again).await;
+            if reply.starts_with("HTTP/1.1 200") {
+                retry = Some(reply);
+                break;
+            }
+        }
+        assert!(retry.is_some(), "the released slot was never reused");
+    }
+
+    #[tokio::test]
+    async fn at_its_cap_a_listener_waits_for_a_connection_to_close() {
+        let (addr, _stop) = start(ConnectionLimits {
+            max_connections: 2,
+            ..ConnectionLimits::default()
+        })
+        .await;
+        let mut first = connect_from("127.0.0.4", addr).await;
+        let _second = connect_from("127.0.0.5", addr).await;
+        // Served only once the first closes: the request waits in the backlog meanwhile.
+        let mut third = connect_from("127.0.0.6", addr).await;
+        third
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut byte = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(300), third.read(&mut byte)).await;
+        assert!(early.is_err(), "served beyond the cap");
+        assert!(get(&mut first).await.starts_with("HTTP/1.1 200"));
+        drop(first);
+        let reply = read_all(&mut third).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(
+            client_key(mapped),
+            "192.0.2.7".parse::<IpAddr>().expect("ip")
+        );
+    }
+
+    #[test]
+    fn failed_accepts_back_off_and_log_rarely() {
+        let mut backoff = AcceptBackoff::new();
+        let start = Instant::now();
+        let (delay, log) = backoff.failed(start);
+        assert_eq!((delay, log), (FIRST_BACKOFF, Some(1)));
+        let mut delays = vec![delay];
+        for i in 1..20 {
+            let (delay, log) = backoff.failed(start + Duration::from_millis(i));
+            assert_eq!(log, None, "one line per interval");
+            delays.push(delay);
+        }
+        assert!(delays.windows(2).all(|w| w[1] >= w[0]));
+        assert_eq!(delays.last(), Some(&MAX_BACKOFF));
+        let (_, log) = backoff.failed(start + ACCEPT_LOG_INTERVAL);
+        assert_eq!(log, Some(20), "the next line counts what it stands for");
+        backoff.succeeded();
+        assert_eq!(backoff.failed(start + ACCEPT_LOG_INTERVAL).0, FIRST_BACKOFF);
     }
 
     #[tokio::test]
