@@ -49,7 +49,7 @@ use medgate_service::listen::{self, ConnectionLimits};
 use medgate_service::metrics::Metrics;
 use medgate_service::problem;
 use medgate_service::ratelimit::{KeyedLimiter, RateLimit, retry_after_secs};
-use medgate_store::{NewAuditEntry, RevocationTarget, Store, StoreError, published_keys};
+use medgate_store::{RevocationTarget, Store, StoreError, published_keys};
 use medgate_verify::UnixTime;
 use medgate_verify::dpop::{self, ProofPolicy, RequestTarget};
 use medgate_verify::keys::KeySet;
@@ -98,9 +98,13 @@ pub struct GatewayParams {
     pub token_leeway_secs: i64,
     pub token_cache_capacity: usize,
     pub replay_capacity: usize,
+    /// The live replay-cache entries one installation may hold.
+    pub replay_share: usize,
     pub upstream_timeout: Duration,
     /// How long retired signing keys stay trusted (the server's token lifetime plus leeway).
     pub key_retention_secs: i64,
+    /// What clients can hold of the listener.
+    pub connections: ConnectionLimits,
 }
 
 /// Revocations learned from the store's feed.
@@ -146,9 +150,9 @@ pub enum Refusal {
     /// 401 without an error code (RFC 6750 §3.1): no credentials at all.
     MissingToken,
     /// 401 `invalid_token`.
-    InvalidToken(String),
+    InvalidToken(Why),
     /// 401 `invalid_dpop_proof`.
-    InvalidProof(String),
+    InvalidProof(Why),
     /// 403: no route rule covers this path and method.
     RouteDenied,
     /// 403 `insufficient_scope`: the scopes the route needs.
@@ -159,7 +163,50 @@ pub enum Refusal {
     Overloaded,
 }
 
+/// Why a token or proof was refused: a stable code (for the audit tally) and the verifier's own
+/// message (for the client), which quotes nothing the client sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Why {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl Why {
+    fn new(code: &'static str, detail: &str) -> Self {
+        Why {
+            code,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+impl From<medgate_verify::token::TokenError> for Why {
+    fn from(error: medgate_verify::token::TokenError) -> Self {
+        Why {
+            code: error.code(),
+            detail: error.to_string(),
+        }
+    }
+}
+
+impl From<dpop::ProofError> for Why {
+    fn from(error: dpop::ProofError) -> Self {
+        Why {
+            code: error.code(),
+            detail: error.to_string(),
+        }
+    }
+}
+
 impl Refusal {
+    /// The refusal's stable reason code, where it has one beyond its kind.
+    fn code(&self) -> Option<&'static str> {
+        match self {
+            Refusal::InvalidToken(why) | Refusal::InvalidProof(why) => Some(why.code),
+            _ => None,
+        }
+    }
+
     fn outcome(&self) -> &'static str {
         match self {
             Refusal::UnsafePath => "bad_request",
@@ -175,7 +222,7 @@ impl Refusal {
 
     fn detail(&self) -> Option<String> {
         match self {
-            Refusal::InvalidToken(detail) | Refusal::InvalidProof(detail) => Some(detail.clone()),
+            Refusal::InvalidToken(why) | Refusal::InvalidProof(why) => Some(why.detail.clone()),
             Refusal::InsufficientScope(scopes) => {
                 Some(format!("requires scope {}", scopes.join(" ")))
             }
@@ -206,9 +253,11 @@ impl Refusal {
         let mut response = problem::response(&document);
         let challenge = match self {
             Refusal::MissingToken => Some(format!(r#"DPoP algs="{algs}""#)),
-            Refusal::InvalidToken(detail) => Some(www_authenticate("invalid_token", detail, algs)),
-            Refusal::InvalidProof(detail) => {
-                Some(www_authenticate("invalid_dpop_proof", detail, algs))
+            Refusal::InvalidToken(why) => {
+                Some(www_authenticate("invalid_token", &why.detail, algs))
+            }
+            Refusal::InvalidProof(why) => {
+                Some(www_authenticate("invalid_dpop_proof", &why.detail, algs))
             }
             Refusal::InsufficientScope(scopes) => Some(format!(
                 r#"DPoP error="insufficient_scope", scope="{}", algs="{algs}""#,
@@ -282,7 +331,7 @@ impl Gateway {
         Gateway {
             inner: Arc::new(Inner {
                 tokens: TokenCache::new(params.token_cache_capacity),
-                replays: ReplayCache::new(params.replay_capacity),
+                replays: ReplayCache::new(params.replay_capacity, params.replay_share),
                 limiter: KeyedLimiter::new(params.rate_limit),
                 keys: RwLock::new(Arc::new(KeySet::default())),
                 revoked: RwLock::new(Revoked::default()),
@@ -338,21 +387,35 @@ impl Gateway {
 
     /// Steps 1–8 of the module documentation.
     pub fn authorize(&self, parts: &Parts, now: UnixTime) -> Result<Authorized, Refusal> {
+        self.check(parts, now).map_err(|(refusal, _)| refusal)
+    }
+
+    /// Steps 1–8; a refusal comes with the installation when its token verified. The order
+    /// puts every check that costs no shared state first: a refused request takes no place in
+    /// the replay cache and no one else's rate.
+    fn check(&self, parts: &Parts, now: UnixTime) -> Result<Authorized, (Refusal, Option<String>)> {
         let inner = &self.inner;
         let path = parts.uri.path();
+        let anonymous = |refusal: Refusal| (refusal, None);
         // Step 1.
         if !routes::is_safe_path(path) {
-            return Err(Refusal::UnsafePath);
+            return Err(anonymous(Refusal::UnsafePath));
         }
         // Step 2.
         let authorization = single_header(&parts.headers, &AUTHORIZATION)
-            .map_err(|()| Refusal::InvalidToken("send exactly one Authorization header".into()))?
-            .ok_or(Refusal::MissingToken)?;
+            .map_err(|()| {
+                anonymous(Refusal::InvalidToken(Why::new(
+                    "authorization_header",
+                    "send exactly one Authorization header, in ASCII",
+                )))
+            })?
+            .ok_or(anonymous(Refusal::MissingToken))?;
         let (scheme, token_text) = authorization.split_once(' ').unwrap_or((authorization, ""));
         if !scheme.eq_ignore_ascii_case("DPoP") {
-            return Err(Refusal::InvalidToken(
-                "the token is DPoP-bound; use the DPoP scheme".into(),
-            ));
+            return Err(anonymous(Refusal::InvalidToken(Why::new(
+                "wrong_scheme",
+                "the token is DPoP-bound; use the DPoP scheme",
+            ))));
         }
         let token_text = token_text.trim();
         // Step 3.
@@ -371,44 +434,42 @@ impl Gateway {
                     leeway_secs: inner.params.token_leeway_secs,
                 };
                 let verified = token::verify(token_text, &keys, &expect, now)
-                    .map_err(|error| Refusal::InvalidToken(error.to_string()))?;
+                    .map_err(|error| anonymous(Refusal::InvalidToken(error.into())))?;
                 let verified = Arc::new(verified);
                 inner.tokens.insert(Arc::clone(&verified), now);
                 verified
             }
         };
+        let installation = token.installation_id().to_string();
+        let theirs = |refusal: Refusal| (refusal, Some(installation.clone()));
         // Step 4.
-        check_revocation(&inner.revoked.read(), &token)?;
+        check_revocation(&inner.revoked.read(), &token).map_err(theirs)?;
         // Step 5.
         let proof_text = single_header(&parts.headers, &DPOP)
-            .map_err(|()| Refusal::InvalidProof("send exactly one DPoP header".into()))?
-            .ok_or_else(|| Refusal::InvalidProof("a DPoP proof is required".into()))?;
+            .map_err(|()| {
+                theirs(Refusal::InvalidProof(Why::new(
+                    "dpop_header",
+                    "send exactly one DPoP header, in ASCII",
+                )))
+            })?
+            .ok_or_else(|| {
+                theirs(Refusal::InvalidProof(Why::new(
+                    "missing_proof",
+                    "a DPoP proof is required",
+                )))
+            })?;
         let uri = dpop::target_uri(&inner.params.public_url, path)
-            .map_err(|error| Refusal::InvalidProof(error.to_string()))?;
+            .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
         let target = RequestTarget {
             method: parts.method.as_str(),
             uri: &uri,
         };
         let bound = dpop::verify_bound(proof_text, &token, target, &inner.params.proof, now)
-            .map_err(|error| Refusal::InvalidProof(error.to_string()))?;
+            .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
         // Step 6.
-        let acceptable_until = bound
-            .proof()
-            .iat()
-            .plus(inner.params.proof.window.max_age_secs);
-        inner
-            .replays
-            .admit(bound.proof().replay_key(), acceptable_until, now)
-            .map_err(|error| match error {
-                ReplayError::Replayed => {
-                    Refusal::InvalidProof("DPoP proof jti was already used".into())
-                }
-                ReplayError::Full => Refusal::Overloaded,
-            })?;
-        // Step 7.
         let route = routes::find(&inner.params.routes, path)
             .filter(|route| route.allows_method(&parts.method))
-            .ok_or(Refusal::RouteDenied)?;
+            .ok_or_else(|| theirs(Refusal::RouteDenied))?;
         let missing: Vec<String> = route
             .scopes()
             .iter()
@@ -416,15 +477,36 @@ impl Gateway {
             .cloned()
             .collect();
         if !missing.is_empty() {
-            return Err(Refusal::InsufficientScope(missing));
+            return Err(theirs(Refusal::InsufficientScope(missing)));
         }
-        // Step 8.
+        // Step 7.
         inner
             .limiter
-            .check(&token.installation_id().to_string())
-            .map_err(Refusal::RateLimited)?;
+            .check(&installation)
+            .map_err(|wait| theirs(Refusal::RateLimited(wait)))?;
+        // Step 8: only now does the proof take a place in the replay cache, within the
+        // installation's share.
+        let acceptable_until = bound
+            .proof()
+            .iat()
+            .plus(inner.params.proof.window.max_age_secs);
+        // The installation's key thumbprint, checked when the token verified.
+        let owner_key = token.jkt().digest().unwrap_or([0; 32]);
+        inner
+            .replays
+            .admit(bound.proof().replay_key(), owner_key, acceptable_until, now)
+            .map_err(|error| {
+                theirs(match error {
+                    ReplayError::Replayed => Refusal::InvalidProof(Why::new(
+                        "replayed",
+                        "DPoP proof jti was already used",
+                    )),
+                    ReplayError::ShareExhausted => Refusal::RateLimited(Duration::from_secs(1)),
+                    ReplayError::Full => Refusal::Overloaded,
+                })
+            })?;
         Ok(Authorized {
-            installation_id: token.installation_id().to_string(),
+            installation_id: installation.clone(),
             app_id: token.app_id().to_string(),
             scope: token.scopes().join(" "),
         })
@@ -439,7 +521,7 @@ impl Gateway {
         let started = Instant::now();
         let now = self.inner.clock.now();
         let (parts, body) = request.into_parts();
-        let decision = self.authorize(&parts, now);
+        let decision = self.check(&parts, now);
         self.inner
             .metrics
             .gateway_check(started.elapsed().as_secs_f64());
@@ -448,27 +530,24 @@ impl Gateway {
                 self.forward(authorized, Request::from_parts(parts, body), peer)
                     .await
             }
-            Err(refusal) => {
+            Err((refusal, installation)) => {
                 self.inner.metrics.gateway_request(refusal.outcome());
-                self.audit_refusal(&parts, &refusal, now);
+                self.audit_refusal(&parts, &refusal, installation);
                 local(refusal.response(&self.algs()))
             }
         }
     }
 
-    fn audit_refusal(&self, parts: &Parts, refusal: &Refusal, now: UnixTime) {
-        // The route pattern, not the raw path: paths may carry identifiers.
-        let route = routes::find(&self.inner.params.routes, parts.uri.path()).map(Route::pattern);
-        self.inner.audit.record(NewAuditEntry {
-            at: now,
-            kind: "gateway.reject".into(),
-            actor: "gateway".into(),
-            subject: refusal.outcome().into(),
-            detail: serde_json::json!({
-                "method": parts.method.as_str(),
-                "route": route,
-                "detail": refusal.detail(),
-            }),
+    /// Counts the refusal in the audit tally: its kind, code, route pattern (not the raw path,
+    /// which may carry identifiers) and installation; never the request's own text.
+    fn audit_refusal(&self, parts: &Parts, refusal: &Refusal, installation: Option<String>) {
+        let route = routes::find(&self.inner.params.routes, parts.uri.path())
+            .map(|route| route.pattern().to_string());
+        self.inner.audit.tally(medgate_service::audit::Refusal {
+            kind: refusal.outcome(),
+            code: refusal.code(),
+            route,
+            installation,
         });
     }
 
@@ -560,7 +639,7 @@ impl Gateway {
         listen::serve(
             listener,
             shutdown,
-            ConnectionLimits::default(),
+            self.inner.params.connections,
             "gateway",
             move |peer| {
                 let gateway = self.clone();
@@ -576,18 +655,20 @@ impl Gateway {
 
 fn check_revocation(revoked: &Revoked, token: &VerifiedToken) -> Result<(), Refusal> {
     if revoked.installations.contains(token.installation_id()) {
-        return Err(Refusal::InvalidToken(
-            "the installation has been revoked".into(),
-        ));
+        return Err(Refusal::InvalidToken(Why::new(
+            "installation_revoked",
+            "the installation has been revoked",
+        )));
     }
     let release = (
         token.app_id().to_string(),
         token.claims().app_version.clone(),
     );
     if revoked.releases.contains(&release) {
-        return Err(Refusal::InvalidToken(
-            "the app release has been revoked".into(),
-        ));
+        return Err(Refusal::InvalidToken(Why::new(
+            "release_revoked",
+            "the app release has been revoked",
+        )));
     }
     Ok(())
 }
@@ -634,12 +715,13 @@ mod tests {
             missing.headers()[WWW_AUTHENTICATE],
             r#"DPoP algs="ES256 EdDSA""#
         );
-        let invalid = Refusal::InvalidToken("access token has expired".into()).response(algs);
+        let invalid =
+            Refusal::InvalidToken(Why::new("expired", "access token has expired")).response(algs);
         assert_eq!(
             invalid.headers()[WWW_AUTHENTICATE],
             r#"DPoP error="invalid_token", error_description="access token has expired", algs="ES256 EdDSA""#
         );
-        let proof = Refusal::InvalidProof("x\"y".into()).response(algs);
+        let proof = Refusal::InvalidProof(Why::new("test", "x\"y")).response(algs);
         assert!(
             proof.headers()[WWW_AUTHENTICATE]
                 .to_str()

@@ -112,6 +112,55 @@ pub struct ServerConfig {
     pub challenge_ttl: Duration,
     /// Per client address on `/v1/challenge` and `/v1/attest`.
     pub client_rate_limit: RateLimit,
+    /// How long a client may take to send a request body, from the end of its head.
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub body_read_timeout: Duration,
+    pub connections: ConnectionConfig,
+}
+
+/// What clients can hold of a listener (`[server.connections]`, `[gateway.connections]`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionConfig {
+    /// Connections the listener holds at once; beyond it, newcomers wait in the backlog.
+    pub max: usize,
+    /// Connections one client (IPv4 address, IPv6 /64) holds at once; more are closed.
+    pub max_per_client: usize,
+    /// How long a client may take to send a request head, and how long a kept-alive
+    /// connection may idle before its next request.
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        let defaults = medgate_service::listen::ConnectionLimits::default();
+        ConnectionConfig {
+            max: defaults.max_connections,
+            max_per_client: defaults.max_connections_per_client,
+            header_read_timeout: defaults.header_read_timeout,
+        }
+    }
+}
+
+impl ConnectionConfig {
+    pub fn limits(&self) -> medgate_service::listen::ConnectionLimits {
+        medgate_service::listen::ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max,
+            max_connections_per_client: self.max_per_client,
+            ..medgate_service::listen::ConnectionLimits::default()
+        }
+    }
+
+    fn validate(&self, table: &str) -> Result<(), String> {
+        if self.max == 0 || self.max_per_client == 0 || self.header_read_timeout.is_zero() {
+            return Err(format!(
+                "{table}: max, max_per_client and header_read_timeout must be greater than 0"
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerConfig {
@@ -126,6 +175,8 @@ impl Default for ServerConfig {
                 per_second: 20,
                 burst: 40,
             },
+            body_read_timeout: Duration::from_secs(10),
+            connections: ConnectionConfig::default(),
         }
     }
 }
@@ -147,7 +198,30 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     pub token_cache_size: usize,
     pub replay_cache_size: usize,
+    /// Live replay-cache entries one installation may hold. Default: what its rate limit lets
+    /// it send within the proof window (`burst + per_second × (proof_max_age + clock_skew)`),
+    /// or a hundredth of the cache when rate limiting is off.
+    pub replay_share: Option<usize>,
     pub routes: Vec<RouteConfig>,
+    pub connections: ConnectionConfig,
+}
+
+impl GatewayConfig {
+    /// The replay-cache share of one installation, as configured or derived.
+    pub fn replay_share(&self) -> usize {
+        let derived = if self.rate_limit.per_second == 0 {
+            self.replay_cache_size / 100
+        } else {
+            let window = self.proof_max_age.as_secs() + self.clock_skew.as_secs();
+            u64::from(self.rate_limit.burst)
+                .saturating_add(u64::from(self.rate_limit.per_second).saturating_mul(window))
+                .try_into()
+                .unwrap_or(usize::MAX)
+        };
+        self.replay_share
+            .unwrap_or(derived)
+            .clamp(1, self.replay_cache_size.max(1))
+    }
 }
 
 impl Default for GatewayConfig {
@@ -165,7 +239,9 @@ impl Default for GatewayConfig {
             upstream_timeout: Duration::from_secs(30),
             token_cache_size: 10_000,
             replay_cache_size: 1_000_000,
+            replay_share: None,
             routes: Vec::new(),
+            connections: ConnectionConfig::default(),
         }
     }
 }
@@ -189,7 +265,18 @@ impl Config {
 
     /// Checks what the types cannot: `Node::start` calls it too, for configs built in code.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.attestation.validate()
+        self.attestation.validate()?;
+        self.server
+            .connections
+            .validate("server.connections")
+            .and_then(|()| self.gateway.connections.validate("gateway.connections"))
+            .map_err(ConfigError::Invalid)?;
+        if self.server.body_read_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "server.body_read_timeout must be greater than 0".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads a config file; a missing file is an error (use `Config::default()` for none).
@@ -205,6 +292,37 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_limits_are_configurable_and_must_be_positive() {
+        let config = Config::from_toml(
+            "[server]\nbody_read_timeout = \"5s\"\n[server.connections]\nmax = 100\n\
+             [gateway.connections]\nmax_per_client = 4\nheader_read_timeout = \"3s\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(config.server.body_read_timeout, Duration::from_secs(5));
+        let server = config.server.connections.limits();
+        assert_eq!(
+            (server.max_connections, server.max_connections_per_client),
+            (100, 32)
+        );
+        let gateway = config.gateway.connections.limits();
+        assert_eq!(
+            (
+                gateway.max_connections_per_client,
+                gateway.header_read_timeout
+            ),
+            (4, Duration::from_secs(3))
+        );
+        for bad in [
+            "[server.connections]\nmax = 0\n",
+            "[gateway.connections]\nmax_per_client = 0\n",
+            "[server]\nbody_read_timeout = 0\n",
+        ] {
+            assert!(Config::from_toml(bad, "t").is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn an_empty_file_is_the_default() {

@@ -24,7 +24,7 @@ use medgate_server::revocation::RevocationState;
 use medgate_server::{ADMIN_TOKEN_META, AttestationRoots, Server, ServerParams, admin_token_hash};
 use medgate_service::audit::AuditSink;
 use medgate_service::duration::secs;
-use medgate_service::listen::{self, ConnectionLimits};
+use medgate_service::listen;
 use medgate_service::metrics::Metrics;
 use medgate_service::{Clock, SystemClock};
 use medgate_store::seal::{SealError, Sealer};
@@ -258,6 +258,7 @@ impl Node {
             client_rate_limit: config.server.client_rate_limit,
             evidence_limits: EvidenceLimits::default(),
             attestation: options.attestation_roots,
+            body_read_timeout: config.server.body_read_timeout,
         };
         let key_retention_secs = server_params.key_retention_secs();
         let server = Server::new(
@@ -288,8 +289,10 @@ impl Node {
                 token_leeway_secs: secs(config.gateway.clock_skew),
                 token_cache_capacity: config.gateway.token_cache_size,
                 replay_capacity: config.gateway.replay_cache_size,
+                replay_share: config.gateway.replay_share(),
                 upstream_timeout: config.gateway.upstream_timeout,
                 key_retention_secs,
+                connections: config.gateway.connections.limits(),
             },
             Arc::clone(&clock),
             Arc::clone(&metrics),
@@ -304,7 +307,7 @@ impl Node {
         tasks.push(tokio::spawn(listen::serve(
             server_listener,
             shutdown_rx.clone(),
-            ConnectionLimits::default(),
+            config.server.connections.limits(),
             "control plane",
             move |peer| {
                 let router = router.clone();

@@ -63,3 +63,97 @@ mod tests {
         assert_eq!(short("ééééééééé"), "éééééééé");
     }
 }
+
+/// What went wrong parsing JSON, without the input: serde's own messages quote the offending
+/// value or unknown member name ("invalid type: string \"…\"", "unknown field `…`"), which are
+/// the sender's text. Those become the category and position only; a missing member keeps its
+/// name (ours, from the schema); a message medgate's own deserialisers raise is kept (they never
+/// quote input).
+pub fn json_error(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    const SERDE_QUOTES_INPUT: [&str; 8] = [
+        "invalid type",
+        "invalid value",
+        "invalid length",
+        "unknown variant",
+        "unknown field",
+        "duplicate field",
+        "data did not match",
+        "expected",
+    ];
+    let at = format!("line {}, column {}", error.line(), error.column());
+    match error.classify() {
+        Category::Syntax => format!("not valid JSON ({at})"),
+        Category::Eof => format!("the JSON ends early ({at})"),
+        Category::Io => "the JSON could not be read".to_string(),
+        Category::Data => {
+            let message = error.to_string();
+            let own = message
+                .rsplit_once(" at line ")
+                .map_or(message.as_str(), |(text, _)| text);
+            if let Some(name) = own
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.strip_suffix('`'))
+                .filter(|name| {
+                    name.len() <= 64
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                })
+            {
+                format!("missing member {name} ({at})")
+            } else if SERDE_QUOTES_INPUT.iter().any(|p| own.starts_with(p)) || own.len() > 200 {
+                format!("a member has the wrong type or value, or is not allowed ({at})")
+            } else {
+                format!("{own} ({at})")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod json_error_tests {
+    use super::json_error;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Shape {
+        version: String,
+        count: Option<u32>,
+    }
+
+    fn message(input: &str) -> String {
+        json_error(&serde_json::from_str::<Shape>(input).unwrap_err())
+    }
+
+    #[test]
+    fn json_errors_never_quote_the_input() {
+        let secret = "PATIENT-GLUCOSE-123";
+        for input in [
+            format!(r#"{{"version": "1", "{secret}": 1}}"#),
+            format!(r#"{{"version": "1", "count": "{secret}"}}"#),
+            format!(r#"{{"version": {secret}}}"#),
+            format!(r#"{{"version": "1", "count": -1, "x": "{secret}"}}"#),
+            format!(r#"["{secret}"]"#),
+            format!(r#"{{"version": "{secret}"#),
+        ] {
+            let text = message(&input);
+            assert!(!text.contains(secret), "{text}");
+            assert!(!text.contains("PATIENT"), "{text}");
+        }
+        assert_eq!(message("{}"), "missing member version (line 1, column 2)");
+        // A message of medgate's own deserialisers is kept.
+        let jwk = serde_json::from_str::<crate::PublicJwk>(
+            r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            json_error(&jwk).contains("private key material"),
+            "{}",
+            json_error(&jwk)
+        );
+        assert!(message("{").starts_with("the JSON ends early"));
+        assert!(message("{]").starts_with("not valid JSON"));
+    }
+}

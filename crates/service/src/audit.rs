@@ -6,11 +6,21 @@
 //! a background writer; when it is full the entry is counted, and the writer appends one
 //! `audit.dropped` entry saying how many were summarised, so the log still shows that
 //! something happened and how much.
+//!
+//! Refusals at the gateway are not a row each: a client without credentials could otherwise
+//! write the log as fast as it can send. [`AuditSink::tally`] counts them per minute, kind,
+//! reason code, route pattern and (when a token was verified) installation; the writer appends
+//! one `gateway.refusals` entry per such bucket once its minute is over. Every part of a bucket
+//! comes from a fixed set or from medgate's own state, never from the request's text, and the
+//! number of buckets held is bounded (beyond it, refusals are counted in one overflow bucket).
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use medgate_store::{NewAuditEntry, Store, StoreError};
+use medgate_verify::UnixTime;
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::Clock;
@@ -18,6 +28,88 @@ use crate::metrics::Metrics;
 
 const QUEUE: usize = 4096;
 const BATCH: usize = 256;
+/// Refusal buckets held at once (minutes × kinds × routes × installations).
+const MAX_BUCKETS: usize = 10_000;
+/// How often the writer looks for finished minutes.
+const TALLY_FLUSH: Duration = Duration::from_secs(5);
+
+/// One counted refusal: what it was, where, and whose (when known). Nothing in it is text the
+/// client sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Refusal {
+    /// The outcome, from a fixed set (`missing_token`, `invalid_token`, …).
+    pub kind: &'static str,
+    /// The verifier's stable reason code, where there is one.
+    pub code: Option<&'static str>,
+    /// The configured route pattern the path fell under, if any.
+    pub route: Option<String>,
+    /// The installation, when its token verified.
+    pub installation: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    /// (minute, refusal) → count.
+    buckets: HashMap<(i64, Refusal), u64>,
+    /// Refusals that found no room for a bucket, by minute.
+    overflow: HashMap<i64, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, minute: i64, refusal: Refusal) {
+        if let Some(count) = self.buckets.get_mut(&(minute, refusal.clone())) {
+            *count += 1;
+        } else if self.buckets.len() < MAX_BUCKETS {
+            self.buckets.insert((minute, refusal), 1);
+        } else {
+            *self.overflow.entry(minute).or_insert(0) += 1;
+        }
+    }
+
+    /// The entries for every minute before `before` (all of them with `None`), removed.
+    fn drain(&mut self, before: Option<i64>) -> Vec<NewAuditEntry> {
+        let done = |minute: i64| before.is_none_or(|before| minute < before);
+        let mut entries = Vec::new();
+        let finished: Vec<(i64, Refusal)> = self
+            .buckets
+            .keys()
+            .filter(|(minute, _)| done(*minute))
+            .cloned()
+            .collect();
+        for key in finished {
+            if let Some(count) = self.buckets.remove(&key) {
+                let (minute, refusal) = key;
+                entries.push(NewAuditEntry {
+                    at: UnixTime::from_secs(minute * 60),
+                    kind: "gateway.refusals".into(),
+                    actor: "gateway".into(),
+                    subject: refusal.kind.into(),
+                    detail: serde_json::json!({
+                        "minute": minute * 60,
+                        "count": count,
+                        "code": refusal.code,
+                        "route": refusal.route,
+                        "installation_id": refusal.installation,
+                    }),
+                });
+            }
+        }
+        let overflowed: Vec<i64> = self.overflow.keys().copied().filter(|m| done(*m)).collect();
+        for minute in overflowed {
+            if let Some(count) = self.overflow.remove(&minute) {
+                entries.push(NewAuditEntry {
+                    at: UnixTime::from_secs(minute * 60),
+                    kind: "gateway.refusals".into(),
+                    actor: "gateway".into(),
+                    subject: "other".into(),
+                    detail: serde_json::json!({"minute": minute * 60, "count": count}),
+                });
+            }
+        }
+        entries.sort_by_key(|entry| entry.at.secs());
+        entries
+    }
+}
 
 /// A handle for appending to the audit log. Cheap to clone.
 #[derive(Clone)]
@@ -25,6 +117,8 @@ pub struct AuditSink {
     store: Arc<dyn Store>,
     queue: mpsc::Sender<NewAuditEntry>,
     dropped: Arc<AtomicU64>,
+    tally: Arc<Mutex<Tally>>,
+    clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
 }
 
@@ -39,6 +133,7 @@ pub struct AuditWriter {
     store: Arc<dyn Store>,
     queue: mpsc::Receiver<NewAuditEntry>,
     dropped: Arc<AtomicU64>,
+    tally: Arc<Mutex<Tally>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -50,16 +145,20 @@ impl AuditSink {
     ) -> (AuditSink, AuditWriter) {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
+        let tally = Arc::new(Mutex::new(Tally::default()));
         let sink = AuditSink {
             store: Arc::clone(&store),
             queue: sender,
             dropped: Arc::clone(&dropped),
+            tally: Arc::clone(&tally),
+            clock: Arc::clone(&clock),
             metrics,
         };
         let writer = AuditWriter {
             store,
             queue: receiver,
             dropped,
+            tally,
             clock,
         };
         (sink, writer)
@@ -68,6 +167,15 @@ impl AuditSink {
     /// Appends now and waits until the entry is stored.
     pub async fn write(&self, entry: NewAuditEntry) -> Result<(), StoreError> {
         self.store.append_audit(std::slice::from_ref(&entry)).await
+    }
+
+    /// Counts a refusal in its minute's bucket; never waits, never writes a row of its own.
+    pub fn tally(&self, refusal: Refusal) {
+        let minute = self.clock.now().secs().div_euclid(60);
+        self.tally
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .add(minute, refusal);
     }
 
     /// Queues the entry for the background writer; never waits.
@@ -84,22 +192,39 @@ impl AuditWriter {
     /// on shutdown, what is already queued is written before returning.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut flush = tokio::time::interval(TALLY_FLUSH);
         loop {
             let received = tokio::select! {
                 received = self.queue.recv_many(&mut batch, BATCH) => received,
+                _ = flush.tick() => {
+                    let minute = self.clock.now().secs().div_euclid(60);
+                    batch.extend(self.drain_tally(Some(minute)));
+                    self.write(&mut batch).await;
+                    continue;
+                }
                 _ = shutdown.changed() => {
                     while let Ok(entry) = self.queue.try_recv() {
                         batch.push(entry);
                     }
+                    batch.extend(self.drain_tally(None));
                     self.write(&mut batch).await;
                     return;
                 }
             };
             if received == 0 {
+                batch.extend(self.drain_tally(None));
+                self.write(&mut batch).await;
                 return;
             }
             self.write(&mut batch).await;
         }
+    }
+
+    fn drain_tally(&self, before: Option<i64>) -> Vec<NewAuditEntry> {
+        self.tally
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .drain(before)
     }
 
     async fn write(&self, batch: &mut Vec<NewAuditEntry>) {
@@ -175,6 +300,65 @@ mod tests {
         assert_eq!(summaries.len(), 1);
         assert_eq!(summaries[0].detail, r#"{"summarised_entries":10}"#);
         assert!(metrics.render().contains("medgate_audit_dropped_total 10"));
+    }
+
+    fn refusal(kind: &'static str, installation: Option<&str>) -> Refusal {
+        Refusal {
+            kind,
+            code: Some("bad_signature"),
+            route: Some("/api/v1/entries*".into()),
+            installation: installation.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn refusals_are_counted_per_minute_and_bucket_and_bounded() {
+        let mut tally = Tally::default();
+        for _ in 0..10_000 {
+            tally.add(100, refusal("missing_token", None));
+        }
+        tally.add(100, refusal("invalid_dpop_proof", Some("inst-1")));
+        tally.add(101, refusal("missing_token", None));
+        // Minute 100 is over at 101: two rows however many refusals; minute 101 stays.
+        let entries = tally.drain(Some(101));
+        assert_eq!(entries.len(), 2);
+        let counts: Vec<_> = entries.iter().map(|e| e.detail["count"].clone()).collect();
+        assert!(counts.contains(&serde_json::json!(10_000)));
+        assert!(counts.contains(&serde_json::json!(1)));
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.kind == "gateway.refusals" && e.at.secs() == 6000)
+        );
+        assert_eq!(tally.drain(None).len(), 1);
+        // Past MAX_BUCKETS distinct buckets, the rest is counted, not kept apart.
+        for i in 0..(MAX_BUCKETS + 5) {
+            tally.add(200, refusal("invalid_token", Some(&format!("inst-{i}"))));
+        }
+        let entries = tally.drain(None);
+        assert_eq!(entries.len(), MAX_BUCKETS + 1);
+        let other = entries.iter().find(|e| e.subject == "other").unwrap();
+        assert_eq!(other.detail["count"], 5);
+    }
+
+    #[tokio::test]
+    async fn the_writer_appends_tallied_refusals_on_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let (sink, writer) = AuditSink::new(
+            Arc::clone(&store),
+            Arc::new(SystemClock),
+            Arc::new(Metrics::new()),
+        );
+        for _ in 0..500 {
+            sink.tally(refusal("missing_token", None));
+        }
+        let (stop, stopped) = watch::channel(false);
+        stop.send(true).unwrap();
+        writer.run(stopped).await;
+        let entries = store.audit_entries(0, usize::MAX).await.unwrap();
+        assert_eq!(entries.len(), 1, "500 refusals, one row");
+        assert_eq!(entries[0].kind, "gateway.refusals");
     }
 
     #[tokio::test]

@@ -179,7 +179,7 @@ pub fn from_json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<
     if bytes.trim_ascii_start().first() != Some(&b'{') {
         return Err("expected a JSON object".to_string());
     }
-    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    serde_json::from_slice(bytes).map_err(|e| medgate_proto::redact::json_error(&e))
 }
 
 /// Whether a header's `typ` names `expected`, also in its `application/` form (RFC 7515 §4.1.9:
@@ -246,7 +246,7 @@ mod tests {
             ("a.b", "three parts"),
             ("a.b.c.d", "three parts"),
             ("!!.e30.", "header is not base64url"),
-            ("e30.e30.", "missing field `alg`"),
+            ("e30.e30.", "missing member alg"),
             ("W10.e30.", "expected a JSON object"),
             ("eyJhbGciOiJFUzI1NiJ9.!.", "payload is not base64url"),
             ("eyJhbGciOiJFUzI1NiJ9.e30.=", "signature is not base64url"),

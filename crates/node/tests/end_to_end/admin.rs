@@ -291,10 +291,11 @@ async fn every_decision_rejection_and_change_is_in_a_verifiable_log_without_secr
         let entries = store.audit_entries(0, 1000).await.unwrap();
         entries.into_iter().map(|e| e.kind).collect::<Vec<_>>()
     };
-    // Gateway rejections are written by the background writer.
+    // Gateway refusals are counted per minute and written once the minute is over.
+    stack.clock.advance(61);
     stack
-        .eventually(5, || async {
-            kinds().await.contains(&"gateway.reject".to_string())
+        .eventually(20, || async {
+            kinds().await.contains(&"gateway.refusals".to_string())
         })
         .await;
     let kinds = kinds().await;
@@ -303,7 +304,7 @@ async fn every_decision_rejection_and_change_is_in_a_verifiable_log_without_secr
         "admin.release.add",
         "attest.allow",
         "attest.reject",
-        "gateway.reject",
+        "gateway.refusals",
         "admin.installation.revoke",
     ] {
         assert!(

@@ -373,7 +373,7 @@ async fn malformed_oversize_and_mistyped_requests_get_clear_errors() {
         problem["detail"]
             .as_str()
             .unwrap()
-            .contains("missing field"),
+            .contains("missing member"),
         "{problem}"
     );
     post_evidence(&stack, "application/json", "{}")

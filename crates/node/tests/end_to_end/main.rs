@@ -8,5 +8,6 @@ mod attest;
 mod common;
 mod forgeries;
 mod gateway;
+mod hardening;
 mod hardware;
 mod interop;

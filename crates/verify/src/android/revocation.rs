@@ -52,7 +52,7 @@ impl RevocationList {
             return Err(RevocationListError::TooLarge);
         }
         let document: Document = serde_json::from_slice(json)
-            .map_err(|e| RevocationListError::Malformed(e.to_string()))?;
+            .map_err(|e| RevocationListError::Malformed(medgate_proto::redact::json_error(&e)))?;
         let mut entries = HashMap::with_capacity(document.entries.len());
         for (serial, entry) in document.entries {
             let normalised = serial.to_ascii_lowercase();
