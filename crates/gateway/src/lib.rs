@@ -19,6 +19,7 @@
 //! polled by [`Gateway::refresh`], and rejections are queued to the audit writer.
 
 pub mod cache;
+pub mod path;
 pub mod routes;
 
 use std::collections::HashSet;
@@ -69,6 +70,33 @@ const X_INSTALLATION: HeaderName = HeaderName::from_static("x-medgate-installati
 const X_APP: HeaderName = HeaderName::from_static("x-medgate-app");
 const X_SCOPE: HeaderName = HeaderName::from_static("x-medgate-scope");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// Headers a client must not set for the upstream, by normalised name (lower case, `_` read as
+/// `-`, since CGI and WSGI servers merge the two): credentials the gateway consumed, the
+/// identity and forwarding headers the gateway sets itself, and rewrite and method overrides
+/// that would make the upstream act on another route or method than the one checked.
+const SPOOFABLE: [&str; 19] = [
+    "authorization",
+    "dpop",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-override-url",
+];
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -147,6 +175,8 @@ impl std::fmt::Debug for Gateway {
 pub enum Refusal {
     /// 400: the path could be read differently upstream.
     UnsafePath,
+    /// 414: the path is longer than [`path::MAX_PATH`].
+    PathTooLong,
     /// 401 without an error code (RFC 6750 §3.1): no credentials at all.
     MissingToken,
     /// 401 `invalid_token`.
@@ -210,6 +240,7 @@ impl Refusal {
     fn outcome(&self) -> &'static str {
         match self {
             Refusal::UnsafePath => "bad_request",
+            Refusal::PathTooLong => "uri_too_long",
             Refusal::MissingToken => "missing_token",
             Refusal::InvalidToken(_) => "invalid_token",
             Refusal::InvalidProof(_) => "invalid_dpop_proof",
@@ -235,6 +266,7 @@ impl Refusal {
     pub fn response(&self, algs: &str) -> Response<Full<Bytes>> {
         let (problem_type, title, status) = match self {
             Refusal::UnsafePath => (problem_type::MALFORMED_REQUEST, "Path not accepted", 400),
+            Refusal::PathTooLong => (problem_type::MALFORMED_REQUEST, "Path too long", 414),
             Refusal::MissingToken | Refusal::InvalidToken(_) => {
                 (problem_type::INVALID_TOKEN, "Invalid access token", 401)
             }
@@ -294,6 +326,8 @@ pub struct Authorized {
     installation_id: String,
     app_id: String,
     scope: String,
+    /// The canonical path the routes were checked against: what the upstream receives.
+    path: String,
 }
 
 impl Authorized {
@@ -395,12 +429,15 @@ impl Gateway {
     /// the replay cache and no one else's rate.
     fn check(&self, parts: &Parts, now: UnixTime) -> Result<Authorized, (Refusal, Option<String>)> {
         let inner = &self.inner;
-        let path = parts.uri.path();
         let anonymous = |refusal: Refusal| (refusal, None);
-        // Step 1.
-        if !routes::is_safe_path(path) {
-            return Err(anonymous(Refusal::UnsafePath));
-        }
+        // Step 1: one canonical path for the route check, the proof and the upstream.
+        let path = path::canonical_path(parts.uri.path()).map_err(|error| {
+            anonymous(match error {
+                path::PathError::TooLong => Refusal::PathTooLong,
+                _ => Refusal::UnsafePath,
+            })
+        })?;
+        let path = path.as_str();
         // Step 2.
         let authorization = single_header(&parts.headers, &AUTHORIZATION)
             .map_err(|()| {
@@ -509,6 +546,7 @@ impl Gateway {
             installation_id: installation.clone(),
             app_id: token.app_id().to_string(),
             scope: token.scopes().join(" "),
+            path: path.to_string(),
         })
     }
 
@@ -568,28 +606,19 @@ impl Gateway {
             return local(problem::response(&document));
         };
         let (mut parts, body) = request.into_parts();
-        let Ok(uri) = upstream_uri(upstream, &parts.uri) else {
+        let Ok(uri) = upstream_uri(upstream, &authorized.path, parts.uri.query()) else {
             return local(Refusal::UnsafePath.response(&self.algs()));
         };
         parts.uri = uri;
         strip_hop_by_hop(&mut parts.headers);
-        parts.headers.remove(AUTHORIZATION);
-        parts.headers.remove(DPOP);
-        let spoofed: Vec<HeaderName> = parts
-            .headers
-            .keys()
-            .filter(|name| name.as_str().starts_with("x-medgate-"))
-            .cloned()
-            .collect();
-        for name in spoofed {
-            parts.headers.remove(name);
-        }
+        strip_spoofable(&mut parts.headers);
         if let Some(authority) = upstream
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         {
             parts.headers.insert(HOST, authority);
         }
+        // What the upstream may rely on is set here, replacing anything the client sent.
         for (name, value) in [
             (X_INSTALLATION, authorized.installation_id.as_str()),
             (X_APP, authorized.app_id.as_str()),
@@ -600,7 +629,21 @@ impl Gateway {
             }
         }
         if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
-            parts.headers.append(X_FORWARDED_FOR, value);
+            parts.headers.insert(X_FORWARDED_FOR, value);
+        }
+        if let Ok(public) = inner.params.public_url.parse::<Uri>() {
+            if let Some(value) = public
+                .scheme_str()
+                .and_then(|s| HeaderValue::from_str(s).ok())
+            {
+                parts.headers.insert(X_FORWARDED_PROTO, value);
+            }
+            if let Some(value) = public
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                parts.headers.insert(X_FORWARDED_HOST, value);
+            }
         }
         let started = Instant::now();
         let sent = inner.client.request(Request::from_parts(parts, body));
@@ -673,10 +716,13 @@ fn check_revocation(revoked: &Revoked, token: &VerifiedToken) -> Result<(), Refu
     Ok(())
 }
 
-fn upstream_uri(upstream: &Uri, request: &Uri) -> Result<Uri, http::Error> {
+fn upstream_uri(upstream: &Uri, path: &str, query: Option<&str>) -> Result<Uri, http::Error> {
     let prefix = upstream.path().trim_end_matches('/');
-    let path_and_query = request.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut builder = Uri::builder().path_and_query(format!("{prefix}{path_and_query}"));
+    let path_and_query = match query {
+        Some(query) => format!("{prefix}{path}?{query}"),
+        None => format!("{prefix}{path}"),
+    };
+    let mut builder = Uri::builder().path_and_query(path_and_query);
     if let Some(scheme) = upstream.scheme() {
         builder = builder.scheme(scheme.clone());
     }
@@ -684,6 +730,22 @@ fn upstream_uri(upstream: &Uri, request: &Uri) -> Result<Uri, http::Error> {
         builder = builder.authority(authority.clone());
     }
     builder.build()
+}
+
+/// Removes every header whose normalised name is in [`SPOOFABLE`] or starts with
+/// `x-medgate-`.
+fn strip_spoofable(headers: &mut HeaderMap) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let normalised = name.as_str().replace('_', "-");
+            normalised.starts_with("x-medgate-") || SPOOFABLE.contains(&normalised.as_str())
+        })
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -748,11 +810,42 @@ mod tests {
     #[test]
     fn upstream_uris_keep_the_prefix_and_query() {
         let upstream: Uri = "http://127.0.0.1:1337/ns/".parse().unwrap();
-        let request: Uri = "/api/v1/entries.json?count=10".parse().unwrap();
         assert_eq!(
-            upstream_uri(&upstream, &request).unwrap(),
+            upstream_uri(&upstream, "/api/v1/entries.json", Some("count=10")).unwrap(),
             "http://127.0.0.1:1337/ns/api/v1/entries.json?count=10"
         );
+    }
+
+    #[test]
+    fn headers_that_speak_for_someone_else_are_removed_by_normalised_name() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "x-medgate-scope",
+            "x_medgate_scope",
+            "X_Medgate_Installation",
+            "x-forwarded-for",
+            "x_forwarded_for",
+            "forwarded",
+            "x-forwarded-host",
+            "x-real-ip",
+            "x-original-url",
+            "x-rewrite-url",
+            "x-http-method-override",
+            "x_http_method_override",
+            "authorization",
+            "dpop",
+        ] {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("spoofed"),
+            );
+        }
+        headers.insert("accept", HeaderValue::from_static("*/*"));
+        headers.insert("x-request-id", HeaderValue::from_static("r-1"));
+        strip_spoofable(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "x-request-id"]);
     }
 
     #[test]

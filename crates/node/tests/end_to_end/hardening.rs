@@ -125,3 +125,116 @@ async fn a_request_body_that_never_arrives_is_cut_off() {
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
 }
+
+/// Path and header tricks through the gateway, with a genuine token and proof: what is
+/// refused, and exactly what the upstream received for what is forwarded.
+#[tokio::test]
+async fn path_and_header_tricks_reach_the_upstream_only_in_canonical_form() {
+    use bytes::Bytes;
+    use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+    let stack = Stack::start().await;
+    let client = stack.client();
+    client.attest().await.unwrap();
+    let send =
+        |sent: String, proof_path: &'static str, extra: &'static [(&'static str, &'static str)]| {
+            let (stack, client) = (&stack, &client);
+            async move {
+                let headers = client.request_headers("GET", proof_path).await.unwrap();
+                let mut map = HeaderMap::new();
+                map.insert(
+                    AUTHORIZATION,
+                    HeaderValue::from_str(headers.authorization.expose()).unwrap(),
+                );
+                map.insert(
+                    HeaderName::from_static("dpop"),
+                    HeaderValue::from_str(&headers.dpop).unwrap(),
+                );
+                for (name, value) in extra {
+                    map.append(
+                        HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                        HeaderValue::from_static(value),
+                    );
+                }
+                stack
+                    .raw(Method::GET, &stack.gateway_url(&sent), map, Bytes::new())
+                    .await
+            }
+        };
+    // (sent, proof made for, status, path the upstream saw)
+    let table: &[(&str, &str, StatusCode, Option<&str>)] = &[
+        ("/echo/ex", "/echo/ex", StatusCode::OK, Some("/echo/ex")),
+        ("/echo/%65x", "/echo/ex", StatusCode::OK, Some("/echo/ex")),
+        (
+            "/echo/a%2bb",
+            "/echo/a%2Bb",
+            StatusCode::OK,
+            Some("/echo/a%2Bb"),
+        ),
+        ("/echo/..;/admin", "/echo", StatusCode::BAD_REQUEST, None),
+        ("/echo;jsessionid=x", "/echo", StatusCode::BAD_REQUEST, None),
+        ("/echo/%3b/admin", "/echo", StatusCode::BAD_REQUEST, None),
+        ("/echo%2f..%2fadmin", "/echo", StatusCode::BAD_REQUEST, None),
+        ("/echo/%2e%2e/admin", "/echo", StatusCode::BAD_REQUEST, None),
+        (
+            "/echo/%c0%ae%c0%ae/admin",
+            "/echo",
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            "/echo/%ef%bc%8e%ef%bc%8e/admin",
+            "/echo",
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        ("/echo/x%00.json", "/echo", StatusCode::BAD_REQUEST, None),
+        ("/echo//admin", "/echo", StatusCode::BAD_REQUEST, None),
+    ];
+    for (sent, proof_path, status, upstream_path) in table {
+        let reply = send(sent.to_string(), proof_path, &[]).await;
+        assert_eq!(reply.status(), *status, "{sent}");
+        if let Some(expected) = upstream_path {
+            assert_eq!(reply.json()["path"], *expected, "{sent}");
+        }
+    }
+    let long = format!("/echo/{}", "a".repeat(3000));
+    assert_eq!(
+        send(long, "/echo", &[]).await.status(),
+        StatusCode::URI_TOO_LONG
+    );
+    // Headers that would speak for someone else upstream.
+    let spoofed: &'static [(&'static str, &'static str)] = &[
+        ("x_medgate_scope", "admin"),
+        ("X-Medgate-Installation", "someone-else"),
+        ("x-forwarded-for", "6.6.6.6"),
+        ("x_forwarded_for", "6.6.6.6"),
+        ("forwarded", "for=6.6.6.6"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-real-ip", "6.6.6.6"),
+        ("x-original-url", "/admin"),
+        ("x-rewrite-url", "/admin"),
+        ("x-http-method-override", "DELETE"),
+    ];
+    let reply = send("/echo".into(), "/echo", spoofed).await;
+    reply.assert_status(StatusCode::OK);
+    let seen = reply.json();
+    let headers = seen["headers"].as_object().unwrap();
+    assert_eq!(headers["x-medgate-scope"], "entries:read entries:write");
+    assert_eq!(
+        headers["x-medgate-installation"],
+        client.installation_id().as_str()
+    );
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    for name in [
+        "x_medgate_scope",
+        "x_forwarded_for",
+        "forwarded",
+        "x-real-ip",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method-override",
+    ] {
+        assert!(!headers.contains_key(name), "{name} reached the upstream");
+    }
+    assert_ne!(headers["x-forwarded-host"], "evil.example");
+}
