@@ -131,7 +131,7 @@ pub struct GatewayParams {
     pub upstream_timeout: Duration,
     /// How long retired signing keys stay trusted (the server's token lifetime plus leeway).
     pub key_retention_secs: i64,
-    /// What clients can hold of the listener.
+    /// What clients can hold of the listener (and the proxies it trusts).
     pub connections: ConnectionLimits,
 }
 
@@ -610,6 +610,13 @@ impl Gateway {
             return local(Refusal::UnsafePath.response(&self.algs()));
         };
         parts.uri = uri;
+        // The client: the peer, or behind a trusted proxy the address its forwarding headers
+        // give; read before those headers are stripped.
+        let client = inner
+            .params
+            .connections
+            .trusted_proxies
+            .client(peer.ip(), &parts.headers);
         strip_hop_by_hop(&mut parts.headers);
         strip_spoofable(&mut parts.headers);
         if let Some(authority) = upstream
@@ -628,7 +635,7 @@ impl Gateway {
                 parts.headers.insert(name, value);
             }
         }
-        if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
+        if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
             parts.headers.insert(X_FORWARDED_FOR, value);
         }
         if let Ok(public) = inner.params.public_url.parse::<Uri>() {
@@ -682,7 +689,7 @@ impl Gateway {
         listen::serve(
             listener,
             shutdown,
-            self.inner.params.connections,
+            self.inner.params.connections.clone(),
             "gateway",
             move |peer| {
                 let gateway = self.clone();

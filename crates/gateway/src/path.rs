@@ -60,7 +60,7 @@ fn allowed_raw(byte: u8) -> bool {
 
 /// Decoded bytes that must never come out of an encoding.
 fn refused_encoded(byte: u8) -> bool {
-    byte < 0x20 || byte >= 0x7f || matches!(byte, b'/' | b'\\' | b'%' | b';')
+    !(0x20..0x7f).contains(&byte) || matches!(byte, b'/' | b'\\' | b'%' | b';')
 }
 
 fn hex_value(digit: u8) -> Option<u8> {

@@ -119,7 +119,7 @@ pub struct ServerConfig {
 }
 
 /// What clients can hold of a listener (`[server.connections]`, `[gateway.connections]`).
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionConfig {
     /// Connections the listener holds at once; beyond it, newcomers wait in the backlog.
@@ -130,6 +130,9 @@ pub struct ConnectionConfig {
     /// connection may idle before its next request.
     #[serde(deserialize_with = "medgate_service::duration::deserialize")]
     pub header_read_timeout: Duration,
+    /// Reverse proxies (CIDRs) whose `Forwarded` / `X-Forwarded-For` name the client; they are
+    /// exempt from `max_per_client`. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ConnectionConfig {
@@ -139,18 +142,26 @@ impl Default for ConnectionConfig {
             max: defaults.max_connections,
             max_per_client: defaults.max_connections_per_client,
             header_read_timeout: defaults.header_read_timeout,
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
 impl ConnectionConfig {
+    /// The listener's limits. Call after [`Config::validate`]: an invalid proxy list is
+    /// treated as empty here.
     pub fn limits(&self) -> medgate_service::listen::ConnectionLimits {
         medgate_service::listen::ConnectionLimits {
             header_read_timeout: self.header_read_timeout,
             max_connections: self.max,
             max_connections_per_client: self.max_per_client,
+            trusted_proxies: self.proxies().unwrap_or_default(),
             ..medgate_service::listen::ConnectionLimits::default()
         }
+    }
+
+    pub fn proxies(&self) -> Result<medgate_service::client_ip::TrustedProxies, String> {
+        medgate_service::client_ip::TrustedProxies::parse(&self.trusted_proxies)
     }
 
     fn validate(&self, table: &str) -> Result<(), String> {
@@ -159,7 +170,9 @@ impl ConnectionConfig {
                 "{table}: max, max_per_client and header_read_timeout must be greater than 0"
             ));
         }
-        Ok(())
+        self.proxies()
+            .map(|_| ())
+            .map_err(|error| format!("{table}.trusted_proxies: {error}"))
     }
 }
 
@@ -315,7 +328,21 @@ mod tests {
             ),
             (4, Duration::from_secs(3))
         );
+        let proxied = Config::from_toml(
+            "[gateway.connections]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert!(
+            proxied
+                .gateway
+                .connections
+                .limits()
+                .trusted_proxies
+                .trusts("10.9.8.7".parse().unwrap())
+        );
         for bad in [
+            "[gateway.connections]\ntrusted_proxies = [\"10.0.0.0/40\"]\n",
             "[server.connections]\nmax = 0\n",
             "[gateway.connections]\nmax_per_client = 0\n",
             "[server]\nbody_read_timeout = 0\n",

@@ -259,6 +259,7 @@ impl Node {
             evidence_limits: EvidenceLimits::default(),
             attestation: options.attestation_roots,
             body_read_timeout: config.server.body_read_timeout,
+            trusted_proxies: config.server.connections.limits().trusted_proxies,
         };
         let key_retention_secs = server_params.key_retention_secs();
         let server = Server::new(

@@ -48,7 +48,7 @@ pub(crate) async fn challenge(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    limit_client(&state, peer)?;
+    limit_client(&state, peer, &headers)?;
     let request: ChallengeRequest =
         parse_json(&body(&state, &headers, request, MAX_CHALLENGE_REQUEST).await?)?;
     if !names::is_app_id(&request.app_id) {
@@ -103,7 +103,7 @@ pub(crate) async fn attest(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    limit_client(&state, peer)?;
+    limit_client(&state, peer, &headers)?;
     if !content_type_is(&headers, MEDIA_JOSE) {
         return Err(ApiError::UnsupportedMedia(MEDIA_JOSE));
     }

@@ -202,10 +202,17 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result
 }
 
 /// Refuses a client address over its rate limit.
-pub(crate) fn limit_client(state: &ServerState, peer: SocketAddr) -> Result<(), ApiError> {
+/// Refuses a client over its rate limit. The client is the TCP peer, or, behind a trusted
+/// proxy, the address the forwarding headers give (an IPv6 client by its /64).
+pub(crate) fn limit_client(
+    state: &ServerState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let client = state.params.trusted_proxies.client(peer.ip(), headers);
     state
         .client_limiter
-        .check(&peer.ip())
+        .check(&medgate_service::listen::client_key(client))
         .map_err(ApiError::RateLimited)
 }
 

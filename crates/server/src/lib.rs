@@ -71,6 +71,8 @@ pub struct ServerParams {
     pub attestation: AttestationRoots,
     /// How long a client may take to send a request body.
     pub body_read_timeout: std::time::Duration,
+    /// Proxies whose forwarding headers name the client (for per-client rate limits).
+    pub trusted_proxies: medgate_service::client_ip::TrustedProxies,
 }
 
 /// The trust anchors for hardware-backed evidence. The defaults are Apple's and Google's;

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod body;
+pub mod client_ip;
 pub mod clock;
 pub mod duration;
 pub mod listen;

@@ -30,10 +30,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
+use crate::client_ip::TrustedProxies;
+
 type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Per-listener and per-connection bounds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     /// How long a client may take to send a complete request head, and how long a kept-alive
     /// connection may wait for its next request.
@@ -42,8 +44,10 @@ pub struct ConnectionLimits {
     pub max_head_bytes: usize,
     /// Connections the listener holds at once.
     pub max_connections: usize,
-    /// Connections one client (IPv4 address, IPv6 /64) holds at once.
+    /// Connections one client (IPv4 address, IPv6 /64) holds at once. Trusted proxies, which
+    /// carry many clients, are exempt.
     pub max_connections_per_client: usize,
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ConnectionLimits {
@@ -53,6 +57,7 @@ impl Default for ConnectionLimits {
             max_head_bytes: 64 * 1024,
             max_connections: 400,
             max_connections_per_client: 32,
+            trusted_proxies: TrustedProxies::none(),
         }
     }
 }
@@ -212,20 +217,29 @@ pub async fn serve<F, S, B>(
                 continue;
             }
         };
-        let Some(slot) = clients.take(peer.ip()) else {
-            // Over its share: closed before anything is read.
-            drop(stream);
-            continue;
+        let slot = if limits.trusted_proxies.trusts(peer.ip()) {
+            None
+        } else {
+            match clients.take(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    // Over its share: closed before anything is read.
+                    drop(stream);
+                    continue;
+                }
+            }
         };
         let _ = stream.set_nodelay(true);
         let service = service_for(peer);
         let mut connection_shutdown = shutdown.clone();
+        let (header_read_timeout, max_head_bytes) =
+            (limits.header_read_timeout, limits.max_head_bytes);
         tokio::spawn(async move {
             let _held = (permit, slot);
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .max_buf_size(limits.max_head_bytes)
+                .header_read_timeout(header_read_timeout)
+                .max_buf_size(max_head_bytes)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             let ended = tokio::select! {

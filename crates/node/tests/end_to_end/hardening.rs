@@ -238,3 +238,83 @@ async fn path_and_header_tricks_reach_the_upstream_only_in_canonical_form() {
     }
     assert_ne!(headers["x-forwarded-host"], "evil.example");
 }
+
+/// Behind a trusted proxy each client has its own limit; a peer that is not a trusted proxy is
+/// keyed by its own address whatever its headers claim.
+#[tokio::test]
+async fn behind_a_trusted_proxy_clients_have_separate_limits() {
+    use bytes::Bytes;
+    use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+    let stack = Stack::start_with(|config| {
+        config.server.client_rate_limit = RateLimit {
+            per_second: 1,
+            burst: 2,
+        };
+        config.server.connections.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let body = Bytes::from(format!(r#"{{"app_id":"{}"}}"#, crate::common::APP));
+    let through_proxy = |client: &'static str| {
+        let (stack, body) = (&stack, body.clone());
+        async move {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert("x-forwarded-for", HeaderValue::from_static(client));
+            let url = format!("{}/v1/challenge", stack.node.server_url());
+            stack.raw(Method::POST, &url, headers, body).await.status()
+        }
+    };
+    // One client behind the proxy spends its own budget (2, plus 1 a second)...
+    let started = std::time::Instant::now();
+    let mut created = 0;
+    for _ in 0..10 {
+        if through_proxy("198.51.100.1").await == StatusCode::CREATED {
+            created += 1;
+        }
+    }
+    let allowed = 2 + started.elapsed().as_secs() + 1;
+    assert!(
+        created >= 2 && created <= allowed,
+        "{created} of 10 created"
+    );
+    // ...and not another's.
+    assert_eq!(through_proxy("198.51.100.2").await, StatusCode::CREATED);
+    // 127.0.0.2 is not a trusted proxy: its claims of other addresses change nothing.
+    let direct = |claimed: &'static str| {
+        let stack = &stack;
+        async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            let mut stream = socket.connect(stack.node.server_addr()).await.unwrap();
+            let body = format!(r#"{{"app_id":"{}"}}"#, crate::common::APP);
+            let request = format!(
+                "POST /v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 X-Forwarded-For: {claimed}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut reply = Vec::new();
+            stream.read_to_end(&mut reply).await.unwrap();
+            String::from_utf8_lossy(&reply).into_owned()
+        }
+    };
+    let started = std::time::Instant::now();
+    let claims = [
+        "203.0.113.1",
+        "203.0.113.2",
+        "203.0.113.3",
+        "203.0.113.4",
+        "203.0.113.5",
+    ];
+    let mut created = 0;
+    for claimed in claims.iter().cycle().take(10) {
+        if direct(claimed).await.starts_with("HTTP/1.1 201") {
+            created += 1;
+        }
+    }
+    let allowed = 2 + started.elapsed().as_secs() + 1;
+    assert!(
+        created <= allowed,
+        "{created} of 10 created: the claimed addresses were believed"
+    );
+}
