@@ -317,8 +317,12 @@ enum ReleaseCommand {
 enum InstallationCommand {
     /// List installations, of one app or all.
     List { app_id: Option<String> },
-    /// Revoke an installation; the gateway refuses it within seconds.
-    Revoke { id: String },
+    /// Revoke an installation; the gateway refuses it within seconds. (An id may start with
+    /// `-`: thumbprints are base64url.)
+    Revoke {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]

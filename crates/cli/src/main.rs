@@ -78,9 +78,12 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MEDGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: escape codes in a log file or journal are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 
@@ -164,5 +167,24 @@ async fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    #[test]
+    fn an_installation_id_may_start_with_a_hyphen() {
+        let parsed = Cli::try_parse_from([
+            "medgate",
+            "admin",
+            "installation",
+            "revoke",
+            "-0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4",
+        ]);
+        assert!(parsed.is_ok(), "{:?}", parsed.err().map(|e| e.to_string()));
     }
 }

@@ -40,7 +40,8 @@ pub struct ConnectionLimits {
     /// How long a client may take to send a complete request head, and how long a kept-alive
     /// connection may wait for its next request.
     pub header_read_timeout: Duration,
-    /// The largest request head (and read buffer) accepted, in bytes.
+    /// The read buffer for a request head, in bytes. hyper may grow it once past this, so
+    /// heads up to twice the size can be accepted; beyond that they are refused (431).
     pub max_head_bytes: usize,
     /// Connections the listener holds at once.
     pub max_connections: usize,
@@ -456,6 +457,27 @@ mod tests {
         assert_eq!(log, Some(20), "the next line counts what it stands for");
         backoff.succeeded();
         assert_eq!(backoff.failed(start + ACCEPT_LOG_INTERVAL).0, FIRST_BACKOFF);
+    }
+
+    /// What the README says of the default head cap: hyper reads the head into a buffer of
+    /// `max_head_bytes` and may grow past it once, so a 60 KiB head is served and anything over
+    /// 128 KiB is refused with 431.
+    #[tokio::test]
+    async fn the_default_head_cap_is_what_the_readme_says() {
+        let (addr, _stop) = start(ConnectionLimits::default()).await;
+        let head = |size: usize| {
+            let frame = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Fill: \r\n\r\n";
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Fill: {}\r\n\r\n",
+                "a".repeat(size - frame.len())
+            )
+        };
+        for (size, expected) in [(60 * 1024, "HTTP/1.1 200"), (129 * 1024, "HTTP/1.1 431")] {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            let _ = stream.write_all(head(size).as_bytes()).await;
+            let reply = read_all(&mut stream).await;
+            assert!(reply.starts_with(expected), "{size}: {reply:.40}");
+        }
     }
 
     #[tokio::test]
