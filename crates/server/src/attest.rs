@@ -27,7 +27,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::ServerState;
 use crate::http_util::{
-    ApiError, body, content_type_is, into_axum, json, limit_client, parse_json,
+    ApiError, RECORDING_FAILED, body, content_type_is, into_axum, json, limit_client, parse_json,
 };
 use crate::platforms::{self, PlatformRefusal};
 use medgate_store::published_keys as published;
@@ -64,7 +64,17 @@ pub(crate) async fn challenge(
         created_at: now,
         expires_at: now.plus(state.params.challenge_ttl_secs),
     };
-    state.store.insert_challenge(&challenge).await?;
+    state
+        .store
+        .insert_challenge(&challenge)
+        .await
+        .map_err(|error| {
+            let error = ApiError::from(error);
+            if matches!(error, ApiError::Unavailable(_)) {
+                state.audit.store_failed();
+            }
+            error
+        })?;
     state.metrics.challenge_issued();
     Ok(json(
         StatusCode::CREATED,
@@ -86,6 +96,8 @@ enum Refusal {
     },
     /// Something the check depends on is missing on our side: 503.
     Unavailable(String),
+    /// The store cannot take the decision: 503, and the node is not ready until it can.
+    NotRecorded,
     /// Our fault: 500.
     Internal,
 }
@@ -93,7 +105,12 @@ enum Refusal {
 impl From<medgate_store::StoreError> for Refusal {
     fn from(error: medgate_store::StoreError) -> Self {
         tracing::error!(%error, "attestation failed on the store");
-        Refusal::Internal
+        match error {
+            // The store cannot take the decision now (a full disk, a lock): nothing is granted
+            // unrecorded, and the client is told to retry.
+            medgate_store::StoreError::Backend(_) => Refusal::NotRecorded,
+            _ => Refusal::Internal,
+        }
     }
 }
 
@@ -124,6 +141,10 @@ pub(crate) async fn attest(
             Ok(into_axum(problem::response(&rejection)))
         }
         Err(Refusal::Unavailable(detail)) => Err(ApiError::Unavailable(detail)),
+        Err(Refusal::NotRecorded) => {
+            state.audit.store_failed();
+            Err(ApiError::Unavailable(RECORDING_FAILED.into()))
+        }
         Err(Refusal::Internal) => Err(ApiError::Internal),
     }
 }

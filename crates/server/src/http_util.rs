@@ -66,6 +66,10 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Conflict(what) => ApiError::Conflict(what),
             StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Backend(error) => {
+                tracing::error!(%error, "the store refused a request");
+                ApiError::Unavailable(RECORDING_FAILED.into())
+            }
             other => {
                 tracing::error!(error = %other, "request failed on the store");
                 ApiError::Internal
@@ -231,7 +235,18 @@ pub(crate) async fn healthz() -> Response {
 
 /// Ready when the store answers and a configured revocation status list is not older than its
 /// maximum age (Android attestations would get 503).
+/// The detail of a 503 when a decision or change cannot be recorded.
+pub(crate) const RECORDING_FAILED: &str = "decisions cannot be recorded right now; retry shortly";
+
 pub(crate) async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
+    if !state.audit.recording() {
+        return problem(
+            problem_type::UNAVAILABLE,
+            "Not ready",
+            503,
+            Some(RECORDING_FAILED.into()),
+        );
+    }
     if let Err(error) = state.store.ping().await {
         tracing::error!(%error, "store is not reachable");
         return problem(problem_type::UNAVAILABLE, "Store unavailable", 503, None);

@@ -13,6 +13,12 @@
 //! one `gateway.refusals` entry per such bucket once its minute is over. Every part of a bucket
 //! comes from a fixed set or from medgate's own state, never from the request's text, and the
 //! number of buckets held is bounded (beyond it, refusals are counted in one overflow bucket).
+//!
+//! When the store cannot take entries (a full disk, say) nothing is lost silently: entries that
+//! could not be written are counted as dropped, the sink reports [`AuditSink::recording`]
+//! false (the node's `/readyz` says not ready and attestation answers 503), and the writer keeps
+//! trying to append the `audit.dropped` record; the first write that succeeds puts that gap in
+//! the chain and reports recording again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -117,6 +123,7 @@ pub struct AuditSink {
     store: Arc<dyn Store>,
     queue: mpsc::Sender<NewAuditEntry>,
     dropped: Arc<AtomicU64>,
+    health: Arc<Health>,
     tally: Arc<Mutex<Tally>>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
@@ -133,8 +140,43 @@ pub struct AuditWriter {
     store: Arc<dyn Store>,
     queue: mpsc::Receiver<NewAuditEntry>,
     dropped: Arc<AtomicU64>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
     tally: Arc<Mutex<Tally>>,
     clock: Arc<dyn Clock>,
+}
+
+/// Whether the log can take entries: the Unix time of the first failure since the last
+/// success, or 0.
+#[derive(Debug, Default)]
+struct Health {
+    failing_since: std::sync::atomic::AtomicI64,
+}
+
+impl Health {
+    fn failed(&self, at: UnixTime) {
+        let _ = self.failing_since.compare_exchange(
+            0,
+            at.secs().max(1),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    fn succeeded(&self) -> Option<i64> {
+        match self.failing_since.swap(0, Ordering::SeqCst) {
+            0 => None,
+            since => Some(since),
+        }
+    }
+
+    fn failing(&self) -> bool {
+        self.failing_since() != 0
+    }
+
+    fn failing_since(&self) -> i64 {
+        self.failing_since.load(Ordering::SeqCst)
+    }
 }
 
 impl AuditSink {
@@ -146,27 +188,52 @@ impl AuditSink {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let tally = Arc::new(Mutex::new(Tally::default()));
+        let health = Arc::new(Health::default());
         let sink = AuditSink {
             store: Arc::clone(&store),
             queue: sender,
             dropped: Arc::clone(&dropped),
+            health: Arc::clone(&health),
             tally: Arc::clone(&tally),
             clock: Arc::clone(&clock),
-            metrics,
+            metrics: Arc::clone(&metrics),
         };
         let writer = AuditWriter {
             store,
             queue: receiver,
             dropped,
+            health,
+            metrics,
             tally,
             clock,
         };
         (sink, writer)
     }
 
-    /// Appends now and waits until the entry is stored.
+    /// Appends now and waits until the entry is stored. On failure the entry is counted as
+    /// dropped (the caller must not act on a decision it could not record).
     pub async fn write(&self, entry: NewAuditEntry) -> Result<(), StoreError> {
-        self.store.append_audit(std::slice::from_ref(&entry)).await
+        match self.store.append_audit(std::slice::from_ref(&entry)).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.metrics.audit_dropped(1);
+                self.health.failed(self.clock.now());
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether the log currently takes entries. False from a failed write until the writer's
+    /// next successful one (it retries every few seconds).
+    pub fn recording(&self) -> bool {
+        !self.health.failing()
+    }
+
+    /// Reports that the store refused a write on a decision's path (not an audit write): the
+    /// node is not ready until the writer appends again.
+    pub fn store_failed(&self) {
+        self.health.failed(self.clock.now());
     }
 
     /// Counts a refusal in its minute's bucket; never waits, never writes a row of its own.
@@ -199,6 +266,8 @@ impl AuditWriter {
                 _ = flush.tick() => {
                     let minute = self.clock.now().secs().div_euclid(60);
                     batch.extend(self.drain_tally(Some(minute)));
+                    // While failing, the dropped record is retried even when nothing else is
+                    // pending: its success is what ends the outage.
                     self.write(&mut batch).await;
                     continue;
                 }
@@ -229,20 +298,46 @@ impl AuditWriter {
 
     async fn write(&self, batch: &mut Vec<NewAuditEntry>) {
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
-        if dropped > 0 {
+        let failing_since = self.health.failing_since();
+        if dropped > 0 || failing_since != 0 {
+            // Also with nothing dropped: while the store fails, this record is the probe whose
+            // success ends the outage, and it marks the outage in the chain.
             batch.push(NewAuditEntry {
                 at: self.clock.now(),
                 kind: "audit.dropped".into(),
                 actor: "medgate".into(),
                 subject: "audit".into(),
-                detail: serde_json::json!({"summarised_entries": dropped}),
+                detail: serde_json::json!({
+                    "summarised_entries": dropped,
+                    "failing_since": (failing_since != 0).then_some(failing_since),
+                }),
             });
         }
         if batch.is_empty() {
             return;
         }
-        if let Err(error) = self.store.append_audit(batch).await {
-            tracing::error!(%error, entries = batch.len(), "audit entries could not be written");
+        match self.store.append_audit(batch).await {
+            Ok(()) => {
+                if let Some(since) = self.health.succeeded() {
+                    tracing::warn!(
+                        failing_since = since,
+                        "the audit log takes entries again; the gap is recorded"
+                    );
+                }
+            }
+            Err(error) => {
+                // Counted, not lost: the next successful write records how many.
+                let lost = batch
+                    .iter()
+                    .filter(|entry| entry.kind != "audit.dropped")
+                    .count() as u64;
+                self.dropped.fetch_add(dropped + lost, Ordering::Relaxed);
+                self.metrics.audit_dropped(lost);
+                if !self.health.failing() {
+                    tracing::error!(%error, entries = batch.len(), "audit entries could not be written; counting them until the store takes entries again");
+                }
+                self.health.failed(self.clock.now());
+            }
         }
         batch.clear();
     }
@@ -298,7 +393,8 @@ mod tests {
             .filter(|e| e.kind == "audit.dropped")
             .collect();
         assert_eq!(summaries.len(), 1);
-        assert_eq!(summaries[0].detail, r#"{"summarised_entries":10}"#);
+        let detail: serde_json::Value = serde_json::from_str(&summaries[0].detail).unwrap();
+        assert_eq!(detail["summarised_entries"], 10);
         assert!(metrics.render().contains("medgate_audit_dropped_total 10"));
     }
 

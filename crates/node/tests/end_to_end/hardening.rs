@@ -318,3 +318,121 @@ async fn behind_a_trusted_proxy_clients_have_separate_limits() {
         "{created} of 10 created: the claimed addresses were believed"
     );
 }
+
+/// A tmpfs of a few megabytes: a data volume that really fills up. Needs root (CI runs as
+/// root); elsewhere the test skips with one line.
+struct SmallVolume {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallVolume {
+    fn mount(size: &str) -> Option<SmallVolume> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("volume");
+        std::fs::create_dir(&path).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("MEDGATE_CI").is_none(),
+                "CI must be able to mount a tmpfs (run as root)"
+            );
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        Some(SmallVolume { path, _dir: dir })
+    }
+
+    /// Writes a file until the volume is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 16 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.write_all(&chunk[..512]);
+        filler
+    }
+}
+
+impl Drop for SmallVolume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// On a full data volume the node says it is not ready and answers 503 with Retry-After
+/// (never 500), grants nothing it cannot record, and once space is back it records the gap in
+/// the audit chain and serves again.
+#[tokio::test]
+async fn a_full_data_volume_gives_503_and_not_ready_then_recovers_with_the_gap_recorded() {
+    use bytes::Bytes;
+    use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+    let Some(volume) = SmallVolume::mount("3m") else {
+        return;
+    };
+    let data = volume.path.join("data");
+    let stack = Stack::start_with(move |config| config.server.data_dir = data).await;
+    stack.client().attest().await.unwrap();
+    let filler = volume.fill();
+    let challenge = || {
+        let stack = &stack;
+        async move {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let body = Bytes::from(format!(r#"{{"app_id":"{}"}}"#, crate::common::APP));
+            let url = format!("{}/v1/challenge", stack.node.server_url());
+            stack.raw(Method::POST, &url, headers, body).await
+        }
+    };
+    // SQLite may still find room in pages and WAL it already has; the volume runs out soon.
+    let mut refused = None;
+    for _ in 0..2000 {
+        let reply = challenge().await;
+        match reply.status() {
+            StatusCode::CREATED => continue,
+            status => {
+                refused = Some((status, reply.header("retry-after")));
+                break;
+            }
+        }
+    }
+    let (status, retry_after) = refused.expect("the full volume never refused a write");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(retry_after.is_some(), "503 without Retry-After");
+    let ready = stack.server_get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        stack.client().attest().await.is_err(),
+        "granted while unrecorded"
+    );
+
+    // Space comes back: the writer records the gap, the node is ready and serves again.
+    std::fs::remove_file(filler).unwrap();
+    stack
+        .eventually(60, || async {
+            stack.server_get("/readyz").await.status() == StatusCode::OK
+        })
+        .await;
+    stack.client().attest().await.unwrap();
+    let store = stack.node.store();
+    let (count, _) = medgate_store::verify_audit_chain(&*store)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(count > 0);
+    let entries = store.audit_entries(0, usize::MAX).await.unwrap();
+    let gap = entries
+        .iter()
+        .find(|e| e.kind == "audit.dropped")
+        .expect("the outage is in the chain");
+    let detail: serde_json::Value = serde_json::from_str(&gap.detail).unwrap();
+    assert!(detail["failing_since"].as_i64().is_some(), "{detail}");
+}
