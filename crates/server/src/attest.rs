@@ -149,17 +149,17 @@ pub(crate) async fn attest(
     }
 }
 
-/// A refusal after the evidence verified: recorded against the installation (when the app is
-/// known), counted and audited.
+/// A refusal after the evidence verified: recorded against the installation (when it was
+/// granted before), counted and audited.
 async fn reject(
     state: &ServerState,
     evidence: &VerifiedEvidence,
-    app_known: bool,
+    record_installation: bool,
     now: UnixTime,
     reasons: Vec<Reason>,
     detail: Option<String>,
 ) -> Result<AttestResponse, Refusal> {
-    if app_known {
+    if record_installation {
         let record = record(evidence, now, Decision::Reject, &reasons);
         state.store.record_attestation(&record).await?;
     }
@@ -258,11 +258,14 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
         Some(known) if known.revoked_at.is_some() => InstallationCheck::Revoked,
         Some(_) => InstallationCheck::Known,
     };
+    // A refusal is recorded against an installation only if it was granted before: keys made
+    // up by the thousand and refused leave no rows behind (the audit log has the refusal).
+    let known = installation != InstallationCheck::New;
     // The platform's statement.
     let platform = match platforms::check(state, &evidence, &app, now).await {
         Ok(platform) => platform,
         Err(PlatformRefusal::Rejected { reason, detail }) => {
-            return reject(state, &evidence, true, now, vec![reason], detail).await;
+            return reject(state, &evidence, known, now, vec![reason], detail).await;
         }
         Err(PlatformRefusal::Unavailable(detail)) => return Err(Refusal::Unavailable(detail)),
         Err(PlatformRefusal::Internal) => return Err(Refusal::Internal),
@@ -291,7 +294,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
     let grant = match verdict {
         Verdict::Granted(grant) => grant,
         Verdict::Rejected(reasons) => {
-            return reject(state, &evidence, true, now, reasons, None).await;
+            return reject(state, &evidence, known, now, reasons, None).await;
         }
     };
     // What a grant stores: the installation, a new App Attest key, a claimed enrolment.

@@ -228,10 +228,17 @@ pub(crate) async fn check(
             {
                 return Err(invalid("the assertion counter was already used"));
             }
+            // Fail closed: a stored environment that is neither name is an edited row.
             let environment = if stored.environment == environment_name(Environment::Development) {
                 Environment::Development
-            } else {
+            } else if stored.environment == environment_name(Environment::Production) {
                 Environment::Production
+            } else {
+                tracing::error!(
+                    installation = medgate_proto::redact::short(installation),
+                    "stored App Attest environment is neither production nor development"
+                );
+                return Err(PlatformRefusal::Internal);
             };
             let facts =
                 PlatformFacts::apple_assertion(&verified, environment, &stored.app_id, &policy);

@@ -436,3 +436,31 @@ async fn a_full_data_volume_gives_503_and_not_ready_then_recovers_with_the_gap_r
     let detail: serde_json::Value = serde_json::from_str(&gap.detail).unwrap();
     assert!(detail["failing_since"].as_i64().is_some(), "{detail}");
 }
+
+/// Keys made up and refused leave no installation rows; a refusal of a known installation is
+/// recorded against it.
+#[tokio::test]
+async fn refused_attestations_of_new_keys_leave_no_rows() {
+    let stack = Stack::start().await;
+    let store = stack.node.store();
+    for _ in 0..20 {
+        let hooked = stack.client_with_signals(&["hook"]);
+        assert!(hooked.attest().await.is_err());
+        assert!(
+            store
+                .get_installation(hooked.installation_id().as_str())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    let known = stack.client();
+    known.attest().await.unwrap();
+    assert!(
+        store
+            .get_installation(known.installation_id().as_str())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
