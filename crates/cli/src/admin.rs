@@ -315,8 +315,16 @@ enum ReleaseCommand {
 
 #[derive(Subcommand)]
 enum InstallationCommand {
-    /// List installations, of one app or all.
-    List { app_id: Option<String> },
+    /// List installations, of one app or all, a page at a time in id order.
+    List {
+        app_id: Option<String>,
+        /// Start after this installation id (the last of the previous page).
+        #[arg(long, allow_hyphen_values = true)]
+        after: Option<String>,
+        /// Installations per page (at most 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Revoke an installation; the gateway refuses it within seconds. (An id may start with
     /// `-`: thumbprints are base64url.)
     Revoke {
@@ -511,12 +519,29 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
             })
         }
         AdminCommand::Installation {
-            command: InstallationCommand::List { app_id },
+            command:
+                InstallationCommand::List {
+                    app_id,
+                    after,
+                    limit,
+                },
         } => {
-            let query = app_id.map(|id| format!("?app_id={id}")).unwrap_or_default();
+            let mut query = format!("?limit={limit}");
+            if let Some(app_id) = app_id {
+                query.push_str(&format!("&app_id={app_id}"));
+            }
+            if let Some(after) = after {
+                query.push_str(&format!("&after={after}"));
+            }
             let installations = api
                 .call(Method::GET, &format!("/installations{query}"), None)
                 .await?;
+            let next = installations
+                .as_array()
+                .filter(|page| page.len() == limit)
+                .and_then(|page| page.last())
+                .and_then(|last| last["id"].as_str())
+                .map(str::to_string);
             let columns = [
                 "id",
                 "app_id",
@@ -527,7 +552,11 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                 "revoked_at",
             ];
             summary(json, &installations, || {
-                table(&installations, &columns, |i, c| i[c].to_string())
+                let mut text = table(&installations, &columns, |i, c| i[c].to_string());
+                if let Some(next) = next {
+                    text.push_str(&format!("\n(more: --after {next})"));
+                }
+                text
             })
         }
         AdminCommand::Installation {

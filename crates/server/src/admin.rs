@@ -12,7 +12,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use http::StatusCode;
-use http::header::{AUTHORIZATION, HeaderMap};
+use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use http::request::Parts;
 use medgate_proto::wire::{SignalKind, names};
 use medgate_store::{App, NewAuditEntry, Release};
@@ -319,18 +319,35 @@ async fn revoke_release(
 #[derive(Deserialize)]
 struct InstallationQuery {
     app_id: Option<String>,
+    /// The last id of the previous page.
+    after: Option<String>,
+    limit: Option<usize>,
 }
 
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// One page of installations in id order; a full page carries `X-Next-After` with the id to
+/// ask for the next one.
 async fn list_installations(
     _: Admin,
     State(state): State<Arc<ServerState>>,
     Query(query): Query<InstallationQuery>,
 ) -> Result<Response, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let installations = state
         .store
-        .list_installations(query.app_id.as_deref())
+        .list_installations(query.app_id.as_deref(), query.after.as_deref(), limit)
         .await?;
-    Ok(json(StatusCode::OK, &installations))
+    let mut response = json(StatusCode::OK, &installations);
+    if installations.len() == limit
+        && let Some(value) = installations
+            .last()
+            .and_then(|last| HeaderValue::from_str(&last.id).ok())
+    {
+        response.headers_mut().insert("x-next-after", value);
+    }
+    Ok(response)
 }
 
 async fn revoke_installation(

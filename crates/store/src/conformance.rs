@@ -257,16 +257,38 @@ pub(crate) async fn installations_record_and_revoke(store: Arc<impl Store>) {
     assert!(first.revoked_at.is_none());
     assert_eq!(
         store
-            .list_installations(Some("org.example.cgm"))
+            .list_installations(Some("org.example.cgm"), None, 100)
             .await
             .unwrap()
             .len(),
         2
     );
-    assert_eq!(store.list_installations(None).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .list_installations(None, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // Pages, in id order.
+    let first = store.list_installations(None, None, 1).await.unwrap();
+    let second = store
+        .list_installations(None, Some(&first[0].id), 1)
+        .await
+        .unwrap();
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert!(first[0].id < second[0].id);
     assert!(
         store
-            .list_installations(Some("org.other"))
+            .list_installations(None, Some(&second[0].id), 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_installations(Some("org.other"), None, 100)
             .await
             .unwrap()
             .is_empty()

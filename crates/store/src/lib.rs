@@ -232,9 +232,13 @@ pub trait Store: Send + Sync + 'static {
 
     // Installations.
     async fn get_installation(&self, id: &str) -> Result<Option<Installation>, StoreError>;
+    /// One page of installations (of one app, or all) in id order: at most `limit`, those
+    /// whose id sorts after `after`.
     async fn list_installations(
         &self,
         app_id: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<Installation>, StoreError>;
     /// Creates or updates the installation with the outcome of an attestation.
     async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError>;

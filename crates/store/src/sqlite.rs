@@ -486,18 +486,22 @@ impl Store for SqliteStore {
     async fn list_installations(
         &self,
         app_id: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<Installation>, StoreError> {
         let app_id = app_id.map(str::to_string);
+        let after = after.unwrap_or("").to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .run(move |conn| {
                 let mut statement = conn
                     .prepare(&format!(
                         "SELECT {INSTALLATION_COLUMNS} FROM installations
-                         WHERE ?1 IS NULL OR app_id = ?1 ORDER BY app_id, first_seen, id"
+                         WHERE (?1 IS NULL OR app_id = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
                     ))
                     .map_err(backend)?;
                 let rows = statement
-                    .query_map([app_id], installation_from_row)
+                    .query_map(params![app_id, after, limit], installation_from_row)
                     .map_err(backend)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(backend)
             })

@@ -463,4 +463,29 @@ async fn refused_attestations_of_new_keys_leave_no_rows() {
             .unwrap()
             .is_some()
     );
+    // Lists come a page at a time.
+    for _ in 0..2 {
+        stack.client().attest().await.unwrap();
+    }
+    let page = stack
+        .admin(
+            Method::GET,
+            "/v1/admin/installations?limit=2",
+            serde_json::Value::Null,
+        )
+        .await;
+    page.assert_status(StatusCode::OK);
+    assert_eq!(page.json().as_array().unwrap().len(), 2);
+    let next = page
+        .header("x-next-after")
+        .expect("a full page says where to go on");
+    let rest = stack
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/installations?limit=2&after={next}"),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(rest.json().as_array().unwrap().len(), 1);
+    assert_eq!(rest.header("x-next-after"), None);
 }
