@@ -190,6 +190,43 @@ fn serve_admin_and_audit_verify_work_together() {
         stdout(&verified)
     );
 
+    // The operator keeps the head elsewhere. Someone cuts the tail off: the shorter chain still
+    // verifies on its own, but no longer contains the recorded head.
+    let head = stdout(&verified)
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let with_head = run(medgate().arg("--config").arg(&config).args([
+        "audit",
+        "verify",
+        "--expect-head",
+        &head,
+    ]));
+    assert!(with_head.status.success(), "{}", stderr(&with_head));
+    let database = rusqlite::Connection::open(dir.path().join("data/medgate.db")).unwrap();
+    database
+        .execute("DELETE FROM audit_log WHERE seq = 4", [])
+        .unwrap();
+    drop(database);
+    let truncated = run(medgate()
+        .arg("--config")
+        .arg(&config)
+        .args(["audit", "verify"]));
+    assert!(
+        truncated.status.success(),
+        "a cut tail alone is not detectable"
+    );
+    let caught = run(medgate().arg("--config").arg(&config).args([
+        "audit",
+        "verify",
+        "--expect-head",
+        &head,
+    ]));
+    assert_eq!(caught.status.code(), Some(1));
+    assert!(stderr(&caught).contains("no longer contains the expected head"));
+
     // Someone edits the second entry in the database file.
     let database = rusqlite::Connection::open(dir.path().join("data/medgate.db")).unwrap();
     database

@@ -355,7 +355,27 @@ pub trait Store: Send + Sync + 'static {
 pub async fn verify_audit_chain(
     store: &dyn Store,
 ) -> Result<Result<(u64, String), ChainBreak>, StoreError> {
+    Ok(walk_audit_chain(store, None)
+        .await?
+        .map(|(entries, head, _)| (entries, head)))
+}
+
+/// As [`verify_audit_chain`], and whether an entry with hash `expected` is in the chain: a
+/// head hash kept outside the database that is no longer found means the tail was cut off or
+/// the chain rewritten.
+pub async fn verify_audit_chain_containing(
+    store: &dyn Store,
+    expected: [u8; 32],
+) -> Result<Result<(u64, String, bool), ChainBreak>, StoreError> {
+    walk_audit_chain(store, Some(expected)).await
+}
+
+async fn walk_audit_chain(
+    store: &dyn Store,
+    expected: Option<[u8; 32]>,
+) -> Result<Result<(u64, String, bool), ChainBreak>, StoreError> {
     let mut verifier = audit::ChainVerifier::new();
+    let mut found = false;
     let mut after = 0;
     loop {
         let batch = store.audit_entries(after, 1000).await?;
@@ -365,7 +385,9 @@ pub async fn verify_audit_chain(
             if let Err(broken) = verifier.check(entry) {
                 return Ok(Err(broken));
             }
+            found |= expected == Some(entry.hash);
         }
     }
-    Ok(Ok(verifier.finish()))
+    let (entries, head) = verifier.finish();
+    Ok(Ok((entries, head, found)))
 }
