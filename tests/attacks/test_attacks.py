@@ -477,13 +477,16 @@ class EndToEnd(AttackTest):
     def setUpClass(cls):
         cls.medgate = MedgateServer(MEDGATE)
         sha = victim_sha256()
-        cls.medgate.admin("app", "create", "org.example.victim", "--scopes", "entries:read write")
+        # These apps trust SDK evidence fully: the suite is about what the SDK's detectors catch.
+        cls.medgate.admin(
+            "app", "create", "org.example.victim", "--scopes", "entries:read write", "--sdk-evidence", "allow"
+        )
         cls.medgate.admin(
             "release", "add", "org.example.victim", "--version", "1.0.0", "--sdk-binary-sha256", sha
         )
         # A lenient app: hooks only degrade to read access.
         cls.medgate.admin(
-            "app", "create", "org.example.lenient", "--scopes", "entries:read write",
+            "app", "create", "org.example.lenient", "--scopes", "entries:read write", "--sdk-evidence", "allow",
             "--limited-scopes", "entries:read", "--reject-on", "debugger,injected_library,tamper",
             "--degrade-on", "hook,root,emulator",
         )

@@ -48,7 +48,7 @@ class PythonBindings(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.medgate = MedgateServer(os.environ["MEDGATE_BIN"])
-        cls.medgate.admin("app", "create", APP, "--scopes", "entries:read")
+        cls.medgate.admin("app", "create", APP, "--scopes", "entries:read", "--sdk-evidence", "allow")
         cls.medgate.admin(
             "release", "add", APP, "--version", VERSION, "--sdk-binary-sha256", interpreter_sha256()
         )

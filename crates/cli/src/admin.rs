@@ -272,8 +272,12 @@ enum AppCommand {
     /// Register an app.
     Create {
         app_id: String,
-        /// Refuse software-only SDK evidence: only hardware-backed platforms attest.
-        #[arg(long)]
+        /// How far SDK evidence (the app's own word) is trusted: `allow` grants the scopes,
+        /// `limited` only the limited scopes, `deny` refuses it.
+        #[arg(long, value_parser = ["allow", "limited", "deny"], default_value = "limited")]
+        sdk_evidence: String,
+        /// Refuse SDK evidence: only hardware-backed platforms attest (`--sdk-evidence deny`).
+        #[arg(long, conflicts_with = "sdk_evidence")]
         hardware_only: bool,
         /// Scopes a clean installation gets, space-separated.
         #[arg(long)]
@@ -431,6 +435,7 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
             command:
                 AppCommand::Create {
                     app_id,
+                    sdk_evidence,
                     hardware_only,
                     scopes,
                     limited_scopes,
@@ -439,7 +444,8 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                 },
         } => {
             let mut body = serde_json::json!({"app_id": app_id, "scopes": words(&scopes),
-                "limited_scopes": words(&limited_scopes), "allow_sdk_evidence": !hardware_only});
+                "limited_scopes": words(&limited_scopes),
+                "sdk_evidence": if hardware_only { "deny" } else { sdk_evidence.as_str() }});
             if let Some(kinds) = reject_on {
                 body["reject_on"] = kinds.into();
             }
@@ -459,9 +465,14 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
         } => {
             let apps = api.call(Method::GET, "/apps", None).await?;
             summary(json, &apps, || {
-                table(&apps, &["id", "created_at"], |app, column| {
-                    app[column].to_string()
-                })
+                table(
+                    &apps,
+                    &["id", "sdk_evidence", "created_at"],
+                    |app, column| match column {
+                        "sdk_evidence" => app["policy"]["sdk_evidence"].to_string(),
+                        _ => app[column].to_string(),
+                    },
+                )
             })
         }
         AdminCommand::Release {

@@ -327,7 +327,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
         .call(
             Method::POST,
             "/apps",
-            Some(serde_json::json!({"app_id": APP, "scopes": ["entries:read", "treatments:write"], "limited_scopes": ["entries:read"]})),
+            // The demo shows what SDK evidence catches, so it trusts it fully.
+            Some(serde_json::json!({"app_id": APP, "scopes": ["entries:read", "treatments:write"], "limited_scopes": ["entries:read"], "sdk_evidence": "allow"})),
         )
         .await?;
     admin

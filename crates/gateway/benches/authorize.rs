@@ -141,7 +141,7 @@ impl Bench {
             limited_scopes: vec![],
             reject_on: Default::default(),
             degrade_on: Default::default(),
-            allow_sdk_evidence: true,
+            sdk_evidence: medgate_verify::policy::SdkEvidence::Allow,
         };
         let Verdict::Granted(grant) = decide(
             &verified,

@@ -292,10 +292,13 @@ pub enum Reason {
     VersionMismatch,
     /// A Play Integrity test response (sent to license testers), not a verdict on a device.
     TestResponse,
+    /// SDK evidence, which is the app's own word, under an app that grants it only the limited
+    /// scopes (`sdk_evidence = limited`, the default).
+    SdkEvidenceLimited,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 27] = [
+    pub const ALL: [Reason; 28] = [
         Reason::ChallengeInvalid,
         Reason::AppUnknown,
         Reason::ReleaseUnknown,
@@ -323,6 +326,7 @@ impl Reason {
         Reason::EnvironmentRisk,
         Reason::VersionMismatch,
         Reason::TestResponse,
+        Reason::SdkEvidenceLimited,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -354,6 +358,7 @@ impl Reason {
             Reason::EnvironmentRisk => "environment_risk",
             Reason::VersionMismatch => "version_mismatch",
             Reason::TestResponse => "test_response",
+            Reason::SdkEvidenceLimited => "sdk_evidence_limited",
         }
     }
 }

@@ -16,7 +16,7 @@ use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use http::request::Parts;
 use medgate_proto::wire::{SignalKind, names};
 use medgate_store::{App, NewAuditEntry, Release};
-use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
+use medgate_verify::policy::{AppPolicy, SdkEvidence, default_degrade_on, default_reject_on};
 use ring::digest;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -133,12 +133,9 @@ struct CreateApp {
     limited_scopes: Vec<String>,
     reject_on: Option<BTreeSet<SignalKind>>,
     degrade_on: Option<BTreeSet<SignalKind>>,
-    #[serde(default = "accept")]
-    allow_sdk_evidence: bool,
-}
-
-fn accept() -> bool {
-    true
+    /// How far SDK evidence is trusted; `limited` unless said.
+    #[serde(default)]
+    sdk_evidence: SdkEvidence,
 }
 
 impl CreateApp {
@@ -162,7 +159,7 @@ impl CreateApp {
             limited_scopes: self.limited_scopes,
             reject_on,
             degrade_on,
-            allow_sdk_evidence: self.allow_sdk_evidence,
+            sdk_evidence: self.sdk_evidence,
         }
     }
 }
@@ -468,7 +465,7 @@ mod tests {
             limited_scopes: vec![],
             reject_on: Some([SignalKind::Root, SignalKind::Hook].into()),
             degrade_on: None,
-            allow_sdk_evidence: true,
+            sdk_evidence: SdkEvidence::Allow,
         };
         let policy = request.policy();
         assert_eq!(policy.degrade_on, [SignalKind::Emulator].into());
@@ -597,7 +594,7 @@ async fn list_platforms(
         StatusCode::OK,
         &serde_json::json!({
             "app_id": app_id,
-            "sdk": {"allowed": app.policy.allow_sdk_evidence},
+            "sdk": {"evidence": app.policy.sdk_evidence.as_str()},
             "platforms": platforms,
             "play_integrity_keys_configured": play_keys,
         }),

@@ -121,15 +121,8 @@ pub(crate) async fn check(
             .ok_or_else(|| invalid("the challenge is not one medgate issued"))
     };
     match evidence.platform_evidence() {
-        PlatformEvidence::Sdk { .. } => {
-            if !app.policy.allow_sdk_evidence {
-                return Err(rejected(
-                    Reason::PlatformNotAllowed,
-                    "the app requires hardware-backed evidence".to_string(),
-                ));
-            }
-            Ok(PlatformCheck::sdk())
-        }
+        // How far SDK evidence counts is the app policy's call (`policy::decide`).
+        PlatformEvidence::Sdk { .. } => Ok(PlatformCheck::sdk()),
         PlatformEvidence::AppleAttestation {
             key_id,
             object,

@@ -50,7 +50,7 @@ fn policy() -> AppPolicy {
         limited_scopes: vec!["entries:read".into()],
         reject_on: default_reject_on(),
         degrade_on: default_degrade_on(),
-        allow_sdk_evidence: true,
+        sdk_evidence: medgate_verify::policy::SdkEvidence::Allow,
     }
 }
 

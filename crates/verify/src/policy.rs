@@ -28,9 +28,33 @@ use crate::UnixTime;
 use crate::evidence::{PlatformEvidence, VerifiedEvidence};
 use crate::platform::PlatformOutcome;
 
+/// How far an app trusts SDK evidence, which is the app's own word about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SdkEvidence {
+    /// The app's scopes, as for a hardware platform.
+    Allow,
+    /// Only the app's limited scopes (`sdk_evidence_limited`): the default, since a modified
+    /// app can say anything.
+    #[default]
+    Limited,
+    /// Refused (`platform_not_allowed`): only hardware platforms attest.
+    Deny,
+}
+
+impl SdkEvidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SdkEvidence::Allow => "allow",
+            SdkEvidence::Limited => "limited",
+            SdkEvidence::Deny => "deny",
+        }
+    }
+}
+
 /// An app's attestation policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, from = "StoredAppPolicy")]
 pub struct AppPolicy {
     /// Scopes granted to a clean installation.
     pub scopes: Vec<String>,
@@ -43,13 +67,45 @@ pub struct AppPolicy {
     /// Signals that reduce the grant to `limited_scopes`.
     #[serde(default = "default_degrade_on")]
     pub degrade_on: BTreeSet<SignalKind>,
-    /// Whether software-only SDK evidence is accepted (an app can require hardware platforms).
-    #[serde(default = "accept")]
-    pub allow_sdk_evidence: bool,
+    /// How far SDK evidence is trusted.
+    pub sdk_evidence: SdkEvidence,
 }
 
-fn accept() -> bool {
-    true
+/// The stored form, also as written before `sdk_evidence` existed (`allow_sdk_evidence`: true
+/// kept its full trust, false meant hardware only).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredAppPolicy {
+    scopes: Vec<String>,
+    #[serde(default)]
+    limited_scopes: Vec<String>,
+    #[serde(default = "default_reject_on")]
+    reject_on: BTreeSet<SignalKind>,
+    #[serde(default = "default_degrade_on")]
+    degrade_on: BTreeSet<SignalKind>,
+    #[serde(default)]
+    sdk_evidence: Option<SdkEvidence>,
+    #[serde(default)]
+    allow_sdk_evidence: Option<bool>,
+}
+
+impl From<StoredAppPolicy> for AppPolicy {
+    fn from(stored: StoredAppPolicy) -> Self {
+        let legacy = stored.allow_sdk_evidence.map(|allowed| {
+            if allowed {
+                SdkEvidence::Allow
+            } else {
+                SdkEvidence::Deny
+            }
+        });
+        AppPolicy {
+            scopes: stored.scopes,
+            limited_scopes: stored.limited_scopes,
+            reject_on: stored.reject_on,
+            degrade_on: stored.degrade_on,
+            sdk_evidence: stored.sdk_evidence.or(legacy).unwrap_or_default(),
+        }
+    }
 }
 
 /// By default anything that means the app's code is not its own rejects.
@@ -278,6 +334,10 @@ pub fn decide(
     let Some(policy) = policy else {
         return Verdict::Rejected(vec![Reason::AppUnknown]);
     };
+    let sdk = matches!(evidence.platform_evidence(), PlatformEvidence::Sdk { .. });
+    if sdk && policy.sdk_evidence == SdkEvidence::Deny {
+        return Verdict::Rejected(vec![Reason::PlatformNotAllowed]);
+    }
     let mut rejections = Vec::new();
     // Step 3.
     match release {
@@ -309,10 +369,14 @@ pub fn decide(
     // statement that proves no more than the app's own word (a software-rooted Android chain,
     // a Play test response).
     rejections.extend_from_slice(platform.rejections());
-    if !policy.allow_sdk_evidence && platform.level() == IntegrityLevel::SelfReported {
+    if policy.sdk_evidence == SdkEvidence::Deny && platform.level() == IntegrityLevel::SelfReported
+    {
         rejections.push(Reason::SecurityLevelInsufficient);
     }
     degradations.extend_from_slice(platform.degradations());
+    if sdk && policy.sdk_evidence == SdkEvidence::Limited {
+        degradations.push(Reason::SdkEvidenceLimited);
+    }
     if !rejections.is_empty() {
         let mut seen = BTreeSet::new();
         rejections.retain(|reason| seen.insert(*reason));
@@ -372,7 +436,7 @@ pub(crate) mod tests {
             limited_scopes: vec!["entries:read".into()],
             reject_on: default_reject_on(),
             degrade_on: default_degrade_on(),
-            allow_sdk_evidence: true,
+            sdk_evidence: SdkEvidence::Allow,
         }
     }
 
@@ -441,10 +505,9 @@ pub(crate) mod tests {
             decide_with(&clean, None, ReleaseCheck::Matched, InstallationCheck::New),
             [Reason::AppUnknown]
         );
-        // An app that accepts only hardware-backed evidence never grants at self_reported
-        // (a software-rooted chain, a Play test response).
+        // SDK evidence under an app that denies it is refused here, in the core.
         let hardware_only = AppPolicy {
-            allow_sdk_evidence: false,
+            sdk_evidence: SdkEvidence::Deny,
             ..policy()
         };
         assert_eq!(
@@ -454,7 +517,7 @@ pub(crate) mod tests {
                 ReleaseCheck::Matched,
                 InstallationCheck::New
             ),
-            [Reason::SecurityLevelInsufficient]
+            [Reason::PlatformNotAllowed]
         );
         let p = policy();
         assert_eq!(
@@ -566,6 +629,38 @@ pub(crate) mod tests {
             FreshChallenge::check(at("org.other", NOW + 1), &evidence, now).unwrap_err(),
             Reason::ChallengeInvalid
         );
+    }
+
+    #[test]
+    fn sdk_evidence_is_limited_unless_the_app_says_otherwise() {
+        let evidence = evidence_with(&[]);
+        let limited: AppPolicy =
+            serde_json::from_str(r#"{"scopes":["a","b"],"limited_scopes":["a"]}"#).unwrap();
+        assert_eq!(limited.sdk_evidence, SdkEvidence::Limited);
+        let verdict = decide(
+            &evidence,
+            &fresh(&evidence),
+            Some(&limited),
+            ReleaseCheck::Matched,
+            InstallationCheck::New,
+            &PlatformOutcome::sdk(),
+        );
+        let Verdict::Granted(grant) = verdict else {
+            panic!("a clean app under the limited default is granted, limited")
+        };
+        assert_eq!(grant.decision(), Decision::AllowLimited);
+        assert_eq!(grant.scopes(), ["a"]);
+        assert_eq!(grant.reasons(), [Reason::SdkEvidenceLimited]);
+        // Policies stored before `sdk_evidence` existed keep their meaning.
+        let legacy: AppPolicy =
+            serde_json::from_str(r#"{"scopes":["a"],"allow_sdk_evidence":true}"#).unwrap();
+        assert_eq!(legacy.sdk_evidence, SdkEvidence::Allow);
+        let hardware: AppPolicy =
+            serde_json::from_str(r#"{"scopes":["a"],"allow_sdk_evidence":false}"#).unwrap();
+        assert_eq!(hardware.sdk_evidence, SdkEvidence::Deny);
+        let written = serde_json::to_string(&legacy).unwrap();
+        assert!(written.contains(r#""sdk_evidence":"allow""#), "{written}");
+        assert!(!written.contains("allow_sdk_evidence"), "{written}");
     }
 
     #[test]

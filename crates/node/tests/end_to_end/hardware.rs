@@ -749,7 +749,7 @@ async fn platforms_an_app_does_not_accept_are_refused() {
         [Reason::PlatformNotAllowed]
     );
     stack
-        .admin(Method::POST, "/v1/admin/apps", serde_json::json!({"app_id": "org.example.hardware", "scopes": ["a"], "allow_sdk_evidence": false}))
+        .admin(Method::POST, "/v1/admin/apps", serde_json::json!({"app_id": "org.example.hardware", "scopes": ["a"], "sdk_evidence": "deny"}))
         .await
         .assert_status(StatusCode::CREATED);
     let mut config = stack.client().config().clone();

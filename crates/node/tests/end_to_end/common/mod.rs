@@ -123,6 +123,7 @@ impl Stack {
                     "app_id": APP,
                     "scopes": ["entries:read", "entries:write"],
                     "limited_scopes": ["entries:read"],
+                    "sdk_evidence": "allow",
                 }),
             )
             .await
