@@ -11,6 +11,9 @@ use medgate_verify::keys::TokenSigningKey;
 use crate::ServerError;
 
 /// The loaded keys.
+/// Set once a master key has sealed the store's key material.
+const SEALED_META: &str = "key_material_sealed";
+
 pub struct KeyRing {
     active: Arc<TokenSigningKey>,
     records: Vec<SigningKeyRecord>,
@@ -37,13 +40,16 @@ impl KeyRing {
             add_key(store, sealer, now).await?;
             records = store.signing_keys().await?;
         }
-        if sealer.has_master_key() {
+        // The first start with a master key seals what a store created without one holds;
+        // after that (recorded in meta), key material in the clear is refused.
+        let migrated = store.get_meta(SEALED_META).await?.as_deref() == Some("1");
+        if sealer.has_master_key() && !migrated {
             for record in records
                 .iter_mut()
                 .filter(|r| Sealer::is_plain(&r.sealed_private_key))
             {
                 let pkcs8 = sealer
-                    .open(&signing_key_label(&record.kid), &record.sealed_private_key)
+                    .open_for_migration(&signing_key_label(&record.kid), &record.sealed_private_key)
                     .map_err(StoreError::from)?;
                 let sealed = sealer
                     .seal(&signing_key_label(&record.kid), &pkcs8)
@@ -52,6 +58,7 @@ impl KeyRing {
                 record.sealed_private_key = sealed;
                 tracing::info!(kid = %record.kid, "signing key sealed under the master key");
             }
+            store.set_meta(SEALED_META, "1").await?;
         }
         let active_record = records
             .iter()

@@ -31,6 +31,10 @@ pub enum SealError {
     WrongMasterKey,
     #[error("stored key material is malformed")]
     Malformed,
+    #[error(
+        "stored key material is in the clear although a master key is set: medgate did not write it so"
+    )]
+    PlainWithMasterKey,
     #[error("the system random generator failed")]
     Random,
 }
@@ -105,7 +109,24 @@ impl Sealer {
         Ok(out)
     }
 
+    /// Opens sealed material. With a master key set, material in the clear is refused: after
+    /// the one migration of a store created without a master key
+    /// ([`Sealer::open_for_migration`]), medgate writes only sealed material, so a clear blob
+    /// was put there by someone else.
     pub fn open(&self, label: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        if self.key.is_some() && Sealer::is_plain(sealed) {
+            return Err(SealError::PlainWithMasterKey);
+        }
+        self.open_for_migration(label, sealed)
+    }
+
+    /// As [`Sealer::open`], also accepting material in the clear: only for sealing a store's
+    /// existing material the first time a master key is configured.
+    pub fn open_for_migration(
+        &self,
+        label: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         match sealed.split_first() {
             Some((&PLAIN, plaintext)) => Ok(Zeroizing::new(plaintext.to_vec())),
             Some((&AES_GCM, rest)) if rest.len() > NONCE_LEN => {
@@ -178,16 +199,16 @@ mod tests {
     }
 
     #[test]
-    fn plain_material_is_marked_and_readable_by_any_sealer() {
+    fn plain_material_is_refused_once_a_master_key_is_set_except_to_migrate() {
         let sealed = Sealer::plain().seal("k", b"abc").unwrap();
         assert!(Sealer::is_plain(&sealed));
+        assert_eq!(&*Sealer::plain().open("k", &sealed).unwrap(), b"abc");
+        let master = Sealer::from_master_key(MASTER).unwrap();
         assert_eq!(
-            &*Sealer::from_master_key(MASTER)
-                .unwrap()
-                .open("k", &sealed)
-                .unwrap(),
-            b"abc"
+            master.open("k", &sealed).unwrap_err(),
+            SealError::PlainWithMasterKey
         );
+        assert_eq!(&*master.open_for_migration("k", &sealed).unwrap(), b"abc");
     }
 
     #[test]

@@ -404,6 +404,25 @@ async fn keys_stored_in_the_clear_are_sealed_once_a_master_key_is_set() {
         node.store().signing_keys().await.unwrap()[0].sealed_private_key[0],
         1
     );
+    // After that one migration, key material in the clear is someone else's doing: a key
+    // swapped in with a known private half is refused, and the node does not start on it.
+    let kid = node.store().signing_keys().await.unwrap()[0].kid.clone();
+    let (planted, pkcs8) = medgate_verify::keys::TokenSigningKey::generate().unwrap();
+    drop(planted);
+    let clear = medgate_store::seal::Sealer::plain()
+        .seal(&medgate_store::seal::signing_key_label(&kid), &pkcs8)
+        .unwrap();
+    node.store().reseal_signing_key(&kid, &clear).await.unwrap();
+    drop(node);
+    let Err(refused) = Node::start(
+        test_config(dir.path(), "http://127.0.0.1:9"),
+        options(Some("3q2+7wABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGho=")),
+    )
+    .await
+    else {
+        panic!("a node must not start on a key planted in the clear")
+    };
+    assert!(refused.to_string().contains("in the clear"), "{refused}");
 }
 
 #[tokio::test]
