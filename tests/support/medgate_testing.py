@@ -60,7 +60,7 @@ class MedgateServer:
         self.dir = tempfile.mkdtemp(prefix="medgate-e2e-")
         self.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
         threading.Thread(target=self.upstream.serve_forever, daemon=True).start()
-        server_port, gateway_port = free_port(), free_port()
+        server_port, gateway_port, admin_port = free_port(), free_port(), free_port()
         self.server_url = f"http://127.0.0.1:{server_port}"
         self.gateway_url = f"http://127.0.0.1:{gateway_port}"
         self.config = os.path.join(self.dir, "medgate.toml")
@@ -70,6 +70,8 @@ class MedgateServer:
 [server]
 listen = "127.0.0.1:{server_port}"
 data_dir = "{self.dir}/data"
+[admin]
+listen = "127.0.0.1:{admin_port}"
 [gateway]
 listen = "127.0.0.1:{gateway_port}"
 upstream = "http://127.0.0.1:{self.upstream.server_address[1]}"

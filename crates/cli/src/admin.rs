@@ -15,7 +15,7 @@ use crate::{Failure, load_config};
 
 #[derive(Args)]
 pub(crate) struct AdminArgs {
-    /// The control plane's URL. Default: http://<server.listen> from the config.
+    /// The admin API's URL. Default: http://<admin.listen> from the config.
     #[arg(long, env = "MEDGATE_SERVER", value_name = "URL")]
     server: Option<String>,
     /// The admin token file. Default: <server.data_dir>/admin.token.
@@ -426,7 +426,7 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
         .trim()
         .to_string();
     let api = AdminApi::new(
-        args.server.unwrap_or_else(|| url_of(config.server.listen)),
+        args.server.unwrap_or_else(|| url_of(config.admin.listen)),
         token,
     );
     let json = args.json;

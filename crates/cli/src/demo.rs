@@ -37,6 +37,8 @@ pub(crate) struct DemoArgs {
     server_listen: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     gateway_listen: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    admin_listen: SocketAddr,
 }
 
 struct Row {
@@ -250,7 +252,7 @@ async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
     });
 
     // 9. Revocation of the genuine installation reaches the gateway within seconds.
-    let admin = AdminApi::new(demo.node.server_url(), demo.node.admin_token()?);
+    let admin = AdminApi::new(demo.node.admin_url(), demo.node.admin_token()?);
     admin
         .call(
             Method::POST,
@@ -311,6 +313,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     config.server.listen = args.server_listen;
     config.server.data_dir = data_dir.clone();
     config.gateway.listen = args.gateway_listen;
+    config.admin.listen = args.admin_listen;
     config.gateway.upstream = Some(upstream.url());
     config.gateway.routes = vec![
         RouteConfig::new("/api/v1/entries*", &["GET"], &["entries:read"]),
@@ -322,7 +325,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Usage(e.into()))?;
     let measurement = medgate_sdk::measure::current_executable_sha256()
         .context("cannot measure this executable")?;
-    let admin = AdminApi::new(node.server_url(), node.admin_token()?);
+    let admin = AdminApi::new(node.admin_url(), node.admin_token()?);
     admin
         .call(
             Method::POST,
@@ -362,7 +365,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     println!("data           {}", node.data_dir().display());
     println!(
         "try            medgate admin --server {} --token-file {} installation list",
-        node.server_url(),
+        node.admin_url(),
         node.data_dir()
             .join(medgate_node::ADMIN_TOKEN_FILE)
             .display()

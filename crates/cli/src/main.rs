@@ -111,6 +111,7 @@ async fn serve(config_path: Option<&Path>) -> Result<(), Failure> {
         node.gateway_addr(),
         node.public_url()
     );
+    println!("medgate admin API and metrics on {}", node.admin_url());
     println!(
         "admin token: {}",
         node.data_dir()

@@ -66,7 +66,7 @@ impl Drop for Server {
     }
 }
 
-/// Starts `medgate serve` and returns it with its control-plane URL (read from its output).
+/// Starts `medgate serve` and returns it with its admin API's URL (read from its output).
 fn serve(config: &Path) -> (Server, String) {
     let mut child = medgate()
         .arg("--config")
@@ -77,9 +77,13 @@ fn serve(config: &Path) -> (Server, String) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.split_whitespace().nth(4).unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    let admin_line = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.starts_with("medgate admin API"))
+        .unwrap();
+    let url = admin_line.split_whitespace().last().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{admin_line}");
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (Server(child), url)
@@ -92,7 +96,7 @@ fn serve_admin_and_audit_verify_work_together() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n[[gateway.routes]]\npath = \"/api/\"\nscopes = [\"a\"]\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n[[gateway.routes]]\npath = \"/api/\"\nscopes = [\"a\"]\n",
             dir.path().join("data").display()
         ),
     )

@@ -37,6 +37,24 @@ pub struct Config {
     pub server: ServerConfig,
     pub gateway: GatewayConfig,
     pub attestation: AttestationConfig,
+    pub admin: AdminConfig,
+}
+
+/// The admin plane: the admin API and `/metrics`, on their own listener (`[admin]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Loopback by default: operators reach it on the host (or through their own tunnel),
+    /// never on the public listener.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8702)),
+        }
+    }
 }
 
 impl Default for Config {
@@ -46,6 +64,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             gateway: GatewayConfig::default(),
             attestation: AttestationConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }

@@ -98,6 +98,7 @@ impl Default for NodeOptions {
 pub struct Node {
     server_addr: SocketAddr,
     gateway_addr: SocketAddr,
+    admin_addr: SocketAddr,
     issuer: String,
     public_url: String,
     data_dir: PathBuf,
@@ -222,6 +223,7 @@ impl Node {
 
         let server_listener = bind(config.server.listen).await?;
         let gateway_listener = bind(config.gateway.listen).await?;
+        let admin_listener = bind(config.admin.listen).await?;
         let local = |listener: &TcpListener| {
             listener.local_addr().map_err(|source| NodeError::Io {
                 context: "listener address".into(),
@@ -230,6 +232,10 @@ impl Node {
         };
         let server_addr = local(&server_listener)?;
         let gateway_addr = local(&gateway_listener)?;
+        let admin_addr = local(&admin_listener)?;
+        if !admin_addr.ip().is_loopback() {
+            tracing::warn!(admin = %admin_addr, "the admin API listens beyond loopback: put it behind your own access control");
+        }
         let issuer = config
             .server
             .issuer
@@ -319,6 +325,20 @@ impl Node {
                 })
             },
         )));
+        let admin_router = server.admin_router();
+        tasks.push(tokio::spawn(listen::serve(
+            admin_listener,
+            shutdown_rx.clone(),
+            listen::ConnectionLimits::default(),
+            "admin plane",
+            move |peer| {
+                let router = admin_router.clone();
+                service_fn(move |mut request: Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    router.clone().oneshot(request)
+                })
+            },
+        )));
         tasks.push(tokio::spawn(
             gateway.clone().serve(gateway_listener, shutdown_rx.clone()),
         ));
@@ -339,10 +359,11 @@ impl Node {
             Arc::clone(&clock),
             shutdown_rx,
         )));
-        tracing::info!(server = %server_addr, gateway = %gateway_addr, %issuer, %public_url, "medgate node started");
+        tracing::info!(server = %server_addr, gateway = %gateway_addr, admin = %admin_addr, %issuer, %public_url, "medgate node started");
         Ok(Node {
             server_addr,
             gateway_addr,
+            admin_addr,
             issuer,
             public_url,
             data_dir,
@@ -380,6 +401,11 @@ impl Node {
     /// `http://<server address>`, where the control plane answers.
     pub fn server_url(&self) -> String {
         format!("http://{}", self.server_addr)
+    }
+
+    /// `http://<admin address>`, where the admin API and `/metrics` answer.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
     }
 
     pub fn issuer(&self) -> &str {

@@ -167,15 +167,24 @@ impl Server {
         })
     }
 
+    /// The public control plane: what apps reach.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/challenge", post(attest::challenge))
             .route("/v1/attest", post(attest::attest))
             .route("/.well-known/jwks.json", get(attest::jwks))
             .route("/.well-known/medgate-configuration", get(attest::discovery))
-            .route("/metrics", get(http_util::metrics))
             .route("/healthz", get(http_util::healthz))
             .route("/readyz", get(http_util::readyz))
+            .fallback(http_util::not_found)
+            .with_state(Arc::clone(&self.state))
+    }
+
+    /// The admin plane, on its own (loopback) listener: the admin API and `/metrics`.
+    pub fn admin_router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(http_util::metrics))
+            .route("/healthz", get(http_util::healthz))
             .nest("/v1/admin", admin::router())
             .fallback(http_util::not_found)
             .with_state(Arc::clone(&self.state))

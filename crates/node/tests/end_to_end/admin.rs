@@ -17,7 +17,7 @@ use crate::common::{APP, Stack, VERSION, test_config};
 #[tokio::test]
 async fn the_admin_api_requires_the_admin_token() {
     let stack = Stack::start().await;
-    let url = format!("{}/v1/admin/apps", stack.node.server_url());
+    let url = format!("{}/v1/admin/apps", stack.node.admin_url());
     for authorization in [None, Some("Bearer wrong"), Some("Basic YWRtaW46YWRtaW4=")] {
         let mut headers = HeaderMap::new();
         if let Some(value) = authorization {
@@ -462,7 +462,23 @@ async fn discovery_jwks_metrics_and_health() {
     assert!(key.get("d").is_none());
 
     stack.client().attest().await.unwrap();
-    let metrics = stack.server_get("/metrics").await;
+    // Metrics and the admin API are on the admin listener only.
+    assert_eq!(
+        stack.server_get("/metrics").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        stack.server_get("/v1/admin/apps").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let metrics = stack
+        .raw(
+            Method::GET,
+            &format!("{}/metrics", stack.node.admin_url()),
+            HeaderMap::new(),
+            Bytes::new(),
+        )
+        .await;
     metrics.assert_status(StatusCode::OK);
     let text = String::from_utf8(metrics.0.body.to_vec()).unwrap();
     assert!(

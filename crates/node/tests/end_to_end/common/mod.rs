@@ -47,6 +47,7 @@ pub fn test_config(dir: &std::path::Path, upstream: &str) -> Config {
         burst: 0,
     };
     config.gateway.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = "127.0.0.1:0".parse().unwrap();
     config.gateway.upstream = Some(upstream.to_string());
     config.gateway.routes = vec![
         RouteConfig::new("/api/v1/entries*", &["GET"], &["entries:read"]),
@@ -191,7 +192,7 @@ impl Stack {
         };
         self.raw(
             method,
-            &format!("{}{path}", self.node.server_url()),
+            &format!("{}{path}", self.node.admin_url()),
             headers,
             body,
         )
