@@ -18,20 +18,33 @@ pub(crate) enum AuditCommand {
         json: bool,
         /// A head hash recorded earlier, outside the database (hex): the chain must still
         /// contain it, or its tail was cut off or rewritten (exit 1).
-        #[arg(long, value_name = "HASH")]
+        #[arg(long, value_name = "HASH", conflicts_with = "checkpoint")]
         expect_head: Option<String>,
+        /// A file of signed checkpoints (`<data_dir>/audit-checkpoints`, shipped elsewhere):
+        /// the last one must verify, and the chain must still contain its head.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// The checkpoint key's thumbprint, as recorded when the node first started.
+        #[arg(long, value_name = "THUMBPRINT", requires = "checkpoint")]
+        checkpoint_key: Option<String>,
     },
 }
 
 pub(crate) async fn run(config: Option<&Path>, command: AuditCommand) -> Result<(), Failure> {
-    let AuditCommand::Verify { json, expect_head } = command;
-    let expected = match expect_head.as_deref() {
-        None => None,
-        Some(text) => Some(
+    let AuditCommand::Verify {
+        json,
+        expect_head,
+        checkpoint,
+        checkpoint_key,
+    } = command;
+    let expected = match (expect_head.as_deref(), checkpoint) {
+        (Some(text), _) => Some(
             medgate_proto::hex::decode(text.trim())
                 .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
                 .ok_or_else(|| Failure::Usage(anyhow!("--expect-head must be 64 hex digits")))?,
         ),
+        (None, Some(path)) => Some(checkpoint_head(&path, checkpoint_key.as_deref())?),
+        (None, None) => None,
     };
     let config = load_config(config)?;
     let database = config.server.data_dir.join(FILE_NAME);
@@ -80,4 +93,20 @@ pub(crate) async fn run(config: Option<&Path>, command: AuditCommand) -> Result<
             )))
         }
     }
+}
+
+/// The head hash the last checkpoint in `path` signs, once its signature (and pinned key)
+/// verify.
+fn checkpoint_head(path: &Path, pinned: Option<&str>) -> Result<[u8; 32], Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(anyhow!("cannot read {}: {e}", path.display())))?;
+    let last = text
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .ok_or_else(|| Failure::Usage(anyhow!("{} holds no checkpoint", path.display())))?;
+    let pinned = pinned.map(|t| medgate_proto::Thumbprint::from_wire(t.trim().to_string()));
+    let verified = medgate_verify::checkpoint::verify(last, pinned.as_ref())
+        .map_err(|e| Failure::Refused(anyhow!("the checkpoint does not verify: {e}")))?;
+    Ok(verified.hash())
 }

@@ -113,6 +113,14 @@ async fn serve(config_path: Option<&Path>) -> Result<(), Failure> {
     );
     println!("medgate admin API and metrics on {}", node.admin_url());
     println!(
+        "audit checkpoints in {} and at {}/v1/audit/checkpoint, signed by key {}",
+        node.data_dir()
+            .join(medgate_node::checkpoint::CHECKPOINT_FILE)
+            .display(),
+        node.server_url(),
+        node.checkpoint_key_thumbprint()
+    );
+    println!(
         "admin token: {}",
         node.data_dir()
             .join(medgate_node::ADMIN_TOKEN_FILE)

@@ -230,6 +230,27 @@ fn serve_admin_and_audit_verify_work_together() {
     ]));
     assert_eq!(caught.status.code(), Some(1));
     assert!(stderr(&caught).contains("no longer contains the expected head"));
+    // The same with the signed checkpoint the node wrote as it stopped, pinned to its key.
+    let checkpoints = dir.path().join("data/audit-checkpoints");
+    let written = std::fs::read_to_string(&checkpoints).unwrap();
+    let last = written.lines().last().unwrap();
+    let signed = medgate_verify::checkpoint::verify(last, None).unwrap();
+    assert_eq!(medgate_proto::hex::encode(&signed.hash()), head);
+    let thumbprint = signed.key().as_str().to_string();
+    let by_checkpoint = |pin: &str| {
+        run(medgate()
+            .arg("--config")
+            .arg(&config)
+            .args(["audit", "verify", "--checkpoint"])
+            .arg(&checkpoints)
+            .args(["--checkpoint-key", pin]))
+    };
+    let cut = by_checkpoint(&thumbprint);
+    assert_eq!(cut.status.code(), Some(1), "{}", stderr(&cut));
+    assert!(stderr(&cut).contains("no longer contains the expected head"));
+    let wrong_key = by_checkpoint("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+    assert_eq!(wrong_key.status.code(), Some(1));
+    assert!(stderr(&wrong_key).contains("other than the pinned one"));
 
     // Someone edits the second entry in the database file.
     let database = rusqlite::Connection::open(dir.path().join("data/medgate.db")).unwrap();

@@ -38,6 +38,24 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub attestation: AttestationConfig,
     pub admin: AdminConfig,
+    pub audit: AuditConfig,
+}
+
+/// The audit log (`[audit]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How often a signed checkpoint of the chain's head is made (also at start).
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_interval: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// The admin plane: the admin API and `/metrics`, on their own listener (`[admin]`).
@@ -65,6 +83,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             attestation: AttestationConfig::default(),
             admin: AdminConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -303,6 +322,11 @@ impl Config {
             .validate("server.connections")
             .and_then(|()| self.gateway.connections.validate("gateway.connections"))
             .map_err(ConfigError::Invalid)?;
+        if self.audit.checkpoint_interval < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "audit.checkpoint_interval must be at least 1s".into(),
+            ));
+        }
         if self.server.body_read_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "server.body_read_timeout must be greater than 0".into(),

@@ -4,6 +4,7 @@
 //! [`Node::start`] takes a [`Config`] value and returns once both listeners are bound, so
 //! tests and `medgate demo` run a whole node on loopback ports chosen by the OS.
 
+pub mod checkpoint;
 pub mod config;
 pub mod revocation;
 pub mod sample_upstream;
@@ -32,6 +33,7 @@ use medgate_store::sqlite::{SqliteStore, create_private_file};
 use medgate_store::{Store, StoreError};
 use medgate_verify::dpop::{self, ProofPolicy};
 use medgate_verify::evidence::EvidenceLimits;
+use medgate_verify::keys::TokenSigningKey;
 use medgate_verify::time::IatWindow;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::net::TcpListener;
@@ -99,6 +101,7 @@ pub struct Node {
     server_addr: SocketAddr,
     gateway_addr: SocketAddr,
     admin_addr: SocketAddr,
+    checkpoint_key: Arc<TokenSigningKey>,
     issuer: String,
     public_url: String,
     data_dir: PathBuf,
@@ -268,6 +271,7 @@ impl Node {
             trusted_proxies: config.server.connections.limits().trusted_proxies,
         };
         let key_retention_secs = server_params.key_retention_secs();
+        let checkpoint_key = checkpoint::key(&*store, &sealer).await?;
         let server = Server::new(
             server_params,
             Arc::clone(&store),
@@ -352,6 +356,21 @@ impl Node {
                 shutdown_rx.clone(),
             )));
         }
+        let checkpoint_key = Arc::new(checkpoint_key);
+        if let Err(error) =
+            checkpoint::make(&*store, &checkpoint_key, &*clock, &data_dir, &server).await
+        {
+            tracing::error!(%error, "audit checkpoint failed");
+        }
+        tasks.push(tokio::spawn(keep_checkpointing(
+            Arc::clone(&store),
+            Arc::clone(&checkpoint_key),
+            Arc::clone(&clock),
+            data_dir.clone(),
+            server.clone(),
+            config.audit.checkpoint_interval,
+            shutdown_rx.clone(),
+        )));
         tasks.push(tokio::spawn(maintain(
             Arc::clone(&store),
             server.clone(),
@@ -364,6 +383,7 @@ impl Node {
             server_addr,
             gateway_addr,
             admin_addr,
+            checkpoint_key,
             issuer,
             public_url,
             data_dir,
@@ -401,6 +421,24 @@ impl Node {
     /// `http://<server address>`, where the control plane answers.
     pub fn server_url(&self) -> String {
         format!("http://{}", self.server_addr)
+    }
+
+    /// Makes a signed checkpoint of the audit chain's head now (as the node does at start and
+    /// every `audit.checkpoint_interval`); `None` while the log is empty.
+    pub async fn make_checkpoint(&self) -> Result<Option<String>, NodeError> {
+        checkpoint::make(
+            &*self.store,
+            &self.checkpoint_key,
+            &*self.clock,
+            &self.data_dir,
+            &self.server,
+        )
+        .await
+    }
+
+    /// The thumbprint of the key that signs audit checkpoints (to pin them).
+    pub fn checkpoint_key_thumbprint(&self) -> medgate_proto::Thumbprint {
+        self.checkpoint_key.public_jwk().thumbprint()
     }
 
     /// `http://<admin address>`, where the admin API and `/metrics` answer.
@@ -463,6 +501,10 @@ impl Node {
         for abort in aborts {
             abort.abort();
         }
+        // The head as the node leaves it, once every writer has stopped.
+        if let Err(error) = self.make_checkpoint().await {
+            tracing::error!(%error, "final audit checkpoint failed");
+        }
     }
 }
 
@@ -477,6 +519,30 @@ impl Drop for Node {
 
 /// Background upkeep: the gateway learns revocations and keys every second; expired
 /// challenges are purged and signing keys reloaded every 30 seconds.
+/// A checkpoint every `interval` until shutdown.
+async fn keep_checkpointing(
+    store: Arc<dyn Store>,
+    key: Arc<TokenSigningKey>,
+    clock: Arc<dyn Clock>,
+    data_dir: PathBuf,
+    server: Server,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(error) = checkpoint::make(&*store, &key, &*clock, &data_dir, &server).await {
+            tracing::error!(%error, "audit checkpoint failed");
+        }
+    }
+}
+
 async fn maintain(
     store: Arc<dyn Store>,
     server: Server,

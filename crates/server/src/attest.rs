@@ -464,6 +464,30 @@ pub(crate) async fn jwks(State(state): State<Arc<ServerState>>) -> Response {
     response
 }
 
+/// The latest signed checkpoint of the audit chain's head (a compact JWS), for operators and
+/// monitors to keep elsewhere; 404 until the node has made one.
+pub(crate) async fn checkpoint(State(state): State<Arc<ServerState>>) -> Response {
+    let latest = state.checkpoint.read().clone();
+    match latest {
+        Some(jws) => {
+            let mut response = Response::new(Body::from(jws));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(MEDIA_JOSE),
+            );
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+        None => into_axum(problem::response(&Problem::new(
+            medgate_proto::wire::problem_type::NOT_FOUND,
+            "No checkpoint yet",
+            404,
+        ))),
+    }
+}
+
 pub(crate) async fn discovery(State(state): State<Arc<ServerState>>) -> Response {
     let issuer = state.params.issuer.trim_end_matches('/');
     json(

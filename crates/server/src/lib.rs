@@ -111,6 +111,8 @@ pub(crate) struct ServerState {
     admin_token_sha256: Option<[u8; 32]>,
     client_limiter: KeyedLimiter<IpAddr>,
     revocations: Arc<RevocationState>,
+    /// The latest signed checkpoint of the audit chain's head.
+    checkpoint: RwLock<Option<String>>,
 }
 
 /// The control plane, ready to serve.
@@ -163,6 +165,7 @@ impl Server {
                 admin_token_sha256,
                 client_limiter,
                 revocations,
+                checkpoint: RwLock::new(None),
             }),
         })
     }
@@ -174,6 +177,7 @@ impl Server {
             .route("/v1/attest", post(attest::attest))
             .route("/.well-known/jwks.json", get(attest::jwks))
             .route("/.well-known/medgate-configuration", get(attest::discovery))
+            .route("/v1/audit/checkpoint", get(attest::checkpoint))
             .route("/healthz", get(http_util::healthz))
             .route("/readyz", get(http_util::readyz))
             .fallback(http_util::not_found)
@@ -188,6 +192,11 @@ impl Server {
             .nest("/v1/admin", admin::router())
             .fallback(http_util::not_found)
             .with_state(Arc::clone(&self.state))
+    }
+
+    /// Publishes a signed checkpoint of the audit chain's head at `/v1/audit/checkpoint`.
+    pub fn publish_checkpoint(&self, checkpoint: String) {
+        *self.state.checkpoint.write() = Some(checkpoint);
     }
 
     /// Reloads signing keys from the store (another process may have rotated them).

@@ -436,6 +436,7 @@ pub(crate) async fn signing_keys_rotate(store: Arc<impl Store>) {
 
 pub(crate) async fn audit_appends_chain(store: Arc<impl Store>) {
     assert_eq!(verify_audit_chain(&*store).await.unwrap().unwrap().0, 0);
+    assert_eq!(store.audit_head().await.unwrap(), None);
     append_sample_audit(&*store, 3).await;
     append_sample_audit(&*store, 2).await;
     let entries = store.audit_entries(0, 100).await.unwrap();
@@ -449,6 +450,10 @@ pub(crate) async fn audit_appends_chain(store: Arc<impl Store>) {
     let (count, head) = verify_audit_chain(&*store).await.unwrap().unwrap();
     assert_eq!(count, 5);
     assert_eq!(head, medgate_proto::hex::encode(&entries[4].hash));
+    assert_eq!(
+        store.audit_head().await.unwrap().as_ref(),
+        Some(&entries[4])
+    );
 }
 
 pub(crate) async fn concurrent_audit_appends_keep_the_chain(store: Arc<impl Store>) {

@@ -275,6 +275,8 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The last entry of the audit log (its head), if any.
+    async fn audit_head(&self) -> Result<Option<AuditEntry>, StoreError>;
 
     // Platform policies: one JSON document per app and platform.
     async fn set_platform_policy(

@@ -815,6 +815,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn audit_head(&self) -> Result<Option<AuditEntry>, StoreError> {
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                audit_from_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn set_platform_policy(
         &self,
         app_id: &str,

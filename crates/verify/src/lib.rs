@@ -12,6 +12,7 @@
 
 pub mod android;
 pub mod apple;
+pub mod checkpoint;
 pub mod dpop;
 pub mod evidence;
 pub mod jws;

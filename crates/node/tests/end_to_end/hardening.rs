@@ -489,3 +489,31 @@ async fn refused_attestations_of_new_keys_leave_no_rows() {
     assert_eq!(rest.json().as_array().unwrap().len(), 1);
     assert_eq!(rest.header("x-next-after"), None);
 }
+
+/// Signed checkpoints of the audit head are published on the public listener and appended to
+/// a file in the data directory; they verify with the node's pinned checkpoint key.
+#[tokio::test]
+async fn audit_checkpoints_are_signed_published_and_written() {
+    let stack = Stack::start().await;
+    assert_eq!(
+        stack.server_get("/v1/audit/checkpoint").await.status(),
+        StatusCode::NOT_FOUND,
+        "nothing to checkpoint when the node started"
+    );
+    let made = stack.node.make_checkpoint().await.unwrap().unwrap();
+    let published = stack.server_get("/v1/audit/checkpoint").await;
+    published.assert_status(StatusCode::OK);
+    assert_eq!(String::from_utf8(published.0.body.to_vec()).unwrap(), made);
+    let pinned = stack.node.checkpoint_key_thumbprint();
+    let verified = medgate_verify::checkpoint::verify(&made, Some(&pinned)).unwrap();
+    let head = stack.node.store().audit_head().await.unwrap().unwrap();
+    assert_eq!((verified.seq(), verified.hash()), (head.seq, head.hash));
+    let file = std::fs::read_to_string(
+        stack
+            .node
+            .data_dir()
+            .join(medgate_node::checkpoint::CHECKPOINT_FILE),
+    )
+    .unwrap();
+    assert_eq!(file.lines().last(), Some(made.as_str()));
+}

@@ -1,0 +1,87 @@
+//! Signed checkpoints of the audit chain's head (see `medgate_verify::checkpoint`): made at
+//! start and every `audit.checkpoint_interval`, appended to `<data_dir>/audit-checkpoints`
+//! (one compact JWS a line, 0600: the file the operator ships elsewhere) and published at
+//! `/v1/audit/checkpoint`.
+//!
+//! The checkpoint key signs nothing else. It is kept in the store, sealed like signing keys;
+//! when a master key is configured and the stored key is in the clear, a new key is made
+//! rather than the clear one trusted, and the log says so (the operator pins the new
+//! thumbprint).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use medgate_proto::b64;
+use medgate_server::Server;
+use medgate_service::Clock;
+use medgate_store::seal::Sealer;
+use medgate_store::{Store, StoreError};
+use medgate_verify::keys::TokenSigningKey;
+
+use crate::NodeError;
+
+/// The file checkpoints are appended to, inside the data directory.
+pub const CHECKPOINT_FILE: &str = "audit-checkpoints";
+const KEY_META: &str = "audit_checkpoint_key";
+const KEY_LABEL: &str = "audit-checkpoint-key";
+
+/// The checkpoint key, loaded or made.
+pub(crate) async fn key(store: &dyn Store, sealer: &Sealer) -> Result<TokenSigningKey, NodeError> {
+    if let Some(text) = store.get_meta(KEY_META).await? {
+        let sealed = b64::decode(&text, 8192)
+            .map_err(|_| StoreError::Corrupt("the audit checkpoint key is not base64".into()))?;
+        if !(sealer.has_master_key() && Sealer::is_plain(&sealed)) {
+            let pkcs8 = sealer.open(KEY_LABEL, &sealed)?;
+            return TokenSigningKey::from_pkcs8(&pkcs8)
+                .map_err(|e| NodeError::Server(medgate_server::ServerError::from(e)));
+        }
+        tracing::warn!(
+            "the audit checkpoint key was stored in the clear; a master key is now set, so a new checkpoint key is made: pin its thumbprint"
+        );
+    }
+    let (key, pkcs8) = TokenSigningKey::generate()
+        .map_err(|e| NodeError::Server(medgate_server::ServerError::from(e)))?;
+    let sealed = sealer.seal(KEY_LABEL, &pkcs8)?;
+    store.set_meta(KEY_META, &b64::encode(sealed)).await?;
+    tracing::info!(
+        thumbprint = %key.public_jwk().thumbprint(),
+        "audit checkpoint key made: record its thumbprint to pin checkpoints"
+    );
+    Ok(key)
+}
+
+/// Makes a checkpoint of the current head, appends it to the file and publishes it. `None`
+/// while the log is empty.
+pub(crate) async fn make(
+    store: &dyn Store,
+    key: &TokenSigningKey,
+    clock: &dyn Clock,
+    data_dir: &Path,
+    server: &Server,
+) -> Result<Option<String>, NodeError> {
+    let Some(head) = store.audit_head().await? else {
+        return Ok(None);
+    };
+    let signed =
+        medgate_verify::checkpoint::sign(key, key.public_jwk(), head.seq, &head.hash, clock.now())
+            .map_err(|error| NodeError::Io {
+                context: "signing an audit checkpoint".into(),
+                source: std::io::Error::other(error.to_string()),
+            })?;
+    append(&data_dir.join(CHECKPOINT_FILE), &signed)?;
+    server.publish_checkpoint(signed.clone());
+    Ok(Some(signed))
+}
+
+fn append(path: &PathBuf, line: &str) -> Result<(), NodeError> {
+    let io = |source| NodeError::Io {
+        context: format!("cannot append to {}", path.display()),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io)?;
+    writeln!(file, "{line}").map_err(io)
+}
