@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use clap::Subcommand;
+use medgate_store::Store;
 use medgate_store::sqlite::{FILE_NAME, SqliteStore};
 
 use crate::{Failure, load_config};
@@ -28,24 +29,74 @@ pub(crate) enum AuditCommand {
         #[arg(long, value_name = "THUMBPRINT", requires = "checkpoint")]
         checkpoint_key: Option<String>,
     },
+    /// Delete the entries before the last signed checkpoint in FILE (which must verify, pinned
+    /// to the checkpoint key, and be an entry of this chain); what remains still verifies.
+    Prune {
+        /// The checkpoint file (`<data_dir>/audit-checkpoints`).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: std::path::PathBuf,
+        /// The checkpoint key's thumbprint (required: pruning trusts the checkpoint).
+        #[arg(long, value_name = "THUMBPRINT")]
+        checkpoint_key: String,
+    },
 }
 
 pub(crate) async fn run(config: Option<&Path>, command: AuditCommand) -> Result<(), Failure> {
-    let AuditCommand::Verify {
-        json,
-        expect_head,
-        checkpoint,
-        checkpoint_key,
-    } = command;
-    let expected = match (expect_head.as_deref(), checkpoint) {
-        (Some(text), _) => Some(
-            medgate_proto::hex::decode(text.trim())
-                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-                .ok_or_else(|| Failure::Usage(anyhow!("--expect-head must be 64 hex digits")))?,
-        ),
-        (None, Some(path)) => Some(checkpoint_head(&path, checkpoint_key.as_deref())?),
-        (None, None) => None,
-    };
+    match command {
+        AuditCommand::Verify {
+            json,
+            expect_head,
+            checkpoint,
+            checkpoint_key,
+        } => {
+            let expected = match (expect_head.as_deref(), checkpoint) {
+                (Some(text), _) => Some(
+                    medgate_proto::hex::decode(text.trim())
+                        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                        .ok_or_else(|| {
+                            Failure::Usage(anyhow!("--expect-head must be 64 hex digits"))
+                        })?,
+                ),
+                (None, Some(path)) => {
+                    Some(checkpoint_head(&path, checkpoint_key.as_deref())?.hash())
+                }
+                (None, None) => None,
+            };
+            verify(&open_store(config)?, json, expected).await
+        }
+        AuditCommand::Prune {
+            checkpoint,
+            checkpoint_key,
+        } => {
+            let store = open_store(config)?;
+            let signed = checkpoint_head(&checkpoint, Some(&checkpoint_key))?;
+            // Only a checkpoint of this very chain may anchor what remains.
+            match medgate_store::audit_chain_report(&store, Some(signed.hash())).await? {
+                Ok(report) if report.contains_expected => {}
+                Ok(_) => {
+                    return Err(Failure::Refused(anyhow!(
+                        "the audit log does not contain the checkpoint's entry: nothing pruned"
+                    )));
+                }
+                Err(broken) => {
+                    return Err(Failure::Refused(anyhow!(
+                        "audit entry {} does not verify ({}): nothing pruned",
+                        broken.seq,
+                        broken.problem
+                    )));
+                }
+            }
+            let deleted = store.prune_audit(signed.seq()).await?;
+            println!(
+                "pruned {deleted} audit entries before entry {}; keep the checkpoint file to verify what remains",
+                signed.seq()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn open_store(config: Option<&Path>) -> Result<SqliteStore, Failure> {
     let config = load_config(config)?;
     let database = config.server.data_dir.join(FILE_NAME);
     if !database.exists() {
@@ -54,22 +105,36 @@ pub(crate) async fn run(config: Option<&Path>, command: AuditCommand) -> Result<
             database.display()
         )));
     }
-    let store = SqliteStore::open(&config.server.data_dir).map_err(|e| Failure::Usage(e.into()))?;
-    let walked = match expected {
-        Some(expected) => medgate_store::verify_audit_chain_containing(&store, expected).await?,
-        None => medgate_store::verify_audit_chain(&store)
-            .await?
-            .map(|(entries, head)| (entries, head, true)),
-    };
-    match walked {
-        Ok((entries, head, found)) => {
+    SqliteStore::open(&config.server.data_dir).map_err(|e| Failure::Usage(e.into()))
+}
+
+async fn verify(
+    store: &SqliteStore,
+    json: bool,
+    expected: Option<[u8; 32]>,
+) -> Result<(), Failure> {
+    match medgate_store::audit_chain_report(store, expected).await? {
+        Ok(report) => {
+            let found = report.contains_expected;
+            let pruned = report.first_seq > 1;
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"ok": found, "entries": entries, "head": head, "expected_head_found": expected.map(|_| found)})
+                    serde_json::json!({"ok": found, "entries": report.entries, "head": report.head,
+                        "pruned_before": pruned.then_some(report.first_seq),
+                        "expected_head_found": expected.map(|_| found)})
                 );
             } else if found {
-                println!("audit log verifies: {entries} entries, head {head}");
+                println!(
+                    "audit log verifies: {} entries, head {}",
+                    report.entries, report.head
+                );
+                if pruned {
+                    println!(
+                        "entries before {} were pruned: the first remaining one is vouched for by the checkpoint used to prune (check with --checkpoint)",
+                        report.first_seq
+                    );
+                }
             }
             if found {
                 Ok(())
@@ -95,9 +160,11 @@ pub(crate) async fn run(config: Option<&Path>, command: AuditCommand) -> Result<
     }
 }
 
-/// The head hash the last checkpoint in `path` signs, once its signature (and pinned key)
-/// verify.
-fn checkpoint_head(path: &Path, pinned: Option<&str>) -> Result<[u8; 32], Failure> {
+/// The last checkpoint in `path`, once its signature (and pinned key) verify.
+fn checkpoint_head(
+    path: &Path,
+    pinned: Option<&str>,
+) -> Result<medgate_verify::checkpoint::VerifiedCheckpoint, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Usage(anyhow!("cannot read {}: {e}", path.display())))?;
     let last = text
@@ -108,5 +175,5 @@ fn checkpoint_head(path: &Path, pinned: Option<&str>) -> Result<[u8; 32], Failur
     let pinned = pinned.map(|t| medgate_proto::Thumbprint::from_wire(t.trim().to_string()));
     let verified = medgate_verify::checkpoint::verify(last, pinned.as_ref())
         .map_err(|e| Failure::Refused(anyhow!("the checkpoint does not verify: {e}")))?;
-    Ok(verified.hash())
+    Ok(verified)
 }

@@ -277,6 +277,75 @@ fn serve_admin_and_audit_verify_work_together() {
     );
 }
 
+/// Old entries are pruned up to a signed checkpoint; what remains still verifies against it.
+#[test]
+fn the_audit_log_is_pruned_up_to_a_signed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("medgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let (mut server, url) = serve(&config);
+    for app in ["org.example.one", "org.example.two", "org.example.three"] {
+        let created = run(medgate().arg("--config").arg(&config).args([
+            "admin", "--server", &url, "app", "create", app, "--scopes", "a",
+        ]));
+        assert!(created.status.success(), "{}", stderr(&created));
+    }
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(server.0.wait().unwrap().success());
+    let checkpoints = dir.path().join("data/audit-checkpoints");
+    let written = std::fs::read_to_string(&checkpoints).unwrap();
+    let signed = medgate_verify::checkpoint::verify(written.lines().last().unwrap(), None).unwrap();
+    let key = signed.key().as_str().to_string();
+    let audit = |args: &[&str]| {
+        run(medgate()
+            .arg("--config")
+            .arg(&config)
+            .arg("audit")
+            .args(args))
+    };
+    // A checkpoint under another key prunes nothing.
+    let refused = audit(&[
+        "prune",
+        "--checkpoint",
+        checkpoints.to_str().unwrap(),
+        "--checkpoint-key",
+        "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let pruned = audit(&[
+        "prune",
+        "--checkpoint",
+        checkpoints.to_str().unwrap(),
+        "--checkpoint-key",
+        &key,
+    ]);
+    assert!(pruned.status.success(), "{}", stderr(&pruned));
+    assert!(stdout(&pruned).starts_with(&format!("pruned {} audit entries", signed.seq() - 1)));
+    let verified = audit(&[
+        "verify",
+        "--checkpoint",
+        checkpoints.to_str().unwrap(),
+        "--checkpoint-key",
+        &key,
+    ]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    assert!(stdout(&verified).contains("were pruned"));
+}
+
 #[test]
 fn configuration_errors_exit_2_with_the_reason() {
     let missing = run(medgate().args(["--config", "/nonexistent/medgate.toml", "serve"]));

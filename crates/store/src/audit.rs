@@ -81,7 +81,9 @@ pub struct ChainBreak {
 #[derive(Debug)]
 pub struct ChainVerifier {
     next_seq: i64,
-    prev_hash: [u8; 32],
+    /// `None` for the first entry of a pruned log, whose predecessor is gone: that entry is
+    /// vouched for by a signed checkpoint, not by the chain.
+    prev_hash: Option<[u8; 32]>,
 }
 
 impl Default for ChainVerifier {
@@ -94,7 +96,15 @@ impl ChainVerifier {
     pub fn new() -> Self {
         ChainVerifier {
             next_seq: 1,
-            prev_hash: [0; 32],
+            prev_hash: Some([0; 32]),
+        }
+    }
+
+    /// For a log pruned before `first_seq`: the chain is checked from that entry on.
+    pub fn resuming_at(first_seq: i64) -> Self {
+        ChainVerifier {
+            next_seq: first_seq,
+            prev_hash: None,
         }
     }
 
@@ -109,7 +119,7 @@ impl ChainVerifier {
                 problem: "entry is missing",
             });
         }
-        if entry.prev_hash != self.prev_hash {
+        if self.prev_hash.is_some_and(|prev| entry.prev_hash != prev) {
             return Err(broken("prev_hash does not match the previous entry"));
         }
         let expected = entry_hash(
@@ -125,7 +135,7 @@ impl ChainVerifier {
             return Err(broken("content does not match its hash"));
         }
         self.next_seq += 1;
-        self.prev_hash = entry.hash;
+        self.prev_hash = Some(entry.hash);
         Ok(())
     }
 
@@ -133,7 +143,7 @@ impl ChainVerifier {
     pub fn finish(self) -> (u64, String) {
         (
             (self.next_seq - 1).max(0) as u64,
-            medgate_proto::hex::encode(&self.prev_hash),
+            medgate_proto::hex::encode(&self.prev_hash.unwrap_or([0; 32])),
         )
     }
 }

@@ -25,7 +25,7 @@ macro_rules! store_conformance_tests {
             meta_round_trip, platform_policies_round_trip, apple_counters_only_grow,
             concurrent_assertions_with_one_counter_yield_one_winner, enrolment_codes_are_single_use,
             app_secrets_round_trip, release_version_codes_and_revoked_versions,
-            enrolments_can_be_revoked);
+            enrolments_can_be_revoked, audit_prunes_up_to_a_kept_entry);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -454,6 +454,30 @@ pub(crate) async fn audit_appends_chain(store: Arc<impl Store>) {
         store.audit_head().await.unwrap().as_ref(),
         Some(&entries[4])
     );
+}
+
+pub(crate) async fn audit_prunes_up_to_a_kept_entry(store: Arc<impl Store>) {
+    append_sample_audit(&*store, 5).await;
+    assert!(matches!(
+        store.prune_audit(99).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.prune_audit(3).await.unwrap(), 2);
+    let report = crate::audit_chain_report(&*store, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((report.entries, report.first_seq), (5, 3));
+    // The chain goes on from where it was.
+    append_sample_audit(&*store, 1).await;
+    let head = store.audit_head().await.unwrap().unwrap();
+    assert_eq!(head.seq, 6);
+    let report = crate::audit_chain_report(&*store, Some(head.hash))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(report.contains_expected);
+    assert_eq!(report.entries, 6);
 }
 
 pub(crate) async fn concurrent_audit_appends_keep_the_chain(store: Arc<impl Store>) {

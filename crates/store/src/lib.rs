@@ -277,6 +277,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<AuditEntry>, StoreError>;
     /// The last entry of the audit log (its head), if any.
     async fn audit_head(&self) -> Result<Option<AuditEntry>, StoreError>;
+    /// Deletes the entries before `keep_from`, which must exist (it stays, as the first entry
+    /// a signed checkpoint vouches for). Returns how many were deleted.
+    async fn prune_audit(&self, keep_from: i64) -> Result<u64, StoreError>;
 
     // Platform policies: one JSON document per app and platform.
     async fn set_platform_policy(
@@ -359,37 +362,65 @@ pub async fn verify_audit_chain(
 ) -> Result<Result<(u64, String), ChainBreak>, StoreError> {
     Ok(walk_audit_chain(store, None)
         .await?
-        .map(|(entries, head, _)| (entries, head)))
+        .map(|report| (report.entries, report.head)))
 }
 
-/// As [`verify_audit_chain`], and whether an entry with hash `expected` is in the chain: a
-/// head hash kept outside the database that is no longer found means the tail was cut off or
-/// the chain rewritten.
-pub async fn verify_audit_chain_containing(
+/// What a walk of the audit chain found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// The sequence number of the head (the number of entries ever appended).
+    pub entries: u64,
+    /// The head's hash, hex.
+    pub head: String,
+    /// The first entry still stored: above 1 when the log was pruned (that entry is vouched for
+    /// by the signed checkpoint the pruning used, not by the chain).
+    pub first_seq: i64,
+    /// Whether an entry with the expected hash is in the chain (true when none was asked for).
+    pub contains_expected: bool,
+}
+
+/// As [`verify_audit_chain`], for a log that may have been pruned, and whether an entry with
+/// hash `expected` is in the chain: a head kept outside the database that is no longer found
+/// means the tail was cut off or the chain rewritten.
+pub async fn audit_chain_report(
     store: &dyn Store,
-    expected: [u8; 32],
-) -> Result<Result<(u64, String, bool), ChainBreak>, StoreError> {
-    walk_audit_chain(store, Some(expected)).await
+    expected: Option<[u8; 32]>,
+) -> Result<Result<ChainReport, ChainBreak>, StoreError> {
+    walk_audit_chain(store, expected).await
 }
 
 async fn walk_audit_chain(
     store: &dyn Store,
     expected: Option<[u8; 32]>,
-) -> Result<Result<(u64, String, bool), ChainBreak>, StoreError> {
-    let mut verifier = audit::ChainVerifier::new();
-    let mut found = false;
+) -> Result<Result<ChainReport, ChainBreak>, StoreError> {
+    let mut verifier = None;
+    let mut first_seq = 1;
+    let mut found = expected.is_none();
     let mut after = 0;
     loop {
         let batch = store.audit_entries(after, 1000).await?;
         let Some(last) = batch.last() else { break };
         after = last.seq;
         for entry in &batch {
+            let verifier = verifier.get_or_insert_with(|| {
+                first_seq = entry.seq;
+                if entry.seq == 1 {
+                    audit::ChainVerifier::new()
+                } else {
+                    audit::ChainVerifier::resuming_at(entry.seq)
+                }
+            });
             if let Err(broken) = verifier.check(entry) {
                 return Ok(Err(broken));
             }
             found |= expected == Some(entry.hash);
         }
     }
-    let (entries, head) = verifier.finish();
-    Ok(Ok((entries, head, found)))
+    let (entries, head) = verifier.unwrap_or_default().finish();
+    Ok(Ok(ChainReport {
+        entries,
+        head,
+        first_seq,
+        contains_expected: found,
+    }))
 }

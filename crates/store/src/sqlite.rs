@@ -815,6 +815,30 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn prune_audit(&self, keep_from: i64) -> Result<u64, StoreError> {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let kept: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM audit_log WHERE seq = ?1",
+                    [keep_from],
+                    |row| row.get(0),
+                )
+                .map_err(backend)?;
+            if kept == 0 {
+                return Err(StoreError::NotFound("audit entry"));
+            }
+            let deleted = tx
+                .execute("DELETE FROM audit_log WHERE seq < ?1", [keep_from])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+
     async fn audit_head(&self) -> Result<Option<AuditEntry>, StoreError> {
         self.run(move |conn| {
             conn.query_row(
