@@ -39,6 +39,8 @@ pub struct ProofPolicy {
     pub algs: Vec<Alg>,
 }
 
+/// The default is what discovery advertises (`dpop_signing_alg_values_supported`: ES256):
+/// an algorithm the server does not announce is not accepted either.
 impl Default for ProofPolicy {
     fn default() -> Self {
         ProofPolicy {
@@ -46,7 +48,7 @@ impl Default for ProofPolicy {
                 max_age_secs: 60,
                 max_skew_secs: 5,
             },
-            algs: vec![Alg::Es256, Alg::EdDsa, Alg::Ed25519],
+            algs: vec![Alg::Es256],
         }
     }
 }

@@ -100,13 +100,14 @@ fn ed25519_proofs_verify_under_both_jose_names() {
             "{input}.{}",
             medgate_proto::b64::encode(pair.sign(input.as_bytes()))
         );
-        let verified = verify_proof(
-            &proof,
-            target,
-            &ProofPolicy::default(),
-            UnixTime::from_secs(1000),
-        )
-        .unwrap();
+        // A gateway configured for EdDSA proofs accepts it (the default, like discovery, is
+        // ES256 only).
+        let with_eddsa = ProofPolicy {
+            algs: vec![Alg::Es256, Alg::EdDsa, Alg::Ed25519],
+            ..ProofPolicy::default()
+        };
+        let verified =
+            verify_proof(&proof, target, &with_eddsa, UnixTime::from_secs(1000)).unwrap();
         assert_eq!(
             verified.jkt().as_str(),
             vectors["jwk_thumbprint_sha256"].as_str().unwrap()
