@@ -1,8 +1,8 @@
 """The hardening classes, from outside: raw sockets against the release `medgate serve`, as an
 unauthenticated attacker on the network would send them.
 
-What this suite shows closed (each class has a Rust end-to-end test as well; the ones that
-need a DPoP client, replay starvation and the path and header table, are there only):
+What this suite shows closed (each class has a Rust end-to-end test as well; requests that
+need a token and a DPoP proof are signed by the Python bindings and sent byte by byte):
 
 - a flood of unauthenticated junk writes a bounded number of audit rows, none holding the junk;
 - slow bodies and idle sockets are closed on time;
@@ -11,9 +11,13 @@ need a DPoP client, replay starvation and the path and header table, are there o
 - behind a trusted proxy two clients have separate rate limits, and an untrusted peer's
   forwarding headers change nothing;
 - a full data volume gives 503 and not-ready, and once space is back the gap is in the
-  verified audit chain (needs root for the tmpfs; skipped otherwise, but CI runs as root).
+  verified audit chain (needs root for the tmpfs; skipped otherwise, but CI runs as root);
+- one installation cannot starve another's replay capacity, and refused requests take none;
+- path and header tricks reach the upstream only in canonical form, with what it received.
 """
 
+import hashlib
+import http.server
 import json
 import os
 import resource
@@ -22,6 +26,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -29,14 +34,39 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from medgate_testing import free_port, wait_for  # noqa: E402
 
 MEDGATE = os.environ["MEDGATE_BIN"]
+sys.path.insert(0, os.environ["MEDGATE_BINDINGS"])
+
+
+def interpreter_sha256():
+    # The SDK measures the running executable: this Python interpreter.
+    with open("/proc/self/exe", "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 JUNK = "PATIENT-NOTE-" * 40
 
 
+class Echo(http.server.BaseHTTPRequestHandler):
+    """The protected API: answers with the path and headers it received."""
+
+    def do_GET(self):
+        body = json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
 class Node:
-    """`medgate serve` with its own data directory and the given extra config."""
+    """`medgate serve` with its own data directory, an echoing upstream and the given extra
+    config (`server`: keys of [server]; `gateway`: keys of [gateway])."""
 
     def __init__(self, extra=None, data_dir=None, fd_limit=None):
         extra = extra or {}
+        self.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+        threading.Thread(target=self.upstream.serve_forever, daemon=True).start()
         self.dir = tempfile.mkdtemp(prefix="medgate-adversarial-")
         self.data = data_dir or os.path.join(self.dir, "data")
         self.server_port, self.gateway_port, self.admin_port = free_port(), free_port(), free_port()
@@ -52,6 +82,8 @@ data_dir = "{self.data}"
 listen = "127.0.0.1:{self.admin_port}"
 [gateway]
 listen = "127.0.0.1:{self.gateway_port}"
+upstream = "http://127.0.0.1:{self.upstream.server_address[1]}"
+{extra.get("gateway", "")}
 [[gateway.routes]]
 path = "/api/v1/entries*"
 scopes = ["entries:read"]
@@ -59,6 +91,7 @@ scopes = ["entries:read"]
 """
             )
         self.log = open(os.path.join(self.dir, "serve.log"), "w")
+        self.apps = set()
 
         def limit():
             if fd_limit:
@@ -88,7 +121,7 @@ scopes = ["entries:read"]
                     data += chunk
             except (ConnectionResetError, socket.timeout):
                 pass
-        if not data.startswith(b"HTTP/1.1 "):
+        if not data.startswith(b"HTTP/1."):
             return None
         head, _, rest = data.partition(b"\r\n\r\n")
         return int(data[9:12]), head.decode(errors="replace"), rest
@@ -105,6 +138,46 @@ scopes = ["entries:read"]
             self.process.terminate()
             self.process.wait(timeout=30)
         self.log.close()
+        self.upstream.shutdown()
+        self.upstream.server_close()
+
+    def attested_client(self, app):
+        """An installation of `app` (registered now, trusting SDK evidence), through the Python
+        bindings: what signs the requests the raw sockets then send."""
+        import medgate_ffi
+
+        if app not in self.apps:
+            for args in (
+                ("app", "create", app, "--scopes", "entries:read", "--sdk-evidence", "allow"),
+                ("release", "add", app, "--version", "1.0.0", "--sdk-binary-sha256", interpreter_sha256()),
+            ):
+                done = self.medgate("admin", *args)
+                assert done.returncode == 0, done.stderr
+            self.apps.add(app)
+        client = medgate_ffi.MedgateClient(
+            medgate_ffi.MedgateConfig(
+                server_url=f"http://127.0.0.1:{self.server_port}",
+                gateway_url=f"http://127.0.0.1:{self.gateway_port}",
+                app_id=app,
+                app_version="1.0.0",
+                measurement=None,
+                key_path=None,
+                detect=False,
+                allowed_libraries=[],
+                refresh_margin_secs=30,
+            )
+        )
+        client.attest()
+        return client
+
+    def signed(self, client, method, proof_path, sent_path=None, extra=()):
+        headers = client.sign_request(method, proof_path)
+        return self.request(
+            method,
+            sent_path or proof_path,
+            headers=[("Authorization", headers.authorization), ("DPoP", headers.dpop), *extra],
+            port=self.gateway_port,
+        )
 
     def audit_rows(self):
         with sqlite3.connect(os.path.join(self.data, "medgate.db")) as db:
@@ -256,6 +329,66 @@ class Adversarial(unittest.TestCase):
         verified = node.medgate("audit", "verify", "--json")
         self.assertEqual(verified.returncode, 0, verified.stderr)
         self.assertTrue(any(kind == "audit.dropped" for kind, _, _ in node.audit_rows()))
+
+
+    def test_one_installation_cannot_starve_anothers_replay_capacity(self):
+        node = self.node(
+            extra={"gateway": "replay_cache_size = 8\nreplay_share = 4\nrate_limit = { per_second = 0, burst = 0 }\n"}
+        )
+        flooder = node.attested_client("org.example.flooder")
+        # Refused requests take no place in the shared cache...
+        denied = {node.signed(flooder, "GET", "/not/a/route")[0] for _ in range(20)}
+        self.assertEqual(denied, {403})
+        # ...and admitted ones only the installation's share; beyond it, 429 for it alone.
+        statuses = [node.signed(flooder, "GET", "/api/v1/entries")[0] for _ in range(10)]
+        self.assertEqual(statuses[:4], [200] * 4, statuses)
+        self.assertEqual(set(statuses[4:]), {429}, statuses)
+        other = node.attested_client("org.example.other")
+        self.assertEqual(node.signed(other, "GET", "/api/v1/entries")[0], 200)
+
+    def test_path_and_header_tricks_reach_the_upstream_only_in_canonical_form(self):
+        node = self.node()
+        client = node.attested_client("org.example.paths")
+        # (sent, proof made for, status, path the upstream saw)
+        table = [
+            ("/api/v1/entries/%65x", "/api/v1/entries/ex", 200, "/api/v1/entries/ex"),
+            ("/api/v1/entries/a%2bb", "/api/v1/entries/a%2Bb", 200, "/api/v1/entries/a%2Bb"),
+            ("/api/v1/entries/..;/admin", "/api/v1/entries", 400, None),
+            ("/api/v1/entries;jsessionid=x", "/api/v1/entries", 400, None),
+            ("/api/v1/entries/%3b/admin", "/api/v1/entries", 400, None),
+            ("/api/v1/entries%2f..%2fadmin", "/api/v1/entries", 400, None),
+            ("/api/v1/entries/%2e%2e/admin", "/api/v1/entries", 400, None),
+            ("/api/v1/entries/%c0%ae%c0%ae/admin", "/api/v1/entries", 400, None),
+            ("/api/v1/entries/%ef%bc%8e%ef%bc%8e/admin", "/api/v1/entries", 400, None),
+            ("/api/v1/entries/x%00.json", "/api/v1/entries", 400, None),
+            ("/api/v1/entries//admin", "/api/v1/entries", 400, None),
+            ("/api/v1/entries/" + "a" * 3000, "/api/v1/entries", 414, None),
+        ]
+        for sent, proof_path, status, seen in table:
+            answer = node.signed(client, "GET", proof_path, sent_path=sent)
+            self.assertEqual(answer[0], status, sent)
+            if seen:
+                self.assertEqual(json.loads(answer[2])["path"], seen, sent)
+        spoofed = [
+            ("X_Medgate_Scope", "admin"),
+            ("X-Medgate-Installation", "someone-else"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X_Forwarded_For", "6.6.6.6"),
+            ("Forwarded", "for=6.6.6.6"),
+            ("X-Real-IP", "6.6.6.6"),
+            ("X-Original-URL", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("X-HTTP-Method-Override", "DELETE"),
+        ]
+        status, _, body = node.signed(client, "GET", "/api/v1/entries", extra=spoofed)
+        self.assertEqual(status, 200)
+        seen = json.loads(body)["headers"]
+        self.assertEqual(seen["x-medgate-scope"], "entries:read")
+        self.assertEqual(seen["x-medgate-installation"], client.installation_id())
+        self.assertEqual(seen["x-forwarded-for"], "127.0.0.1")
+        for name in ("x_medgate_scope", "x_forwarded_for", "forwarded", "x-real-ip", "x-original-url",
+                     "x-rewrite-url", "x-http-method-override"):
+            self.assertNotIn(name, seen)
 
 
 if __name__ == "__main__":
