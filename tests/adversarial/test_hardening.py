@@ -31,7 +31,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from medgate_testing import free_port, wait_for  # noqa: E402
+from medgate_testing import Echo, free_port, wait_for  # noqa: E402
 
 MEDGATE = os.environ["MEDGATE_BIN"]
 sys.path.insert(0, os.environ["MEDGATE_BINDINGS"])
@@ -42,21 +42,6 @@ def interpreter_sha256():
     with open("/proc/self/exe", "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 JUNK = "PATIENT-NOTE-" * 40
-
-
-class Echo(http.server.BaseHTTPRequestHandler):
-    """The protected API: answers with the path and headers it received."""
-
-    def do_GET(self):
-        body = json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 class Node:

@@ -29,18 +29,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Upstream(http.server.BaseHTTPRequestHandler):
-    """The protected API: answers every GET with an empty entry list, and echoes the
-    `X-Medgate-*` headers the gateway added."""
+class JsonHandler(http.server.BaseHTTPRequestHandler):
+    """An upstream API that answers every GET with `self.answer()` as JSON."""
 
     def do_GET(self):
-        body = json.dumps(
-            {
-                "entries": [],
-                "installation": self.headers.get("X-Medgate-Installation"),
-                "scope": self.headers.get("X-Medgate-Scope"),
-            }
-        ).encode()
+        body = json.dumps(self.answer()).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -49,6 +42,25 @@ class Upstream(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class Upstream(JsonHandler):
+    """The protected API: an empty entry list, and the `X-Medgate-*` headers the gateway
+    added."""
+
+    def answer(self):
+        return {
+            "entries": [],
+            "installation": self.headers.get("X-Medgate-Installation"),
+            "scope": self.headers.get("X-Medgate-Scope"),
+        }
+
+
+class Echo(JsonHandler):
+    """An upstream that answers with the path and headers it received."""
+
+    def answer(self):
+        return {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}
 
 
 class MedgateServer:

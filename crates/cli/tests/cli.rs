@@ -89,19 +89,41 @@ fn serve(config: &Path) -> (Server, String) {
     (Server(child), url)
 }
 
-#[test]
-fn serve_admin_and_audit_verify_work_together() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("medgate.toml");
+/// A config in `dir` with every listener on an ephemeral loopback port and `extra` appended.
+fn loopback_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let config = dir.join("medgate.toml");
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n[[gateway.routes]]\npath = \"/api/\"\nscopes = [\"a\"]\n",
-            dir.path().join("data").display()
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n{extra}",
+            dir.join("data").display()
         ),
     )
     .unwrap();
-    let (mut server, url) = serve(&config);
+    config
+}
+
+/// A graceful stop on SIGTERM, which must succeed.
+fn stop(mut server: Server) {
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(server.0.wait().unwrap().success());
+}
+
+#[test]
+fn serve_admin_and_audit_verify_work_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = loopback_config(
+        dir.path(),
+        "[[gateway.routes]]\npath = \"/api/\"\nscopes = [\"a\"]\n",
+    );
+    let (server, url) = serve(&config);
     let admin = |args: &[&str]| {
         let mut command = medgate();
         command
@@ -173,15 +195,7 @@ fn serve_admin_and_audit_verify_work_together() {
     assert!(stderr(&wrong).contains("401"));
 
     // A graceful stop on SIGTERM.
-    let pid = server.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(server.0.wait().unwrap().success());
+    stop(server);
 
     let verified = run(medgate()
         .arg("--config")
@@ -281,31 +295,15 @@ fn serve_admin_and_audit_verify_work_together() {
 #[test]
 fn the_audit_log_is_pruned_up_to_a_signed_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("medgate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let (mut server, url) = serve(&config);
+    let config = loopback_config(dir.path(), "");
+    let (server, url) = serve(&config);
     for app in ["org.example.one", "org.example.two", "org.example.three"] {
         let created = run(medgate().arg("--config").arg(&config).args([
             "admin", "--server", &url, "app", "create", app, "--scopes", "a",
         ]));
         assert!(created.status.success(), "{}", stderr(&created));
     }
-    let pid = server.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(server.0.wait().unwrap().success());
+    stop(server);
     let checkpoints = dir.path().join("data/audit-checkpoints");
     let written = std::fs::read_to_string(&checkpoints).unwrap();
     let signed = medgate_verify::checkpoint::verify(written.lines().last().unwrap(), None).unwrap();
