@@ -25,8 +25,14 @@ pub(crate) enum AuditCommand {
         /// the last one must verify, and the chain must still contain its head.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<std::path::PathBuf>,
-        /// The checkpoint key's thumbprint, as recorded when the node first started.
-        #[arg(long, value_name = "THUMBPRINT", requires = "checkpoint")]
+        /// The checkpoint key's thumbprint, as recorded when the node first started (base64url:
+        /// it may start with `-`).
+        #[arg(
+            long,
+            value_name = "THUMBPRINT",
+            requires = "checkpoint",
+            allow_hyphen_values = true
+        )]
         checkpoint_key: Option<String>,
     },
     /// Delete the entries before the last signed checkpoint in FILE (which must verify, pinned
@@ -36,7 +42,7 @@ pub(crate) enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         checkpoint: std::path::PathBuf,
         /// The checkpoint key's thumbprint (required: pruning trusts the checkpoint).
-        #[arg(long, value_name = "THUMBPRINT")]
+        #[arg(long, value_name = "THUMBPRINT", allow_hyphen_values = true)]
         checkpoint_key: String,
     },
 }

@@ -186,6 +186,32 @@ mod tests {
     use super::Cli;
 
     #[test]
+    fn a_checkpoint_key_thumbprint_may_start_with_a_hyphen() {
+        for args in [
+            &[
+                "audit",
+                "verify",
+                "--checkpoint",
+                "f",
+                "--checkpoint-key",
+                "-e3xK",
+            ][..],
+            &[
+                "audit",
+                "prune",
+                "--checkpoint",
+                "f",
+                "--checkpoint-key",
+                "-e3xK",
+            ][..],
+        ] {
+            let parsed =
+                Cli::try_parse_from(std::iter::once("medgate").chain(args.iter().copied()));
+            assert!(parsed.is_ok(), "{:?}", parsed.err().map(|e| e.to_string()));
+        }
+    }
+
+    #[test]
     fn an_installation_id_may_start_with_a_hyphen() {
         let parsed = Cli::try_parse_from([
             "medgate",
