@@ -9,12 +9,13 @@
 //! thumbprint).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use medgate_proto::b64;
 use medgate_server::Server;
 use medgate_service::Clock;
 use medgate_store::seal::Sealer;
+use medgate_store::sqlite::create_private_file;
 use medgate_store::{Store, StoreError};
 use medgate_verify::keys::TokenSigningKey;
 
@@ -73,15 +74,15 @@ pub(crate) async fn make(
     Ok(Some(signed))
 }
 
-fn append(path: &PathBuf, line: &str) -> Result<(), NodeError> {
+fn append(path: &Path, line: &str) -> Result<(), NodeError> {
+    create_private_file(path)?;
     let io = |source| NodeError::Io {
         context: format!("cannot append to {}", path.display()),
         source,
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io)?;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(io)?;
     writeln!(file, "{line}").map_err(io)
 }

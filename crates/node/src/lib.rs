@@ -312,40 +312,24 @@ impl Node {
         gateway.refresh(&*store).await?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(audit_writer.run(shutdown_rx.clone())));
-        let router = server.router();
-        tasks.push(tokio::spawn(listen::serve(
-            server_listener,
-            shutdown_rx.clone(),
-            config.server.connections.limits(),
-            "control plane",
-            move |peer| {
-                let router = router.clone();
-                service_fn(move |mut request: Request<Incoming>| {
-                    // What axum's `ConnectInfo` extractor reads.
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    router.clone().oneshot(request)
-                })
-            },
-        )));
-        let admin_router = server.admin_router();
-        tasks.push(tokio::spawn(listen::serve(
-            admin_listener,
-            shutdown_rx.clone(),
-            listen::ConnectionLimits::default(),
-            "admin plane",
-            move |peer| {
-                let router = admin_router.clone();
-                service_fn(move |mut request: Request<Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    router.clone().oneshot(request)
-                })
-            },
-        )));
-        tasks.push(tokio::spawn(
-            gateway.clone().serve(gateway_listener, shutdown_rx.clone()),
-        ));
+        let mut tasks = vec![
+            tokio::spawn(audit_writer.run(shutdown_rx.clone())),
+            tokio::spawn(serve_router(
+                server_listener,
+                shutdown_rx.clone(),
+                config.server.connections.limits(),
+                "control plane",
+                server.router(),
+            )),
+            tokio::spawn(serve_router(
+                admin_listener,
+                shutdown_rx.clone(),
+                listen::ConnectionLimits::default(),
+                "admin plane",
+                server.admin_router(),
+            )),
+            tokio::spawn(gateway.clone().serve(gateway_listener, shutdown_rx.clone())),
+        ];
         if let Some(source) = revocation_source.clone() {
             let refresh = config.attestation.revocation_refresh;
             tasks.push(tokio::spawn(revocation::keep_fresh(
@@ -519,6 +503,25 @@ impl Drop for Node {
 
 /// Background upkeep: the gateway learns revocations and keys every second; expired
 /// challenges are purged and signing keys reloaded every 30 seconds.
+/// Serves an axum router on the shared accept loop, telling it each request's peer.
+async fn serve_router(
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+    limits: listen::ConnectionLimits,
+    plane: &'static str,
+    router: axum::Router,
+) {
+    listen::serve(listener, shutdown, limits, plane, move |peer| {
+        let router = router.clone();
+        service_fn(move |mut request: Request<Incoming>| {
+            // What axum's `ConnectInfo` extractor reads.
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        })
+    })
+    .await;
+}
+
 /// A checkpoint every `interval` until shutdown.
 async fn keep_checkpointing(
     store: Arc<dyn Store>,
