@@ -154,6 +154,24 @@ struct Inner {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     audit: AuditSink,
+    /// `X-Forwarded-Proto` and `-Host` for every forwarded request, from `public_url`.
+    forwarded: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The scheme and authority of the gateway's public URL, as forwarding headers.
+fn forwarded_headers(public_url: &str) -> Vec<(HeaderName, HeaderValue)> {
+    let Ok(public) = public_url.parse::<Uri>() else {
+        return Vec::new();
+    };
+    let proto = public
+        .scheme_str()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+        .map(|value| (X_FORWARDED_PROTO, value));
+    let host = public
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .map(|value| (X_FORWARDED_HOST, value));
+    proto.into_iter().chain(host).collect()
 }
 
 /// The gateway. Cheap to clone.
@@ -364,6 +382,7 @@ impl Gateway {
             .build(connector);
         Gateway {
             inner: Arc::new(Inner {
+                forwarded: forwarded_headers(&params.public_url),
                 tokens: TokenCache::new(params.token_cache_capacity),
                 replays: ReplayCache::new(params.replay_capacity, params.replay_share),
                 limiter: KeyedLimiter::new(params.rate_limit),
@@ -638,19 +657,8 @@ impl Gateway {
         if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
             parts.headers.insert(X_FORWARDED_FOR, value);
         }
-        if let Ok(public) = inner.params.public_url.parse::<Uri>() {
-            if let Some(value) = public
-                .scheme_str()
-                .and_then(|s| HeaderValue::from_str(s).ok())
-            {
-                parts.headers.insert(X_FORWARDED_PROTO, value);
-            }
-            if let Some(value) = public
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            {
-                parts.headers.insert(X_FORWARDED_HOST, value);
-            }
+        for (name, value) in &inner.forwarded {
+            parts.headers.insert(name, value.clone());
         }
         let started = Instant::now();
         let sent = inner.client.request(Request::from_parts(parts, body));
