@@ -216,7 +216,7 @@ pub(crate) fn limit_client(
     let client = state.params.trusted_proxies.client(peer.ip(), headers);
     state
         .client_limiter
-        .check(&medgate_service::listen::client_key(client))
+        .check(&medgate_service::client_ip::client_key(client))
         .map_err(ApiError::RateLimited)
 }
 
@@ -236,7 +236,14 @@ pub(crate) async fn healthz() -> Response {
 /// Ready when the store answers and a configured revocation status list is not older than its
 /// maximum age (Android attestations would get 503).
 /// The detail of a 503 when a decision or change cannot be recorded.
-pub(crate) const RECORDING_FAILED: &str = "decisions cannot be recorded right now; retry shortly";
+const RECORDING_FAILED: &str = "decisions cannot be recorded right now; retry shortly";
+
+/// The store refused a write on a decision's path: 503 with Retry-After, and the node is not
+/// ready until the audit writer appends again.
+pub(crate) fn recording_failed(state: &ServerState) -> ApiError {
+    state.audit.store_failed();
+    ApiError::Unavailable(RECORDING_FAILED.into())
+}
 
 pub(crate) async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
     if !state.audit.recording() {

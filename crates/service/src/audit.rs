@@ -360,16 +360,27 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn queued_entries_are_written_and_overflow_is_summarised() {
+    /// A sink and its writer over a SQLite store in a fresh directory.
+    fn on_disk(
+        metrics: Arc<Metrics>,
+    ) -> (tempfile::TempDir, Arc<dyn Store>, AuditSink, AuditWriter) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let (sink, writer) = AuditSink::new(Arc::clone(&store), Arc::new(SystemClock), metrics);
+        (dir, store, sink, writer)
+    }
+
+    /// Runs the writer with the shutdown signal already given: it writes what is pending.
+    async fn run_to_shutdown(writer: AuditWriter) {
+        let (stop, stopped) = watch::channel(false);
+        stop.send(true).unwrap();
+        writer.run(stopped).await;
+    }
+
+    #[tokio::test]
+    async fn queued_entries_are_written_and_overflow_is_summarised() {
         let metrics = Arc::new(Metrics::new());
-        let (sink, writer) = AuditSink::new(
-            Arc::clone(&store),
-            Arc::new(SystemClock),
-            Arc::clone(&metrics),
-        );
+        let (_dir, store, sink, writer) = on_disk(Arc::clone(&metrics));
         sink.write(entry(0)).await.unwrap();
         // Fill the queue past its bound before the writer runs.
         for i in 1..=(QUEUE as i64 + 10) {
@@ -439,19 +450,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_writer_appends_tallied_refusals_on_shutdown() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let (sink, writer) = AuditSink::new(
-            Arc::clone(&store),
-            Arc::new(SystemClock),
-            Arc::new(Metrics::new()),
-        );
+        let (_dir, store, sink, writer) = on_disk(Arc::new(Metrics::new()));
         for _ in 0..500 {
             sink.tally(refusal("missing_token", None));
         }
-        let (stop, stopped) = watch::channel(false);
-        stop.send(true).unwrap();
-        writer.run(stopped).await;
+        run_to_shutdown(writer).await;
         let entries = store.audit_entries(0, usize::MAX).await.unwrap();
         assert_eq!(entries.len(), 1, "500 refusals, one row");
         assert_eq!(entries[0].kind, "gateway.refusals");
@@ -459,20 +462,12 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_writes_what_is_queued() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let (sink, writer) = AuditSink::new(
-            Arc::clone(&store),
-            Arc::new(SystemClock),
-            Arc::new(Metrics::new()),
-        );
+        let (_dir, store, sink, writer) = on_disk(Arc::new(Metrics::new()));
         for i in 0..5 {
             sink.record(entry(i));
         }
-        let (stop, stopped) = watch::channel(false);
-        stop.send(true).unwrap();
         // The sink is still alive: only the shutdown signal ends the writer.
-        writer.run(stopped).await;
+        run_to_shutdown(writer).await;
         assert_eq!(
             medgate_store::verify_audit_chain(&*store)
                 .await

@@ -12,7 +12,7 @@
 //! 3. A hop that is not an address (`unknown`, an obfuscated name, garbage) ends the walk: the
 //!    client is then the last trusted hop, never something the client wrote.
 //!
-//! Rate limits and connection counts key IPv6 clients by their /64 ([`crate::listen::client_key`]).
+//! Rate limits and connection counts key IPv6 clients by their /64 ([`client_key`]).
 
 use std::net::IpAddr;
 
@@ -77,6 +77,15 @@ fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,
+    }
+}
+
+/// The key rate limits and connection counts are kept under: the IPv4 address (also when
+/// mapped into IPv6), or the /64 an IPv6 address is in (one subscriber's allocation).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
     }
 }
 

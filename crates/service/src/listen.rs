@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::client_ip::TrustedProxies;
+use crate::client_ip::{TrustedProxies, client_key};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -60,18 +60,6 @@ impl Default for ConnectionLimits {
             max_connections_per_client: 32,
             trusted_proxies: TrustedProxies::none(),
         }
-    }
-}
-
-/// The key connection counts are kept under: the IPv4 address (also when mapped into IPv6), or
-/// the /64 an IPv6 address is in (one subscriber's allocation).
-pub fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
     }
 }
 
