@@ -27,7 +27,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::ServerState;
 use crate::http_util::{
-    ApiError, RECORDING_FAILED, body, content_type_is, into_axum, json, limit_client, parse_json,
+    ApiError, body, content_type_is, into_axum, json, limit_client, parse_json, recording_failed,
 };
 use crate::platforms::{self, PlatformRefusal};
 use medgate_store::published_keys as published;
@@ -68,12 +68,12 @@ pub(crate) async fn challenge(
         .store
         .insert_challenge(&challenge)
         .await
-        .map_err(|error| {
-            let error = ApiError::from(error);
-            if matches!(error, ApiError::Unavailable(_)) {
-                state.audit.store_failed();
+        .map_err(|error| match error {
+            medgate_store::StoreError::Backend(_) => {
+                tracing::error!(%error, "a challenge could not be stored");
+                recording_failed(&state)
             }
-            error
+            other => other.into(),
         })?;
     state.metrics.challenge_issued();
     Ok(json(
@@ -141,10 +141,7 @@ pub(crate) async fn attest(
             Ok(into_axum(problem::response(&rejection)))
         }
         Err(Refusal::Unavailable(detail)) => Err(ApiError::Unavailable(detail)),
-        Err(Refusal::NotRecorded) => {
-            state.audit.store_failed();
-            Err(ApiError::Unavailable(RECORDING_FAILED.into()))
-        }
+        Err(Refusal::NotRecorded) => Err(recording_failed(&state)),
         Err(Refusal::Internal) => Err(ApiError::Internal),
     }
 }

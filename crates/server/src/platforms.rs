@@ -205,6 +205,15 @@ pub(crate) async fn check(
                     "the key id is not this installation's App Attest key",
                 ));
             }
+            // Fail closed, before anything is written: a stored environment that is neither
+            // name is an edited row.
+            let Some(environment) = environment_named(&stored.environment) else {
+                tracing::error!(
+                    installation = medgate_proto::redact::short(installation),
+                    "stored App Attest environment is neither production nor development"
+                );
+                return Err(PlatformRefusal::Internal);
+            };
             // Step 2, with the counter stored by compare-and-set.
             let verified = apple::verify_assertion(
                 assertion,
@@ -221,18 +230,6 @@ pub(crate) async fn check(
             {
                 return Err(invalid("the assertion counter was already used"));
             }
-            // Fail closed: a stored environment that is neither name is an edited row.
-            let environment = if stored.environment == environment_name(Environment::Development) {
-                Environment::Development
-            } else if stored.environment == environment_name(Environment::Production) {
-                Environment::Production
-            } else {
-                tracing::error!(
-                    installation = medgate_proto::redact::short(installation),
-                    "stored App Attest environment is neither production nor development"
-                );
-                return Err(PlatformRefusal::Internal);
-            };
             let facts =
                 PlatformFacts::apple_assertion(&verified, environment, &stored.app_id, &policy);
             let official = policy.registered_identities();
@@ -337,6 +334,13 @@ pub(crate) async fn check(
             .await
         }
     }
+}
+
+/// The environment a stored name stands for, if it is one of [`environment_name`]'s.
+fn environment_named(name: &str) -> Option<Environment> {
+    [Environment::Production, Environment::Development]
+        .into_iter()
+        .find(|environment| environment_name(*environment) == name)
 }
 
 fn environment_name(environment: Environment) -> &'static str {

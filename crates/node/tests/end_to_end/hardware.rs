@@ -185,6 +185,63 @@ async fn app_attest_first_contact_then_assertions_with_a_growing_counter() {
     assert_eq!(reasons(again), [Reason::EvidenceInvalid]);
 }
 
+/// A stored App Attest key whose environment is neither production nor development (an
+/// edited row) fails closed, before its counter moves.
+#[tokio::test]
+async fn an_edited_app_attest_environment_fails_closed() {
+    let stack = Stack::start().await;
+    set_platform(
+        &stack,
+        "apple-app-attest",
+        serde_json::json!({"app_ids": [APPLE_APP_ID]}),
+    )
+    .await;
+    let client = stack.client();
+    let (granted, key) = apple_attest(
+        &stack,
+        &client,
+        APPLE_APP_ID,
+        AppleEnvironment::Production,
+        None,
+        None,
+    )
+    .await;
+    granted.unwrap();
+    let edit = |environment: &str| {
+        let database =
+            rusqlite::Connection::open(stack.node.data_dir().join("medgate.db")).unwrap();
+        database
+            .execute("UPDATE apple_keys SET environment = ?1", [environment])
+            .unwrap();
+    };
+    let assert_with = |counter: u32| {
+        let (client, key) = (&client, &key);
+        async move {
+            let challenge = client.challenge().await.unwrap();
+            let evidence = PlatformEvidence::AppleAssertion {
+                key_id: key.key_id.to_vec(),
+                assertion: key.assert(APPLE_APP_ID, &challenge.binding, counter),
+            };
+            client.attest_platform(&challenge, &evidence, None).await
+        }
+    };
+    edit("staging");
+    match assert_with(1).await {
+        Err(ClientError::Refused { status, .. }) => assert_eq!(status, 500),
+        other => panic!("expected a 500, got {other:?}"),
+    }
+    let stored = stack
+        .node
+        .store()
+        .apple_key(client.installation_id().as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.counter, 0, "nothing was written for the edited row");
+    edit("production");
+    assert_eq!(assert_with(1).await.unwrap().decision, Decision::Allow);
+}
+
 #[tokio::test]
 async fn two_concurrent_assertions_with_one_counter_cannot_both_pass() {
     let stack = Arc::new(Stack::start().await);
