@@ -470,10 +470,10 @@ pub fn verify_chain(
         chain
     };
     // Step 2c.
-    if let Some(index) = below_anchor
-        .iter()
-        .position(|cert| anchors.iter().any(|a| a.spki == cert.spki_der()))
-    {
+    if let Some(index) = below_anchor.iter().position(|cert| {
+        let spki = cert.spki_der();
+        anchors.iter().any(|a| a.spki == spki)
+    }) {
         return Err(X509Error::AnchorKeyBelowRoot { index });
     }
     // Step 3: each link. When the chain stops below the root, step 2 has already verified its
