@@ -23,8 +23,9 @@ use tokio::sync::Mutex;
 
 use crate::detect::{Detector, Pass, Report};
 use crate::evidence::{self, AppIdentity, EvidenceContext, PlatformEvidence, platform_binding};
-use crate::key::InstallationKey;
+use crate::platform::{AttestationMethod, PlatformAttester, PlatformStep};
 use crate::proof::{ProofError, dpop_proof};
+use crate::signer::{Signer, SignerError};
 use crate::{Now, system_now};
 
 /// The largest response body the client reads.
@@ -54,8 +55,15 @@ pub enum ClientError {
     Protocol { url: String, reason: String },
     #[error(transparent)]
     Proof(#[from] ProofError),
-    #[error("evidence could not be signed")]
-    Sign,
+    #[error("evidence could not be signed: {0}")]
+    Sign(#[from] SignerError),
+    /// The platform step of a hardware attestation failed or answered with the wrong
+    /// statement. The client does not fall back to SDK evidence.
+    #[error("the {method:?} platform step failed: {reason}")]
+    Platform {
+        method: AttestationMethod,
+        reason: String,
+    },
 }
 
 /// A response, read in full.
@@ -163,12 +171,23 @@ impl HttpClient {
 /// The client.
 pub struct MedgateClient {
     config: ClientConfig,
-    key: Arc<InstallationKey>,
+    key: Arc<dyn Signer>,
     http: HttpClient,
     token: Mutex<Option<CachedToken>>,
     signals: SignalSlot,
     detection: Option<Detection>,
+    attester: Option<Arc<dyn PlatformAttester>>,
+    standing: std::sync::Mutex<Standing>,
     now: Now,
+}
+
+/// How the client attests next: the method it last attested with (or was configured for),
+/// the App Attest key once one is attested, and an enrolment code not yet used.
+#[derive(Default)]
+struct Standing {
+    method: AttestationMethod,
+    app_attest_key: Option<Vec<u8>>,
+    enrolment_code: Option<String>,
 }
 
 /// Runtime detection attached to a client: the detector, and the report whose signals went
@@ -221,7 +240,9 @@ impl std::fmt::Debug for MedgateClient {
 }
 
 impl MedgateClient {
-    pub fn new(config: ClientConfig, key: InstallationKey) -> Self {
+    /// A client whose installation key is `key`: an [`crate::key::InstallationKey`] or a
+    /// [`crate::signer::PlatformKey`].
+    pub fn new(config: ClientConfig, key: impl Signer + 'static) -> Self {
         MedgateClient {
             config,
             key: Arc::new(key),
@@ -229,8 +250,42 @@ impl MedgateClient {
             token: Mutex::new(None),
             signals: Default::default(),
             detection: None,
+            attester: None,
+            standing: Default::default(),
             now: system_now(),
         }
+    }
+
+    /// Attests with `method`, asking `attester` for each platform step, from the first
+    /// attestation on; every refresh goes the same way.
+    pub fn with_platform(
+        mut self,
+        method: AttestationMethod,
+        attester: Arc<dyn PlatformAttester>,
+    ) -> Self {
+        self.attester = Some(attester);
+        lock(&self.standing).method = method;
+        self
+    }
+
+    /// A one-time code enrolling a self-built app: sent with attestations until one is
+    /// granted.
+    pub fn with_enrolment_code(self, code: String) -> Self {
+        lock(&self.standing).enrolment_code = Some(code);
+        self
+    }
+
+    /// The App Attest key attested in an earlier run (the app keeps its key id), so that the
+    /// next attestations are assertions with it.
+    pub fn restore_app_attest_key(&self, key_id: Vec<u8>) {
+        let mut standing = lock(&self.standing);
+        standing.method = AttestationMethod::AppleAppAttest;
+        standing.app_attest_key = Some(key_id);
+    }
+
+    /// How the next attestation (and every refresh) is made.
+    pub fn attestation_method(&self) -> AttestationMethod {
+        lock(&self.standing).method
     }
 
     /// Runs `detector` before every attestation and reports what it sees as the evidence's
@@ -330,8 +385,8 @@ impl MedgateClient {
         self.key.thumbprint()
     }
 
-    pub fn key(&self) -> &InstallationKey {
-        &self.key
+    pub fn key(&self) -> &dyn Signer {
+        self.key.as_ref()
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -390,7 +445,7 @@ impl MedgateClient {
         }
         let challenge: ChallengeResponse =
             serde_json::from_slice(&response.body).map_err(|e| protocol(&challenge_url, e))?;
-        let binding = platform_binding(&self.key, &challenge.challenge)
+        let binding = platform_binding(self.key.as_ref(), &challenge.challenge)
             .ok_or_else(|| protocol(&challenge_url, "the challenge is not base64url"))?;
         Ok(Challenge {
             value: challenge.challenge,
@@ -399,7 +454,9 @@ impl MedgateClient {
     }
 
     /// Attests with a platform's statement about `challenge` (see [`MedgateClient::challenge`])
-    /// and caches the token.
+    /// and caches the token. A granted statement sets how the client refreshes: the same
+    /// platform (App Attest with assertions by the key just attested). `enrolment_code`, when
+    /// given, replaces the one the client was configured with.
     pub async fn attest_platform(
         &self,
         challenge: &Challenge,
@@ -408,26 +465,68 @@ impl MedgateClient {
     ) -> Result<Attestation, ClientError> {
         let mut cached = self.token.lock().await;
         self.detect_for_attestation().await;
-        let (attestation, token) = self.exchange(challenge, platform, enrolment_code).await?;
+        if enrolment_code.is_some() {
+            lock(&self.standing).enrolment_code = enrolment_code;
+        }
+        let (attestation, token) = self.exchange(challenge, platform).await?;
         *cached = Some(self.cache_entry(&attestation, token));
         Ok(attestation)
     }
 
+    /// A fresh challenge and the statement the client's method calls for: SDK evidence, or
+    /// the platform step answered by the app's attester.
     async fn attest_uncached(&self) -> Result<(Attestation, String), ClientError> {
         let challenge = self.challenge().await?;
-        let platform = PlatformEvidence::Sdk {
-            binary_sha256: self.config.app.binary_sha256.clone(),
+        let (method, app_attest_key) = {
+            let standing = lock(&self.standing);
+            (standing.method, standing.app_attest_key.clone())
         };
-        self.exchange(&challenge, &platform, None).await
+        let platform =
+            match PlatformStep::for_method(method, challenge.binding, app_attest_key.as_deref()) {
+                None => PlatformEvidence::Sdk {
+                    binary_sha256: self.config.app.binary_sha256.clone(),
+                },
+                Some(step) => self.platform_step(method, step).await?,
+            };
+        self.exchange(&challenge, &platform).await
+    }
+
+    /// Runs `step` through the app's attester on a blocking thread.
+    async fn platform_step(
+        &self,
+        method: AttestationMethod,
+        step: PlatformStep,
+    ) -> Result<PlatformEvidence, ClientError> {
+        let failed = |reason: &str| ClientError::Platform {
+            method,
+            reason: reason.to_string(),
+        };
+        let attester = self
+            .attester
+            .clone()
+            .ok_or_else(|| failed("the app gave the client no platform attester"))?;
+        let (step, answer) = tokio::task::spawn_blocking(move || {
+            let answer = attester.attest(&step);
+            (step, answer)
+        })
+        .await
+        .map_err(|_| failed("the platform attester panicked"))?;
+        let statement = answer.map_err(|reason| failed(&reason))?;
+        if !step.answered_by(&statement) {
+            return Err(failed(
+                "the platform attester answered with a statement of another step",
+            ));
+        }
+        Ok(statement)
     }
 
     async fn exchange(
         &self,
         challenge: &Challenge,
         platform: &PlatformEvidence,
-        enrolment_code: Option<String>,
     ) -> Result<(Attestation, String), ClientError> {
         let base = self.config.server_url.trim_end_matches('/');
+        let enrolment_code = lock(&self.standing).enrolment_code.clone();
         let context = EvidenceContext {
             app_id: &self.config.app.app_id,
             app_version: &self.config.app.app_version,
@@ -436,8 +535,7 @@ impl MedgateClient {
             enrolment_code,
             iat: (self.now)(),
         };
-        let evidence =
-            evidence::evidence(&self.key, context, platform).map_err(|_| ClientError::Sign)?;
+        let evidence = evidence::evidence(self.key.as_ref(), context, platform)?;
         let attest_url = format!("{base}/v1/attest");
         let response = self
             .send_raw(
@@ -458,6 +556,7 @@ impl MedgateClient {
         }
         let granted: AttestResponse =
             serde_json::from_slice(&response.body).map_err(|e| protocol(&attest_url, e))?;
+        self.granted(platform);
         let attestation = Attestation {
             installation_id: granted.installation_id,
             decision: granted.decision,
@@ -468,6 +567,17 @@ impl MedgateClient {
             hardware_key: granted.hardware_key,
         };
         Ok((attestation, granted.access_token))
+    }
+
+    /// After a grant: the method that earned it is the one to refresh with, an App Attest key
+    /// just attested signs the assertions from now on, and the enrolment code is spent.
+    fn granted(&self, platform: &PlatformEvidence) {
+        let mut standing = lock(&self.standing);
+        standing.method = AttestationMethod::of(platform);
+        if let PlatformEvidence::AppleAttestation { key_id, .. } = platform {
+            standing.app_attest_key = Some(key_id.clone());
+        }
+        standing.enrolment_code = None;
     }
 
     /// The cached access token, attesting again when it is within the refresh margin of
@@ -506,7 +616,7 @@ impl MedgateClient {
     ) -> Result<RequestHeaders, ClientError> {
         let token = self.access_token().await?;
         let proof = dpop_proof(
-            &self.key,
+            self.key.as_ref(),
             method,
             &self.gateway_url(path),
             Some(token.expose()),

@@ -7,14 +7,14 @@
 //! for Play Integrity, so the platform's statement covers this challenge and this key.
 
 use medgate_proto::b64;
-use medgate_proto::jws::{HeaderFields, SignError, sign_compact};
+use medgate_proto::jws::HeaderFields;
 use medgate_proto::wire::{
     self, AndroidKeyAttestationEvidence, AppleAppAttestEvidence, Evidence, EvidenceClaims,
     PlayIntegrityEvidence, SdkEvidence, Signal,
 };
 use sha2::{Digest, Sha256};
 
-use crate::key::InstallationKey;
+use crate::signer::{Signer, SignerError, sign_compact};
 
 /// What the app says about itself.
 #[derive(Debug, Clone)]
@@ -96,7 +96,7 @@ impl PlatformEvidence {
 
 /// SHA-256(challenge bytes ‖ thumbprint bytes): what the platform must attest. `None` if the
 /// challenge is not base64url (not one medgate issued).
-pub fn platform_binding(key: &InstallationKey, challenge: &str) -> Option<[u8; 32]> {
+pub fn platform_binding(key: &dyn Signer, challenge: &str) -> Option<[u8; 32]> {
     let challenge = b64::decode(challenge, 128).ok()?;
     let jkt = key.thumbprint().digest()?;
     let mut hasher = Sha256::new();
@@ -119,10 +119,10 @@ pub struct EvidenceContext<'a> {
 
 /// Signs evidence for any platform.
 pub fn evidence(
-    key: &InstallationKey,
+    key: &dyn Signer,
     context: EvidenceContext<'_>,
     platform: &PlatformEvidence,
-) -> Result<String, SignError> {
+) -> Result<String, SignerError> {
     let (platform, evidence) = platform.wire();
     let claims = EvidenceClaims {
         challenge: context.challenge.to_string(),
@@ -144,12 +144,12 @@ pub fn evidence(
 
 /// Signs SDK evidence answering `challenge` at `iat`.
 pub fn sdk_evidence(
-    key: &InstallationKey,
+    key: &dyn Signer,
     app: &AppIdentity,
     challenge: &str,
     signals: Vec<Signal>,
     iat: i64,
-) -> Result<String, SignError> {
+) -> Result<String, SignerError> {
     let context = EvidenceContext {
         app_id: &app.app_id,
         app_version: &app.app_version,
@@ -170,6 +170,7 @@ pub fn sdk_evidence(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::InstallationKey;
 
     #[test]
     fn the_binding_covers_challenge_and_key() {

@@ -1,4 +1,5 @@
-//! The installation key: a P-256 key pair that never leaves the device.
+//! The installation key in software: a P-256 key pair in a file, for Linux hubs and tests.
+//! On phones the key stays in the platform's keystore instead ([`crate::signer::PlatformKey`]).
 //!
 //! Stored as a private JWK (`{"kty":"EC","crv":"P-256","x","y","d"}`) in a file created with
 //! mode 0600 and replaced atomically. A file readable by others is tightened on load.
@@ -6,8 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use medgate_proto::jws::{JwsSigner, SignError};
-use medgate_proto::{Alg, PublicJwk, Thumbprint, b64};
+use medgate_proto::{PublicJwk, Thumbprint, b64};
 use p256::ecdsa::{Signature, SigningKey, signature::Signer};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -179,14 +179,14 @@ fn restrict(path: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
-impl JwsSigner for InstallationKey {
-    fn alg(&self) -> Alg {
-        Alg::Es256
+impl crate::signer::Signer for InstallationKey {
+    fn public_jwk(&self) -> &PublicJwk {
+        &self.public
     }
 
-    fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError> {
-        let signature: Signature = self.signing.sign(signing_input);
-        Ok(signature.to_bytes().to_vec())
+    fn sign(&self, message: &[u8]) -> Result<[u8; 64], crate::signer::SignerError> {
+        let signature: Signature = self.signing.sign(message);
+        Ok(signature.to_bytes().into())
     }
 }
 

@@ -1,7 +1,9 @@
 //! The medgate client SDK.
 //!
-//! - [`key::InstallationKey`]: the installation's P-256 key, created once and persisted with
-//!   mode 0600. Its RFC 7638 thumbprint is the installation id.
+//! - [`signer`]: the seam every signature goes through. [`key::InstallationKey`] is the
+//!   software key, created once and persisted with mode 0600; [`signer::PlatformKey`] is a
+//!   key held by Android Keystore or the Secure Enclave, reached through the app's code. The
+//!   key's RFC 7638 thumbprint is the installation id.
 //! - [`evidence`]: the signed evidence posted to `/v1/attest`.
 //! - [`proof`]: a DPoP proof (RFC 9449) for each request.
 //! - [`measure`]: the app's measurement of itself (executable SHA-256 on Linux).
@@ -17,7 +19,9 @@ pub mod detect;
 pub mod evidence;
 pub mod key;
 pub mod measure;
+pub mod platform;
 pub mod proof;
+pub mod signer;
 
 #[cfg(feature = "client")]
 pub mod client;

@@ -1,11 +1,11 @@
 //! DPoP proofs (RFC 9449 §4.2): a fresh JWT per request, signed by the installation key.
 
 use medgate_proto::b64;
-use medgate_proto::jws::{HeaderFields, SignError, sign_compact};
+use medgate_proto::jws::HeaderFields;
 use medgate_proto::wire::{self, DpopClaims};
 use sha2::{Digest, Sha256};
 
-use crate::key::InstallationKey;
+use crate::signer::{Signer, SignerError, sign_compact};
 
 /// Why a proof could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -14,13 +14,13 @@ pub enum ProofError {
     #[error("the system random generator failed")]
     Random,
     #[error(transparent)]
-    Sign(#[from] SignError),
+    Sign(#[from] SignerError),
 }
 
 /// A proof for `method` on `htu` (the absolute URL without query or fragment), bound to
 /// `access_token` through `ath` when one is presented.
 pub fn dpop_proof(
-    key: &InstallationKey,
+    key: &dyn Signer,
     method: &str,
     htu: &str,
     access_token: Option<&str>,
@@ -46,6 +46,7 @@ pub fn dpop_proof(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::InstallationKey;
 
     fn claims(proof: &str) -> serde_json::Value {
         let payload = proof.split('.').nth(1).unwrap();

@@ -3,11 +3,12 @@
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
-use medgate_proto::jws::{HeaderFields, sign_compact};
+use medgate_proto::jws::HeaderFields;
 use medgate_proto::wire::{self, Decision, Reason, Signal, SignalKind};
 use medgate_sdk::client::ClientError;
 use medgate_sdk::evidence::{AppIdentity, sdk_evidence};
 use medgate_sdk::key::InstallationKey;
+use medgate_sdk::signer::sign_compact;
 
 use crate::common::{APP, MEASUREMENT, Reply, Stack, VERSION};
 

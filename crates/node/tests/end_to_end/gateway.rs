@@ -9,6 +9,7 @@ use medgate_proto::wire::{self, AccessTokenClaims};
 use medgate_sdk::client::MedgateClient;
 use medgate_sdk::key::InstallationKey;
 use medgate_sdk::proof::dpop_proof;
+use medgate_sdk::signer::Signer;
 use medgate_service::ratelimit::RateLimit;
 use medgate_store::seal::Sealer;
 use medgate_verify::keys::TokenSigningKey;
@@ -23,13 +24,7 @@ async fn attested(stack: &Stack) -> (MedgateClient, String) {
     (client, token)
 }
 
-fn proof(
-    stack: &Stack,
-    key: &InstallationKey,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-) -> String {
+fn proof(stack: &Stack, key: &dyn Signer, method: &str, path: &str, token: Option<&str>) -> String {
     dpop_proof(key, method, &stack.gateway_url(path), token, stack.now()).unwrap()
 }
 
