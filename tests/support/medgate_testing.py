@@ -65,9 +65,13 @@ class Echo(JsonHandler):
 
 class MedgateServer:
     """`medgate serve` with its own data directory, and the admin CLI against it. Routes:
-    `/api` needs scope `entries:read`."""
+    `/api` needs scope `entries:read`.
 
-    def __init__(self, medgate):
+    With `testnode` (the `medgate-testnode` binary) the node is that one instead: the same
+    node from the same config, which also trusts test App Attest and Android attestation CAs
+    and mints evidence under them (`mint`)."""
+
+    def __init__(self, medgate, testnode=None):
         self.medgate = medgate
         self.dir = tempfile.mkdtemp(prefix="medgate-e2e-")
         self.upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
@@ -76,12 +80,15 @@ class MedgateServer:
         self.server_url = f"http://127.0.0.1:{server_port}"
         self.gateway_url = f"http://127.0.0.1:{gateway_port}"
         self.config = os.path.join(self.dir, "medgate.toml")
+        # The platform suite attests dozens of times a second from one address.
+        limits = "client_rate_limit = { per_second = 0, burst = 0 }" if testnode else ""
         with open(self.config, "w") as f:
             f.write(
                 f"""
 [server]
 listen = "127.0.0.1:{server_port}"
 data_dir = "{self.dir}/data"
+{limits}
 [admin]
 listen = "127.0.0.1:{admin_port}"
 [gateway]
@@ -93,10 +100,33 @@ scopes = ["entries:read"]
 """
             )
         self.log = open(os.path.join(self.dir, "serve.log"), "w")
-        self.process = subprocess.Popen(
-            [medgate, "--config", self.config, "serve"], stdout=self.log, stderr=subprocess.STDOUT
-        )
+        self.minting = threading.Lock()
+        if testnode is None:
+            self.process = subprocess.Popen(
+                [medgate, "--config", self.config, "serve"],
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+            )
+        else:
+            self.process = subprocess.Popen(
+                [testnode, "--config", self.config],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.log,
+                text=True,
+            )
+            ready = self.process.stdout.readline()
+            assert ready and json.loads(ready).get("ready"), f"medgate-testnode said {ready!r}"
         wait_for(self.healthy, timeout=30, what="medgate serve")
+
+    def mint(self, **request):
+        """Asks the test node to play the platform (see crates/testnode)."""
+        with self.minting:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            answer = json.loads(self.process.stdout.readline())
+        assert "error" not in answer, answer
+        return answer
 
     def healthy(self):
         try:
@@ -119,6 +149,8 @@ scopes = ["entries:read"]
         return next(i for i in self.admin("installation", "list") if i["id"] == installation_id)
 
     def close(self):
+        if self.process.stdin:
+            self.process.stdin.close()
         self.process.terminate()
         self.process.wait(timeout=30)
         self.log.close()

@@ -3,9 +3,16 @@
 //! becomes a [`MedgateError`] in one place ([`From<ClientError>`]).
 //!
 //! ```text
-//! client = MedgateClient(MedgateConfig(...))   configure (loads or creates the installation key)
+//! client = MedgateClient(MedgateConfig(...))   configure (loads or creates the file key)
+//! client = MedgateClient.with_platform(config, signer, attestor, method)
+//!                                              the key in Keystore / the Secure Enclave, and
+//!                                              the platform step of each attestation
 //! client.attest()                              challenge, evidence with current signals, token
+//! client.prepare_attestation()                 or by hand: the challenge and the bytes the
+//! client.attest_android_key_attestation(…)     platform must attest, then the platform's
+//! client.attest_app_attest(…) / …              statement
 //! client.access_token()                        the cached token, attesting again near expiry
+//!                                              the way it last attested
 //! client.sign_request("GET", "/api/entries")   the Authorization and DPoP headers to add
 //! client.current_signals()                     a detection pass now
 //! ```
@@ -16,10 +23,19 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use medgate_sdk::client::{ClientConfig, ClientError};
+use medgate_sdk::client::{Challenge, ClientConfig, ClientError};
 use medgate_sdk::detect::{DetectConfig, Detector, Pass};
-use medgate_sdk::evidence::AppIdentity;
+use medgate_sdk::evidence::{AppIdentity, PlatformEvidence};
 use medgate_sdk::key::InstallationKey;
+use medgate_sdk::proof::ProofError;
+use medgate_sdk::signer::PlatformKey;
+
+mod platform;
+
+use medgate_sdk::platform::PlatformAttester;
+pub use platform::{
+    AttestationMethod, InstallationSigner, PlatformAttestor, PlatformStatement, PlatformStep,
+};
 
 uniffi::setup_scaffolding!();
 
@@ -38,6 +54,11 @@ pub enum MedgateError {
     /// The server answered something unexpected.
     #[error("protocol: {reason}")]
     Protocol { reason: String },
+    /// The app's platform code failed: the signer (a key that is gone, a signature that does
+    /// not verify under its public key) or the platform step of an attestation. Raise it from
+    /// an [`InstallationSigner`] or [`PlatformAttestor`]; any other exception becomes it too.
+    #[error("platform: {reason}")]
+    Platform { reason: String },
     /// A bug in the SDK (a caught panic, or an internal failure).
     #[error("internal: {reason}")]
     Internal { reason: String },
@@ -60,9 +81,23 @@ impl From<ClientError> for MedgateError {
             ClientError::Protocol { .. } => MedgateError::Protocol {
                 reason: error.to_string(),
             },
+            ClientError::Platform { .. }
+            | ClientError::Sign(_)
+            | ClientError::Proof(ProofError::Sign(_)) => MedgateError::Platform {
+                reason: error.to_string(),
+            },
             other => MedgateError::Internal {
                 reason: other.to_string(),
             },
+        }
+    }
+}
+
+/// An exception the foreign code raised that is not a [`MedgateError`].
+impl From<uniffi::UnexpectedUniFFICallbackError> for MedgateError {
+    fn from(error: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        MedgateError::Platform {
+            reason: error.reason,
         }
     }
 }
@@ -108,6 +143,10 @@ pub struct MedgateConfig {
     pub allowed_libraries: Vec<String>,
     /// Attest again this many seconds before the token expires.
     pub refresh_margin_secs: i64,
+    /// A one-time code from the app's operator enrolling a self-built app (Loop, AndroidAPS),
+    /// sent with attestations until one is granted.
+    #[uniffi(default = None)]
+    pub enrolment_code: Option<String>,
 }
 
 /// A granted attestation.
@@ -120,6 +159,51 @@ pub struct Attestation {
     pub reasons: Vec<String>,
     pub expires_in: u64,
     pub integrity_level: String,
+    /// Whether the server verified that the installation key itself is hardware-backed.
+    pub hardware_key: bool,
+}
+
+impl From<medgate_sdk::client::Attestation> for Attestation {
+    fn from(attestation: medgate_sdk::client::Attestation) -> Self {
+        Attestation {
+            installation_id: attestation.installation_id,
+            decision: attestation.decision.as_str().to_string(),
+            scope: attestation.scope,
+            reasons: attestation
+                .reasons
+                .iter()
+                .map(|reason| reason.as_str().to_string())
+                .collect(),
+            expires_in: attestation.expires_in,
+            integrity_level: attestation.integrity_level.as_str().to_string(),
+            hardware_key: attestation.hardware_key,
+        }
+    }
+}
+
+/// A challenge, and what the platform must attest for it: `binding` = SHA-256(challenge ‖
+/// installation key thumbprint), 32 bytes, for Android's `setAttestationChallenge` and App
+/// Attest's `clientDataHash`; `request_hash`, the same bytes base64url, for Play Integrity's
+/// `setRequestHash`.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct PreparedAttestation {
+    pub challenge: String,
+    pub binding: Vec<u8>,
+    pub request_hash: String,
+}
+
+impl PreparedAttestation {
+    fn challenge(&self) -> Result<Challenge, MedgateError> {
+        let binding = self
+            .binding
+            .as_slice()
+            .try_into()
+            .map_err(|_| config_error("a prepared attestation's binding is 32 bytes"))?;
+        Ok(Challenge {
+            value: self.challenge.clone(),
+            binding,
+        })
+    }
 }
 
 /// The headers that authorise one request at the gateway.
@@ -149,49 +233,25 @@ pub struct MedgateClient {
 
 #[uniffi::export]
 impl MedgateClient {
-    /// Configures a client: loads or creates the installation key, measures the app.
+    /// Configures a client with a file key: loads or creates the installation key at
+    /// `key_path` (without one, a key that lives as long as the client) and measures the
+    /// app. It attests with SDK evidence.
     #[uniffi::constructor]
     pub fn new(config: MedgateConfig) -> Result<Arc<Self>, MedgateError> {
-        boundary(|| {
-            let key = match config.key_path.as_deref().filter(|path| !path.is_empty()) {
-                Some(path) => {
-                    InstallationKey::load_or_create(&PathBuf::from(path)).map_err(config_error)?
-                }
-                None => InstallationKey::generate().map_err(config_error)?,
-            };
-            let measurement = match config.measurement.filter(|m| !m.is_empty()) {
-                Some(measurement) => measurement,
-                None => medgate_sdk::measure::current_executable_sha256()
-                    .map_err(|e| config_error(format!("cannot measure the app: {e}")))?,
-            };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .map_err(|e| MedgateError::Internal {
-                    reason: e.to_string(),
-                })?;
-            let mut client = medgate_sdk::client::MedgateClient::new(
-                ClientConfig {
-                    server_url: config.server_url,
-                    gateway_url: config.gateway_url,
-                    app: AppIdentity {
-                        app_id: config.app_id,
-                        app_version: config.app_version,
-                        binary_sha256: measurement,
-                    },
-                    refresh_margin_secs: config.refresh_margin_secs,
-                },
-                key,
-            );
-            if config.detect {
-                client = client.with_detector(Detector::new(DetectConfig {
-                    allowed_libraries: config.allowed_libraries,
-                    ..DetectConfig::default()
-                }));
-            }
-            Ok(Arc::new(MedgateClient { runtime, client }))
-        })
+        boundary(|| Self::build(config, None, None, AttestationMethod::Sdk))
+    }
+
+    /// Configures a client whose installation key is held by the platform (`signer`; `None`
+    /// for the file key at `key_path`) and which attests with `method`, asking `attestor`
+    /// for the platform step of the first attestation and of every refresh.
+    #[uniffi::constructor]
+    pub fn with_platform(
+        config: MedgateConfig,
+        signer: Option<Arc<dyn InstallationSigner>>,
+        attestor: Option<Arc<dyn PlatformAttestor>>,
+        method: AttestationMethod,
+    ) -> Result<Arc<Self>, MedgateError> {
+        boundary(|| Self::build(config, signer, attestor, method))
     }
 
     /// The installation id (the installation key's RFC 7638 thumbprint).
@@ -199,23 +259,91 @@ impl MedgateClient {
         self.client.installation_id().to_string()
     }
 
-    /// Attests now (with a fresh detection pass when detection is on) and caches the token.
+    /// Attests now (with a fresh detection pass when detection is on) the way the client
+    /// attests (SDK evidence, or the configured platform through the attestor) and caches the
+    /// token.
     pub fn attest(&self) -> Result<Attestation, MedgateError> {
+        boundary(|| Ok(self.runtime.block_on(self.client.attest())?.into()))
+    }
+
+    /// How the client attests next, and refreshes: the method it last attested with.
+    pub fn attestation_method(&self) -> AttestationMethod {
+        self.client.attestation_method().into()
+    }
+
+    /// A fresh challenge and the bytes the platform must attest for it.
+    pub fn prepare_attestation(&self) -> Result<PreparedAttestation, MedgateError> {
         boundary(|| {
-            let attestation = self.runtime.block_on(self.client.attest())?;
-            Ok(Attestation {
-                installation_id: attestation.installation_id,
-                decision: attestation.decision.as_str().to_string(),
-                scope: attestation.scope,
-                reasons: attestation
-                    .reasons
-                    .iter()
-                    .map(|reason| reason.as_str().to_string())
-                    .collect(),
-                expires_in: attestation.expires_in,
-                integrity_level: attestation.integrity_level.as_str().to_string(),
+            let challenge = self.runtime.block_on(self.client.challenge())?;
+            Ok(PreparedAttestation {
+                request_hash: medgate_proto::b64::encode(challenge.binding),
+                binding: challenge.binding.to_vec(),
+                challenge: challenge.value,
             })
         })
+    }
+
+    /// Attests with the Android KeyStore chain (leaf first, DER) of a key generated with
+    /// `setAttestationChallenge(prepared.binding)`. Refreshes then ask the attestor for a
+    /// fresh chain.
+    pub fn attest_android_key_attestation(
+        &self,
+        prepared: PreparedAttestation,
+        certificate_chain: Vec<Vec<u8>>,
+    ) -> Result<Attestation, MedgateError> {
+        self.finish(
+            &prepared,
+            PlatformEvidence::AndroidKeyAttestation { certificate_chain },
+        )
+    }
+
+    /// Attests with App Attest's first contact: `attestKey(keyId, clientDataHash:
+    /// prepared.binding)`; `key_id` is the base64-decoded `keyId`, `app_id` (`TEAMID.bundle`)
+    /// names a self-built app. Refreshes then assert with this key.
+    pub fn attest_app_attest(
+        &self,
+        prepared: PreparedAttestation,
+        key_id: Vec<u8>,
+        attestation_object: Vec<u8>,
+        app_id: Option<String>,
+    ) -> Result<Attestation, MedgateError> {
+        self.finish(
+            &prepared,
+            PlatformEvidence::AppleAttestation {
+                key_id,
+                attestation_object,
+                app_id,
+            },
+        )
+    }
+
+    /// Attests with an App Attest assertion, `generateAssertion(keyId, clientDataHash:
+    /// prepared.binding)`, by the key attested before.
+    pub fn attest_app_attest_assertion(
+        &self,
+        prepared: PreparedAttestation,
+        key_id: Vec<u8>,
+        assertion: Vec<u8>,
+    ) -> Result<Attestation, MedgateError> {
+        self.finish(
+            &prepared,
+            PlatformEvidence::AppleAssertion { key_id, assertion },
+        )
+    }
+
+    /// Attests with a Play Integrity token requested with `setRequestHash(prepared.request_hash)`.
+    pub fn attest_play_integrity(
+        &self,
+        prepared: PreparedAttestation,
+        token: String,
+    ) -> Result<Attestation, MedgateError> {
+        self.finish(&prepared, PlatformEvidence::PlayIntegrity { token })
+    }
+
+    /// The App Attest key this installation attested in an earlier run (the app keeps its
+    /// key id), so that attestations from now on are assertions with it.
+    pub fn restore_app_attest_key(&self, key_id: Vec<u8>) {
+        self.client.restore_app_attest_key(key_id);
     }
 
     /// The access token, attesting first when there is none or it is about to expire.
@@ -266,6 +394,84 @@ impl MedgateClient {
     }
 }
 
+impl MedgateClient {
+    fn build(
+        config: MedgateConfig,
+        signer: Option<Arc<dyn InstallationSigner>>,
+        attestor: Option<Arc<dyn PlatformAttestor>>,
+        method: AttestationMethod,
+    ) -> Result<Arc<Self>, MedgateError> {
+        let measurement = match config.measurement.filter(|m| !m.is_empty()) {
+            Some(measurement) => measurement,
+            None => medgate_sdk::measure::current_executable_sha256()
+                .map_err(|e| config_error(format!("cannot measure the app: {e}")))?,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| MedgateError::Internal {
+                reason: e.to_string(),
+            })?;
+        let client_config = ClientConfig {
+            server_url: config.server_url,
+            gateway_url: config.gateway_url,
+            app: AppIdentity {
+                app_id: config.app_id,
+                app_version: config.app_version,
+                binary_sha256: measurement,
+            },
+            refresh_margin_secs: config.refresh_margin_secs,
+        };
+        let mut client = match signer {
+            Some(signer) => {
+                let public_key = signer.public_key()?;
+                let key = PlatformKey::new(&public_key, Box::new(platform::ForeignSigner(signer)))
+                    .map_err(|e| MedgateError::Platform {
+                        reason: e.to_string(),
+                    })?;
+                medgate_sdk::client::MedgateClient::new(client_config, key)
+            }
+            None => {
+                let key = match config.key_path.as_deref().filter(|path| !path.is_empty()) {
+                    Some(path) => InstallationKey::load_or_create(&PathBuf::from(path))
+                        .map_err(config_error)?,
+                    None => InstallationKey::generate().map_err(config_error)?,
+                };
+                medgate_sdk::client::MedgateClient::new(client_config, key)
+            }
+        };
+        let attestor = attestor.map(|attestor| {
+            Arc::new(platform::ForeignAttestor(attestor)) as Arc<dyn PlatformAttester>
+        });
+        client = client.with_platform(method.into(), attestor);
+        if let Some(code) = config.enrolment_code.filter(|code| !code.is_empty()) {
+            client = client.with_enrolment_code(code);
+        }
+        if config.detect {
+            client = client.with_detector(Detector::new(DetectConfig {
+                allowed_libraries: config.allowed_libraries,
+                ..DetectConfig::default()
+            }));
+        }
+        Ok(Arc::new(MedgateClient { runtime, client }))
+    }
+
+    fn finish(
+        &self,
+        prepared: &PreparedAttestation,
+        platform: PlatformEvidence,
+    ) -> Result<Attestation, MedgateError> {
+        boundary(|| {
+            let challenge = prepared.challenge()?;
+            let attestation = self
+                .runtime
+                .block_on(self.client.attest_platform(&challenge, &platform, None))?;
+            Ok(attestation.into())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +494,7 @@ mod tests {
             detect: false,
             allowed_libraries: Vec::new(),
             refresh_margin_secs: 30,
+            enrolment_code: None,
         })
         .unwrap();
         assert_eq!(client.installation_id().len(), 43);

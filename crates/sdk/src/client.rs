@@ -257,13 +257,14 @@ impl MedgateClient {
     }
 
     /// Attests with `method`, asking `attester` for each platform step, from the first
-    /// attestation on; every refresh goes the same way.
+    /// attestation on; every refresh goes the same way. Without an attester, only
+    /// [`MedgateClient::attest_platform`] can attest with a hardware method.
     pub fn with_platform(
         mut self,
         method: AttestationMethod,
-        attester: Arc<dyn PlatformAttester>,
+        attester: Option<Arc<dyn PlatformAttester>>,
     ) -> Self {
-        self.attester = Some(attester);
+        self.attester = attester;
         lock(&self.standing).method = method;
         self
     }
