@@ -334,6 +334,7 @@ class PlatformBindings(unittest.TestCase):
             self.assertEqual(client.attest().integrity_level, "hardware")
         self.assertTrue(all(isinstance(step, Step.APP_ATTEST_ASSERTION) for step in attestor.steps[1:]))
         key_id = attestor.steps[1].key_id
+        self.assertEqual(client.app_attest_key_id(), key_id)
         self.assertEqual(attestor.counter, 2)
         self.assertEqual(self.get(client.sign_request("GET", "/api/entries"))[0], 200)
         # An assertion with a counter already used, over a fresh challenge, is refused.

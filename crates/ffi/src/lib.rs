@@ -340,6 +340,12 @@ impl MedgateClient {
         self.finish(&prepared, PlatformEvidence::PlayIntegrity { token })
     }
 
+    /// The App Attest key id the server accepted: what the app keeps (in the Keychain) for
+    /// [`MedgateClient::restore_app_attest_key`] in its next run. `None` before one is.
+    pub fn app_attest_key_id(&self) -> Option<Vec<u8>> {
+        self.client.app_attest_key()
+    }
+
     /// The App Attest key this installation attested in an earlier run (the app keeps its
     /// key id), so that attestations from now on are assertions with it.
     pub fn restore_app_attest_key(&self, key_id: Vec<u8>) {

@@ -289,6 +289,12 @@ impl MedgateClient {
         lock(&self.standing).method
     }
 
+    /// The App Attest key the server accepted (or the app restored): the key id the app keeps
+    /// for its next run.
+    pub fn app_attest_key(&self) -> Option<Vec<u8>> {
+        lock(&self.standing).app_attest_key.clone()
+    }
+
     /// Runs `detector` before every attestation and reports what it sees as the evidence's
     /// signals (replacing [`MedgateClient::set_signals`]). The first attestation runs a full
     /// pass, later ones a periodic pass.
