@@ -11,3 +11,4 @@ mod gateway;
 mod hardening;
 mod hardware;
 mod interop;
+mod platform_client;

@@ -31,9 +31,9 @@ pub struct Stack {
     pub upstream: SampleUpstream,
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
-    /// Test CAs, trusted by this node only.
-    pub apple_ca: TestAppleCa,
-    pub android_ca: TestAndroidCa,
+    /// Test CAs, trusted by this node only (shared with test attesters).
+    pub apple_ca: Arc<TestAppleCa>,
+    pub android_ca: Arc<TestAndroidCa>,
     /// A client used only for raw HTTP (admin calls, hostile requests).
     raw: MedgateClient,
 }
@@ -81,8 +81,8 @@ impl Stack {
         let mut config = test_config(dir.path(), &upstream.url());
         customize(&mut config);
         let clock = Arc::new(ManualClock::starting_now());
-        let apple_ca = TestAppleCa::new();
-        let android_ca = TestAndroidCa::new();
+        let apple_ca = Arc::new(TestAppleCa::new());
+        let android_ca = Arc::new(TestAndroidCa::new());
         let mut roots = AttestationRoots::production();
         let anchor = |der: Vec<u8>| {
             TrustAnchor::from_certificate("test CA", &Certificate::from_der(&der, 0).unwrap())
