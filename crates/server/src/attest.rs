@@ -15,7 +15,9 @@ use medgate_proto::wire::{
 };
 use medgate_service::clock::rfc3339;
 use medgate_service::problem;
-use medgate_store::{AttestationRecord, Challenge, NewAuditEntry};
+use medgate_store::{
+    AttestationRecord, Challenge, EnrolmentClaim, GrantOutcome, GrantWrites, NewAuditEntry,
+};
 use medgate_verify::UnixTime;
 use medgate_verify::evidence::{self, VerifiedEvidence};
 use medgate_verify::policy::{
@@ -305,37 +307,37 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
         identity: identity.clone(),
         ..record(&evidence, now, grant.decision(), grant.reasons())
     };
-    state.store.record_attestation(&record).await?;
-    if let Some(key) = &platform.apple_key {
-        match state.store.insert_apple_key(key).await {
-            Ok(()) => {}
-            Err(medgate_store::StoreError::Conflict(_)) => {
-                let detail =
-                    "this App Attest key or installation is already registered".to_string();
-                return reject(
-                    state,
-                    &evidence,
-                    true,
-                    now,
-                    vec![Reason::EvidenceInvalid],
-                    Some(detail),
-                )
-                .await;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-    if let (Some(code), Some(identity)) = (&platform.enrolment, &identity) {
-        let installation_id = evidence.installation_id().as_str();
-        if !state
-            .store
-            .claim_enrolment(code, evidence.app_id(), installation_id, identity, now)
-            .await?
-        {
+    let writes = GrantWrites {
+        record,
+        apple_key: platform.apple_key.clone(),
+        enrolment: platform.enrolment.clone().zip(identity.clone()).map(
+            |(code_sha256, identity)| EnrolmentClaim {
+                code_sha256,
+                identity,
+            },
+        ),
+    };
+    // All of it commits, or none: a key or code another attestation took meanwhile leaves
+    // no trace of this grant.
+    match state.store.record_grant(&writes).await? {
+        GrantOutcome::Recorded => {}
+        GrantOutcome::AppleKeyTaken => {
+            let detail = "this App Attest key or installation is already registered".to_string();
             return reject(
                 state,
                 &evidence,
-                true,
+                known,
+                now,
+                vec![Reason::EvidenceInvalid],
+                Some(detail),
+            )
+            .await;
+        }
+        GrantOutcome::EnrolmentUnavailable => {
+            return reject(
+                state,
+                &evidence,
+                known,
                 now,
                 vec![Reason::EnrolmentInvalid],
                 None,

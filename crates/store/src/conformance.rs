@@ -11,8 +11,9 @@ use medgate_verify::UnixTime;
 use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
 
 use crate::{
-    App, AppleKeyRecord, AttestationRecord, Challenge, Enrolment, NewAuditEntry, Release,
-    RevocationTarget, SigningKeyRecord, Store, StoreError, verify_audit_chain,
+    App, AppleKeyRecord, AttestationRecord, Challenge, Enrolment, EnrolmentClaim, GrantOutcome,
+    GrantWrites, NewAuditEntry, Release, RevocationTarget, SigningKeyRecord, Store, StoreError,
+    verify_audit_chain,
 };
 
 #[macro_export]
@@ -25,7 +26,8 @@ macro_rules! store_conformance_tests {
             meta_round_trip, platform_policies_round_trip, apple_counters_only_grow,
             concurrent_assertions_with_one_counter_yield_one_winner, enrolment_codes_are_single_use,
             app_secrets_round_trip, release_version_codes_and_revoked_versions,
-            enrolments_can_be_revoked, audit_prunes_up_to_a_kept_entry);
+            enrolments_can_be_revoked, audit_prunes_up_to_a_kept_entry,
+            a_refused_grant_writes_nothing, concurrent_grants_claiming_one_code_yield_one_winner);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -106,6 +108,49 @@ fn attestation(
         integrity_level: Some(IntegrityLevel::SelfReported),
         hardware_key: false,
         identity: None,
+    }
+}
+
+/// A grant of `id` with nothing but the installation.
+fn grant(id: &str, offset: i64) -> GrantWrites {
+    GrantWrites {
+        record: attestation(id, offset, Decision::Allow, vec![]),
+        apple_key: None,
+        enrolment: None,
+    }
+}
+
+/// A grant that stores `key` with its installation.
+async fn grant_apple_key(store: &dyn Store, key: &AppleKeyRecord) -> GrantOutcome {
+    store
+        .record_grant(&GrantWrites {
+            apple_key: Some(key.clone()),
+            ..grant(&key.installation_id, 1)
+        })
+        .await
+        .unwrap()
+}
+
+/// A grant of `installation` for `app` at `offset` that claims `code` for `identity`; whether
+/// it was recorded.
+async fn claim(
+    store: &dyn Store,
+    code: &str,
+    app: &str,
+    installation: &str,
+    identity: &str,
+    offset: i64,
+) -> bool {
+    let mut writes = grant(installation, offset);
+    writes.record.app_id = app.into();
+    writes.enrolment = Some(EnrolmentClaim {
+        code_sha256: code.into(),
+        identity: identity.into(),
+    });
+    match store.record_grant(&writes).await.unwrap() {
+        GrantOutcome::Recorded => true,
+        GrantOutcome::EnrolmentUnavailable => false,
+        GrantOutcome::AppleKeyTaken => panic!("no App Attest key in this grant"),
     }
 }
 
@@ -590,34 +635,18 @@ fn apple_key(installation: &str, key_id: u8) -> AppleKeyRecord {
 
 pub(crate) async fn apple_counters_only_grow(store: Arc<impl Store>) {
     add_sample_app(&*store, "org.example.cgm").await;
-    assert!(matches!(
-        store.insert_apple_key(&apple_key("inst-1", 1)).await,
-        Err(StoreError::NotFound("installation"))
-    ));
-    store
-        .record_attestation(&attestation("inst-1", 1, Decision::Allow, vec![]))
-        .await
-        .unwrap();
-    store
-        .record_attestation(&attestation("inst-2", 1, Decision::Allow, vec![]))
-        .await
-        .unwrap();
-    store
-        .insert_apple_key(&apple_key("inst-1", 1))
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            store.insert_apple_key(&apple_key("inst-1", 2)).await,
-            Err(StoreError::Conflict(_))
-        ),
+    assert_eq!(
+        grant_apple_key(&*store, &apple_key("inst-1", 1)).await,
+        GrantOutcome::Recorded
+    );
+    assert_eq!(
+        grant_apple_key(&*store, &apple_key("inst-1", 2)).await,
+        GrantOutcome::AppleKeyTaken,
         "one key per installation"
     );
-    assert!(
-        matches!(
-            store.insert_apple_key(&apple_key("inst-2", 1)).await,
-            Err(StoreError::Conflict(_))
-        ),
+    assert_eq!(
+        grant_apple_key(&*store, &apple_key("inst-2", 1)).await,
+        GrantOutcome::AppleKeyTaken,
         "one installation per key id"
     );
     assert_eq!(
@@ -625,6 +654,11 @@ pub(crate) async fn apple_counters_only_grow(store: Arc<impl Store>) {
         Some(apple_key("inst-1", 1))
     );
     assert_eq!(store.apple_key("inst-2").await.unwrap(), None);
+    assert_eq!(
+        store.get_installation("inst-2").await.unwrap(),
+        None,
+        "a refused grant writes nothing"
+    );
     assert!(store.advance_apple_counter("inst-1", 1).await.unwrap());
     assert!(
         !store.advance_apple_counter("inst-1", 1).await.unwrap(),
@@ -658,14 +692,10 @@ pub(crate) async fn concurrent_assertions_with_one_counter_yield_one_winner(
     store: Arc<impl Store>,
 ) {
     add_sample_app(&*store, "org.example.cgm").await;
-    store
-        .record_attestation(&attestation("inst-1", 1, Decision::Allow, vec![]))
-        .await
-        .unwrap();
-    store
-        .insert_apple_key(&apple_key("inst-1", 1))
-        .await
-        .unwrap();
+    assert_eq!(
+        grant_apple_key(&*store, &apple_key("inst-1", 1)).await,
+        GrantOutcome::Recorded
+    );
     let racers: Vec<_> = (0..16)
         .map(|_| {
             let store = Arc::clone(&store);
@@ -722,31 +752,22 @@ pub(crate) async fn enrolment_codes_are_single_use(store: Arc<impl Store>) {
     assert_eq!(store.enrolment("nope").await.unwrap(), None);
 
     assert!(
-        !store
-            .claim_enrolment("c1", "org.example.other", "inst-1", "apple:T.b", at(5))
-            .await
-            .unwrap(),
+        !claim(&*store, "c1", "org.example.other", "inst-1", "apple:T.b", 5).await,
         "another app's code"
     );
+    assert!(claim(&*store, "c1", "org.example.cgm", "inst-1", "apple:T.b", 5).await);
     assert!(
-        store
-            .claim_enrolment("c1", "org.example.cgm", "inst-1", "apple:T.b", at(5))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .claim_enrolment("c1", "org.example.cgm", "inst-2", "apple:X.y", at(6))
-            .await
-            .unwrap(),
+        !claim(&*store, "c1", "org.example.cgm", "inst-2", "apple:X.y", 6).await,
         "reuse"
     );
     assert!(
-        !store
-            .claim_enrolment("c2", "org.example.cgm", "inst-2", "apple:X.y", at(10))
-            .await
-            .unwrap(),
+        !claim(&*store, "c2", "org.example.cgm", "inst-2", "apple:X.y", 10).await,
         "expired"
+    );
+    assert_eq!(
+        store.get_installation("inst-2").await.unwrap(),
+        None,
+        "a grant whose code is refused writes nothing"
     );
     let used = store.enrolment("c1").await.unwrap().unwrap();
     assert_eq!(
@@ -814,12 +835,7 @@ pub(crate) async fn enrolments_can_be_revoked(store: Arc<impl Store>) {
             .await
             .unwrap();
     }
-    assert!(
-        store
-            .claim_enrolment("used", "org.example.cgm", "inst-1", "id:a", at(1))
-            .await
-            .unwrap()
-    );
+    assert!(claim(&*store, "used", "org.example.cgm", "inst-1", "id:a", 1).await);
     assert_eq!(
         store.enrolled_identities("org.example.cgm").await.unwrap(),
         ["id:a"]
@@ -859,12 +875,7 @@ pub(crate) async fn enrolments_can_be_revoked(store: Arc<impl Store>) {
         .revoke_enrolment("org.example.cgm", "unused", at(4))
         .await
         .unwrap();
-    assert!(
-        !store
-            .claim_enrolment("unused", "org.example.cgm", "inst-2", "id:b", at(5))
-            .await
-            .unwrap()
-    );
+    assert!(!claim(&*store, "unused", "org.example.cgm", "inst-2", "id:b", 5).await);
 }
 
 pub(crate) async fn app_secrets_round_trip(store: Arc<impl Store>) {
@@ -890,5 +901,74 @@ pub(crate) async fn app_secrets_round_trip(store: Arc<impl Store>) {
     assert_eq!(
         store.app_secret("org.example.cgm", "play").await.unwrap(),
         Some(vec![3])
+    );
+}
+
+pub(crate) async fn a_refused_grant_writes_nothing(store: Arc<impl Store>) {
+    add_sample_app(&*store, "org.example.cgm").await;
+    store
+        .create_enrolment(&enrolment("code", "org.example.cgm", 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        grant_apple_key(&*store, &apple_key("inst-1", 1)).await,
+        GrantOutcome::Recorded
+    );
+    // inst-2 brings inst-1's App Attest key id and a valid code: the key is taken, so neither
+    // the installation nor the claim is written.
+    let writes = GrantWrites {
+        apple_key: Some(apple_key("inst-2", 1)),
+        enrolment: Some(EnrolmentClaim {
+            code_sha256: "code".into(),
+            identity: "apple:T.b".into(),
+        }),
+        ..grant("inst-2", 2)
+    };
+    assert_eq!(
+        store.record_grant(&writes).await.unwrap(),
+        GrantOutcome::AppleKeyTaken
+    );
+    assert_eq!(store.get_installation("inst-2").await.unwrap(), None);
+    let code = store.enrolment("code").await.unwrap().unwrap();
+    assert_eq!((code.used_at, code.installation_id), (None, None));
+    // A known installation whose grant is refused keeps its earlier record.
+    let before = store.get_installation("inst-1").await.unwrap();
+    let mut again = grant("inst-1", 3);
+    again.apple_key = Some(apple_key("inst-1", 2));
+    assert_eq!(
+        store.record_grant(&again).await.unwrap(),
+        GrantOutcome::AppleKeyTaken
+    );
+    assert_eq!(store.get_installation("inst-1").await.unwrap(), before);
+}
+
+pub(crate) async fn concurrent_grants_claiming_one_code_yield_one_winner(store: Arc<impl Store>) {
+    add_sample_app(&*store, "org.example.cgm").await;
+    store
+        .create_enrolment(&enrolment("code", "org.example.cgm", 100))
+        .await
+        .unwrap();
+    let racers: Vec<_> = (0..16)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let installation = format!("inst-{n}");
+                claim(&*store, "code", "org.example.cgm", &installation, "id:x", 5).await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        winners += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    let installations = store
+        .list_installations(Some("org.example.cgm"), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        installations.len(),
+        1,
+        "only the winner's installation is stored"
     );
 }

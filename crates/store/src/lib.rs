@@ -104,6 +104,35 @@ pub struct AttestationRecord {
     pub identity: Option<String>,
 }
 
+/// Everything a granted attestation stores, written in one transaction: all of it or none
+/// ([`Store::record_grant`]).
+#[derive(Debug, Clone)]
+pub struct GrantWrites {
+    /// The installation and the decision.
+    pub record: AttestationRecord,
+    /// A newly attested App Attest key (counter 0).
+    pub apple_key: Option<AppleKeyRecord>,
+    /// An enrolment code (by hash) claimed for the build identity the platform proved.
+    pub enrolment: Option<EnrolmentClaim>,
+}
+
+/// An enrolment code to claim with a grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentClaim {
+    pub code_sha256: String,
+    pub identity: String,
+}
+
+/// What [`Store::record_grant`] did. Anything but `Recorded` wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantOutcome {
+    Recorded,
+    /// The installation already has an App Attest key, or another installation has this key id.
+    AppleKeyTaken,
+    /// The enrolment code is used, expired, revoked, unknown or another app's.
+    EnrolmentUnavailable,
+}
+
 /// An installation's App Attest key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppleKeyRecord {
@@ -240,8 +269,12 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Installation>, StoreError>;
-    /// Creates or updates the installation with the outcome of an attestation.
+    /// Creates or updates the installation with the outcome of an attestation (a refusal;
+    /// a grant goes through [`Store::record_grant`]).
     async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError>;
+    /// A grant's writes in one transaction: the installation, a new App Attest key and an
+    /// enrolment claim commit together, or (any outcome but `Recorded`, or an error) none does.
+    async fn record_grant(&self, grant: &GrantWrites) -> Result<GrantOutcome, StoreError>;
     /// Revokes and appends to the revocation feed. Returns false if it was already revoked.
     async fn revoke_installation(&self, id: &str, at: UnixTime) -> Result<bool, StoreError>;
 
@@ -300,9 +333,7 @@ pub trait Store: Send + Sync + 'static {
         app_id: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
 
-    // App Attest keys.
-    /// Stores a newly attested key; `Conflict` if the installation or the key id has one.
-    async fn insert_apple_key(&self, key: &AppleKeyRecord) -> Result<(), StoreError>;
+    // App Attest keys (stored with a grant, [`Store::record_grant`]).
     async fn apple_key(&self, installation_id: &str) -> Result<Option<AppleKeyRecord>, StoreError>;
     /// Compare-and-set: stores `counter` only if it is greater than the stored one. Returns
     /// whether it did, so two assertions with one counter cannot both pass.
@@ -314,17 +345,9 @@ pub trait Store: Send + Sync + 'static {
 
     // Enrolment codes.
     async fn create_enrolment(&self, enrolment: &Enrolment) -> Result<(), StoreError>;
+    /// A code is claimed with the grant it enrols ([`Store::record_grant`]): only an unused,
+    /// unexpired, unrevoked code of the grant's app.
     async fn enrolment(&self, code_sha256: &str) -> Result<Option<Enrolment>, StoreError>;
-    /// Marks an unused, unexpired code of `app_id` used, recording what it enrolled. Returns
-    /// false (and changes nothing) if it was used, expired or belongs to another app.
-    async fn claim_enrolment(
-        &self,
-        code_sha256: &str,
-        app_id: &str,
-        installation_id: &str,
-        identity: &str,
-        at: UnixTime,
-    ) -> Result<bool, StoreError>;
     async fn list_enrolments(&self, app_id: &str) -> Result<Vec<Enrolment>, StoreError>;
     /// The build identities enrolled for the app, less revoked enrolments.
     async fn enrolled_identities(&self, app_id: &str) -> Result<Vec<String>, StoreError>;

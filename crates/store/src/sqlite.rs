@@ -17,8 +17,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 
 use crate::audit::{self, AuditEntry, NewAuditEntry};
 use crate::{
-    App, AppleKeyRecord, AttestationRecord, Challenge, Enrolment, Installation, Release,
-    Revocation, RevocationTarget, SigningKeyRecord, Store, StoreError,
+    App, AppleKeyRecord, AttestationRecord, Challenge, Enrolment, EnrolmentClaim, GrantOutcome,
+    GrantWrites, Installation, Release, Revocation, RevocationTarget, SigningKeyRecord, Store,
+    StoreError,
 };
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many have run.
@@ -309,6 +310,82 @@ fn append_revocation(
     Ok(())
 }
 
+/// Creates or updates the installation with an attestation's outcome.
+fn upsert_installation(conn: &Connection, record: &AttestationRecord) -> Result<(), StoreError> {
+    let reasons = serde_json::to_string(&record.reasons).map_err(corrupt("reasons"))?;
+    conn.execute(
+        "INSERT INTO installations
+           (id, app_id, platform, app_version, first_seen, last_seen, last_decision, last_reasons,
+            integrity_level, hardware_key, identity)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (id) DO UPDATE SET
+           platform = excluded.platform, app_version = excluded.app_version,
+           last_seen = excluded.last_seen, last_decision = excluded.last_decision,
+           last_reasons = excluded.last_reasons, integrity_level = excluded.integrity_level,
+           hardware_key = excluded.hardware_key, identity = excluded.identity",
+        params![
+            record.installation_id,
+            record.app_id,
+            record.platform,
+            record.app_version,
+            record.at.secs(),
+            record.decision.as_str(),
+            reasons,
+            record.integrity_level.map(|level| level.as_str()),
+            i64::from(record.hardware_key),
+            record.identity
+        ],
+    )
+    .map_err(|e| {
+        if is_constraint(&e, FOREIGN_KEY) {
+            StoreError::NotFound("app")
+        } else {
+            backend(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// Stores a newly attested App Attest key; `Conflict` if the installation or the key id has one.
+fn insert_apple_key(conn: &Connection, key: &AppleKeyRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO apple_keys (installation_id, key_id, app_id, public_key, environment, counter, receipt, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![key.installation_id, key.key_id, key.app_id, key.public_key, key.environment, key.counter, key.receipt, key.created_at.secs()],
+    )
+    .map_err(|e| match &e {
+        rusqlite::Error::SqliteFailure(failure, _) if failure.code == ErrorCode::ConstraintViolation => {
+            if failure.extended_code == FOREIGN_KEY { StoreError::NotFound("installation") } else { StoreError::Conflict("App Attest key") }
+        }
+        _ => backend(e),
+    })?;
+    Ok(())
+}
+
+/// Marks an unused, unexpired, unrevoked code of the grant's app used, recording what it
+/// enrolled. False (and nothing changed) otherwise.
+fn claim_enrolment(
+    conn: &Connection,
+    claim: &EnrolmentClaim,
+    record: &AttestationRecord,
+) -> Result<bool, StoreError> {
+    let changed = conn
+        .execute(
+            "UPDATE enrolments SET used_at = ?5, installation_id = ?3, identity = ?4
+             WHERE code_sha256 = ?1 AND app_id = ?2 AND used_at IS NULL AND expires_at > ?5
+               AND revoked_at IS NULL",
+            params![
+                claim.code_sha256,
+                record.app_id,
+                record.installation_id,
+                claim.identity,
+                record.at.secs()
+            ],
+        )
+        .map_err(backend)?;
+    Ok(changed == 1)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_app(&self, app: &App) -> Result<(), StoreError> {
@@ -511,33 +588,29 @@ impl Store for SqliteStore {
 
     async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError> {
         let record = record.clone();
-        let reasons = serde_json::to_string(&record.reasons).map_err(corrupt("reasons"))?;
+        self.run(move |conn| upsert_installation(conn, &record))
+            .await
+    }
+
+    async fn record_grant(&self, grant: &GrantWrites) -> Result<GrantOutcome, StoreError> {
+        let grant = grant.clone();
         self.run(move |conn| {
-            conn.execute(
-                "INSERT INTO installations
-                   (id, app_id, platform, app_version, first_seen, last_seen, last_decision, last_reasons,
-                    integrity_level, hardware_key, identity)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (id) DO UPDATE SET
-                   platform = excluded.platform, app_version = excluded.app_version,
-                   last_seen = excluded.last_seen, last_decision = excluded.last_decision,
-                   last_reasons = excluded.last_reasons, integrity_level = excluded.integrity_level,
-                   hardware_key = excluded.hardware_key, identity = excluded.identity",
-                params![
-                    record.installation_id,
-                    record.app_id,
-                    record.platform,
-                    record.app_version,
-                    record.at.secs(),
-                    record.decision.as_str(),
-                    reasons,
-                    record.integrity_level.map(|level| level.as_str()),
-                    i64::from(record.hardware_key),
-                    record.identity
-                ],
-            )
-            .map_err(|e| if is_constraint(&e, FOREIGN_KEY) { StoreError::NotFound("app") } else { backend(e) })?;
-            Ok(())
+            // Dropping the transaction without commit rolls back whatever it wrote.
+            let tx = conn.transaction().map_err(backend)?;
+            upsert_installation(&tx, &grant.record)?;
+            if let Some(key) = &grant.apple_key {
+                match insert_apple_key(&tx, key) {
+                    Err(StoreError::Conflict(_)) => return Ok(GrantOutcome::AppleKeyTaken),
+                    other => other?,
+                }
+            }
+            if let Some(claim) = &grant.enrolment
+                && !claim_enrolment(&tx, claim, &grant.record)?
+            {
+                return Ok(GrantOutcome::EnrolmentUnavailable);
+            }
+            tx.commit().map_err(backend)?;
+            Ok(GrantOutcome::Recorded)
         })
         .await
     }
@@ -918,25 +991,6 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn insert_apple_key(&self, key: &AppleKeyRecord) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.run(move |conn| {
-            conn.execute(
-                "INSERT INTO apple_keys (installation_id, key_id, app_id, public_key, environment, counter, receipt, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![key.installation_id, key.key_id, key.app_id, key.public_key, key.environment, key.counter, key.receipt, key.created_at.secs()],
-            )
-            .map_err(|e| match &e {
-                rusqlite::Error::SqliteFailure(failure, _) if failure.code == ErrorCode::ConstraintViolation => {
-                    if failure.extended_code == FOREIGN_KEY { StoreError::NotFound("installation") } else { StoreError::Conflict("App Attest key") }
-                }
-                _ => backend(e),
-            })?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn apple_key(&self, installation_id: &str) -> Result<Option<AppleKeyRecord>, StoreError> {
         let installation_id = installation_id.to_string();
         self.run(move |conn| {
@@ -1004,34 +1058,6 @@ impl Store for SqliteStore {
             )
             .optional()
             .map_err(backend)
-        })
-        .await
-    }
-
-    async fn claim_enrolment(
-        &self,
-        code_sha256: &str,
-        app_id: &str,
-        installation_id: &str,
-        identity: &str,
-        at: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let (code, app_id, installation_id, identity) = (
-            code_sha256.to_string(),
-            app_id.to_string(),
-            installation_id.to_string(),
-            identity.to_string(),
-        );
-        self.run(move |conn| {
-            let changed = conn
-                .execute(
-                    "UPDATE enrolments SET used_at = ?5, installation_id = ?3, identity = ?4
-                     WHERE code_sha256 = ?1 AND app_id = ?2 AND used_at IS NULL AND expires_at > ?5
-                       AND revoked_at IS NULL",
-                    params![code, app_id, installation_id, identity, at.secs()],
-                )
-                .map_err(backend)?;
-            Ok(changed == 1)
         })
         .await
     }
