@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use clap::Subcommand;
-use medgate_store::Store;
+use medgate_store::AuditStore;
 use medgate_store::sqlite::{FILE_NAME, SqliteStore};
 
 use crate::{Failure, load_config};

@@ -1,7 +1,10 @@
 //! The conformance suite every [`Store`] backend runs, test for test.
 //!
 //! A backend's test module invokes `store_conformance_tests!(expr)`, where `expr` yields a
-//! fresh `(store, guard)` pair per test (the guard keeps its database alive).
+//! fresh `(store, guard)` pair per test (the guard keeps its database alive). A backend in
+//! another crate enables this crate's `conformance` feature in its dev-dependencies.
+// Test code: a failed step is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
@@ -56,7 +59,7 @@ fn policy() -> AppPolicy {
     }
 }
 
-pub(crate) async fn add_sample_app(store: &dyn Store, id: &str) {
+pub async fn add_sample_app(store: &dyn Store, id: &str) {
     store
         .create_app(&App {
             id: id.into(),
@@ -67,7 +70,7 @@ pub(crate) async fn add_sample_app(store: &dyn Store, id: &str) {
         .expect("app is created");
 }
 
-pub(crate) async fn append_sample_audit(store: &dyn Store, n: i64) {
+pub async fn append_sample_audit(store: &dyn Store, n: i64) {
     let entries: Vec<_> = (1..=n)
         .map(|i| NewAuditEntry {
             at: at(i),
@@ -154,7 +157,7 @@ async fn claim(
     }
 }
 
-pub(crate) async fn apps_round_trip(store: Arc<impl Store>) {
+pub async fn apps_round_trip(store: Arc<impl Store>) {
     assert!(store.get_app("org.example.cgm").await.unwrap().is_none());
     add_sample_app(&*store, "org.example.cgm").await;
     add_sample_app(&*store, "org.example.another").await;
@@ -180,7 +183,7 @@ pub(crate) async fn apps_round_trip(store: Arc<impl Store>) {
     assert_eq!(ids, ["org.example.another", "org.example.cgm"]);
 }
 
-pub(crate) async fn releases_round_trip_and_revoke(store: Arc<impl Store>) {
+pub async fn releases_round_trip_and_revoke(store: Arc<impl Store>) {
     assert!(matches!(
         store.add_release(&release("1.0.0", "aa")).await,
         Err(StoreError::NotFound("app"))
@@ -263,7 +266,7 @@ pub(crate) async fn releases_round_trip_and_revoke(store: Arc<impl Store>) {
     );
 }
 
-pub(crate) async fn installations_record_and_revoke(store: Arc<impl Store>) {
+pub async fn installations_record_and_revoke(store: Arc<impl Store>) {
     assert!(matches!(
         store
             .record_attestation(&attestation("inst-1", 1, Decision::Allow, vec![]))
@@ -390,7 +393,7 @@ fn challenge(value: &str, expires: i64) -> Challenge {
     }
 }
 
-pub(crate) async fn challenges_are_single_use(store: Arc<impl Store>) {
+pub async fn challenges_are_single_use(store: Arc<impl Store>) {
     store.insert_challenge(&challenge("c1", 60)).await.unwrap();
     store.insert_challenge(&challenge("c2", 10)).await.unwrap();
     assert!(matches!(
@@ -410,7 +413,7 @@ pub(crate) async fn challenges_are_single_use(store: Arc<impl Store>) {
     assert!(store.take_challenge("c3").await.unwrap().is_some());
 }
 
-pub(crate) async fn concurrent_takes_of_one_challenge_yield_one_winner(store: Arc<impl Store>) {
+pub async fn concurrent_takes_of_one_challenge_yield_one_winner(store: Arc<impl Store>) {
     store
         .insert_challenge(&challenge("contested", 60))
         .await
@@ -441,7 +444,7 @@ fn key(kid: &str, created: i64) -> SigningKeyRecord {
     }
 }
 
-pub(crate) async fn signing_keys_rotate(store: Arc<impl Store>) {
+pub async fn signing_keys_rotate(store: Arc<impl Store>) {
     assert!(store.signing_keys().await.unwrap().is_empty());
     store.rotate_signing_key(&key("k1", 0)).await.unwrap();
     store.rotate_signing_key(&key("k2", 100)).await.unwrap();
@@ -479,7 +482,7 @@ pub(crate) async fn signing_keys_rotate(store: Arc<impl Store>) {
     ));
 }
 
-pub(crate) async fn audit_appends_chain(store: Arc<impl Store>) {
+pub async fn audit_appends_chain(store: Arc<impl Store>) {
     assert_eq!(verify_audit_chain(&*store).await.unwrap().unwrap().0, 0);
     assert_eq!(store.audit_head().await.unwrap(), None);
     append_sample_audit(&*store, 3).await;
@@ -501,7 +504,7 @@ pub(crate) async fn audit_appends_chain(store: Arc<impl Store>) {
     );
 }
 
-pub(crate) async fn audit_prunes_up_to_a_kept_entry(store: Arc<impl Store>) {
+pub async fn audit_prunes_up_to_a_kept_entry(store: Arc<impl Store>) {
     append_sample_audit(&*store, 5).await;
     assert!(matches!(
         store.prune_audit(99).await,
@@ -525,7 +528,7 @@ pub(crate) async fn audit_prunes_up_to_a_kept_entry(store: Arc<impl Store>) {
     assert_eq!(report.entries, 6);
 }
 
-pub(crate) async fn concurrent_audit_appends_keep_the_chain(store: Arc<impl Store>) {
+pub async fn concurrent_audit_appends_keep_the_chain(store: Arc<impl Store>) {
     let writers: Vec<_> = (0..8)
         .map(|_| {
             let store = Arc::clone(&store);
@@ -542,7 +545,7 @@ pub(crate) async fn concurrent_audit_appends_keep_the_chain(store: Arc<impl Stor
     assert_eq!(verify_audit_chain(&*store).await.unwrap().unwrap().0, 80);
 }
 
-pub(crate) async fn meta_round_trip(store: Arc<impl Store>) {
+pub async fn meta_round_trip(store: Arc<impl Store>) {
     assert_eq!(store.get_meta("admin_token_sha256").await.unwrap(), None);
     store.set_meta("admin_token_sha256", "one").await.unwrap();
     store.set_meta("admin_token_sha256", "two").await.unwrap();
@@ -557,7 +560,7 @@ pub(crate) async fn meta_round_trip(store: Arc<impl Store>) {
     store.ping().await.unwrap();
 }
 
-pub(crate) async fn platform_policies_round_trip(store: Arc<impl Store>) {
+pub async fn platform_policies_round_trip(store: Arc<impl Store>) {
     let apple =
         serde_json::json!({"app_ids": ["ABCDE12345.org.example.cgm"], "allow_development": true});
     assert!(matches!(
@@ -633,7 +636,7 @@ fn apple_key(installation: &str, key_id: u8) -> AppleKeyRecord {
     }
 }
 
-pub(crate) async fn apple_counters_only_grow(store: Arc<impl Store>) {
+pub async fn apple_counters_only_grow(store: Arc<impl Store>) {
     add_sample_app(&*store, "org.example.cgm").await;
     assert_eq!(
         grant_apple_key(&*store, &apple_key("inst-1", 1)).await,
@@ -688,9 +691,7 @@ pub(crate) async fn apple_counters_only_grow(store: Arc<impl Store>) {
     );
 }
 
-pub(crate) async fn concurrent_assertions_with_one_counter_yield_one_winner(
-    store: Arc<impl Store>,
-) {
+pub async fn concurrent_assertions_with_one_counter_yield_one_winner(store: Arc<impl Store>) {
     add_sample_app(&*store, "org.example.cgm").await;
     assert_eq!(
         grant_apple_key(&*store, &apple_key("inst-1", 1)).await,
@@ -722,7 +723,7 @@ fn enrolment(code: &str, app_id: &str, expires: i64) -> Enrolment {
     }
 }
 
-pub(crate) async fn enrolment_codes_are_single_use(store: Arc<impl Store>) {
+pub async fn enrolment_codes_are_single_use(store: Arc<impl Store>) {
     assert!(matches!(
         store
             .create_enrolment(&enrolment("c1", "org.example.cgm", 100))
@@ -799,7 +800,7 @@ pub(crate) async fn enrolment_codes_are_single_use(store: Arc<impl Store>) {
     );
 }
 
-pub(crate) async fn release_version_codes_and_revoked_versions(store: Arc<impl Store>) {
+pub async fn release_version_codes_and_revoked_versions(store: Arc<impl Store>) {
     add_sample_app(&*store, "org.example.cgm").await;
     let coded = Release {
         version_code: Some(42),
@@ -827,7 +828,7 @@ pub(crate) async fn release_version_codes_and_revoked_versions(store: Arc<impl S
     assert_eq!(store.revocations_since(0).await.unwrap().len(), 1);
 }
 
-pub(crate) async fn enrolments_can_be_revoked(store: Arc<impl Store>) {
+pub async fn enrolments_can_be_revoked(store: Arc<impl Store>) {
     add_sample_app(&*store, "org.example.cgm").await;
     for code in ["used", "unused"] {
         store
@@ -878,7 +879,7 @@ pub(crate) async fn enrolments_can_be_revoked(store: Arc<impl Store>) {
     assert!(!claim(&*store, "unused", "org.example.cgm", "inst-2", "id:b", 5).await);
 }
 
-pub(crate) async fn app_secrets_round_trip(store: Arc<impl Store>) {
+pub async fn app_secrets_round_trip(store: Arc<impl Store>) {
     assert!(matches!(
         store
             .set_app_secret("org.example.cgm", "play", &[1], at(1))
@@ -904,7 +905,7 @@ pub(crate) async fn app_secrets_round_trip(store: Arc<impl Store>) {
     );
 }
 
-pub(crate) async fn a_refused_grant_writes_nothing(store: Arc<impl Store>) {
+pub async fn a_refused_grant_writes_nothing(store: Arc<impl Store>) {
     add_sample_app(&*store, "org.example.cgm").await;
     store
         .create_enrolment(&enrolment("code", "org.example.cgm", 100))
@@ -942,7 +943,7 @@ pub(crate) async fn a_refused_grant_writes_nothing(store: Arc<impl Store>) {
     assert_eq!(store.get_installation("inst-1").await.unwrap(), before);
 }
 
-pub(crate) async fn concurrent_grants_claiming_one_code_yield_one_winner(store: Arc<impl Store>) {
+pub async fn concurrent_grants_claiming_one_code_yield_one_winner(store: Arc<impl Store>) {
     add_sample_app(&*store, "org.example.cgm").await;
     store
         .create_enrolment(&enrolment("code", "org.example.cgm", 100))

@@ -16,8 +16,9 @@ pub mod audit;
 pub mod seal;
 pub mod sqlite;
 
-#[cfg(test)]
-mod conformance;
+/// The conformance suite every backend runs (feature `conformance`, for backend crates' tests).
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 
 use async_trait::async_trait;
 use medgate_proto::PublicJwk;
@@ -236,15 +237,12 @@ pub struct Revocation {
     pub at: UnixTime,
 }
 
-/// Persistence for every part of medgate.
+/// Apps, their policies and releases.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // Apps and policies.
+pub trait AppStore: Send + Sync {
     async fn create_app(&self, app: &App) -> Result<(), StoreError>;
     async fn get_app(&self, app_id: &str) -> Result<Option<App>, StoreError>;
     async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
-
-    // Releases.
     /// `Conflict` for a version that was revoked: a revoked version stays revoked.
     async fn add_release(&self, release: &Release) -> Result<(), StoreError>;
     /// Every release of `app_id` with this `version`, revoked or not.
@@ -258,8 +256,12 @@ pub trait Store: Send + Sync + 'static {
         version: &str,
         at: UnixTime,
     ) -> Result<usize, StoreError>;
+}
 
-    // Installations.
+/// Installations and the state of attesting: challenges, grants, App Attest keys and
+/// counters, and the revocation feed the gateways poll.
+#[async_trait]
+pub trait InstallationStore: Send + Sync {
     async fn get_installation(&self, id: &str) -> Result<Option<Installation>, StoreError>;
     /// One page of installations (of one app, or all) in id order: at most `limit`, those
     /// whose id sorts after `after`.
@@ -277,15 +279,25 @@ pub trait Store: Send + Sync + 'static {
     async fn record_grant(&self, grant: &GrantWrites) -> Result<GrantOutcome, StoreError>;
     /// Revokes and appends to the revocation feed. Returns false if it was already revoked.
     async fn revoke_installation(&self, id: &str, at: UnixTime) -> Result<bool, StoreError>;
-
-    // Challenges.
     async fn insert_challenge(&self, challenge: &Challenge) -> Result<(), StoreError>;
     /// Atomically removes and returns the challenge (expired or not). `None` if unknown or used.
     async fn take_challenge(&self, value: &str) -> Result<Option<Challenge>, StoreError>;
     /// Deletes challenges that expired before `now`; returns how many.
     async fn purge_challenges(&self, now: UnixTime) -> Result<usize, StoreError>;
+    async fn apple_key(&self, installation_id: &str) -> Result<Option<AppleKeyRecord>, StoreError>;
+    /// Compare-and-set: stores `counter` only if it is greater than the stored one. Returns
+    /// whether it did, so two assertions with one counter cannot both pass.
+    async fn advance_apple_counter(
+        &self,
+        installation_id: &str,
+        counter: u32,
+    ) -> Result<bool, StoreError>;
+    async fn revocations_since(&self, after_seq: i64) -> Result<Vec<Revocation>, StoreError>;
+}
 
-    // Signing keys.
+/// The token signing keys, and small settings (the admin token's hash).
+#[async_trait]
+pub trait KeyStore: Send + Sync {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Retires every active key at `key.created_at` and adds `key` as the active one.
     async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
@@ -295,11 +307,13 @@ pub trait Store: Send + Sync + 'static {
         kid: &str,
         sealed_private_key: &[u8],
     ) -> Result<(), StoreError>;
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
 
-    // Revocation feed.
-    async fn revocations_since(&self, after_seq: i64) -> Result<Vec<Revocation>, StoreError>;
-
-    // Audit log.
+/// The hash-chained audit log ([`audit`]).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
     /// Appends entries in order, chaining each to the previous one.
     async fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<(), StoreError>;
     /// Up to `limit` entries with `seq > after_seq`, in order.
@@ -313,8 +327,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the entries before `keep_from`, which must exist (it stays, as the first entry
     /// a signed checkpoint vouches for). Returns how many were deleted.
     async fn prune_audit(&self, keep_from: i64) -> Result<u64, StoreError>;
+}
 
-    // Platform policies: one JSON document per app and platform.
+/// Per-app platform policies, enrolment codes for self-built apps, and sealed per-app
+/// secrets (Play Integrity keys).
+#[async_trait]
+pub trait PlatformStore: Send + Sync {
     async fn set_platform_policy(
         &self,
         app_id: &str,
@@ -332,18 +350,6 @@ pub trait Store: Send + Sync + 'static {
         &self,
         app_id: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
-
-    // App Attest keys (stored with a grant, [`Store::record_grant`]).
-    async fn apple_key(&self, installation_id: &str) -> Result<Option<AppleKeyRecord>, StoreError>;
-    /// Compare-and-set: stores `counter` only if it is greater than the stored one. Returns
-    /// whether it did, so two assertions with one counter cannot both pass.
-    async fn advance_apple_counter(
-        &self,
-        installation_id: &str,
-        counter: u32,
-    ) -> Result<bool, StoreError>;
-
-    // Enrolment codes.
     async fn create_enrolment(&self, enrolment: &Enrolment) -> Result<(), StoreError>;
     /// A code is claimed with the grant it enrols ([`Store::record_grant`]): only an unused,
     /// unexpired, unrevoked code of the grant's app.
@@ -359,8 +365,6 @@ pub trait Store: Send + Sync + 'static {
         code_sha256: &str,
         at: UnixTime,
     ) -> Result<bool, StoreError>;
-
-    // Per-app secrets, sealed by the caller.
     async fn set_app_secret(
         &self,
         app_id: &str,
@@ -369,11 +373,14 @@ pub trait Store: Send + Sync + 'static {
         at: UnixTime,
     ) -> Result<(), StoreError>;
     async fn app_secret(&self, app_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
 
-    // Small settings (the admin token's hash).
-    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
-    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
-
+/// Persistence for every part of medgate: one trait per aggregate, so a backend implements
+/// (and a reader finds) each part on its own. Callers hold an `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store:
+    AppStore + InstallationStore + KeyStore + AuditStore + PlatformStore + 'static
+{
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -1,0 +1,125 @@
+//! The audit log: appended under the one connection's lock, so the chain has one writer.
+
+use super::*;
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<(), StoreError> {
+        let entries = entries.to_vec();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let head = tx
+                .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |row| {
+                    Ok((row.get::<_, i64>(0)?, hash_column(row, "hash")?))
+                })
+                .optional()
+                .map_err(backend)?;
+            let (mut seq, mut prev_hash) = head.unwrap_or((0, [0; 32]));
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO audit_log (seq, at, kind, actor, subject, detail, prev_hash, hash)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )
+                    .map_err(backend)?;
+                for new in &entries {
+                    seq += 1;
+                    let entry = audit::seal_entry(new, seq, prev_hash);
+                    insert
+                        .execute(params![
+                            entry.seq,
+                            entry.at.secs(),
+                            entry.kind,
+                            entry.actor,
+                            entry.subject,
+                            entry.detail,
+                            entry.prev_hash.as_slice(),
+                            entry.hash.as_slice()
+                        ])
+                        .map_err(backend)?;
+                    prev_hash = entry.hash;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+    async fn audit_entries(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare_cached("SELECT * FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                .map_err(backend)?;
+            let rows = statement
+                .query_map([after_seq, limit], audit_from_row)
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+    async fn audit_head(&self) -> Result<Option<AuditEntry>, StoreError> {
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                audit_from_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+    async fn prune_audit(&self, keep_from: i64) -> Result<u64, StoreError> {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let kept: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM audit_log WHERE seq = ?1",
+                    [keep_from],
+                    |row| row.get(0),
+                )
+                .map_err(backend)?;
+            if kept == 0 {
+                return Err(StoreError::NotFound("audit entry"));
+            }
+            let deleted = tx
+                .execute("DELETE FROM audit_log WHERE seq < ?1", [keep_from])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+}
+
+fn hash_column(row: &Row<'_>, column: &str) -> rusqlite::Result<[u8; 32]> {
+    let bytes: Vec<u8> = row.get(column)?;
+    bytes.try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Blob,
+            "audit hash is not 32 bytes".into(),
+        )
+    })
+}
+
+fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: row.get("seq")?,
+        at: time(row, "at")?,
+        kind: row.get("kind")?,
+        actor: row.get("actor")?,
+        subject: row.get("subject")?,
+        detail: row.get("detail")?,
+        prev_hash: hash_column(row, "prev_hash")?,
+        hash: hash_column(row, "hash")?,
+    })
+}

@@ -1,0 +1,362 @@
+//! Installations, challenges, grants, App Attest keys and counters, the revocation feed.
+
+use super::*;
+
+#[async_trait]
+impl InstallationStore for SqliteStore {
+    async fn get_installation(&self, id: &str) -> Result<Option<Installation>, StoreError> {
+        let id = id.to_string();
+        let row = self
+            .run(move |conn| {
+                conn.query_row(
+                    &format!("SELECT {INSTALLATION_COLUMNS} FROM installations WHERE id = ?1"),
+                    [id],
+                    installation_from_row,
+                )
+                .optional()
+                .map_err(backend)
+            })
+            .await?;
+        row.map(decode_installation).transpose()
+    }
+    async fn list_installations(
+        &self,
+        app_id: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Installation>, StoreError> {
+        let app_id = app_id.map(str::to_string);
+        let after = after.unwrap_or("").to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .run(move |conn| {
+                let mut statement = conn
+                    .prepare(&format!(
+                        "SELECT {INSTALLATION_COLUMNS} FROM installations
+                         WHERE (?1 IS NULL OR app_id = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
+                    ))
+                    .map_err(backend)?;
+                let rows = statement
+                    .query_map(params![app_id, after, limit], installation_from_row)
+                    .map_err(backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            })
+            .await?;
+        rows.into_iter().map(decode_installation).collect()
+    }
+    async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError> {
+        let record = record.clone();
+        self.run(move |conn| upsert_installation(conn, &record))
+            .await
+    }
+    async fn record_grant(&self, grant: &GrantWrites) -> Result<GrantOutcome, StoreError> {
+        let grant = grant.clone();
+        self.run(move |conn| {
+            // Dropping the transaction without commit rolls back whatever it wrote.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            upsert_installation(&tx, &grant.record)?;
+            if let Some(key) = &grant.apple_key {
+                match insert_apple_key(&tx, key) {
+                    Err(StoreError::Conflict(_)) => return Ok(GrantOutcome::AppleKeyTaken),
+                    other => other?,
+                }
+            }
+            if let Some(claim) = &grant.enrolment
+                && !claim_enrolment(&tx, claim, &grant.record)?
+            {
+                return Ok(GrantOutcome::EnrolmentUnavailable);
+            }
+            tx.commit().map_err(backend)?;
+            Ok(GrantOutcome::Recorded)
+        })
+        .await
+    }
+    async fn revoke_installation(&self, id: &str, at: UnixTime) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let found: Option<(String, Option<i64>)> = tx
+                .query_row(
+                    "SELECT app_id, revoked_at FROM installations WHERE id = ?1",
+                    [&id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((app_id, revoked_at)) = found else {
+                return Err(StoreError::NotFound("installation"));
+            };
+            if revoked_at.is_some() {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE installations SET revoked_at = ?2 WHERE id = ?1",
+                params![id, at.secs()],
+            )
+            .map_err(backend)?;
+            append_revocation(
+                &tx,
+                &RevocationTarget::Installation {
+                    app_id,
+                    installation_id: id,
+                },
+                at,
+            )?;
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+    async fn insert_challenge(&self, challenge: &Challenge) -> Result<(), StoreError> {
+        let challenge = challenge.clone();
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO challenges (value, app_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    challenge.value,
+                    challenge.app_id,
+                    challenge.created_at.secs(),
+                    challenge.expires_at.secs()
+                ])
+            })
+            .map_err(insert_error("challenge"))?;
+            Ok(())
+        })
+        .await
+    }
+    async fn take_challenge(&self, value: &str) -> Result<Option<Challenge>, StoreError> {
+        let value = value.to_string();
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM challenges WHERE value = ?1 RETURNING value, app_id, created_at, expires_at",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row([value], |row| {
+                        Ok(Challenge {
+                            value: row.get("value")?,
+                            app_id: row.get("app_id")?,
+                            created_at: time(row, "created_at")?,
+                            expires_at: time(row, "expires_at")?,
+                        })
+                    })
+                    .optional()
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+    async fn purge_challenges(&self, now: UnixTime) -> Result<usize, StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "DELETE FROM challenges WHERE expires_at <= ?1",
+                [now.secs()],
+            )
+            .map_err(backend)
+        })
+        .await
+    }
+    async fn apple_key(&self, installation_id: &str) -> Result<Option<AppleKeyRecord>, StoreError> {
+        let installation_id = installation_id.to_string();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT installation_id, key_id, app_id, public_key, environment, counter, receipt, created_at
+                 FROM apple_keys WHERE installation_id = ?1",
+                [installation_id],
+                |row| {
+                    Ok(AppleKeyRecord {
+                        installation_id: row.get(0)?,
+                        key_id: row.get(1)?,
+                        app_id: row.get(2)?,
+                        public_key: row.get(3)?,
+                        environment: row.get(4)?,
+                        counter: row.get(5)?,
+                        receipt: row.get(6)?,
+                        created_at: UnixTime::from_secs(row.get(7)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+    async fn advance_apple_counter(
+        &self,
+        installation_id: &str,
+        counter: u32,
+    ) -> Result<bool, StoreError> {
+        let installation_id = installation_id.to_string();
+        self.run(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE apple_keys SET counter = ?2 WHERE installation_id = ?1 AND counter < ?2",
+                    params![installation_id, counter],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+    async fn revocations_since(&self, after_seq: i64) -> Result<Vec<Revocation>, StoreError> {
+        let rows = self
+            .run(move |conn| {
+                let mut statement = conn
+                    .prepare_cached("SELECT seq, kind, app_id, subject, at FROM revocations WHERE seq > ?1 ORDER BY seq")
+                    .map_err(backend)?;
+                let rows = statement
+                    .query_map([after_seq], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                            UnixTime::from_secs(row.get(4)?),
+                        ))
+                    })
+                    .map_err(backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(seq, kind, app_id, subject, at)| {
+                let target = match kind.as_str() {
+                    "installation" => RevocationTarget::Installation {
+                        app_id,
+                        installation_id: subject,
+                    },
+                    "release" => RevocationTarget::Release {
+                        app_id,
+                        version: subject,
+                    },
+                    other => {
+                        return Err(StoreError::Corrupt(format!(
+                            "unknown revocation kind {other:?}"
+                        )));
+                    }
+                };
+                Ok(Revocation { seq, target, at })
+            })
+            .collect()
+    }
+}
+
+type InstallationRow = (Installation, String, String, Option<String>);
+
+fn installation_from_row(row: &Row<'_>) -> rusqlite::Result<InstallationRow> {
+    Ok((
+        Installation {
+            id: row.get("id")?,
+            app_id: row.get("app_id")?,
+            platform: row.get("platform")?,
+            app_version: row.get("app_version")?,
+            first_seen: time(row, "first_seen")?,
+            last_seen: time(row, "last_seen")?,
+            last_decision: Decision::Reject,
+            last_reasons: Vec::new(),
+            revoked_at: optional_time(row, "revoked_at")?,
+            integrity_level: None,
+            hardware_key: row.get::<_, i64>("hardware_key")? != 0,
+            identity: row.get("identity")?,
+        },
+        row.get("last_decision")?,
+        row.get("last_reasons")?,
+        row.get("integrity_level")?,
+    ))
+}
+
+fn decode_installation(
+    (mut installation, decision, reasons, level): InstallationRow,
+) -> Result<Installation, StoreError> {
+    installation.integrity_level = level
+        .map(|level| serde_json::from_value(serde_json::Value::String(level)))
+        .transpose()
+        .map_err(corrupt("integrity level"))?;
+    installation.last_decision = Decision::from_name(&decision)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown decision {decision:?}")))?;
+    installation.last_reasons =
+        serde_json::from_str(&reasons).map_err(corrupt("installation reasons"))?;
+    Ok(installation)
+}
+
+/// Creates or updates the installation with an attestation's outcome.
+fn upsert_installation(conn: &Connection, record: &AttestationRecord) -> Result<(), StoreError> {
+    let reasons = serde_json::to_string(&record.reasons).map_err(corrupt("reasons"))?;
+    conn.execute(
+        "INSERT INTO installations
+           (id, app_id, platform, app_version, first_seen, last_seen, last_decision, last_reasons,
+            integrity_level, hardware_key, identity)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (id) DO UPDATE SET
+           platform = excluded.platform, app_version = excluded.app_version,
+           last_seen = excluded.last_seen, last_decision = excluded.last_decision,
+           last_reasons = excluded.last_reasons, integrity_level = excluded.integrity_level,
+           hardware_key = excluded.hardware_key, identity = excluded.identity",
+        params![
+            record.installation_id,
+            record.app_id,
+            record.platform,
+            record.app_version,
+            record.at.secs(),
+            record.decision.as_str(),
+            reasons,
+            record.integrity_level.map(|level| level.as_str()),
+            i64::from(record.hardware_key),
+            record.identity
+        ],
+    )
+    .map_err(|e| {
+        if is_constraint(&e, FOREIGN_KEY) {
+            StoreError::NotFound("app")
+        } else {
+            backend(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// Stores a newly attested App Attest key; `Conflict` if the installation or the key id has one.
+fn insert_apple_key(conn: &Connection, key: &AppleKeyRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO apple_keys (installation_id, key_id, app_id, public_key, environment, counter, receipt, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![key.installation_id, key.key_id, key.app_id, key.public_key, key.environment, key.counter, key.receipt, key.created_at.secs()],
+    )
+    .map_err(|e| match &e {
+        rusqlite::Error::SqliteFailure(failure, _) if failure.code == ErrorCode::ConstraintViolation => {
+            if failure.extended_code == FOREIGN_KEY { StoreError::NotFound("installation") } else { StoreError::Conflict("App Attest key") }
+        }
+        _ => backend(e),
+    })?;
+    Ok(())
+}
+
+/// Marks an unused, unexpired, unrevoked code of the grant's app used, recording what it
+/// enrolled. False (and nothing changed) otherwise.
+fn claim_enrolment(
+    conn: &Connection,
+    claim: &EnrolmentClaim,
+    record: &AttestationRecord,
+) -> Result<bool, StoreError> {
+    let changed = conn
+        .execute(
+            "UPDATE enrolments SET used_at = ?5, installation_id = ?3, identity = ?4
+             WHERE code_sha256 = ?1 AND app_id = ?2 AND used_at IS NULL AND expires_at > ?5
+               AND revoked_at IS NULL",
+            params![
+                claim.code_sha256,
+                record.app_id,
+                record.installation_id,
+                claim.identity,
+                record.at.secs()
+            ],
+        )
+        .map_err(backend)?;
+    Ok(changed == 1)
+}
