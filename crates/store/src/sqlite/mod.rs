@@ -227,10 +227,13 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
+mod shapes;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    fn open() -> (SqliteStore, tempfile::TempDir) {
+    pub(super) fn open() -> (SqliteStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(&dir.path().join("data")).expect("store opens");
         (store, dir)
