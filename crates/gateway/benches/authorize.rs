@@ -30,7 +30,7 @@ use medgate_service::ratelimit::RateLimit;
 use medgate_service::{Clock, SystemClock};
 use medgate_store::seal::Sealer;
 use medgate_store::sqlite::SqliteStore;
-use medgate_store::{SigningKeyRecord, Store};
+use medgate_store::{NewAuditEntry, SigningKeyRecord, Store};
 use medgate_verify::dpop::{self, ProofPolicy, RequestTarget};
 use medgate_verify::evidence::{self, EvidenceLimits};
 use medgate_verify::keys::{KeySet, TokenSigningKey};
@@ -69,7 +69,16 @@ impl Bench {
             created_at: now,
             retired_at: None,
         };
-        runtime.block_on(store.rotate_signing_key(&record)).unwrap();
+        let entry = NewAuditEntry {
+            at: now,
+            kind: "keys.create".into(),
+            actor: "bench".into(),
+            subject: record.kid.clone(),
+            detail: serde_json::json!({}),
+        };
+        runtime
+            .block_on(store.rotate_signing_key(&record, &entry))
+            .unwrap();
         let metrics = Arc::new(Metrics::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let (audit, _writer) =

@@ -104,24 +104,35 @@ impl FromRequestParts<Arc<ServerState>> for Admin {
     }
 }
 
-async fn audited(
+/// An admin change's audit entry, which the store commits with the change.
+struct Change {
+    kind: &'static str,
+    entry: NewAuditEntry,
+}
+
+fn change(
     state: &ServerState,
     kind: &'static str,
     subject: &str,
     detail: serde_json::Value,
-) -> Result<(), ApiError> {
-    state.metrics.admin_change(kind);
-    state
-        .audit
-        .write(NewAuditEntry {
+) -> Change {
+    Change {
+        kind,
+        entry: NewAuditEntry {
             at: state.clock.now(),
             kind: kind.into(),
             actor: "admin".into(),
             subject: subject.into(),
             detail,
-        })
-        .await?;
-    Ok(())
+        },
+    }
+}
+
+impl Change {
+    /// Counts the change once the store has committed it.
+    fn committed(&self, state: &ServerState) {
+        state.metrics.admin_change(self.kind);
+    }
 }
 
 #[derive(Deserialize)]
@@ -186,14 +197,14 @@ async fn create_app(
         policy,
         created_at: state.clock.now(),
     };
-    state.store.create_app(&app).await?;
-    audited(
+    let change = change(
         &state,
         "admin.app.create",
         &app.id,
         serde_json::json!({"policy": app.policy}),
-    )
-    .await?;
+    );
+    state.store.create_app(&app, &change.entry).await?;
+    change.committed(&state);
     Ok(json(StatusCode::CREATED, &app))
 }
 
@@ -265,8 +276,7 @@ async fn add_release(
         created_at: state.clock.now(),
         revoked_at: None,
     };
-    state.store.add_release(&release).await?;
-    audited(
+    let change = change(
         &state,
         "admin.release.add",
         &release.app_id,
@@ -275,8 +285,9 @@ async fn add_release(
             "sdk_binary_sha256": release.binary_sha256,
             "version_code": release.version_code,
         }),
-    )
-    .await?;
+    );
+    state.store.add_release(&release, &change.entry).await?;
+    change.committed(&state);
     Ok(json(StatusCode::CREATED, &release))
 }
 
@@ -296,17 +307,18 @@ async fn revoke_release(
     State(state): State<Arc<ServerState>>,
     Path((app_id, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let revoked = state
-        .store
-        .revoke_release(&app_id, &version, state.clock.now())
-        .await?;
-    audited(
+    // The store adds how many releases it revoked (`revoked`).
+    let change = change(
         &state,
         "admin.release.revoke",
         &app_id,
-        serde_json::json!({"version": version, "revoked": revoked}),
-    )
-    .await?;
+        serde_json::json!({"version": version}),
+    );
+    let revoked = state
+        .store
+        .revoke_release(&app_id, &version, state.clock.now(), &change.entry)
+        .await?;
+    change.committed(&state);
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"app_id": app_id, "version": version, "revoked": revoked}),
@@ -352,17 +364,18 @@ async fn revoke_installation(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let changed = state
-        .store
-        .revoke_installation(&id, state.clock.now())
-        .await?;
-    audited(
+    // The store adds whether it was newly revoked (`newly_revoked`).
+    let change = change(
         &state,
         "admin.installation.revoke",
         &id,
-        serde_json::json!({"newly_revoked": changed}),
-    )
-    .await?;
+        serde_json::json!({}),
+    );
+    let changed = state
+        .store
+        .revoke_installation(&id, state.clock.now(), &change.entry)
+        .await?;
+    change.committed(&state);
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"installation_id": id, "revoked": true, "newly_revoked": changed}),
@@ -400,9 +413,22 @@ async fn rotate_keys(
         tracing::error!(%error, "key rotation failed");
         ApiError::Internal
     };
-    let kid = keyring::add_key(&*state.store, &state.sealer, now)
-        .await
-        .map_err(server_error)?;
+    let mut kind = None;
+    let kid = keyring::add_key(&*state.store, &state.sealer, now, |kid| {
+        let rotation = change(
+            &state,
+            "admin.keys.rotate",
+            kid,
+            serde_json::json!({"retired": previous}),
+        );
+        kind = Some(rotation.kind);
+        rotation.entry
+    })
+    .await
+    .map_err(server_error)?;
+    if let Some(kind) = kind {
+        state.metrics.admin_change(kind);
+    }
     let ring = keyring::KeyRing::load(&*state.store, &state.sealer, now)
         .await
         .map_err(server_error)?;
@@ -414,13 +440,6 @@ async fn rotate_keys(
             .map(|entry| entry.kid().to_string())
             .collect();
     *state.keys.write() = ring;
-    audited(
-        &state,
-        "admin.keys.rotate",
-        &kid,
-        serde_json::json!({"retired": previous}),
-    )
-    .await?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"kid": kid, "retired": previous, "published": published_kids}),
@@ -536,17 +555,23 @@ async fn set_platform(
         &platform,
         &body(&state, &headers, request, MAX_ADMIN_BODY).await?,
     )?;
-    state
-        .store
-        .set_platform_policy(&app_id, &platform, &policy, state.clock.now())
-        .await?;
-    audited(
+    let change = change(
         &state,
         "admin.platform.set",
         &app_id,
         serde_json::json!({"platform": platform, "policy": policy}),
-    )
-    .await?;
+    );
+    state
+        .store
+        .set_platform_policy(
+            &app_id,
+            &platform,
+            &policy,
+            state.clock.now(),
+            &change.entry,
+        )
+        .await?;
+    change.committed(&state);
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"app_id": app_id, "platform": platform, "policy": policy}),
@@ -623,17 +648,17 @@ async fn set_play_keys(
         .seal(&label, &plain)
         .map_err(|_| ApiError::Internal)?;
     let now = state.clock.now();
-    state
-        .store
-        .set_app_secret(&app_id, PLAY_KEYS_SECRET, &sealed, now)
-        .await?;
-    audited(
+    let change = change(
         &state,
         "admin.play_integrity_keys.set",
         &app_id,
         serde_json::json!({}),
-    )
-    .await?;
+    );
+    state
+        .store
+        .set_app_secret(&app_id, PLAY_KEYS_SECRET, &sealed, now, &change.entry)
+        .await?;
+    change.committed(&state);
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({"app_id": app_id, "play_integrity_keys_configured": true}),
@@ -684,14 +709,17 @@ async fn create_enrolment(
         identity: None,
         revoked_at: None,
     };
-    state.store.create_enrolment(&enrolment).await?;
-    audited(
+    let change = change(
         &state,
         "admin.enrolment.create",
         &app_id,
         serde_json::json!({"code_sha256": enrolment.code_sha256, "expires_at": enrolment.expires_at}),
-    )
-    .await?;
+    );
+    state
+        .store
+        .create_enrolment(&enrolment, &change.entry)
+        .await?;
+    change.committed(&state);
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({
@@ -716,29 +744,22 @@ async fn revoke_enrolment(
     }
     let code_sha256 = code_sha256.to_ascii_lowercase();
     let now = state.clock.now();
-    let revoked = state
-        .store
-        .revoke_enrolment(&app_id, &code_sha256, now)
-        .await?;
-    let installation = state
-        .store
-        .enrolment(&code_sha256)
-        .await?
-        .and_then(|enrolment| enrolment.installation_id);
-    if let Some(installation) = &installation {
-        state.store.revoke_installation(installation, now).await?;
-    }
-    audited(
+    // The store revokes the installation the code enrolled in the same unit, and adds
+    // `newly_revoked` and `installation_id` to the entry.
+    let change = change(
         &state,
         "admin.enrolment.revoke",
         &app_id,
-        serde_json::json!({
-            "code_sha256": code_sha256,
-            "newly_revoked": revoked,
-            "installation_id": installation,
-        }),
-    )
-    .await?;
+        serde_json::json!({"code_sha256": code_sha256}),
+    );
+    let medgate_store::EnrolmentRevocation {
+        newly_revoked: revoked,
+        installation_id: installation,
+    } = state
+        .store
+        .revoke_enrolment(&app_id, &code_sha256, now, &change.entry)
+        .await?;
+    change.committed(&state);
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({

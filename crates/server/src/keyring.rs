@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use medgate_store::seal::{Sealer, signing_key_label};
-use medgate_store::{SigningKeyRecord, Store, StoreError};
+use medgate_store::{NewAuditEntry, SigningKeyRecord, Store, StoreError};
 use medgate_verify::UnixTime;
 use medgate_verify::keys::TokenSigningKey;
 
@@ -37,7 +37,14 @@ impl KeyRing {
     ) -> Result<KeyRing, ServerError> {
         let mut records = store.signing_keys().await?;
         if !records.iter().any(|record| record.retired_at.is_none()) {
-            add_key(store, sealer, now).await?;
+            add_key(store, sealer, now, |kid| NewAuditEntry {
+                at: now,
+                kind: "keys.create".into(),
+                actor: "node".into(),
+                subject: kid.into(),
+                detail: serde_json::json!({"first": true}),
+            })
+            .await?;
             records = store.signing_keys().await?;
         }
         // The first start with a master key seals what a store created without one holds;
@@ -92,11 +99,13 @@ impl KeyRing {
     }
 }
 
-/// Generates a key, seals it and makes it the active one.
+/// Generates a key, seals it and makes it the active one, with the audit entry `audit` makes
+/// for its kid.
 pub async fn add_key(
     store: &dyn Store,
     sealer: &Sealer,
     now: UnixTime,
+    audit: impl FnOnce(&str) -> NewAuditEntry,
 ) -> Result<String, ServerError> {
     let (key, pkcs8) = TokenSigningKey::generate()?;
     let record = SigningKeyRecord {
@@ -108,6 +117,8 @@ pub async fn add_key(
         created_at: now,
         retired_at: None,
     };
-    store.rotate_signing_key(&record).await?;
+    store
+        .rotate_signing_key(&record, &audit(&record.kid))
+        .await?;
     Ok(record.kid)
 }

@@ -30,7 +30,8 @@ macro_rules! store_conformance_tests {
             concurrent_assertions_with_one_counter_yield_one_winner, enrolment_codes_are_single_use,
             app_secrets_round_trip, release_version_codes_and_revoked_versions,
             enrolments_can_be_revoked, audit_prunes_up_to_a_kept_entry,
-            a_refused_grant_writes_nothing, concurrent_grants_claiming_one_code_yield_one_winner);
+            a_refused_grant_writes_nothing, concurrent_grants_claiming_one_code_yield_one_winner,
+            admin_changes_commit_with_their_audit_entries);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -59,13 +60,27 @@ fn policy() -> AppPolicy {
     }
 }
 
+/// The audit entry a test's admin change commits with.
+pub fn change() -> NewAuditEntry {
+    NewAuditEntry {
+        at: at(0),
+        kind: "admin.test".into(),
+        actor: "admin".into(),
+        subject: "conformance".into(),
+        detail: serde_json::json!({"asked": true}),
+    }
+}
+
 pub async fn add_sample_app(store: &dyn Store, id: &str) {
     store
-        .create_app(&App {
-            id: id.into(),
-            policy: policy(),
-            created_at: at(0),
-        })
+        .create_app(
+            &App {
+                id: id.into(),
+                policy: policy(),
+                created_at: at(0),
+            },
+            &change(),
+        )
         .await
         .expect("app is created");
 }
@@ -170,7 +185,7 @@ pub async fn apps_round_trip(store: Arc<impl Store>) {
         created_at: at(5),
     };
     assert!(matches!(
-        store.create_app(&duplicate).await,
+        store.create_app(&duplicate, &change()).await,
         Err(StoreError::Conflict("app"))
     ));
     let ids: Vec<_> = store
@@ -185,15 +200,24 @@ pub async fn apps_round_trip(store: Arc<impl Store>) {
 
 pub async fn releases_round_trip_and_revoke(store: Arc<impl Store>) {
     assert!(matches!(
-        store.add_release(&release("1.0.0", "aa")).await,
+        store.add_release(&release("1.0.0", "aa"), &change()).await,
         Err(StoreError::NotFound("app"))
     ));
     add_sample_app(&*store, "org.example.cgm").await;
-    store.add_release(&release("1.0.0", "aa")).await.unwrap();
-    store.add_release(&release("1.0.0", "bb")).await.unwrap();
-    store.add_release(&release("2.0.0", "cc")).await.unwrap();
+    store
+        .add_release(&release("1.0.0", "aa"), &change())
+        .await
+        .unwrap();
+    store
+        .add_release(&release("1.0.0", "bb"), &change())
+        .await
+        .unwrap();
+    store
+        .add_release(&release("2.0.0", "cc"), &change())
+        .await
+        .unwrap();
     assert!(matches!(
-        store.add_release(&release("1.0.0", "aa")).await,
+        store.add_release(&release("1.0.0", "aa"), &change()).await,
         Err(StoreError::Conflict("release"))
     ));
     assert_eq!(
@@ -218,21 +242,21 @@ pub async fn releases_round_trip_and_revoke(store: Arc<impl Store>) {
 
     assert_eq!(
         store
-            .revoke_release("org.example.cgm", "1.0.0", at(10))
+            .revoke_release("org.example.cgm", "1.0.0", at(10), &change())
             .await
             .unwrap(),
         2
     );
     assert_eq!(
         store
-            .revoke_release("org.example.cgm", "1.0.0", at(11))
+            .revoke_release("org.example.cgm", "1.0.0", at(11), &change())
             .await
             .unwrap(),
         0
     );
     assert!(matches!(
         store
-            .revoke_release("org.example.cgm", "9.9.9", at(11))
+            .revoke_release("org.example.cgm", "9.9.9", at(11), &change())
             .await,
         Err(StoreError::NotFound("release"))
     ));
@@ -342,10 +366,20 @@ pub async fn installations_record_and_revoke(store: Arc<impl Store>) {
             .is_empty()
     );
 
-    assert!(store.revoke_installation("inst-1", at(9)).await.unwrap());
-    assert!(!store.revoke_installation("inst-1", at(10)).await.unwrap());
+    assert!(
+        store
+            .revoke_installation("inst-1", at(9), &change())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_installation("inst-1", at(10), &change())
+            .await
+            .unwrap()
+    );
     assert!(matches!(
-        store.revoke_installation("nobody", at(10)).await,
+        store.revoke_installation("nobody", at(10), &change()).await,
         Err(StoreError::NotFound("installation"))
     ));
     assert_eq!(
@@ -446,10 +480,16 @@ fn key(kid: &str, created: i64) -> SigningKeyRecord {
 
 pub async fn signing_keys_rotate(store: Arc<impl Store>) {
     assert!(store.signing_keys().await.unwrap().is_empty());
-    store.rotate_signing_key(&key("k1", 0)).await.unwrap();
-    store.rotate_signing_key(&key("k2", 100)).await.unwrap();
+    store
+        .rotate_signing_key(&key("k1", 0), &change())
+        .await
+        .unwrap();
+    store
+        .rotate_signing_key(&key("k2", 100), &change())
+        .await
+        .unwrap();
     assert!(matches!(
-        store.rotate_signing_key(&key("k2", 200)).await,
+        store.rotate_signing_key(&key("k2", 200), &change()).await,
         Err(StoreError::Conflict("signing key"))
     ));
     let keys = store.signing_keys().await.unwrap();
@@ -565,7 +605,13 @@ pub async fn platform_policies_round_trip(store: Arc<impl Store>) {
         serde_json::json!({"app_ids": ["ABCDE12345.org.example.cgm"], "allow_development": true});
     assert!(matches!(
         store
-            .set_platform_policy("org.example.cgm", "apple-app-attest", &apple, at(1))
+            .set_platform_policy(
+                "org.example.cgm",
+                "apple-app-attest",
+                &apple,
+                at(1),
+                &change()
+            )
             .await,
         Err(StoreError::NotFound("app"))
     ));
@@ -578,7 +624,13 @@ pub async fn platform_policies_round_trip(store: Arc<impl Store>) {
         None
     );
     store
-        .set_platform_policy("org.example.cgm", "apple-app-attest", &apple, at(1))
+        .set_platform_policy(
+            "org.example.cgm",
+            "apple-app-attest",
+            &apple,
+            at(1),
+            &change(),
+        )
         .await
         .unwrap();
     let android = serde_json::json!({"package_name": "org.example.cgm"});
@@ -588,12 +640,19 @@ pub async fn platform_policies_round_trip(store: Arc<impl Store>) {
             "android-key-attestation",
             &android,
             at(2),
+            &change(),
         )
         .await
         .unwrap();
     let replaced = serde_json::json!({"app_ids": []});
     store
-        .set_platform_policy("org.example.cgm", "apple-app-attest", &replaced, at(3))
+        .set_platform_policy(
+            "org.example.cgm",
+            "apple-app-attest",
+            &replaced,
+            at(3),
+            &change(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -726,23 +785,23 @@ fn enrolment(code: &str, app_id: &str, expires: i64) -> Enrolment {
 pub async fn enrolment_codes_are_single_use(store: Arc<impl Store>) {
     assert!(matches!(
         store
-            .create_enrolment(&enrolment("c1", "org.example.cgm", 100))
+            .create_enrolment(&enrolment("c1", "org.example.cgm", 100), &change())
             .await,
         Err(StoreError::NotFound("app"))
     ));
     add_sample_app(&*store, "org.example.cgm").await;
     add_sample_app(&*store, "org.example.other").await;
     store
-        .create_enrolment(&enrolment("c1", "org.example.cgm", 100))
+        .create_enrolment(&enrolment("c1", "org.example.cgm", 100), &change())
         .await
         .unwrap();
     store
-        .create_enrolment(&enrolment("c2", "org.example.cgm", 10))
+        .create_enrolment(&enrolment("c2", "org.example.cgm", 10), &change())
         .await
         .unwrap();
     assert!(matches!(
         store
-            .create_enrolment(&enrolment("c1", "org.example.cgm", 100))
+            .create_enrolment(&enrolment("c1", "org.example.cgm", 100), &change())
             .await,
         Err(StoreError::Conflict("enrolment"))
     ));
@@ -807,19 +866,19 @@ pub async fn release_version_codes_and_revoked_versions(store: Arc<impl Store>) 
         binary_sha256: None,
         ..release("1.0.0", "aa")
     };
-    store.add_release(&coded).await.unwrap();
+    store.add_release(&coded, &change()).await.unwrap();
     assert_eq!(
         store.releases("org.example.cgm", "1.0.0").await.unwrap(),
         std::slice::from_ref(&coded)
     );
     store
-        .revoke_release("org.example.cgm", "1.0.0", at(10))
+        .revoke_release("org.example.cgm", "1.0.0", at(10), &change())
         .await
         .unwrap();
     // A new build of a revoked version would make attestation disagree with the gateway's
     // revocation feed: refused, and nothing changes.
     assert!(matches!(
-        store.add_release(&release("1.0.0", "bb")).await,
+        store.add_release(&release("1.0.0", "bb"), &change()).await,
         Err(StoreError::Conflict("release of a revoked version"))
     ));
     let releases = store.releases("org.example.cgm", "1.0.0").await.unwrap();
@@ -832,7 +891,7 @@ pub async fn enrolments_can_be_revoked(store: Arc<impl Store>) {
     add_sample_app(&*store, "org.example.cgm").await;
     for code in ["used", "unused"] {
         store
-            .create_enrolment(&enrolment(code, "org.example.cgm", 100))
+            .create_enrolment(&enrolment(code, "org.example.cgm", 100), &change())
             .await
             .unwrap();
     }
@@ -843,20 +902,22 @@ pub async fn enrolments_can_be_revoked(store: Arc<impl Store>) {
     );
     assert!(
         store
-            .revoke_enrolment("org.example.cgm", "used", at(2))
+            .revoke_enrolment("org.example.cgm", "used", at(2), &change())
             .await
             .unwrap()
+            .newly_revoked
     );
     assert!(
         !store
-            .revoke_enrolment("org.example.cgm", "used", at(3))
+            .revoke_enrolment("org.example.cgm", "used", at(3), &change())
             .await
-            .unwrap(),
+            .unwrap()
+            .newly_revoked,
         "already revoked"
     );
     assert!(matches!(
         store
-            .revoke_enrolment("org.example.cgm", "nope", at(3))
+            .revoke_enrolment("org.example.cgm", "nope", at(3), &change())
             .await,
         Err(StoreError::NotFound("enrolment"))
     ));
@@ -873,7 +934,7 @@ pub async fn enrolments_can_be_revoked(store: Arc<impl Store>) {
     );
     // A revoked code that was never used can no longer be claimed.
     store
-        .revoke_enrolment("org.example.cgm", "unused", at(4))
+        .revoke_enrolment("org.example.cgm", "unused", at(4), &change())
         .await
         .unwrap();
     assert!(!claim(&*store, "unused", "org.example.cgm", "inst-2", "id:b", 5).await);
@@ -882,7 +943,7 @@ pub async fn enrolments_can_be_revoked(store: Arc<impl Store>) {
 pub async fn app_secrets_round_trip(store: Arc<impl Store>) {
     assert!(matches!(
         store
-            .set_app_secret("org.example.cgm", "play", &[1], at(1))
+            .set_app_secret("org.example.cgm", "play", &[1], at(1), &change())
             .await,
         Err(StoreError::NotFound("app"))
     ));
@@ -892,11 +953,11 @@ pub async fn app_secrets_round_trip(store: Arc<impl Store>) {
         None
     );
     store
-        .set_app_secret("org.example.cgm", "play", &[1, 2], at(1))
+        .set_app_secret("org.example.cgm", "play", &[1, 2], at(1), &change())
         .await
         .unwrap();
     store
-        .set_app_secret("org.example.cgm", "play", &[3], at(2))
+        .set_app_secret("org.example.cgm", "play", &[3], at(2), &change())
         .await
         .unwrap();
     assert_eq!(
@@ -908,7 +969,7 @@ pub async fn app_secrets_round_trip(store: Arc<impl Store>) {
 pub async fn a_refused_grant_writes_nothing(store: Arc<impl Store>) {
     add_sample_app(&*store, "org.example.cgm").await;
     store
-        .create_enrolment(&enrolment("code", "org.example.cgm", 100))
+        .create_enrolment(&enrolment("code", "org.example.cgm", 100), &change())
         .await
         .unwrap();
     assert_eq!(
@@ -946,7 +1007,7 @@ pub async fn a_refused_grant_writes_nothing(store: Arc<impl Store>) {
 pub async fn concurrent_grants_claiming_one_code_yield_one_winner(store: Arc<impl Store>) {
     add_sample_app(&*store, "org.example.cgm").await;
     store
-        .create_enrolment(&enrolment("code", "org.example.cgm", 100))
+        .create_enrolment(&enrolment("code", "org.example.cgm", 100), &change())
         .await
         .unwrap();
     let racers: Vec<_> = (0..16)
@@ -971,5 +1032,92 @@ pub async fn concurrent_grants_claiming_one_code_yield_one_winner(store: Arc<imp
         installations.len(),
         1,
         "only the winner's installation is stored"
+    );
+}
+
+pub async fn admin_changes_commit_with_their_audit_entries(store: Arc<impl Store>) {
+    let entries = || async { store.audit_entries(0, 100).await.unwrap() };
+    add_sample_app(&*store, "org.example.cgm").await;
+    assert_eq!(entries().await.len(), 1, "the app and its entry");
+    // A change refused by the store leaves no entry.
+    let duplicate = App {
+        id: "org.example.cgm".into(),
+        policy: policy(),
+        created_at: at(1),
+    };
+    assert!(matches!(
+        store.create_app(&duplicate, &change()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .revoke_release("org.example.cgm", "9.9.9", at(2), &change())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .revoke_enrolment("org.example.cgm", "nope", at(2), &change())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(entries().await.len(), 1);
+    // What only the store learns is in the entry, next to what the caller said.
+    store
+        .add_release(&release("1.0.0", "aa"), &change())
+        .await
+        .unwrap();
+    store
+        .add_release(&release("1.0.0", "bb"), &change())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .revoke_release("org.example.cgm", "1.0.0", at(3), &change())
+            .await
+            .unwrap(),
+        2
+    );
+    let last = entries().await.pop().unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&last.detail).unwrap(),
+        serde_json::json!({"asked": true, "revoked": 2})
+    );
+    // Revoking an enrolment revokes the installation it enrolled, in the same unit.
+    store
+        .create_enrolment(&enrolment("code", "org.example.cgm", 100), &change())
+        .await
+        .unwrap();
+    assert!(claim(&*store, "code", "org.example.cgm", "inst-1", "id:a", 5).await);
+    let feed = store.revocations_since(0).await.unwrap().len();
+    let revoked = store
+        .revoke_enrolment("org.example.cgm", "code", at(6), &change())
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked,
+        crate::EnrolmentRevocation {
+            newly_revoked: true,
+            installation_id: Some("inst-1".into()),
+        }
+    );
+    assert!(
+        store
+            .get_installation("inst-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert_eq!(store.revocations_since(0).await.unwrap().len(), feed + 1);
+    let last = entries().await.pop().unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&last.detail).unwrap(),
+        serde_json::json!({"asked": true, "newly_revoked": true, "installation_id": "inst-1"})
+    );
+    assert_eq!(
+        verify_audit_chain(&*store).await.unwrap().unwrap().0,
+        entries().await.len() as u64
     );
 }

@@ -10,7 +10,16 @@
 //! - A revocation and its entry in the revocation feed are written in one transaction.
 //! - `rotate_signing_key` retires the active keys and adds the new one in one transaction.
 //! - Audit entries are appended in `seq` order, each hashed over its predecessor
-//!   ([`audit::entry_hash`]).
+//!   ([`audit::entry_hash`]), by one writer at a time: the head is read and the next entry
+//!   written in one transaction that excludes every other appender (SQLite: `BEGIN
+//!   IMMEDIATE` on the one connection; a shared database must lock the head the same way, so
+//!   that two nodes never fork the chain).
+//! - An admin change and its audit entry commit in one transaction; so do a grant's writes
+//!   (`record_grant`).
+//! - The revocation feed is read by sequence number (`revocations_since`). A backend whose
+//!   sequence values can commit out of order (PostgreSQL) must not let a reader skip a row
+//!   that commits after a higher one was read: it hands out rows only below the oldest
+//!   sequence value still in flight, or takes the feed's lock for each append.
 
 pub mod audit;
 pub mod seal;
@@ -103,6 +112,15 @@ pub struct AttestationRecord {
     pub integrity_level: Option<IntegrityLevel>,
     pub hardware_key: bool,
     pub identity: Option<String>,
+}
+
+/// What [`PlatformStore::revoke_enrolment`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentRevocation {
+    /// False when the enrolment was revoked already.
+    pub newly_revoked: bool,
+    /// The installation the code enrolled, now revoked too.
+    pub installation_id: Option<String>,
 }
 
 /// Everything a granted attestation stores, written in one transaction: all of it or none
@@ -240,21 +258,24 @@ pub struct Revocation {
 /// Apps, their policies and releases.
 #[async_trait]
 pub trait AppStore: Send + Sync {
-    async fn create_app(&self, app: &App) -> Result<(), StoreError>;
+    async fn create_app(&self, app: &App, audit: &NewAuditEntry) -> Result<(), StoreError>;
     async fn get_app(&self, app_id: &str) -> Result<Option<App>, StoreError>;
     async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
     /// `Conflict` for a version that was revoked: a revoked version stays revoked.
-    async fn add_release(&self, release: &Release) -> Result<(), StoreError>;
+    async fn add_release(&self, release: &Release, audit: &NewAuditEntry)
+    -> Result<(), StoreError>;
     /// Every release of `app_id` with this `version`, revoked or not.
     async fn releases(&self, app_id: &str, version: &str) -> Result<Vec<Release>, StoreError>;
     async fn list_releases(&self, app_id: &str) -> Result<Vec<Release>, StoreError>;
     /// Revokes every binary of the version and appends to the revocation feed. Returns how
-    /// many releases changed; `NotFound` when the version was never registered.
+    /// many releases changed (also the audit detail's `revoked`); `NotFound` when the version
+    /// was never registered.
     async fn revoke_release(
         &self,
         app_id: &str,
         version: &str,
         at: UnixTime,
+        audit: &NewAuditEntry,
     ) -> Result<usize, StoreError>;
 }
 
@@ -278,7 +299,13 @@ pub trait InstallationStore: Send + Sync {
     /// enrolment claim commit together, or (any outcome but `Recorded`, or an error) none does.
     async fn record_grant(&self, grant: &GrantWrites) -> Result<GrantOutcome, StoreError>;
     /// Revokes and appends to the revocation feed. Returns false if it was already revoked.
-    async fn revoke_installation(&self, id: &str, at: UnixTime) -> Result<bool, StoreError>;
+    /// The audit detail gains `newly_revoked`.
+    async fn revoke_installation(
+        &self,
+        id: &str,
+        at: UnixTime,
+        audit: &NewAuditEntry,
+    ) -> Result<bool, StoreError>;
     async fn insert_challenge(&self, challenge: &Challenge) -> Result<(), StoreError>;
     /// Atomically removes and returns the challenge (expired or not). `None` if unknown or used.
     async fn take_challenge(&self, value: &str) -> Result<Option<Challenge>, StoreError>;
@@ -300,7 +327,11 @@ pub trait InstallationStore: Send + Sync {
 pub trait KeyStore: Send + Sync {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Retires every active key at `key.created_at` and adds `key` as the active one.
-    async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
     /// Replaces a key's sealed private key (re-sealing under a new master key).
     async fn reseal_signing_key(
         &self,
@@ -339,6 +370,7 @@ pub trait PlatformStore: Send + Sync {
         platform: &str,
         policy: &serde_json::Value,
         at: UnixTime,
+        audit: &NewAuditEntry,
     ) -> Result<(), StoreError>;
     async fn platform_policy(
         &self,
@@ -350,33 +382,45 @@ pub trait PlatformStore: Send + Sync {
         &self,
         app_id: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
-    async fn create_enrolment(&self, enrolment: &Enrolment) -> Result<(), StoreError>;
+    async fn create_enrolment(
+        &self,
+        enrolment: &Enrolment,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
     /// A code is claimed with the grant it enrols ([`Store::record_grant`]): only an unused,
     /// unexpired, unrevoked code of the grant's app.
     async fn enrolment(&self, code_sha256: &str) -> Result<Option<Enrolment>, StoreError>;
     async fn list_enrolments(&self, app_id: &str) -> Result<Vec<Enrolment>, StoreError>;
     /// The build identities enrolled for the app, less revoked enrolments.
     async fn enrolled_identities(&self, app_id: &str) -> Result<Vec<String>, StoreError>;
-    /// Revokes an enrolment (used or not). Returns false if it was already revoked;
-    /// `NotFound` for an unknown code.
+    /// Revokes an enrolment (used or not) and the installation it enrolled (appending that to
+    /// the revocation feed); `NotFound` for an unknown code. The audit detail gains
+    /// `newly_revoked` and `installation_id`.
     async fn revoke_enrolment(
         &self,
         app_id: &str,
         code_sha256: &str,
         at: UnixTime,
-    ) -> Result<bool, StoreError>;
+        audit: &NewAuditEntry,
+    ) -> Result<EnrolmentRevocation, StoreError>;
     async fn set_app_secret(
         &self,
         app_id: &str,
         name: &str,
         sealed: &[u8],
         at: UnixTime,
+        audit: &NewAuditEntry,
     ) -> Result<(), StoreError>;
     async fn app_secret(&self, app_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// Persistence for every part of medgate: one trait per aggregate, so a backend implements
 /// (and a reader finds) each part on its own. Callers hold an `Arc<dyn Store>`.
+///
+/// Every method that makes an admin change takes the change's audit entry and appends it in
+/// the change's own transaction: a change is never stored without its entry, nor an entry
+/// without its change. A change whose outcome only the store learns adds it to the entry's
+/// detail (documented per method).
 #[async_trait]
 pub trait Store:
     AppStore + InstallationStore + KeyStore + AuditStore + PlatformStore + 'static

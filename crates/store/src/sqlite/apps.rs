@@ -4,8 +4,8 @@ use super::*;
 
 #[async_trait]
 impl AppStore for SqliteStore {
-    async fn create_app(&self, app: &App) -> Result<(), StoreError> {
-        let app = app.clone();
+    async fn create_app(&self, app: &App, audit: &NewAuditEntry) -> Result<(), StoreError> {
+        let (app, audit) = (app.clone(), audit.clone());
         let body = serde_json::to_string(&app.policy).map_err(corrupt("app policy"))?;
         self.run(move |conn| {
             let tx = conn
@@ -21,6 +21,7 @@ impl AppStore for SqliteStore {
                 params![app.id, body, app.created_at.secs()],
             )
             .map_err(backend)?;
+            append_change(&tx, &audit, None)?;
             tx.commit().map_err(backend)
         })
         .await
@@ -56,8 +57,12 @@ impl AppStore for SqliteStore {
             .await?;
         rows.into_iter().map(decode_app).collect()
     }
-    async fn add_release(&self, release: &Release) -> Result<(), StoreError> {
-        let release = release.clone();
+    async fn add_release(
+        &self,
+        release: &Release,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        let (release, audit) = (release.clone(), audit.clone());
         self.run(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -88,6 +93,7 @@ impl AppStore for SqliteStore {
                 ],
             )
             .map_err(insert_error("release"))?;
+            append_change(&tx, &audit, None)?;
             tx.commit().map_err(backend)?;
             Ok(())
         })
@@ -122,8 +128,9 @@ impl AppStore for SqliteStore {
         app_id: &str,
         version: &str,
         at: UnixTime,
+        audit: &NewAuditEntry,
     ) -> Result<usize, StoreError> {
-        let (app_id, version) = (app_id.to_string(), version.to_string());
+        let (app_id, version, audit) = (app_id.to_string(), version.to_string(), audit.clone());
         self.run(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -148,6 +155,7 @@ impl AppStore for SqliteStore {
             if changed > 0 {
                 append_revocation(&tx, &RevocationTarget::Release { app_id, version }, at)?;
             }
+            append_change(&tx, &audit, Some(serde_json::json!({"revoked": changed})))?;
             tx.commit().map_err(backend)?;
             Ok(changed)
         })

@@ -10,38 +10,7 @@ impl AuditStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            let head = tx
-                .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |row| {
-                    Ok((row.get::<_, i64>(0)?, hash_column(row, "hash")?))
-                })
-                .optional()
-                .map_err(backend)?;
-            let (mut seq, mut prev_hash) = head.unwrap_or((0, [0; 32]));
-            {
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO audit_log (seq, at, kind, actor, subject, detail, prev_hash, hash)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    )
-                    .map_err(backend)?;
-                for new in &entries {
-                    seq += 1;
-                    let entry = audit::seal_entry(new, seq, prev_hash);
-                    insert
-                        .execute(params![
-                            entry.seq,
-                            entry.at.secs(),
-                            entry.kind,
-                            entry.actor,
-                            entry.subject,
-                            entry.detail,
-                            entry.prev_hash.as_slice(),
-                            entry.hash.as_slice()
-                        ])
-                        .map_err(backend)?;
-                    prev_hash = entry.hash;
-                }
-            }
+            append_entries(&tx, &entries)?;
             tx.commit().map_err(backend)
         })
         .await
@@ -100,7 +69,7 @@ impl AuditStore for SqliteStore {
     }
 }
 
-fn hash_column(row: &Row<'_>, column: &str) -> rusqlite::Result<[u8; 32]> {
+pub(super) fn hash_column(row: &Row<'_>, column: &str) -> rusqlite::Result<[u8; 32]> {
     let bytes: Vec<u8> = row.get(column)?;
     bytes.try_into().map_err(|_| {
         rusqlite::Error::FromSqlConversionFailure(

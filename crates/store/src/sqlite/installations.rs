@@ -73,41 +73,25 @@ impl InstallationStore for SqliteStore {
         })
         .await
     }
-    async fn revoke_installation(&self, id: &str, at: UnixTime) -> Result<bool, StoreError> {
-        let id = id.to_string();
+    async fn revoke_installation(
+        &self,
+        id: &str,
+        at: UnixTime,
+        audit: &NewAuditEntry,
+    ) -> Result<bool, StoreError> {
+        let (id, audit) = (id.to_string(), audit.clone());
         self.run(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            let found: Option<(String, Option<i64>)> = tx
-                .query_row(
-                    "SELECT app_id, revoked_at FROM installations WHERE id = ?1",
-                    [&id],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()
-                .map_err(backend)?;
-            let Some((app_id, revoked_at)) = found else {
-                return Err(StoreError::NotFound("installation"));
-            };
-            if revoked_at.is_some() {
-                return Ok(false);
-            }
-            tx.execute(
-                "UPDATE installations SET revoked_at = ?2 WHERE id = ?1",
-                params![id, at.secs()],
-            )
-            .map_err(backend)?;
-            append_revocation(
+            let changed = revoke_installation(&tx, &id, at)?;
+            append_change(
                 &tx,
-                &RevocationTarget::Installation {
-                    app_id,
-                    installation_id: id,
-                },
-                at,
+                &audit,
+                Some(serde_json::json!({"newly_revoked": changed})),
             )?;
             tx.commit().map_err(backend)?;
-            Ok(true)
+            Ok(changed)
         })
         .await
     }
@@ -359,4 +343,41 @@ fn claim_enrolment(
         )
         .map_err(backend)?;
     Ok(changed == 1)
+}
+
+/// Revokes the installation and appends it to the revocation feed; false if it was revoked
+/// already, `NotFound` if there is none.
+pub(super) fn revoke_installation(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    at: UnixTime,
+) -> Result<bool, StoreError> {
+    let found: Option<(String, Option<i64>)> = tx
+        .query_row(
+            "SELECT app_id, revoked_at FROM installations WHERE id = ?1",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    let Some((app_id, revoked_at)) = found else {
+        return Err(StoreError::NotFound("installation"));
+    };
+    if revoked_at.is_some() {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE installations SET revoked_at = ?2 WHERE id = ?1",
+        params![id, at.secs()],
+    )
+    .map_err(backend)?;
+    append_revocation(
+        tx,
+        &RevocationTarget::Installation {
+            app_id,
+            installation_id: id.to_string(),
+        },
+        at,
+    )?;
+    Ok(true)
 }

@@ -36,8 +36,12 @@ impl KeyStore for SqliteStore {
             })
             .collect()
     }
-    async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
-        let key = key.clone();
+    async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        let (key, audit) = (key.clone(), audit.clone());
         let jwk = serde_json::to_string(&key.public_jwk).map_err(corrupt("signing key"))?;
         self.run(move |conn| {
             let tx = conn
@@ -54,6 +58,7 @@ impl KeyStore for SqliteStore {
                 params![key.kid, jwk, key.sealed_private_key, key.created_at.secs()],
             )
             .map_err(insert_error("signing key"))?;
+            append_change(&tx, &audit, None)?;
             tx.commit().map_err(backend)
         })
         .await

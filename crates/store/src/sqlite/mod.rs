@@ -18,8 +18,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 use crate::audit::{self, AuditEntry, NewAuditEntry};
 use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, Enrolment,
-    EnrolmentClaim, GrantOutcome, GrantWrites, Installation, InstallationStore, KeyStore,
-    PlatformStore, Release, Revocation, RevocationTarget, SigningKeyRecord, Store, StoreError,
+    EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation,
+    InstallationStore, KeyStore, PlatformStore, Release, Revocation, RevocationTarget,
+    SigningKeyRecord, Store, StoreError,
 };
 
 // One file per aggregate, each implementing its trait over the helpers here.
@@ -216,6 +217,64 @@ fn append_revocation(
     )
     .map_err(backend)?;
     Ok(())
+}
+
+/// Appends `entries` to the audit chain inside `tx`, which must be `IMMEDIATE`: the head is
+/// read and the entries written while no other writer can append, and they commit (or not)
+/// with whatever else `tx` wrote.
+fn append_entries(
+    tx: &rusqlite::Transaction<'_>,
+    entries: &[NewAuditEntry],
+) -> Result<(), StoreError> {
+    let head = tx
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| Ok((row.get::<_, i64>(0)?, audit_log::hash_column(row, "hash")?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    let (mut seq, mut prev_hash) = head.unwrap_or((0, [0; 32]));
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO audit_log (seq, at, kind, actor, subject, detail, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(backend)?;
+    for new in entries {
+        seq += 1;
+        let entry = audit::seal_entry(new, seq, prev_hash);
+        insert
+            .execute(params![
+                entry.seq,
+                entry.at.secs(),
+                entry.kind,
+                entry.actor,
+                entry.subject,
+                entry.detail,
+                entry.prev_hash.as_slice(),
+                entry.hash.as_slice()
+            ])
+            .map_err(backend)?;
+        prev_hash = entry.hash;
+    }
+    Ok(())
+}
+
+/// Appends an admin change's entry, with what only the store learned (`outcome`, an object)
+/// added to its detail.
+fn append_change(
+    tx: &rusqlite::Transaction<'_>,
+    audit: &NewAuditEntry,
+    outcome: Option<serde_json::Value>,
+) -> Result<(), StoreError> {
+    let mut entry = audit.clone();
+    if let (Some(detail), Some(serde_json::Value::Object(fields))) =
+        (entry.detail.as_object_mut(), outcome)
+    {
+        detail.extend(fields);
+    }
+    append_entries(tx, std::slice::from_ref(&entry))
 }
 
 #[async_trait]

@@ -10,17 +10,26 @@ impl PlatformStore for SqliteStore {
         platform: &str,
         policy: &serde_json::Value,
         at: UnixTime,
+        audit: &NewAuditEntry,
     ) -> Result<(), StoreError> {
-        let (app_id, platform, body) =
-            (app_id.to_string(), platform.to_string(), policy.to_string());
+        let (app_id, platform, body, audit) = (
+            app_id.to_string(),
+            platform.to_string(),
+            policy.to_string(),
+            audit.clone(),
+        );
         self.run(move |conn| {
-            conn.execute(
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            tx.execute(
                 "INSERT INTO policies (app_id, platform, body, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (app_id, platform) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
                 params![app_id, platform, body, at.secs()],
             )
             .map_err(|e| if is_constraint(&e, FOREIGN_KEY) { StoreError::NotFound("app") } else { backend(e) })?;
-            Ok(())
+            append_change(&tx, &audit, None)?;
+            tx.commit().map_err(backend)
         })
         .await
     }
@@ -67,15 +76,23 @@ impl PlatformStore for SqliteStore {
             })
             .collect()
     }
-    async fn create_enrolment(&self, enrolment: &Enrolment) -> Result<(), StoreError> {
-        let enrolment = enrolment.clone();
+    async fn create_enrolment(
+        &self,
+        enrolment: &Enrolment,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        let (enrolment, audit) = (enrolment.clone(), audit.clone());
         self.run(move |conn| {
-            conn.execute(
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            tx.execute(
                 "INSERT INTO enrolments (code_sha256, app_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
                 params![enrolment.code_sha256, enrolment.app_id, enrolment.created_at.secs(), enrolment.expires_at.secs()],
             )
             .map_err(insert_error("enrolment"))?;
-            Ok(())
+            append_change(&tx, &audit, None)?;
+            tx.commit().map_err(backend)
         })
         .await
     }
@@ -125,27 +142,51 @@ impl PlatformStore for SqliteStore {
         app_id: &str,
         code_sha256: &str,
         at: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let (app_id, code) = (app_id.to_string(), code_sha256.to_string());
+        audit: &NewAuditEntry,
+    ) -> Result<EnrolmentRevocation, StoreError> {
+        let (app_id, code, audit) = (app_id.to_string(), code_sha256.to_string(), audit.clone());
         self.run(move |conn| {
-            let known: i64 = conn
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let installation_id: Option<Option<String>> = tx
                 .query_row(
-                    "SELECT COUNT(*) FROM enrolments WHERE app_id = ?1 AND code_sha256 = ?2",
+                    "SELECT installation_id FROM enrolments WHERE app_id = ?1 AND code_sha256 = ?2",
                     params![app_id, code],
                     |row| row.get(0),
                 )
+                .optional()
                 .map_err(backend)?;
-            if known == 0 {
+            let Some(installation_id) = installation_id else {
                 return Err(StoreError::NotFound("enrolment"));
-            }
-            let changed = conn
+            };
+            let changed = tx
                 .execute(
                     "UPDATE enrolments SET revoked_at = ?3
                      WHERE app_id = ?1 AND code_sha256 = ?2 AND revoked_at IS NULL",
                     params![app_id, code, at.secs()],
                 )
                 .map_err(backend)?;
-            Ok(changed == 1)
+            if let Some(installation) = &installation_id {
+                match installations::revoke_installation(&tx, installation, at) {
+                    Ok(_) | Err(StoreError::NotFound(_)) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            let revocation = EnrolmentRevocation {
+                newly_revoked: changed == 1,
+                installation_id,
+            };
+            append_change(
+                &tx,
+                &audit,
+                Some(serde_json::json!({
+                    "newly_revoked": revocation.newly_revoked,
+                    "installation_id": revocation.installation_id,
+                })),
+            )?;
+            tx.commit().map_err(backend)?;
+            Ok(revocation)
         })
         .await
     }
@@ -155,16 +196,26 @@ impl PlatformStore for SqliteStore {
         name: &str,
         sealed: &[u8],
         at: UnixTime,
+        audit: &NewAuditEntry,
     ) -> Result<(), StoreError> {
-        let (app_id, name, sealed) = (app_id.to_string(), name.to_string(), sealed.to_vec());
+        let (app_id, name, sealed, audit) = (
+            app_id.to_string(),
+            name.to_string(),
+            sealed.to_vec(),
+            audit.clone(),
+        );
         self.run(move |conn| {
-            conn.execute(
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            tx.execute(
                 "INSERT INTO app_secrets (app_id, name, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (app_id, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
                 params![app_id, name, sealed, at.secs()],
             )
             .map_err(|e| if is_constraint(&e, FOREIGN_KEY) { StoreError::NotFound("app") } else { backend(e) })?;
-            Ok(())
+            append_change(&tx, &audit, None)?;
+            tx.commit().map_err(backend)
         })
         .await
     }

@@ -93,12 +93,17 @@ async fn persisted_json_documents_are_fixed() {
         created_at: UnixTime::from_secs(1_800_000_000),
         retired_at: None,
     };
-    store.rotate_signing_key(&key).await.unwrap();
+    store
+        .rotate_signing_key(&key, &crate::conformance::change())
+        .await
+        .unwrap();
     assert_eq!(
         column(&store, "SELECT public_jwk FROM signing_keys"),
         r#"{"kty":"EC","crv":"P-256","x":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE","y":"AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI"}"#
     );
 
+    // An audit row, first in a log of its own.
+    let (store, _dir) = open();
     append_sample_audit(&store, 1).await;
     assert_eq!(
         column(&store, "SELECT detail FROM audit_log WHERE seq = 1"),
