@@ -21,20 +21,15 @@ import android.security.keystore.KeyProperties
 import android.security.keystore.StrongBoxUnavailableException
 import com.google.android.gms.tasks.Task
 import com.google.android.gms.tasks.Tasks
+import com.google.android.play.core.integrity.IntegrityManager
 import com.google.android.play.core.integrity.IntegrityManagerFactory
-import com.google.android.play.core.integrity.StandardIntegrityException
-import com.google.android.play.core.integrity.StandardIntegrityManager
-import com.google.android.play.core.integrity.StandardIntegrityManager.PrepareIntegrityTokenRequest
-import com.google.android.play.core.integrity.StandardIntegrityManager.StandardIntegrityTokenProvider
-import com.google.android.play.core.integrity.StandardIntegrityManager.StandardIntegrityTokenRequest
-import com.google.android.play.core.integrity.model.StandardIntegrityErrorCode
+import com.google.android.play.core.integrity.IntegrityTokenRequest
 import java.security.KeyPairGenerator
 import java.security.KeyStore
 import java.security.MessageDigest
 import java.security.PrivateKey
 import java.security.Signature
 import java.security.spec.ECGenParameterSpec
-import java.util.concurrent.ExecutionException
 import java.util.concurrent.TimeUnit
 import uniffi.medgate_ffi.InstallationSigner
 import uniffi.medgate_ffi.MedgateException
@@ -85,7 +80,12 @@ class KeystoreSigner @JvmOverloads constructor(
 
 /**
  * The Android platform steps the SDK asks for: Android Key Attestation and, when
- * [cloudProjectNumber] is set, Play Integrity (standard requests). App Attest steps are refused.
+ * [cloudProjectNumber] is set, Play Integrity. App Attest steps are refused.
+ *
+ * Play Integrity uses classic requests: their tokens are encrypted with the app's own response
+ * keys (Play Console, "manage and download my response encryption keys"), which medgate holds
+ * and decrypts with on your server. Tokens from standard requests can only be decrypted by
+ * Google's server, which medgate does not call.
  */
 class AndroidAttestor @JvmOverloads constructor(
     context: Context,
@@ -95,29 +95,19 @@ class AndroidAttestor @JvmOverloads constructor(
     private val timeoutSeconds: Long = 30
 ) : PlatformAttestor {
 
-    private val appContext = context.applicationContext
-    private val integrity: StandardIntegrityManager by lazy {
-        IntegrityManagerFactory.createStandard(appContext)
+    private val integrity: IntegrityManager by lazy {
+        IntegrityManagerFactory.create(context.applicationContext)
     }
     private val keyLock = Any()
-    private val providerLock = Any()
-    @Volatile private var provider: StandardIntegrityTokenProvider? = null
 
     override fun attest(step: PlatformStep): PlatformStatement = when (step) {
         is PlatformStep.AndroidKeyAttestation ->
             PlatformStatement.AndroidKeyAttestation(keyAttestation(step.challenge))
+        // The SDK's request hash, base64url of the binding, is the classic request's nonce.
         is PlatformStep.PlayIntegrity ->
-            PlatformStatement.PlayIntegrity(playIntegrity(step.requestHash))
+            PlatformStatement.PlayIntegrity(playIntegrity(nonce = step.requestHash))
         is PlatformStep.AppAttestKey, is PlatformStep.AppAttestAssertion ->
             throw MedgateException.Platform("App Attest is Apple's; this device runs Android")
-    }
-
-    /**
-     * Prepares the Play Integrity token provider ahead of the first attestation (Google advises
-     * doing it early: it takes seconds). Optional; call it off the main thread.
-     */
-    fun prepareIntegrity() {
-        platform("prepare Play Integrity") { tokenProvider() }
     }
 
     // LIMIT: Keystore fixes a key's attestation challenge when the key is generated, and the
@@ -142,36 +132,15 @@ class AndroidAttestor @JvmOverloads constructor(
             }
         }
 
-    private fun playIntegrity(requestHash: String): String = platform("Play Integrity") {
-        try {
-            requestToken(requestHash)
-        } catch (e: ExecutionException) {
-            val cause = e.cause
-            val expired = cause is StandardIntegrityException &&
-                cause.errorCode == StandardIntegrityErrorCode.INTEGRITY_TOKEN_PROVIDER_INVALID
-            if (!expired) throw e
-            provider = null // the provider expired: prepare a new one, once
-            requestToken(requestHash)
-        }
+    private fun playIntegrity(nonce: String): String = platform("Play Integrity") {
+        val number = cloudProjectNumber
+            ?: throw IllegalStateException("no Google Cloud project number configured")
+        val request = IntegrityTokenRequest.builder()
+            .setNonce(nonce)
+            .setCloudProjectNumber(number)
+            .build()
+        await(integrity.requestIntegrityToken(request)).token()
     }
-
-    private fun requestToken(requestHash: String): String {
-        val provider = tokenProvider()
-        val request = StandardIntegrityTokenRequest.builder().setRequestHash(requestHash).build()
-        return await(provider.request(request)).token()
-    }
-
-    private fun tokenProvider(): StandardIntegrityTokenProvider =
-        provider ?: synchronized(providerLock) {
-            provider ?: run {
-                val number = cloudProjectNumber
-                    ?: throw IllegalStateException("no Google Cloud project number configured")
-                val request = PrepareIntegrityTokenRequest.builder()
-                    .setCloudProjectNumber(number)
-                    .build()
-                await(integrity.prepareIntegrityToken(request)).also { provider = it }
-            }
-        }
 
     /** Blocks on a Play task (Tasks.await refuses the main thread, as it should). */
     private fun <T> await(task: Task<T>): T = Tasks.await(task, timeoutSeconds, TimeUnit.SECONDS)

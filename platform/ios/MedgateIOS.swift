@@ -6,6 +6,7 @@
 //                                              attestor: attestor, method: .appleAppAttest)
 //   if let keyId = attestor.storedKeyId { client.restoreAppAttestKey(keyId: keyId) }
 //   _ = try client.attest()             // blocks: call it off the main thread
+//   if let keyId = client.appAttestKeyId() { try attestor.keep(keyId) }   // the accepted key
 //
 // The SDK calls the attestor on a worker thread of its own and waits for the answer, and the
 // client's calls block too: call the client off the main thread. Every failure is thrown as

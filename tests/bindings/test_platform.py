@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -356,10 +357,15 @@ class PlatformBindings(unittest.TestCase):
         steps = len(attestor.steps)
         self.assertEqual(restarted.attest().integrity_level, "hardware")
         self.assertIsInstance(attestor.steps[steps], Step.APP_ATTEST_ASSERTION)
-        # Without the key id, a second attestation object for the installation is refused.
+        # An app that lost the key id (reinstalled, or the answer never arrived) attests a new
+        # key, which replaces the old one: the old key's assertions are refused from then on.
         forgetful = self.client(Method.APPLE_APP_ATTEST, signer, attestor)
+        self.assertEqual(forgetful.attest().decision, "allow")
+        self.assertNotEqual(forgetful.app_attest_key_id(), key_id)
+        attestor.counter += 1
+        prepared = client.prepare_attestation()
         with self.assertRaises(medgate_ffi.MedgateError.Refused):
-            forgetful.attest()
+            client.attest_app_attest_assertion(prepared, key_id, attestor.assertion(key_id, prepared.binding))
 
     def test_play_integrity_with_console_keys(self):
         attestor = Attestor(self.medgate, None, play=self.play)
@@ -388,6 +394,10 @@ class PlatformBindings(unittest.TestCase):
         self.assertEqual(enrolling.attest().decision, "allow")
         # The code is spent; the enrolled build keeps attesting without it.
         self.assertEqual(enrolling.attest().decision, "allow")
+        # An app that restarts with the code still in its config (it never read the answer
+        # that spent it) is this installation, already enrolled: not refused.
+        restarted = self.client(Method.ANDROID_KEY_ATTESTATION, signer, attestor, enrolment_code=code)
+        self.assertEqual(restarted.attest().decision, "allow")
         another = PythonSigner()
         with self.assertRaises(medgate_ffi.MedgateError.Refused) as spent:
             self.client(
@@ -453,6 +463,31 @@ class PlatformBindings(unittest.TestCase):
         with self.assertRaises(medgate_ffi.MedgateError.Platform) as bare_failed:
             bare.attest()
         self.assertIn("no platform attester", str(bare_failed.exception))
+
+    def test_the_generated_kotlin_attests_and_calls_the_gateway_with_a_kotlin_key(self):
+        classpath = os.environ.get("MEDGATE_KOTLIN_CLASSPATH")
+        if not classpath:
+            if os.environ.get("MEDGATE_CI"):
+                self.fail("MEDGATE_KOTLIN_CLASSPATH is not set (scripts/binding-tests sets it)")
+            self.skipTest("skipped: the Kotlin bindings were not compiled (run scripts/binding-tests)")
+        done = subprocess.run(
+            ["java", "-Djna.library.path=" + os.environ["MEDGATE_BINDINGS"], "-cp", classpath, "KotlinSmokeKt",
+             self.medgate.server_url, self.medgate.gateway_url, APP, VERSION, MEASUREMENT],
+            capture_output=True, text=True, timeout=120,
+        )
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertIn("4 passed, 0 failed", done.stdout)
+
+    def test_android_as_the_glue_does_it_a_short_lived_attestation_key(self):
+        # On a phone the chain certifies a key made for this attestation, not the installation
+        # key (Keystore fixes the challenge when a key is made): the device and build are
+        # proven, the installation key's hardware is not.
+        signer = PythonSigner()
+        attestor = Attestor(self.medgate, PythonSigner())
+        granted = self.client(Method.ANDROID_KEY_ATTESTATION, signer, attestor).attest()
+        self.assertEqual(
+            (granted.decision, granted.integrity_level, granted.hardware_key), ("allow", "hardware", False)
+        )
 
     def test_the_callbacks_can_run_on_several_threads(self):
         signer = PythonSigner()

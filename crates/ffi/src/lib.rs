@@ -121,8 +121,8 @@ fn config_error(reason: impl std::fmt::Display) -> MedgateError {
     }
 }
 
-/// How to reach medgate and who this app is.
-#[derive(Debug, Clone, uniffi::Record)]
+/// How to reach medgate and who this app is. (No `Debug`: the enrolment code is a secret.)
+#[derive(Clone, uniffi::Record)]
 pub struct MedgateConfig {
     /// The control plane, e.g. `http://10.0.2.2:8700` (plain HTTP for now; see the README).
     pub server_url: String,
@@ -193,12 +193,11 @@ pub struct PreparedAttestation {
 }
 
 impl PreparedAttestation {
-    fn challenge(&self) -> Result<Challenge, MedgateError> {
-        let binding = self
-            .binding
-            .as_slice()
-            .try_into()
-            .map_err(|_| config_error("a prepared attestation's binding is 32 bytes"))?;
+    /// The challenge, with the binding computed again for this client's key (what the app
+    /// hands back is not trusted to be it).
+    fn challenge(&self, key: &dyn medgate_sdk::signer::Signer) -> Result<Challenge, MedgateError> {
+        let binding = medgate_sdk::evidence::platform_binding(key, &self.challenge)
+            .ok_or_else(|| config_error("the prepared challenge is not one medgate issued"))?;
         Ok(Challenge {
             value: self.challenge.clone(),
             binding,
@@ -346,6 +345,13 @@ impl MedgateClient {
         self.client.app_attest_key()
     }
 
+    /// Forgets the App Attest key when the platform says it is invalid (`DCError.invalidKey`:
+    /// the app was reinstalled or the device restored): the next attestation attests a new
+    /// key, which replaces the old one on the server.
+    pub fn forget_app_attest_key(&self) {
+        self.client.forget_app_attest_key();
+    }
+
     /// The App Attest key this installation attested in an earlier run (the app keeps its
     /// key id), so that attestations from now on are assertions with it.
     pub fn restore_app_attest_key(&self, key_id: Vec<u8>) {
@@ -469,7 +475,7 @@ impl MedgateClient {
         platform: PlatformEvidence,
     ) -> Result<Attestation, MedgateError> {
         boundary(|| {
-            let challenge = prepared.challenge()?;
+            let challenge = prepared.challenge(self.client.key())?;
             let attestation = self
                 .runtime
                 .block_on(self.client.attest_platform(&challenge, &platform, None))?;

@@ -32,9 +32,19 @@ pub(crate) struct ForeignSigner(pub Arc<dyn InstallationSigner>);
 
 impl PlatformSign for ForeignSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
-        self.0
-            .sign(message.to_vec())
-            .map_err(|error| error.to_string())
+        self.0.sign(message.to_vec()).map_err(reason)
+    }
+}
+
+/// The app's own words for a failure it raised.
+fn reason(error: MedgateError) -> String {
+    match error {
+        MedgateError::Config { reason }
+        | MedgateError::Network { reason }
+        | MedgateError::Protocol { reason }
+        | MedgateError::Platform { reason }
+        | MedgateError::Internal { reason } => reason,
+        refused @ MedgateError::Refused { .. } => refused.to_string(),
     }
 }
 
@@ -91,8 +101,9 @@ pub enum PlatformStep {
     PlayIntegrity { request_hash: String },
 }
 
-/// The platform's answer to a [`PlatformStep`], as its API returned it.
-#[derive(Debug, Clone, uniffi::Enum)]
+/// The platform's answer to a [`PlatformStep`], as its API returned it. (No `Debug`: a Play
+/// Integrity token is not for logs.)
+#[derive(Clone, uniffi::Enum)]
 pub enum PlatformStatement {
     /// The attested key's certificate chain, leaf first, DER.
     AndroidKeyAttestation {
@@ -148,7 +159,7 @@ impl PlatformAttester for ForeignAttestor {
                 request_hash: request_hash.clone(),
             },
         };
-        let statement = self.0.attest(step).map_err(|error| error.to_string())?;
+        let statement = self.0.attest(step).map_err(reason)?;
         Ok(statement.into())
     }
 }

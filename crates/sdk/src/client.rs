@@ -31,6 +31,9 @@ use crate::{Now, system_now};
 /// The largest response body the client reads.
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 
+/// How long the app's platform step may take: a challenge is good for a minute.
+const PLATFORM_STEP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where the client talks to and who it is.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -284,6 +287,12 @@ impl MedgateClient {
         standing.app_attest_key = Some(key_id);
     }
 
+    /// Forgets the App Attest key (the platform says it is invalid: the app was restored or
+    /// reinstalled), so that the next attestation attests a new key, which replaces it.
+    pub fn forget_app_attest_key(&self) {
+        lock(&self.standing).app_attest_key = None;
+    }
+
     /// How the next attestation (and every refresh) is made.
     pub fn attestation_method(&self) -> AttestationMethod {
         lock(&self.standing).method
@@ -471,6 +480,14 @@ impl MedgateClient {
         enrolment_code: Option<String>,
     ) -> Result<Attestation, ClientError> {
         let mut cached = self.token.lock().await;
+        if matches!(platform, PlatformEvidence::Sdk { .. })
+            && self.attestation_method() != AttestationMethod::Sdk
+        {
+            return Err(ClientError::Platform {
+                method: self.attestation_method(),
+                reason: "a client that attests with hardware does not send SDK evidence".into(),
+            });
+        }
         self.detect_for_attestation().await;
         if enrolment_code.is_some() {
             lock(&self.standing).enrolment_code = enrolment_code;
@@ -512,12 +529,14 @@ impl MedgateClient {
             .attester
             .clone()
             .ok_or_else(|| failed("the app gave the client no platform attester"))?;
-        let (step, answer) = tokio::task::spawn_blocking(move || {
+        let work = tokio::task::spawn_blocking(move || {
             let answer = attester.attest(&step);
             (step, answer)
-        })
-        .await
-        .map_err(|_| failed("the platform attester panicked"))?;
+        });
+        let (step, answer) = tokio::time::timeout(PLATFORM_STEP_TIMEOUT, work)
+            .await
+            .map_err(|_| failed("the platform step took longer than a challenge lives"))?
+            .map_err(|_| failed("the platform attester panicked"))?;
         let statement = answer.map_err(|reason| failed(&reason))?;
         if !step.answered_by(&statement) {
             return Err(failed(
@@ -576,11 +595,15 @@ impl MedgateClient {
         Ok((attestation, granted.access_token))
     }
 
-    /// After a grant: the method that earned it is the one to refresh with, an App Attest key
-    /// just attested signs the assertions from now on, and the enrolment code is spent.
+    /// After a grant: the method that earned it is the one to refresh with (a hardware method
+    /// is never given up for SDK evidence), an App Attest key just attested signs the
+    /// assertions from now on, and the enrolment code is spent.
     fn granted(&self, platform: &PlatformEvidence) {
         let mut standing = lock(&self.standing);
-        standing.method = AttestationMethod::of(platform);
+        let method = AttestationMethod::of(platform);
+        if method != AttestationMethod::Sdk {
+            standing.method = method;
+        }
         if let PlatformEvidence::AppleAttestation { key_id, .. } = platform {
             standing.app_attest_key = Some(key_id.clone());
         }

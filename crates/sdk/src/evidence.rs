@@ -25,8 +25,9 @@ pub struct AppIdentity {
     pub binary_sha256: String,
 }
 
-/// The platform's statement, as the platform API returned it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The platform's statement, as the platform API returned it. Its `Debug` names the platform
+/// and the sizes only: a Play Integrity token is not for logs.
+#[derive(Clone, PartialEq, Eq)]
 pub enum PlatformEvidence {
     /// medgate's software evidence: the binary's measurement.
     Sdk { binary_sha256: String },
@@ -43,6 +44,30 @@ pub enum PlatformEvidence {
     AndroidKeyAttestation { certificate_chain: Vec<Vec<u8>> },
     /// A Play Integrity token.
     PlayIntegrity { token: String },
+}
+
+impl std::fmt::Debug for PlatformEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlatformEvidence::Sdk { binary_sha256 } => {
+                write!(f, "Sdk {{ binary_sha256: {binary_sha256} }}")
+            }
+            PlatformEvidence::AppleAttestation {
+                attestation_object, ..
+            } => write!(f, "AppleAttestation({} bytes)", attestation_object.len()),
+            PlatformEvidence::AppleAssertion { assertion, .. } => {
+                write!(f, "AppleAssertion({} bytes)", assertion.len())
+            }
+            PlatformEvidence::AndroidKeyAttestation { certificate_chain } => write!(
+                f,
+                "AndroidKeyAttestation({} certificates)",
+                certificate_chain.len()
+            ),
+            PlatformEvidence::PlayIntegrity { token } => {
+                write!(f, "PlayIntegrity({} bytes)", token.len())
+            }
+        }
+    }
 }
 
 impl PlatformEvidence {

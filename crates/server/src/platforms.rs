@@ -131,12 +131,10 @@ pub(crate) async fn check(
             let policy: ApplePolicy =
                 policy(state, app, medgate_proto::wire::platform::APPLE_APP_ATTEST).await?;
             let binding = binding()?;
+            // A new attestation object for an installation that has a key replaces it (the app
+            // was reinstalled, or lost the key id with an answer it never read): it is as fresh
+            // and as bound to this key as a first one.
             let installation = evidence.installation_id().as_str();
-            if state.store.apple_key(installation).await?.is_some() {
-                return Err(invalid(
-                    "this installation already has an App Attest key; send an assertion",
-                ));
-            }
             // Step 2.
             let decoded = DecodedAttestation::decode(object).map_err(invalid)?;
             let candidates: Vec<&str> = match app_id {
@@ -400,20 +398,30 @@ async fn finish(
         None => None,
         Some(code) => {
             let hash = enrolment_hash(code);
-            let usable = allow_enrolment
-                && state
-                    .store
-                    .enrolment(&hash)
-                    .await?
-                    .is_some_and(|enrolment| {
-                        enrolment.app_id == app.id
-                            && enrolment.used_at.is_none()
-                            && now < enrolment.expires_at
-                    });
-            if !usable {
-                return Err(rejected(Reason::EnrolmentInvalid, None));
+            let stored = state
+                .store
+                .enrolment(&hash)
+                .await?
+                .filter(|enrolment| allow_enrolment && enrolment.app_id == app.id);
+            let installation = evidence.installation_id().as_str();
+            match stored {
+                // This installation spent the code already (its answer may have been lost):
+                // it is enrolled, and the code has nothing more to claim.
+                Some(enrolment)
+                    if enrolment.revoked_at.is_none()
+                        && enrolment.installation_id.as_deref() == Some(installation) =>
+                {
+                    None
+                }
+                Some(enrolment)
+                    if enrolment.used_at.is_none()
+                        && enrolment.revoked_at.is_none()
+                        && now < enrolment.expires_at =>
+                {
+                    Some(hash)
+                }
+                _ => return Err(rejected(Reason::EnrolmentInvalid, None)),
             }
-            Some(hash)
         }
     };
     let enrolled: Vec<BuildIdentity> = state

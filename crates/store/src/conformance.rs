@@ -702,11 +702,6 @@ pub async fn apple_counters_only_grow(store: Arc<impl Store>) {
         GrantOutcome::Recorded
     );
     assert_eq!(
-        grant_apple_key(&*store, &apple_key("inst-1", 2)).await,
-        GrantOutcome::AppleKeyTaken,
-        "one key per installation"
-    );
-    assert_eq!(
         grant_apple_key(&*store, &apple_key("inst-2", 1)).await,
         GrantOutcome::AppleKeyTaken,
         "one installation per key id"
@@ -732,6 +727,20 @@ pub async fn apple_counters_only_grow(store: Arc<impl Store>) {
     );
     assert!(store.advance_apple_counter("inst-1", 7).await.unwrap());
     assert_eq!(store.apple_key("inst-1").await.unwrap().unwrap().counter, 7);
+    // A new key attested for the installation replaces the old one, counter and all; the old
+    // key id is then free.
+    assert_eq!(
+        grant_apple_key(&*store, &apple_key("inst-1", 2)).await,
+        GrantOutcome::Recorded
+    );
+    assert_eq!(
+        store.apple_key("inst-1").await.unwrap(),
+        Some(apple_key("inst-1", 2))
+    );
+    assert_eq!(
+        grant_apple_key(&*store, &apple_key("inst-2", 1)).await,
+        GrantOutcome::Recorded
+    );
     assert!(!store.advance_apple_counter("nobody", 9).await.unwrap());
     // Integrity facts are kept with the installation.
     let mut hardware = attestation("inst-3", 2, Decision::Allow, vec![]);
@@ -994,9 +1003,16 @@ pub async fn a_refused_grant_writes_nothing(store: Arc<impl Store>) {
     let code = store.enrolment("code").await.unwrap().unwrap();
     assert_eq!((code.used_at, code.installation_id), (None, None));
     // A known installation whose grant is refused keeps its earlier record.
+    assert_eq!(
+        grant_apple_key(&*store, &apple_key("inst-3", 3)).await,
+        GrantOutcome::Recorded
+    );
     let before = store.get_installation("inst-1").await.unwrap();
     let mut again = grant("inst-1", 3);
-    again.apple_key = Some(apple_key("inst-1", 2));
+    again.apple_key = Some(AppleKeyRecord {
+        key_id: vec![3; 32],
+        ..apple_key("inst-1", 2)
+    });
     assert_eq!(
         store.record_grant(&again).await.unwrap(),
         GrantOutcome::AppleKeyTaken

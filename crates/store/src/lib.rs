@@ -129,7 +129,7 @@ pub struct EnrolmentRevocation {
 pub struct GrantWrites {
     /// The installation and the decision.
     pub record: AttestationRecord,
-    /// A newly attested App Attest key (counter 0).
+    /// A newly attested App Attest key (counter 0), replacing the installation's earlier one.
     pub apple_key: Option<AppleKeyRecord>,
     /// An enrolment code (by hash) claimed for the build identity the platform proved.
     pub enrolment: Option<EnrolmentClaim>,
@@ -146,7 +146,7 @@ pub struct EnrolmentClaim {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantOutcome {
     Recorded,
-    /// The installation already has an App Attest key, or another installation has this key id.
+    /// Another installation has this App Attest key id.
     AppleKeyTaken,
     /// The enrolment code is used, expired, revoked, unknown or another app's.
     EnrolmentUnavailable,

@@ -172,8 +172,10 @@ async fn app_attest_first_contact_then_assertions_with_a_growing_counter() {
         reasons(client.attest_platform(&second, &evidence, None).await),
         [Reason::EvidenceInvalid]
     );
-    // A second attestation object for the same installation is refused.
-    let (again, _) = apple_attest(
+    // A new attestation object for the same installation (a reinstalled app, a key id lost
+    // with an unread answer) replaces its key: the old key's assertions are refused from
+    // then on, and the new key's counter starts again.
+    let (again, replacement) = apple_attest(
         &stack,
         &client,
         APPLE_APP_ID,
@@ -182,7 +184,21 @@ async fn app_attest_first_contact_then_assertions_with_a_growing_counter() {
         None,
     )
     .await;
-    assert_eq!(reasons(again), [Reason::EvidenceInvalid]);
+    assert_eq!(again.unwrap().decision, Decision::Allow);
+    assert_eq!(reasons(assert_with(10).await), [Reason::EvidenceInvalid]);
+    let challenge = client.challenge().await.unwrap();
+    let evidence = PlatformEvidence::AppleAssertion {
+        key_id: replacement.key_id.to_vec(),
+        assertion: replacement.assert(APPLE_APP_ID, &challenge.binding, 1),
+    };
+    assert_eq!(
+        client
+            .attest_platform(&challenge, &evidence, None)
+            .await
+            .unwrap()
+            .decision,
+        Decision::Allow
+    );
 }
 
 /// A stored App Attest key whose environment is neither production nor development (an

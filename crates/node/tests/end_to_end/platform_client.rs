@@ -142,6 +142,23 @@ async fn app_attest_refreshes_by_assertion_when_the_token_nears_expiry() {
         PlatformStep::AppAttestAssertion { key_id: id, .. } if id[..] == key_id[..])));
     assert_eq!(steps.len(), 3);
     assert_eq!(client.app_attest_key(), Some(key_id.to_vec()));
+    // A hardware client does not send SDK evidence, even when asked to by hand.
+    let challenge = client.challenge().await.unwrap();
+    let sdk = PlatformEvidence::Sdk {
+        binary_sha256: crate::common::MEASUREMENT.into(),
+    };
+    assert!(matches!(
+        client.attest_platform(&challenge, &sdk, None).await,
+        Err(ClientError::Platform { .. })
+    ));
+    // The platform says the key is gone: the client attests a new one, which replaces it.
+    client.forget_app_attest_key();
+    client.attest().await.unwrap();
+    assert!(matches!(
+        phone.steps().last(),
+        Some(PlatformStep::AppAttestKey { .. })
+    ));
+    assert_ne!(client.app_attest_key(), Some(key_id.to_vec()));
 }
 
 #[tokio::test]

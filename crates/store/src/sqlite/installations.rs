@@ -305,11 +305,16 @@ fn upsert_installation(conn: &Connection, record: &AttestationRecord) -> Result<
     Ok(())
 }
 
-/// Stores a newly attested App Attest key; `Conflict` if the installation or the key id has one.
+/// Stores a newly attested App Attest key, replacing the installation's earlier one;
+/// `Conflict` if another installation has this key id.
 fn insert_apple_key(conn: &Connection, key: &AppleKeyRecord) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO apple_keys (installation_id, key_id, app_id, public_key, environment, counter, receipt, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (installation_id) DO UPDATE SET
+           key_id = excluded.key_id, app_id = excluded.app_id, public_key = excluded.public_key,
+           environment = excluded.environment, counter = excluded.counter,
+           receipt = excluded.receipt, created_at = excluded.created_at",
         params![key.installation_id, key.key_id, key.app_id, key.public_key, key.environment, key.counter, key.receipt, key.created_at.secs()],
     )
     .map_err(|e| match &e {
