@@ -307,6 +307,32 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
         identity: identity.clone(),
         ..record(&evidence, now, grant.decision(), grant.reasons())
     };
+    // A token for what was granted (signing is pure: nothing is stored or sent yet).
+    let jti = random_b64(16).ok_or(Refusal::Internal)?;
+    let key = state.keys.read().active();
+    let params = IssueParams {
+        issuer: &state.params.issuer,
+        audience: &state.params.audience,
+        ttl_secs: state.params.token_ttl_secs,
+        jti: &jti,
+    };
+    let issued = token::issue(&grant, &key, &params, now).map_err(|error| {
+        tracing::error!(%error, "token signing failed");
+        Refusal::Internal
+    })?;
+    let mut entry = decision_entry(
+        &evidence,
+        now,
+        grant.decision(),
+        grant.reasons(),
+        Some((&jti, key.kid())),
+    );
+    entry.detail["integrity_level"] = grant.integrity_level().as_str().into();
+    entry.detail["hardware_key"] = grant.hardware_key().into();
+    if let Some(identity) = &identity {
+        entry.detail["identity"] = identity.as_str().into();
+        entry.detail["enrolled_now"] = platform.enrolment.is_some().into();
+    }
     let writes = GrantWrites {
         record,
         apple_key: platform.apple_key.clone(),
@@ -316,13 +342,15 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
                 identity,
             },
         ),
+        audit: entry,
     };
-    // All of it commits, or none: a key or code another attestation took meanwhile leaves
-    // no trace of this grant.
+    // All of it commits, with the decision's audit entry, or none: a key or code another
+    // attestation took meanwhile leaves no trace of this grant, and the token is not handed
+    // out unless its grant was recorded.
     match state.store.record_grant(&writes).await? {
         GrantOutcome::Recorded => {}
         GrantOutcome::AppleKeyTaken => {
-            let detail = "this App Attest key or installation is already registered".to_string();
+            let detail = "this App Attest key is registered to another installation".to_string();
             return reject(
                 state,
                 &evidence,
@@ -345,37 +373,10 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
             .await;
         }
     }
-    // A token for what was granted.
-    let jti = random_b64(16).ok_or(Refusal::Internal)?;
-    let key = state.keys.read().active();
-    let params = IssueParams {
-        issuer: &state.params.issuer,
-        audience: &state.params.audience,
-        ttl_secs: state.params.token_ttl_secs,
-        jti: &jti,
-    };
-    let issued = token::issue(&grant, &key, &params, now).map_err(|error| {
-        tracing::error!(%error, "token signing failed");
-        Refusal::Internal
-    })?;
     state.metrics.attestation(
         grant.decision().as_str(),
         grant.reasons().iter().map(|r| r.as_str()),
     );
-    let mut entry = decision_entry(
-        &evidence,
-        now,
-        grant.decision(),
-        grant.reasons(),
-        Some((&jti, key.kid())),
-    );
-    entry.detail["integrity_level"] = grant.integrity_level().as_str().into();
-    entry.detail["hardware_key"] = grant.hardware_key().into();
-    if let Some(identity) = &identity {
-        entry.detail["identity"] = identity.as_str().into();
-        entry.detail["enrolled_now"] = platform.enrolment.is_some().into();
-    }
-    state.audit.write(entry).await?;
     tracing::info!(
         installation = medgate_proto::redact::short(grant.installation_id().as_str()),
         app = grant.app_id(),

@@ -135,6 +135,11 @@ fn grant(id: &str, offset: i64) -> GrantWrites {
         record: attestation(id, offset, Decision::Allow, vec![]),
         apple_key: None,
         enrolment: None,
+        audit: NewAuditEntry {
+            kind: "attestation.decision".into(),
+            subject: id.into(),
+            ..change()
+        },
     }
 }
 
@@ -1002,6 +1007,16 @@ pub async fn a_refused_grant_writes_nothing(store: Arc<impl Store>) {
     assert_eq!(store.get_installation("inst-2").await.unwrap(), None);
     let code = store.enrolment("code").await.unwrap().unwrap();
     assert_eq!((code.used_at, code.installation_id), (None, None));
+    // The granted one's decision is in the log; the refused one's is not.
+    let subjects: Vec<String> = store
+        .audit_entries(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.kind == "attestation.decision")
+        .map(|entry| entry.subject)
+        .collect();
+    assert_eq!(subjects, ["inst-1"]);
     // A known installation whose grant is refused keeps its earlier record.
     assert_eq!(
         grant_apple_key(&*store, &apple_key("inst-3", 3)).await,

@@ -133,6 +133,8 @@ pub struct GrantWrites {
     pub apple_key: Option<AppleKeyRecord>,
     /// An enrolment code (by hash) claimed for the build identity the platform proved.
     pub enrolment: Option<EnrolmentClaim>,
+    /// The decision's audit entry: a grant is never stored without it.
+    pub audit: NewAuditEntry,
 }
 
 /// An enrolment code to claim with a grant.
@@ -295,8 +297,9 @@ pub trait InstallationStore: Send + Sync {
     /// Creates or updates the installation with the outcome of an attestation (a refusal;
     /// a grant goes through [`Store::record_grant`]).
     async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError>;
-    /// A grant's writes in one transaction: the installation, a new App Attest key and an
-    /// enrolment claim commit together, or (any outcome but `Recorded`, or an error) none does.
+    /// A grant's writes in one transaction: the installation, a new App Attest key, an
+    /// enrolment claim and the decision's audit entry commit together, or (any outcome but
+    /// `Recorded`, or an error) none does.
     async fn record_grant(&self, grant: &GrantWrites) -> Result<GrantOutcome, StoreError>;
     /// Revokes and appends to the revocation feed. Returns false if it was already revoked.
     /// The audit detail gains `newly_revoked`.

@@ -68,6 +68,7 @@ impl InstallationStore for SqliteStore {
             {
                 return Ok(GrantOutcome::EnrolmentUnavailable);
             }
+            append_entries(&tx, std::slice::from_ref(&grant.audit))?;
             tx.commit().map_err(backend)?;
             Ok(GrantOutcome::Recorded)
         })
