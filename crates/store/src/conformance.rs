@@ -109,7 +109,7 @@ fn release(version: &str, hash: &str) -> Release {
     }
 }
 
-fn attestation(
+pub fn attestation(
     id: &str,
     offset: i64,
     decision: Decision,

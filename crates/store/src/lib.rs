@@ -22,6 +22,9 @@
 //!   sequence value still in flight, or takes the feed's lock for each append.
 
 pub mod audit;
+mod columns;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod seal;
 pub mod sqlite;
 

@@ -168,12 +168,7 @@ fn app_from_row(row: &Row<'_>) -> rusqlite::Result<(String, UnixTime, String)> {
 }
 
 fn decode_app((id, created_at, body): (String, UnixTime, String)) -> Result<App, StoreError> {
-    let policy = serde_json::from_str(&body).map_err(corrupt("app policy"))?;
-    Ok(App {
-        id,
-        policy,
-        created_at,
-    })
+    columns::app(id, created_at, &body)
 }
 
 fn release_from_row(row: &Row<'_>) -> rusqlite::Result<Release> {

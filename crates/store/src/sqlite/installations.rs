@@ -211,22 +211,7 @@ impl InstallationStore for SqliteStore {
             .await?;
         rows.into_iter()
             .map(|(seq, kind, app_id, subject, at)| {
-                let target = match kind.as_str() {
-                    "installation" => RevocationTarget::Installation {
-                        app_id,
-                        installation_id: subject,
-                    },
-                    "release" => RevocationTarget::Release {
-                        app_id,
-                        version: subject,
-                    },
-                    other => {
-                        return Err(StoreError::Corrupt(format!(
-                            "unknown revocation kind {other:?}"
-                        )));
-                    }
-                };
-                Ok(Revocation { seq, target, at })
+                columns::revocation(seq, &kind, app_id, subject, at)
             })
             .collect()
     }
@@ -257,17 +242,9 @@ fn installation_from_row(row: &Row<'_>) -> rusqlite::Result<InstallationRow> {
 }
 
 fn decode_installation(
-    (mut installation, decision, reasons, level): InstallationRow,
+    (installation, decision, reasons, level): InstallationRow,
 ) -> Result<Installation, StoreError> {
-    installation.integrity_level = level
-        .map(|level| serde_json::from_value(serde_json::Value::String(level)))
-        .transpose()
-        .map_err(corrupt("integrity level"))?;
-    installation.last_decision = Decision::from_name(&decision)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown decision {decision:?}")))?;
-    installation.last_reasons =
-        serde_json::from_str(&reasons).map_err(corrupt("installation reasons"))?;
-    Ok(installation)
+    columns::installation(installation, &decision, &reasons, level)
 }
 
 /// Creates or updates the installation with an attestation's outcome.

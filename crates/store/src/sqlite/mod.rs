@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::audit::{self, AuditEntry, NewAuditEntry};
+use crate::columns::{self, corrupt};
 use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, Enrolment,
     EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation,
@@ -190,10 +191,6 @@ fn optional_time(row: &Row<'_>, column: &str) -> rusqlite::Result<Option<UnixTim
     Ok(row.get::<_, Option<i64>>(column)?.map(UnixTime::from_secs))
 }
 
-fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
-    move |e| StoreError::Corrupt(format!("{what}: {e}"))
-}
-
 const INSTALLATION_COLUMNS: &str = "id, app_id, platform, app_version, first_seen, last_seen, last_decision, last_reasons, revoked_at, integrity_level, hardware_key, identity";
 
 const ENROLMENT_COLUMNS: &str =
@@ -204,13 +201,7 @@ fn append_revocation(
     target: &RevocationTarget,
     at: UnixTime,
 ) -> Result<(), StoreError> {
-    let (kind, app_id, subject) = match target {
-        RevocationTarget::Installation {
-            app_id,
-            installation_id,
-        } => ("installation", app_id, installation_id),
-        RevocationTarget::Release { app_id, version } => ("release", app_id, version),
-    };
+    let (kind, app_id, subject) = columns::revocation_columns(target);
     tx.execute(
         "INSERT INTO revocations (kind, app_id, subject, at) VALUES (?1, ?2, ?3, ?4)",
         params![kind, app_id, subject, at.secs()],

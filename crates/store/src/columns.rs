@@ -1,0 +1,75 @@
+//! How stored columns decode, for every backend: JSON documents, names and revocation kinds.
+//! A value that does not decode is `Corrupt` (the database was edited or damaged).
+
+use medgate_proto::wire::Decision;
+use medgate_verify::UnixTime;
+
+use crate::{App, Installation, Revocation, RevocationTarget, StoreError};
+
+pub(crate) fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// An app from its row and its policy document.
+pub(crate) fn app(id: String, created_at: UnixTime, body: &str) -> Result<App, StoreError> {
+    Ok(App {
+        id,
+        policy: serde_json::from_str(body).map_err(corrupt("app policy"))?,
+        created_at,
+    })
+}
+
+/// An installation whose decision, reasons and integrity level are still as stored.
+pub(crate) fn installation(
+    mut installation: Installation,
+    decision: &str,
+    reasons: &str,
+    level: Option<String>,
+) -> Result<Installation, StoreError> {
+    installation.integrity_level = level
+        .map(|level| serde_json::from_value(serde_json::Value::String(level)))
+        .transpose()
+        .map_err(corrupt("integrity level"))?;
+    installation.last_decision = Decision::from_name(decision)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown decision {decision:?}")))?;
+    installation.last_reasons =
+        serde_json::from_str(reasons).map_err(corrupt("installation reasons"))?;
+    Ok(installation)
+}
+
+/// A revocation feed row.
+pub(crate) fn revocation(
+    seq: i64,
+    kind: &str,
+    app_id: String,
+    subject: String,
+    at: UnixTime,
+) -> Result<Revocation, StoreError> {
+    let target = match kind {
+        "installation" => RevocationTarget::Installation {
+            app_id,
+            installation_id: subject,
+        },
+        "release" => RevocationTarget::Release {
+            app_id,
+            version: subject,
+        },
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "unknown revocation kind {other:?}"
+            )));
+        }
+    };
+    Ok(Revocation { seq, target, at })
+}
+
+/// The (kind, app, subject) columns of a revocation.
+pub(crate) fn revocation_columns(target: &RevocationTarget) -> (&'static str, &str, &str) {
+    match target {
+        RevocationTarget::Installation {
+            app_id,
+            installation_id,
+        } => ("installation", app_id, installation_id),
+        RevocationTarget::Release { app_id, version } => ("release", app_id, version),
+    }
+}
