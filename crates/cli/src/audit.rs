@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use clap::Subcommand;
-use medgate_store::AuditStore;
-use medgate_store::sqlite::{FILE_NAME, SqliteStore};
+use medgate_store::Store;
+use medgate_store::sqlite::FILE_NAME;
 
 use crate::{Failure, load_config};
 
@@ -68,16 +68,16 @@ pub(crate) async fn run(config: Option<&Path>, command: AuditCommand) -> Result<
                 }
                 (None, None) => None,
             };
-            verify(&open_store(config)?, json, expected).await
+            verify(&*open_store(config).await?, json, expected).await
         }
         AuditCommand::Prune {
             checkpoint,
             checkpoint_key,
         } => {
-            let store = open_store(config)?;
+            let store = open_store(config).await?;
             let signed = checkpoint_head(&checkpoint, Some(&checkpoint_key))?;
             // Only a checkpoint of this very chain may anchor what remains.
-            match medgate_store::audit_chain_report(&store, Some(signed.hash())).await? {
+            match medgate_store::audit_chain_report(&*store, Some(signed.hash())).await? {
                 Ok(report) if report.contains_expected => {}
                 Ok(_) => {
                     return Err(Failure::Refused(anyhow!(
@@ -102,23 +102,28 @@ pub(crate) async fn run(config: Option<&Path>, command: AuditCommand) -> Result<
     }
 }
 
-fn open_store(config: Option<&Path>) -> Result<SqliteStore, Failure> {
+/// The store the config names; an embedded database that is not there yet is an error (not
+/// a new, empty one).
+async fn open_store(config: Option<&Path>) -> Result<std::sync::Arc<dyn Store>, Failure> {
     let config = load_config(config)?;
-    let database = config.server.data_dir.join(FILE_NAME);
-    if !database.exists() {
-        return Err(Failure::Usage(anyhow!(
-            "no medgate database at {}",
-            database.display()
-        )));
+    let location = config
+        .store_location()
+        .map_err(|e| Failure::Usage(e.into()))?;
+    if let medgate_node::config::StoreLocation::Sqlite(dir) = &location {
+        let database = dir.join(FILE_NAME);
+        if !database.exists() {
+            return Err(Failure::Usage(anyhow!(
+                "no medgate database at {}",
+                database.display()
+            )));
+        }
     }
-    SqliteStore::open(&config.server.data_dir).map_err(|e| Failure::Usage(e.into()))
+    medgate_node::open_store(&config)
+        .await
+        .map_err(|e| Failure::Usage(e.into()))
 }
 
-async fn verify(
-    store: &SqliteStore,
-    json: bool,
-    expected: Option<[u8; 32]>,
-) -> Result<(), Failure> {
+async fn verify(store: &dyn Store, json: bool, expected: Option<[u8; 32]>) -> Result<(), Failure> {
     match medgate_store::audit_chain_report(store, expected).await? {
         Ok(report) => {
             let found = report.contains_expected;

@@ -52,6 +52,9 @@ enum Command {
     /// Run the SDK's runtime threat detectors against this process and print the signals
     /// (exit 1 when the last pass saw a threat).
     Selfcheck(selfcheck::SelfcheckArgs),
+    /// Apply the store's pending schema migrations (`[store] url`; a node also does at start)
+    /// and exit.
+    Migrate,
 }
 
 /// A failure and the exit code it deserves.
@@ -85,6 +88,27 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
+}
+
+async fn migrate(config_path: Option<&Path>) -> Result<(), Failure> {
+    let config = load_config(config_path)?;
+    let location = config
+        .store_location()
+        .map_err(|e| Failure::Usage(e.into()))?;
+    if let medgate_node::config::StoreLocation::Sqlite(dir) = &location {
+        medgate_store::sqlite::create_private_dir(dir).map_err(|e| Failure::Usage(e.into()))?;
+    }
+    medgate_node::open_store(&config)
+        .await
+        .map_err(|e| Failure::Usage(e.into()))?;
+    println!(
+        "the store is at the current schema ({})",
+        match location {
+            medgate_node::config::StoreLocation::Sqlite(_) => "SQLite",
+            medgate_node::config::StoreLocation::Postgres(_) => "PostgreSQL",
+        }
+    );
+    Ok(())
 }
 
 async fn serve(config_path: Option<&Path>) -> Result<(), Failure> {
@@ -165,6 +189,7 @@ async fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args).await,
         Command::Inspect { command } => inspect::run(command).await,
         Command::Selfcheck(args) => selfcheck::run(args).await,
+        Command::Migrate => migrate(config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

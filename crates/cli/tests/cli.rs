@@ -380,3 +380,17 @@ fn configuration_errors_exit_2_with_the_reason() {
     assert_eq!(no_token.status.code(), Some(2));
     assert!(stderr(&no_token).contains("cannot read the admin token"));
 }
+
+#[test]
+fn migrate_applies_the_schema_and_a_bad_store_url_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = loopback_config(dir.path(), "");
+    let migrated = run(medgate().arg("--config").arg(&config).arg("migrate"));
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    assert!(stdout(&migrated).contains("current schema (SQLite)"));
+    assert!(dir.path().join("data/medgate.db").exists());
+    let bad = loopback_config(dir.path(), "[store]\nurl = \"mysql://db\"\n");
+    let refused = run(medgate().arg("--config").arg(&bad).arg("migrate"));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("store.url"), "{}", stderr(&refused));
+}

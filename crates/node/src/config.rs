@@ -39,6 +39,56 @@ pub struct Config {
     pub attestation: AttestationConfig,
     pub admin: AdminConfig,
     pub audit: AuditConfig,
+    pub store: StoreConfig,
+}
+
+/// Where state lives (`[store]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://user@host:port/database` for several nodes on one database, or
+    /// `sqlite://DIR` for the embedded file in DIR; none: SQLite in `server.data_dir`.
+    pub url: Option<String>,
+    /// PostgreSQL connections per node.
+    pub pool_size: usize,
+    /// PostgreSQL's `statement_timeout` for every statement.
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub statement_timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            pool_size: 16,
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The backend a `[store] url` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Config {
+    /// Where the store is, from `[store] url` (default: SQLite in the data directory).
+    pub fn store_location(&self) -> Result<StoreLocation, ConfigError> {
+        match self.store.url.as_deref() {
+            None => Ok(StoreLocation::Sqlite(self.server.data_dir.clone())),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(StoreLocation::Postgres(url.to_string()))
+            }
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(dir) if !dir.is_empty() => Ok(StoreLocation::Sqlite(PathBuf::from(dir))),
+                _ => Err(ConfigError::Invalid(
+                    "store.url must be postgres://… or sqlite://DIR".into(),
+                )),
+            },
+        }
+    }
 }
 
 /// The audit log (`[audit]`).
@@ -84,6 +134,7 @@ impl Default for Config {
             attestation: AttestationConfig::default(),
             admin: AdminConfig::default(),
             audit: AuditConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -317,6 +368,12 @@ impl Config {
     /// Checks what the types cannot: `Node::start` calls it too, for configs built in code.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.attestation.validate()?;
+        self.store_location()?;
+        if self.store.pool_size == 0 {
+            return Err(ConfigError::Invalid(
+                "store.pool_size must be at least 1".into(),
+            ));
+        }
         self.server
             .connections
             .validate("server.connections")

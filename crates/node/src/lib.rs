@@ -28,8 +28,9 @@ use medgate_service::duration::secs;
 use medgate_service::listen;
 use medgate_service::metrics::Metrics;
 use medgate_service::{Clock, SystemClock};
+use medgate_store::postgres::{PostgresOptions, PostgresStore};
 use medgate_store::seal::{SealError, Sealer};
-use medgate_store::sqlite::{SqliteStore, create_private_file};
+use medgate_store::sqlite::{SqliteStore, create_private_dir, create_private_file};
 use medgate_store::{Store, StoreError};
 use medgate_verify::dpop::{self, ProofPolicy};
 use medgate_verify::evidence::EvidenceLimits;
@@ -41,6 +42,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt as _;
 
+use config::StoreLocation;
 pub use config::{Config, ConfigError};
 
 /// Proofs must be signed by the installation key a token is bound to, and installation keys
@@ -74,6 +76,23 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Opens the store `[store] url` names (applying pending migrations): SQLite in the data
+/// directory by default, or PostgreSQL.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, NodeError> {
+    Ok(match config.store_location()? {
+        StoreLocation::Sqlite(dir) => Arc::new(SqliteStore::open(&dir)?),
+        StoreLocation::Postgres(url) => Arc::new(
+            PostgresStore::open(&PostgresOptions {
+                url,
+                pool_size: config.store.pool_size,
+                statement_timeout_ms: u64::try_from(config.store.statement_timeout.as_millis())
+                    .unwrap_or(u64::MAX),
+            })
+            .await?,
+        ),
+    })
 }
 
 /// What the node needs besides its config file: secrets from the environment and a clock.
@@ -221,7 +240,8 @@ impl Node {
         }
 
         let data_dir = config.server.data_dir.clone();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir)?);
+        create_private_dir(&data_dir)?;
+        let store = open_store(&config).await?;
         ensure_admin_token(&data_dir, &*store).await?;
 
         let server_listener = bind(config.server.listen).await?;

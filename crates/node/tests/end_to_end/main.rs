@@ -12,3 +12,4 @@ mod hardening;
 mod hardware;
 mod interop;
 mod platform_client;
+mod postgres;

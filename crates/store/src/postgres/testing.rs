@@ -18,6 +18,13 @@ pub struct TestDatabase {
     name: String,
 }
 
+impl TestDatabase {
+    /// The test database's URL, for a node's `[store] url`.
+    pub fn url(&self) -> String {
+        with_database(&self.server, &self.name).unwrap_or_default()
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let (server, name) = (self.server.clone(), self.name.clone());
