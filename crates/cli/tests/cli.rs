@@ -392,5 +392,9 @@ fn migrate_applies_the_schema_and_a_bad_store_url_is_a_usage_error() {
     let bad = loopback_config(dir.path(), "[store]\nurl = \"mysql://db\"\n");
     let refused = run(medgate().arg("--config").arg(&bad).arg("migrate"));
     assert_eq!(refused.status.code(), Some(2));
-    assert!(stderr(&refused).contains("store.url"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("store.url"),
+        "{}",
+        stderr(&refused)
+    );
 }

@@ -25,6 +25,20 @@ pub struct NewAuditEntry {
     pub detail: serde_json::Value,
 }
 
+impl NewAuditEntry {
+    /// This entry with `outcome`'s fields (what only the store learned) added to its detail,
+    /// when both are objects.
+    pub fn with_outcome(&self, outcome: Option<serde_json::Value>) -> NewAuditEntry {
+        let mut entry = self.clone();
+        if let (Some(detail), Some(serde_json::Value::Object(fields))) =
+            (entry.detail.as_object_mut(), outcome)
+        {
+            detail.extend(fields);
+        }
+        entry
+    }
+}
+
 /// A stored entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {

@@ -6,6 +6,19 @@ use medgate_verify::UnixTime;
 
 use crate::{App, Installation, Revocation, RevocationTarget, StoreError};
 
+/// How many of the `known` migrations a database has applied, refusing a schema newer than
+/// this medgate.
+pub(crate) fn applied_migrations(applied: i64, known: usize) -> Result<usize, StoreError> {
+    let applied = usize::try_from(applied)
+        .map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
+    if applied > known {
+        return Err(StoreError::Corrupt(format!(
+            "database schema v{applied} is newer than this medgate (v{known})"
+        )));
+    }
+    Ok(applied)
+}
+
 pub(crate) fn corrupt(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }

@@ -28,7 +28,7 @@ fn reasons(result: Result<medgate_sdk::client::Attestation, ClientError>) -> Vec
     }
 }
 
-async fn set_platform(stack: &Stack, platform: &str, policy: serde_json::Value) {
+pub(crate) async fn set_platform(stack: &Stack, platform: &str, policy: serde_json::Value) {
     stack
         .admin(
             Method::PUT,

@@ -15,6 +15,7 @@ use medgate_testkit::attestation::{
 };
 
 use crate::common::{APP, Stack};
+use crate::hardware::set_platform;
 
 const APPLE_APP_ID: &str = "ABCDE12345.org.example.cgm";
 const SIGNER: [u8; 32] = [0xab; 32];
@@ -91,17 +92,6 @@ impl PlatformAttester for Phone {
             PlatformStep::PlayIntegrity { .. } => return Err("no Play services here".into()),
         })
     }
-}
-
-async fn set_platform(stack: &Stack, platform: &str, policy: serde_json::Value) {
-    stack
-        .admin(
-            Method::PUT,
-            &format!("/v1/admin/apps/{APP}/platforms/{platform}"),
-            policy,
-        )
-        .await
-        .assert_status(StatusCode::OK);
 }
 
 fn with_phone(stack: &Stack, method: AttestationMethod) -> (MedgateClient, Arc<Phone>) {

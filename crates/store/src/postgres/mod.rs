@@ -161,14 +161,7 @@ impl PostgresStore {
             .await
             .map_err(backend)?
             .and_then(|row| row.get(0));
-        let applied = usize::try_from(applied.unwrap_or(0))
-            .map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
-        if applied > MIGRATIONS.len() {
-            return Err(StoreError::Corrupt(format!(
-                "database schema v{applied} is newer than this medgate (v{})",
-                MIGRATIONS.len()
-            )));
-        }
+        let applied = columns::applied_migrations(applied.unwrap_or(0), MIGRATIONS.len())?;
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
             tx.batch_execute(sql).await.map_err(backend)?;
             let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
@@ -234,13 +227,7 @@ async fn append_change(
     audit: &NewAuditEntry,
     outcome: Option<serde_json::Value>,
 ) -> Result<(), StoreError> {
-    let mut entry = audit.clone();
-    if let (Some(detail), Some(serde_json::Value::Object(fields))) =
-        (entry.detail.as_object_mut(), outcome)
-    {
-        detail.extend(fields);
-    }
-    append_entries(tx, std::slice::from_ref(&entry)).await
+    append_entries(tx, &[audit.with_outcome(outcome)]).await
 }
 
 /// Appends to the revocation feed under the feed's lock (values commit in order).

@@ -141,14 +141,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let applied: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(backend)?;
-    let applied = usize::try_from(applied)
-        .map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt(format!(
-            "database schema v{applied} is newer than this medgate (v{})",
-            MIGRATIONS.len()
-        )));
-    }
+    let applied = columns::applied_migrations(applied, MIGRATIONS.len())?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -259,13 +252,7 @@ fn append_change(
     audit: &NewAuditEntry,
     outcome: Option<serde_json::Value>,
 ) -> Result<(), StoreError> {
-    let mut entry = audit.clone();
-    if let (Some(detail), Some(serde_json::Value::Object(fields))) =
-        (entry.detail.as_object_mut(), outcome)
-    {
-        detail.extend(fields);
-    }
-    append_entries(tx, std::slice::from_ref(&entry))
+    append_entries(tx, &[audit.with_outcome(outcome)])
 }
 
 #[async_trait]
