@@ -413,22 +413,19 @@ async fn rotate_keys(
         tracing::error!(%error, "key rotation failed");
         ApiError::Internal
     };
-    let mut kind = None;
+    const ROTATE: &str = "admin.keys.rotate";
     let kid = keyring::add_key(&*state.store, &state.sealer, now, |kid| {
-        let rotation = change(
+        change(
             &state,
-            "admin.keys.rotate",
+            ROTATE,
             kid,
             serde_json::json!({"retired": previous}),
-        );
-        kind = Some(rotation.kind);
-        rotation.entry
+        )
+        .entry
     })
     .await
     .map_err(server_error)?;
-    if let Some(kind) = kind {
-        state.metrics.admin_change(kind);
-    }
+    state.metrics.admin_change(ROTATE);
     let ring = keyring::KeyRing::load(&*state.store, &state.sealer, now)
         .await
         .map_err(server_error)?;
