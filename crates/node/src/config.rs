@@ -407,6 +407,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_store_url_names_a_backend_or_is_refused() {
+        let location = |toml: &str| Config::from_toml(toml, "t").map(|c| c.store_location());
+        assert_eq!(
+            location("").unwrap().unwrap(),
+            StoreLocation::Sqlite(PathBuf::from("./medgate-data"))
+        );
+        assert_eq!(
+            location("[store]\nurl = \"sqlite:///var/lib/medgate\"\n")
+                .unwrap()
+                .unwrap(),
+            StoreLocation::Sqlite(PathBuf::from("/var/lib/medgate"))
+        );
+        assert_eq!(
+            location("[store]\nurl = \"postgres://medgate@db/medgate\"\npool_size = 4\n")
+                .unwrap()
+                .unwrap(),
+            StoreLocation::Postgres("postgres://medgate@db/medgate".into())
+        );
+        for bad in [
+            "[store]\nurl = \"mysql://db\"\n",
+            "[store]\nurl = \"sqlite://\"\n",
+            "[store]\npool_size = 0\n",
+        ] {
+            assert!(location(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn connection_limits_are_configurable_and_must_be_positive() {
         let config = Config::from_toml(
             "[server]\nbody_read_timeout = \"5s\"\n[server.connections]\nmax = 100\n\
