@@ -95,9 +95,7 @@ async fn migrate(config_path: Option<&Path>) -> Result<(), Failure> {
     let location = config
         .store_location()
         .map_err(|e| Failure::Usage(e.into()))?;
-    if let medgate_node::config::StoreLocation::Sqlite(dir) = &location {
-        medgate_store::sqlite::create_private_dir(dir).map_err(|e| Failure::Usage(e.into()))?;
-    }
+    // Opening applies what is pending (SQLite creates its folder, 0700, as it opens).
     medgate_node::open_store(&config)
         .await
         .map_err(|e| Failure::Usage(e.into()))?;

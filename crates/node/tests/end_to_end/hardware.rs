@@ -17,8 +17,8 @@ use medgate_verify::play_integrity::testing::{TestPlayKeys, encrypt_token};
 
 use crate::common::{APP, Reply, Stack, VERSION};
 
-const APPLE_APP_ID: &str = "ABCDE12345.org.example.cgm";
-const SIGNER: [u8; 32] = [0xab; 32];
+pub(crate) const APPLE_APP_ID: &str = "ABCDE12345.org.example.cgm";
+pub(crate) const SIGNER: [u8; 32] = [0xab; 32];
 const PATCH: i64 = 209912;
 
 fn reasons(result: Result<medgate_sdk::client::Attestation, ClientError>) -> Vec<Reason> {

@@ -15,10 +15,7 @@ use medgate_testkit::attestation::{
 };
 
 use crate::common::{APP, Stack};
-use crate::hardware::set_platform;
-
-const APPLE_APP_ID: &str = "ABCDE12345.org.example.cgm";
-const SIGNER: [u8; 32] = [0xab; 32];
+use crate::hardware::{APPLE_APP_ID, SIGNER, set_platform};
 
 /// Plays the phone: App Attest under the stack's test CA, Android chains for a point it is
 /// given, and failure on demand. Records each step.

@@ -20,8 +20,7 @@ impl AppStore for PostgresStore {
         )
         .await
         .map_err(backend)?;
-        append_change(&tx, audit, None).await?;
-        tx.commit().await.map_err(backend)
+        commit_change(tx, audit, None).await
     }
 
     async fn get_app(&self, app_id: &str) -> Result<Option<App>, StoreError> {
@@ -87,8 +86,7 @@ impl AppStore for PostgresStore {
         )
         .await
         .map_err(insert_error("release"))?;
-        append_change(&tx, audit, None).await?;
-        tx.commit().await.map_err(backend)
+        commit_change(tx, audit, None).await
     }
 
     async fn releases(&self, app_id: &str, version: &str) -> Result<Vec<Release>, StoreError> {
@@ -155,8 +153,7 @@ impl AppStore for PostgresStore {
             };
             append_revocation(&tx, &target, at).await?;
         }
-        append_change(&tx, audit, Some(serde_json::json!({"revoked": changed}))).await?;
-        tx.commit().await.map_err(backend)?;
+        commit_change(tx, audit, Some(serde_json::json!({"revoked": changed}))).await?;
         Ok(changed)
     }
 }

@@ -76,13 +76,12 @@ impl InstallationStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let changed = revoke_installation(&tx, id, at).await?;
-        append_change(
-            &tx,
+        commit_change(
+            tx,
             audit,
             Some(serde_json::json!({"newly_revoked": changed})),
         )
         .await?;
-        tx.commit().await.map_err(backend)?;
         Ok(changed)
     }
 

@@ -54,8 +54,7 @@ impl KeyStore for PostgresStore {
         )
         .await
         .map_err(insert_error("signing key"))?;
-        append_change(&tx, audit, None).await?;
-        tx.commit().await.map_err(backend)
+        commit_change(tx, audit, None).await
     }
 
     async fn reseal_signing_key(

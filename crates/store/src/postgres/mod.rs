@@ -84,8 +84,7 @@ fn state(error: &tokio_postgres::Error) -> Option<&SqlState> {
 fn insert_error(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
     move |e| match state(&e) {
         Some(&SqlState::UNIQUE_VIOLATION) => StoreError::Conflict(what),
-        Some(&SqlState::FOREIGN_KEY_VIOLATION) => StoreError::NotFound("app"),
-        _ => backend(e),
+        _ => app_error(e),
     }
 }
 
@@ -221,13 +220,15 @@ async fn append_entries(
     Ok(())
 }
 
-/// Appends an admin change's entry, with what only the store learned added to its detail.
-async fn append_change(
-    tx: &impl GenericClient,
+/// Ends an admin change: its audit entry, with what only the store learned added to its
+/// detail, is appended and commits with the change.
+async fn commit_change(
+    tx: deadpool_postgres::Transaction<'_>,
     audit: &NewAuditEntry,
     outcome: Option<serde_json::Value>,
 ) -> Result<(), StoreError> {
-    append_entries(tx, &[audit.with_outcome(outcome)]).await
+    append_entries(&tx, &[audit.with_outcome(outcome)]).await?;
+    tx.commit().await.map_err(backend)
 }
 
 /// Appends to the revocation feed under the feed's lock (values commit in order).

@@ -24,8 +24,7 @@ impl PlatformStore for PostgresStore {
         )
         .await
         .map_err(app_error)?;
-        append_change(&tx, audit, None).await?;
-        tx.commit().await.map_err(backend)
+        commit_change(tx, audit, None).await
     }
 
     async fn platform_policy(
@@ -90,8 +89,7 @@ impl PlatformStore for PostgresStore {
         )
         .await
         .map_err(insert_error("enrolment"))?;
-        append_change(&tx, audit, None).await?;
-        tx.commit().await.map_err(backend)
+        commit_change(tx, audit, None).await
     }
 
     async fn enrolment(&self, code_sha256: &str) -> Result<Option<Enrolment>, StoreError> {
@@ -179,16 +177,11 @@ impl PlatformStore for PostgresStore {
             newly_revoked: changed == 1,
             installation_id,
         };
-        append_change(
-            &tx,
-            audit,
-            Some(serde_json::json!({
-                "newly_revoked": revocation.newly_revoked,
-                "installation_id": revocation.installation_id,
-            })),
-        )
-        .await?;
-        tx.commit().await.map_err(backend)?;
+        let outcome = serde_json::json!({
+            "newly_revoked": revocation.newly_revoked,
+            "installation_id": revocation.installation_id,
+        });
+        commit_change(tx, audit, Some(outcome)).await?;
         Ok(revocation)
     }
 
@@ -209,8 +202,7 @@ impl PlatformStore for PostgresStore {
         )
         .await
         .map_err(app_error)?;
-        append_change(&tx, audit, None).await?;
-        tx.commit().await.map_err(backend)
+        commit_change(tx, audit, None).await
     }
 
     async fn app_secret(&self, app_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -5,12 +5,9 @@ use super::*;
 #[async_trait]
 impl AppStore for SqliteStore {
     async fn create_app(&self, app: &App, audit: &NewAuditEntry) -> Result<(), StoreError> {
-        let (app, audit) = (app.clone(), audit.clone());
+        let app = app.clone();
         let body = serde_json::to_string(&app.policy).map_err(corrupt("app policy"))?;
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+        self.change(audit, move |tx| {
             tx.execute(
                 "INSERT INTO apps (id, created_at) VALUES (?1, ?2)",
                 params![app.id, app.created_at.secs()],
@@ -21,8 +18,7 @@ impl AppStore for SqliteStore {
                 params![app.id, body, app.created_at.secs()],
             )
             .map_err(backend)?;
-            append_change(&tx, &audit, None)?;
-            tx.commit().map_err(backend)
+            Ok(((), None))
         })
         .await
     }
@@ -62,11 +58,8 @@ impl AppStore for SqliteStore {
         release: &Release,
         audit: &NewAuditEntry,
     ) -> Result<(), StoreError> {
-        let (release, audit) = (release.clone(), audit.clone());
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+        let release = release.clone();
+        self.change(audit, move |tx| {
             // A revoked version stays revoked: the gateway's revocation feed says so, and a new
             // build of it must not make attestation disagree.
             let revoked: i64 = tx
@@ -93,9 +86,7 @@ impl AppStore for SqliteStore {
                 ],
             )
             .map_err(insert_error("release"))?;
-            append_change(&tx, &audit, None)?;
-            tx.commit().map_err(backend)?;
-            Ok(())
+            Ok(((), None))
         })
         .await
     }
@@ -130,11 +121,8 @@ impl AppStore for SqliteStore {
         at: UnixTime,
         audit: &NewAuditEntry,
     ) -> Result<usize, StoreError> {
-        let (app_id, version, audit) = (app_id.to_string(), version.to_string(), audit.clone());
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+        let (app_id, version) = (app_id.to_string(), version.to_string());
+        self.change(audit, move |tx| {
             let known: i64 = tx
                 .query_row(
                     "SELECT COUNT(*) FROM releases WHERE app_id = ?1 AND version = ?2",
@@ -153,11 +141,9 @@ impl AppStore for SqliteStore {
                 )
                 .map_err(backend)?;
             if changed > 0 {
-                append_revocation(&tx, &RevocationTarget::Release { app_id, version }, at)?;
+                append_revocation(tx, &RevocationTarget::Release { app_id, version }, at)?;
             }
-            append_change(&tx, &audit, Some(serde_json::json!({"revoked": changed})))?;
-            tx.commit().map_err(backend)?;
-            Ok(changed)
+            Ok((changed, Some(serde_json::json!({"revoked": changed}))))
         })
         .await
     }

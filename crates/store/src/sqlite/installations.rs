@@ -80,19 +80,10 @@ impl InstallationStore for SqliteStore {
         at: UnixTime,
         audit: &NewAuditEntry,
     ) -> Result<bool, StoreError> {
-        let (id, audit) = (id.to_string(), audit.clone());
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            let changed = revoke_installation(&tx, &id, at)?;
-            append_change(
-                &tx,
-                &audit,
-                Some(serde_json::json!({"newly_revoked": changed})),
-            )?;
-            tx.commit().map_err(backend)?;
-            Ok(changed)
+        let id = id.to_string();
+        self.change(audit, move |tx| {
+            let changed = revoke_installation(tx, &id, at)?;
+            Ok((changed, Some(serde_json::json!({"newly_revoked": changed}))))
         })
         .await
     }
@@ -273,13 +264,7 @@ fn upsert_installation(conn: &Connection, record: &AttestationRecord) -> Result<
             record.identity
         ],
     )
-    .map_err(|e| {
-        if is_constraint(&e, FOREIGN_KEY) {
-            StoreError::NotFound("app")
-        } else {
-            backend(e)
-        }
-    })?;
+    .map_err(app_error)?;
     Ok(())
 }
 

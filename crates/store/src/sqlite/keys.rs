@@ -41,12 +41,9 @@ impl KeyStore for SqliteStore {
         key: &SigningKeyRecord,
         audit: &NewAuditEntry,
     ) -> Result<(), StoreError> {
-        let (key, audit) = (key.clone(), audit.clone());
+        let key = key.clone();
         let jwk = serde_json::to_string(&key.public_jwk).map_err(corrupt("signing key"))?;
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+        self.change(audit, move |tx| {
             tx.execute(
                 "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
                 [key.created_at.secs()],
@@ -58,8 +55,7 @@ impl KeyStore for SqliteStore {
                 params![key.kid, jwk, key.sealed_private_key, key.created_at.secs()],
             )
             .map_err(insert_error("signing key"))?;
-            append_change(&tx, &audit, None)?;
-            tx.commit().map_err(backend)
+            Ok(((), None))
         })
         .await
     }

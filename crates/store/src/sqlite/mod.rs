@@ -162,16 +162,23 @@ fn is_constraint(error: &rusqlite::Error, code: i32) -> bool {
 const PRIMARY_KEY: i32 = rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY;
 const FOREIGN_KEY: i32 = rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY;
 
+/// The error of a write whose only foreign key names an app.
+fn app_error(e: rusqlite::Error) -> StoreError {
+    if is_constraint(&e, FOREIGN_KEY) {
+        StoreError::NotFound("app")
+    } else {
+        backend(e)
+    }
+}
+
 /// The error of an insert: a duplicate primary key is a conflict over `what`; a missing parent
 /// row (every foreign key in the schema names an app) is an unknown app.
 fn insert_error(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| {
         if is_constraint(&e, PRIMARY_KEY) {
             StoreError::Conflict(what)
-        } else if is_constraint(&e, FOREIGN_KEY) {
-            StoreError::NotFound("app")
         } else {
-            backend(e)
+            app_error(e)
         }
     }
 }
@@ -245,14 +252,29 @@ fn append_entries(
     Ok(())
 }
 
-/// Appends an admin change's entry, with what only the store learned (`outcome`, an object)
-/// added to its detail.
-fn append_change(
-    tx: &rusqlite::Transaction<'_>,
-    audit: &NewAuditEntry,
-    outcome: Option<serde_json::Value>,
-) -> Result<(), StoreError> {
-    append_entries(tx, &[audit.with_outcome(outcome)])
+impl SqliteStore {
+    /// An admin change in one `IMMEDIATE` transaction with its audit entry: `work` writes the
+    /// change and returns its result with what only the store learned (an object added to the
+    /// entry's detail). An error from `work` rolls back both.
+    async fn change<T, F>(&self, audit: &NewAuditEntry, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<(T, Option<serde_json::Value>), StoreError>
+            + Send
+            + 'static,
+    {
+        let audit = audit.clone();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let (value, outcome) = work(&tx)?;
+            append_entries(&tx, &[audit.with_outcome(outcome)])?;
+            tx.commit().map_err(backend)?;
+            Ok(value)
+        })
+        .await
+    }
 }
 
 #[async_trait]

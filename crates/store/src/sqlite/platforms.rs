@@ -12,24 +12,16 @@ impl PlatformStore for SqliteStore {
         at: UnixTime,
         audit: &NewAuditEntry,
     ) -> Result<(), StoreError> {
-        let (app_id, platform, body, audit) = (
-            app_id.to_string(),
-            platform.to_string(),
-            policy.to_string(),
-            audit.clone(),
-        );
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+        let (app_id, platform, body) =
+            (app_id.to_string(), platform.to_string(), policy.to_string());
+        self.change(audit, move |tx| {
             tx.execute(
                 "INSERT INTO policies (app_id, platform, body, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (app_id, platform) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
                 params![app_id, platform, body, at.secs()],
             )
-            .map_err(|e| if is_constraint(&e, FOREIGN_KEY) { StoreError::NotFound("app") } else { backend(e) })?;
-            append_change(&tx, &audit, None)?;
-            tx.commit().map_err(backend)
+            .map_err(app_error)?;
+            Ok(((), None))
         })
         .await
     }
@@ -81,18 +73,14 @@ impl PlatformStore for SqliteStore {
         enrolment: &Enrolment,
         audit: &NewAuditEntry,
     ) -> Result<(), StoreError> {
-        let (enrolment, audit) = (enrolment.clone(), audit.clone());
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+        let enrolment = enrolment.clone();
+        self.change(audit, move |tx| {
             tx.execute(
                 "INSERT INTO enrolments (code_sha256, app_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
                 params![enrolment.code_sha256, enrolment.app_id, enrolment.created_at.secs(), enrolment.expires_at.secs()],
             )
             .map_err(insert_error("enrolment"))?;
-            append_change(&tx, &audit, None)?;
-            tx.commit().map_err(backend)
+            Ok(((), None))
         })
         .await
     }
@@ -144,11 +132,8 @@ impl PlatformStore for SqliteStore {
         at: UnixTime,
         audit: &NewAuditEntry,
     ) -> Result<EnrolmentRevocation, StoreError> {
-        let (app_id, code, audit) = (app_id.to_string(), code_sha256.to_string(), audit.clone());
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+        let (app_id, code) = (app_id.to_string(), code_sha256.to_string());
+        self.change(audit, move |tx| {
             let installation_id: Option<Option<String>> = tx
                 .query_row(
                     "SELECT installation_id FROM enrolments WHERE app_id = ?1 AND code_sha256 = ?2",
@@ -168,7 +153,7 @@ impl PlatformStore for SqliteStore {
                 )
                 .map_err(backend)?;
             if let Some(installation) = &installation_id {
-                match installations::revoke_installation(&tx, installation, at) {
+                match installations::revoke_installation(tx, installation, at) {
                     Ok(_) | Err(StoreError::NotFound(_)) => {}
                     Err(error) => return Err(error),
                 }
@@ -177,16 +162,11 @@ impl PlatformStore for SqliteStore {
                 newly_revoked: changed == 1,
                 installation_id,
             };
-            append_change(
-                &tx,
-                &audit,
-                Some(serde_json::json!({
-                    "newly_revoked": revocation.newly_revoked,
-                    "installation_id": revocation.installation_id,
-                })),
-            )?;
-            tx.commit().map_err(backend)?;
-            Ok(revocation)
+            let outcome = serde_json::json!({
+                "newly_revoked": revocation.newly_revoked,
+                "installation_id": revocation.installation_id,
+            });
+            Ok((revocation, Some(outcome)))
         })
         .await
     }
@@ -198,24 +178,15 @@ impl PlatformStore for SqliteStore {
         at: UnixTime,
         audit: &NewAuditEntry,
     ) -> Result<(), StoreError> {
-        let (app_id, name, sealed, audit) = (
-            app_id.to_string(),
-            name.to_string(),
-            sealed.to_vec(),
-            audit.clone(),
-        );
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+        let (app_id, name, sealed) = (app_id.to_string(), name.to_string(), sealed.to_vec());
+        self.change(audit, move |tx| {
             tx.execute(
                 "INSERT INTO app_secrets (app_id, name, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (app_id, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
                 params![app_id, name, sealed, at.secs()],
             )
-            .map_err(|e| if is_constraint(&e, FOREIGN_KEY) { StoreError::NotFound("app") } else { backend(e) })?;
-            append_change(&tx, &audit, None)?;
-            tx.commit().map_err(backend)
+            .map_err(app_error)?;
+            Ok(((), None))
         })
         .await
     }
