@@ -439,6 +439,12 @@ class PlatformBindings(unittest.TestCase):
         with self.assertRaises(medgate_ffi.MedgateError.Platform):
             self.client(Method.SDK, NotP256())
 
+        # A prepared attestation whose challenge the app changed is not one medgate issued;
+        # the binding the app hands back is not trusted, it is computed again.
+        forged = medgate_ffi.PreparedAttestation(challenge="not base64!", binding=b"\0" * 32, request_hash="")
+        with self.assertRaises(medgate_ffi.MedgateError.Config):
+            client.attest_play_integrity(forged, "token")
+
     def test_a_refresh_whose_platform_step_fails_is_reported_not_downgraded(self):
         signer = PythonSigner()
         attestor = Attestor(self.medgate, signer)

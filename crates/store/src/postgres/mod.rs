@@ -272,6 +272,34 @@ mod tests {
     });
 
     #[tokio::test]
+    async fn an_unreachable_or_unparsable_database_is_a_clear_error() {
+        let options = |url: &str| PostgresOptions {
+            url: url.into(),
+            pool_size: 1,
+            statement_timeout_ms: 1000,
+        };
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let unreachable = PostgresStore::open(&options("postgres://medgate:hunter2@127.0.0.1:1/x"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(unreachable, StoreError::Backend(_)),
+            "{unreachable}"
+        );
+        let garbled = PostgresStore::open(&options("postgres://medgate:hunter2@[::1/x"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            garbled.to_string(),
+            "storage backend error: the PostgreSQL URL does not parse"
+        );
+        // Neither error repeats the URL's password.
+        for error in [unreachable, garbled] {
+            assert!(!error.to_string().contains("hunter2"), "{error}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_newer_schema_is_refused_and_migrations_run_once() {
         let Some((store, _database)) = testing::fresh().await else {
             return;
