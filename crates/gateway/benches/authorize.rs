@@ -100,6 +100,10 @@ impl Bench {
                     per_second: 0,
                     burst: 0,
                 },
+                address_rate_limit: RateLimit {
+                    per_second: 0,
+                    burst: 0,
+                },
                 proof: ProofPolicy {
                     window: IatWindow {
                         max_age_secs: 60,
@@ -118,6 +122,7 @@ impl Bench {
             clock,
             metrics,
             audit,
+            None,
         );
         runtime.block_on(gateway.refresh(&*store)).unwrap();
         let keys = KeySet::new([(signing.kid().to_string(), signing.public_jwk().clone())]);

@@ -11,7 +11,11 @@
 //!    key binding (RFC 9449 §4.3, §7.1).
 //! 6. The proof's `jti` has not been seen from this key within the window.
 //! 7. A route rule matches the path and method, and the token carries its scopes.
-//! 8. The installation is within its rate limit.
+//! 8. The installation is within its rate limit, and the proof's `jti` takes its place in the
+//!    replay cache.
+//! 9. With `[redis]`, the same across every gateway, in one round trip: the installation's and
+//!    the client address's cluster-wide limits, then the `jti` ([`medgate_service::shared`]).
+//!    While Redis is unreachable, each route's [`routes::FailMode`] decides.
 //!
 //! Then the request is forwarded to the upstream without `Authorization` and `DPoP`, with
 //! `X-Medgate-Installation`, `X-Medgate-App` and `X-Medgate-Scope` added, bodies streamed both
@@ -24,7 +28,7 @@ pub mod routes;
 
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +54,7 @@ use medgate_service::listen::{self, ConnectionLimits};
 use medgate_service::metrics::Metrics;
 use medgate_service::problem;
 use medgate_service::ratelimit::{KeyedLimiter, RateLimit, retry_after_secs};
+use medgate_service::shared::{Admission, Cell, SharedState};
 use medgate_store::{RevocationTarget, Store, StoreError, published_keys};
 use medgate_verify::UnixTime;
 use medgate_verify::dpop::{self, ProofPolicy, RequestTarget};
@@ -60,7 +65,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::cache::{ReplayCache, ReplayError, TokenCache};
-use crate::routes::Route;
+use crate::routes::{FailMode, Route};
 
 /// Response bodies: streamed from the upstream, or our own small JSON.
 pub type GatewayBody = BoxBody<Bytes, hyper::Error>;
@@ -121,7 +126,10 @@ pub struct GatewayParams {
     /// Where admitted requests go (`http://host:port[/prefix]`); `None` answers 503.
     pub upstream: Option<Uri>,
     pub routes: Vec<Route>,
+    /// Per installation.
     pub rate_limit: RateLimit,
+    /// Per client address (the peer, or what trusted proxies say).
+    pub address_rate_limit: RateLimit,
     pub proof: ProofPolicy,
     pub token_leeway_secs: i64,
     pub token_cache_capacity: usize,
@@ -150,6 +158,9 @@ struct Inner {
     tokens: TokenCache,
     replays: ReplayCache,
     limiter: KeyedLimiter<String>,
+    address_limiter: KeyedLimiter<IpAddr>,
+    /// Replay keys and limits shared with the other gateways, when `[redis]` is configured.
+    shared: Option<SharedState>,
     client: Client<HttpConnector, Incoming>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
@@ -209,6 +220,8 @@ pub enum Refusal {
     RateLimited(Duration),
     /// 503: the replay cache cannot take more entries.
     Overloaded,
+    /// 503 with `Retry-After`: the shared state is unreachable and the route fails closed.
+    SharedUnavailable,
 }
 
 /// Why a token or proof was refused: a stable code (for the audit tally) and the verifier's own
@@ -266,6 +279,7 @@ impl Refusal {
             Refusal::InsufficientScope(_) => "insufficient_scope",
             Refusal::RateLimited(_) => "rate_limited",
             Refusal::Overloaded => "overloaded",
+            Refusal::SharedUnavailable => "shared_state_unavailable",
         }
     }
 
@@ -297,6 +311,11 @@ impl Refusal {
             }
             Refusal::RateLimited(_) => (problem_type::RATE_LIMITED, "Too many requests", 429),
             Refusal::Overloaded => (problem_type::UNAVAILABLE, "Gateway overloaded", 503),
+            Refusal::SharedUnavailable => (
+                problem_type::UNAVAILABLE,
+                "Replay and rate state unavailable",
+                503,
+            ),
         };
         let mut document = Problem::new(problem_type, title, status);
         document.detail = self.detail();
@@ -318,10 +337,15 @@ impl Refusal {
         if let Some(value) = challenge.and_then(|text| HeaderValue::from_str(&text).ok()) {
             response.headers_mut().insert(WWW_AUTHENTICATE, value);
         }
-        if let Refusal::RateLimited(wait) = self {
+        let wait = match self {
+            Refusal::RateLimited(wait) => Some(*wait),
+            Refusal::SharedUnavailable => Some(medgate_service::shared::BACKOFF),
+            _ => None,
+        };
+        if let Some(wait) = wait {
             response
                 .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(*wait)));
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(wait)));
         }
         response
     }
@@ -346,6 +370,11 @@ pub struct Authorized {
     scope: String,
     /// The canonical path the routes were checked against: what the upstream receives.
     path: String,
+    /// The proof's replay key and how long it must stay taken.
+    replay_key: [u8; 32],
+    replay_lifetime: Duration,
+    /// The route's choice while the shared state is unreachable.
+    redis_down: FailMode,
 }
 
 impl Authorized {
@@ -373,6 +402,7 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         audit: AuditSink,
+        shared: Option<SharedState>,
     ) -> Gateway {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -386,6 +416,8 @@ impl Gateway {
                 tokens: TokenCache::new(params.token_cache_capacity),
                 replays: ReplayCache::new(params.replay_capacity, params.replay_share),
                 limiter: KeyedLimiter::new(params.rate_limit),
+                address_limiter: KeyedLimiter::new(params.address_rate_limit),
+                shared,
                 keys: RwLock::new(Arc::new(KeySet::default())),
                 revoked: RwLock::new(Revoked::default()),
                 params,
@@ -423,6 +455,7 @@ impl Gateway {
             }
         }
         inner.limiter.retain_recent();
+        inner.address_limiter.retain_recent();
         Ok(())
     }
 
@@ -548,9 +581,10 @@ impl Gateway {
             .plus(inner.params.proof.window.max_age_secs);
         // The installation's key thumbprint, checked when the token verified.
         let owner_key = token.jkt().digest().unwrap_or([0; 32]);
+        let replay_key = bound.proof().replay_key();
         inner
             .replays
-            .admit(bound.proof().replay_key(), owner_key, acceptable_until, now)
+            .admit(replay_key, owner_key, acceptable_until, now)
             .map_err(|error| {
                 theirs(match error {
                     ReplayError::Replayed => Refusal::InvalidProof(Why::new(
@@ -566,7 +600,70 @@ impl Gateway {
             app_id: token.app_id().to_string(),
             scope: token.scopes().join(" "),
             path: path.to_string(),
+            replay_key,
+            // Until the proof's iat leaves the window, plus a second for whole-second clocks.
+            replay_lifetime: Duration::from_secs(
+                (acceptable_until.secs() - now.secs() + 1)
+                    .max(1)
+                    .unsigned_abs(),
+            ),
+            redis_down: route.redis_down(&parts.method),
         })
+    }
+
+    /// Steps 1–9: the local checks, then the client address's local limit, then (with
+    /// `[redis]`) the cluster-wide limits and replay key.
+    async fn decide(
+        &self,
+        parts: &Parts,
+        client: IpAddr,
+        now: UnixTime,
+    ) -> Result<Authorized, (Refusal, Option<String>)> {
+        let inner = &self.inner;
+        let authorized = self.check(parts, now)?;
+        let theirs = |refusal: Refusal| (refusal, Some(authorized.installation_id.clone()));
+        inner
+            .address_limiter
+            .check(&client)
+            .map_err(|wait| theirs(Refusal::RateLimited(wait)))?;
+        let Some(shared) = &inner.shared else {
+            return Ok(authorized);
+        };
+        let address = client.to_string();
+        let cells = [
+            Cell {
+                kind: "i",
+                id: &authorized.installation_id,
+                limit: inner.params.rate_limit,
+            },
+            Cell {
+                kind: "a",
+                id: &address,
+                limit: inner.params.address_rate_limit,
+            },
+        ];
+        let admission = shared
+            .admit(&authorized.replay_key, authorized.replay_lifetime, &cells)
+            .await;
+        inner.metrics.shared_state(match admission {
+            Ok(Admission::Admitted) => "admitted",
+            Ok(Admission::Replayed) => "replayed",
+            Ok(Admission::Limited(_)) => "limited",
+            Err(_) if authorized.redis_down == FailMode::Open => "unavailable_open",
+            Err(_) => "unavailable_closed",
+        });
+        match admission {
+            Ok(Admission::Admitted) => Ok(authorized),
+            Ok(Admission::Replayed) => Err(theirs(Refusal::InvalidProof(Why::new(
+                "replayed",
+                "DPoP proof jti was already used",
+            )))),
+            Ok(Admission::Limited(wait)) => Err(theirs(Refusal::RateLimited(wait))),
+            Err(_) => match authorized.redis_down {
+                FailMode::Open => Ok(authorized),
+                FailMode::Closed => Err(theirs(Refusal::SharedUnavailable)),
+            },
+        }
     }
 
     /// Handles one request: authorise, then forward or refuse.
@@ -578,13 +675,19 @@ impl Gateway {
         let started = Instant::now();
         let now = self.inner.clock.now();
         let (parts, body) = request.into_parts();
-        let decision = self.check(&parts, now);
+        let client = self
+            .inner
+            .params
+            .connections
+            .trusted_proxies
+            .client(peer.ip(), &parts.headers);
+        let decision = self.decide(&parts, client, now).await;
         self.inner
             .metrics
             .gateway_check(started.elapsed().as_secs_f64());
         match decision {
             Ok(authorized) => {
-                self.forward(authorized, Request::from_parts(parts, body), peer)
+                self.forward(authorized, Request::from_parts(parts, body), client)
                     .await
             }
             Err((refusal, installation)) => {
@@ -612,7 +715,7 @@ impl Gateway {
         &self,
         authorized: Authorized,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        client: IpAddr,
     ) -> Response<GatewayBody> {
         let inner = &self.inner;
         let Some(upstream) = &inner.params.upstream else {
@@ -629,13 +732,6 @@ impl Gateway {
             return local(Refusal::UnsafePath.response(&self.algs()));
         };
         parts.uri = uri;
-        // The client: the peer, or behind a trusted proxy the address its forwarding headers
-        // give; read before those headers are stripped.
-        let client = inner
-            .params
-            .connections
-            .trusted_proxies
-            .client(peer.ip(), &parts.headers);
         strip_hop_by_hop(&mut parts.headers);
         strip_spoofable(&mut parts.headers);
         if let Some(authority) = upstream

@@ -22,6 +22,21 @@ pub struct RouteConfig {
     /// Scopes the token must carry, all of them.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// What a request does while the shared state (`[redis]`) cannot be reached. Unset:
+    /// reads (GET, HEAD, OPTIONS) go on with this gateway's own replay cache and limits,
+    /// everything else is refused with 503.
+    #[serde(default)]
+    pub redis_down: Option<FailMode>,
+}
+
+/// A route's choice when the shared state is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Go on with the local replay cache and limits only (per-replica windows).
+    Open,
+    /// Refuse with 503 until the shared state answers again.
+    Closed,
 }
 
 impl RouteConfig {
@@ -30,6 +45,7 @@ impl RouteConfig {
             path: path.into(),
             methods: methods.iter().map(|m| m.to_string()).collect(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            redis_down: None,
         }
     }
 }
@@ -50,6 +66,7 @@ pub struct Route {
     open_ended: bool,
     methods: Option<Vec<Method>>,
     scopes: Vec<String>,
+    redis_down: Option<FailMode>,
 }
 
 impl Route {
@@ -94,6 +111,7 @@ impl Route {
             open_ended,
             methods,
             scopes: config.scopes.clone(),
+            redis_down: config.redis_down,
         })
     }
 
@@ -103,6 +121,15 @@ impl Route {
 
     pub fn scopes(&self) -> &[String] {
         &self.scopes
+    }
+
+    /// The route's [`FailMode`] for `method`: as configured, or open for safe methods only.
+    pub fn redis_down(&self, method: &Method) -> FailMode {
+        self.redis_down.unwrap_or(if method.is_safe() {
+            FailMode::Open
+        } else {
+            FailMode::Closed
+        })
     }
 
     pub fn allows_method(&self, method: &Method) -> bool {
@@ -163,8 +190,29 @@ mod tests {
             path: path.into(),
             methods: vec![],
             scopes: vec![],
+            redis_down: None,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn reads_fail_open_and_writes_closed_unless_the_route_says() {
+        let default = route("/api/");
+        assert_eq!(default.redis_down(&Method::GET), FailMode::Open);
+        assert_eq!(default.redis_down(&Method::HEAD), FailMode::Open);
+        assert_eq!(default.redis_down(&Method::POST), FailMode::Closed);
+        assert_eq!(default.redis_down(&Method::DELETE), FailMode::Closed);
+        let strict: RouteConfig =
+            toml::from_str("path = \"/api/v1/treatments\"\nredis_down = \"closed\"").unwrap();
+        let strict = Route::compile(&strict).unwrap();
+        assert_eq!(strict.redis_down(&Method::GET), FailMode::Closed);
+        let lenient: RouteConfig =
+            toml::from_str("path = \"/api/v1/entries\"\nredis_down = \"open\"").unwrap();
+        assert_eq!(
+            Route::compile(&lenient).unwrap().redis_down(&Method::POST),
+            FailMode::Open
+        );
+        assert!(toml::from_str::<RouteConfig>("path = \"/\"\nredis_down = \"maybe\"").is_err());
     }
 
     #[test]
@@ -206,6 +254,7 @@ mod tests {
             path: "/a".into(),
             methods: vec!["get".into()],
             scopes: vec!["read".into()],
+            redis_down: None,
         })
         .unwrap();
         assert!(get.allows_method(&Method::GET));
@@ -216,6 +265,7 @@ mod tests {
                 path: path.into(),
                 methods: vec![],
                 scopes,
+                redis_down: None,
             })
             .unwrap_err()
         };

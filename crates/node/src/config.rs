@@ -40,6 +40,31 @@ pub struct Config {
     pub admin: AdminConfig,
     pub audit: AuditConfig,
     pub store: StoreConfig,
+    pub redis: RedisConfig,
+}
+
+/// Short-lived state shared by several gateways (`[redis]`): proof replay keys, cluster-wide
+/// rate limits, and pushed revocations. None: each gateway keeps its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`, `rediss://…` for TLS, or `redis+unix:///path`.
+    pub url: Option<String>,
+    /// Prepended to every key and channel, so deployments can share one Redis.
+    pub prefix: String,
+    /// Deadline of every Redis call; past it the route's `redis_down` choice applies.
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            prefix: "medgate:".into(),
+            timeout: Duration::from_millis(100),
+        }
+    }
 }
 
 /// Where state lives (`[store]`).
@@ -135,6 +160,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             audit: AuditConfig::default(),
             store: StoreConfig::default(),
+            redis: RedisConfig::default(),
         }
     }
 }
@@ -292,6 +318,12 @@ pub struct GatewayConfig {
     pub upstream: Option<String>,
     /// Per installation.
     pub rate_limit: RateLimit,
+    /// Per client address (behind a NAT, many patients share one).
+    pub address_rate_limit: RateLimit,
+    /// How often the gateway reads new revocations and keys from the store. Over 5 s only
+    /// with `[redis]`, whose pushes then keep revocations within the 5 s bound.
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub refresh_interval: Duration,
     #[serde(deserialize_with = "medgate_service::duration::deserialize")]
     pub proof_max_age: Duration,
     #[serde(deserialize_with = "medgate_service::duration::deserialize")]
@@ -336,6 +368,11 @@ impl Default for GatewayConfig {
                 per_second: 50,
                 burst: 100,
             },
+            address_rate_limit: RateLimit {
+                per_second: 1_000,
+                burst: 2_000,
+            },
+            refresh_interval: Duration::from_secs(1),
             proof_max_age: Duration::from_secs(60),
             clock_skew: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(30),
@@ -369,6 +406,22 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.attestation.validate()?;
         self.store_location()?;
+        let refresh = self.gateway.refresh_interval;
+        if refresh < Duration::from_millis(100) || refresh > Duration::from_secs(60) {
+            return Err(ConfigError::Invalid(
+                "gateway.refresh_interval must be between 100ms and 60s".into(),
+            ));
+        }
+        if refresh > Duration::from_secs(5) && self.redis.url.is_none() {
+            return Err(ConfigError::Invalid(
+                "gateway.refresh_interval over 5s needs [redis] url: revocations must reach every gateway within 5 s".into(),
+            ));
+        }
+        if self.redis.timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "redis.timeout must be above zero".into(),
+            ));
+        }
         if self.store.pool_size == 0 {
             return Err(ConfigError::Invalid(
                 "store.pool_size must be at least 1".into(),
@@ -650,5 +703,28 @@ mod tests {
             error.contains("cannot read config file /nonexistent/medgate.toml"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_slow_store_poll_needs_redis_and_redis_settings_are_read() {
+        let slow = "[gateway]\nrefresh_interval = \"30s\"\n";
+        let error = Config::from_toml(slow, "t").unwrap_err().to_string();
+        assert!(error.contains("needs [redis] url"), "{error}");
+        let config = Config::from_toml(
+            &format!("{slow}[redis]\nurl = \"redis://127.0.0.1:6379\"\nprefix = \"clinic:\"\ntimeout = \"20ms\"\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(config.redis.prefix, "clinic:");
+        assert_eq!(config.redis.timeout, Duration::from_millis(20));
+        assert_eq!(config.gateway.refresh_interval, Duration::from_secs(30));
+        for bad in [
+            "[gateway]\nrefresh_interval = \"10ms\"",
+            "[redis]\ntimeout = \"0s\"",
+            "[redis]\nport = 1",
+        ] {
+            assert!(Config::from_toml(bad, "t").is_err(), "{bad}");
+        }
+        assert_eq!(Config::default().redis.url, None);
     }
 }

@@ -22,11 +22,14 @@ use medgate_gateway::routes::Route;
 use medgate_gateway::{Gateway, GatewayParams};
 use medgate_proto::{Alg, b64};
 use medgate_server::revocation::RevocationState;
-use medgate_server::{ADMIN_TOKEN_META, AttestationRoots, Server, ServerParams, admin_token_hash};
+use medgate_server::{
+    ADMIN_TOKEN_META, AttestationRoots, Server, ServerParams, ServerRuntime, admin_token_hash,
+};
 use medgate_service::audit::AuditSink;
 use medgate_service::duration::secs;
 use medgate_service::listen;
 use medgate_service::metrics::Metrics;
+use medgate_service::shared::{SharedError, SharedParams, SharedState};
 use medgate_service::{Clock, SystemClock};
 use medgate_store::postgres::{PostgresOptions, PostgresStore};
 use medgate_store::seal::{SealError, Sealer};
@@ -38,7 +41,7 @@ use medgate_verify::keys::TokenSigningKey;
 use medgate_verify::time::IatWindow;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tower::ServiceExt as _;
 
@@ -64,6 +67,8 @@ pub enum NodeError {
     Seal(#[from] SealError),
     #[error(transparent)]
     Server(#[from] medgate_server::ServerError),
+    #[error(transparent)]
+    Shared(#[from] SharedError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -243,6 +248,17 @@ impl Node {
         create_private_dir(&data_dir)?;
         let store = open_store(&config).await?;
         ensure_admin_token(&data_dir, &*store).await?;
+        let shared = match &config.redis.url {
+            None => None,
+            Some(url) => Some(
+                SharedState::connect(SharedParams {
+                    url: url.clone(),
+                    prefix: config.redis.prefix.clone(),
+                    timeout: config.redis.timeout,
+                })
+                .await?,
+            ),
+        };
 
         let server_listener = bind(config.server.listen).await?;
         let gateway_listener = bind(config.gateway.listen).await?;
@@ -296,10 +312,13 @@ impl Node {
             server_params,
             Arc::clone(&store),
             sealer,
-            Arc::clone(&clock),
-            Arc::clone(&metrics),
-            audit.clone(),
-            Arc::clone(&revocations),
+            ServerRuntime {
+                clock: Arc::clone(&clock),
+                metrics: Arc::clone(&metrics),
+                audit: audit.clone(),
+                revocations: Arc::clone(&revocations),
+                shared: shared.clone(),
+            },
         )
         .await?;
         let gateway = Gateway::new(
@@ -310,6 +329,7 @@ impl Node {
                 upstream,
                 routes,
                 rate_limit: config.gateway.rate_limit,
+                address_rate_limit: config.gateway.address_rate_limit,
                 proof: ProofPolicy {
                     window: IatWindow {
                         max_age_secs: secs(config.gateway.proof_max_age),
@@ -328,6 +348,7 @@ impl Node {
             Arc::clone(&clock),
             Arc::clone(&metrics),
             audit,
+            shared.clone(),
         );
         gateway.refresh(&*store).await?;
 
@@ -375,11 +396,21 @@ impl Node {
             config.audit.checkpoint_interval,
             shutdown_rx.clone(),
         )));
+        let changed = Arc::new(Notify::new());
+        if let Some(shared) = shared {
+            tasks.push(tokio::spawn(
+                shared.follow_changes(Arc::clone(&changed), shutdown_rx.clone()),
+            ));
+        }
         tasks.push(tokio::spawn(maintain(
-            Arc::clone(&store),
-            server.clone(),
-            gateway.clone(),
-            Arc::clone(&clock),
+            Upkeep {
+                store: Arc::clone(&store),
+                server: server.clone(),
+                gateway: gateway.clone(),
+                clock: Arc::clone(&clock),
+                refresh_interval: config.gateway.refresh_interval,
+                changed,
+            },
             shutdown_rx,
         )));
         tracing::info!(server = %server_addr, gateway = %gateway_addr, admin = %admin_addr, %issuer, %public_url, "medgate node started");
@@ -566,33 +597,63 @@ async fn keep_checkpointing(
     }
 }
 
-async fn maintain(
+/// What the node's upkeep loop works on.
+struct Upkeep {
     store: Arc<dyn Store>,
     server: Server,
     gateway: Gateway,
     clock: Arc<dyn Clock>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    refresh_interval: Duration,
+    /// Woken when another replica announces a change (`[redis]`).
+    changed: Arc<Notify>,
+}
+
+/// Every `gateway.refresh_interval`, and at once when a change is announced: the gateway reads
+/// new revocations and keys. Every second: the server trims its limiters; every 30 s it purges
+/// expired challenges and reloads signing keys (also at an announcement, for rotations made
+/// at another replica).
+async fn maintain(upkeep: Upkeep, mut shutdown: watch::Receiver<bool>) {
+    let Upkeep {
+        store,
+        server,
+        gateway,
+        clock,
+        refresh_interval,
+        changed,
+    } = upkeep;
+    let mut refresh = tokio::time::interval(refresh_interval);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks: u64 = 0;
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = refresh.tick() => {
+                if let Err(error) = gateway.refresh(&*store).await {
+                    tracing::error!(%error, "gateway refresh failed");
+                }
+            }
+            _ = changed.notified() => {
+                if let Err(error) = gateway.refresh(&*store).await {
+                    tracing::error!(%error, "gateway refresh failed");
+                }
+                if let Err(error) = server.refresh_keys().await {
+                    tracing::error!(%error, "signing key reload failed");
+                }
+            }
+            _ = housekeeping.tick() => {
+                ticks += 1;
+                server.trim();
+                if ticks.is_multiple_of(30) {
+                    if let Err(error) = store.purge_challenges(clock.now()).await {
+                        tracing::error!(%error, "challenge purge failed");
+                    }
+                    if let Err(error) = server.refresh_keys().await {
+                        tracing::error!(%error, "signing key reload failed");
+                    }
+                }
+            }
             _ = shutdown.changed() => return,
-        }
-        ticks += 1;
-        if let Err(error) = gateway.refresh(&*store).await {
-            tracing::error!(%error, "gateway refresh failed");
-        }
-        server.trim();
-        if ticks.is_multiple_of(30) {
-            if let Err(error) = store.purge_challenges(clock.now()).await {
-                tracing::error!(%error, "challenge purge failed");
-            }
-            if let Err(error) = server.refresh_keys().await {
-                tracing::error!(%error, "signing key reload failed");
-            }
         }
     }
 }

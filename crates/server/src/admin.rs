@@ -129,9 +129,18 @@ fn change(
 }
 
 impl Change {
-    /// Counts the change once the store has committed it.
+    /// Counts the change once the store has committed it, and tells the other replicas
+    /// (with `[redis]`) to read the revocation feed and keys now rather than at their next poll.
     fn committed(&self, state: &ServerState) {
-        state.metrics.admin_change(self.kind);
+        committed(state, self.kind);
+    }
+}
+
+/// See [`Change::committed`]; for changes whose entry the store builds (key rotation).
+fn committed(state: &ServerState, kind: &'static str) {
+    state.metrics.admin_change(kind);
+    if let Some(shared) = &state.shared {
+        shared.announce_soon();
     }
 }
 
@@ -425,7 +434,7 @@ async fn rotate_keys(
     })
     .await
     .map_err(server_error)?;
-    state.metrics.admin_change(ROTATE);
+    committed(&state, ROTATE);
     let ring = keyring::KeyRing::load(&*state.store, &state.sealer, now)
         .await
         .map_err(server_error)?;

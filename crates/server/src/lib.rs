@@ -30,6 +30,7 @@ use medgate_service::Clock;
 use medgate_service::audit::AuditSink;
 use medgate_service::metrics::Metrics;
 use medgate_service::ratelimit::{KeyedLimiter, RateLimit};
+use medgate_service::shared::SharedState;
 use medgate_store::seal::Sealer;
 use medgate_store::{Store, StoreError};
 use medgate_verify::android::attestation::AndroidRoots;
@@ -113,6 +114,8 @@ pub(crate) struct ServerState {
     revocations: Arc<RevocationState>,
     /// The latest signed checkpoint of the audit chain's head.
     checkpoint: RwLock<Option<String>>,
+    /// Where committed admin changes are announced to every replica (`[redis]`).
+    shared: Option<SharedState>,
 }
 
 /// The control plane, ready to serve.
@@ -129,16 +132,30 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// What the server runs with beside its settings and store: the node's clock, metrics, audit
+/// sink, Android status list, and (with `[redis]`) the state shared with other replicas.
+pub struct ServerRuntime {
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub audit: AuditSink,
+    pub revocations: Arc<RevocationState>,
+    pub shared: Option<SharedState>,
+}
+
 impl Server {
     pub async fn new(
         params: ServerParams,
         store: Arc<dyn Store>,
         sealer: Sealer,
-        clock: Arc<dyn Clock>,
-        metrics: Arc<Metrics>,
-        audit: AuditSink,
-        revocations: Arc<RevocationState>,
+        runtime: ServerRuntime,
     ) -> Result<Server, ServerError> {
+        let ServerRuntime {
+            clock,
+            metrics,
+            audit,
+            revocations,
+            shared,
+        } = runtime;
         if !sealer.has_master_key() {
             tracing::warn!(
                 "no MEDGATE_MASTER_KEY: signing keys are stored unencrypted (file mode 0600 only)"
@@ -166,6 +183,7 @@ impl Server {
                 client_limiter,
                 revocations,
                 checkpoint: RwLock::new(None),
+                shared,
             }),
         })
     }

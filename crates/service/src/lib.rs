@@ -10,5 +10,6 @@ pub mod listen;
 pub mod metrics;
 pub mod problem;
 pub mod ratelimit;
+pub mod shared;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -19,6 +19,7 @@ pub struct Metrics {
     gateway_check_seconds: Histogram,
     upstream_seconds: Histogram,
     token_cache: Family<Label, Counter>,
+    shared_state: Family<Label, Counter>,
     audit_dropped: Counter,
     admin_changes: Family<Label, Counter>,
 }
@@ -78,6 +79,12 @@ impl Metrics {
             "Verified-token cache lookups, by result",
             token_cache.clone(),
         );
+        let shared_state = Family::<Label, Counter>::default();
+        registry.register(
+            "gateway_shared_state",
+            "Shared replay and rate checks (Redis), by result",
+            shared_state.clone(),
+        );
         let audit_dropped = Counter::default();
         registry.register(
             "audit_dropped",
@@ -99,6 +106,7 @@ impl Metrics {
             gateway_check_seconds,
             upstream_seconds,
             token_cache,
+            shared_state,
             audit_dropped,
             admin_changes,
         }
@@ -140,6 +148,10 @@ impl Metrics {
     pub fn token_cache(&self, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.token_cache.get_or_create(&[("result", result)]).inc();
+    }
+
+    pub fn shared_state(&self, result: &'static str) {
+        self.shared_state.get_or_create(&[("result", result)]).inc();
     }
 
     pub fn audit_dropped(&self, count: u64) {

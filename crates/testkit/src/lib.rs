@@ -109,3 +109,4 @@ pub fn unix_seconds(rfc3339: &str) -> i64 {
 }
 pub mod attestation;
 pub mod forgery;
+pub mod redis;

@@ -55,7 +55,7 @@ fn token_claims(token: &str) -> serde_json::Value {
     serde_json::from_slice(&b64::decode(token.split('.').nth(1).unwrap(), 8192).unwrap()).unwrap()
 }
 
-async fn apple_attest(
+pub(crate) async fn apple_attest(
     stack: &Stack,
     client: &MedgateClient,
     app_id: &str,

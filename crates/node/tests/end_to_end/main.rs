@@ -11,5 +11,6 @@ mod gateway;
 mod hardening;
 mod hardware;
 mod interop;
+mod multinode;
 mod platform_client;
 mod postgres;

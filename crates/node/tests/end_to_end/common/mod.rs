@@ -74,48 +74,10 @@ impl Stack {
     }
 
     async fn start_trusting(customize: impl FnOnce(&mut Config), test_cas: bool) -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        let upstream = SampleUpstream::start("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let mut config = test_config(dir.path(), &upstream.url());
-        customize(&mut config);
         let clock = Arc::new(ManualClock::starting_now());
         let apple_ca = Arc::new(TestAppleCa::new());
         let android_ca = Arc::new(TestAndroidCa::new());
-        let mut roots = AttestationRoots::production();
-        let anchor = |der: Vec<u8>| {
-            TrustAnchor::from_certificate("test CA", &Certificate::from_der(&der, 0).unwrap())
-        };
-        if test_cas {
-            roots.apple_roots.push(anchor(apple_ca.root_der()));
-            roots
-                .android_roots
-                .hardware
-                .push(anchor(android_ca.root_der()));
-        }
-        let options = NodeOptions {
-            master_key: None,
-            clock: clock.clone(),
-            attestation_roots: roots,
-        };
-        let node = Node::start(config, options).await.unwrap();
-        let raw = client_for(
-            &node,
-            &clock,
-            InstallationKey::generate().unwrap(),
-            VERSION,
-            MEASUREMENT,
-        );
-        let stack = Stack {
-            node,
-            upstream,
-            clock,
-            dir,
-            apple_ca,
-            android_ca,
-            raw,
-        };
+        let stack = Self::boot(customize, test_cas, clock, apple_ca, android_ca).await;
         stack
             .admin(
                 Method::POST,
@@ -141,6 +103,68 @@ impl Stack {
             .await
             .assert_status(StatusCode::CREATED);
         stack
+    }
+
+    /// Another node beside this one, on the same clock and test CAs, its own folder, ports and
+    /// upstream; `customize` points it at the shared store. The app and release are this
+    /// one's, already in that store.
+    pub async fn replica(&self, customize: impl FnOnce(&mut Config)) -> Stack {
+        Self::boot(
+            customize,
+            true,
+            Arc::clone(&self.clock),
+            Arc::clone(&self.apple_ca),
+            Arc::clone(&self.android_ca),
+        )
+        .await
+    }
+
+    async fn boot(
+        customize: impl FnOnce(&mut Config),
+        test_cas: bool,
+        clock: Arc<ManualClock>,
+        apple_ca: Arc<TestAppleCa>,
+        android_ca: Arc<TestAndroidCa>,
+    ) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = SampleUpstream::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut config = test_config(dir.path(), &upstream.url());
+        customize(&mut config);
+        let mut roots = AttestationRoots::production();
+        let anchor = |der: Vec<u8>| {
+            TrustAnchor::from_certificate("test CA", &Certificate::from_der(&der, 0).unwrap())
+        };
+        if test_cas {
+            roots.apple_roots.push(anchor(apple_ca.root_der()));
+            roots
+                .android_roots
+                .hardware
+                .push(anchor(android_ca.root_der()));
+        }
+        let options = NodeOptions {
+            master_key: None,
+            clock: clock.clone(),
+            attestation_roots: roots,
+        };
+        let node = Node::start(config, options).await.unwrap();
+        let raw = client_for(
+            &node,
+            &clock,
+            InstallationKey::generate().unwrap(),
+            VERSION,
+            MEASUREMENT,
+        );
+        Stack {
+            node,
+            upstream,
+            clock,
+            dir,
+            apple_ca,
+            android_ca,
+            raw,
+        }
     }
 
     /// A genuine client of the registered release, with a fresh key.
