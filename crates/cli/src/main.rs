@@ -7,6 +7,7 @@ mod audit;
 mod demo;
 mod inspect;
 mod selfcheck;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,6 +53,11 @@ enum Command {
     /// Run the SDK's runtime threat detectors against this process and print the signals
     /// (exit 1 when the last pass saw a threat).
     Selfcheck(selfcheck::SelfcheckArgs),
+    /// Move a deployment between stores.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
+    },
     /// Apply the store's pending schema migrations (`[store] url`; a node also does at start)
     /// and exit.
     Migrate,
@@ -187,6 +193,7 @@ async fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args).await,
         Command::Inspect { command } => inspect::run(command).await,
         Command::Selfcheck(args) => selfcheck::run(args).await,
+        Command::Store { command } => store::run(config, command).await,
         Command::Migrate => migrate(config).await,
     };
     match result {

@@ -398,3 +398,57 @@ fn migrate_applies_the_schema_and_a_bad_store_url_is_a_usage_error() {
         stderr(&refused)
     );
 }
+
+#[test]
+fn store_copy_moves_a_sqlite_deployment_to_postgres_once() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some((_store, database)) = runtime.block_on(medgate_store::postgres::testing::fresh())
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = loopback_config(dir.path(), "");
+    let (server, url) = serve(&config);
+    let created = run(medgate()
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "admin",
+            "--server",
+            &url,
+            "app",
+            "create",
+            "org.example.cgm",
+        ])
+        .args(["--scopes", "a"]));
+    assert!(created.status.success(), "{}", stderr(&created));
+    stop(server);
+
+    let from = format!("sqlite://{}", dir.path().join("data").display());
+    let copy = || run(medgate().args(["store", "copy", "--from", &from, "--to", &database.url()]));
+    let copied = copy();
+    assert!(copied.status.success(), "{}", stderr(&copied));
+    let report = stdout(&copied);
+    assert!(report.contains("apps: 1 rows"), "{report}");
+    assert!(report.contains("verified on both sides"), "{report}");
+    // The PostgreSQL store now holds the deployment: a second copy is refused.
+    let again = copy();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+    // And a node on it serves with the copied keys and admin token.
+    let moved = loopback_config(
+        dir.path(),
+        &format!("[store]\nurl = \"{}\"\n", database.url()),
+    );
+    let (server, url) = serve(&moved);
+    let apps = run(medgate()
+        .arg("--config")
+        .arg(&moved)
+        .args(["admin", "--server", &url, "app", "list"]));
+    assert!(
+        stdout(&apps).contains("org.example.cgm"),
+        "{}",
+        stdout(&apps)
+    );
+    stop(server);
+}

@@ -71,7 +71,17 @@ pub fn change() -> NewAuditEntry {
     }
 }
 
+/// Adds the app, unless a scenario run before on the same store did (`copy`'s test runs
+/// several on one store).
 pub async fn add_sample_app(store: &dyn Store, id: &str) {
+    if store
+        .get_app(id)
+        .await
+        .expect("apps are readable")
+        .is_some()
+    {
+        return;
+    }
     store
         .create_app(
             &App {

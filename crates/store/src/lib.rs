@@ -23,6 +23,7 @@
 
 pub mod audit;
 mod columns;
+pub mod copy;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod seal;
@@ -429,7 +430,7 @@ pub trait PlatformStore: Send + Sync {
 /// detail (documented per method).
 #[async_trait]
 pub trait Store:
-    AppStore + InstallationStore + KeyStore + AuditStore + PlatformStore + 'static
+    AppStore + InstallationStore + KeyStore + AuditStore + PlatformStore + copy::TableStore + 'static
 {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -37,6 +37,7 @@ mod audit_log;
 mod installations;
 mod keys;
 mod platforms;
+mod tables;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testing;
 

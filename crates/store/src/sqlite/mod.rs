@@ -30,6 +30,7 @@ mod audit_log;
 mod installations;
 mod keys;
 mod platforms;
+mod tables;
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
