@@ -79,6 +79,10 @@ pub struct StoreConfig {
     /// PostgreSQL's `statement_timeout` for every statement.
     #[serde(deserialize_with = "medgate_service::duration::deserialize")]
     pub statement_timeout: Duration,
+    /// With `sslmode=require` in the URL (TLS, with the certificate and host name verified):
+    /// the CA certificates (PEM) the database's certificate must chain to. None: Mozilla's
+    /// roots, as for a managed database with a public certificate.
+    pub ca: Option<PathBuf>,
 }
 
 impl Default for StoreConfig {
@@ -87,6 +91,7 @@ impl Default for StoreConfig {
             url: None,
             pool_size: 16,
             statement_timeout: Duration::from_secs(30),
+            ca: None,
         }
     }
 }

@@ -94,6 +94,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, NodeError> {
                 pool_size: config.store.pool_size,
                 statement_timeout_ms: u64::try_from(config.store.statement_timeout.as_millis())
                     .unwrap_or(u64::MAX),
+                ca: config.store.ca.clone(),
             })
             .await?,
         ),

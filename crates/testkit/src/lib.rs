@@ -109,4 +109,5 @@ pub fn unix_seconds(rfc3339: &str) -> i64 {
 }
 pub mod attestation;
 pub mod forgery;
+pub mod postgres;
 pub mod redis;

@@ -40,6 +40,7 @@ mod platforms;
 mod tables;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testing;
+mod tls;
 
 /// Migrations, applied in order; `medgate_schema` records how many have run.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
@@ -57,6 +58,9 @@ pub struct PostgresOptions {
     pub pool_size: usize,
     /// Every statement's limit, set on each connection (`statement_timeout`).
     pub statement_timeout_ms: u64,
+    /// With `sslmode=require`: the CA certificates (PEM) the server's chain must lead to;
+    /// none: Mozilla's roots.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// The PostgreSQL store.
@@ -127,13 +131,15 @@ impl PostgresStore {
             "-c statement_timeout={}",
             options.statement_timeout_ms
         ));
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Require => {
+                Manager::from_config(config, tls::connector(options.ca.as_deref())?, recycling())
+            }
+            _ => Manager::from_config(config, NoTls, recycling()),
+        };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .build()
@@ -278,6 +284,7 @@ mod tests {
             url: url.into(),
             pool_size: 1,
             statement_timeout_ms: 1000,
+            ca: None,
         };
         // Port 1 on loopback: nothing listens, the connection is refused at once.
         let unreachable = PostgresStore::open(&options("postgres://medgate:hunter2@127.0.0.1:1/x"))
@@ -318,6 +325,7 @@ mod tests {
             url: format!("{}/{url}", server.rsplit_once('/').unwrap().0),
             pool_size: 2,
             statement_timeout_ms: 30_000,
+            ca: None,
         };
         PostgresStore::open(&options).await.unwrap();
         let versions: i64 = client

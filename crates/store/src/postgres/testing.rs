@@ -91,6 +91,7 @@ pub async fn fresh() -> Option<(PostgresStore, TestDatabase)> {
         url: with_database(&server, &name).expect("a postgres:// URL with a database"),
         pool_size: 8,
         statement_timeout_ms: 30_000,
+        ca: None,
     })
     .await
     .expect("the store opens on a fresh database");
