@@ -7,15 +7,22 @@
 //!   steady state: proof signature, replay cache, route, scopes, rate limit.
 //! - `authorize/new_token`: the same for a token the gateway has not seen yet.
 //!
+//! Then, not through criterion, `Gateway::admit` (all nine steps) for the same pre-made
+//! requests one after another, with only the gateway's own replay cache and limits, and with
+//! Redis (`MEDGATE_BENCH_REDIS`, default `redis://127.0.0.1:6379`, over TCP as in production)
+//! making them cluster-wide: wall time, the gateway thread's own CPU time
+//! (`/proc/thread-self/schedstat`) and Redis's (`INFO cpu`), per request, side by side.
+//!
 //! Run: `cargo bench -p medgate-gateway --bench authorize`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group};
 use http::Request;
 use http::request::Parts;
 use medgate_gateway::routes::{Route, RouteConfig};
@@ -27,6 +34,7 @@ use medgate_sdk::proof::dpop_proof;
 use medgate_service::audit::AuditSink;
 use medgate_service::metrics::Metrics;
 use medgate_service::ratelimit::RateLimit;
+use medgate_service::shared::{SharedParams, SharedState};
 use medgate_service::{Clock, SystemClock};
 use medgate_store::seal::Sealer;
 use medgate_store::sqlite::SqliteStore;
@@ -55,6 +63,16 @@ struct Bench {
 
 impl Bench {
     fn new() -> Bench {
+        Self::with(
+            None,
+            RateLimit {
+                per_second: 0,
+                burst: 0,
+            },
+        )
+    }
+
+    fn with(shared: Option<SharedState>, limit: RateLimit) -> Bench {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -96,14 +114,8 @@ impl Bench {
                 audience: PUBLIC_URL.into(),
                 upstream: None,
                 routes: vec![route],
-                rate_limit: RateLimit {
-                    per_second: 0,
-                    burst: 0,
-                },
-                address_rate_limit: RateLimit {
-                    per_second: 0,
-                    burst: 0,
-                },
+                rate_limit: limit,
+                address_rate_limit: limit,
                 proof: ProofPolicy {
                     window: IatWindow {
                         max_age_secs: 60,
@@ -122,7 +134,7 @@ impl Bench {
             clock,
             metrics,
             audit,
-            None,
+            shared,
         );
         runtime.block_on(gateway.refresh(&*store)).unwrap();
         let keys = KeySet::new([(signing.kid().to_string(), signing.public_jwk().clone())]);
@@ -257,4 +269,105 @@ fn per_request(c: &mut Criterion) {
 }
 
 criterion_group!(benches, per_request);
-criterion_main!(benches);
+
+/// This thread's CPU time so far (the first field of `/proc/thread-self/schedstat`, in ns).
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    Duration::from_nanos(text.split_whitespace().next().unwrap().parse().unwrap())
+}
+
+/// Redis's own CPU time so far (`used_cpu_sys` + `used_cpu_user`, from `INFO cpu`).
+fn redis_cpu(runtime: &tokio::runtime::Runtime, client: &redis::Client) -> Duration {
+    let info: String = runtime.block_on(async {
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(&mut connection)
+            .await
+            .unwrap()
+    });
+    let secs: f64 = info
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.trim().split_once(':')?;
+            matches!(name, "used_cpu_sys" | "used_cpu_user").then(|| value.parse::<f64>().ok())?
+        })
+        .sum();
+    Duration::from_secs_f64(secs)
+}
+
+/// `Gateway::admit` without and with Redis, on one thread, for the same number of requests.
+fn shared_state_side_by_side() {
+    const REQUESTS: usize = 5_000;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = std::env::var("MEDGATE_BENCH_REDIS").unwrap_or("redis://127.0.0.1:6379".into());
+    let params = SharedParams {
+        url: url.clone(),
+        prefix: format!("medgate-bench-{}:", std::process::id()),
+        timeout: Duration::from_secs(1),
+    };
+    let Ok(shared) = runtime.block_on(SharedState::connect(params)) else {
+        println!("shared_state: no Redis at {url}; skipped");
+        return;
+    };
+    let client = redis::Client::open(url.as_str()).unwrap();
+    // Limits on (so the cells are computed and written), high enough never to refuse.
+    let limit = RateLimit {
+        per_second: 1_000_000,
+        burst: 1_000_000,
+    };
+    let address = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    println!("\nGateway::admit, {REQUESTS} requests one after another (cached token):");
+    println!(
+        "{:<30} {:>10} {:>14} {:>14}",
+        "", "wall µs", "gateway CPU µs", "Redis CPU µs"
+    );
+    let off = RateLimit {
+        per_second: 0,
+        burst: 0,
+    };
+    let rows = [
+        ("local replay cache, limits", None, limit),
+        ("+ Redis SET NX", Some(shared.clone()), off),
+        ("+ Redis SET NX, 2 GCRA cells", Some(shared), limit),
+    ];
+    for (name, shared, limit) in rows {
+        let with_redis = shared.is_some();
+        let bench = Bench::with(shared, limit);
+        let token = bench.token();
+        let requests: Vec<Parts> = (0..REQUESTS).map(|_| bench.request(&token)).collect();
+        let now = SystemClock.now();
+        runtime
+            .block_on(bench.gateway.admit(&bench.request(&token), address, now))
+            .unwrap();
+        let (redis_before, cpu_before, started) =
+            (redis_cpu(&runtime, &client), thread_cpu(), Instant::now());
+        for parts in &requests {
+            runtime
+                .block_on(bench.gateway.admit(parts, address, now))
+                .unwrap();
+        }
+        let (wall, cpu) = (started.elapsed(), thread_cpu() - cpu_before);
+        let redis = redis_cpu(&runtime, &client) - redis_before;
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / REQUESTS as f64;
+        let redis = if with_redis {
+            format!("{:.1}", per(redis))
+        } else {
+            "-".into()
+        };
+        println!(
+            "{name:<30} {:>10.1} {:>14.1} {redis:>14}",
+            per(wall),
+            per(cpu)
+        );
+    }
+}
+
+fn main() {
+    benches();
+    shared_state_side_by_side();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -476,6 +476,19 @@ impl Gateway {
         self.check(parts, now).map_err(|(refusal, _)| refusal)
     }
 
+    /// Steps 1–9: [`authorize`](Self::authorize), then the client address's limit and the
+    /// shared state — what [`handle`](Self::handle) runs before forwarding.
+    pub async fn admit(
+        &self,
+        parts: &Parts,
+        client: IpAddr,
+        now: UnixTime,
+    ) -> Result<Authorized, Refusal> {
+        self.decide(parts, client, now)
+            .await
+            .map_err(|(refusal, _)| refusal)
+    }
+
     /// Steps 1–8; a refusal comes with the installation when its token verified. The order
     /// puts every check that costs no shared state first: a refused request takes no place in
     /// the replay cache and no one else's rate.
