@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use medgate_node::sample_upstream::SampleUpstream;
 use medgate_proto::b64;
@@ -249,15 +248,7 @@ async fn installation(
                 (Method::POST, "/api/v1/treatments"),
             ] {
                 let headers = client.request_headers(method.as_str(), path).await.unwrap();
-                let mut map = HeaderMap::new();
-                map.insert(
-                    AUTHORIZATION,
-                    HeaderValue::from_str(headers.authorization.expose()).unwrap(),
-                );
-                map.insert(
-                    HeaderName::from_static("dpop"),
-                    HeaderValue::from_str(&headers.dpop).unwrap(),
-                );
+                let map = headers.to_header_map();
                 let body = if method == Method::POST {
                     Bytes::from_static(b"{\"carbs\":12}")
                 } else {

@@ -91,6 +91,16 @@ pub struct RequestHeaders {
     pub dpop: String,
 }
 
+impl RequestHeaders {
+    /// `Authorization` and `DPoP`, for a request sent by other means than [`MedgateClient::send`].
+    pub fn to_header_map(&self) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        insert(&mut map, AUTHORIZATION, self.authorization.expose());
+        insert(&mut map, HeaderName::from_static("dpop"), &self.dpop);
+        map
+    }
+}
+
 /// A granted attestation, without its token.
 #[derive(Debug, Clone)]
 pub struct Attestation {
@@ -666,11 +676,13 @@ impl MedgateClient {
         body: Bytes,
     ) -> Result<HttpResponse, ClientError> {
         let headers = self.request_headers(method.as_str(), path).await?;
-        let mut map = HeaderMap::new();
-        insert(&mut map, AUTHORIZATION, headers.authorization.expose());
-        insert(&mut map, HeaderName::from_static("dpop"), &headers.dpop);
-        self.send_raw(method, &self.gateway_url(path), map, body)
-            .await
+        self.send_raw(
+            method,
+            &self.gateway_url(path),
+            headers.to_header_map(),
+            body,
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> Result<HttpResponse, ClientError> {

@@ -80,15 +80,7 @@ async fn a_genuine_request_reaches_the_upstream_without_credentials() {
     // The upstream sees who is asking, and never the token or proof. A client cannot pass
     // itself off as another installation through the X-Medgate-* headers.
     let headers = client.request_headers("GET", "/echo").await.unwrap();
-    let mut map = HeaderMap::new();
-    map.insert(
-        AUTHORIZATION,
-        HeaderValue::from_str(headers.authorization.expose()).unwrap(),
-    );
-    map.insert(
-        HeaderName::from_static("dpop"),
-        HeaderValue::from_str(&headers.dpop).unwrap(),
-    );
+    let mut map = headers.to_header_map();
     map.insert(
         HeaderName::from_static("x-medgate-installation"),
         HeaderValue::from_static("someone-else"),

@@ -131,7 +131,7 @@ async fn a_request_body_that_never_arrives_is_cut_off() {
 #[tokio::test]
 async fn path_and_header_tricks_reach_the_upstream_only_in_canonical_form() {
     use bytes::Bytes;
-    use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+    use http::header::{HeaderName, HeaderValue};
     let stack = Stack::start().await;
     let client = stack.client();
     client.attest().await.unwrap();
@@ -140,15 +140,7 @@ async fn path_and_header_tricks_reach_the_upstream_only_in_canonical_form() {
             let (stack, client) = (&stack, &client);
             async move {
                 let headers = client.request_headers("GET", proof_path).await.unwrap();
-                let mut map = HeaderMap::new();
-                map.insert(
-                    AUTHORIZATION,
-                    HeaderValue::from_str(headers.authorization.expose()).unwrap(),
-                );
-                map.insert(
-                    HeaderName::from_static("dpop"),
-                    HeaderValue::from_str(&headers.dpop).unwrap(),
-                );
+                let mut map = headers.to_header_map();
                 for (name, value) in extra {
                     map.append(
                         HeaderName::from_bytes(name.as_bytes()).unwrap(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderMap;
 use http::{Method, StatusCode};
 use medgate_node::config::Config;
 use medgate_sdk::client::MedgateClient;
@@ -82,16 +82,7 @@ async fn through(stack: &Stack, path: &str, headers: &HeaderMap) -> StatusCode {
 
 async fn headers_for(client: &MedgateClient, path: &str) -> HeaderMap {
     let headers = client.request_headers("GET", path).await.unwrap();
-    let mut map = HeaderMap::new();
-    map.insert(
-        AUTHORIZATION,
-        HeaderValue::from_str(headers.authorization.expose()).unwrap(),
-    );
-    map.insert(
-        HeaderName::from_static("dpop"),
-        HeaderValue::from_str(&headers.dpop).unwrap(),
-    );
-    map
+    headers.to_header_map()
 }
 
 #[tokio::test]
