@@ -260,7 +260,10 @@ async fn installation(
                         &tally.reads_ok
                     }
                     Ok(reply) if reply.status.is_success() => &tally.writes_ok,
-                    Ok(reply) if reply.status == StatusCode::SERVICE_UNAVAILABLE => {
+                    Ok(reply)
+                        if reply.status == StatusCode::SERVICE_UNAVAILABLE
+                            && method == Method::POST =>
+                    {
                         &tally.writes_refused_503
                     }
                     _ => &tally.other,

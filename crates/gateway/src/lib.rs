@@ -614,18 +614,22 @@ impl Gateway {
             scope: token.scopes().join(" "),
             path: path.to_string(),
             replay_key,
-            // Until the proof's iat leaves the window, plus a second for whole-second clocks.
+            // Until the proof's iat leaves the window, on the slowest gateway clock the skew
+            // allows, plus a second for whole-second clocks.
             replay_lifetime: Duration::from_secs(
-                (acceptable_until.secs() - now.secs() + 1)
-                    .max(1)
-                    .unsigned_abs(),
+                (acceptable_until.secs() - now.secs()
+                    + inner.params.proof.window.max_skew_secs
+                    + 1)
+                .max(1)
+                .unsigned_abs(),
             ),
             redis_down: route.redis_down(&parts.method),
         })
     }
 
     /// Steps 1–9: the local checks, then the client address's local limit, then (with
-    /// `[redis]`) the cluster-wide limits and replay key.
+    /// `[redis]`) the cluster-wide limits and replay key. A request these refuse has already
+    /// spent its proof's local replay entry: a retry needs a new proof, as every request does.
     async fn decide(
         &self,
         parts: &Parts,
@@ -635,6 +639,9 @@ impl Gateway {
         let inner = &self.inner;
         let authorized = self.check(parts, now)?;
         let theirs = |refusal: Refusal| (refusal, Some(authorized.installation_id.clone()));
+        // An IPv6 client is its /64, as for connection limits: rotating addresses within it
+        // gains nothing.
+        let client = medgate_service::client_ip::client_key(client);
         inner
             .address_limiter
             .check(&client)

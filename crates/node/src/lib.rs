@@ -398,10 +398,21 @@ impl Node {
             shutdown_rx.clone(),
         )));
         let changed = Arc::new(Notify::new());
+        let shared_for_upkeep = shared.clone();
         if let Some(shared) = shared {
             tasks.push(tokio::spawn(
                 shared.follow_changes(Arc::clone(&changed), shutdown_rx.clone()),
             ));
+            // The follower wakes once subscribed: from then on no announcement is missed, so
+            // a node that has started hears every change made after it.
+            if tokio::time::timeout(Duration::from_secs(5), changed.notified())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "not yet subscribed to Redis announcements: revocations arrive by the poll until it is"
+                );
+            }
         }
         tasks.push(tokio::spawn(maintain(
             Upkeep {
@@ -411,6 +422,7 @@ impl Node {
                 clock: Arc::clone(&clock),
                 refresh_interval: config.gateway.refresh_interval,
                 changed,
+                shared: shared_for_upkeep,
             },
             shutdown_rx,
         )));
@@ -598,6 +610,9 @@ async fn keep_checkpointing(
     }
 }
 
+/// How often gateways read the store while Redis's pushes cannot be relied on.
+const FALLBACK_POLL: Duration = Duration::from_secs(5);
+
 /// What the node's upkeep loop works on.
 struct Upkeep {
     store: Arc<dyn Store>,
@@ -607,6 +622,8 @@ struct Upkeep {
     refresh_interval: Duration,
     /// Woken when another replica announces a change (`[redis]`).
     changed: Arc<Notify>,
+    /// Whether those announcements can be relied on now (`[redis]`).
+    shared: Option<SharedState>,
 }
 
 /// Every `gateway.refresh_interval`, and at once when a change is announced: the gateway reads
@@ -621,6 +638,7 @@ async fn maintain(upkeep: Upkeep, mut shutdown: watch::Receiver<bool>) {
         clock,
         refresh_interval,
         changed,
+        shared,
     } = upkeep;
     let mut refresh = tokio::time::interval(refresh_interval);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -645,6 +663,16 @@ async fn maintain(upkeep: Upkeep, mut shutdown: watch::Receiver<bool>) {
             _ = housekeeping.tick() => {
                 ticks += 1;
                 server.trim();
+                // A poll slower than 5 s relies on Redis's pushes: while they cannot arrive
+                // (unsubscribed, or a call failed), poll every 5 s.
+                let pushes = shared.as_ref().is_some_and(SharedState::pushes_arrive);
+                if refresh_interval > FALLBACK_POLL
+                    && !pushes
+                    && ticks.is_multiple_of(5)
+                    && let Err(error) = gateway.refresh(&*store).await
+                {
+                    tracing::error!(%error, "gateway refresh failed");
+                }
                 if ticks.is_multiple_of(30) {
                     if let Err(error) = store.purge_challenges(clock.now()).await {
                         tracing::error!(%error, "challenge purge failed");

@@ -15,7 +15,7 @@
 //! single Redis (with replicas or Sentinel for failover), not Cluster.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -106,6 +106,8 @@ struct Inner {
     started: Instant,
     /// Milliseconds since `started` before which Redis is not asked.
     quiet_until: AtomicU64,
+    /// Whether [`SharedState::follow_changes`] is subscribed right now.
+    subscribed: AtomicBool,
 }
 
 /// A handle on the shared state. Cheap to clone.
@@ -152,7 +154,7 @@ impl SharedState {
         .await
         .map_err(|_| SharedError("Redis did not answer within 5 s".into()))?
         .map_err(|error| SharedError(format!("cannot connect to Redis ({})", error.category())))?;
-        Ok(SharedState {
+        let shared = SharedState {
             inner: Arc::new(Inner {
                 client,
                 connection,
@@ -161,8 +163,42 @@ impl SharedState {
                 timeout: params.timeout,
                 started: Instant::now(),
                 quiet_until: AtomicU64::new(0),
+                subscribed: AtomicBool::new(false),
             }),
-        })
+        };
+        shared.check_eviction_policy().await;
+        Ok(shared)
+    }
+
+    /// Replay keys carry expiries, so a policy that evicts them under memory pressure would
+    /// forget proofs still inside their window: anything but `noeviction` is worth a warning.
+    async fn check_eviction_policy(&self) {
+        let mut connection = self.inner.connection.clone();
+        let policy: Result<Vec<String>, SharedUnavailable> = self
+            .call(async move {
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("maxmemory-policy")
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await;
+        match policy.as_deref() {
+            Ok([_, policy]) if policy == "noeviction" => {}
+            Ok([_, _]) => tracing::warn!(
+                "redis maxmemory-policy is not noeviction: under memory pressure Redis may evict replay keys, and a proof could then be used twice"
+            ),
+            _ => tracing::warn!(
+                "cannot read redis maxmemory-policy; set it to noeviction so replay keys are never evicted"
+            ),
+        }
+    }
+
+    /// Whether announcements can be relied on now: subscribed, and no call failed within the
+    /// last [`BACKOFF`]. When not, replicas poll the store often enough for the 5 s bound.
+    pub fn pushes_arrive(&self) -> bool {
+        self.inner.subscribed.load(Ordering::Relaxed)
+            && self.elapsed_ms() >= self.inner.quiet_until.load(Ordering::Relaxed)
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -250,12 +286,18 @@ impl SharedState {
         Ok(())
     }
 
-    /// [`announce`](Self::announce) without waiting for it (from synchronous code).
+    /// [`announce`](Self::announce) without waiting for it (from synchronous code), tried
+    /// again each second for 5 s. Should every try fail, the replicas whose subscription
+    /// failed with it poll every 5 s at most ([`pushes_arrive`](Self::pushes_arrive)).
     pub fn announce_soon(&self) {
         let shared = self.clone();
         tokio::spawn(async move {
-            // A failure is logged by `call`; the replicas' poll still bounds the delay.
-            let _ = shared.announce().await;
+            for _ in 0..5 {
+                if shared.announce().await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(BACKOFF).await;
+            }
         });
     }
 
@@ -271,6 +313,7 @@ impl SharedState {
             };
             match tokio::time::timeout(Duration::from_secs(5), subscribed).await {
                 Ok(Ok(mut pubsub)) => {
+                    self.inner.subscribed.store(true, Ordering::Relaxed);
                     changed.notify_one();
                     let mut messages = pubsub.on_message();
                     loop {
@@ -282,6 +325,7 @@ impl SharedState {
                             _ = shutdown.changed() => return,
                         }
                     }
+                    self.inner.subscribed.store(false, Ordering::Relaxed);
                     tracing::warn!("redis change channel closed; resubscribing");
                 }
                 Ok(Err(error)) => {

@@ -44,11 +44,15 @@ pub struct Table {
 }
 
 impl Table {
-    /// `a, b`: the primary key's columns.
-    pub fn key_list(&self) -> String {
-        let names: Vec<&str> = self.columns[..self.key]
+    /// `a, b`: the primary key's columns; with `collate`, text compared byte by byte
+    /// (`COLLATE "C"`, PostgreSQL), so both backends read rows in one order.
+    pub fn key_list(&self, collate: bool) -> String {
+        let names: Vec<String> = self.columns[..self.key]
             .iter()
-            .map(|(name, _)| *name)
+            .map(|(name, kind)| match kind {
+                Kind::Text if collate => format!("{name} COLLATE \"C\""),
+                _ => name.to_string(),
+            })
             .collect();
         names.join(", ")
     }
@@ -220,6 +224,8 @@ pub enum CopyError {
     Store(#[from] StoreError),
     #[error("the source's audit chain does not verify ({0}); nothing was copied")]
     SourceChain(ChainBreak),
+    #[error("the source store is empty (no app, no signing key): check --from")]
+    EmptySource,
     #[error(
         "the copied audit chain does not match the source's ({0}); drop the target and copy again"
     )]
@@ -235,6 +241,14 @@ pub async fn copy(from: &dyn Store, to: &dyn Store) -> Result<CopyReport, CopyEr
     let mut tables = Vec::with_capacity(TABLES.len());
     for table in TABLES {
         tables.push((table, from.read_table(table).await?));
+    }
+    let holds = |name: &str| {
+        tables
+            .iter()
+            .any(|(table, rows)| table.name == name && !rows.is_empty())
+    };
+    if !holds("apps") && !holds("signing_keys") {
+        return Err(CopyError::EmptySource);
     }
     let rows = tables
         .iter()
@@ -355,6 +369,52 @@ mod tests {
             matches!(refused, CopyError::Store(StoreError::Conflict(_))),
             "{refused}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_empty_source_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = SqliteStore::open(&dir.path().join("typo")).unwrap();
+        let target = SqliteStore::open(&dir.path().join("target")).unwrap();
+        let refused = copy(&source, &target).await.unwrap_err();
+        assert!(matches!(refused, CopyError::EmptySource), "{refused}");
+    }
+
+    /// A migration that adds a column or a table must add it here too, or copies lose it.
+    #[test]
+    fn the_table_list_is_the_whole_schema_but_challenges() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("data")).unwrap();
+        let connection = rusqlite::Connection::open(store.path()).unwrap();
+        let mut names = connection
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap();
+        let mut tables: Vec<String> = names
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        tables.retain(|name| name != "challenges");
+        let mut listed: Vec<&str> = TABLES.iter().map(|table| table.name).collect();
+        listed.sort_unstable();
+        assert_eq!(tables, listed);
+        for table in TABLES {
+            let mut columns = connection
+                .prepare(&format!(
+                    "SELECT name FROM pragma_table_info('{}') ORDER BY cid",
+                    table.name
+                ))
+                .unwrap();
+            let mut columns: Vec<String> = columns
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            columns.sort();
+            let mut listed: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+            listed.sort_unstable();
+            assert_eq!(columns, listed, "{}", table.name);
+        }
     }
 
     #[tokio::test]

@@ -250,3 +250,31 @@ async fn without_redis_reads_fail_open_and_writes_fail_closed() {
         );
     }
 }
+
+/// A store poll slower than 5 s relies on Redis's pushes; while they cannot arrive (Redis
+/// stopped), the gateway polls every 5 s, so a revocation still lands within the bound.
+#[tokio::test]
+async fn a_slow_poll_falls_back_to_five_seconds_while_redis_is_down() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let stack = Stack::start_with(|config| {
+        config.redis.url = Some(url);
+        config.gateway.refresh_interval = Duration::from_secs(30);
+    })
+    .await;
+    let client = stack.client();
+    client.attest().await.unwrap();
+    assert_eq!(client.get("/echo").await.unwrap().status, StatusCode::OK);
+    redis.stop();
+    stack
+        .revoke_installation(client.installation_id().as_str())
+        .await;
+    // Within the 5 s fallback poll, plus slack for a loaded machine.
+    stack
+        .eventually(8, || async {
+            client.get("/echo").await.unwrap().status == StatusCode::UNAUTHORIZED
+        })
+        .await;
+}

@@ -123,8 +123,8 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
 impl PostgresStore {
     /// Connects, and applies pending migrations.
     pub async fn open(options: &PostgresOptions) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = options
-            .url
+        let url = tls::normalise_sslmode(&options.url)?;
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|_| StoreError::Backend("the PostgreSQL URL does not parse".into()))?;
         config.options(format!(

@@ -50,7 +50,7 @@ impl TableStore for PostgresStore {
             "SELECT {} FROM {} ORDER BY {}",
             table.column_list(),
             table.name,
-            table.key_list()
+            table.key_list(true)
         );
         let rows = client.query(&query, &[]).await.map_err(backend)?;
         rows.iter()

@@ -46,6 +46,33 @@ pub(super) fn connector(ca: Option<&Path>) -> Result<MakeRustlsConnect, StoreErr
     Ok(MakeRustlsConnect::new(config))
 }
 
+/// `sslmode` as medgate reads it: `verify-full` and `verify-ca` are `require` (which medgate
+/// verifies as `verify-full` does); `prefer` and `allow`, which fall back to plain text when
+/// TLS fails, are refused: say `require` or `disable`.
+pub(super) fn normalise_sslmode(url: &str) -> Result<String, StoreError> {
+    let Some(start) = url.find("sslmode=") else {
+        return Ok(url.to_string());
+    };
+    let value_start = start + "sslmode=".len();
+    let value_end = url[value_start..]
+        .find(['&', ' '])
+        .map_or(url.len(), |end| value_start + end);
+    let mode = match &url[value_start..value_end] {
+        "require" | "verify-full" | "verify-ca" => "require",
+        "disable" => "disable",
+        _ => {
+            return Err(StoreError::Backend(
+                "store.url: sslmode must be require (TLS, verified) or disable".into(),
+            ));
+        }
+    };
+    Ok(format!(
+        "{}{mode}{}",
+        &url[..value_start],
+        &url[value_end..]
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use medgate_testkit::postgres::PostgresServer;
@@ -60,6 +87,34 @@ mod tests {
             statement_timeout_ms: 5_000,
             ca,
         }
+    }
+
+    #[test]
+    fn sslmodes_that_fall_back_to_plain_text_are_refused() {
+        use super::normalise_sslmode;
+        let url = |mode: &str| {
+            format!("postgres://u@db.example:5432/medgate?sslmode={mode}&connect_timeout=5")
+        };
+        assert_eq!(
+            normalise_sslmode(&url("verify-full")).unwrap(),
+            url("require")
+        );
+        assert_eq!(
+            normalise_sslmode(&url("verify-ca")).unwrap(),
+            url("require")
+        );
+        assert_eq!(normalise_sslmode(&url("disable")).unwrap(), url("disable"));
+        for mode in ["prefer", "allow", ""] {
+            assert!(normalise_sslmode(&url(mode)).is_err(), "{mode}");
+        }
+        assert_eq!(
+            normalise_sslmode("host=db sslmode=verify-full user=u").unwrap(),
+            "host=db sslmode=require user=u"
+        );
+        assert_eq!(
+            normalise_sslmode("postgres://u@h/d").unwrap(),
+            "postgres://u@h/d"
+        );
     }
 
     #[tokio::test]

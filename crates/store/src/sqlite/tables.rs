@@ -43,7 +43,7 @@ impl TableStore for SqliteStore {
                 "SELECT {} FROM {} ORDER BY {}",
                 table.column_list(),
                 table.name,
-                table.key_list()
+                table.key_list(false)
             );
             let mut statement = conn.prepare(&query).map_err(backend)?;
             let rows = statement
