@@ -20,7 +20,7 @@ use medgate_testkit::attestation::AppleEnvironment;
 use medgate_testkit::redis::RedisServer;
 
 use crate::common::{MEASUREMENT, Stack, VERSION, client_for};
-use crate::hardware::{APPLE_APP_ID, apple_attest, set_platform};
+use crate::hardware::{APPLE_APP_ID, apple_attest, race_assertions, set_platform};
 
 struct Pair {
     a: Stack,
@@ -160,29 +160,11 @@ async fn an_app_attest_counter_raced_from_two_replicas_moves_once() {
     )
     .await;
     granted.unwrap();
-    let (at_a, at_b, key) = (Arc::new(at_a), Arc::new(at_b), Arc::new(key));
-    let mut racers = Vec::new();
-    for round in 0..8 {
-        let client = Arc::clone(if round % 2 == 0 { &at_a } else { &at_b });
-        let key = Arc::clone(&key);
-        racers.push(tokio::spawn(async move {
-            let challenge = client.challenge().await.unwrap();
-            let assertion = key.assert(APPLE_APP_ID, &challenge.binding, 7);
-            let evidence = PlatformEvidence::AppleAssertion {
-                key_id: key.key_id.to_vec(),
-                assertion,
-            };
-            client
-                .attest_platform(&challenge, &evidence, None)
-                .await
-                .is_ok()
-        }));
-    }
-    let mut passed = 0;
-    for racer in racers {
-        passed += usize::from(racer.await.unwrap());
-    }
-    assert_eq!(passed, 1);
+    let (at_a, at_b) = (Arc::new(at_a), Arc::new(at_b));
+    let clients = (0..8)
+        .map(|round| Arc::clone(if round % 2 == 0 { &at_a } else { &at_b }))
+        .collect();
+    assert_eq!(race_assertions(clients, Arc::new(key), 7).await, 1);
     let stored = pair
         .b
         .node
