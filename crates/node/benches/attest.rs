@@ -6,7 +6,10 @@
 //! per core-second, and the wall time with `CONCURRENCY` attestations in flight.
 //!
 //! Run: `cargo bench -p medgate-node --bench attest` (`MEDGATE_BENCH_ATTESTATIONS`, default
-//! 2000).
+//! 2000). To profile only the measured phase, start `perf record` disabled with a control FIFO
+//! and name it in `MEDGATE_BENCH_PERF_CTL`: the bench writes `enable` and `disable` to it around
+//! each measurement, e.g.
+//! `mkfifo ctl; MEDGATE_BENCH_PERF_CTL=ctl perf record -g -D -1 --control fifo:ctl -- BENCH`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -79,6 +82,13 @@ async fn admin(node: &Node, path: &str, body: serde_json::Value) {
     assert_eq!(response.status(), StatusCode::CREATED, "{path}");
 }
 
+/// Tells a `perf record --control fifo:…` started with `-D -1` to start or stop sampling.
+fn perf_control(command: &str) {
+    if let Some(fifo) = std::env::var_os("MEDGATE_BENCH_PERF_CTL") {
+        std::fs::write(fifo, format!("{command}\n")).unwrap();
+    }
+}
+
 /// CPU and wall time per attestation on the node `customize` configures.
 async fn measure(name: &str, count: usize, customize: impl FnOnce(&mut Config)) {
     let dir = tempfile::tempdir().unwrap();
@@ -133,6 +143,7 @@ async fn measure(name: &str, count: usize, customize: impl FnOnce(&mut Config)) 
         ));
     }
     let evidences = Arc::new(tokio::sync::Mutex::new(evidences));
+    perf_control("enable");
     let (cpu_before, started) = (process_cpu(), Instant::now());
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
@@ -152,6 +163,7 @@ async fn measure(name: &str, count: usize, customize: impl FnOnce(&mut Config)) 
         worker.await.unwrap();
     }
     let (wall, cpu) = (started.elapsed(), process_cpu() - cpu_before);
+    perf_control("disable");
     let per = |d: Duration| d.as_secs_f64() * 1e6 / count as f64;
     println!(
         "{name:<12} {:>14.0} {:>22.0} {:>12.0}",
