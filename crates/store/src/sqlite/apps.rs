@@ -8,12 +8,12 @@ impl AppStore for SqliteStore {
         let app = app.clone();
         let body = serde_json::to_string(&app.policy).map_err(corrupt("app policy"))?;
         self.change(audit, move |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO apps (id, created_at) VALUES (?1, ?2)",
                 params![app.id, app.created_at.secs()],
             )
             .map_err(insert_error("app"))?;
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO policies (app_id, platform, body, updated_at) VALUES (?1, '*', ?2, ?3)",
                 params![app.id, body, app.created_at.secs()],
             )
@@ -26,9 +26,12 @@ impl AppStore for SqliteStore {
         let app_id = app_id.to_string();
         let row = self
             .run(move |conn| {
-                conn.query_row(
-                    "SELECT a.id, a.created_at, p.body FROM apps a
-                     JOIN policies p ON p.app_id = a.id AND p.platform = '*' WHERE a.id = ?1",
+                // A subquery, not the join `list_apps` uses: SQLite re-plans the join (and any
+                // bound query with ORDER BY) on every run; this form stays prepared.
+                conn.cached_row(
+                    "SELECT id, created_at,
+                            (SELECT body FROM policies WHERE app_id = ?1 AND platform = '*') AS body
+                     FROM apps WHERE id = ?1",
                     [app_id],
                     app_from_row,
                 )
@@ -42,7 +45,7 @@ impl AppStore for SqliteStore {
         let rows = self
             .run(|conn| {
                 let mut statement = conn
-                    .prepare(
+                    .prepare_cached(
                         "SELECT a.id, a.created_at, p.body FROM apps a
                          JOIN policies p ON p.app_id = a.id AND p.platform = '*' ORDER BY a.id",
                     )
@@ -63,7 +66,7 @@ impl AppStore for SqliteStore {
             // A revoked version stays revoked: the gateway's revocation feed says so, and a new
             // build of it must not make attestation disagree.
             let revoked: i64 = tx
-                .query_row(
+                .cached_row(
                     "SELECT COUNT(*) FROM releases
                      WHERE app_id = ?1 AND version = ?2 AND revoked_at IS NOT NULL",
                     params![release.app_id, release.version],
@@ -73,7 +76,7 @@ impl AppStore for SqliteStore {
             if revoked > 0 {
                 return Err(StoreError::Conflict("release of a revoked version"));
             }
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO releases (app_id, version, binary_sha256, created_at, revoked_at, version_code)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -93,13 +96,16 @@ impl AppStore for SqliteStore {
     async fn releases(&self, app_id: &str, version: &str) -> Result<Vec<Release>, StoreError> {
         let (app_id, version) = (app_id.to_string(), version.to_string());
         self.run(move |conn| {
+            // Sorted here, not by ORDER BY, so that the statement stays prepared (see `get_app`).
             let mut statement = conn
-                .prepare_cached(
-                    "SELECT * FROM releases WHERE app_id = ?1 AND version = ?2 ORDER BY binary_sha256",
-                )
+                .prepare_cached("SELECT * FROM releases WHERE app_id = ?1 AND version = ?2")
                 .map_err(backend)?;
-            let rows = statement.query_map([app_id, version], release_from_row).map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            let rows = statement
+                .query_map([app_id, version], release_from_row)
+                .map_err(backend)?;
+            let mut releases = rows.collect::<Result<Vec<_>, _>>().map_err(backend)?;
+            releases.sort_by(|a, b| a.binary_sha256.cmp(&b.binary_sha256));
+            Ok(releases)
         })
         .await
     }
@@ -107,7 +113,7 @@ impl AppStore for SqliteStore {
         let app_id = app_id.to_string();
         self.run(move |conn| {
             let mut statement = conn
-                .prepare("SELECT * FROM releases WHERE app_id = ?1 ORDER BY created_at, version, binary_sha256")
+                .prepare_cached("SELECT * FROM releases WHERE app_id = ?1 ORDER BY created_at, version, binary_sha256")
                 .map_err(backend)?;
             let rows = statement.query_map([app_id], release_from_row).map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
@@ -124,7 +130,7 @@ impl AppStore for SqliteStore {
         let (app_id, version) = (app_id.to_string(), version.to_string());
         self.change(audit, move |tx| {
             let known: i64 = tx
-                .query_row(
+                .cached_row(
                     "SELECT COUNT(*) FROM releases WHERE app_id = ?1 AND version = ?2",
                     params![app_id, version],
                     |row| row.get(0),
@@ -134,7 +140,7 @@ impl AppStore for SqliteStore {
                 return Err(StoreError::NotFound("release"));
             }
             let changed = tx
-                .execute(
+                .cached_execute(
                     "UPDATE releases SET revoked_at = ?3
                      WHERE app_id = ?1 AND version = ?2 AND revoked_at IS NULL",
                     params![app_id, version, at.secs()],

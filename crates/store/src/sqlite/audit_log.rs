@@ -6,14 +6,7 @@ use super::*;
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<(), StoreError> {
         let entries = entries.to_vec();
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            append_entries(&tx, &entries)?;
-            tx.commit().map_err(backend)
-        })
-        .await
+        self.run(move |conn| append_entries(conn, &entries)).await
     }
     async fn audit_entries(
         &self,
@@ -34,7 +27,7 @@ impl AuditStore for SqliteStore {
     }
     async fn audit_head(&self) -> Result<Option<AuditEntry>, StoreError> {
         self.run(move |conn| {
-            conn.query_row(
+            conn.cached_row(
                 "SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1",
                 [],
                 audit_from_row,
@@ -45,12 +38,9 @@ impl AuditStore for SqliteStore {
         .await
     }
     async fn prune_audit(&self, keep_from: i64) -> Result<u64, StoreError> {
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+        self.run(move |tx| {
             let kept: i64 = tx
-                .query_row(
+                .cached_row(
                     "SELECT COUNT(*) FROM audit_log WHERE seq = ?1",
                     [keep_from],
                     |row| row.get(0),
@@ -60,9 +50,8 @@ impl AuditStore for SqliteStore {
                 return Err(StoreError::NotFound("audit entry"));
             }
             let deleted = tx
-                .execute("DELETE FROM audit_log WHERE seq < ?1", [keep_from])
+                .cached_execute("DELETE FROM audit_log WHERE seq < ?1", [keep_from])
                 .map_err(backend)?;
-            tx.commit().map_err(backend)?;
             Ok(deleted as u64)
         })
         .await

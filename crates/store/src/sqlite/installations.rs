@@ -8,7 +8,7 @@ impl InstallationStore for SqliteStore {
         let id = id.to_string();
         let row = self
             .run(move |conn| {
-                conn.query_row(
+                conn.cached_row(
                     &format!("SELECT {INSTALLATION_COLUMNS} FROM installations WHERE id = ?1"),
                     [id],
                     installation_from_row,
@@ -31,7 +31,7 @@ impl InstallationStore for SqliteStore {
         let rows = self
             .run(move |conn| {
                 let mut statement = conn
-                    .prepare(&format!(
+                    .prepare_cached(&format!(
                         "SELECT {INSTALLATION_COLUMNS} FROM installations
                          WHERE (?1 IS NULL OR app_id = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
                     ))
@@ -52,10 +52,8 @@ impl InstallationStore for SqliteStore {
     async fn record_grant(&self, grant: &GrantWrites) -> Result<GrantOutcome, StoreError> {
         let grant = grant.clone();
         self.run(move |conn| {
-            // Dropping the transaction without commit rolls back whatever it wrote.
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+            // A grant refused here keeps nothing: dropping the savepoint rolls it back.
+            let tx = conn.savepoint().map_err(backend)?;
             upsert_installation(&tx, &grant.record)?;
             if let Some(key) = &grant.apple_key {
                 match insert_apple_key(&tx, key) {
@@ -130,7 +128,7 @@ impl InstallationStore for SqliteStore {
     }
     async fn purge_challenges(&self, now: UnixTime) -> Result<usize, StoreError> {
         self.run(move |conn| {
-            conn.execute(
+            conn.cached_execute(
                 "DELETE FROM challenges WHERE expires_at <= ?1",
                 [now.secs()],
             )
@@ -141,7 +139,7 @@ impl InstallationStore for SqliteStore {
     async fn apple_key(&self, installation_id: &str) -> Result<Option<AppleKeyRecord>, StoreError> {
         let installation_id = installation_id.to_string();
         self.run(move |conn| {
-            conn.query_row(
+            conn.cached_row(
                 "SELECT installation_id, key_id, app_id, public_key, environment, counter, receipt, created_at
                  FROM apple_keys WHERE installation_id = ?1",
                 [installation_id],
@@ -171,7 +169,7 @@ impl InstallationStore for SqliteStore {
         let installation_id = installation_id.to_string();
         self.run(move |conn| {
             let changed = conn
-                .execute(
+                .cached_execute(
                     "UPDATE apple_keys SET counter = ?2 WHERE installation_id = ?1 AND counter < ?2",
                     params![installation_id, counter],
                 )
@@ -241,7 +239,7 @@ fn decode_installation(
 /// Creates or updates the installation with an attestation's outcome.
 fn upsert_installation(conn: &Connection, record: &AttestationRecord) -> Result<(), StoreError> {
     let reasons = serde_json::to_string(&record.reasons).map_err(corrupt("reasons"))?;
-    conn.execute(
+    conn.cached_execute(
         "INSERT INTO installations
            (id, app_id, platform, app_version, first_seen, last_seen, last_decision, last_reasons,
             integrity_level, hardware_key, identity)
@@ -271,7 +269,7 @@ fn upsert_installation(conn: &Connection, record: &AttestationRecord) -> Result<
 /// Stores a newly attested App Attest key, replacing the installation's earlier one;
 /// `Conflict` if another installation has this key id.
 fn insert_apple_key(conn: &Connection, key: &AppleKeyRecord) -> Result<(), StoreError> {
-    conn.execute(
+    conn.cached_execute(
         "INSERT INTO apple_keys (installation_id, key_id, app_id, public_key, environment, counter, receipt, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (installation_id) DO UPDATE SET
@@ -297,7 +295,7 @@ fn claim_enrolment(
     record: &AttestationRecord,
 ) -> Result<bool, StoreError> {
     let changed = conn
-        .execute(
+        .cached_execute(
             "UPDATE enrolments SET used_at = ?5, installation_id = ?3, identity = ?4
              WHERE code_sha256 = ?1 AND app_id = ?2 AND used_at IS NULL AND expires_at > ?5
                AND revoked_at IS NULL",
@@ -316,12 +314,12 @@ fn claim_enrolment(
 /// Revokes the installation and appends it to the revocation feed; false if it was revoked
 /// already, `NotFound` if there is none.
 pub(super) fn revoke_installation(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     id: &str,
     at: UnixTime,
 ) -> Result<bool, StoreError> {
     let found: Option<(String, Option<i64>)> = tx
-        .query_row(
+        .cached_row(
             "SELECT app_id, revoked_at FROM installations WHERE id = ?1",
             [id],
             |row| Ok((row.get(0)?, row.get(1)?)),
@@ -334,7 +332,7 @@ pub(super) fn revoke_installation(
     if revoked_at.is_some() {
         return Ok(false);
     }
-    tx.execute(
+    tx.cached_execute(
         "UPDATE installations SET revoked_at = ?2 WHERE id = ?1",
         params![id, at.secs()],
     )

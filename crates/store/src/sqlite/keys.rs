@@ -8,7 +8,7 @@ impl KeyStore for SqliteStore {
         let rows = self
             .run(|conn| {
                 let mut statement = conn
-                    .prepare("SELECT kid, public_jwk, private_key, created_at, retired_at FROM signing_keys ORDER BY created_at, kid")
+                    .prepare_cached("SELECT kid, public_jwk, private_key, created_at, retired_at FROM signing_keys ORDER BY created_at, kid")
                     .map_err(backend)?;
                 let rows = statement
                     .query_map([], |row| {
@@ -44,12 +44,12 @@ impl KeyStore for SqliteStore {
         let key = key.clone();
         let jwk = serde_json::to_string(&key.public_jwk).map_err(corrupt("signing key"))?;
         self.change(audit, move |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
                 [key.created_at.secs()],
             )
             .map_err(backend)?;
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO signing_keys (kid, public_jwk, private_key, created_at, retired_at)
                  VALUES (?1, ?2, ?3, ?4, NULL)",
                 params![key.kid, jwk, key.sealed_private_key, key.created_at.secs()],
@@ -67,7 +67,7 @@ impl KeyStore for SqliteStore {
         let (kid, sealed) = (kid.to_string(), sealed_private_key.to_vec());
         self.run(move |conn| {
             let changed = conn
-                .execute(
+                .cached_execute(
                     "UPDATE signing_keys SET private_key = ?2 WHERE kid = ?1",
                     params![kid, sealed],
                 )
@@ -82,7 +82,7 @@ impl KeyStore for SqliteStore {
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_string();
         self.run(move |conn| {
-            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+            conn.cached_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
                 row.get(0)
             })
             .optional()
@@ -93,7 +93,7 @@ impl KeyStore for SqliteStore {
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let (key, value) = (key.to_string(), value.to_string());
         self.run(move |conn| {
-            conn.execute(
+            conn.cached_execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [key, value],

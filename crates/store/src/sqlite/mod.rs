@@ -1,9 +1,11 @@
 //! The embedded SQLite backend: one file (`medgate.db`) in the data directory.
 //!
-//! The connection runs in WAL mode with `synchronous=NORMAL` and foreign keys on. Calls run on
-//! tokio's blocking pool behind one connection; writes use `BEGIN IMMEDIATE` so a CLI process
-//! and the server never deadlock on a lock upgrade. The data directory is created `0700` and
-//! the database `0600`; SQLite gives its `-wal` and `-shm` files the database file's mode.
+//! The connection runs in WAL mode with `synchronous=FULL` (a commit is on disk before anyone
+//! hears of it) and foreign keys on. One thread owns it and runs every call, committing what
+//! has queued in one `BEGIN IMMEDIATE` transaction (`writer`: group commit, one `fsync` per
+//! batch); `IMMEDIATE` so a CLI process and the server never deadlock on a lock upgrade. The
+//! data directory is created `0700` and the database `0600`; SQLite gives its `-wal` and
+//! `-shm` files the database file's mode.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,7 +14,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use medgate_proto::wire::Decision;
 use medgate_verify::UnixTime;
-use parking_lot::Mutex;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::audit::{self, AuditEntry, NewAuditEntry};
@@ -31,6 +32,7 @@ mod installations;
 mod keys;
 mod platforms;
 mod tables;
+mod writer;
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -39,13 +41,16 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_claims_match_evidence.sql"),
 ];
 
+/// Prepared statements kept per connection (more than the store has).
+const STATEMENT_CACHE: usize = 128;
+
 /// The database file name inside the data directory.
 pub const FILE_NAME: &str = "medgate.db";
 
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<writer::Writer>,
     path: PathBuf,
 }
 
@@ -110,13 +115,15 @@ impl SqliteStore {
                 "SQLite refused WAL mode (got {mode})"
             )));
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(backend)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(backend)?;
         migrate(&mut conn)?;
+        // Every statement on the hot paths is prepared once and kept.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(writer::Writer::start(conn)?),
             path,
         })
     }
@@ -131,10 +138,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || work(&mut conn.lock()))
-            .await
-            .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
+        self.writer.run(work).await
     }
 }
 
@@ -153,6 +157,30 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit().map_err(backend)?;
     }
     Ok(())
+}
+
+/// `query_row` and `execute` through the connection's statement cache: the store's statements
+/// are parsed once, not on every call.
+trait Cached {
+    fn cached_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>;
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl Cached for Connection {
+    fn cached_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
 }
 
 fn is_constraint(error: &rusqlite::Error, code: i32) -> bool {
@@ -198,12 +226,12 @@ const ENROLMENT_COLUMNS: &str =
     "code_sha256, app_id, created_at, expires_at, used_at, installation_id, identity, revoked_at";
 
 fn append_revocation(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     target: &RevocationTarget,
     at: UnixTime,
 ) -> Result<(), StoreError> {
     let (kind, app_id, subject) = columns::revocation_columns(target);
-    tx.execute(
+    tx.cached_execute(
         "INSERT INTO revocations (kind, app_id, subject, at) VALUES (?1, ?2, ?3, ?4)",
         params![kind, app_id, subject, at.secs()],
     )
@@ -211,15 +239,12 @@ fn append_revocation(
     Ok(())
 }
 
-/// Appends `entries` to the audit chain inside `tx`, which must be `IMMEDIATE`: the head is
-/// read and the entries written while no other writer can append, and they commit (or not)
-/// with whatever else `tx` wrote.
-fn append_entries(
-    tx: &rusqlite::Transaction<'_>,
-    entries: &[NewAuditEntry],
-) -> Result<(), StoreError> {
+/// Appends `entries` to the audit chain inside the batch's `IMMEDIATE` transaction: the head
+/// is read and the entries written while no other writer can append, and they commit (or not)
+/// with whatever else the call wrote.
+fn append_entries(tx: &Connection, entries: &[NewAuditEntry]) -> Result<(), StoreError> {
     let head = tx
-        .query_row(
+        .cached_row(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
             [],
             |row| Ok((row.get::<_, i64>(0)?, audit_log::hash_column(row, "hash")?)),
@@ -254,24 +279,20 @@ fn append_entries(
 }
 
 impl SqliteStore {
-    /// An admin change in one `IMMEDIATE` transaction with its audit entry: `work` writes the
-    /// change and returns its result with what only the store learned (an object added to the
-    /// entry's detail). An error from `work` rolls back both.
+    /// An admin change in one call with its audit entry: `work` writes the change and returns
+    /// its result with what only the store learned (an object added to the entry's detail). An
+    /// error from `work` or from the append rolls back both (the call's savepoint).
     async fn change<T, F>(&self, audit: &NewAuditEntry, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<(T, Option<serde_json::Value>), StoreError>
+        F: FnOnce(&Connection) -> Result<(T, Option<serde_json::Value>), StoreError>
             + Send
             + 'static,
     {
         let audit = audit.clone();
         self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            let (value, outcome) = work(&tx)?;
-            append_entries(&tx, &[audit.with_outcome(outcome)])?;
-            tx.commit().map_err(backend)?;
+            let (value, outcome) = work(conn)?;
+            append_entries(conn, &[audit.with_outcome(outcome)])?;
             Ok(value)
         })
         .await
@@ -281,7 +302,7 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+        self.run(|conn| conn.cached_row("SELECT 1", [], |_| Ok(())).map_err(backend))
             .await
     }
 }

@@ -15,7 +15,7 @@ impl PlatformStore for SqliteStore {
         let (app_id, platform, body) =
             (app_id.to_string(), platform.to_string(), policy.to_string());
         self.change(audit, move |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO policies (app_id, platform, body, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (app_id, platform) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
                 params![app_id, platform, body, at.secs()],
@@ -33,7 +33,7 @@ impl PlatformStore for SqliteStore {
         let (app_id, platform) = (app_id.to_string(), platform.to_string());
         let body: Option<String> = self
             .run(move |conn| {
-                conn.query_row(
+                conn.cached_row(
                     "SELECT body FROM policies WHERE app_id = ?1 AND platform = ?2",
                     [app_id, platform],
                     |row| row.get(0),
@@ -53,7 +53,7 @@ impl PlatformStore for SqliteStore {
         let rows: Vec<(String, String)> = self
             .run(move |conn| {
                 let mut statement = conn
-                    .prepare("SELECT platform, body FROM policies WHERE app_id = ?1 AND platform <> '*' ORDER BY platform")
+                    .prepare_cached("SELECT platform, body FROM policies WHERE app_id = ?1 AND platform <> '*' ORDER BY platform")
                     .map_err(backend)?;
                 let rows = statement.query_map([app_id], |row| Ok((row.get(0)?, row.get(1)?))).map_err(backend)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(backend)
@@ -75,7 +75,7 @@ impl PlatformStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let enrolment = enrolment.clone();
         self.change(audit, move |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO enrolments (code_sha256, app_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
                 params![enrolment.code_sha256, enrolment.app_id, enrolment.created_at.secs(), enrolment.expires_at.secs()],
             )
@@ -87,7 +87,7 @@ impl PlatformStore for SqliteStore {
     async fn enrolment(&self, code_sha256: &str) -> Result<Option<Enrolment>, StoreError> {
         let code = code_sha256.to_string();
         self.run(move |conn| {
-            conn.query_row(
+            conn.cached_row(
                 &format!("SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE code_sha256 = ?1"),
                 [code],
                 enrolment_from_row,
@@ -101,7 +101,7 @@ impl PlatformStore for SqliteStore {
         let app_id = app_id.to_string();
         self.run(move |conn| {
             let mut statement = conn
-                .prepare(&format!("SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE app_id = ?1 ORDER BY created_at, code_sha256"))
+                .prepare_cached(&format!("SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE app_id = ?1 ORDER BY created_at, code_sha256"))
                 .map_err(backend)?;
             let rows = statement.query_map([app_id], enrolment_from_row).map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
@@ -135,7 +135,7 @@ impl PlatformStore for SqliteStore {
         let (app_id, code) = (app_id.to_string(), code_sha256.to_string());
         self.change(audit, move |tx| {
             let installation_id: Option<Option<String>> = tx
-                .query_row(
+                .cached_row(
                     "SELECT installation_id FROM enrolments WHERE app_id = ?1 AND code_sha256 = ?2",
                     params![app_id, code],
                     |row| row.get(0),
@@ -146,7 +146,7 @@ impl PlatformStore for SqliteStore {
                 return Err(StoreError::NotFound("enrolment"));
             };
             let changed = tx
-                .execute(
+                .cached_execute(
                     "UPDATE enrolments SET revoked_at = ?3
                      WHERE app_id = ?1 AND code_sha256 = ?2 AND revoked_at IS NULL",
                     params![app_id, code, at.secs()],
@@ -180,7 +180,7 @@ impl PlatformStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let (app_id, name, sealed) = (app_id.to_string(), name.to_string(), sealed.to_vec());
         self.change(audit, move |tx| {
-            tx.execute(
+            tx.cached_execute(
                 "INSERT INTO app_secrets (app_id, name, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (app_id, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
                 params![app_id, name, sealed, at.secs()],
@@ -193,7 +193,7 @@ impl PlatformStore for SqliteStore {
     async fn app_secret(&self, app_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let (app_id, name) = (app_id.to_string(), name.to_string());
         self.run(move |conn| {
-            conn.query_row(
+            conn.cached_row(
                 "SELECT sealed FROM app_secrets WHERE app_id = ?1 AND name = ?2",
                 [app_id, name],
                 |row| row.get(0),

@@ -1,7 +1,6 @@
 //! Whole-table reads and writes for `copy`.
 
 use async_trait::async_trait;
-use rusqlite::TransactionBehavior;
 use rusqlite::types::{ToSqlOutput, Value as Sql};
 
 use super::{SqliteStore, backend};
@@ -66,10 +65,8 @@ impl TableStore for SqliteStore {
         &self,
         tables: Vec<(&'static Table, Vec<Row>)>,
     ) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+        // One call: all of it commits, or none (the call's savepoint).
+        self.run(move |tx| {
             for table in TABLES {
                 let query = format!("SELECT EXISTS (SELECT 1 FROM {})", table.name);
                 let occupied: bool = tx
@@ -97,7 +94,7 @@ impl TableStore for SqliteStore {
                 }
             }
             // AUTOINCREMENT (the revocation feed) continues after the largest inserted seq.
-            tx.commit().map_err(backend)
+            Ok(())
         })
         .await
     }
