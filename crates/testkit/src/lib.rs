@@ -109,5 +109,6 @@ pub fn unix_seconds(rfc3339: &str) -> i64 {
 }
 pub mod attestation;
 pub mod forgery;
+pub mod pki;
 pub mod postgres;
 pub mod redis;
