@@ -8,6 +8,7 @@ mod demo;
 mod inspect;
 mod selfcheck;
 mod store;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +58,11 @@ enum Command {
     Store {
         #[command(subcommand)]
         command: store::StoreCommand,
+    },
+    /// Certificates for medgate's own listeners.
+    Tls {
+        #[command(subcommand)]
+        command: tls::TlsCommand,
     },
     /// Apply the store's pending schema migrations (`[store] url`; a node also does at start)
     /// and exit.
@@ -135,8 +141,8 @@ async fn serve(config_path: Option<&Path>) -> Result<(), Failure> {
         node.issuer()
     );
     println!(
-        "medgate gateway on http://{} (public URL {})",
-        node.gateway_addr(),
+        "medgate gateway on {} (public URL {})",
+        node.gateway_url(),
         node.public_url()
     );
     println!("medgate admin API and metrics on {}", node.admin_url());
@@ -154,10 +160,38 @@ async fn serve(config_path: Option<&Path>) -> Result<(), Failure> {
             .join(medgate_node::ADMIN_TOKEN_FILE)
             .display()
     );
-    wait_for_shutdown_signal().await;
+    serve_until_shutdown(&node).await;
     println!("shutting down");
     node.shutdown(std::time::Duration::from_secs(10)).await;
     Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM; each SIGHUP meanwhile reloads the listeners' certificates.
+#[cfg(unix)]
+async fn serve_until_shutdown(node: &Node) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be handled here: certificates reload only on restart");
+        return wait_for_shutdown_signal().await;
+    };
+    let shutdown = wait_for_shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = hangup.recv() => {
+                // A failure is logged where it happened; the old certificates stay in use.
+                if let Ok(listeners) = node.reload_tls() {
+                    tracing::info!(listeners, "SIGHUP: TLS certificates reloaded");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn serve_until_shutdown(_node: &Node) {
+    wait_for_shutdown_signal().await;
 }
 
 /// Ctrl-C, or SIGTERM where there is one.
@@ -194,6 +228,7 @@ async fn main() -> ExitCode {
         Command::Inspect { command } => inspect::run(command).await,
         Command::Selfcheck(args) => selfcheck::run(args).await,
         Command::Store { command } => store::run(config, command).await,
+        Command::Tls { command } => tls::run(command),
         Command::Migrate => migrate(config).await,
     };
     match result {

@@ -68,6 +68,15 @@ impl Drop for Server {
 
 /// Starts `medgate serve` and returns it with its admin API's URL (read from its output).
 fn serve(config: &Path) -> (Server, String) {
+    let (server, announced) = serve_announcing(config);
+    let admin_line = announced.last().unwrap();
+    let url = admin_line.split_whitespace().last().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{admin_line}");
+    (server, url)
+}
+
+/// Starts `medgate serve` and returns it with the lines it printed up to the admin API's.
+fn serve_announcing(config: &Path) -> (Server, Vec<String>) {
     let mut child = medgate()
         .arg("--config")
         .arg(config)
@@ -77,16 +86,24 @@ fn serve(config: &Path) -> (Server, String) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let admin_line = lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find(|line| line.starts_with("medgate admin API"))
-        .unwrap();
-    let url = admin_line.split_whitespace().last().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{admin_line}");
+    let mut announced = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let last = line.starts_with("medgate admin API");
+        announced.push(line);
+        if last {
+            break;
+        }
+    }
+    assert!(
+        announced
+            .last()
+            .is_some_and(|l| l.starts_with("medgate admin API")),
+        "{announced:?}"
+    );
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (Server(child), url)
+    (Server(child), announced)
 }
 
 /// A config in `dir` with every listener on an ephemeral loopback port and `extra` appended.
@@ -450,5 +467,169 @@ fn store_copy_moves_a_sqlite_deployment_to_postgres_once() {
         "{}",
         stdout(&apps)
     );
+    stop(server);
+}
+
+/// A TLS connection to `addr` that trusts `cert` (a self-signed DER certificate) and requires
+/// its key's `pin`: what a pinned client does, through medgate's own verifier.
+fn pinned_connection(
+    addr: &str,
+    cert: &[u8],
+    pin: medgate_trust::pins::Pin,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+    use medgate_trust::pins::{HostPattern, PinRule, PinSet, PinnedVerifier};
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from(cert.to_vec()))
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let pins = PinSet::new(vec![PinRule {
+        pattern: HostPattern::parse("127.0.0.1").unwrap(),
+        pins: vec![pin],
+    }])
+    .unwrap();
+    let verifier = PinnedVerifier::new(
+        Arc::new(roots),
+        pins,
+        provider.signature_verification_algorithms,
+    );
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    // Finish the handshake now, so a refused certificate is an error here.
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock)?;
+    }
+    Ok(stream)
+}
+
+/// One GET on a kept-alive connection; the status line.
+fn get_status(stream: &mut (impl std::io::Read + std::io::Write)) -> String {
+    stream
+        .write_all(b"GET /api/v1/entries HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    head.lines().next().unwrap().to_string()
+}
+
+/// `medgate tls self-signed`: the files it wrote, and the pin it printed.
+fn self_signed(out: &Path) -> (Vec<u8>, medgate_trust::pins::Pin) {
+    let output = run(medgate()
+        .args(["tls", "self-signed", "--host", "127.0.0.1", "--out"])
+        .arg(out));
+    assert!(output.status.success());
+    let printed = stdout(&output);
+    let pin = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("SPKI SHA-256 pin: "))
+        .unwrap();
+    let pin = medgate_trust::pins::Pin::parse(pin).unwrap();
+    let cert = rustls_pki_types::pem::PemObject::from_pem_file(out.join("cert.pem"))
+        .map(|c: rustls_pki_types::CertificateDer<'static>| c.to_vec())
+        .unwrap();
+    // The printed pin is the certificate's key's, as OkHttp would compute it.
+    assert_eq!(
+        pin,
+        medgate_trust::pins::Pin::of_spki(&medgate_testkit::pki::spki_of(&cert))
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(out.join("key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    (cert, pin)
+}
+
+#[test]
+fn a_self_signed_gateway_certificate_is_replaced_on_sighup_without_dropping_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, first_pin) = self_signed(&dir.path().join("a"));
+    // The same folder again: refused, nothing overwritten.
+    let again = run(medgate()
+        .args(["tls", "self-signed", "--host", "127.0.0.1", "--out"])
+        .arg(dir.path().join("a")));
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("exists"), "{}", stderr(&again));
+
+    let (cert, key) = (dir.path().join("a/cert.pem"), dir.path().join("a/key.pem"));
+    let config = loopback_config(
+        dir.path(),
+        &format!(
+            "[gateway.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let (server, announced) = serve_announcing(&config);
+    let gateway_line = announced
+        .iter()
+        .find(|l| l.starts_with("medgate gateway on "))
+        .unwrap();
+    let addr = gateway_line
+        .strip_prefix("medgate gateway on https://")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{gateway_line}"))
+        .to_string();
+
+    let mut open = pinned_connection(&addr, &first, first_pin).unwrap();
+    assert_eq!(get_status(&mut open), "HTTP/1.1 401 Unauthorized");
+
+    // A new pair in place of the old, then SIGHUP.
+    let (second, second_pin) = self_signed(&dir.path().join("b"));
+    std::fs::copy(dir.path().join("b/cert.pem"), &cert).unwrap();
+    std::fs::copy(dir.path().join("b/key.pem"), &key).unwrap();
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // New handshakes present the new certificate once the signal is handled.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut fresh = loop {
+        match pinned_connection(&addr, &second, second_pin) {
+            Ok(stream) => break stream,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::yield_now();
+            }
+            Err(error) => panic!("the new certificate was not served: {error}"),
+        }
+    };
+    assert_eq!(get_status(&mut fresh), "HTTP/1.1 401 Unauthorized");
+    // A client that trusts only the old certificate does not complete a new handshake.
+    let refused = pinned_connection(&addr, &first, first_pin).unwrap_err();
+    assert!(refused.to_string().contains("certificate"), "{refused}");
+    // The connection opened before the reload carries on.
+    assert_eq!(get_status(&mut open), "HTTP/1.1 401 Unauthorized");
+    drop((open, fresh));
     stop(server);
 }

@@ -113,6 +113,7 @@ impl Bench {
                 issuer: ISSUER.into(),
                 audience: PUBLIC_URL.into(),
                 upstream: None,
+                upstream_tls: medgate_service::tls::no_trust_client_config().unwrap(),
                 routes: vec![route],
                 rate_limit: limit,
                 address_rate_limit: limit,

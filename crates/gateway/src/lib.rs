@@ -43,6 +43,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -55,6 +56,7 @@ use medgate_service::metrics::Metrics;
 use medgate_service::problem;
 use medgate_service::ratelimit::{KeyedLimiter, RateLimit, retry_after_secs};
 use medgate_service::shared::{Admission, Cell, SharedState};
+use medgate_service::tls::ServerTls;
 use medgate_store::{RevocationTarget, Store, StoreError, published_keys};
 use medgate_verify::UnixTime;
 use medgate_verify::dpop::{self, ProofPolicy, RequestTarget};
@@ -123,8 +125,11 @@ pub struct GatewayParams {
     pub issuer: String,
     /// The `aud` tokens must carry.
     pub audience: String,
-    /// Where admitted requests go (`http://host:port[/prefix]`); `None` answers 503.
+    /// Where admitted requests go (`http(s)://host:port[/prefix]`); `None` answers 503.
     pub upstream: Option<Uri>,
+    /// Whom an https upstream must be (`medgate_service::tls::upstream_client_config`); for a
+    /// plain upstream, a configuration that trusts nothing.
+    pub upstream_tls: Arc<rustls::ClientConfig>,
     pub routes: Vec<Route>,
     /// Per installation.
     pub rate_limit: RateLimit,
@@ -161,7 +166,7 @@ struct Inner {
     address_limiter: KeyedLimiter<IpAddr>,
     /// Replay keys and limits shared with the other gateways, when `[redis]` is configured.
     shared: Option<SharedState>,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     audit: AuditSink,
@@ -404,9 +409,17 @@ impl Gateway {
         audit: AuditSink,
         shared: Option<SharedState>,
     ) -> Gateway {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.enforce_http(false);
+        // The upstream's scheme decides: an https upstream gets the verifier the node built
+        // (roots, pins); a plain one never makes a handshake.
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config((*params.upstream_tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -787,8 +800,15 @@ impl Gateway {
                 Response::from_parts(parts, body.boxed())
             }
             Ok(Err(error)) => {
-                tracing::warn!(%error, installation = short(&authorized.installation_id), "upstream request failed");
-                inner.metrics.gateway_request("upstream_error");
+                // A pinned upstream presenting another key is a MitM on the hop, or a key
+                // rotated without its pin: told apart from an upstream that is down.
+                let outcome = if medgate_trust::pins::find_pin_mismatch(&error).is_some() {
+                    "upstream_pin_mismatch"
+                } else {
+                    "upstream_error"
+                };
+                tracing::warn!(%error, installation = short(&authorized.installation_id), outcome, "upstream request failed");
+                inner.metrics.gateway_request(outcome);
                 let document = Problem::new(
                     problem_type::UPSTREAM_UNAVAILABLE,
                     "Upstream unavailable",
@@ -808,12 +828,19 @@ impl Gateway {
         }
     }
 
-    /// Accepts connections on `listener` until `shutdown` changes.
-    pub async fn serve(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+    /// Accepts connections on `listener`, over TLS when `tls` is given, until `shutdown`
+    /// changes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        tls: Option<Arc<ServerTls>>,
+        shutdown: watch::Receiver<bool>,
+    ) {
         listen::serve(
             listener,
             shutdown,
             self.inner.params.connections.clone(),
+            tls,
             "gateway",
             move |peer| {
                 let gateway = self.clone();

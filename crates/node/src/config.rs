@@ -236,6 +236,28 @@ pub struct ServerConfig {
     #[serde(deserialize_with = "medgate_service::duration::deserialize")]
     pub body_read_timeout: Duration,
     pub connections: ConnectionConfig,
+    /// TLS on this listener; none: plain HTTP (for loopback, or behind a TLS-terminating proxy).
+    pub tls: Option<TlsConfig>,
+}
+
+/// A listener's certificate chain and key, PEM files (`[server.tls]`, `[gateway.tls]`),
+/// read again on `SIGHUP`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate first, then its intermediates.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, SEC1 or PKCS#1); keep it `0600`.
+    pub key: PathBuf,
+}
+
+impl TlsConfig {
+    pub fn files(&self) -> medgate_service::tls::TlsFiles {
+        medgate_service::tls::TlsFiles {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 /// What clients can hold of a listener (`[server.connections]`, `[gateway.connections]`).
@@ -310,6 +332,7 @@ impl Default for ServerConfig {
             },
             body_read_timeout: Duration::from_secs(10),
             connections: ConnectionConfig::default(),
+            tls: None,
         }
     }
 }
@@ -320,7 +343,14 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Default: `http://<listen>`.
     pub public_url: Option<String>,
+    /// `http://` or `https://host[:port][/prefix]`.
     pub upstream: Option<String>,
+    /// For an https upstream: a PEM bundle of CA certificates trusted besides the system's
+    /// (a private CA).
+    pub upstream_ca: Option<PathBuf>,
+    /// For an https upstream: SPKI SHA-256 pins (base64, OkHttp's convention); one of them must
+    /// match a certificate of the upstream's verified chain. Name a backup key too.
+    pub upstream_pins: Vec<String>,
     /// Per installation.
     pub rate_limit: RateLimit,
     /// Per client address (behind a NAT, many patients share one).
@@ -343,6 +373,8 @@ pub struct GatewayConfig {
     pub replay_share: Option<usize>,
     pub routes: Vec<RouteConfig>,
     pub connections: ConnectionConfig,
+    /// TLS on the gateway's listener; none: plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl GatewayConfig {
@@ -369,6 +401,8 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8701)),
             public_url: None,
             upstream: None,
+            upstream_ca: None,
+            upstream_pins: Vec::new(),
             rate_limit: RateLimit {
                 per_second: 50,
                 burst: 100,
@@ -386,6 +420,7 @@ impl Default for GatewayConfig {
             replay_share: None,
             routes: Vec::new(),
             connections: ConnectionConfig::default(),
+            tls: None,
         }
     }
 }

@@ -30,6 +30,7 @@ use medgate_service::duration::secs;
 use medgate_service::listen;
 use medgate_service::metrics::Metrics;
 use medgate_service::shared::{SharedError, SharedParams, SharedState};
+use medgate_service::tls::{ServerTls, TlsError};
 use medgate_service::{Clock, SystemClock};
 use medgate_store::postgres::{PostgresOptions, PostgresStore};
 use medgate_store::seal::{SealError, Sealer};
@@ -69,6 +70,8 @@ pub enum NodeError {
     Server(#[from] medgate_server::ServerError),
     #[error(transparent)]
     Shared(#[from] SharedError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -126,6 +129,8 @@ pub struct Node {
     server_addr: SocketAddr,
     gateway_addr: SocketAddr,
     admin_addr: SocketAddr,
+    server_scheme: &'static str,
+    gateway_scheme: &'static str,
     checkpoint_key: Arc<TokenSigningKey>,
     issuer: String,
     public_url: String,
@@ -137,6 +142,8 @@ pub struct Node {
     clock: Arc<dyn Clock>,
     revocation_source: Option<revocation::RevocationSource>,
     revocations: Arc<RevocationState>,
+    /// The listeners' TLS, `[server.tls]` then `[gateway.tls]`, for `reload_tls`.
+    tls: Vec<Arc<ServerTls>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -184,6 +191,20 @@ pub async fn ensure_admin_token(data_dir: &Path, store: &dyn Store) -> Result<Pa
     Ok(path)
 }
 
+fn scheme(tls: &Option<Arc<ServerTls>>) -> &'static str {
+    if tls.is_some() { "https" } else { "http" }
+}
+
+/// An https URL served as plain HTTP is right only behind a TLS-terminating proxy: say so.
+fn warn_of_plain_https(key: &'static str, url: &str, tls: &Option<Arc<ServerTls>>) {
+    if tls.is_none() && url.starts_with("https://") {
+        tracing::warn!(
+            key,
+            "an https URL but no TLS on this listener: clients must reach it through a proxy that terminates TLS"
+        );
+    }
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
     TcpListener::bind(addr)
         .await
@@ -199,20 +220,59 @@ fn resolve_routes(config: &Config) -> Result<Vec<Route>, NodeError> {
         .collect()
 }
 
-fn resolve_upstream(config: &Config) -> Result<Option<Uri>, NodeError> {
-    let Some(text) = &config.gateway.upstream else {
-        return Ok(None);
+/// The upstream's URL and whom it must be: over https, the system's roots, `upstream_ca` and
+/// `upstream_pins`; over http, nobody (no handshake is made).
+fn resolve_upstream(
+    config: &Config,
+) -> Result<(Option<Uri>, Arc<rustls::ClientConfig>), NodeError> {
+    let gateway = &config.gateway;
+    let trust_given = gateway.upstream_ca.is_some() || !gateway.upstream_pins.is_empty();
+    let Some(text) = &gateway.upstream else {
+        if trust_given {
+            return Err(ConfigError::Invalid(
+                "gateway.upstream_ca and gateway.upstream_pins need gateway.upstream".into(),
+            )
+            .into());
+        }
+        return Ok((None, medgate_service::tls::no_trust_client_config()?));
     };
     let uri: Uri = text
         .parse()
         .map_err(|_| ConfigError::Invalid(format!("gateway.upstream {text:?} is not a URL")))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+    let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
         return Err(ConfigError::Invalid(format!(
-            "gateway.upstream {text:?} must be an http:// URL (terminate TLS in front of medgate)"
+            "gateway.upstream {text:?} must be an http:// or https:// URL"
         ))
         .into());
-    }
-    Ok(Some(uri))
+    };
+    let tls = match scheme {
+        "https" => {
+            if gateway.upstream_pins.len() == 1 {
+                tracing::warn!(
+                    "gateway.upstream_pins has no backup pin: a new upstream key will stop every forwarded request"
+                );
+            }
+            medgate_service::tls::upstream_client_config(
+                host,
+                gateway.upstream_ca.as_deref(),
+                &gateway.upstream_pins,
+            )?
+        }
+        "http" if trust_given => {
+            return Err(ConfigError::Invalid(format!(
+                "gateway.upstream {text:?} is plain http: gateway.upstream_ca and gateway.upstream_pins need https"
+            ))
+            .into());
+        }
+        "http" => medgate_service::tls::no_trust_client_config()?,
+        _ => {
+            return Err(ConfigError::Invalid(format!(
+                "gateway.upstream {text:?} must be an http:// or https:// URL"
+            ))
+            .into());
+        }
+    };
+    Ok((Some(uri), tls))
 }
 
 impl Node {
@@ -224,7 +284,7 @@ impl Node {
         };
         config.validate()?;
         let routes = resolve_routes(&config)?;
-        let upstream = resolve_upstream(&config)?;
+        let (upstream, upstream_tls) = resolve_upstream(&config)?;
         let revocation_source = config.attestation.revocation_source()?;
         let revocations = Arc::new(RevocationState::new(
             revocation_source.is_some(),
@@ -261,6 +321,13 @@ impl Node {
             ),
         };
 
+        let load_tls = |tls: &Option<config::TlsConfig>| {
+            tls.as_ref()
+                .map(|tls| ServerTls::load(tls.files()).map(Arc::new))
+                .transpose()
+        };
+        let server_tls = load_tls(&config.server.tls)?;
+        let gateway_tls = load_tls(&config.gateway.tls)?;
         let server_listener = bind(config.server.listen).await?;
         let gateway_listener = bind(config.gateway.listen).await?;
         let admin_listener = bind(config.admin.listen).await?;
@@ -280,12 +347,14 @@ impl Node {
             .server
             .issuer
             .clone()
-            .unwrap_or_else(|| format!("http://{server_addr}"));
+            .unwrap_or_else(|| format!("{}://{server_addr}", scheme(&server_tls)));
         let public_url = config
             .gateway
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{gateway_addr}"));
+            .unwrap_or_else(|| format!("{}://{gateway_addr}", scheme(&gateway_tls)));
+        warn_of_plain_https("server.issuer", &issuer, &server_tls);
+        warn_of_plain_https("gateway.public_url", &public_url, &gateway_tls);
         dpop::target_uri(&public_url, "/").map_err(|_| {
             ConfigError::Invalid(format!(
                 "gateway.public_url {public_url:?} is not an http(s) URL"
@@ -328,6 +397,7 @@ impl Node {
                 issuer: issuer.clone(),
                 audience: public_url.clone(),
                 upstream,
+                upstream_tls,
                 routes,
                 rate_limit: config.gateway.rate_limit,
                 address_rate_limit: config.gateway.address_rate_limit,
@@ -360,6 +430,7 @@ impl Node {
                 server_listener,
                 shutdown_rx.clone(),
                 config.server.connections.limits(),
+                server_tls.clone(),
                 "control plane",
                 server.router(),
             )),
@@ -367,10 +438,15 @@ impl Node {
                 admin_listener,
                 shutdown_rx.clone(),
                 listen::ConnectionLimits::default(),
+                None,
                 "admin plane",
                 server.admin_router(),
             )),
-            tokio::spawn(gateway.clone().serve(gateway_listener, shutdown_rx.clone())),
+            tokio::spawn(gateway.clone().serve(
+                gateway_listener,
+                gateway_tls.clone(),
+                shutdown_rx.clone(),
+            )),
         ];
         if let Some(source) = revocation_source.clone() {
             let refresh = config.attestation.revocation_refresh;
@@ -431,6 +507,8 @@ impl Node {
             server_addr,
             gateway_addr,
             admin_addr,
+            server_scheme: scheme(&server_tls),
+            gateway_scheme: scheme(&gateway_tls),
             checkpoint_key,
             issuer,
             public_url,
@@ -442,6 +520,7 @@ impl Node {
             clock,
             revocation_source,
             revocations,
+            tls: server_tls.into_iter().chain(gateway_tls).collect(),
             shutdown,
             tasks,
         })
@@ -466,9 +545,29 @@ impl Node {
         self.gateway_addr
     }
 
-    /// `http://<server address>`, where the control plane answers.
+    /// `http(s)://<server address>`, where the control plane answers.
     pub fn server_url(&self) -> String {
-        format!("http://{}", self.server_addr)
+        format!("{}://{}", self.server_scheme, self.server_addr)
+    }
+
+    /// `http(s)://<gateway address>`, where the gateway answers.
+    pub fn gateway_url(&self) -> String {
+        format!("{}://{}", self.gateway_scheme, self.gateway_addr)
+    }
+
+    /// Reads every listener's certificate and key again (the CLI calls it on `SIGHUP`) and
+    /// returns how many listeners have TLS: new handshakes present the new pair, open
+    /// connections carry on. A listener whose files do not load keeps its pair; the first such
+    /// error is returned after all were tried.
+    pub fn reload_tls(&self) -> Result<usize, NodeError> {
+        let mut first_error = None;
+        for tls in &self.tls {
+            if let Err(error) = tls.reload() {
+                tracing::error!(%error, "TLS certificate not reloaded; the previous one stays in use");
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(self.tls.len()), |error| Err(error.into()))
     }
 
     /// Makes a signed checkpoint of the audit chain's head now (as the node does at start and
@@ -572,10 +671,11 @@ async fn serve_router(
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
     limits: listen::ConnectionLimits,
+    tls: Option<Arc<ServerTls>>,
     plane: &'static str,
     router: axum::Router,
 ) {
-    listen::serve(listener, shutdown, limits, plane, move |peer| {
+    listen::serve(listener, shutdown, limits, tls, plane, move |peer| {
         let router = router.clone();
         service_fn(move |mut request: Request<Incoming>| {
             // What axum's `ConnectInfo` extractor reads.

@@ -12,6 +12,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -21,6 +22,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use medgate_service::listen::{self, ConnectionLimits};
+use medgate_service::tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -30,6 +32,7 @@ type Body = BoxBody<Bytes, hyper::Error>;
 /// A running sample upstream. Dropping it stops it.
 pub struct SampleUpstream {
     addr: SocketAddr,
+    scheme: &'static str,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -42,18 +45,36 @@ impl std::fmt::Debug for SampleUpstream {
 
 impl SampleUpstream {
     pub async fn start(addr: SocketAddr) -> std::io::Result<SampleUpstream> {
+        Self::start_with(addr, None).await
+    }
+
+    /// The same API over TLS with `tls`'s certificate (for tests of an https upstream).
+    pub async fn start_tls(
+        addr: SocketAddr,
+        tls: Arc<ServerTls>,
+    ) -> std::io::Result<SampleUpstream> {
+        Self::start_with(addr, Some(tls)).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        tls: Option<Arc<ServerTls>>,
+    ) -> std::io::Result<SampleUpstream> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = watch::channel(false);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(listen::serve(
             listener,
             stopped,
             ConnectionLimits::default(),
+            tls,
             "sample upstream",
             |_peer| service_fn(|request| async { Ok::<_, Infallible>(answer(request).await) }),
         ));
         Ok(SampleUpstream {
             addr,
+            scheme,
             shutdown,
             task,
         })
@@ -64,7 +85,7 @@ impl SampleUpstream {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 }
 

@@ -11,5 +11,6 @@ pub mod metrics;
 pub mod problem;
 pub mod ratelimit;
 pub mod shared;
+pub mod tls;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -26,11 +26,13 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::client_ip::{TrustedProxies, client_key};
+use crate::tls::ServerTls;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -154,11 +156,13 @@ impl AcceptBackoff {
 }
 
 /// Accepts connections on `listener` until `shutdown` changes, serving each with the service
-/// `service_for(peer)` returns. `plane` names the listener in logs.
+/// `service_for(peer)` returns; over TLS when `tls` is given (the handshake must finish within
+/// the head deadline). `plane` names the listener in logs.
 pub async fn serve<F, S, B>(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
     limits: ConnectionLimits,
+    tls: Option<Arc<ServerTls>>,
     plane: &'static str,
     service_for: F,
 ) where
@@ -223,25 +227,68 @@ pub async fn serve<F, S, B>(
         let mut connection_shutdown = shutdown.clone();
         let (header_read_timeout, max_head_bytes) =
             (limits.header_read_timeout, limits.max_head_bytes);
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         tokio::spawn(async move {
             let _held = (permit, slot);
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
-                .max_buf_size(max_head_bytes)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                _ = connection_shutdown.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            let http = Http {
+                header_read_timeout,
+                max_head_bytes,
+                plane,
             };
-            if let Err(error) = ended {
-                tracing::debug!(%error, plane, "connection ended with an error");
+            match acceptor {
+                None => http.serve(stream, service, connection_shutdown).await,
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        done = tokio::time::timeout(header_read_timeout, acceptor.accept(stream)) => done,
+                        _ = connection_shutdown.changed() => return,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => http.serve(stream, service, connection_shutdown).await,
+                        // The peer's bytes are not logged: only that the handshake failed.
+                        Ok(Err(_)) => tracing::debug!(plane, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(plane, "TLS handshake timed out"),
+                    }
+                }
             }
         });
+    }
+}
+
+/// How one connection is served, over TCP or TLS alike.
+struct Http {
+    header_read_timeout: Duration,
+    max_head_bytes: usize,
+    plane: &'static str,
+}
+
+impl Http {
+    async fn serve<I, S, B>(self, io: I, service: S, mut shutdown: watch::Receiver<bool>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_head_bytes)
+            .serve_connection(TokioIo::new(io), service);
+        tokio::pin!(connection);
+        let ended = tokio::select! {
+            ended = connection.as_mut() => ended,
+            _ = shutdown.changed() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(error) = ended {
+            let plane = self.plane;
+            tracing::debug!(%error, plane, "connection ended with an error");
+        }
     }
 }
 
@@ -261,7 +308,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(serve(listener, stopped, limits, "test", |peer| {
+        tokio::spawn(serve(listener, stopped, limits, None, "test", |peer| {
             service_fn(move |_request: Request<Incoming>| async move {
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(peer.to_string()))))
             })

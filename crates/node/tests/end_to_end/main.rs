@@ -14,3 +14,4 @@ mod interop;
 mod multinode;
 mod platform_client;
 mod postgres;
+mod tls;
