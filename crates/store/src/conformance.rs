@@ -15,8 +15,8 @@ use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
 
 use crate::{
     App, AppleKeyRecord, AttestationRecord, Challenge, Enrolment, EnrolmentClaim, GrantOutcome,
-    GrantWrites, NewAuditEntry, Release, RevocationTarget, SigningKeyRecord, Store, StoreError,
-    verify_audit_chain,
+    GrantWrites, NewAuditEntry, Release, RevocationTarget, SecretRecord, SigningKeyRecord, Store,
+    StoreError, verify_audit_chain,
 };
 
 #[macro_export]
@@ -31,7 +31,8 @@ macro_rules! store_conformance_tests {
             app_secrets_round_trip, release_version_codes_and_revoked_versions,
             enrolments_can_be_revoked, audit_prunes_up_to_a_kept_entry,
             a_refused_grant_writes_nothing, concurrent_grants_claiming_one_code_yield_one_winner,
-            admin_changes_commit_with_their_audit_entries);
+            admin_changes_commit_with_their_audit_entries, secrets_are_versioned_and_audited,
+            concurrent_rotations_of_one_secret_yield_one_winner);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -1161,4 +1162,119 @@ pub async fn admin_changes_commit_with_their_audit_entries(store: Arc<impl Store
         verify_audit_chain(&*store).await.unwrap().unwrap().0,
         entries().await.len() as u64
     );
+}
+
+fn secret(app_id: &str, name: &str, sealed: &[u8]) -> SecretRecord {
+    SecretRecord {
+        app_id: app_id.into(),
+        name: name.into(),
+        version: 1,
+        sealed: sealed.to_vec(),
+        created_at: at(1),
+        updated_at: at(1),
+    }
+}
+
+pub async fn secrets_are_versioned_and_audited(store: Arc<impl Store>) {
+    let entries = || async { store.audit_entries(0, 10_000).await.unwrap().len() };
+    assert!(matches!(
+        store
+            .create_secret(&secret("org.example.absent", "api", &[1]), &change())
+            .await,
+        Err(StoreError::NotFound("app"))
+    ));
+    add_sample_app(&*store, "org.example.cgm").await;
+    add_sample_app(&*store, "org.example.other").await;
+    let before = entries().await;
+    store
+        .create_secret(&secret("org.example.cgm", "api", &[1]), &change())
+        .await
+        .unwrap();
+    store
+        .create_secret(&secret("org.example.cgm", "b", &[2]), &change())
+        .await
+        .unwrap();
+    store
+        .create_secret(&secret("org.example.other", "api", &[3]), &change())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_secret(&secret("org.example.cgm", "api", &[9]), &change())
+            .await,
+        Err(StoreError::Conflict("secret"))
+    ));
+    store
+        .rotate_secret("org.example.cgm", "api", 1, &[4, 4], at(5), &change())
+        .await
+        .unwrap();
+    // A rotation from a version that is no longer current, and one of nothing, are refused.
+    assert!(matches!(
+        store
+            .rotate_secret("org.example.cgm", "api", 1, &[5], at(6), &change())
+            .await,
+        Err(StoreError::Conflict("secret version"))
+    ));
+    assert!(matches!(
+        store
+            .rotate_secret("org.example.cgm", "nope", 1, &[5], at(6), &change())
+            .await,
+        Err(StoreError::NotFound("secret"))
+    ));
+    let mine = store.secrets(Some("org.example.cgm")).await.unwrap();
+    assert_eq!(
+        mine,
+        vec![
+            SecretRecord {
+                version: 2,
+                sealed: vec![4, 4],
+                updated_at: at(5),
+                ..secret("org.example.cgm", "api", &[])
+            },
+            secret("org.example.cgm", "b", &[2]),
+        ]
+    );
+    assert_eq!(store.secrets(None).await.unwrap().len(), 3);
+    store
+        .delete_secret("org.example.cgm", "b", &change())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_secret("org.example.cgm", "b", &change()).await,
+        Err(StoreError::NotFound("secret"))
+    ));
+    assert_eq!(
+        store.secrets(Some("org.example.cgm")).await.unwrap().len(),
+        1
+    );
+    // Five changes made it, each with its entry; the five refused left none.
+    assert_eq!(entries().await, before + 5);
+}
+
+pub async fn concurrent_rotations_of_one_secret_yield_one_winner(store: Arc<impl Store>) {
+    add_sample_app(&*store, "org.example.cgm").await;
+    store
+        .create_secret(&secret("org.example.cgm", "api", &[0]), &change())
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8u8)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .rotate_secret("org.example.cgm", "api", 1, &[i], at(2), &change())
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => winners += 1,
+            Err(StoreError::Conflict("secret version")) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(store.secrets(None).await.unwrap()[0].version, 2);
 }

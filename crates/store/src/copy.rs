@@ -193,6 +193,18 @@ pub const TABLES: &[Table] = &[
             ("updated_at", Int),
         ],
     },
+    Table {
+        name: "secrets",
+        key: 2,
+        columns: &[
+            ("app_id", Text),
+            ("name", Text),
+            ("version", Int),
+            ("sealed", Bytes),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+    },
 ];
 
 /// Whole-table reads and writes, for [`copy`] only.
@@ -288,7 +300,8 @@ mod tests {
         conformance::signing_keys_rotate(Arc::clone(&shared)).await;
         conformance::meta_round_trip(Arc::clone(&shared)).await;
         conformance::apple_counters_only_grow(Arc::clone(&shared)).await;
-        conformance::enrolments_can_be_revoked(shared).await;
+        conformance::enrolments_can_be_revoked(Arc::clone(&shared)).await;
+        conformance::secrets_are_versioned_and_audited(shared).await;
         // A release with every column set, then revoked (a row in the feed).
         let release = Release {
             app_id: "org.example.cgm".into(),

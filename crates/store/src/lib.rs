@@ -421,6 +421,52 @@ pub trait PlatformStore: Send + Sync {
     async fn app_secret(&self, app_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
+/// One operator secret: its current version, sealed (`seal::secret_label` is its label).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    pub app_id: String,
+    pub name: String,
+    /// 1 when set, one more at each rotation.
+    pub version: i64,
+    pub sealed: Vec<u8>,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+}
+
+/// Operator secrets: credentials of an app's upstream that the gateway injects into forwarded
+/// requests, so that no app holds them. Values arrive sealed; the store never sees them.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// Stores version 1 of a new secret; `Conflict("secret")` if the app has one of that
+    /// name, `NotFound("app")` for an unknown app.
+    async fn create_secret(
+        &self,
+        secret: &SecretRecord,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Replaces the value of version `from_version` with `sealed` as version
+    /// `from_version + 1`: `NotFound("secret")` if there is none, `Conflict("secret version")`
+    /// if another rotation came first.
+    async fn rotate_secret(
+        &self,
+        app_id: &str,
+        name: &str,
+        from_version: i64,
+        sealed: &[u8],
+        at: UnixTime,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Deletes a secret; `NotFound("secret")` if there is none.
+    async fn delete_secret(
+        &self,
+        app_id: &str,
+        name: &str,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// One app's secrets (or every app's, with `None`), by app and name.
+    async fn secrets(&self, app_id: Option<&str>) -> Result<Vec<SecretRecord>, StoreError>;
+}
+
 /// Persistence for every part of medgate: one trait per aggregate, so a backend implements
 /// (and a reader finds) each part on its own. Callers hold an `Arc<dyn Store>`.
 ///
@@ -430,7 +476,14 @@ pub trait PlatformStore: Send + Sync {
 /// detail (documented per method).
 #[async_trait]
 pub trait Store:
-    AppStore + InstallationStore + KeyStore + AuditStore + PlatformStore + copy::TableStore + 'static
+    AppStore
+    + InstallationStore
+    + KeyStore
+    + AuditStore
+    + PlatformStore
+    + SecretStore
+    + copy::TableStore
+    + 'static
 {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -161,6 +161,11 @@ pub fn app_secret_label(app_id: &str, name: &str) -> String {
     format!("app-secret:{app_id}:{name}")
 }
 
+/// The label of one version of an operator secret (`SecretStore`).
+pub fn secret_label(app_id: &str, name: &str, version: i64) -> String {
+    format!("secret/{app_id}/{name}/{version}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

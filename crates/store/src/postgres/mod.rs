@@ -29,7 +29,7 @@ use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, Enrolment,
     EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation,
     InstallationStore, KeyStore, PlatformStore, Release, Revocation, RevocationTarget,
-    SigningKeyRecord, Store, StoreError,
+    SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError,
 };
 
 mod apps;
@@ -37,13 +37,17 @@ mod audit_log;
 mod installations;
 mod keys;
 mod platforms;
+mod secrets;
 mod tables;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testing;
 mod tls;
 
 /// Migrations, applied in order; `medgate_schema` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_secrets.sql"),
+];
 
 /// Advisory lock keys (one 64-bit space per database).
 const MIGRATION_LOCK: i64 = 0x6d65_6467_0001;

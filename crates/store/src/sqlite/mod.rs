@@ -22,7 +22,7 @@ use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, Enrolment,
     EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation,
     InstallationStore, KeyStore, PlatformStore, Release, Revocation, RevocationTarget,
-    SigningKeyRecord, Store, StoreError,
+    SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError,
 };
 
 // One file per aggregate, each implementing its trait over the helpers here.
@@ -31,6 +31,7 @@ mod audit_log;
 mod installations;
 mod keys;
 mod platforms;
+mod secrets;
 mod tables;
 mod writer;
 
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_hardware_platforms.sql"),
     include_str!("../../migrations/sqlite/0003_claims_match_evidence.sql"),
+    include_str!("../../migrations/sqlite/0004_secrets.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).

@@ -1,0 +1,13 @@
+-- medgate schema v4: operator secrets (an upstream's credential the gateway injects, so no app
+-- ever holds it). One row per secret: its current version, sealed under the master key with
+-- `secret/<app_id>/<name>/<version>` as associated data, so a value cannot be moved to another
+-- app, name or version.
+CREATE TABLE secrets (
+    app_id      TEXT NOT NULL REFERENCES apps(id),
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    sealed      BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (app_id, name)
+);
