@@ -13,6 +13,8 @@ use medgate_sdk::client::{HttpClient, HttpResponse};
 
 use crate::{Failure, load_config};
 
+mod secret;
+
 #[derive(Args)]
 pub(crate) struct AdminArgs {
     /// The admin API's URL. Default: http://<admin.listen> from the config.
@@ -60,6 +62,11 @@ enum AdminCommand {
     Enrolment {
         #[command(subcommand)]
         command: EnrolmentCommand,
+    },
+    /// Upstream credentials the gateway injects, so that no app holds them.
+    Secret {
+        #[command(subcommand)]
+        command: secret::SecretCommand,
     },
 }
 
@@ -694,6 +701,7 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                 )
             })
         }
+        AdminCommand::Secret { command } => secret::run(&api, json, command).await?,
         AdminCommand::Keys {
             command: KeysCommand::List,
         } => {

@@ -133,6 +133,17 @@ fn stop(mut server: Server) {
     assert!(server.0.wait().unwrap().success());
 }
 
+/// `medgate admin ARGS` against the server at `url`.
+fn admin_command(config: &Path, url: &str, args: &[&str]) -> Command {
+    let mut command = medgate();
+    command
+        .arg("--config")
+        .arg(config)
+        .args(["admin", "--server", url])
+        .args(args);
+    command
+}
+
 #[test]
 fn serve_admin_and_audit_verify_work_together() {
     let dir = tempfile::tempdir().unwrap();
@@ -141,15 +152,7 @@ fn serve_admin_and_audit_verify_work_together() {
         "[[gateway.routes]]\npath = \"/api/\"\nscopes = [\"a\"]\n",
     );
     let (server, url) = serve(&config);
-    let admin = |args: &[&str]| {
-        let mut command = medgate();
-        command
-            .arg("--config")
-            .arg(&config)
-            .args(["admin", "--server", &url])
-            .args(args);
-        run(&mut command)
-    };
+    let admin = |args: &[&str]| run(&mut admin_command(&config, &url, args));
 
     let created = admin(&[
         "app",
@@ -632,4 +635,78 @@ fn a_self_signed_gateway_certificate_is_replaced_on_sighup_without_dropping_conn
     assert_eq!(get_status(&mut open), "HTTP/1.1 401 Unauthorized");
     drop((open, fresh));
     stop(server);
+}
+
+#[test]
+fn admin_secrets_are_read_from_a_file_or_the_environment_and_never_printed() {
+    const VALUE: &str = "the-upstream-api-key-0123456789";
+    const ROTATED: &str = "the-rotated-api-key-9876543210";
+    let dir = tempfile::tempdir().unwrap();
+    let config = loopback_config(
+        dir.path(),
+        "[[gateway.routes]]\npath = \"/api/\"\nscopes = [\"a\"]\ninject = [{ header = \"api-secret\", secret = \"nightscout\", encoding = \"sha1-hex\" }]\n",
+    );
+    let (server, url) = serve(&config);
+    let admin = |args: &[&str]| run(&mut admin_command(&config, &url, args));
+    assert!(
+        admin(&["app", "create", "org.example.cgm", "--scopes", "a"])
+            .status
+            .success()
+    );
+
+    let set = run(admin_command(
+        &config,
+        &url,
+        &[
+            "secret",
+            "set",
+            "org.example.cgm",
+            "nightscout",
+            "--from-env",
+            "NS_SECRET",
+        ],
+    )
+    .env("NS_SECRET", VALUE));
+    assert!(set.status.success(), "{}", stderr(&set));
+    assert!(stdout(&set).contains("version 1"), "{}", stdout(&set));
+    let file = dir.path().join("rotated");
+    std::fs::write(&file, ROTATED).unwrap();
+    let rotated = admin(&[
+        "secret",
+        "rotate",
+        "org.example.cgm",
+        "nightscout",
+        "--from-file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&rotated).contains("version 2"),
+        "{}",
+        stdout(&rotated)
+    );
+    let listed = admin(&["secret", "list", "org.example.cgm"]);
+    let table = stdout(&listed);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("nightscout") && l.contains(" 2 ") && l.ends_with("/api/")),
+        "{table}"
+    );
+    // A value on the command line is not an option; neither is none.
+    let refused = admin(&["secret", "set", "org.example.cgm", "other", VALUE]);
+    assert_eq!(refused.status.code(), Some(2));
+    let none = admin(&["secret", "set", "org.example.cgm", "other"]);
+    assert_eq!(none.status.code(), Some(2));
+    let deleted = admin(&["secret", "delete", "org.example.cgm", "nightscout"]);
+    assert!(deleted.status.success());
+    let again = admin(&["secret", "delete", "org.example.cgm", "nightscout"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("404"), "{}", stderr(&again));
+    stop(server);
+
+    for output in [set, rotated, listed, deleted, again] {
+        for text in [stdout(&output), stderr(&output)] {
+            assert!(!text.contains(VALUE) && !text.contains(ROTATED), "{text}");
+        }
+    }
 }

@@ -132,6 +132,7 @@ impl Bench {
                 key_retention_secs: 360,
                 connections: medgate_service::listen::ConnectionLimits::default(),
             },
+            medgate_store::seal::Sealer::plain(),
             clock,
             metrics,
             audit,

@@ -23,6 +23,7 @@
 //! polled by [`Gateway::refresh`], and rejections are queued to the audit writer.
 
 pub mod cache;
+pub mod inject;
 pub mod path;
 pub mod routes;
 
@@ -57,6 +58,7 @@ use medgate_service::problem;
 use medgate_service::ratelimit::{KeyedLimiter, RateLimit, retry_after_secs};
 use medgate_service::shared::{Admission, Cell, SharedState};
 use medgate_service::tls::ServerTls;
+use medgate_store::seal::Sealer;
 use medgate_store::{RevocationTarget, Store, StoreError, published_keys};
 use medgate_verify::UnixTime;
 use medgate_verify::dpop::{self, ProofPolicy, RequestTarget};
@@ -172,6 +174,9 @@ struct Inner {
     audit: AuditSink,
     /// `X-Forwarded-Proto` and `-Host` for every forwarded request, from `public_url`.
     forwarded: Vec<(HeaderName, HeaderValue)>,
+    /// Opens the operator secrets routes inject.
+    sealer: Sealer,
+    secrets: inject::SecretCache,
 }
 
 /// The scheme and authority of the gateway's public URL, as forwarding headers.
@@ -380,6 +385,8 @@ pub struct Authorized {
     replay_lifetime: Duration,
     /// The route's choice while the shared state is unreachable.
     redis_down: FailMode,
+    /// The upstream credentials the route adds.
+    inject: Arc<[inject::Injection]>,
 }
 
 impl Authorized {
@@ -402,8 +409,10 @@ fn local(response: Response<Full<Bytes>>) -> Response<GatewayBody> {
 }
 
 impl Gateway {
+    /// `sealer` opens the operator secrets that routes inject (the node's master key).
     pub fn new(
         params: GatewayParams,
+        sealer: Sealer,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         audit: AuditSink,
@@ -426,6 +435,8 @@ impl Gateway {
         Gateway {
             inner: Arc::new(Inner {
                 forwarded: forwarded_headers(&params.public_url),
+                sealer,
+                secrets: inject::SecretCache::default(),
                 tokens: TokenCache::new(params.token_cache_capacity),
                 replays: ReplayCache::new(params.replay_capacity, params.replay_share),
                 limiter: KeyedLimiter::new(params.rate_limit),
@@ -467,6 +478,9 @@ impl Gateway {
                 }
             }
         }
+        inner
+            .secrets
+            .update(store.secrets(None).await?, &inner.sealer);
         inner.limiter.retain_recent();
         inner.address_limiter.retain_recent();
         Ok(())
@@ -637,6 +651,7 @@ impl Gateway {
                 .unsigned_abs(),
             ),
             redis_down: route.redis_down(&parts.method),
+            inject: Arc::clone(route.inject()),
         })
     }
 
@@ -761,12 +776,36 @@ impl Gateway {
             return local(problem::response(&document));
         };
         let (mut parts, body) = request.into_parts();
-        let Ok(uri) = upstream_uri(upstream, &authorized.path, parts.uri.query()) else {
+        strip_hop_by_hop(&mut parts.headers);
+        strip_spoofable(&mut parts.headers);
+        // The route's credentials replace whatever the client sent in their place.
+        let query = match inject::apply(
+            &authorized.inject,
+            &inner.secrets,
+            &authorized.app_id,
+            &mut parts.headers,
+            parts.uri.query(),
+        ) {
+            Ok(query) => query,
+            Err(unavailable) => {
+                tracing::error!(
+                    app = authorized.app_id.as_str(),
+                    secret = unavailable.secret.as_str(),
+                    "the route injects a secret this app does not have (medgate admin secret set)"
+                );
+                inner.metrics.gateway_request("secret_unavailable");
+                let document = Problem::new(
+                    problem_type::UPSTREAM_UNAVAILABLE,
+                    "Upstream credential not configured",
+                    503,
+                );
+                return local(problem::response(&document));
+            }
+        };
+        let Ok(uri) = upstream_uri(upstream, &authorized.path, query.as_deref()) else {
             return local(Refusal::UnsafePath.response(&self.algs()));
         };
         parts.uri = uri;
-        strip_hop_by_hop(&mut parts.headers);
-        strip_spoofable(&mut parts.headers);
         if let Some(authority) = upstream
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())

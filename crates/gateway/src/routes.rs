@@ -7,9 +7,13 @@
 //! `/api/v1/entries*` also matches `/api/v1/entries.json` and what is below it. The first
 //! matching rule decides; a path no rule matches is denied.
 
+use std::sync::Arc;
+
 use http::Method;
 use medgate_proto::wire::names;
 use serde::Deserialize;
+
+use crate::inject::{InjectConfig, Injection};
 
 /// A route rule as written in `medgate.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -27,6 +31,9 @@ pub struct RouteConfig {
     /// everything else is refused with 503.
     #[serde(default)]
     pub redis_down: Option<FailMode>,
+    /// Upstream credentials added to what this route forwards (the app's operator secrets).
+    #[serde(default)]
+    pub inject: Vec<InjectConfig>,
 }
 
 /// A route's choice when the shared state is unreachable.
@@ -46,6 +53,7 @@ impl RouteConfig {
             methods: methods.iter().map(|m| m.to_string()).collect(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             redis_down: None,
+            inject: Vec::new(),
         }
     }
 }
@@ -67,6 +75,7 @@ pub struct Route {
     methods: Option<Vec<Method>>,
     scopes: Vec<String>,
     redis_down: Option<FailMode>,
+    inject: Arc<[Injection]>,
 }
 
 impl Route {
@@ -105,6 +114,12 @@ impl Route {
         if let Some(bad) = config.scopes.iter().find(|s| !names::is_scope(s)) {
             return Err(error(&format!("invalid scope {bad:?}")));
         }
+        let inject = config
+            .inject
+            .iter()
+            .map(Injection::compile)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|problem| error(&problem))?;
         Ok(Route {
             pattern: config.path.clone(),
             segments,
@@ -112,6 +127,7 @@ impl Route {
             methods,
             scopes: config.scopes.clone(),
             redis_down: config.redis_down,
+            inject: inject.into(),
         })
     }
 
@@ -121,6 +137,11 @@ impl Route {
 
     pub fn scopes(&self) -> &[String] {
         &self.scopes
+    }
+
+    /// The credentials added to what this route forwards.
+    pub fn inject(&self) -> &Arc<[Injection]> {
+        &self.inject
     }
 
     /// The route's [`FailMode`] for `method`: as configured, or open for safe methods only.
@@ -191,6 +212,7 @@ mod tests {
             methods: vec![],
             scopes: vec![],
             redis_down: None,
+            inject: vec![],
         })
         .unwrap()
     }
@@ -255,6 +277,7 @@ mod tests {
             methods: vec!["get".into()],
             scopes: vec!["read".into()],
             redis_down: None,
+            inject: vec![],
         })
         .unwrap();
         assert!(get.allows_method(&Method::GET));
@@ -266,6 +289,7 @@ mod tests {
                 methods: vec![],
                 scopes,
                 redis_down: None,
+                inject: vec![],
             })
             .unwrap_err()
         };
@@ -275,6 +299,21 @@ mod tests {
             bad("/a", vec!["two words".into()])
                 .problem
                 .contains("invalid scope")
+        );
+        let injecting: RouteConfig = toml::from_str(
+            "path = \"/api/\"\ninject = [{ header = \"api-secret\", secret = \"ns\", encoding = \"sha1-hex\" }]",
+        )
+        .unwrap();
+        assert_eq!(Route::compile(&injecting).unwrap().inject().len(), 1);
+        let wrong: RouteConfig =
+            toml::from_str("path = \"/api/\"\ninject = [{ header = \"host\", secret = \"ns\" }]")
+                .unwrap();
+        assert!(Route::compile(&wrong).unwrap_err().problem.contains("host"));
+        assert!(
+            toml::from_str::<RouteConfig>(
+                "path = \"/\"\ninject = [{ header = \"a\", secret = \"b\", encoding = \"rot13\" }]"
+            )
+            .is_err()
         );
     }
 

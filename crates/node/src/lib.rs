@@ -220,6 +220,20 @@ fn resolve_routes(config: &Config) -> Result<Vec<Route>, NodeError> {
         .collect()
 }
 
+/// (route pattern, secret name), once each, for every secret a route injects.
+fn secret_routes(routes: &[Route]) -> Vec<(String, String)> {
+    let pairs: std::collections::BTreeSet<(String, String)> = routes
+        .iter()
+        .flat_map(|route| {
+            route
+                .inject()
+                .iter()
+                .map(|injection| (route.pattern().to_string(), injection.secret().to_string()))
+        })
+        .collect();
+    pairs.into_iter().collect()
+}
+
 /// The upstream's URL and whom it must be: over https, the system's roots, `upstream_ca` and
 /// `upstream_pins`; over http, nobody (no handshake is made).
 fn resolve_upstream(
@@ -278,10 +292,12 @@ fn resolve_upstream(
 impl Node {
     pub async fn start(config: Config, options: NodeOptions) -> Result<Node, NodeError> {
         let clock = options.clock;
-        let sealer = match &options.master_key {
-            Some(key) => Sealer::from_master_key(key)?,
-            None => Sealer::plain(),
+        // One for the server's keys, one for the secrets the gateway injects.
+        let sealer = || match &options.master_key {
+            Some(key) => Sealer::from_master_key(key),
+            None => Ok(Sealer::plain()),
         };
+        let (gateway_sealer, sealer) = (sealer()?, sealer()?);
         config.validate()?;
         let routes = resolve_routes(&config)?;
         let (upstream, upstream_tls) = resolve_upstream(&config)?;
@@ -375,6 +391,7 @@ impl Node {
             attestation: options.attestation_roots,
             body_read_timeout: config.server.body_read_timeout,
             trusted_proxies: config.server.connections.limits().trusted_proxies,
+            secret_routes: secret_routes(&routes),
         };
         let key_retention_secs = server_params.key_retention_secs();
         let checkpoint_key = checkpoint::key(&*store, &sealer).await?;
@@ -416,6 +433,7 @@ impl Node {
                 key_retention_secs,
                 connections: config.gateway.connections.limits(),
             },
+            gateway_sealer,
             Arc::clone(&clock),
             Arc::clone(&metrics),
             audit,

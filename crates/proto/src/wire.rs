@@ -64,6 +64,15 @@ pub mod names {
                 .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
     }
 
+    /// An operator secret's name: 1–64 characters of `a–z 0–9 _ -` (safe in a scope
+    /// `secret:<name>`, a label and a log line).
+    pub fn is_secret_name(text: &str) -> bool {
+        (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+    }
+
     /// Lowercase hex SHA-256 (64 characters).
     pub fn is_sha256_hex(text: &str) -> bool {
         text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))

@@ -26,6 +26,8 @@ use crate::http_util::{ApiError, body, json, parse_json};
 use crate::keyring;
 use medgate_store::published_keys as published;
 
+mod secrets;
+
 const MAX_ADMIN_BODY: usize = 16 * 1024;
 
 pub(crate) fn router() -> Router<Arc<ServerState>> {
@@ -61,6 +63,14 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
         .route(
             "/apps/{app_id}/enrolments/{code_sha256}/revoke",
             post(revoke_enrolment),
+        )
+        .route(
+            "/apps/{app_id}/secrets",
+            post(secrets::set_secret).get(secrets::list_secrets),
+        )
+        .route(
+            "/apps/{app_id}/secrets/{name}",
+            axum::routing::put(secrets::rotate_secret).delete(secrets::delete_secret),
         )
 }
 

@@ -74,6 +74,9 @@ pub struct ServerParams {
     pub body_read_timeout: std::time::Duration,
     /// Proxies whose forwarding headers name the client (for per-client rate limits).
     pub trusted_proxies: medgate_service::client_ip::TrustedProxies,
+    /// (route pattern, secret name) for every secret a gateway route injects: what the admin
+    /// API's secret listing says about who uses a secret.
+    pub secret_routes: Vec<(String, String)>,
 }
 
 /// The trust anchors for hardware-backed evidence. The defaults are Apple's and Google's;

@@ -14,4 +14,5 @@ mod interop;
 mod multinode;
 mod platform_client;
 mod postgres;
+mod secrets;
 mod tls;

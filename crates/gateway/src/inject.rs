@@ -1,0 +1,302 @@
+//! Upstream credentials the gateway adds to a forwarded request, so that no app holds them.
+//!
+//! A route names them (`inject = [{ header = "api-secret", secret = "nightscout", encoding =
+//! "sha1-hex" }]`); the values are the token's app's operator secrets (`medgate admin secret`),
+//! sealed in the store and opened here at every refresh. Injection runs after every check
+//! passed, on the request about to be forwarded: any copy the client sent (a header by its
+//! normalised name, a query parameter by its decoded name) is removed first, then the value
+//! is added. A route whose secret the app does not have is refused (503) rather than forwarded
+//! without it. Values are never logged, and never leave this module but in the forwarded
+//! request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
+use medgate_proto::wire::names;
+use medgate_store::SecretRecord;
+use medgate_store::seal::{Sealer, secret_label};
+use parking_lot::RwLock;
+use serde::Deserialize;
+use sha1::{Digest, Sha1};
+use zeroize::Zeroizing;
+
+/// The longest query parameter name injected.
+const MAX_PARAMETER_LEN: usize = 64;
+
+/// Headers the gateway sets or that frame the message: never injected.
+const RESERVED: [&str; 12] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// One injection as written in a route (`[[gateway.routes]] inject = [...]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectConfig {
+    /// The header to set; exactly one of `header` and `query`.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// The query parameter to set.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The name of the app's secret (`medgate admin secret set APP NAME`).
+    pub secret: String,
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+/// How the stored value becomes the sent one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    /// As stored.
+    #[default]
+    Plain,
+    /// Lowercase hex of its SHA-1: what Nightscout's `api-secret` header carries.
+    Sha1Hex,
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Header(HeaderName),
+    Query(String),
+}
+
+/// A compiled injection.
+#[derive(Debug, Clone)]
+pub struct Injection {
+    target: Target,
+    secret: String,
+    encoding: Encoding,
+}
+
+impl Injection {
+    pub fn compile(config: &InjectConfig) -> Result<Injection, String> {
+        if !names::is_secret_name(&config.secret) {
+            return Err("inject: secret must be 1-64 characters of a-z 0-9 _ -".into());
+        }
+        let target = match (&config.header, &config.query) {
+            (Some(header), None) => {
+                let name = HeaderName::from_bytes(header.as_bytes())
+                    .map_err(|_| "inject: header is not a header name".to_string())?;
+                let normalised = name.as_str().replace('_', "-");
+                if RESERVED.contains(&normalised.as_str()) || normalised.starts_with("x-medgate-") {
+                    return Err(format!(
+                        "inject: the gateway sets {normalised} itself; it cannot carry a secret"
+                    ));
+                }
+                Target::Header(name)
+            }
+            (None, Some(query)) => {
+                let unreserved =
+                    |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+                if !(1..=MAX_PARAMETER_LEN).contains(&query.len()) || !query.bytes().all(unreserved)
+                {
+                    return Err(
+                        "inject: query must be 1-64 characters of A-Z a-z 0-9 - . _ ~".into(),
+                    );
+                }
+                Target::Query(query.clone())
+            }
+            _ => return Err("inject: name exactly one of header and query".into()),
+        };
+        Ok(Injection {
+            target,
+            secret: config.secret.clone(),
+            encoding: config.encoding,
+        })
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+/// An opened secret's value.
+type Value = Arc<Zeroizing<Vec<u8>>>;
+
+/// The opened secrets of every app, by app and name, with the version each was opened at.
+#[derive(Default)]
+pub struct SecretCache {
+    entries: RwLock<HashMap<(String, String), (i64, Value)>>,
+}
+
+impl std::fmt::Debug for SecretCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretCache({} secrets)", self.entries.read().len())
+    }
+}
+
+impl SecretCache {
+    /// Replaces the cache with `records` (every app's secrets, as stored), opening only those
+    /// whose version changed. A secret that cannot be opened (another master key) is left
+    /// out, and logged by app and name.
+    pub fn update(&self, records: Vec<SecretRecord>, sealer: &Sealer) {
+        let old = self.entries.read();
+        let mut next = HashMap::with_capacity(records.len());
+        for record in records {
+            let key = (record.app_id, record.name);
+            if let Some((version, value)) = old.get(&key).filter(|(v, _)| *v == record.version) {
+                next.insert(key, (*version, Arc::clone(value)));
+                continue;
+            }
+            let label = secret_label(&key.0, &key.1, record.version);
+            match sealer.open(&label, &record.sealed) {
+                Ok(value) => {
+                    next.insert(key, (record.version, Arc::new(value)));
+                }
+                Err(error) => tracing::error!(
+                    app = key.0.as_str(),
+                    secret = key.1.as_str(),
+                    %error,
+                    "secret cannot be opened; routes injecting it answer 503"
+                ),
+            }
+        }
+        drop(old);
+        *self.entries.write() = next;
+    }
+
+    fn get(&self, app_id: &str, name: &str) -> Option<Value> {
+        self.entries
+            .read()
+            .get(&(app_id.to_string(), name.to_string()))
+            .map(|(_, value)| Arc::clone(value))
+    }
+}
+
+/// Why a request could not be given its credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// The secret's name (operator-chosen, never a value).
+    pub secret: String,
+}
+
+fn encoded(value: &[u8], encoding: Encoding) -> Zeroizing<Vec<u8>> {
+    match encoding {
+        Encoding::Plain => Zeroizing::new(value.to_vec()),
+        Encoding::Sha1Hex => {
+            Zeroizing::new(medgate_proto::hex::encode(&Sha1::digest(value)).into_bytes())
+        }
+    }
+}
+
+/// Percent-decodes a query parameter's name (lossy: a bad escape stays as written).
+fn decoded_name(name: &str) -> Vec<u8> {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn percent_encoded(value: &[u8]) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for &byte in value {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Applies `injections` for `app_id` to a request about to be forwarded: its headers, and the
+/// query it will carry (returned, `None` for none). Nothing is changed when a secret is
+/// missing or unusable.
+pub fn apply(
+    injections: &[Injection],
+    secrets: &SecretCache,
+    app_id: &str,
+    headers: &mut HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<String>, Unavailable> {
+    let unavailable = |injection: &Injection| Unavailable {
+        secret: injection.secret.clone(),
+    };
+    // Every value first, so a missing one changes nothing.
+    let mut values = Vec::with_capacity(injections.len());
+    for injection in injections {
+        let stored = secrets
+            .get(app_id, &injection.secret)
+            .ok_or_else(|| unavailable(injection))?;
+        let value = encoded(&stored, injection.encoding);
+        if let Target::Header(_) = injection.target {
+            let mut header = HeaderValue::from_bytes(&value).map_err(|_| unavailable(injection))?;
+            header.set_sensitive(true);
+            values.push((injection, Some(header), value));
+        } else {
+            values.push((injection, None, value));
+        }
+    }
+    let mut query: Option<String> = query.map(str::to_string);
+    for (injection, header, value) in values {
+        match (&injection.target, header) {
+            (Target::Header(name), Some(header)) => {
+                let normalised = name.as_str().replace('_', "-");
+                let copies: Vec<HeaderName> = headers
+                    .keys()
+                    .filter(|sent| sent.as_str().replace('_', "-") == normalised)
+                    .cloned()
+                    .collect();
+                for copy in copies {
+                    headers.remove(copy);
+                }
+                headers.insert(name.clone(), header);
+            }
+            (Target::Query(parameter), _) => {
+                let mut kept: Vec<String> = query
+                    .as_deref()
+                    .unwrap_or("")
+                    .split('&')
+                    .filter(|pair| !pair.is_empty())
+                    .filter(|pair| {
+                        let name = pair.split('=').next().unwrap_or("");
+                        !decoded_name(name).eq_ignore_ascii_case(parameter.as_bytes())
+                    })
+                    .map(str::to_string)
+                    .collect();
+                kept.push(format!("{parameter}={}", percent_encoded(&value)));
+                query = Some(kept.join("&"));
+            }
+            (Target::Header(_), None) => return Err(unavailable(injection)),
+        }
+    }
+    Ok(query)
+}
+
+#[cfg(test)]
+mod tests;
