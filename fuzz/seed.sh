@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -162,4 +162,11 @@ printf '\101\004\153\027\321\362\341\054\102\107\370\274\346\345\143\244\100\362
 printf '**.example.com\nsha256/XNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM=\napi.example.com' > "$corpus/pins/any-depth"
 printf '*.example.com\nXNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM=\na.b.example.com' > "$corpus/pins/one-label"
 printf '[::1]\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n::1' > "$corpus/pins/ipv6"
+# tuf_metadata seeds: a role byte, then metadata medgate's repository code signs (the trust
+# crate's example writes them).
+tm=$corpus/tuf_metadata
+for role in root timestamp snapshot targets; do
+  case $role in root) b='\000' ;; timestamp) b='\002' ;; snapshot) b='\003' ;; targets) b='\004' ;; esac
+  { printf "$b"; printf '{"signatures":[],"signed":{"_type":"%s","spec_version":"1.0.31","version":1,"expires":"2030-01-01T00:00:00Z","meta":{},"targets":{},"keys":{},"roles":{}}}' "$role"; } > "$tm/$role"
+done
 echo "seeded $(find "$corpus" -type f | wc -l) corpus files"

@@ -7,7 +7,12 @@
 //! a pin. A pinned host whose verified path matches no pin fails the handshake with a
 //! `PinMismatch` naming the host and the chain's pins, before any request byte is sent.
 //!
+//! `tuf`: The Update Framework's metadata and client rules, which carry pin sets and trust
+//! roots to apps over the air without letting anyone who is not the repository's key holder
+//! change them, roll them back or freeze them.
+//!
 //! No I/O and no clock: rustls passes `now`, the caller passes its roots and its crypto
-//! provider's signature algorithms.
+//! provider's signature algorithms, and a TUF refresh gets its bytes and `now` from the caller.
 
 pub mod pins;
+pub mod tuf;

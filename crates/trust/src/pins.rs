@@ -54,9 +54,13 @@ impl Pin {
         Pin(Sha256::digest(spki_der).into())
     }
 
-    /// Reads `base64` or OkHttp's `sha256/base64`.
+    /// Reads `base64` or OkHttp's `sha256/base64`. (A bare pin is 44 characters; `/` is a
+    /// base64 character, so one may itself begin with `sha256/`.)
     pub fn parse(text: &str) -> Result<Pin, PinError> {
-        let encoded = text.strip_prefix("sha256/").unwrap_or(text);
+        let encoded = match text.strip_prefix("sha256/") {
+            Some(rest) if text.len() != 44 => rest,
+            _ => text,
+        };
         if encoded.len() != 44 {
             return Err(PinError::Pin);
         }

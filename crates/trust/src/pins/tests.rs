@@ -58,6 +58,9 @@ fn pins_parse_in_both_spellings_and_nothing_else() {
     let text = pin.to_string();
     assert_eq!(Pin::parse(&text), Ok(pin));
     assert_eq!(Pin::parse(&format!("sha256/{text}")), Ok(pin));
+    // Found by the fuzzer: a bare pin whose base64 happens to begin with `sha256/`.
+    let lookalike = Pin::parse("sha256/okyq2+vjM0QQJS+wzokyq2+niorfnGqyyfNM=").unwrap();
+    assert_eq!(Pin::parse(&lookalike.to_string()), Ok(lookalike));
     for bad in [
         "",
         &text[1..],
