@@ -15,8 +15,8 @@ use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
 
 use crate::{
     App, AppleKeyRecord, AttestationRecord, Challenge, Enrolment, EnrolmentClaim, GrantOutcome,
-    GrantWrites, NewAuditEntry, Release, RevocationTarget, SecretRecord, SigningKeyRecord, Store,
-    StoreError, verify_audit_chain,
+    GrantWrites, NewAuditEntry, PinRecord, Release, RevocationTarget, SecretRecord,
+    SigningKeyRecord, Store, StoreError, TrustKeyRecord, TrustMetadataRecord, verify_audit_chain,
 };
 
 #[macro_export]
@@ -32,7 +32,9 @@ macro_rules! store_conformance_tests {
             enrolments_can_be_revoked, audit_prunes_up_to_a_kept_entry,
             a_refused_grant_writes_nothing, concurrent_grants_claiming_one_code_yield_one_winner,
             admin_changes_commit_with_their_audit_entries, secrets_are_versioned_and_audited,
-            concurrent_rotations_of_one_secret_yield_one_winner);
+            concurrent_rotations_of_one_secret_yield_one_winner,
+            the_trust_repository_publishes_each_version_once,
+            concurrent_publications_of_one_version_yield_one_winner);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -1277,4 +1279,192 @@ pub async fn concurrent_rotations_of_one_secret_yield_one_winner(store: Arc<impl
     }
     assert_eq!(winners, 1);
     assert_eq!(store.secrets(None).await.unwrap()[0].version, 2);
+}
+
+fn trust_file(role: &str, version: i64) -> TrustMetadataRecord {
+    TrustMetadataRecord {
+        role: role.into(),
+        version,
+        body: format!("{role} {version}").into_bytes(),
+        expires_at: at(1000),
+        created_at: at(version),
+    }
+}
+
+fn trust_key(id: &str, role: &str) -> TrustKeyRecord {
+    TrustKeyRecord {
+        key_id: id.into(),
+        role: role.into(),
+        sealed: id.as_bytes().to_vec(),
+        created_at: at(1),
+        retired_at: None,
+    }
+}
+
+pub async fn the_trust_repository_publishes_each_version_once(store: Arc<impl Store>) {
+    let entries = || async { store.audit_entries(0, 10_000).await.unwrap().len() };
+    let before = entries().await;
+    assert!(matches!(
+        store.add_root(&trust_file("root", 2), &[], &change()).await,
+        Err(StoreError::NotFound("trust repository"))
+    ));
+    let online = [
+        trust_key("t1", "timestamp"),
+        trust_key("s1", "snapshot"),
+        trust_key("g1", "targets"),
+    ];
+    store
+        .init_trust(&trust_file("root", 1), &online, &change())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .init_trust(&trust_file("root", 1), &[], &change())
+            .await,
+        Err(StoreError::Conflict("trust repository"))
+    ));
+    // Root 3 straight after 1 is refused; 2 rotates the timestamp key.
+    assert!(matches!(
+        store.add_root(&trust_file("root", 3), &[], &change()).await,
+        Err(StoreError::Conflict("root version"))
+    ));
+    store
+        .add_root(
+            &trust_file("root", 2),
+            &[trust_key("t2", "timestamp")],
+            &change(),
+        )
+        .await
+        .unwrap();
+    let keys: Vec<String> = store
+        .trust_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    assert_eq!(keys, vec!["s1", "g1", "t2"]);
+    let versions: Vec<i64> = store
+        .trust_roots()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(versions, vec![1, 2]);
+
+    // A publication, then a timestamp alone (no audit entry), then a repeated version.
+    let release = [
+        trust_file("targets", 1),
+        trust_file("snapshot", 1),
+        trust_file("timestamp", 1),
+    ];
+    store
+        .publish_trust(&release, Some(&change()))
+        .await
+        .unwrap();
+    store
+        .publish_trust(&[trust_file("timestamp", 2)], None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .publish_trust(
+                &[trust_file("targets", 2), trust_file("timestamp", 2)],
+                Some(&change())
+            )
+            .await,
+        Err(StoreError::Conflict("trust metadata version"))
+    ));
+    // The refused publication left nothing: targets 2 is not there.
+    assert_eq!(
+        store
+            .trust_metadata("targets", None)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(
+        store.trust_metadata("timestamp", None).await.unwrap(),
+        Some(trust_file("timestamp", 2))
+    );
+    assert_eq!(
+        store.trust_metadata("root", Some(1)).await.unwrap(),
+        Some(trust_file("root", 1))
+    );
+    assert_eq!(store.trust_metadata("root", Some(9)).await.unwrap(), None);
+
+    // Pins.
+    let pin = |pattern: &str, pin: &str| PinRecord {
+        pattern: pattern.into(),
+        pin: pin.into(),
+        created_at: at(3),
+    };
+    for (pattern, value) in [
+        ("**.example.org", "A"),
+        ("**.example.org", "B"),
+        ("api.example.com", "C"),
+    ] {
+        store
+            .add_pin(&pin(pattern, value), &change())
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store.add_pin(&pin("**.example.org", "A"), &change()).await,
+        Err(StoreError::Conflict("pin"))
+    ));
+    assert_eq!(store.pins().await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .remove_pins("**.example.org", Some("A"), &change())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .remove_pins("api.example.com", None, &change())
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(matches!(
+        store.remove_pins("nowhere", None, &change()).await,
+        Err(StoreError::NotFound("pin"))
+    ));
+    assert_eq!(
+        store.pins().await.unwrap(),
+        vec![pin("**.example.org", "B")]
+    );
+    // init, root 2, one audited publication, three pins added, two removals.
+    assert_eq!(entries().await, before + 8);
+}
+
+pub async fn concurrent_publications_of_one_version_yield_one_winner(store: Arc<impl Store>) {
+    store
+        .init_trust(&trust_file("root", 1), &[], &change())
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .publish_trust(&[trust_file("timestamp", 1)], None)
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => winners += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(winners, 1);
 }

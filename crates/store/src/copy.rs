@@ -205,6 +205,33 @@ pub const TABLES: &[Table] = &[
             ("updated_at", Int),
         ],
     },
+    Table {
+        name: "trust_metadata",
+        key: 2,
+        columns: &[
+            ("role", Text),
+            ("version", Int),
+            ("body", Bytes),
+            ("expires_at", Int),
+            ("created_at", Int),
+        ],
+    },
+    Table {
+        name: "trust_keys",
+        key: 1,
+        columns: &[
+            ("key_id", Text),
+            ("role", Text),
+            ("sealed", Bytes),
+            ("created_at", Int),
+            ("retired_at", Int),
+        ],
+    },
+    Table {
+        name: "pins",
+        key: 2,
+        columns: &[("pattern", Text), ("pin", Text), ("created_at", Int)],
+    },
 ];
 
 /// Whole-table reads and writes, for [`copy`] only.
@@ -301,7 +328,8 @@ mod tests {
         conformance::meta_round_trip(Arc::clone(&shared)).await;
         conformance::apple_counters_only_grow(Arc::clone(&shared)).await;
         conformance::enrolments_can_be_revoked(Arc::clone(&shared)).await;
-        conformance::secrets_are_versioned_and_audited(shared).await;
+        conformance::secrets_are_versioned_and_audited(Arc::clone(&shared)).await;
+        conformance::the_trust_repository_publishes_each_version_once(shared).await;
         // A release with every column set, then revoked (a row in the feed).
         let release = Release {
             app_id: "org.example.cgm".into(),

@@ -467,6 +467,90 @@ pub trait SecretStore: Send + Sync {
     async fn secrets(&self, app_id: Option<&str>) -> Result<Vec<SecretRecord>, StoreError>;
 }
 
+/// One signed TUF metadata file the deployment published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustMetadataRecord {
+    /// `root`, `timestamp`, `snapshot` or `targets`.
+    pub role: String,
+    pub version: i64,
+    pub body: Vec<u8>,
+    pub expires_at: UnixTime,
+    pub created_at: UnixTime,
+}
+
+/// An online TUF key (timestamp, snapshot or targets), its seed sealed under
+/// `seal::trust_key_label(key_id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustKeyRecord {
+    pub key_id: String,
+    pub role: String,
+    pub sealed: Vec<u8>,
+    pub created_at: UnixTime,
+    pub retired_at: Option<UnixTime>,
+}
+
+/// One pinned key of a host pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PinRecord {
+    pub pattern: String,
+    /// Base64 SHA-256 of a SubjectPublicKeyInfo.
+    pub pin: String,
+    pub created_at: UnixTime,
+}
+
+/// The deployment's TUF repository: published metadata, online keys, and the pins the next
+/// publication carries. A (role, version) is written once: two replicas publishing at once
+/// get one winner and a `Conflict` for the other.
+#[async_trait]
+pub trait TrustStore: Send + Sync {
+    /// Stores root version 1 and the online keys; `Conflict("trust repository")` if a root
+    /// exists.
+    async fn init_trust(
+        &self,
+        root: &TrustMetadataRecord,
+        keys: &[TrustKeyRecord],
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Appends a root (the version after the latest, else `Conflict("root version")`) and, in
+    /// the same unit, retires the online keys of the roles `keys` replaces and adds them.
+    async fn add_root(
+        &self,
+        root: &TrustMetadataRecord,
+        keys: &[TrustKeyRecord],
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Publishes files (targets, snapshot, timestamp, or a timestamp alone) together;
+    /// `Conflict("trust metadata version")` if any (role, version) exists. With `audit`, the
+    /// entry commits with them.
+    async fn publish_trust(
+        &self,
+        files: &[TrustMetadataRecord],
+        audit: Option<&NewAuditEntry>,
+    ) -> Result<(), StoreError>;
+    /// The latest file of a role, or the given version.
+    async fn trust_metadata(
+        &self,
+        role: &str,
+        version: Option<i64>,
+    ) -> Result<Option<TrustMetadataRecord>, StoreError>;
+    /// Every root version, oldest first.
+    async fn trust_roots(&self) -> Result<Vec<TrustMetadataRecord>, StoreError>;
+    /// The online keys not retired.
+    async fn trust_keys(&self) -> Result<Vec<TrustKeyRecord>, StoreError>;
+    /// Adds a pin to a host pattern; `Conflict("pin")` if it is there.
+    async fn add_pin(&self, pin: &PinRecord, audit: &NewAuditEntry) -> Result<(), StoreError>;
+    /// Removes one pin of a pattern, or all of them (`pin` `None`); how many went, and
+    /// `NotFound("pin")` if none.
+    async fn remove_pins(
+        &self,
+        pattern: &str,
+        pin: Option<&str>,
+        audit: &NewAuditEntry,
+    ) -> Result<usize, StoreError>;
+    /// Every pin, by pattern then pin.
+    async fn pins(&self) -> Result<Vec<PinRecord>, StoreError>;
+}
+
 /// Persistence for every part of medgate: one trait per aggregate, so a backend implements
 /// (and a reader finds) each part on its own. Callers hold an `Arc<dyn Store>`.
 ///
@@ -482,6 +566,7 @@ pub trait Store:
     + AuditStore
     + PlatformStore
     + SecretStore
+    + TrustStore
     + copy::TableStore
     + 'static
 {

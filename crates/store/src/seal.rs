@@ -161,6 +161,11 @@ pub fn app_secret_label(app_id: &str, name: &str) -> String {
     format!("app-secret:{app_id}:{name}")
 }
 
+/// The label of an online TUF key's seed (`TrustStore`).
+pub fn trust_key_label(key_id: &str) -> String {
+    format!("trust-key:{key_id}")
+}
+
 /// The label of one version of an operator secret (`SecretStore`).
 pub fn secret_label(app_id: &str, name: &str, version: i64) -> String {
     format!("secret/{app_id}/{name}/{version}")

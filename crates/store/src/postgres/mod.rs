@@ -28,8 +28,9 @@ use crate::columns::{self, corrupt};
 use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, Enrolment,
     EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation,
-    InstallationStore, KeyStore, PlatformStore, Release, Revocation, RevocationTarget,
-    SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError,
+    InstallationStore, KeyStore, PinRecord, PlatformStore, Release, Revocation, RevocationTarget,
+    SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError, TrustKeyRecord,
+    TrustMetadataRecord, TrustStore,
 };
 
 mod apps;
@@ -42,17 +43,20 @@ mod tables;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testing;
 mod tls;
+mod trust;
 
 /// Migrations, applied in order; `medgate_schema` records how many have run.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_secrets.sql"),
+    include_str!("../../migrations/postgres/0003_trust.sql"),
 ];
 
 /// Advisory lock keys (one 64-bit space per database).
 const MIGRATION_LOCK: i64 = 0x6d65_6467_0001;
 const FEED_LOCK: i64 = 0x6d65_6467_0002;
 const AUDIT_LOCK: i64 = 0x6d65_6467_0003;
+const TRUST_LOCK: i64 = 0x6d65_6467_0004;
 
 /// How the store connects.
 #[derive(Debug, Clone)]

@@ -21,8 +21,9 @@ use crate::columns::{self, corrupt};
 use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, Enrolment,
     EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation,
-    InstallationStore, KeyStore, PlatformStore, Release, Revocation, RevocationTarget,
-    SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError,
+    InstallationStore, KeyStore, PinRecord, PlatformStore, Release, Revocation, RevocationTarget,
+    SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError, TrustKeyRecord,
+    TrustMetadataRecord, TrustStore,
 };
 
 // One file per aggregate, each implementing its trait over the helpers here.
@@ -33,6 +34,7 @@ mod keys;
 mod platforms;
 mod secrets;
 mod tables;
+mod trust;
 mod writer;
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many have run.
@@ -41,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_hardware_platforms.sql"),
     include_str!("../../migrations/sqlite/0003_claims_match_evidence.sql"),
     include_str!("../../migrations/sqlite/0004_secrets.sql"),
+    include_str!("../../migrations/sqlite/0005_trust.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).
