@@ -10,6 +10,8 @@ crates/trust/tests/tuf_interop.rs).
       Serves DIR (a repository medgate wrote) on loopback and refreshes it with python-tuf's
       ngclient from TRUSTED_ROOT; prints one JSON line: {"ok": true, "pins": <target text>,
       "root_version": N} or {"ok": false, "error": "<exception class>"}.
+  tuf_interop.py refresh-url BASE TRUSTED_ROOT
+      The same against a running medgate node (BASE = <control plane>/v1/trust).
   tuf_interop.py canonical
       Prints securesystemslib's canonical JSON of a fixed object.
 """
@@ -90,12 +92,20 @@ def make_repo(out):
 
 
 def refresh(repo, trusted_root):
+    """Serves the folder `repo` on loopback and refreshes it."""
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=repo)
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        refresh_url(f"http://127.0.0.1:{server.server_address[1]}", trusted_root)
+    finally:
+        server.shutdown()
+
+
+def refresh_url(base, trusted_root):
+    """Refreshes the repository at `base` (metadata at base/, targets at base/targets/)."""
     work = tempfile.mkdtemp()
     try:
         metadata_dir = os.path.join(work, "metadata")
@@ -125,7 +135,6 @@ def refresh(repo, trusted_root):
         except Exception as error:  # the refusal is the result
             print(json.dumps({"ok": False, "error": type(error).__name__}))
     finally:
-        server.shutdown()
         shutil.rmtree(work)
 
 
@@ -140,6 +149,8 @@ if __name__ == "__main__":
         make_repo(sys.argv[2])
     elif command == "refresh":
         refresh(sys.argv[2], sys.argv[3])
+    elif command == "refresh-url":
+        refresh_url(sys.argv[2], sys.argv[3])
     elif command == "canonical":
         canonical()
     else:

@@ -13,6 +13,7 @@ use medgate_sdk::client::{HttpClient, HttpResponse};
 
 use crate::{Failure, load_config};
 
+mod pins;
 mod secret;
 
 #[derive(Args)]
@@ -62,6 +63,16 @@ enum AdminCommand {
     Enrolment {
         #[command(subcommand)]
         command: EnrolmentCommand,
+    },
+    /// SPKI pins per host, published to apps over the air as TUF metadata.
+    Pins {
+        #[command(subcommand)]
+        command: pins::PinsCommand,
+    },
+    /// The TUF repository apps refresh their pins from (`medgate trust` signs its root).
+    Trust {
+        #[command(subcommand)]
+        command: pins::TrustAdminCommand,
     },
     /// Upstream credentials the gateway injects, so that no app holds them.
     Secret {
@@ -702,6 +713,8 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
             })
         }
         AdminCommand::Secret { command } => secret::run(&api, json, command).await?,
+        AdminCommand::Pins { command } => pins::pins(&api, json, command).await?,
+        AdminCommand::Trust { command } => pins::trust(&api, json, command).await?,
         AdminCommand::Keys {
             command: KeysCommand::List,
         } => {

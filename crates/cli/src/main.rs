@@ -9,6 +9,7 @@ mod inspect;
 mod selfcheck;
 mod store;
 mod tls;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,6 +59,12 @@ enum Command {
     Store {
         #[command(subcommand)]
         command: store::StoreCommand,
+    },
+    /// The TUF repository's root, signed with keys kept offline (pins are published with
+    /// `medgate admin pins` and `medgate admin trust publish`).
+    Trust {
+        #[command(subcommand)]
+        command: trust::TrustCommand,
     },
     /// Certificates for medgate's own listeners.
     Tls {
@@ -229,6 +236,7 @@ async fn main() -> ExitCode {
         Command::Selfcheck(args) => selfcheck::run(args).await,
         Command::Store { command } => store::run(config, command).await,
         Command::Tls { command } => tls::run(command),
+        Command::Trust { command } => trust::run(config, command).await,
         Command::Migrate => migrate(config).await,
     };
     match result {

@@ -710,3 +710,87 @@ fn admin_secrets_are_read_from_a_file_or_the_environment_and_never_printed() {
         }
     }
 }
+
+#[test]
+fn the_trust_repository_is_initialised_offline_and_published_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = loopback_config(dir.path(), "");
+    let (server, url) = serve(&config);
+    let admin = |args: &[&str]| run(&mut admin_command(&config, &url, args));
+    let trust = |args: &[&str]| {
+        run(medgate()
+            .arg("--config")
+            .arg(&config)
+            .arg("trust")
+            .args(args))
+    };
+    let offline = dir.path().join("offline-root");
+    let offline_arg = offline.to_str().unwrap();
+
+    let init = trust(&["init", "--offline-root", offline_arg]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    assert!(stdout(&init).contains("root version 1"));
+    assert_eq!(
+        trust(&["init", "--offline-root", offline_arg])
+            .status
+            .code(),
+        Some(1)
+    );
+
+    // The pins of a certificate, as `from-cert` prints them, then pinned with a backup.
+    let (_, pin) = self_signed(&dir.path().join("tls"));
+    let from_cert = admin(&[
+        "pins",
+        "from-cert",
+        dir.path().join("tls/cert.pem").to_str().unwrap(),
+    ]);
+    assert_eq!(stdout(&from_cert).trim(), pin.to_string());
+    for key in [
+        pin.to_string(),
+        medgate_trust::pins::Pin::of_spki(b"backup").to_string(),
+    ] {
+        let added = admin(&[
+            "pins",
+            "add",
+            "--host",
+            "**.example.org",
+            "--spki-sha256",
+            &key,
+        ]);
+        assert!(added.status.success(), "{}", stderr(&added));
+    }
+    assert_eq!(stdout(&admin(&["pins", "list"])).lines().count(), 3);
+    let published = admin(&["trust", "publish"]);
+    assert!(
+        stdout(&published).contains("targets version 1"),
+        "{}",
+        stdout(&published)
+    );
+
+    let signed = trust(&[
+        "sign-root",
+        "--offline-root",
+        offline_arg,
+        "--new-root-key",
+        "--rotate",
+        "timestamp,targets",
+    ]);
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    assert!(stdout(&signed).contains("root version 2"));
+    let status = stdout(&admin(&["trust", "status"]));
+    assert!(status.contains("root       version 2"), "{status}");
+    // The rotation re-signed the release with the new keys.
+    assert!(status.contains("targets    version 2"), "{status}");
+    assert_eq!(
+        std::fs::read_dir(&offline).unwrap().count(),
+        2,
+        "the old and the new root key"
+    );
+    let removed = admin(&["pins", "remove", "--host", "**.example.org"]);
+    assert!(
+        stdout(&removed).contains("removed 2"),
+        "{}",
+        stdout(&removed)
+    );
+    stop(server);
+}

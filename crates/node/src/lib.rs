@@ -746,8 +746,8 @@ struct Upkeep {
 
 /// Every `gateway.refresh_interval`, and at once when a change is announced: the gateway reads
 /// new revocations and keys. Every second: the server trims its limiters; every 30 s it purges
-/// expired challenges and reloads signing keys (also at an announcement, for rotations made
-/// at another replica).
+/// expired challenges, reloads signing keys and the TUF repository (also at an announcement,
+/// for changes made at another replica) and renews the TUF timestamp when it is due.
 async fn maintain(upkeep: Upkeep, mut shutdown: watch::Receiver<bool>) {
     let Upkeep {
         store,
@@ -777,6 +777,9 @@ async fn maintain(upkeep: Upkeep, mut shutdown: watch::Receiver<bool>) {
                 if let Err(error) = server.refresh_keys().await {
                     tracing::error!(%error, "signing key reload failed");
                 }
+                if let Err(error) = server.refresh_trust().await {
+                    tracing::error!(%error, "TUF repository reload failed");
+                }
             }
             _ = housekeeping.tick() => {
                 ticks += 1;
@@ -797,6 +800,13 @@ async fn maintain(upkeep: Upkeep, mut shutdown: watch::Receiver<bool>) {
                     }
                     if let Err(error) = server.refresh_keys().await {
                         tracing::error!(%error, "signing key reload failed");
+                    }
+                    // Another replica's publication, and the timestamp's renewal.
+                    if let Err(error) = server.refresh_trust().await {
+                        tracing::error!(%error, "TUF repository reload failed");
+                    }
+                    if let Err(error) = server.renew_trust().await {
+                        tracing::error!(%error, "TUF timestamp renewal failed");
                     }
                 }
             }

@@ -27,6 +27,7 @@ use crate::keyring;
 use medgate_store::published_keys as published;
 
 mod secrets;
+mod trust;
 
 const MAX_ADMIN_BODY: usize = 16 * 1024;
 
@@ -72,6 +73,14 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
             "/apps/{app_id}/secrets/{name}",
             axum::routing::put(secrets::rotate_secret).delete(secrets::delete_secret),
         )
+        .route(
+            "/pins",
+            post(trust::add_pin)
+                .get(trust::list_pins)
+                .delete(trust::remove_pins),
+        )
+        .route("/trust", get(trust::status))
+        .route("/trust/publish", post(trust::publish))
 }
 
 pub(crate) fn parse_hash(hex: &str) -> Option<[u8; 32]> {

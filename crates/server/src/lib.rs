@@ -20,6 +20,7 @@ mod http_util;
 pub mod keyring;
 mod platforms;
 pub mod revocation;
+pub mod trust;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -119,6 +120,8 @@ pub(crate) struct ServerState {
     checkpoint: RwLock<Option<String>>,
     /// Where committed admin changes are announced to every replica (`[redis]`).
     shared: Option<SharedState>,
+    /// The TUF repository's files, as last loaded (`refresh_trust`).
+    trust: RwLock<Arc<trust::TrustFiles>>,
 }
 
 /// The control plane, ready to serve.
@@ -173,6 +176,7 @@ impl Server {
             tracing::warn!("no admin token is configured: the admin API refuses every request");
         }
         let client_limiter = KeyedLimiter::new(params.client_rate_limit);
+        let trust_files = trust::TrustFiles::load(&*store).await?;
         Ok(Server {
             state: Arc::new(ServerState {
                 params,
@@ -187,6 +191,7 @@ impl Server {
                 revocations,
                 checkpoint: RwLock::new(None),
                 shared,
+                trust: RwLock::new(Arc::new(trust_files)),
             }),
         })
     }
@@ -199,6 +204,7 @@ impl Server {
             .route("/.well-known/jwks.json", get(attest::jwks))
             .route("/.well-known/medgate-configuration", get(attest::discovery))
             .route("/v1/audit/checkpoint", get(attest::checkpoint))
+            .route("/v1/trust/{*file}", get(trust::serve_file))
             .route("/healthz", get(http_util::healthz))
             .route("/readyz", get(http_util::readyz))
             .fallback(http_util::not_found)
@@ -226,6 +232,23 @@ impl Server {
         let ring = KeyRing::load(&*state.store, &state.sealer, state.clock.now()).await?;
         *state.keys.write() = ring;
         Ok(())
+    }
+
+    /// Reloads the TUF repository's files from the store (another replica may have published).
+    pub async fn refresh_trust(&self) -> Result<(), ServerError> {
+        let files = trust::TrustFiles::load(&*self.state.store).await?;
+        *self.state.trust.write() = Arc::new(files);
+        Ok(())
+    }
+
+    /// Re-signs the TUF timestamp (or the whole release) before it expires, then reloads.
+    pub async fn renew_trust(&self) -> Result<bool, trust::TrustError> {
+        let state = &self.state;
+        let renewed = trust::renew(&*state.store, &state.sealer, state.clock.now()).await?;
+        if renewed {
+            *state.trust.write() = Arc::new(trust::TrustFiles::load(&*state.store).await?);
+        }
+        Ok(renewed)
     }
 
     /// Forgets idle per-client rate-limit state.

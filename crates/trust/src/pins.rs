@@ -42,6 +42,8 @@ pub enum PinError {
     Pattern,
     #[error("the rule for {0} has no pin")]
     NoPins(String),
+    #[error("not a DER X.509 certificate")]
+    Certificate,
 }
 
 /// The SHA-256 of a DER `SubjectPublicKeyInfo`.
@@ -66,6 +68,13 @@ impl Pin {
         }
         let bytes = STANDARD.decode(encoded).map_err(|_| PinError::Pin)?;
         Ok(Pin(bytes.try_into().map_err(|_| PinError::Pin)?))
+    }
+
+    /// The pin of a DER certificate's key.
+    pub fn of_certificate(cert_der: &[u8]) -> Result<Pin, PinError> {
+        let der = CertificateDer::from(cert_der);
+        let cert = webpki::EndEntityCert::try_from(&der).map_err(|_| PinError::Certificate)?;
+        Ok(Pin::of_spki(&cert.subject_public_key_info()))
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {

@@ -16,3 +16,4 @@ mod platform_client;
 mod postgres;
 mod secrets;
 mod tls;
+mod trust;

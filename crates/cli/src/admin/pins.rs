@@ -1,0 +1,140 @@
+//! `medgate admin pins …` and `medgate admin trust …`: the over-the-air pin set and its
+//! publication as TUF metadata.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+use http::Method;
+use medgate_trust::pins::Pin;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::{AdminApi, summary, table};
+use crate::Failure;
+
+#[derive(Subcommand)]
+pub(super) enum PinsCommand {
+    /// Pin a key for a host pattern (`api.example.org`, `*.example.org` one label,
+    /// `**.example.org` any depth). Each host needs a backup pin before it is published.
+    Add {
+        #[arg(long)]
+        host: String,
+        /// Base64 SHA-256 of the key's SubjectPublicKeyInfo (or `sha256/…`).
+        #[arg(long)]
+        spki_sha256: String,
+    },
+    /// Remove one pin of a host, or all of them.
+    Remove {
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        spki_sha256: Option<String>,
+    },
+    /// Every pinned host and key.
+    List,
+    /// Print the pin of every certificate in a PEM file (leaf first), to add with `pins add`.
+    FromCert { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub(super) enum TrustAdminCommand {
+    /// Sign a new release of the pins (targets, snapshot, timestamp) with the online keys.
+    Publish,
+    /// Each role's latest version and expiry.
+    Status,
+}
+
+pub(super) async fn pins(
+    api: &AdminApi,
+    json: bool,
+    command: PinsCommand,
+) -> Result<String, Failure> {
+    Ok(match command {
+        PinsCommand::Add { host, spki_sha256 } => {
+            let body = serde_json::json!({"host": host, "spki_sha256": spki_sha256});
+            let added = api.call(Method::POST, "/pins", Some(body)).await?;
+            summary(json, &added, || {
+                format!("pinned {} for {}", added["pin"], added["pattern"])
+            })
+        }
+        PinsCommand::Remove { host, spki_sha256 } => {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("host", &host);
+            if let Some(pin) = &spki_sha256 {
+                query.append_pair("spki_sha256", pin);
+            }
+            let removed = api
+                .call(Method::DELETE, &format!("/pins?{}", query.finish()), None)
+                .await?;
+            summary(json, &removed, || {
+                format!("removed {} pin(s) of {host}", removed["removed"])
+            })
+        }
+        PinsCommand::List => {
+            let listed = api.call(Method::GET, "/pins", None).await?;
+            summary(json, &listed, || {
+                table(&listed, &["pattern", "pin", "created_at"], |p, c| {
+                    p[c].to_string()
+                })
+            })
+        }
+        PinsCommand::FromCert { file } => {
+            let mut lines = Vec::new();
+            for cert in CertificateDer::pem_file_iter(&file)
+                .with_context(|| format!("reading {}", file.display()))?
+            {
+                let cert = cert.with_context(|| format!("{} is not PEM", file.display()))?;
+                let pin = Pin::of_certificate(&cert)
+                    .with_context(|| format!("a certificate in {}", file.display()))?;
+                lines.push(pin.to_string());
+            }
+            if lines.is_empty() {
+                return Err(Failure::Usage(anyhow::anyhow!(
+                    "{} holds no CERTIFICATE block",
+                    file.display()
+                )));
+            }
+            lines.join("\n")
+        }
+    })
+}
+
+pub(super) async fn trust(
+    api: &AdminApi,
+    json: bool,
+    command: TrustAdminCommand,
+) -> Result<String, Failure> {
+    Ok(match command {
+        TrustAdminCommand::Publish => {
+            let published = api.call(Method::POST, "/trust/publish", None).await?;
+            summary(json, &published, || {
+                format!(
+                    "published pins.json in targets version {}",
+                    published["targets_version"]
+                )
+            })
+        }
+        TrustAdminCommand::Status => {
+            let status = api.call(Method::GET, "/trust", None).await?;
+            summary(json, &status, || {
+                ["root", "timestamp", "snapshot", "targets"]
+                    .iter()
+                    .map(|role| {
+                        let file = &status[role];
+                        if file.is_null() {
+                            format!("{role:<9}  (none)")
+                        } else {
+                            format!(
+                                "{role:<9}  version {}  expires {}",
+                                file["version"],
+                                file["expires_at"].as_str().unwrap_or_default()
+                            )
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+    })
+}
