@@ -204,16 +204,20 @@ pub enum SignalKind {
     Root,
     Emulator,
     Tamper,
+    /// A pinned connection met a certificate chain without a pinned key: someone between the
+    /// app and medgate (reported at the next attestation, over a channel that passed).
+    Mitm,
 }
 
 impl SignalKind {
-    pub const ALL: [SignalKind; 6] = [
+    pub const ALL: [SignalKind; 7] = [
         SignalKind::Debugger,
         SignalKind::Hook,
         SignalKind::InjectedLibrary,
         SignalKind::Root,
         SignalKind::Emulator,
         SignalKind::Tamper,
+        SignalKind::Mitm,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -224,6 +228,7 @@ impl SignalKind {
             SignalKind::Root => "root",
             SignalKind::Emulator => "emulator",
             SignalKind::Tamper => "tamper",
+            SignalKind::Mitm => "mitm",
         }
     }
 
@@ -242,6 +247,7 @@ impl SignalKind {
             SignalKind::Root => Reason::RootDetected,
             SignalKind::Emulator => Reason::EmulatorDetected,
             SignalKind::Tamper => Reason::TamperDetected,
+            SignalKind::Mitm => Reason::MitmDetected,
         }
     }
 }
@@ -270,6 +276,8 @@ pub enum Reason {
     EmulatorDetected,
     /// A tamper signal was reported, or the measured binary is not the registered release.
     TamperDetected,
+    /// The app met an interception of its pinned connections since its last attestation.
+    MitmDetected,
     /// The enrolment code is unknown, used, expired, or for another app.
     EnrolmentInvalid,
     /// The app accepts no evidence from this platform.
@@ -307,7 +315,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 28] = [
+    pub const ALL: [Reason; 29] = [
         Reason::ChallengeInvalid,
         Reason::AppUnknown,
         Reason::ReleaseUnknown,
@@ -320,6 +328,7 @@ impl Reason {
         Reason::RootDetected,
         Reason::EmulatorDetected,
         Reason::TamperDetected,
+        Reason::MitmDetected,
         Reason::EnrolmentInvalid,
         Reason::PlatformNotAllowed,
         Reason::AppIdentityMismatch,
@@ -352,6 +361,7 @@ impl Reason {
             Reason::RootDetected => "root_detected",
             Reason::EmulatorDetected => "emulator_detected",
             Reason::TamperDetected => "tamper_detected",
+            Reason::MitmDetected => "mitm_detected",
             Reason::EnrolmentInvalid => "enrolment_invalid",
             Reason::PlatformNotAllowed => "platform_not_allowed",
             Reason::AppIdentityMismatch => "app_identity_mismatch",

@@ -1,19 +1,18 @@
 //! An async client that attests, keeps its access token fresh, and sends requests through the
 //! gateway with `Authorization: DPoP <token>` and a new `DPoP` proof on each.
 //!
-//! This client speaks plain HTTP (loopback, a LAN hub, or behind a TLS-terminating proxy on the
-//! same host). Mobile apps use their platform's HTTP stack and take the two headers from
+//! This client speaks plain HTTP, and with the feature `tls` HTTPS pinned by the over-the-air
+//! pin set ([`MedgateClient::with_pinning`], [`crate::ota`]): a pinned host presenting a chain
+//! without a pinned key fails with [`ClientError::PinMismatch`] before any request byte, and
+//! the next attestation carries a `mitm` signal. Mobile apps use their platform's HTTP stack,
+//! pinned with [`crate::ota::OtaPins::pins_for`], and take the two headers from
 //! [`MedgateClient::request_headers`].
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use medgate_proto::Thumbprint;
 use medgate_proto::redact::Secret;
 use medgate_proto::wire::{
@@ -28,8 +27,11 @@ use crate::proof::{ProofError, dpop_proof};
 use crate::signer::{Signer, SignerError};
 use crate::{Now, system_now};
 
-/// The largest response body the client reads.
-const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+mod http_client;
+
+pub use http_client::HttpClient;
+#[cfg(feature = "tls")]
+pub use http_client::web_roots;
 
 /// How long the app's platform step may take: a challenge is good for a minute.
 const PLATFORM_STEP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -60,6 +62,17 @@ pub enum ClientError {
     Proof(#[from] ProofError),
     #[error("evidence could not be signed: {0}")]
     Sign(#[from] SignerError),
+    /// A pinned host presented a chain (verified by WebPKI) without a pinned key: someone is
+    /// in the middle, or the host's key changed without its pin. Nothing was sent; the next
+    /// attestation reports a `mitm` signal.
+    #[error("certificate pinning failure for {host}: the chain's keys are {}", chain.join(", "))]
+    PinMismatch { host: String, chain: Vec<String> },
+    /// TLS could not be set up (a bad root certificate, no protocol version).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The over-the-air pin set could not be loaded or refreshed.
+    #[error(transparent)]
+    Pins(#[from] crate::ota::OtaError),
     /// The platform step of a hardware attestation failed or answered with the wrong
     /// statement. The client does not fall back to SDK evidence.
     #[error("the {method:?} platform step failed: {reason}")]
@@ -126,66 +139,17 @@ struct CachedToken {
     refresh_at: i64,
 }
 
-/// A plain HTTP/1.1 client that reads whole responses (up to 16 MiB). Used by
-/// [`MedgateClient`] and by tools that talk to medgate's admin API.
-#[derive(Clone)]
-pub struct HttpClient(Client<HttpConnector, Full<Bytes>>);
-
-impl std::fmt::Debug for HttpClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HttpClient")
-    }
-}
-
-impl Default for HttpClient {
-    fn default() -> Self {
-        HttpClient(Client::builder(TokioExecutor::new()).build_http())
-    }
-}
-
-impl HttpClient {
-    /// Sends a request exactly as given.
-    pub async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> Result<HttpResponse, ClientError> {
-        let http_error = |reason: String| ClientError::Http {
-            url: url.to_string(),
-            reason,
-        };
-        let mut request = Request::builder()
-            .method(method)
-            .uri(url)
-            .body(Full::new(body))
-            .map_err(|e| http_error(e.to_string()))?;
-        *request.headers_mut() = headers;
-        let response = self
-            .0
-            .request(request)
-            .await
-            .map_err(|e| http_error(e.to_string()))?;
-        let (parts, body) = response.into_parts();
-        let body = http_body_util::Limited::new(body, MAX_RESPONSE)
-            .collect()
-            .await
-            .map_err(|e| http_error(e.to_string()))?
-            .to_bytes();
-        Ok(HttpResponse {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
-    }
-}
-
 /// The client.
 pub struct MedgateClient {
     config: ClientConfig,
     key: Arc<dyn Signer>,
-    http: HttpClient,
+    /// Replaced when the pins change.
+    http: std::sync::RwLock<HttpClient>,
+    /// The over-the-air pins and the roots the client's TLS checks against.
+    #[cfg(feature = "tls")]
+    pinning: Option<Pinning>,
+    /// A pinning failure seen since the last granted attestation, to report with the next.
+    mitm: std::sync::Mutex<Option<Signal>>,
     token: Mutex<Option<CachedToken>>,
     signals: SignalSlot,
     detection: Option<Detection>,
@@ -259,7 +223,10 @@ impl MedgateClient {
         MedgateClient {
             config,
             key: Arc::new(key),
-            http: HttpClient::default(),
+            http: std::sync::RwLock::new(HttpClient::default()),
+            #[cfg(feature = "tls")]
+            pinning: None,
+            mitm: std::sync::Mutex::new(None),
             token: Mutex::new(None),
             signals: Default::default(),
             detection: None,
@@ -567,7 +534,12 @@ impl MedgateClient {
             app_id: &self.config.app.app_id,
             app_version: &self.config.app.app_version,
             challenge: &challenge.value,
-            signals: self.signals.get(),
+            signals: self
+                .signals
+                .get()
+                .into_iter()
+                .chain(lock(&self.mitm).clone())
+                .collect(),
             enrolment_code,
             iat: (self.now)(),
         };
@@ -618,6 +590,8 @@ impl MedgateClient {
             standing.app_attest_key = Some(key_id.clone());
         }
         standing.enrolment_code = None;
+        // The interception was reported with this attestation.
+        *lock(&self.mitm) = None;
     }
 
     /// The cached access token, attesting again when it is within the refresh margin of
@@ -697,8 +671,91 @@ impl MedgateClient {
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<HttpResponse, ClientError> {
-        self.http.send(method, url, headers, body).await
+        let http = match self.http.read() {
+            Ok(http) => http.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let result = http.send(method, url, headers, body).await;
+        if let Err(ClientError::PinMismatch { host, .. }) = &result {
+            *lock(&self.mitm) = Some(Signal {
+                kind: medgate_proto::wire::SignalKind::Mitm.as_str().into(),
+                detail: format!("certificate pinning failure for {host}"),
+                confidence: None,
+            });
+        }
+        result
     }
+
+    /// HTTPS with WebPKI against `roots` and the pins `ota` holds, from now on (and after each
+    /// [`refresh_pins`](Self::refresh_pins)).
+    #[cfg(feature = "tls")]
+    pub fn with_pinning(
+        mut self,
+        ota: Arc<crate::ota::OtaPins>,
+        roots: Arc<rustls::RootCertStore>,
+    ) -> Result<Self, ClientError> {
+        let http = HttpClient::pinned(Arc::clone(&roots), ota.pins())?;
+        self.http = std::sync::RwLock::new(http);
+        self.pinning = Some(Pinning { ota, roots });
+        Ok(self)
+    }
+
+    /// Refreshes the over-the-air pins from the control plane's `/v1/trust/`, over the pinned
+    /// channel, and pins with them from now on. A failure keeps the pins in force (the
+    /// never-brick rules, [`crate::ota`]) and is returned.
+    #[cfg(feature = "tls")]
+    pub async fn refresh_pins(&self) -> Result<crate::ota::PinsStatus, ClientError> {
+        let Some(pinning) = &self.pinning else {
+            return Err(ClientError::Tls(
+                "the client has no pinning configured".into(),
+            ));
+        };
+        let base = format!("{}/v1/trust", self.config.server_url.trim_end_matches('/'));
+        let now = (self.now)();
+        let fetch = |name: String| {
+            let url = format!("{base}/{name}");
+            async move {
+                let response = self
+                    .send_raw(Method::GET, &url, HeaderMap::new(), Bytes::new())
+                    .await
+                    .map_err(|error| crate::ota::OtaError::Fetch {
+                        file: name.clone(),
+                        reason: error.to_string(),
+                    })?;
+                match response.status {
+                    StatusCode::OK => Ok(Some(response.body.to_vec())),
+                    StatusCode::NOT_FOUND => Ok(None),
+                    status => Err(crate::ota::OtaError::Fetch {
+                        file: name,
+                        reason: format!("status {status}"),
+                    }),
+                }
+            }
+        };
+        let refreshed = pinning.ota.refresh(now, fetch).await;
+        let http = HttpClient::pinned(Arc::clone(&pinning.roots), pinning.ota.pins())?;
+        match self.http.write() {
+            Ok(mut slot) => *slot = http,
+            Err(poisoned) => *poisoned.into_inner() = http,
+        }
+        refreshed?;
+        Ok(pinning.ota.status(now))
+    }
+
+    /// What the pins are and where they come from; `None` without pinning.
+    #[cfg(feature = "tls")]
+    pub fn pins_status(&self) -> Option<crate::ota::PinsStatus> {
+        self.pinning
+            .as_ref()
+            .map(|pinning| pinning.ota.status((self.now)()))
+    }
+}
+
+/// The over-the-air pins and the roots of the client's TLS.
+#[cfg(feature = "tls")]
+struct Pinning {
+    ota: Arc<crate::ota::OtaPins>,
+    roots: Arc<rustls::RootCertStore>,
 }
 
 fn protocol(url: &str, reason: impl std::fmt::Display) -> ClientError {

@@ -19,6 +19,7 @@ pub mod detect;
 pub mod evidence;
 pub mod key;
 pub mod measure;
+pub mod ota;
 pub mod platform;
 pub mod proof;
 pub mod signer;

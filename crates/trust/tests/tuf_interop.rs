@@ -2,7 +2,7 @@
 //! client accepts a repository python-tuf built with its own keys, python-tuf's ngclient
 //! refreshes a repository medgate signed (root rotation included), and both refuse the same
 //! forgeries. Needs `$MEDGATE_TUF_PYTHON` (a Python with `interop/tuf/requirements.txt`, which
-//! `scripts/tuf-venv` makes and `scripts/test` sets); without it the tests skip with one line,
+//! `scripts/venv` makes and `scripts/test` sets); without it the tests skip with one line,
 //! except in CI (`MEDGATE_CI`), where they fail.
 #![allow(clippy::unwrap_used)]
 
@@ -19,9 +19,9 @@ fn python() -> Option<PathBuf> {
         None => {
             assert!(
                 std::env::var_os("MEDGATE_CI").is_none(),
-                "MEDGATE_TUF_PYTHON is unset in CI: scripts/test makes it with scripts/tuf-venv"
+                "MEDGATE_TUF_PYTHON is unset in CI: scripts/test makes it with scripts/venv"
             );
-            eprintln!("skipped: MEDGATE_TUF_PYTHON is unset (scripts/tuf-venv makes one)");
+            eprintln!("skipped: MEDGATE_TUF_PYTHON is unset (scripts/venv makes one)");
             None
         }
     }

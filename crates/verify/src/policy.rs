@@ -121,7 +121,7 @@ pub fn default_reject_on() -> BTreeSet<SignalKind> {
 
 /// By default a rooted or emulated device still reads, with limited scopes.
 pub fn default_degrade_on() -> BTreeSet<SignalKind> {
-    [SignalKind::Root, SignalKind::Emulator].into()
+    [SignalKind::Root, SignalKind::Emulator, SignalKind::Mitm].into()
 }
 
 /// Why a policy was refused by [`AppPolicy::validate`].

@@ -11,6 +11,7 @@ mod gateway;
 mod hardening;
 mod hardware;
 mod interop;
+mod mitm;
 mod multinode;
 mod platform_client;
 mod postgres;

@@ -23,9 +23,9 @@ fn tuf_python() -> Option<PathBuf> {
         None => {
             assert!(
                 std::env::var_os("MEDGATE_CI").is_none(),
-                "MEDGATE_TUF_PYTHON is unset in CI: scripts/test makes it with scripts/tuf-venv"
+                "MEDGATE_TUF_PYTHON is unset in CI: scripts/test makes it with scripts/venv"
             );
-            eprintln!("skipped: MEDGATE_TUF_PYTHON is unset (scripts/tuf-venv makes one)");
+            eprintln!("skipped: MEDGATE_TUF_PYTHON is unset (scripts/venv makes one)");
             None
         }
     }

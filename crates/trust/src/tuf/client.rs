@@ -159,6 +159,10 @@ impl TrustedSet {
                 return Err(TufError::Rollback("timestamp"));
             }
             if new.signed.common.version == version {
+                // Nothing new; but a frozen repository is still refused (5.4.5).
+                if trusted.signed.common.is_expired(now)? {
+                    return Err(TufError::Expired("timestamp"));
+                }
                 return Ok(false);
             }
             let trusted_snapshot = trusted

@@ -171,6 +171,11 @@ fn frozen_metadata_is_refused_once_expired() {
     let mut set = trusted(&keys);
     let good = release(&keys, 1, NOW + DAY, PINS);
     refresh(&mut set, &good, NOW).unwrap();
+    // The same timestamp again, once it has expired: refused, not "unchanged".
+    assert_eq!(
+        set.update_timestamp(&good.timestamp, NOW + 2 * DAY),
+        Err(TufError::Expired("timestamp"))
+    );
     // A day later the attacker can only replay what was fresh then.
     assert_eq!(
         set.update_timestamp(&release(&keys, 2, NOW + DAY, PINS).timestamp, NOW + 2 * DAY),

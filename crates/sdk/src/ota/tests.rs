@@ -1,0 +1,192 @@
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use medgate_trust::tuf::repository::{self as repo, RoleKey, sign};
+
+use super::*;
+
+const NOW: i64 = 1_800_000_000;
+const DAY: i64 = 86_400;
+const PIN_A: &str = "XNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM=";
+const PIN_B: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// A repository in memory: its keys and the files it serves.
+struct Repository {
+    keys: Vec<RoleKey>,
+    files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    root: Vec<u8>,
+}
+
+fn pins_json(pins: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(
+        &serde_json::json!({"pins": [{"host": "**.example.org", "spki_sha256": pins}]}),
+    )
+    .unwrap()
+}
+
+impl Repository {
+    fn new() -> Repository {
+        let keys: Vec<RoleKey> = (1..=4).map(|n| RoleKey::from_seed(&[n; 32])).collect();
+        let root = sign(
+            &repo::root(
+                1,
+                NOW + 365 * DAY,
+                [
+                    (&[&keys[0]], 1),
+                    (&[&keys[1]], 1),
+                    (&[&keys[2]], 1),
+                    (&[&keys[3]], 1),
+                ],
+            )
+            .unwrap(),
+            &[&keys[0]],
+        )
+        .unwrap();
+        let files = Arc::new(Mutex::new(HashMap::new()));
+        files
+            .lock()
+            .unwrap()
+            .insert("1.root.json".to_string(), root.clone());
+        Repository { keys, files, root }
+    }
+
+    /// Publishes release `version` of `pins`, expiring at `expires`.
+    fn publish(&self, version: u64, expires: i64, pins: &[u8]) {
+        let targets = sign(
+            &repo::targets(version, expires, &[(PINS_TARGET, pins)]).unwrap(),
+            &[&self.keys[3]],
+        )
+        .unwrap();
+        let snapshot = sign(
+            &repo::snapshot(version, expires, version, &targets).unwrap(),
+            &[&self.keys[2]],
+        )
+        .unwrap();
+        let timestamp = sign(
+            &repo::timestamp(version, expires, version, &snapshot).unwrap(),
+            &[&self.keys[1]],
+        )
+        .unwrap();
+        let mut files = self.files.lock().unwrap();
+        files.insert("timestamp.json".into(), timestamp);
+        files.insert("snapshot.json".into(), snapshot);
+        files.insert("targets.json".into(), targets);
+        files.insert("targets/pins.json".into(), pins.to_vec());
+    }
+
+    /// What a client's fetch sees.
+    fn fetcher(
+        &self,
+    ) -> impl Fn(String) -> std::future::Ready<Result<Option<Vec<u8>>, OtaError>> + use<> {
+        let files = Arc::clone(&self.files);
+        move |name| std::future::ready(Ok(files.lock().unwrap().get(&name).cloned()))
+    }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+#[test]
+fn a_refresh_installs_verified_pins_and_keeps_them_for_the_next_run() {
+    let repository = Repository::new();
+    repository.publish(1, NOW + DAY, &pins_json(&[PIN_A, PIN_B]));
+    let dir = tempfile::tempdir().unwrap();
+    let ota = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    // Before the first refresh: nothing pinned, WebPKI alone.
+    assert!(ota.pins_for("api.example.org").is_empty());
+    block_on(ota.refresh(NOW, repository.fetcher())).unwrap();
+    assert_eq!(ota.pins_for("api.example.org").len(), 2);
+    assert_eq!(ota.status(NOW).targets_version, Some(1));
+
+    // The next run starts from the kept files, offline.
+    let again = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(again.pins(), ota.pins());
+    assert_eq!(again.status(NOW).targets_version, Some(1));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("pins.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_failed_refresh_keeps_the_last_good_pins_and_says_why() {
+    let repository = Repository::new();
+    repository.publish(2, NOW + DAY, &pins_json(&[PIN_A, PIN_B]));
+    let ota = OtaPins::new(&repository.root, None).unwrap();
+    block_on(ota.refresh(NOW, repository.fetcher())).unwrap();
+    let good = ota.pins();
+
+    // A rolled-back release (version 1, properly signed, with other pins).
+    repository.publish(1, NOW + DAY, &pins_json(&[PIN_B, PIN_B]));
+    assert_eq!(
+        block_on(ota.refresh(NOW, repository.fetcher())),
+        Err(OtaError::Tuf(TufError::Rollback("timestamp")))
+    );
+    assert_eq!(ota.pins(), good);
+    assert!(ota.status(NOW).last_error.unwrap().contains("rolled back"));
+
+    // Pins changed after signing.
+    repository.publish(3, NOW + DAY, &pins_json(&[PIN_A, PIN_B]));
+    repository
+        .files
+        .lock()
+        .unwrap()
+        .insert("targets/pins.json".into(), pins_json(&[PIN_B, PIN_A]));
+    assert!(block_on(ota.refresh(NOW, repository.fetcher())).is_err());
+    assert_eq!(ota.pins(), good);
+
+    // The repository unreachable.
+    let unreachable = |_name: String| {
+        std::future::ready(Err::<Option<Vec<u8>>, _>(OtaError::Fetch {
+            file: "timestamp.json".into(),
+            reason: "connection refused".into(),
+        }))
+    };
+    assert!(block_on(ota.refresh(NOW, unreachable)).is_err());
+    assert_eq!(ota.pins(), good);
+    // A later good refresh clears the error.
+    repository.publish(4, NOW + DAY, &pins_json(&[PIN_A, PIN_B]));
+    block_on(ota.refresh(NOW, repository.fetcher())).unwrap();
+    assert_eq!(ota.status(NOW).last_error, None);
+}
+
+#[test]
+fn expired_metadata_keeps_its_pins_in_force_and_is_reported() {
+    let repository = Repository::new();
+    repository.publish(1, NOW + DAY, &pins_json(&[PIN_A, PIN_B]));
+    let ota = OtaPins::new(&repository.root, None).unwrap();
+    block_on(ota.refresh(NOW, repository.fetcher())).unwrap();
+    // Two days on, nothing new was published: the refresh fails (freeze), the pins stay.
+    let later = NOW + 2 * DAY;
+    assert_eq!(
+        block_on(ota.refresh(later, repository.fetcher())),
+        Err(OtaError::Tuf(TufError::Expired("timestamp")))
+    );
+    assert_eq!(ota.pins_for("x.example.org").len(), 2);
+    let status = ota.status(later);
+    assert_eq!(status.expired, vec!["timestamp", "snapshot", "targets"]);
+}
+
+#[test]
+fn pin_sets_are_read_strictly() {
+    assert!(parse_pins(&pins_json(&[PIN_A, PIN_B])).is_ok());
+    for bad in [
+        &br#"{"pins": [{"host": "a b", "spki_sha256": ["x"]}]}"#[..],
+        br#"{"pins": [{"host": "a.example", "spki_sha256": []}]}"#,
+        br#"{"pins": [{"host": "a.example", "spki_sha256": ["short"]}]}"#,
+        br#"{"pins": [], "extra": 1}"#,
+        b"[]",
+    ] {
+        assert!(parse_pins(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    }
+    assert!(parse_pins(&vec![b' '; MAX_PINS_BYTES + 1]).is_err());
+}
