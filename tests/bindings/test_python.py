@@ -127,5 +127,83 @@ class PythonBindings(unittest.TestCase):
             medgate_ffi.MedgateClient(self.config(key_path=os.path.join(not_a_dir, "key.jwk")))
 
 
+class UrllibFetcher(medgate_ffi.TrustFetcher):
+    """What an app does in its own HTTP stack: GET <server>/v1/trust/<name>, None for a 404.
+    `tamper` rewrites a file on the way, as a man in the middle would."""
+
+    def __init__(self, server_url, tamper=None):
+        self.server_url = server_url
+        self.tamper = tamper or {}
+        self.fetched = []
+
+    def fetch(self, name):
+        self.fetched.append(name)
+        try:
+            with urllib.request.urlopen(f"{self.server_url}/v1/trust/{name}", timeout=10) as response:
+                body = response.read()
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise medgate_ffi.MedgateError.Network(f"status {error.code}")
+        return self.tamper.get(name, lambda b: b)(body)
+
+
+class OverTheAirPins(unittest.TestCase):
+    """PinSet: the deployment's TUF repository (medgate trust init, pins add, trust publish)
+    verified by the SDK from a fetcher written in Python."""
+
+    PIN_A = "XNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM="
+    PIN_B = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+    @classmethod
+    def setUpClass(cls):
+        cls.medgate = MedgateServer(os.environ["MEDGATE_BIN"])
+        cls.dir = tempfile.mkdtemp(prefix="medgate-pins-")
+        import subprocess
+        subprocess.run(
+            [cls.medgate.medgate, "--config", cls.medgate.config, "trust", "init",
+             "--offline-root", os.path.join(cls.dir, "offline-root")],
+            check=True, capture_output=True,
+        )
+        for pin in (cls.PIN_A, cls.PIN_B):
+            cls.medgate.admin("pins", "add", "--host", "**.example.org", "--spki-sha256", pin)
+        cls.medgate.admin("trust", "publish")
+        with urllib.request.urlopen(f"{cls.medgate.server_url}/v1/trust/1.root.json") as response:
+            cls.root = response.read()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.medgate.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_a_refresh_pins_hosts_and_a_tampered_file_changes_nothing(self):
+        folder = os.path.join(self.dir, "kept")
+        pins = medgate_ffi.PinSet(self.root, folder)
+        self.assertEqual(pins.pins_for("api.example.org"), [])
+        status = pins.refresh(UrllibFetcher(self.medgate.server_url))
+        self.assertEqual(status.root_version, 1)
+        self.assertEqual(status.targets_version, 1)
+        self.assertEqual(status.hosts, 1)
+        self.assertEqual(sorted(pins.pins_for("api.example.org")), sorted([self.PIN_A, self.PIN_B]))
+        self.assertEqual(pins.pins_for("example.com"), [])
+
+        # Kept for the next run, offline.
+        again = medgate_ffi.PinSet(self.root, folder)
+        self.assertEqual(sorted(again.pins_for("x.example.org")), sorted([self.PIN_A, self.PIN_B]))
+
+        # A pin set rewritten on the way is refused and the pins in force stay.
+        fresh = medgate_ffi.PinSet(self.root, None)
+        forged = lambda body: body.replace(self.PIN_A.encode(), self.PIN_B.encode())  # noqa: E731
+        with self.assertRaises(medgate_ffi.MedgateError.Pins):
+            fresh.refresh(UrllibFetcher(self.medgate.server_url, {"targets/pins.json": forged}))
+        self.assertEqual(fresh.pins_for("api.example.org"), [])
+        self.assertIn("target", fresh.status().last_error)
+        # A fetcher that raises: reported as a failed refresh, not a crash.
+        offline = UrllibFetcher("http://127.0.0.1:9")
+        with self.assertRaises(medgate_ffi.MedgateError.Pins):
+            pins.refresh(offline)
+        self.assertEqual(sorted(pins.pins_for("api.example.org")), sorted([self.PIN_A, self.PIN_B]))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -15,6 +15,8 @@
 //!                                              the way it last attested
 //! client.sign_request("GET", "/api/entries")   the Authorization and DPoP headers to add
 //! client.current_signals()                     a detection pass now
+//! PinSet(root, folder).refresh(fetcher)        the over-the-air pins for the app's own
+//!                                              HTTP stack (see `pins`)
 //! ```
 //!
 //! Calls block; call them off the UI thread. The client owns a small Tokio runtime.
@@ -30,9 +32,11 @@ use medgate_sdk::key::InstallationKey;
 use medgate_sdk::proof::ProofError;
 use medgate_sdk::signer::PlatformKey;
 
+mod pins;
 mod platform;
 
 use medgate_sdk::platform::PlatformAttester;
+pub use pins::{PinSet, PinsStatus, TrustFetcher};
 pub use platform::{
     AttestationMethod, InstallationSigner, PlatformAttestor, PlatformStatement, PlatformStep,
 };
@@ -59,6 +63,13 @@ pub enum MedgateError {
     /// an [`InstallationSigner`] or [`PlatformAttestor`]; any other exception becomes it too.
     #[error("platform: {reason}")]
     Platform { reason: String },
+    /// A pinned host presented a chain without a pinned key: someone in the middle, or a key
+    /// changed without its pin. Nothing was sent.
+    #[error("certificate pinning failure for {host}: {}", chain.join(", "))]
+    PinMismatch { host: String, chain: Vec<String> },
+    /// The over-the-air pin set could not be loaded or refreshed; the pins in force stay.
+    #[error("pins: {reason}")]
+    Pins { reason: String },
     /// A bug in the SDK (a caught panic, or an internal failure).
     #[error("internal: {reason}")]
     Internal { reason: String },
@@ -81,6 +92,8 @@ impl From<ClientError> for MedgateError {
             ClientError::Protocol { .. } => MedgateError::Protocol {
                 reason: error.to_string(),
             },
+            ClientError::PinMismatch { host, chain } => MedgateError::PinMismatch { host, chain },
+            ClientError::Pins(error) => error.into(),
             ClientError::Platform { .. }
             | ClientError::Sign(_)
             | ClientError::Proof(ProofError::Sign(_)) => MedgateError::Platform {

@@ -37,14 +37,17 @@ impl PlatformSign for ForeignSigner {
 }
 
 /// The app's own words for a failure it raised.
-fn reason(error: MedgateError) -> String {
+pub(crate) fn reason(error: MedgateError) -> String {
     match error {
         MedgateError::Config { reason }
         | MedgateError::Network { reason }
         | MedgateError::Protocol { reason }
         | MedgateError::Platform { reason }
+        | MedgateError::Pins { reason }
         | MedgateError::Internal { reason } => reason,
-        refused @ MedgateError::Refused { .. } => refused.to_string(),
+        other @ (MedgateError::Refused { .. } | MedgateError::PinMismatch { .. }) => {
+            other.to_string()
+        }
     }
 }
 
