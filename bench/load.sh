@@ -29,7 +29,7 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; r
 trap cleanup EXIT
 
 upstream=127.0.0.1:18080 bare=127.0.0.1:18081 nginx_at=127.0.0.1:18082
-server=127.0.0.1:18700 gateway=127.0.0.1:18701
+server=127.0.0.1:18700 gateway=127.0.0.1:18701 admin=127.0.0.1:18702
 
 taskset -c 1 "$target/medgate-loadbench" upstream --listen $upstream >/dev/null & pids+=($!)
 taskset -c 0 "$target/medgate-loadbench" bare-proxy --listen $bare --upstream http://$upstream >/dev/null & pids+=($!)
@@ -54,10 +54,13 @@ cat > "$work/medgate.toml" <<CONF
 listen = "$server"
 data_dir = "$work/data"
 client_rate_limit = { per_second = 0, burst = 0 }
+[admin]
+listen = "$admin"
 [gateway]
 listen = "$gateway"
 upstream = "http://$upstream"
 rate_limit = { per_second = 0, burst = 0 }
+replay_share = 1000000
 [[gateway.routes]]
 path = "$path"
 methods = ["GET"]
@@ -65,7 +68,7 @@ scopes = ["entries:read"]
 CONF
 MEDGATE_LOG=warn taskset -c 0 "$target/medgate" --config "$work/medgate.toml" serve >/dev/null & pids+=($!)
 
-for port in 18080 18081 18082 18700 18701; do
+for port in 18080 18081 18082 18700 18701 18702; do
   for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -78,7 +81,7 @@ run nginx "http://$nginx_at$path"
 run bare "http://$bare$path"
 # Proofs are made right before the gateway run so every one is inside its 60 s window.
 count=$((seconds * 40000))
-"$target/medgate-loadbench" prepare --server "http://$server" --gateway "http://$gateway" \
+"$target/medgate-loadbench" prepare --server "http://$server" --admin "http://$admin" --gateway "http://$gateway" \
   --token-file "$work/data/admin.token" --path "$path" --count "$count" --out "$work/proofs"
 run gateway "http://$gateway$path" "$work/proofs"
 

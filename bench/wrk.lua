@@ -1,9 +1,12 @@
 -- wrk script: sends `Authorization: DPoP <token>` and a fresh DPoP proof per request, read
 -- from the file given after `--` (first line: token; then one proof per line). Without a
--- file it sends plain GETs. Prints one JSON line with req/s, p50, p99 and non-2xx.
-local token, proofs, next = nil, {}, 0
+-- file it sends plain GETs. A second argument `close` asks for a new connection per request
+-- (`Connection: close`: over TLS, a handshake each). Prints one JSON line with req/s, p50,
+-- p99 and non-2xx.
+local token, proofs, next, close = nil, {}, 0, false
 
 function init(args)
+  close = args[2] == "close"
   if args[1] then
     local f = assert(io.open(args[1], "r"))
     token = f:read("*l")
@@ -13,10 +16,13 @@ function init(args)
 end
 
 function request()
-  if not token then return wrk.format("GET") end
+  local headers = {}
+  if close then headers["Connection"] = "close" end
+  if not token then return wrk.format("GET", nil, headers) end
   next = next + 1
-  local proof = proofs[next] or "exhausted"
-  return wrk.format("GET", nil, { ["Authorization"] = "DPoP " .. token, ["DPoP"] = proof })
+  headers["Authorization"] = "DPoP " .. token
+  headers["DPoP"] = proofs[next] or "exhausted"
+  return wrk.format("GET", nil, headers)
 end
 
 function done(summary, latency, requests)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
+use base64::Engine as _;
 use bytes::Bytes;
 use clap::Args;
 use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
@@ -24,6 +25,8 @@ use crate::{Failure, wait_for_shutdown_signal};
 
 const APP: &str = "org.example.demo-cgm";
 const VERSION: &str = "1.0.0";
+/// The sample upstream's credential in the demo (a Nightscout `API_SECRET`).
+const DEMO_API_SECRET: &str = "demo-nightscout-api-secret";
 
 #[derive(Args)]
 pub(crate) struct DemoArgs {
@@ -251,8 +254,47 @@ async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
         as_expected: write.status == StatusCode::FORBIDDEN,
     });
 
-    // 9. Revocation of the genuine installation reaches the gateway within seconds.
+    // 9. The upstream's own credential (Nightscout's API_SECRET), which the app never holds:
+    // stored once by the operator, added by the gateway to what the `/echo` route forwards,
+    // in place of the copy a hooked app might send.
     let admin = AdminApi::new(demo.node.admin_url(), demo.node.admin_token()?);
+    admin
+        .call(
+            Method::POST,
+            &format!("/apps/{APP}/secrets"),
+            Some(serde_json::json!({"name": "nightscout", "value": base64::engine::general_purpose::STANDARD.encode(DEMO_API_SECRET)})),
+        )
+        .await?;
+    let expected_header = medgate_proto::hex::encode(&{
+        use sha1::Digest;
+        sha1::Sha1::digest(DEMO_API_SECRET.as_bytes())
+    });
+    let started = Instant::now();
+    let seen = loop {
+        let echo = genuine.get("/echo").await?;
+        let header = serde_json::from_slice::<serde_json::Value>(&echo.body)
+            .ok()
+            .and_then(|v| v["headers"]["api-secret"].as_str().map(str::to_string));
+        // The gateway picks the secret up at its next refresh.
+        if header.is_some() || started.elapsed() > Duration::from_secs(5) {
+            break header;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    rows.push(Row {
+        scenario: "upstream secret injected",
+        expected: "sha1(API_SECRET) upstream",
+        observed: match &seen {
+            Some(header) => format!(
+                "upstream got api-secret {}…; the app never had it",
+                &header[..12.min(header.len())]
+            ),
+            None => "the upstream got no api-secret".into(),
+        },
+        as_expected: seen.as_deref() == Some(expected_header.as_str()),
+    });
+
+    // 10. Revocation of the genuine installation reaches the gateway within seconds.
     admin
         .call(
             Method::POST,
@@ -319,6 +361,17 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
         RouteConfig::new("/api/v1/entries*", &["GET"], &["entries:read"]),
         RouteConfig::new("/api/v1/treatments", &["POST"], &["treatments:write"]),
         RouteConfig::new("/api/v1/status", &["GET"], &[]),
+        {
+            // Nightscout's `api-secret` header: the SHA-1 hex of its API_SECRET.
+            let mut echo = RouteConfig::new("/echo", &["GET"], &["entries:read"]);
+            echo.inject = vec![medgate_gateway::inject::InjectConfig {
+                header: Some("api-secret".into()),
+                query: None,
+                secret: "nightscout".into(),
+                encoding: medgate_gateway::inject::Encoding::Sha1Hex,
+            }];
+            echo
+        },
     ];
     let node = Node::start(config, NodeOptions::default())
         .await

@@ -47,6 +47,7 @@ fn the_demo_runs_every_scenario_as_expected() {
         "modified binary",
         "hooked app",
         "rooted phone",
+        "upstream secret injected",
         "revoked installation",
     ] {
         let line = table

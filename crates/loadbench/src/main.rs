@@ -49,6 +49,9 @@ enum Command {
     Prepare {
         #[arg(long)]
         server: String,
+        /// The admin API (`[admin] listen`), where the app and release are registered.
+        #[arg(long)]
+        admin: String,
         #[arg(long)]
         gateway: String,
         #[arg(long)]
@@ -76,13 +79,19 @@ async fn main() -> anyhow::Result<()> {
         Command::BareProxy { listen, upstream } => bare_proxy(listen, upstream).await?,
         Command::Prepare {
             server,
+            admin,
             gateway,
             token_file,
             path,
             count,
             out,
         } => {
-            prepare(&server, &gateway, &token_file, &path, count, &out).await?;
+            let urls = Urls {
+                server: &server,
+                admin: &admin,
+                gateway: &gateway,
+            };
+            prepare(urls, &token_file, &path, count, &out).await?;
         }
     }
     Ok(())
@@ -135,9 +144,19 @@ async fn bare_proxy(listen: SocketAddr, upstream: Uri) -> anyhow::Result<()> {
     }
 }
 
+/// Where `prepare` registers the app, attests, and what the proofs are for.
+struct Urls<'a> {
+    server: &'a str,
+    admin: &'a str,
+    gateway: &'a str,
+}
+
 async fn prepare(
-    server: &str,
-    gateway: &str,
+    Urls {
+        server,
+        admin,
+        gateway,
+    }: Urls<'_>,
     token_file: &PathBuf,
     path: &str,
     count: usize,
@@ -156,11 +175,11 @@ async fn prepare(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (url, body) in [
         (
-            format!("{server}/v1/admin/apps"),
+            format!("{admin}/v1/admin/apps"),
             serde_json::json!({"app_id": APP, "scopes": ["entries:read"]}),
         ),
         (
-            format!("{server}/v1/admin/apps/{APP}/releases"),
+            format!("{admin}/v1/admin/apps/{APP}/releases"),
             serde_json::json!({"version": "1.0.0", "sdk_binary_sha256": MEASUREMENT}),
         ),
     ] {
