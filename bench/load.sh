@@ -60,6 +60,7 @@ listen = "$admin"
 listen = "$gateway"
 upstream = "http://$upstream"
 rate_limit = { per_second = 0, burst = 0 }
+address_rate_limit = { per_second = 0, burst = 0 }
 replay_share = 1000000
 [[gateway.routes]]
 path = "$path"

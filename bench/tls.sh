@@ -36,7 +36,7 @@ node() { # name server-port tls?
     printf '[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\nclient_rate_limit = { per_second = 0, burst = 0 }\n' \
       "$port" "$work/$name/data"
     printf '[admin]\nlisten = "127.0.0.1:%s"\n' $((port + 2))
-    printf '[gateway]\nlisten = "127.0.0.1:%s"\nupstream = "http://%s"\nrate_limit = { per_second = 0, burst = 0 }\nreplay_share = 1000000\n' \
+    printf '[gateway]\nlisten = "127.0.0.1:%s"\nupstream = "http://%s"\nrate_limit = { per_second = 0, burst = 0 }\naddress_rate_limit = { per_second = 0, burst = 0 }\nreplay_share = 1000000\n' \
       $((port + 1)) "$upstream"
     if [ "$tls" = tls ]; then
       printf '[gateway.tls]\ncert = "%s"\nkey = "%s"\n' "$work/tls/cert.pem" "$work/tls/key.pem"

@@ -292,11 +292,12 @@ class Adversarial(unittest.TestCase):
         self.addCleanup(subprocess.run, ["umount", "-l", volume], capture_output=True)
         node = self.node(data_dir=os.path.join(volume, "data"))
         filler = os.path.join(volume, "filler")
-        with open(filler, "wb") as f:
+        # Unbuffered: a buffered file would try again to write what did not fit when it is
+        # closed, and raise there, outside the `try`.
+        with open(filler, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * 65536)
-                    f.flush()
             except OSError:
                 pass
         body = b'{"app_id":"org.example.cgm"}'

@@ -98,8 +98,17 @@ pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MEDGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let mut directives = std::env::var("MEDGATE_LOG")
+        .ok()
+        .filter(|text| !text.trim().is_empty())
+        .unwrap_or_else(|| "info".into());
+    // rustls warns at every handshake a client starts oddly (an IP address as SNI, as wrk and
+    // curl send): any client could fill the log with it. Unless the filter names rustls.
+    if !directives.contains("rustls") {
+        directives.push_str(",rustls=error");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
     // Colour only for a person at a terminal: escape codes in a log file or journal are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()

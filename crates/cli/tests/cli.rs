@@ -186,7 +186,7 @@ fn serve_admin_and_audit_verify_work_together() {
     );
     assert_eq!(
         apps[0]["policy"]["degrade_on"],
-        serde_json::json!(["emulator"])
+        serde_json::json!(["emulator", "mitm"])
     );
     assert!(stdout(&admin(&["installation", "list"])).contains("(none)"));
     let rotated = admin(&["keys", "rotate"]);

@@ -235,15 +235,15 @@ fn percent_encoded(value: &[u8]) -> String {
 }
 
 /// Applies `injections` for `app_id` to a request about to be forwarded: its headers, and the
-/// query it will carry (returned, `None` for none). Nothing is changed when a secret is
-/// missing or unusable.
+/// query it will carry (in what is returned, `None` for none). Nothing is changed when a
+/// secret is missing or unusable.
 pub fn apply(
     injections: &[Injection],
     secrets: &SecretCache,
     app_id: &str,
     headers: &mut HeaderMap,
     query: Option<&str>,
-) -> Result<Option<String>, Unavailable> {
+) -> Result<Injected, Unavailable> {
     let unavailable = |injection: &Injection| Unavailable {
         secret: injection.secret.clone(),
     };
@@ -263,6 +263,7 @@ pub fn apply(
         }
     }
     let mut query: Option<String> = query.map(str::to_string);
+    let mut injected = Injected::default();
     for (injection, header, value) in values {
         match (&injection.target, header) {
             (Target::Header(name), Some(header)) => {
@@ -282,20 +283,83 @@ pub fn apply(
                     .as_deref()
                     .unwrap_or("")
                     .split('&')
-                    .filter(|pair| !pair.is_empty())
-                    .filter(|pair| {
-                        let name = pair.split('=').next().unwrap_or("");
-                        !decoded_name(name).eq_ignore_ascii_case(parameter.as_bytes())
-                    })
+                    .filter(|pair| !pair.is_empty() && !names_parameter(pair, parameter))
                     .map(str::to_string)
                     .collect();
-                kept.push(format!("{parameter}={}", percent_encoded(&value)));
+                let encoded = percent_encoded(&value);
+                kept.push(format!("{parameter}={encoded}"));
                 query = Some(kept.join("&"));
+                injected
+                    .query_values
+                    .push(Zeroizing::new(String::from_utf8_lossy(&value).into_owned()));
+                injected.query_values.push(Zeroizing::new(encoded));
             }
             (Target::Header(_), None) => return Err(unavailable(injection)),
         }
     }
-    Ok(query)
+    injected.query = query;
+    Ok(injected)
+}
+
+/// Whether a query segment (split on `&`) carries `parameter` in any spelling an upstream
+/// may read as it: in a `;`-separated part (Bottle, Rack), with a `[…]` suffix (Express's
+/// `qs`), percent-encoded, or in another case, Unicode's included (`ſecret` is `SECRET` to a
+/// case-insensitive lookup).
+fn names_parameter(segment: &str, parameter: &str) -> bool {
+    let wanted = (parameter.to_lowercase(), parameter.to_uppercase());
+    segment.split(';').any(|part| {
+        let name = part.split('=').next().unwrap_or("");
+        let decoded = String::from_utf8_lossy(&decoded_name(name)).into_owned();
+        let base = decoded.split('[').next().unwrap_or("");
+        base.to_lowercase() == wanted.0 || base.to_uppercase() == wanted.1
+    })
+}
+
+/// What an injection put in the request: the query it carries, and the values it put there
+/// (raw and encoded), which must not come back to the app in the response's headers.
+#[derive(Default)]
+pub struct Injected {
+    pub query: Option<String>,
+    query_values: Vec<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Injected {
+    /// Never the values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Injected({} query values)", self.query_values.len())
+    }
+}
+
+/// Response headers that commonly repeat the request's URL.
+const URL_HEADERS: [http::header::HeaderName; 4] = [
+    http::header::LOCATION,
+    http::header::CONTENT_LOCATION,
+    http::header::LINK,
+    http::header::REFRESH,
+];
+
+impl Injected {
+    /// Removes from an upstream response's headers every URL-bearing header that repeats an
+    /// injected query value; returns how many went.
+    pub fn scrub(&self, headers: &mut HeaderMap) -> usize {
+        if self.query_values.is_empty() {
+            return 0;
+        }
+        let mut removed = 0;
+        for name in URL_HEADERS {
+            let leaks = headers.get_all(&name).iter().any(|value| {
+                let text = String::from_utf8_lossy(value.as_bytes());
+                self.query_values
+                    .iter()
+                    .any(|secret| !secret.is_empty() && text.contains(secret.as_str()))
+            });
+            if leaks {
+                headers.remove(&name);
+                removed += 1;
+            }
+        }
+        removed
+    }
 }
 
 #[cfg(test)]

@@ -779,14 +779,14 @@ impl Gateway {
         strip_hop_by_hop(&mut parts.headers);
         strip_spoofable(&mut parts.headers);
         // The route's credentials replace whatever the client sent in their place.
-        let query = match inject::apply(
+        let injected = match inject::apply(
             &authorized.inject,
             &inner.secrets,
             &authorized.app_id,
             &mut parts.headers,
             parts.uri.query(),
         ) {
-            Ok(query) => query,
+            Ok(injected) => injected,
             Err(unavailable) => {
                 tracing::error!(
                     app = authorized.app_id.as_str(),
@@ -802,7 +802,7 @@ impl Gateway {
                 return local(problem::response(&document));
             }
         };
-        let Ok(uri) = upstream_uri(upstream, &authorized.path, query.as_deref()) else {
+        let Ok(uri) = upstream_uri(upstream, &authorized.path, injected.query.as_deref()) else {
             return local(Refusal::UnsafePath.response(&self.algs()));
         };
         parts.uri = uri;
@@ -836,6 +836,12 @@ impl Gateway {
                 inner.metrics.gateway_request("forwarded");
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
+                if injected.scrub(&mut parts.headers) > 0 {
+                    tracing::warn!(
+                        app = authorized.app_id.as_str(),
+                        "the upstream repeated an injected query credential in a URL header; removed"
+                    );
+                }
                 Response::from_parts(parts, body.boxed())
             }
             Ok(Err(error)) => {

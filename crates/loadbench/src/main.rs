@@ -176,7 +176,7 @@ async fn prepare(
     for (url, body) in [
         (
             format!("{admin}/v1/admin/apps"),
-            serde_json::json!({"app_id": APP, "scopes": ["entries:read"]}),
+            serde_json::json!({"app_id": APP, "scopes": ["entries:read"], "sdk_evidence": "allow"}),
         ),
         (
             format!("{admin}/v1/admin/apps/{APP}/releases"),

@@ -25,6 +25,8 @@ pub const MAX_RULES: usize = 1024;
 /// The target holding the pins.
 pub const PINS_TARGET: &str = "pins.json";
 const PINS_FILE: &str = "pins.json";
+/// The most kept root versions walked at start.
+const MAX_KEPT_ROOTS: usize = 1024;
 
 /// Why a pin set was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,13 +160,14 @@ impl OtaPins {
                 file: dir.display().to_string(),
                 reason: e.to_string(),
             })?;
-            if let Some(root) = kept(dir, "root.json")
-                && let Ok(kept_set) = TrustedSet::new(&root)
-                && kept_set.root().common.version > set.root().common.version
-            {
-                // Kept roots were walked from the shipped one; walking again is not needed, but
-                // a kept root must still verify under its own keys (done by `new`).
-                set = kept_set;
+            // Kept roots are walked from the shipped one, version by version, as a refresh
+            // walks them: a root planted in the folder without that chain is never trusted.
+            for _ in 0..MAX_KEPT_ROOTS {
+                let next = set.root().common.version.saturating_add(1);
+                match kept(dir, &format!("{next}.root.json")) {
+                    Some(bytes) if set.update_root(&bytes).is_ok() => {}
+                    _ => break,
+                }
             }
             // `i64::MIN`: loading ignores expiry; an expired file is still the rollback
             // reference (TUF 5.4.4, 5.5.6).
@@ -236,8 +239,29 @@ impl OtaPins {
         Fut: std::future::Future<Output = Result<Option<Vec<u8>>, OtaError>>,
     {
         let mut set = lock(&self.state).set.clone();
-        let result = Self::walk(&mut set, now, &fetch).await;
+        let mut roots = Vec::new();
+        let result = Self::walk(&mut set, now, &fetch, &mut roots).await;
         let mut state = lock(&self.state);
+        // Another refresh may have committed meanwhile: never go back from what it installed.
+        let version = |set: &TrustedSet| {
+            (
+                set.root().common.version,
+                set.timestamp().map_or(0, |t| t.common.version),
+            )
+        };
+        if result.is_ok() && version(&set) < version(&state.set) {
+            let error = OtaError::Tuf(TufError::Rollback("timestamp"));
+            state.last_error = Some(error.to_string());
+            return Err(error);
+        }
+        if let Some(dir) = &self.dir
+            && result.is_ok()
+        {
+            // Kept for the next run; a failure to keep is not a failure to pin.
+            for (version, bytes) in &roots {
+                let _ = keep(dir, &format!("{version}.root.json"), bytes);
+            }
+        }
         match result {
             Ok(None) => {
                 state.set = set;
@@ -246,13 +270,7 @@ impl OtaPins {
             }
             Ok(Some((pins, bytes))) => {
                 if let Some(dir) = &self.dir {
-                    // Kept for the next run; a failure to keep is not a failure to pin.
-                    for role in [
-                        RoleName::Root,
-                        RoleName::Timestamp,
-                        RoleName::Snapshot,
-                        RoleName::Targets,
-                    ] {
+                    for role in [RoleName::Timestamp, RoleName::Snapshot, RoleName::Targets] {
                         if let Some(file) = set.bytes(role) {
                             let _ = keep(dir, &role.file(), file);
                         }
@@ -278,15 +296,19 @@ impl OtaPins {
         set: &mut TrustedSet,
         now: i64,
         fetch: &F,
+        roots: &mut Vec<(u64, Vec<u8>)>,
     ) -> Result<Option<(PinSet, Vec<u8>)>, OtaError>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<Option<Vec<u8>>, OtaError>>,
     {
         for _ in 0..medgate_trust::tuf::client::MAX_ROOT_ROTATIONS {
-            let next = format!("{}.root.json", set.root().common.version + 1);
-            match fetch(next).await? {
-                Some(bytes) => set.update_root(&bytes)?,
+            let next = set.root().common.version.saturating_add(1);
+            match fetch(format!("{next}.root.json")).await? {
+                Some(bytes) => {
+                    set.update_root(&bytes)?;
+                    roots.push((next, bytes));
+                }
                 None => break,
             }
         }

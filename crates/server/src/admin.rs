@@ -512,7 +512,10 @@ mod tests {
             sdk_evidence: SdkEvidence::Allow,
         };
         let policy = request.policy();
-        assert_eq!(policy.degrade_on, [SignalKind::Emulator].into());
+        assert_eq!(
+            policy.degrade_on,
+            [SignalKind::Emulator, SignalKind::Mitm].into()
+        );
         assert!(policy.validate().is_ok());
     }
 }

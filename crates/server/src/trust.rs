@@ -204,8 +204,30 @@ pub async fn publish(
     if store.trust_metadata("root", None).await?.is_none() {
         return Err(TrustError::NotInitialised);
     }
-    let keys = online_keys(store, sealer).await?;
     let document = pins_document(&store.pins().await?)?;
+    release(store, sealer, now, document, audit).await
+}
+
+/// The pins document of the latest release, as published.
+async fn published_document(store: &dyn Store) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(targets) = store.trust_metadata("targets", None).await? else {
+        return Ok(None);
+    };
+    Ok(store
+        .trust_metadata(PINS_ROLE, Some(targets.version))
+        .await?
+        .map(|file| file.body))
+}
+
+/// Signs and stores a release of `document` (targets, snapshot, timestamp, the next versions).
+async fn release(
+    store: &dyn Store,
+    sealer: &Sealer,
+    now: UnixTime,
+    document: Vec<u8>,
+    audit: Option<&NewAuditEntry>,
+) -> Result<u64, TrustError> {
+    let keys = online_keys(store, sealer).await?;
     let versions = (
         latest_version(&store.trust_metadata("targets", None).await?) + 1,
         latest_version(&store.trust_metadata("snapshot", None).await?) + 1,
@@ -254,9 +276,20 @@ pub async fn renew(store: &dyn Store, sealer: &Sealer, now: UnixTime) -> Result<
     };
     let now_secs = now.secs();
     let release_left = snapshot.expires_at.secs().min(targets.expires_at.secs()) - now_secs;
-    let result = if release_left < RELEASE_LIFETIME / 3 {
-        publish(store, sealer, now, None).await.map(|_| true)
-    } else if timestamp.expires_at.secs() - now_secs < TIMESTAMP_LIFETIME / 2 {
+    // The release again, with the pins it published (not pins added since and not yet
+    // published). Should that fail, the timestamp is still renewed below.
+    if release_left < RELEASE_LIFETIME / 3
+        && let Some(document) = published_document(store).await?
+    {
+        match release(store, sealer, now, document, None).await {
+            Ok(_) => return Ok(true),
+            Err(TrustError::Store(StoreError::Conflict(_))) => return Ok(false),
+            Err(error) => {
+                tracing::error!(%error, "TUF release renewal failed; renewing the timestamp alone");
+            }
+        }
+    }
+    let result = if timestamp.expires_at.secs() - now_secs < TIMESTAMP_LIFETIME / 2 {
         let keys = online_keys(store, sealer).await?;
         let expires = now_secs + TIMESTAMP_LIFETIME;
         let version = timestamp.version as u64 + 1;
@@ -432,7 +465,13 @@ pub async fn sign_root(
         Some(key) => vec![key],
         None => held.iter().collect(),
     };
-    let version = current.common.version + 1;
+    let version = current
+        .common
+        .version
+        .checked_add(1)
+        .ok_or(TrustError::Tuf(TufError::Invalid(
+            "root version out of range",
+        )))?;
     let expires = now.secs() + ROOT_LIFETIME;
     let root = repo::root(
         version,
@@ -466,9 +505,10 @@ pub async fn sign_root(
     store
         .add_root(&record("root", version, body, expires, now), &keys, audit)
         .await?;
-    // What the old online keys signed no longer verifies under the new root: sign it again.
-    if rotated_online && store.trust_metadata("targets", None).await?.is_some() {
-        publish(store, sealer, now, None).await?;
+    // What the old online keys signed no longer verifies under the new root: the same pins
+    // are signed again with the new keys.
+    if rotated_online && let Some(document) = published_document(store).await? {
+        release(store, sealer, now, document, None).await?;
     }
     Ok(version)
 }

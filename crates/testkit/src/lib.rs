@@ -30,6 +30,21 @@ pub fn vectors_dir() -> Option<PathBuf> {
     }
 }
 
+/// The path in the environment variable `variable` (a tool a venv or script provides, e.g.
+/// `MEDGATE_TUF_PYTHON`). Unset: in CI (`MEDGATE_CI`) the test fails; elsewhere it is skipped
+/// with one line on stderr naming `maker`, the command that provides it, and `None` is returned.
+pub fn tool(variable: &str, maker: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(variable) {
+        return Some(PathBuf::from(path));
+    }
+    assert!(
+        std::env::var_os("MEDGATE_CI").is_none(),
+        "{variable} is unset in CI: scripts/test sets it with {maker}"
+    );
+    eprintln!("skipped: {variable} is unset ({maker} makes one)");
+    None
+}
+
 /// Reads and parses a JSON file below the vectors folder.
 pub fn vector_json(dir: &std::path::Path, relative: &str) -> serde_json::Value {
     let path = dir.join(relative);

@@ -112,16 +112,24 @@ impl HostPattern {
         if text.len() > MAX_PATTERN_LEN {
             return Err(PinError::Pattern);
         }
-        let (make, rest): (fn(String) -> HostPattern, &str) =
-            if let Some(rest) = text.strip_prefix("**.") {
-                (HostPattern::AnyDepth, rest)
-            } else if let Some(rest) = text.strip_prefix("*.") {
-                (HostPattern::OneLabel, rest)
-            } else {
-                (HostPattern::Exact, text)
-            };
+        // (wildcard depth, the name): 0 exact, 1 `*.`, 2 `**.`.
+        let (depth, rest) = if let Some(rest) = text.strip_prefix("**.") {
+            (2, rest)
+        } else if let Some(rest) = text.strip_prefix("*.") {
+            (1, rest)
+        } else {
+            (0, text)
+        };
         let name = normalise(rest);
-        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':');
+        // A `:` only in an IPv6 address, exact, in its canonical form (as rustls reports the
+        // dialled address); `host:port` is not a host.
+        if name.contains(':') {
+            return match (depth, name.parse::<std::net::Ipv6Addr>()) {
+                (0, Ok(_)) => Ok(HostPattern::Exact(name)),
+                _ => Err(PinError::Pattern),
+            };
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.');
         if name.is_empty()
             || !name.chars().all(allowed)
             || name.starts_with('.')
@@ -130,7 +138,11 @@ impl HostPattern {
         {
             return Err(PinError::Pattern);
         }
-        Ok(make(name))
+        Ok(match depth {
+            0 => HostPattern::Exact(name),
+            1 => HostPattern::OneLabel(name),
+            _ => HostPattern::AnyDepth(name),
+        })
     }
 
     /// Whether `host` (a name or an address, as the client dials it) is covered.
@@ -167,7 +179,10 @@ fn normalise(host: &str) -> String {
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+    match host.parse::<std::net::Ipv6Addr>() {
+        Ok(address) => address.to_string(),
+        Err(_) => host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase(),
+    }
 }
 
 /// The pins of the hosts one pattern covers.

@@ -14,17 +14,10 @@ use medgate_trust::tuf::client::TrustedSet;
 use medgate_trust::tuf::repository::{self as repo, RoleKey, sign};
 
 fn python() -> Option<PathBuf> {
-    match std::env::var_os("MEDGATE_TUF_PYTHON") {
-        Some(path) => Some(PathBuf::from(path)),
-        None => {
-            assert!(
-                std::env::var_os("MEDGATE_CI").is_none(),
-                "MEDGATE_TUF_PYTHON is unset in CI: scripts/test makes it with scripts/venv"
-            );
-            eprintln!("skipped: MEDGATE_TUF_PYTHON is unset (scripts/venv makes one)");
-            None
-        }
-    }
+    medgate_testkit::tool(
+        "MEDGATE_TUF_PYTHON",
+        "scripts/venv tuf interop/tuf/requirements.txt",
+    )
 }
 
 fn script() -> PathBuf {

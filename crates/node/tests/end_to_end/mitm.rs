@@ -35,17 +35,10 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::common::{APP, MEASUREMENT, Stack, VERSION};
 
 fn mitmdump() -> Option<PathBuf> {
-    match std::env::var_os("MEDGATE_MITMDUMP") {
-        Some(path) => Some(PathBuf::from(path)),
-        None => {
-            assert!(
-                std::env::var_os("MEDGATE_CI").is_none(),
-                "MEDGATE_MITMDUMP is unset in CI: scripts/test makes it with scripts/venv"
-            );
-            eprintln!("skipped: MEDGATE_MITMDUMP is unset (scripts/venv mitm makes one)");
-            None
-        }
-    }
+    medgate_testkit::tool(
+        "MEDGATE_MITMDUMP",
+        "scripts/venv mitm interop/mitm/requirements.txt",
+    )
 }
 
 /// mitmproxy in reverse mode in front of `upstream`, with its CA in `confdir`; killed (by its

@@ -29,10 +29,27 @@ fn pins_json(pins: &[&str]) -> Vec<u8> {
 
 impl Repository {
     fn new() -> Repository {
-        let keys: Vec<RoleKey> = (1..=4).map(|n| RoleKey::from_seed(&[n; 32])).collect();
-        let root = sign(
+        Repository::new_with_seed(1)
+    }
+
+    /// A repository whose four keys are made from seeds `base`..`base + 3`.
+    fn new_with_seed(base: u8) -> Repository {
+        let keys: Vec<RoleKey> = (base..base + 4)
+            .map(|n| RoleKey::from_seed(&[n; 32]))
+            .collect();
+        let root = Self::signed_root(&keys, 1);
+        let files = Arc::new(Mutex::new(HashMap::new()));
+        files
+            .lock()
+            .unwrap()
+            .insert("1.root.json".to_string(), root.clone());
+        Repository { keys, files, root }
+    }
+
+    fn signed_root(keys: &[RoleKey], version: u64) -> Vec<u8> {
+        sign(
             &repo::root(
-                1,
+                version,
                 NOW + 365 * DAY,
                 [
                     (&[&keys[0]], 1),
@@ -44,13 +61,12 @@ impl Repository {
             .unwrap(),
             &[&keys[0]],
         )
-        .unwrap();
-        let files = Arc::new(Mutex::new(HashMap::new()));
-        files
-            .lock()
-            .unwrap()
-            .insert("1.root.json".to_string(), root.clone());
-        Repository { keys, files, root }
+        .unwrap()
+    }
+
+    /// This repository's root at `version` (same keys), signed by its root key.
+    fn root_of_version(&self, version: u64) -> Vec<u8> {
+        Self::signed_root(&self.keys, version)
     }
 
     /// Publishes release `version` of `pins`, expiring at `expires`.
@@ -189,4 +205,54 @@ fn pin_sets_are_read_strictly() {
         assert!(parse_pins(bad).is_err(), "{}", String::from_utf8_lossy(bad));
     }
     assert!(parse_pins(&vec![b' '; MAX_PINS_BYTES + 1]).is_err());
+}
+
+#[test]
+fn a_root_planted_in_the_folder_is_not_trusted() {
+    // Found in review: a self-signed root of a higher version, written into the folder by
+    // someone who can write there, must not replace the shipped root.
+    let repository = Repository::new();
+    repository.publish(1, NOW + DAY, &pins_json(&[PIN_A, PIN_B]));
+    let dir = tempfile::tempdir().unwrap();
+    let attacker = Repository::new_with_seed(40);
+    let planted = attacker.root_of_version(2);
+    for name in ["root.json", "2.root.json"] {
+        std::fs::write(dir.path().join(name), &planted).unwrap();
+    }
+    attacker.publish(1, NOW + DAY, &pins_json(&[PIN_B, PIN_B]));
+    for (name, bytes) in attacker.files.lock().unwrap().iter() {
+        if !name.contains('/') && !name.contains("root") {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("pins.json"), pins_json(&[PIN_B, PIN_B])).unwrap();
+    let ota = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(ota.status(NOW).root_version, 1);
+    assert!(ota.pins_for("api.example.org").is_empty());
+    // The genuine repository still refreshes.
+    block_on(ota.refresh(NOW, repository.fetcher())).unwrap();
+    assert_eq!(
+        ota.pins_for("api.example.org"),
+        vec![Pin::parse(PIN_A).unwrap(), Pin::parse(PIN_B).unwrap()]
+    );
+}
+
+#[test]
+fn kept_roots_are_walked_from_the_shipped_one() {
+    let repository = Repository::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Root 2, signed by root 1's key: kept by a refresh, walked again at the next start.
+    let root2 = repository.root_of_version(2);
+    repository
+        .files
+        .lock()
+        .unwrap()
+        .insert("2.root.json".into(), root2);
+    repository.publish(1, NOW + DAY, &pins_json(&[PIN_A, PIN_B]));
+    let ota = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    block_on(ota.refresh(NOW, repository.fetcher())).unwrap();
+    assert_eq!(ota.status(NOW).root_version, 2);
+    let again = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(again.status(NOW).root_version, 2);
+    assert_eq!(again.pins(), ota.pins());
 }

@@ -57,7 +57,7 @@ async fn persisted_json_documents_are_fixed() {
     add_sample_app(&store, "org.example.cgm").await;
     assert_eq!(
         column(&store, "SELECT body FROM policies WHERE platform = '*'"),
-        r#"{"scopes":["entries:read","entries:write"],"limited_scopes":["entries:read"],"reject_on":["debugger","hook","injected_library","tamper"],"degrade_on":["root","emulator"],"sdk_evidence":"allow"}"#
+        r#"{"scopes":["entries:read","entries:write"],"limited_scopes":["entries:read"],"reject_on":["debugger","hook","injected_library","tamper"],"degrade_on":["root","emulator","mitm"],"sdk_evidence":"allow"}"#
     );
     let mut record = AttestationRecord {
         installation_id: "inst-1".into(),

@@ -27,6 +27,9 @@ fn patterns_match_as_okhttp_reads_them() {
         ("**.example.com", ".example.com", false),
         ("127.0.0.1", "127.0.0.1", true),
         ("[::1]", "::1", true),
+        // Found in review: an IPv6 pattern in a non-canonical spelling still pins the address.
+        ("2001:db8:0::1", "2001:db8::1", true),
+        ("[2001:DB8::0:1]", "2001:db8::1", true),
     ];
     for (text, host, expected) in cases {
         assert_eq!(pattern(text).matches(host), expected, "{text} vs {host}");
@@ -45,6 +48,8 @@ fn malformed_patterns_are_refused() {
         ".example.com",
         "a..b",
         "example.com..",
+        "api.example.com:443",
+        "*.::1",
         "ex/ample",
     ] {
         assert_eq!(HostPattern::parse(text), Err(PinError::Pattern), "{text:?}");

@@ -104,11 +104,17 @@ impl TrustedSet {
         let new: Envelope<Root> = parse(bytes)?;
         new.signed.check()?;
         new.verify_by(&self.root.signed, RoleName::Root)?;
-        let trusted = self.root.signed.common.version;
-        if new.signed.common.version != trusted + 1 {
+        let next = self
+            .root
+            .signed
+            .common
+            .version
+            .checked_add(1)
+            .ok_or(TufError::Invalid("root version out of range"))?;
+        if new.signed.common.version != next {
             return Err(TufError::BadVersion {
                 role: "root",
-                expected: trusted + 1,
+                expected: next,
                 got: new.signed.common.version,
             });
         }
@@ -190,29 +196,7 @@ impl TrustedSet {
         if timestamp.signed.common.is_expired(now)? {
             return Err(TufError::Expired("timestamp"));
         }
-        let described = timestamp
-            .signed
-            .meta
-            .get("snapshot.json")
-            .ok_or(TufError::Invalid(
-                "the timestamp does not describe snapshot.json",
-            ))?
-            .clone();
-        check_hashes(
-            bytes,
-            described.length,
-            described.hashes.as_ref(),
-            "snapshot",
-        )?;
-        let new: Envelope<Snapshot> = parse(bytes)?;
-        new.verify_by(&self.root.signed, RoleName::Snapshot)?;
-        if new.signed.common.version != described.version {
-            return Err(TufError::BadVersion {
-                role: "snapshot",
-                expected: described.version,
-                got: new.signed.common.version,
-            });
-        }
+        let new: Envelope<Snapshot> = self.described_by(&timestamp.signed.meta, bytes)?;
         if let Some((trusted, _)) = &self.snapshot {
             for (name, old) in &trusted.signed.meta {
                 match new.signed.meta.get(name) {
@@ -249,34 +233,36 @@ impl TrustedSet {
         if snapshot.signed.common.is_expired(now)? {
             return Err(TufError::Expired("snapshot"));
         }
-        let described = snapshot
-            .signed
-            .meta
-            .get("targets.json")
-            .ok_or(TufError::Invalid(
-                "the snapshot does not describe targets.json",
-            ))?
-            .clone();
-        check_hashes(
-            bytes,
-            described.length,
-            described.hashes.as_ref(),
-            "targets",
-        )?;
-        let new: Envelope<Targets> = parse(bytes)?;
-        new.verify_by(&self.root.signed, RoleName::Targets)?;
-        if new.signed.common.version != described.version {
-            return Err(TufError::BadVersion {
-                role: "targets",
-                expected: described.version,
-                got: new.signed.common.version,
-            });
-        }
+        let new: Envelope<Targets> = self.described_by(&snapshot.signed.meta, bytes)?;
         if new.signed.common.is_expired(now)? {
             return Err(TufError::Expired("targets"));
         }
         self.targets = Some((new, bytes.to_vec()));
         Ok(())
+    }
+
+    /// A file of role `T` as the trusted `meta` (of the timestamp or the snapshot) describes it:
+    /// its length and hashes, then signed by the role's keys, at exactly the version described.
+    fn described_by<T: Signed>(
+        &self,
+        meta: &std::collections::BTreeMap<String, super::metadata::MetaFile>,
+        bytes: &[u8],
+    ) -> Result<Envelope<T>, TufError> {
+        let role = T::ROLE.as_str();
+        let described = meta.get(&T::ROLE.file()).ok_or(TufError::Invalid(
+            "the referring metadata does not describe this role",
+        ))?;
+        check_hashes(bytes, described.length, described.hashes.as_ref(), role)?;
+        let new: Envelope<T> = parse(bytes)?;
+        new.verify_by(&self.root.signed, T::ROLE)?;
+        if new.signed.common().version != described.version {
+            return Err(TufError::BadVersion {
+                role,
+                expected: described.version,
+                got: new.signed.common().version,
+            });
+        }
+        Ok(new)
     }
 
     /// The trusted description of a target file.

@@ -326,9 +326,17 @@ impl Root {
             let Some(keys) = self.roles.get(role.as_str()) else {
                 return Err(TufError::Invalid("the root lacks a top-level role"));
             };
-            if keys.threshold == 0 || keys.keyids.len() > MAX_KEYS {
+            if keys.threshold == 0
+                || keys.keyids.len() > MAX_KEYS
+                || keys.threshold as usize > keys.keyids.len()
+            {
                 return Err(TufError::Invalid(
                     "a role's threshold or key list is out of bounds",
+                ));
+            }
+            if keys.keyids.iter().any(|id| !self.keys.contains_key(id)) {
+                return Err(TufError::Invalid(
+                    "a role names a key the root does not list",
                 ));
             }
         }
