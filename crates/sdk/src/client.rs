@@ -742,6 +742,32 @@ impl MedgateClient {
         Ok(pinning.ota.status(now))
     }
 
+    /// Refreshes the pins now and every `interval` (over the pinned channel), sending each
+    /// outcome on the returned channel: the status, or why the refresh failed (the pins in
+    /// force then stay). Dropping the receiver does not stop it; aborting the handle does.
+    #[cfg(feature = "tls")]
+    pub fn spawn_pin_refresh(
+        self: &Arc<Self>,
+        interval: std::time::Duration,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        tokio::sync::mpsc::Receiver<Result<crate::ota::PinsStatus, String>>,
+    ) {
+        let (events, receiver) = tokio::sync::mpsc::channel(16);
+        let client = Arc::clone(self);
+        let handle = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                // The first tick is at once: the pins are refreshed at start.
+                ticker.tick().await;
+                let outcome = client.refresh_pins().await.map_err(|e| e.to_string());
+                let _ = events.try_send(outcome);
+            }
+        });
+        (handle, receiver)
+    }
+
     /// What the pins are and where they come from; `None` without pinning.
     #[cfg(feature = "tls")]
     pub fn pins_status(&self) -> Option<crate::ota::PinsStatus> {

@@ -286,3 +286,64 @@ async fn the_timestamp_is_renewed_before_it_expires() {
     let (_, pins) = medgate_refresh(&stack, &root1).await.unwrap();
     assert!(!String::from_utf8_lossy(&pins).contains("new.example.org"));
 }
+
+#[tokio::test]
+async fn a_client_refreshes_its_pins_at_start_and_every_interval() {
+    use std::sync::Arc;
+    let stack = Stack::start().await;
+    let offline = tempfile::tempdir().unwrap();
+    trust::init(
+        &*stack.node.store(),
+        &Sealer::plain(),
+        &OfflineRoot::new(offline.path()),
+        stack.clock.now(),
+        &entry(&stack, "trust.init"),
+    )
+    .await
+    .unwrap();
+    add_pin(&stack, "api.example.org", PIN_A).await;
+    add_pin(&stack, "api.example.org", PIN_B).await;
+    stack
+        .admin(
+            Method::POST,
+            "/v1/admin/trust/publish",
+            serde_json::Value::Null,
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    let root1 = get(&stack, "1.root.json").await.0.body.to_vec();
+    let ota = Arc::new(medgate_sdk::ota::OtaPins::new(&root1, None).unwrap());
+    let roots = Arc::new(medgate_sdk::client::web_roots(&[]).unwrap());
+    let client = Arc::new(
+        stack
+            .client()
+            .with_pinning(Arc::clone(&ota), roots)
+            .unwrap(),
+    );
+    let (handle, mut events) = client.spawn_pin_refresh(std::time::Duration::from_millis(100));
+    // At start.
+    let first = events.recv().await.unwrap().unwrap();
+    assert_eq!((first.targets_version, first.hosts), (Some(1), 1));
+    // A new release reaches the client within an interval or two.
+    add_pin(&stack, "**.example.net", PIN_A).await;
+    add_pin(&stack, "**.example.net", PIN_B).await;
+    stack
+        .admin(
+            Method::POST,
+            "/v1/admin/trust/publish",
+            serde_json::Value::Null,
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = events.recv().await.unwrap().unwrap();
+        if status.targets_version == Some(2) {
+            assert_eq!(status.hosts, 2);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status:?}");
+    }
+    assert_eq!(ota.pins_for("x.example.net").len(), 2);
+    handle.abort();
+}
