@@ -179,9 +179,10 @@ fn normalise(host: &str) -> String {
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
     match host.parse::<std::net::Ipv6Addr>() {
         Ok(address) => address.to_string(),
-        Err(_) => host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase(),
+        Err(_) => host,
     }
 }
 

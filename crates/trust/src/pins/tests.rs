@@ -30,9 +30,29 @@ fn patterns_match_as_okhttp_reads_them() {
         // Found in review: an IPv6 pattern in a non-canonical spelling still pins the address.
         ("2001:db8:0::1", "2001:db8::1", true),
         ("[2001:DB8::0:1]", "2001:db8::1", true),
+        // Found by the fuzzer: an address with a final dot, then not in canonical form.
+        ("A:1:A:A:1:A:A::.", "a:1:a:a:1:a:a:0", true),
     ];
     for (text, host, expected) in cases {
         assert_eq!(pattern(text).matches(host), expected, "{text} vs {host}");
+    }
+}
+
+#[test]
+fn a_pattern_prints_as_it_parses() {
+    for text in [
+        "A:1:A:A:1:A:A::.",
+        "[::1]",
+        "**.Example.org.",
+        "*.a.b",
+        "127.0.0.1",
+    ] {
+        let pattern = pattern(text);
+        assert_eq!(
+            HostPattern::parse(&pattern.to_string()),
+            Ok(pattern),
+            "{text}"
+        );
     }
 }
 
