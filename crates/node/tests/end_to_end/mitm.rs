@@ -23,10 +23,7 @@ use medgate_sdk::client::{ClientConfig, ClientError, MedgateClient, web_roots};
 use medgate_sdk::evidence::AppIdentity;
 use medgate_sdk::key::InstallationKey;
 use medgate_sdk::ota::OtaPins;
-use medgate_server::trust::{self, OfflineRoot};
 use medgate_service::Clock;
-use medgate_store::NewAuditEntry;
-use medgate_store::seal::Sealer;
 use medgate_testkit::pki::{TestCa, spki_of};
 use medgate_trust::pins::Pin;
 use tokio::io::AsyncBufReadExt;
@@ -108,38 +105,6 @@ async fn forwarder(target: Arc<AtomicU16>) -> u16 {
     port
 }
 
-fn entry(stack: &Stack) -> NewAuditEntry {
-    NewAuditEntry {
-        at: stack.clock.now(),
-        kind: "trust.init".into(),
-        actor: "operator".into(),
-        subject: "trust".into(),
-        detail: serde_json::json!({}),
-    }
-}
-
-async fn pin(stack: &Stack, pin: &str) {
-    stack
-        .admin(
-            Method::POST,
-            "/v1/admin/pins",
-            serde_json::json!({"host": "127.0.0.1", "spki_sha256": pin}),
-        )
-        .await
-        .assert_status(http::StatusCode::CREATED);
-}
-
-async fn publish(stack: &Stack) {
-    stack
-        .admin(
-            Method::POST,
-            "/v1/admin/trust/publish",
-            serde_json::Value::Null,
-        )
-        .await
-        .assert_status(http::StatusCode::OK);
-}
-
 /// How many challenges the control plane has issued (its metrics).
 async fn challenges(stack: &Stack) -> usize {
     let metrics = stack
@@ -178,20 +143,21 @@ async fn a_pinned_client_refuses_mitmproxy_reports_it_and_accepts_it_once_pinned
     .await;
 
     // The repository: the node's intermediate pinned, with a backup.
-    trust::init(
-        &*stack.node.store(),
-        &Sealer::plain(),
-        &OfflineRoot::new(&dir.path().join("offline-root")),
-        stack.clock.now(),
-        &entry(&stack),
-    )
-    .await
-    .unwrap();
+    stack.init_trust(&dir.path().join("offline-root")).await;
     let node_pin = Pin::of_spki(&spki_of(&leaf.intermediate_der)).to_string();
     let mitm_pin = Pin::of_spki(&spki_of(&mitm.ca_der)).to_string();
-    pin(&stack, &node_pin).await;
-    pin(&stack, &Pin::of_spki(b"the backup key").to_string()).await;
-    publish(&stack).await;
+    stack
+        .add_pin("127.0.0.1", &node_pin)
+        .await
+        .assert_status(http::StatusCode::CREATED);
+    stack
+        .add_pin("127.0.0.1", &Pin::of_spki(b"the backup key").to_string())
+        .await
+        .assert_status(http::StatusCode::CREATED);
+    stack
+        .publish_pins()
+        .await
+        .assert_status(http::StatusCode::OK);
     // The root the app ships (the node serves it as 1.root.json).
     let root = stack
         .node
@@ -259,8 +225,14 @@ async fn a_pinned_client_refuses_mitmproxy_reports_it_and_accepts_it_once_pinned
     assert_eq!(client.attest().await.unwrap().decision, Decision::Allow);
 
     // 4. mitmproxy's CA pinned over the air: after a refresh the client goes through it.
-    pin(&stack, &mitm_pin).await;
-    publish(&stack).await;
+    stack
+        .add_pin("127.0.0.1", &mitm_pin)
+        .await
+        .assert_status(http::StatusCode::CREATED);
+    stack
+        .publish_pins()
+        .await
+        .assert_status(http::StatusCode::OK);
     client.refresh_pins().await.unwrap();
     target.store(mitm.port, Ordering::SeqCst);
     assert_eq!(client.attest().await.unwrap().decision, Decision::Allow);

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use http::{Method, StatusCode};
 use medgate_server::trust::{self, OfflineRoot, RootChange};
 use medgate_service::Clock;
-use medgate_store::NewAuditEntry;
 use medgate_store::seal::Sealer;
 use medgate_trust::tuf::TufError;
 use medgate_trust::tuf::client::TrustedSet;
@@ -43,28 +42,8 @@ async fn python_refresh(python: &Path, base: &str, trusted_root: &Path) -> serde
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-fn entry(stack: &Stack, kind: &str) -> NewAuditEntry {
-    NewAuditEntry {
-        at: stack.clock.now(),
-        kind: kind.into(),
-        actor: "operator".into(),
-        subject: "trust".into(),
-        detail: serde_json::json!({}),
-    }
-}
-
 async fn get(stack: &Stack, file: &str) -> Reply {
     stack.server_get(&format!("/v1/trust/{file}")).await
-}
-
-async fn add_pin(stack: &Stack, host: &str, pin: &str) -> Reply {
-    stack
-        .admin(
-            Method::POST,
-            "/v1/admin/pins",
-            serde_json::json!({"host": host, "spki_sha256": pin}),
-        )
-        .await
 }
 
 /// medgate's client, refreshing from the node's files as an app would.
@@ -104,23 +83,11 @@ async fn pins_published_by_the_node_reach_python_tuf_and_medgates_client_through
         .await
         .assert_status(StatusCode::NOT_FOUND);
     stack
-        .admin(
-            Method::POST,
-            "/v1/admin/trust/publish",
-            serde_json::Value::Null,
-        )
+        .publish_pins()
         .await
         .assert_status(StatusCode::BAD_REQUEST);
 
-    trust::init(
-        &*store,
-        &sealer,
-        &OfflineRoot::new(&offline_dir),
-        stack.clock.now(),
-        &entry(&stack, "trust.init"),
-    )
-    .await
-    .unwrap();
+    stack.init_trust(&offline_dir).await;
     use std::os::unix::fs::PermissionsExt;
     let key_file = std::fs::read_dir(&offline_dir)
         .unwrap()
@@ -133,35 +100,26 @@ async fn pins_published_by_the_node_reach_python_tuf_and_medgates_client_through
     );
 
     // A host with one pin cannot be published: its backup is missing.
-    add_pin(&stack, "**.example.org", PIN_A)
+    stack
+        .add_pin("**.example.org", PIN_A)
         .await
         .assert_status(StatusCode::CREATED);
-    let refused = stack
-        .admin(
-            Method::POST,
-            "/v1/admin/trust/publish",
-            serde_json::Value::Null,
-        )
-        .await;
+    let refused = stack.publish_pins().await;
     refused.assert_status(StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&refused.0.body).contains("backup pin"));
-    add_pin(&stack, "**.example.org", &format!("sha256/{PIN_B}"))
+    stack
+        .add_pin("**.example.org", &format!("sha256/{PIN_B}"))
         .await
         .assert_status(StatusCode::CREATED);
-    add_pin(&stack, "bad host/", PIN_A)
-        .await
-        .assert_status(StatusCode::BAD_REQUEST);
-    add_pin(&stack, "api.example.org", "not-a-pin")
+    stack
+        .add_pin("bad host/", PIN_A)
         .await
         .assert_status(StatusCode::BAD_REQUEST);
     stack
-        .admin(
-            Method::POST,
-            "/v1/admin/trust/publish",
-            serde_json::Value::Null,
-        )
+        .add_pin("api.example.org", "not-a-pin")
         .await
-        .assert_status(StatusCode::OK);
+        .assert_status(StatusCode::BAD_REQUEST);
+    stack.publish_pins().await.assert_status(StatusCode::OK);
 
     let root1 = get(&stack, "1.root.json").await.0.body.to_vec();
     let (set, pins) = medgate_refresh(&stack, &root1).await.unwrap();
@@ -194,7 +152,7 @@ async fn pins_published_by_the_node_reach_python_tuf_and_medgates_client_through
             ..RootChange::default()
         },
         stack.clock.now(),
-        &entry(&stack, "trust.root"),
+        &stack.operator_entry("trust.root"),
     )
     .await
     .unwrap();
@@ -217,7 +175,7 @@ async fn pins_published_by_the_node_reach_python_tuf_and_medgates_client_through
             &OfflineRoot::new(&empty),
             RootChange::default(),
             stack.clock.now(),
-            &entry(&stack, "trust.root"),
+            &stack.operator_entry("trust.root"),
         )
         .await,
         Err(trust::TrustError::NoRootKey)
@@ -242,27 +200,10 @@ async fn pins_published_by_the_node_reach_python_tuf_and_medgates_client_through
 async fn the_timestamp_is_renewed_before_it_expires() {
     let stack = Stack::start().await;
     let offline = tempfile::tempdir().unwrap();
-    let store = stack.node.store();
-    let sealer = Sealer::plain();
-    trust::init(
-        &*store,
-        &sealer,
-        &OfflineRoot::new(offline.path()),
-        stack.clock.now(),
-        &entry(&stack, "trust.init"),
-    )
-    .await
-    .unwrap();
-    add_pin(&stack, "api.example.org", PIN_A).await;
-    add_pin(&stack, "api.example.org", PIN_B).await;
-    stack
-        .admin(
-            Method::POST,
-            "/v1/admin/trust/publish",
-            serde_json::Value::Null,
-        )
-        .await
-        .assert_status(StatusCode::OK);
+    stack.init_trust(offline.path()).await;
+    stack.add_pin("api.example.org", PIN_A).await;
+    stack.add_pin("api.example.org", PIN_B).await;
+    stack.publish_pins().await.assert_status(StatusCode::OK);
     let server = stack.node.server();
     assert!(!server.renew_trust().await.unwrap(), "fresh: nothing to do");
     // Two thirds of a day later the timestamp is re-signed; the release is not.
@@ -275,7 +216,7 @@ async fn the_timestamp_is_renewed_before_it_expires() {
         serde_json::from_slice(&get(&stack, "targets.json").await.0.body).unwrap();
     assert_eq!(targets["signed"]["version"], 1);
     // A host pinned since, with no backup yet: not publishable, and not the renewal's business.
-    add_pin(&stack, "new.example.org", PIN_A).await;
+    stack.add_pin("new.example.org", PIN_A).await;
     // Three weeks on, the release itself is signed again, with the pins it published.
     stack.clock.advance(21 * 86_400);
     assert!(server.renew_trust().await.unwrap());
@@ -292,25 +233,10 @@ async fn a_client_refreshes_its_pins_at_start_and_every_interval() {
     use std::sync::Arc;
     let stack = Stack::start().await;
     let offline = tempfile::tempdir().unwrap();
-    trust::init(
-        &*stack.node.store(),
-        &Sealer::plain(),
-        &OfflineRoot::new(offline.path()),
-        stack.clock.now(),
-        &entry(&stack, "trust.init"),
-    )
-    .await
-    .unwrap();
-    add_pin(&stack, "api.example.org", PIN_A).await;
-    add_pin(&stack, "api.example.org", PIN_B).await;
-    stack
-        .admin(
-            Method::POST,
-            "/v1/admin/trust/publish",
-            serde_json::Value::Null,
-        )
-        .await
-        .assert_status(StatusCode::OK);
+    stack.init_trust(offline.path()).await;
+    stack.add_pin("api.example.org", PIN_A).await;
+    stack.add_pin("api.example.org", PIN_B).await;
+    stack.publish_pins().await.assert_status(StatusCode::OK);
     let root1 = get(&stack, "1.root.json").await.0.body.to_vec();
     let ota = Arc::new(medgate_sdk::ota::OtaPins::new(&root1, None).unwrap());
     let roots = Arc::new(medgate_sdk::client::web_roots(&[]).unwrap());
@@ -325,16 +251,9 @@ async fn a_client_refreshes_its_pins_at_start_and_every_interval() {
     let first = events.recv().await.unwrap().unwrap();
     assert_eq!((first.targets_version, first.hosts), (Some(1), 1));
     // A new release reaches the client within an interval or two.
-    add_pin(&stack, "**.example.net", PIN_A).await;
-    add_pin(&stack, "**.example.net", PIN_B).await;
-    stack
-        .admin(
-            Method::POST,
-            "/v1/admin/trust/publish",
-            serde_json::Value::Null,
-        )
-        .await
-        .assert_status(StatusCode::OK);
+    stack.add_pin("**.example.net", PIN_A).await;
+    stack.add_pin("**.example.net", PIN_B).await;
+    stack.publish_pins().await.assert_status(StatusCode::OK);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let status = events.recv().await.unwrap().unwrap();

@@ -57,13 +57,30 @@ struct Release {
 }
 
 fn release(keys: &Keys, version: u64, expires: i64, pins: &[u8]) -> Release {
-    let targets = sign(
+    let targets = targets_file(version, expires, pins, &[&keys.targets]);
+    release_of(keys, version, version, expires, targets)
+}
+
+/// A targets file listing `pins.json`, signed by `signers`.
+fn targets_file(version: u64, expires: i64, pins: &[u8], signers: &[&RoleKey]) -> Vec<u8> {
+    sign(
         &repo::targets(version, expires, &[("pins.json", pins)]).unwrap(),
-        &[&keys.targets],
+        signers,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// `targets` (version `targets_version`) under a snapshot and a timestamp of `version`,
+/// signed by their keys.
+fn release_of(
+    keys: &Keys,
+    version: u64,
+    targets_version: u64,
+    expires: i64,
+    targets: Vec<u8>,
+) -> Release {
     let snapshot = sign(
-        &repo::snapshot(version, expires, version, &targets).unwrap(),
+        &repo::snapshot(version, expires, targets_version, &targets).unwrap(),
         &[&keys.snapshot],
     )
     .unwrap();
@@ -133,24 +150,11 @@ fn rollback_to_an_older_timestamp_or_targets_is_refused_and_the_last_good_stays(
     set.verify_target("pins.json", b"new pins").unwrap();
 
     // A fresh timestamp over a snapshot that takes targets back (version 3 naming targets 1).
-    let targets = sign(
-        &repo::targets(1, NOW + DAY, &[("pins.json", b"old pins")]).unwrap(),
-        &[&keys.targets],
-    )
-    .unwrap();
-    let snapshot = sign(
-        &repo::snapshot(3, NOW + DAY, 1, &targets).unwrap(),
-        &[&keys.snapshot],
-    )
-    .unwrap();
-    let timestamp = sign(
-        &repo::timestamp(3, NOW + DAY, 3, &snapshot).unwrap(),
-        &[&keys.timestamp],
-    )
-    .unwrap();
-    assert!(set.update_timestamp(&timestamp, NOW).unwrap());
+    let targets = targets_file(1, NOW + DAY, b"old pins", &[&keys.targets]);
+    let back_targets = release_of(&keys, 3, 1, NOW + DAY, targets);
+    assert!(set.update_timestamp(&back_targets.timestamp, NOW).unwrap());
     assert_eq!(
-        set.update_snapshot(&snapshot, NOW),
+        set.update_snapshot(&back_targets.snapshot, NOW),
         Err(TufError::Rollback("targets"))
     );
     // A timestamp naming an older snapshot than the trusted one.
@@ -183,28 +187,13 @@ fn frozen_metadata_is_refused_once_expired() {
     );
     // Expired snapshot and targets too, each named.
     let mut set = trusted(&keys);
-    let short = {
-        let targets = sign(
-            &repo::targets(1, NOW + 10, &[("pins.json", PINS)]).unwrap(),
-            &[&keys.targets],
-        )
-        .unwrap();
-        let snapshot = sign(
-            &repo::snapshot(1, NOW + DAY, 1, &targets).unwrap(),
-            &[&keys.snapshot],
-        )
-        .unwrap();
-        let timestamp = sign(
-            &repo::timestamp(1, NOW + DAY, 1, &snapshot).unwrap(),
-            &[&keys.timestamp],
-        )
-        .unwrap();
-        Release {
-            timestamp,
-            snapshot,
-            targets,
-        }
-    };
+    let short = release_of(
+        &keys,
+        1,
+        1,
+        NOW + DAY,
+        targets_file(1, NOW + 10, PINS, &[&keys.targets]),
+    );
     assert_eq!(
         refresh(&mut set, &short, NOW + 20),
         Err(TufError::Expired("targets"))
@@ -277,11 +266,7 @@ fn a_threshold_counts_distinct_keys_not_key_ids() {
         .push("alias-of-a".into());
     let mut set = TrustedSet::new(&sign(&root, &[&keys.root]).unwrap()).unwrap();
     let targets_of = |signers: &[&RoleKey]| {
-        let targets = sign(
-            &repo::targets(1, NOW + DAY, &[("pins.json", PINS)]).unwrap(),
-            signers,
-        )
-        .unwrap();
+        let targets = targets_file(1, NOW + DAY, PINS, signers);
         let mut text: serde_json::Value = serde_json::from_slice(&targets).unwrap();
         // A second copy of a's signature under the alias id.
         let first = text["signatures"][0].clone();
@@ -290,44 +275,16 @@ fn a_threshold_counts_distinct_keys_not_key_ids() {
         text["signatures"].as_array_mut().unwrap().push(alias);
         serde_json::to_vec(&text).unwrap()
     };
-    let threshold_one = targets_of(&[&a]);
-    let snapshot = sign(
-        &repo::snapshot(1, NOW + DAY, 1, &threshold_one).unwrap(),
-        &[&keys.snapshot],
-    )
-    .unwrap();
-    let timestamp = sign(
-        &repo::timestamp(1, NOW + DAY, 1, &snapshot).unwrap(),
-        &[&keys.timestamp],
-    )
-    .unwrap();
-    set.update_timestamp(&timestamp, NOW).unwrap();
-    set.update_snapshot(&snapshot, NOW).unwrap();
+    let threshold_one = release_of(&keys, 1, 1, NOW + DAY, targets_of(&[&a]));
     assert_eq!(
-        set.update_targets(&threshold_one, NOW),
+        refresh(&mut set, &threshold_one, NOW),
         Err(TufError::Threshold("targets"))
     );
 
     // Both keys: accepted.
     let mut set = TrustedSet::new(&sign(&root, &[&keys.root]).unwrap()).unwrap();
-    let both = sign(
-        &repo::targets(1, NOW + DAY, &[("pins.json", PINS)]).unwrap(),
-        &[&a, &b],
-    )
-    .unwrap();
-    let snapshot = sign(
-        &repo::snapshot(1, NOW + DAY, 1, &both).unwrap(),
-        &[&keys.snapshot],
-    )
-    .unwrap();
-    let timestamp = sign(
-        &repo::timestamp(1, NOW + DAY, 1, &snapshot).unwrap(),
-        &[&keys.timestamp],
-    )
-    .unwrap();
-    set.update_timestamp(&timestamp, NOW).unwrap();
-    set.update_snapshot(&snapshot, NOW).unwrap();
-    set.update_targets(&both, NOW).unwrap();
+    let both = targets_file(1, NOW + DAY, PINS, &[&a, &b]);
+    refresh(&mut set, &release_of(&keys, 1, 1, NOW + DAY, both), NOW).unwrap();
 }
 
 #[test]

@@ -278,6 +278,50 @@ impl Stack {
         format!("{}{path}", self.node.public_url())
     }
 
+    /// An audit entry for a change an operator makes with a command-line tool (`medgate trust`).
+    pub fn operator_entry(&self, kind: &str) -> medgate_store::NewAuditEntry {
+        medgate_store::NewAuditEntry {
+            at: self.clock.now(),
+            kind: kind.into(),
+            actor: "operator".into(),
+            subject: "trust".into(),
+            detail: serde_json::json!({}),
+        }
+    }
+
+    /// `medgate trust init`: the TUF repository, its root key written to `offline`.
+    pub async fn init_trust(&self, offline: &std::path::Path) {
+        medgate_server::trust::init(
+            &*self.node.store(),
+            &medgate_store::seal::Sealer::plain(),
+            &medgate_server::trust::OfflineRoot::new(offline),
+            self.clock.now(),
+            &self.operator_entry("trust.init"),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Pins `pin` for the host pattern `host` through the admin API.
+    pub async fn add_pin(&self, host: &str, pin: &str) -> Reply {
+        self.admin(
+            Method::POST,
+            "/v1/admin/pins",
+            serde_json::json!({"host": host, "spki_sha256": pin}),
+        )
+        .await
+    }
+
+    /// Publishes the pins as a new TUF release through the admin API.
+    pub async fn publish_pins(&self) -> Reply {
+        self.admin(
+            Method::POST,
+            "/v1/admin/trust/publish",
+            serde_json::Value::Null,
+        )
+        .await
+    }
+
     /// Waits (real time, polling) until `check` holds, for at most `secs` seconds.
     pub async fn eventually<F, Fut>(&self, secs: u64, mut check: F) -> std::time::Duration
     where
