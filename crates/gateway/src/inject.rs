@@ -235,8 +235,8 @@ fn percent_encoded(value: &[u8]) -> String {
 }
 
 /// Applies `injections` for `app_id` to a request about to be forwarded: its headers, and the
-/// query it will carry (in what is returned, `None` for none). Nothing is changed when a
-/// secret is missing or unusable.
+/// query it will carry ([`Injected::query`]). Nothing is changed when a secret is missing or
+/// unusable.
 pub fn apply(
     injections: &[Injection],
     secrets: &SecretCache,
@@ -262,7 +262,6 @@ pub fn apply(
             values.push((injection, None, value));
         }
     }
-    let mut query: Option<String> = query.map(str::to_string);
     let mut injected = Injected::default();
     for (injection, header, value) in values {
         match (&injection.target, header) {
@@ -279,8 +278,8 @@ pub fn apply(
                 headers.insert(name.clone(), header);
             }
             (Target::Query(parameter), _) => {
-                let mut kept: Vec<String> = query
-                    .as_deref()
+                let mut kept: Vec<String> = injected
+                    .query(query)
                     .unwrap_or("")
                     .split('&')
                     .filter(|pair| !pair.is_empty() && !names_parameter(pair, parameter))
@@ -288,7 +287,7 @@ pub fn apply(
                     .collect();
                 let encoded = percent_encoded(&value);
                 kept.push(format!("{parameter}={encoded}"));
-                query = Some(kept.join("&"));
+                injected.rewritten_query = Some(kept.join("&"));
                 injected
                     .query_values
                     .push(Zeroizing::new(String::from_utf8_lossy(&value).into_owned()));
@@ -297,7 +296,6 @@ pub fn apply(
             (Target::Header(_), None) => return Err(unavailable(injection)),
         }
     }
-    injected.query = query;
     Ok(injected)
 }
 
@@ -315,11 +313,12 @@ fn names_parameter(segment: &str, parameter: &str) -> bool {
     })
 }
 
-/// What an injection put in the request: the query it carries, and the values it put there
-/// (raw and encoded), which must not come back to the app in the response's headers.
+/// What an injection put in the request: the query it rewrote (none for a route without a
+/// query injection: nothing is copied on the request path), and the values it put there (raw
+/// and encoded), which must not come back to the app in the response's headers.
 #[derive(Default)]
 pub struct Injected {
-    pub query: Option<String>,
+    rewritten_query: Option<String>,
     query_values: Vec<Zeroizing<String>>,
 }
 
@@ -339,6 +338,11 @@ const URL_HEADERS: [http::header::HeaderName; 4] = [
 ];
 
 impl Injected {
+    /// The query to forward: the rewritten one, or else the request's `original`.
+    pub fn query<'a>(&'a self, original: Option<&'a str>) -> Option<&'a str> {
+        self.rewritten_query.as_deref().or(original)
+    }
+
     /// Removes from an upstream response's headers every URL-bearing header that repeats an
     /// injected query value; returns how many went.
     pub fn scrub(&self, headers: &mut HeaderMap) -> usize {

@@ -802,7 +802,11 @@ impl Gateway {
                 return local(problem::response(&document));
             }
         };
-        let Ok(uri) = upstream_uri(upstream, &authorized.path, injected.query.as_deref()) else {
+        let Ok(uri) = upstream_uri(
+            upstream,
+            &authorized.path,
+            injected.query(parts.uri.query()),
+        ) else {
             return local(Refusal::UnsafePath.response(&self.algs()));
         };
         parts.uri = uri;
