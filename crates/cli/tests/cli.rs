@@ -481,7 +481,7 @@ fn pinned_connection(
     cert: &[u8],
     pin: medgate_trust::pins::Pin,
 ) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
-    use medgate_trust::pins::{HostPattern, PinRule, PinSet, PinnedVerifier};
+    use medgate_trust::pins::{HostPattern, PinRule, PinSet};
     use std::sync::Arc;
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -493,17 +493,7 @@ fn pinned_connection(
         pins: vec![pin],
     }])
     .unwrap();
-    let verifier = PinnedVerifier::new(
-        Arc::new(roots),
-        pins,
-        provider.signature_verification_algorithms,
-    );
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+    let config = medgate_trust::pins::client_config(provider, Arc::new(roots), pins).unwrap();
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let tcp = std::net::TcpStream::connect(addr)?;

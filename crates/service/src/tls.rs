@@ -16,7 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use medgate_trust::pins::{HostPattern, Pin, PinError, PinRule, PinSet, PinnedVerifier};
+use medgate_trust::pins::{HostPattern, Pin, PinError, PinRule, PinSet};
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -187,15 +187,9 @@ fn client_config(
     pins: PinSet,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = PinnedVerifier::new(roots, pins, provider.signature_verification_algorithms);
-    // No ALPN here: the HTTP connector sets the protocols it speaks (HTTP/1.1).
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    medgate_trust::pins::client_config(provider, roots, pins)
+        .map(Arc::new)
+        .map_err(|e| TlsError::Config(e.to_string()))
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {

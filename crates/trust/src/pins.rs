@@ -302,6 +302,22 @@ impl PinnedVerifier {
     }
 }
 
+/// A rustls client configuration that verifies with a [`PinnedVerifier`] over `roots` and
+/// `pins`, using `provider` (the caller's; this crate has none) for TLS and signatures. No
+/// ALPN: the HTTP connector sets the protocols it speaks.
+pub fn client_config(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    roots: Arc<RootCertStore>,
+    pins: PinSet,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let verifier = PinnedVerifier::new(roots, pins, provider.signature_verification_algorithms);
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
 /// What a client dialled, as pin rules name it.
 fn host_of(server_name: &ServerName<'_>) -> String {
     match server_name {

@@ -15,7 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 #[cfg(feature = "tls")]
-use medgate_trust::pins::{PinSet, PinnedVerifier};
+use medgate_trust::pins::PinSet;
 
 use super::{ClientError, HttpResponse};
 
@@ -74,13 +74,8 @@ impl HttpClient {
         pins: PinSet,
     ) -> Result<HttpClient, ClientError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = PinnedVerifier::new(roots, pins, provider.signature_verification_algorithms);
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ClientError::Tls(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+        let config = medgate_trust::pins::client_config(provider, roots, pins)
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_or_http()
