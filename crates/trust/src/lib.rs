@@ -11,8 +11,12 @@
 //! roots to apps over the air without letting anyone who is not the repository's key holder
 //! change them, roll them back or freeze them.
 //!
+//! `jwe`: compact JWE with AES-256-GCM, its key wrapped under a shared key (Play Integrity) or
+//! one agreed over P-256 (`ECDH-ES+A256KW`: secrets sealed to one installation's key).
+//!
 //! No I/O and no clock: rustls passes `now`, the caller passes its roots and its crypto
 //! provider's signature algorithms, and a TUF refresh gets its bytes and `now` from the caller.
 
+pub mod jwe;
 pub mod pins;
 pub mod tuf;

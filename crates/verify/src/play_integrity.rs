@@ -34,13 +34,12 @@
 //! Everything else (app recognition, certificate digests, device labels, licensing, the
 //! environment) is policy, decided by the caller from the typed [`IntegrityVerdict`].
 
-use aes_kw::{KeyInit, KwAes256};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
 use medgate_proto::{Alg, PublicJwk, b64};
-use ring::aead::{self, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use medgate_trust::jwe::{self, JweError, KeyManagement};
 use ring::digest;
-use serde::de::{self, IgnoredAny};
+use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use spki::der::Decode;
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoRef};
@@ -52,12 +51,7 @@ use crate::jws::{self, JwsError};
 /// The longest token [`decrypt_and_verify`] reads. Real tokens are a few kilobytes.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
-const JWE_ALG: &str = "A256KW";
-const JWE_ENC: &str = "A256GCM";
 const KEY_LEN: usize = 32;
-const WRAPPED_KEY_LEN: usize = KEY_LEN + aes_kw::IV_LEN;
-const IV_LEN: usize = 12;
-const TAG_LEN: usize = 16;
 
 /// id-ecPublicKey (RFC 5480 §2.1.1).
 const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -222,26 +216,6 @@ fn p256_from_spki(der: &[u8]) -> Result<PublicJwk, PlayIntegrityError> {
     PublicJwk::from_p256_sec1(point).map_err(|_| bad("P-256 point must be uncompressed"))
 }
 
-#[derive(Deserialize)]
-struct JweHeader {
-    alg: String,
-    enc: String,
-    #[serde(default)]
-    zip: Present,
-    #[serde(default)]
-    crit: Present,
-}
-
-/// Whether a header member is there at all, whatever its value (`"zip": null` included).
-#[derive(Default)]
-struct Present(bool);
-
-impl<'de> Deserialize<'de> for Present {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        IgnoredAny::deserialize(deserializer).map(|_| Present(true))
-    }
-}
-
 /// A verdict that decrypted and verified under the app's keys. Only [`decrypt_and_verify`]
 /// makes one (a verdict parsed from JSON is not one); it reads as the verdict it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -278,47 +252,11 @@ pub fn decrypt_and_verify(
     if token.len() > MAX_TOKEN_LEN {
         return Err(E::TooLarge { max: MAX_TOKEN_LEN });
     }
-    // Step 2.
-    let parts: Vec<&str> = token.splitn(6, '.').collect();
-    let &[header_b64, key_b64, iv_b64, ciphertext_b64, tag_b64] = parts.as_slice() else {
-        return Err(E::Malformed("a compact JWE has exactly five parts"));
-    };
-    // Step 3.
-    let header_bytes = b64::decode(header_b64, MAX_TOKEN_LEN)
-        .map_err(|_| E::Malformed("protected header is not base64url"))?;
-    if header_bytes.trim_ascii_start().first() != Some(&b'{') {
-        return Err(E::Malformed("protected header is not a JSON object"));
-    }
-    let header: JweHeader = serde_json::from_slice(&header_bytes)
-        .map_err(|_| E::Malformed("protected header is not a JSON object with alg and enc"))?;
-    if header.alg != JWE_ALG {
-        return Err(E::HeaderNotAllowed("alg must be A256KW"));
-    }
-    if header.enc != JWE_ENC {
-        return Err(E::HeaderNotAllowed("enc must be A256GCM"));
-    }
-    if header.zip.0 {
-        return Err(E::HeaderNotAllowed("compression (zip) is not supported"));
-    }
-    if header.crit.0 {
-        return Err(E::HeaderNotAllowed(
-            "critical header parameters are not supported",
-        ));
-    }
-    // Step 4.
-    let wrapped_key: [u8; WRAPPED_KEY_LEN] = decode_exact(key_b64).ok_or(E::Malformed(
-        "encrypted key must be 40 base64url-encoded bytes",
-    ))?;
-    let iv: [u8; IV_LEN] =
-        decode_exact(iv_b64).ok_or(E::Malformed("IV must be 12 base64url-encoded bytes"))?;
-    let tag: [u8; TAG_LEN] =
-        decode_exact(tag_b64).ok_or(E::Malformed("tag must be 16 base64url-encoded bytes"))?;
-    let mut ciphertext = b64::decode(ciphertext_b64, MAX_TOKEN_LEN)
-        .map_err(|_| E::Malformed("ciphertext is not base64url"))?;
-    // Step 5.
-    let cek = unwrap_key(&keys.decryption_key, &wrapped_key)?;
-    // Step 6.
-    let plaintext = open(&cek, iv, tag, header_b64, &mut ciphertext)?;
+    // Steps 2–6 (medgate_trust::jwe): five parts, the header allow-list, strict lengths, the
+    // key unwrap and the GCM open.
+    let decrypted =
+        jwe::decrypt(token, KeyManagement::A256Kw(&keys.decryption_key)).map_err(jwe_error)?;
+    let plaintext = decrypted.plaintext.as_slice();
     let jws_text =
         std::str::from_utf8(plaintext).map_err(|_| E::InnerMalformed("plaintext is not UTF-8"))?;
     // Step 7.
@@ -329,47 +267,15 @@ pub fn decrypt_and_verify(
     parse_verdict(parsed.payload()).map(VerifiedVerdict)
 }
 
-fn decode_exact<const N: usize>(text: &str) -> Option<[u8; N]> {
-    b64::decode_array::<N>(text).ok()
-}
-
-/// Step 5: RFC 3394 unwrap of the 32-byte content-encryption key.
-fn unwrap_key(
-    kek: &[u8; KEY_LEN],
-    wrapped: &[u8; WRAPPED_KEY_LEN],
-) -> Result<Zeroizing<[u8; KEY_LEN]>, PlayIntegrityError> {
-    let kw = KwAes256::new_from_slice(kek).map_err(|_| PlayIntegrityError::KeyUnwrapFailed)?;
-    let mut cek = Zeroizing::new([0u8; KEY_LEN]);
-    let unwrapped = kw
-        .unwrap_key(wrapped, cek.as_mut_slice())
-        .map_err(|_| PlayIntegrityError::KeyUnwrapFailed)?;
-    if unwrapped.len() != KEY_LEN {
-        return Err(PlayIntegrityError::KeyUnwrapFailed);
+/// The JWE layer's refusals, under the names the forgery suite gives them.
+fn jwe_error(error: JweError) -> PlayIntegrityError {
+    match error {
+        JweError::TooLarge { max } => PlayIntegrityError::TooLarge { max },
+        JweError::Malformed(what) => PlayIntegrityError::Malformed(what),
+        JweError::HeaderNotAllowed(what) => PlayIntegrityError::HeaderNotAllowed(what),
+        JweError::KeyUnwrapFailed | JweError::KeyAgreement => PlayIntegrityError::KeyUnwrapFailed,
+        _ => PlayIntegrityError::DecryptionFailed,
     }
-    Ok(cek)
-}
-
-/// Step 6: AES-256-GCM open in place; returns the plaintext.
-fn open<'a>(
-    cek: &[u8; KEY_LEN],
-    iv: [u8; IV_LEN],
-    tag: [u8; TAG_LEN],
-    header_b64: &str,
-    ciphertext: &'a mut [u8],
-) -> Result<&'a [u8], PlayIntegrityError> {
-    let key = UnboundKey::new(&AES_256_GCM, cek)
-        .map(LessSafeKey::new)
-        .map_err(|_| PlayIntegrityError::DecryptionFailed)?;
-    let plaintext = key
-        .open_in_place_separate_tag(
-            Nonce::assume_unique_for_key(iv),
-            Aad::from(header_b64.as_bytes()),
-            aead::Tag::from(tag),
-            ciphertext,
-            0..,
-        )
-        .map_err(|_| PlayIntegrityError::DecryptionFailed)?;
-    Ok(plaintext)
 }
 
 /// Maps the inner JWS verifier's errors; none of them carries text from the token.
@@ -874,37 +780,14 @@ pub mod testing {
         plaintext: &[u8],
         keys: &TestPlayKeys,
     ) -> String {
-        let mut cek = Zeroizing::new([0u8; KEY_LEN]);
-        keys.rng
-            .fill(cek.as_mut_slice())
-            .expect("the system RNG works");
-        let mut iv = [0u8; IV_LEN];
-        keys.rng.fill(&mut iv).expect("the system RNG works");
-
-        let mut wrapped = [0u8; WRAPPED_KEY_LEN];
-        KwAes256::new_from_slice(keys.decryption_key.as_slice())
-            .expect("a 32-byte key")
-            .wrap_key(cek.as_slice(), &mut wrapped)
-            .expect("a 32-byte key wraps into 40 bytes");
-
-        let header_b64 = b64::encode(protected_header_json);
-        let key =
-            LessSafeKey::new(UnboundKey::new(&AES_256_GCM, cek.as_slice()).expect("a 32-byte key"));
-        let mut ciphertext = plaintext.to_vec();
-        let tag = key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(iv),
-                Aad::from(header_b64.as_bytes()),
-                &mut ciphertext,
-            )
-            .expect("AES-GCM sealing works");
-        format!(
-            "{header_b64}.{}.{}.{}.{}",
-            b64::encode(wrapped),
-            b64::encode(iv),
-            b64::encode(&ciphertext),
-            b64::encode(tag.as_ref())
+        let random = jwe::Randomness::from_os().expect("the system RNG works");
+        jwe::encrypt_with_header(
+            protected_header_json,
+            &keys.decryption_key,
+            plaintext,
+            random,
         )
+        .expect("A256KW and A256GCM seal with a 32-byte key")
     }
 
     /// A token as Google makes it: `verdict_json` signed ES256, then encrypted A256KW/A256GCM.
