@@ -34,10 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{
-    AUTHORIZATION, CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
-    WWW_AUTHENTICATE,
-};
+use http::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, Uri};
 use http_body_util::combinators::BoxBody;
@@ -55,7 +52,10 @@ use medgate_service::audit::AuditSink;
 use medgate_service::listen::{self, ConnectionLimits};
 use medgate_service::metrics::Metrics;
 use medgate_service::problem;
-use medgate_service::ratelimit::{KeyedLimiter, RateLimit, retry_after_secs};
+use medgate_service::ratelimit::{KeyedLimiter, RateLimit};
+use medgate_service::replay::{ReplayCache, ReplayError};
+use medgate_service::resource;
+pub use medgate_service::resource::{Refusal, Why};
 use medgate_service::shared::{Admission, Cell, SharedState};
 use medgate_service::tls::ServerTls;
 use medgate_store::seal::Sealer;
@@ -68,13 +68,12 @@ use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::cache::{ReplayCache, ReplayError, TokenCache};
+use crate::cache::TokenCache;
 use crate::routes::{FailMode, Route};
 
 /// Response bodies: streamed from the upstream, or our own small JSON.
 pub type GatewayBody = BoxBody<Bytes, hyper::Error>;
 
-const DPOP: HeaderName = HeaderName::from_static("dpop");
 const X_INSTALLATION: HeaderName = HeaderName::from_static("x-medgate-installation");
 const X_APP: HeaderName = HeaderName::from_static("x-medgate-app");
 const X_SCOPE: HeaderName = HeaderName::from_static("x-medgate-scope");
@@ -209,168 +208,6 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-/// Why a request was refused. Each maps to one status and problem type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// 400: the path could be read differently upstream.
-    UnsafePath,
-    /// 414: the path is longer than [`path::MAX_PATH`].
-    PathTooLong,
-    /// 401 without an error code (RFC 6750 §3.1): no credentials at all.
-    MissingToken,
-    /// 401 `invalid_token`.
-    InvalidToken(Why),
-    /// 401 `invalid_dpop_proof`.
-    InvalidProof(Why),
-    /// 403: no route rule covers this path and method.
-    RouteDenied,
-    /// 403 `insufficient_scope`: the scopes the route needs.
-    InsufficientScope(Vec<String>),
-    /// 429 with `Retry-After`.
-    RateLimited(Duration),
-    /// 503: the replay cache cannot take more entries.
-    Overloaded,
-    /// 503 with `Retry-After`: the shared state is unreachable and the route fails closed.
-    SharedUnavailable,
-}
-
-/// Why a token or proof was refused: a stable code (for the audit tally) and the verifier's own
-/// message (for the client), which quotes nothing the client sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Why {
-    pub code: &'static str,
-    pub detail: String,
-}
-
-impl Why {
-    fn new(code: &'static str, detail: &str) -> Self {
-        Why {
-            code,
-            detail: detail.to_string(),
-        }
-    }
-}
-
-impl From<medgate_verify::token::TokenError> for Why {
-    fn from(error: medgate_verify::token::TokenError) -> Self {
-        Why {
-            code: error.code(),
-            detail: error.to_string(),
-        }
-    }
-}
-
-impl From<dpop::ProofError> for Why {
-    fn from(error: dpop::ProofError) -> Self {
-        Why {
-            code: error.code(),
-            detail: error.to_string(),
-        }
-    }
-}
-
-impl Refusal {
-    /// The refusal's stable reason code, where it has one beyond its kind.
-    fn code(&self) -> Option<&'static str> {
-        match self {
-            Refusal::InvalidToken(why) | Refusal::InvalidProof(why) => Some(why.code),
-            _ => None,
-        }
-    }
-
-    fn outcome(&self) -> &'static str {
-        match self {
-            Refusal::UnsafePath => "bad_request",
-            Refusal::PathTooLong => "uri_too_long",
-            Refusal::MissingToken => "missing_token",
-            Refusal::InvalidToken(_) => "invalid_token",
-            Refusal::InvalidProof(_) => "invalid_dpop_proof",
-            Refusal::RouteDenied => "route_denied",
-            Refusal::InsufficientScope(_) => "insufficient_scope",
-            Refusal::RateLimited(_) => "rate_limited",
-            Refusal::Overloaded => "overloaded",
-            Refusal::SharedUnavailable => "shared_state_unavailable",
-        }
-    }
-
-    fn detail(&self) -> Option<String> {
-        match self {
-            Refusal::InvalidToken(why) | Refusal::InvalidProof(why) => Some(why.detail.clone()),
-            Refusal::InsufficientScope(scopes) => {
-                Some(format!("requires scope {}", scopes.join(" ")))
-            }
-            _ => None,
-        }
-    }
-
-    /// The response: a problem document and, for 401 and 403 on scopes, `WWW-Authenticate`
-    /// (RFC 9449 §7.1, RFC 6750 §3).
-    pub fn response(&self, algs: &str) -> Response<Full<Bytes>> {
-        let (problem_type, title, status) = match self {
-            Refusal::UnsafePath => (problem_type::MALFORMED_REQUEST, "Path not accepted", 400),
-            Refusal::PathTooLong => (problem_type::MALFORMED_REQUEST, "Path too long", 414),
-            Refusal::MissingToken | Refusal::InvalidToken(_) => {
-                (problem_type::INVALID_TOKEN, "Invalid access token", 401)
-            }
-            Refusal::InvalidProof(_) => {
-                (problem_type::INVALID_DPOP_PROOF, "Invalid DPoP proof", 401)
-            }
-            Refusal::RouteDenied => (problem_type::ROUTE_DENIED, "Route not allowed", 403),
-            Refusal::InsufficientScope(_) => {
-                (problem_type::INSUFFICIENT_SCOPE, "Insufficient scope", 403)
-            }
-            Refusal::RateLimited(_) => (problem_type::RATE_LIMITED, "Too many requests", 429),
-            Refusal::Overloaded => (problem_type::UNAVAILABLE, "Gateway overloaded", 503),
-            Refusal::SharedUnavailable => (
-                problem_type::UNAVAILABLE,
-                "Replay and rate state unavailable",
-                503,
-            ),
-        };
-        let mut document = Problem::new(problem_type, title, status);
-        document.detail = self.detail();
-        let mut response = problem::response(&document);
-        let challenge = match self {
-            Refusal::MissingToken => Some(format!(r#"DPoP algs="{algs}""#)),
-            Refusal::InvalidToken(why) => {
-                Some(www_authenticate("invalid_token", &why.detail, algs))
-            }
-            Refusal::InvalidProof(why) => {
-                Some(www_authenticate("invalid_dpop_proof", &why.detail, algs))
-            }
-            Refusal::InsufficientScope(scopes) => Some(format!(
-                r#"DPoP error="insufficient_scope", scope="{}", algs="{algs}""#,
-                scopes.join(" ")
-            )),
-            _ => None,
-        };
-        if let Some(value) = challenge.and_then(|text| HeaderValue::from_str(&text).ok()) {
-            response.headers_mut().insert(WWW_AUTHENTICATE, value);
-        }
-        let wait = match self {
-            Refusal::RateLimited(wait) => Some(*wait),
-            Refusal::SharedUnavailable => Some(medgate_service::shared::BACKOFF),
-            _ => None,
-        };
-        if let Some(wait) = wait {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(wait)));
-        }
-        response
-    }
-}
-
-fn www_authenticate(error: &str, description: &str, algs: &str) -> String {
-    // Our own error texts; quotes and backslashes are not in them, but never let them break
-    // the quoted-string.
-    let description: String = description
-        .chars()
-        .filter(|c| *c != '"' && *c != '\\')
-        .collect();
-    format!(r#"DPoP error="{error}", error_description="{description}", algs="{algs}""#)
-}
-
 /// A request that passed every check. Only [`Gateway::authorize`] makes one, and only an
 /// `Authorized` request is forwarded.
 #[derive(Debug)]
@@ -392,15 +229,6 @@ pub struct Authorized {
 impl Authorized {
     pub fn installation_id(&self) -> &str {
         &self.installation_id
-    }
-}
-
-fn single_header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, ()> {
-    let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(value), None) => value.to_str().map(Some).map_err(|_| ()),
-        (Some(_), Some(_)) => Err(()),
     }
 }
 
@@ -531,22 +359,7 @@ impl Gateway {
         })?;
         let path = path.as_str();
         // Step 2.
-        let authorization = single_header(&parts.headers, &AUTHORIZATION)
-            .map_err(|()| {
-                anonymous(Refusal::InvalidToken(Why::new(
-                    "authorization_header",
-                    "send exactly one Authorization header, in ASCII",
-                )))
-            })?
-            .ok_or(anonymous(Refusal::MissingToken))?;
-        let (scheme, token_text) = authorization.split_once(' ').unwrap_or((authorization, ""));
-        if !scheme.eq_ignore_ascii_case("DPoP") {
-            return Err(anonymous(Refusal::InvalidToken(Why::new(
-                "wrong_scheme",
-                "the token is DPoP-bound; use the DPoP scheme",
-            ))));
-        }
-        let token_text = token_text.trim();
+        let token_text = resource::access_token(&parts.headers).map_err(anonymous)?;
         // Step 3.
         let ath = token::access_token_hash(token_text);
         let token = match inner.tokens.get(&ath, now) {
@@ -574,19 +387,7 @@ impl Gateway {
         // Step 4.
         check_revocation(&inner.revoked.read(), &token).map_err(theirs)?;
         // Step 5.
-        let proof_text = single_header(&parts.headers, &DPOP)
-            .map_err(|()| {
-                theirs(Refusal::InvalidProof(Why::new(
-                    "dpop_header",
-                    "send exactly one DPoP header, in ASCII",
-                )))
-            })?
-            .ok_or_else(|| {
-                theirs(Refusal::InvalidProof(Why::new(
-                    "missing_proof",
-                    "a DPoP proof is required",
-                )))
-            })?;
+        let proof_text = resource::dpop_proof(&parts.headers).map_err(theirs)?;
         let uri = dpop::target_uri(&inner.params.public_url, path)
             .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
         let target = RequestTarget {
@@ -974,45 +775,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refusals_carry_the_rfc_challenges() {
-        let algs = "ES256 EdDSA";
-        let missing = Refusal::MissingToken.response(algs);
-        assert_eq!(missing.status(), 401);
-        assert_eq!(
-            missing.headers()[WWW_AUTHENTICATE],
-            r#"DPoP algs="ES256 EdDSA""#
-        );
-        let invalid =
-            Refusal::InvalidToken(Why::new("expired", "access token has expired")).response(algs);
-        assert_eq!(
-            invalid.headers()[WWW_AUTHENTICATE],
-            r#"DPoP error="invalid_token", error_description="access token has expired", algs="ES256 EdDSA""#
-        );
-        let proof = Refusal::InvalidProof(Why::new("test", "x\"y")).response(algs);
-        assert!(
-            proof.headers()[WWW_AUTHENTICATE]
-                .to_str()
-                .unwrap()
-                .contains(r#"error="invalid_dpop_proof", error_description="xy""#)
-        );
-        let scope = Refusal::InsufficientScope(vec!["entries:write".into()]).response(algs);
-        assert_eq!(scope.status(), 403);
-        assert!(
-            scope.headers()[WWW_AUTHENTICATE]
-                .to_str()
-                .unwrap()
-                .contains(r#"scope="entries:write""#)
-        );
-        let limited = Refusal::RateLimited(Duration::from_millis(1500)).response(algs);
-        assert_eq!(
-            (limited.status().as_u16(), &limited.headers()[RETRY_AFTER]),
-            (429, &HeaderValue::from(2u64))
-        );
-        assert_eq!(Refusal::RouteDenied.response(algs).status(), 403);
-        assert_eq!(Refusal::UnsafePath.response(algs).status(), 400);
-    }
 
     #[test]
     fn upstream_uris_keep_the_prefix_and_query() {

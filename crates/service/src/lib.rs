@@ -1,5 +1,6 @@
 //! Plumbing shared by medgate's control plane (`medgate-server`) and data plane
-//! (`medgate-gateway`). Nothing here makes a security decision.
+//! (`medgate-gateway`). Nothing here makes a security decision; `resource` and `replay` are
+//! the mechanics (refusal shapes, a bounded set of seen proofs) both planes' checks share.
 
 pub mod audit;
 pub mod body;
@@ -10,6 +11,8 @@ pub mod listen;
 pub mod metrics;
 pub mod problem;
 pub mod ratelimit;
+pub mod replay;
+pub mod resource;
 pub mod shared;
 pub mod tls;
 
