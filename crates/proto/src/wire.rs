@@ -109,6 +109,11 @@ pub struct EvidenceClaims {
     /// A one-time enrolment code for a self-built app (see the admin API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrolment_code: Option<String>,
+    /// The installation's P-256 key-agreement key, separate from the installation (signing)
+    /// key as hardware keystores require. Signed into the evidence by the installation key, so
+    /// bound to it; the control plane seals secrets to it (`GET /v1/secrets/{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<crate::PublicJwk>,
 }
 
 /// The platform-specific part of the evidence. Exactly the member named by `platform` is read.

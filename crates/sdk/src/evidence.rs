@@ -6,12 +6,12 @@
 //! the `attestationChallenge` for Android Key Attestation and (base64url) the `requestHash`
 //! for Play Integrity, so the platform's statement covers this challenge and this key.
 
-use medgate_proto::b64;
 use medgate_proto::jws::HeaderFields;
 use medgate_proto::wire::{
     self, AndroidKeyAttestationEvidence, AppleAppAttestEvidence, Evidence, EvidenceClaims,
     PlayIntegrityEvidence, SdkEvidence, Signal,
 };
+use medgate_proto::{PublicJwk, b64};
 use sha2::{Digest, Sha256};
 
 use crate::signer::{Signer, SignerError, sign_compact};
@@ -139,6 +139,8 @@ pub struct EvidenceContext<'a> {
     pub signals: Vec<Signal>,
     /// A one-time code enrolling a self-built app.
     pub enrolment_code: Option<String>,
+    /// The installation's key-agreement key, for secrets sealed to it.
+    pub encryption_key: Option<PublicJwk>,
     pub iat: i64,
 }
 
@@ -158,6 +160,7 @@ pub fn evidence(
         evidence,
         signals: context.signals,
         enrolment_code: context.enrolment_code,
+        encryption_key: context.encryption_key,
     };
     let header = HeaderFields {
         typ: Some(wire::TYP_EVIDENCE),
@@ -181,6 +184,7 @@ pub fn sdk_evidence(
         challenge,
         signals,
         enrolment_code: None,
+        encryption_key: None,
         iat,
     };
     evidence(
@@ -221,6 +225,7 @@ mod tests {
             challenge: "c",
             signals: vec![],
             enrolment_code: Some("mge_x".into()),
+            encryption_key: None,
             iat: 1,
         };
         let payload = |jws: String| -> serde_json::Value {

@@ -170,6 +170,15 @@ pub const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "encryption_keys",
+        key: 1,
+        columns: &[
+            ("installation_id", Text),
+            ("jwk", Text),
+            ("updated_at", Int),
+        ],
+    },
+    Table {
         name: "enrolments",
         key: 1,
         columns: &[
@@ -329,6 +338,7 @@ mod tests {
         conformance::apple_counters_only_grow(Arc::clone(&shared)).await;
         conformance::enrolments_can_be_revoked(Arc::clone(&shared)).await;
         conformance::secrets_are_versioned_and_audited(Arc::clone(&shared)).await;
+        conformance::encryption_keys_commit_with_their_grant(Arc::clone(&shared)).await;
         conformance::the_trust_repository_publishes_each_version_once(shared).await;
         // A release with every column set, then revoked (a row in the feed).
         let release = Release {

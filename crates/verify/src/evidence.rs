@@ -163,6 +163,7 @@ pub struct VerifiedEvidence {
     platform_evidence: PlatformEvidence,
     signals: Vec<Signal>,
     enrolment_code: Option<String>,
+    encryption_key: Option<PublicJwk>,
     iat: UnixTime,
 }
 
@@ -190,6 +191,11 @@ impl VerifiedEvidence {
     }
     pub fn enrolment_code(&self) -> Option<&str> {
         self.enrolment_code.as_deref()
+    }
+    /// The installation's key-agreement key (a P-256 point on the curve, not the installation
+    /// key), signed into the evidence by the installation key.
+    pub fn encryption_key(&self) -> Option<&PublicJwk> {
+        self.encryption_key.as_ref()
     }
     /// What the platform attestation must commit to: SHA-256(challenge bytes ‖ jkt bytes),
     /// the challenge base64url-decoded and the installation key's RFC 7638 digest. It binds the
@@ -236,6 +242,7 @@ pub fn verify(
     let claims: EvidenceClaims =
         jws::from_json_object(parsed.payload()).map_err(EvidenceError::Claims)?;
     check_fields(&claims, limits)?;
+    check_encryption_key(claims.encryption_key.as_ref(), &key)?;
     // Step 6.
     if !limits.iat.admits(claims.iat, now) {
         return Err(EvidenceError::Stale);
@@ -252,6 +259,7 @@ pub fn verify(
         platform_evidence,
         signals: claims.signals,
         enrolment_code: claims.enrolment_code,
+        encryption_key: claims.encryption_key,
         iat: UnixTime::from_secs(claims.iat),
     })
 }
@@ -261,6 +269,23 @@ pub fn binding(challenge: &str, installation_id: &Thumbprint) -> Option<[u8; 32]
     let challenge = medgate_proto::b64::decode(challenge, MAX_CHALLENGE).ok()?;
     let jkt = installation_id.digest()?;
     Some(crate::sha256(&[&challenge, &jkt]))
+}
+
+/// An encryption key must be a P-256 point on the curve, and another key than the one that
+/// signs: a hardware keystore gives one key one purpose.
+fn check_encryption_key(
+    encryption: Option<&PublicJwk>,
+    installation: &PublicJwk,
+) -> Result<(), EvidenceError> {
+    let Some(encryption) = encryption else {
+        return Ok(());
+    };
+    let on_curve = matches!(encryption, PublicJwk::P256 { .. })
+        && p256::PublicKey::from_sec1_bytes(&encryption.public_key_bytes()).is_ok();
+    if !on_curve || encryption == installation {
+        return Err(EvidenceError::Field("encryption_key"));
+    }
+    Ok(())
 }
 
 fn check_fields(claims: &EvidenceClaims, limits: &EvidenceLimits) -> Result<(), EvidenceError> {

@@ -62,6 +62,15 @@ impl InstallationStore for PostgresStore {
         {
             return Ok(GrantOutcome::EnrolmentUnavailable);
         }
+        if let Some(jwk) = &grant.encryption_key {
+            tx.execute(
+                "INSERT INTO encryption_keys (installation_id, jwk, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (installation_id) DO UPDATE SET jwk = excluded.jwk, updated_at = excluded.updated_at",
+                &[&grant.record.installation_id, jwk, &grant.record.at.secs()],
+            )
+            .await
+            .map_err(backend)?;
+        }
         append_entries(&tx, std::slice::from_ref(&grant.audit)).await?;
         tx.commit().await.map_err(backend)?;
         Ok(GrantOutcome::Recorded)
@@ -135,6 +144,19 @@ impl InstallationStore for PostgresStore {
             .await
             .map_err(backend)?;
         Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+
+    async fn encryption_key(&self, installation_id: &str) -> Result<Option<String>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT jwk FROM encryption_keys WHERE installation_id = $1",
+                &[&installation_id],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|row| row.get(0)))
     }
 
     async fn apple_key(&self, installation_id: &str) -> Result<Option<AppleKeyRecord>, StoreError> {

@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_secrets.sql"),
     include_str!("../../migrations/postgres/0003_trust.sql"),
+    include_str!("../../migrations/postgres/0004_encryption_keys.sql"),
 ];
 
 /// Advisory lock keys (one 64-bit space per database).

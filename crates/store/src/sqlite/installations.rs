@@ -66,6 +66,14 @@ impl InstallationStore for SqliteStore {
             {
                 return Ok(GrantOutcome::EnrolmentUnavailable);
             }
+            if let Some(jwk) = &grant.encryption_key {
+                tx.cached_execute(
+                    "INSERT INTO encryption_keys (installation_id, jwk, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (installation_id) DO UPDATE SET jwk = excluded.jwk, updated_at = excluded.updated_at",
+                    params![grant.record.installation_id, jwk, grant.record.at.secs()],
+                )
+                .map_err(backend)?;
+            }
             append_entries(&tx, std::slice::from_ref(&grant.audit))?;
             tx.commit().map_err(backend)?;
             Ok(GrantOutcome::Recorded)
@@ -133,6 +141,19 @@ impl InstallationStore for SqliteStore {
                 [now.secs()],
             )
             .map_err(backend)
+        })
+        .await
+    }
+    async fn encryption_key(&self, installation_id: &str) -> Result<Option<String>, StoreError> {
+        let installation_id = installation_id.to_string();
+        self.run(move |conn| {
+            conn.prepare_cached("SELECT jwk FROM encryption_keys WHERE installation_id = ?1")
+                .and_then(|mut statement| {
+                    statement
+                        .query_row([installation_id], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(backend)
         })
         .await
     }

@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_claims_match_evidence.sql"),
     include_str!("../../migrations/sqlite/0004_secrets.sql"),
     include_str!("../../migrations/sqlite/0005_trust.sql"),
+    include_str!("../../migrations/sqlite/0006_encryption_keys.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).
