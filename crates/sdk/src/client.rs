@@ -18,7 +18,9 @@ use medgate_proto::redact::Secret;
 use medgate_proto::wire::{
     AttestResponse, ChallengeRequest, ChallengeResponse, MEDIA_JOSE, Problem, Signal,
 };
+use medgate_trust::jwe::{self, KeyAgreement, KeyManagement};
 use tokio::sync::Mutex;
+use zeroize::Zeroizing;
 
 use crate::detect::{Detector, Pass, Report};
 use crate::evidence::{self, AppIdentity, EvidenceContext, PlatformEvidence, platform_binding};
@@ -54,7 +56,7 @@ pub struct ClientConfig {
 pub enum ClientError {
     #[error("HTTP request to {url} failed: {reason}")]
     Http { url: String, reason: String },
-    #[error("attestation refused with {status}: {}", problem.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))]
+    #[error("refused with {status}: {}", problem.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))]
     Refused { status: u16, problem: Problem },
     #[error("unexpected answer from {url}: {reason}")]
     Protocol { url: String, reason: String },
@@ -154,6 +156,8 @@ pub struct MedgateClient {
     signals: SignalSlot,
     detection: Option<Detection>,
     attester: Option<Arc<dyn PlatformAttester>>,
+    /// The key secrets are sealed to, published in every evidence.
+    encryption: Option<Arc<dyn KeyAgreement + Send + Sync>>,
     standing: std::sync::Mutex<Standing>,
     now: Now,
 }
@@ -231,9 +235,20 @@ impl MedgateClient {
             signals: Default::default(),
             detection: None,
             attester: None,
+            encryption: None,
             standing: Default::default(),
             now: system_now(),
         }
+    }
+
+    /// The installation's key-agreement key: published (signed by the installation key) in
+    /// every evidence from now on, so the control plane can seal secrets to it
+    /// ([`secret`](Self::secret)). On a phone, a keystore key with the agree-key purpose
+    /// (Android `PURPOSE_AGREE_KEY`, a Secure Enclave key) behind the FFI; a software
+    /// [`EcdhSecret`](medgate_trust::jwe::EcdhSecret) elsewhere.
+    pub fn with_encryption_key(mut self, key: Arc<dyn KeyAgreement + Send + Sync>) -> Self {
+        self.encryption = Some(key);
+        self
     }
 
     /// Attests with `method`, asking `attester` for each platform step, from the first
@@ -541,6 +556,7 @@ impl MedgateClient {
                 .chain(lock(&self.mitm).clone())
                 .collect(),
             enrolment_code,
+            encryption_key: self.encryption.as_ref().map(|key| key.public_jwk().clone()),
             iat: (self.now)(),
         };
         let evidence = evidence::evidence(self.key.as_ref(), context, platform)?;
@@ -615,6 +631,55 @@ impl MedgateClient {
     /// Forgets the cached token (the next request attests again).
     pub async fn forget_token(&self) {
         *self.token.lock().await = None;
+    }
+
+    /// Operator secret `name` (`GET /v1/secrets/{name}` on the control plane, with the access
+    /// token and a fresh proof), opened with the installation's key-agreement key. The token
+    /// must carry `secret:<name>` from a full `allow`; a refusal is `Refused` with the
+    /// server's problem document. The value never touches the client's logs or errors.
+    pub async fn secret(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+        let url = format!(
+            "{}/v1/secrets/{name}",
+            self.config.server_url.trim_end_matches('/')
+        );
+        let Some(key) = self.encryption.clone() else {
+            return Err(protocol(
+                &url,
+                "the client has no encryption key (with_encryption_key)",
+            ));
+        };
+        let token = self.access_token().await?;
+        let proof = dpop_proof(
+            self.key.as_ref(),
+            Method::GET.as_str(),
+            &url,
+            Some(token.expose()),
+            (self.now)(),
+        )?;
+        let headers = RequestHeaders {
+            authorization: Secret::new(format!("DPoP {}", token.expose())),
+            dpop: proof,
+        };
+        let response = self
+            .send_raw(Method::GET, &url, headers.to_header_map(), Bytes::new())
+            .await?;
+        if response.status != StatusCode::OK {
+            return match response.problem() {
+                Some(problem) => Err(ClientError::Refused {
+                    status: response.status.as_u16(),
+                    problem,
+                }),
+                None => Err(protocol(&url, format!("status {}", response.status))),
+            };
+        }
+        let text = std::str::from_utf8(&response.body).map_err(|_| protocol(&url, "not a JWE"))?;
+        let opened = jwe::decrypt(text.trim(), KeyManagement::EcdhEsA256Kw(key.as_ref()))
+            .map_err(|error| protocol(&url, error))?;
+        // The header is authenticated: a value sealed as another secret is not this one.
+        if opened.header.get("medgate_secret").and_then(|v| v.as_str()) != Some(name) {
+            return Err(protocol(&url, "the sealed value is of another secret"));
+        }
+        Ok(opened.plaintext)
     }
 
     /// The gateway URL for `path`.

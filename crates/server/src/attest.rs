@@ -342,6 +342,9 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
                 identity,
             },
         ),
+        encryption_key: evidence
+            .encryption_key()
+            .and_then(|jwk| serde_json::to_string(jwk).ok()),
         audit: entry,
     };
     // All of it commits, with the decision's audit entry, or none: a key or code another

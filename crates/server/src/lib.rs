@@ -6,6 +6,8 @@
 //! | `POST /v1/attest` | evidence in, verdict and DPoP-bound access token out |
 //! | `GET /.well-known/jwks.json` | the published token-signing keys |
 //! | `GET /.well-known/medgate-configuration` | discovery document |
+//! | `GET /v1/trust/…` | the TUF repository: pin sets for the apps' pinned clients |
+//! | `GET /v1/secrets/{name}` | an operator secret sealed to the calling installation (DPoP) |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (store reachable, revocation list within its maximum age) |
 //! | `/v1/admin/…` | the admin API (bearer admin token) |
@@ -20,6 +22,7 @@ mod http_util;
 pub mod keyring;
 mod platforms;
 pub mod revocation;
+mod secrets;
 pub mod trust;
 
 use std::net::IpAddr;
@@ -31,10 +34,12 @@ use medgate_service::Clock;
 use medgate_service::audit::AuditSink;
 use medgate_service::metrics::Metrics;
 use medgate_service::ratelimit::{KeyedLimiter, RateLimit};
+use medgate_service::replay::ReplayCache;
 use medgate_service::shared::SharedState;
 use medgate_store::seal::Sealer;
 use medgate_store::{Store, StoreError};
 use medgate_verify::android::attestation::AndroidRoots;
+use medgate_verify::dpop::ProofPolicy;
 use medgate_verify::evidence::EvidenceLimits;
 use medgate_verify::keys::KeyError;
 use medgate_verify::x509::TrustAnchor;
@@ -42,6 +47,11 @@ use parking_lot::RwLock;
 
 use crate::keyring::KeyRing;
 use crate::revocation::RevocationState;
+
+/// Proofs the secret endpoint remembers at once, and one installation's share of them: far
+/// more than secrets are fetched (once per installation and rotation).
+const REPLAY_CAPACITY: usize = 100_000;
+const REPLAY_SHARE: usize = 64;
 
 /// The `meta` key under which the store keeps the SHA-256 of the admin token.
 pub const ADMIN_TOKEN_META: &str = "admin_token_sha256";
@@ -122,6 +132,9 @@ pub(crate) struct ServerState {
     shared: Option<SharedState>,
     /// The TUF repository's files, as last loaded (`refresh_trust`).
     trust: RwLock<Arc<trust::TrustFiles>>,
+    /// DPoP proofs on `/v1/secrets`: what they must be, and the ones already seen.
+    proof_policy: ProofPolicy,
+    replays: ReplayCache,
 }
 
 /// The control plane, ready to serve.
@@ -192,6 +205,8 @@ impl Server {
                 checkpoint: RwLock::new(None),
                 shared,
                 trust: RwLock::new(Arc::new(trust_files)),
+                proof_policy: ProofPolicy::default(),
+                replays: ReplayCache::new(REPLAY_CAPACITY, REPLAY_SHARE),
             }),
         })
     }
@@ -205,6 +220,7 @@ impl Server {
             .route("/.well-known/medgate-configuration", get(attest::discovery))
             .route("/v1/audit/checkpoint", get(attest::checkpoint))
             .route("/v1/trust/{*file}", get(trust::serve_file))
+            .route("/v1/secrets/{name}", get(secrets::sealed_secret))
             .route("/healthz", get(http_util::healthz))
             .route("/readyz", get(http_util::readyz))
             .fallback(http_util::not_found)

@@ -630,6 +630,7 @@ async fn android_attest_raw(stack: &Stack, client: &MedgateClient) -> Reply {
         challenge: &challenge.value,
         signals: Vec::new(),
         enrolment_code: None,
+        encryption_key: None,
         iat: stack.now(),
     };
     let compact = medgate_sdk::evidence::evidence(client.key(), context, &platform).unwrap();

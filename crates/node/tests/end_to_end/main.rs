@@ -15,6 +15,7 @@ mod mitm;
 mod multinode;
 mod platform_client;
 mod postgres;
+mod sealed_secrets;
 mod secrets;
 mod tls;
 mod trust;

@@ -105,6 +105,40 @@ impl Stack {
         stack
     }
 
+    /// An app `app_id` (release [`VERSION`], [`MEASUREMENT`]) whose tokens carry
+    /// `secret:<name>`, full or limited, and its secret `name` set to `value`.
+    pub async fn app_with_secret(&self, app_id: &str, name: &str, value: &str) {
+        use base64::Engine as _;
+        let scope = format!("secret:{name}");
+        self.admin(
+            Method::POST,
+            "/v1/admin/apps",
+            serde_json::json!({
+                "app_id": app_id,
+                "scopes": ["entries:read", scope],
+                "limited_scopes": ["entries:read", scope],
+                "sdk_evidence": "allow",
+            }),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+        self.admin(
+            Method::POST,
+            &format!("/v1/admin/apps/{app_id}/releases"),
+            serde_json::json!({"version": VERSION, "sdk_binary_sha256": MEASUREMENT}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+        let value = base64::engine::general_purpose::STANDARD.encode(value);
+        self.admin(
+            Method::POST,
+            &format!("/v1/admin/apps/{app_id}/secrets"),
+            serde_json::json!({"name": name, "value": value}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+    }
+
     /// Another node beside this one, on the same clock and test CAs, its own folder, ports and
     /// upstream; `customize` points it at the shared store. The app and release are this
     /// one's, already in that store.
