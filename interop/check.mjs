@@ -3,6 +3,8 @@
 //   jose (panva) — signs the installation's evidence and verifies medgate's access token
 //                  against medgate's published JWKS (issuer, audience, typ, algorithm).
 //   dpop (panva) — generates the installation key and the DPoP proofs the gateway must accept.
+//   jose again    — makes the installation's key-agreement key and opens the secret medgate
+//                  seals to it (JWE, ECDH-ES+A256KW / A256GCM).
 //
 // Inputs come from the environment (the Rust test sets them). Prints one JSON line per check
 // and exits 1 if any failed.
@@ -22,6 +24,8 @@ const issuer = env('MEDGATE_ISSUER');
 const appId = env('MEDGATE_APP_ID');
 const appVersion = env('MEDGATE_APP_VERSION');
 const measurement = env('MEDGATE_MEASUREMENT');
+const secretName = env('MEDGATE_SECRET_NAME');
+const secretValue = env('MEDGATE_SECRET_VALUE');
 
 let failed = false;
 function check(name, ok, detail) {
@@ -34,6 +38,10 @@ const keypair = await DPoP.generateKeyPair('ES256', { extractable: true });
 const publicJwk = await jose.exportJWK(keypair.publicKey);
 const jkt = await jose.calculateJwkThumbprint(publicJwk, 'sha256');
 check('thumbprints agree across libraries', jkt === (await DPoP.calculateThumbprint(keypair.publicKey)), jkt);
+
+// The key secrets are sealed to: another key, for key agreement only.
+const encryption = await jose.generateKeyPair('ECDH-ES+A256KW', { crv: 'P-256', extractable: true });
+const { kty, crv, x, y } = await jose.exportJWK(encryption.publicKey);
 
 // Challenge, then evidence signed by jose.
 const challenge = await fetch(`${server}/v1/challenge`, {
@@ -52,6 +60,7 @@ const claims = {
   iat: Math.floor(Date.now() / 1000),
   evidence: { sdk: { binary_sha256: measurement } },
   signals: [],
+  encryption_key: { kty, crv, x, y },
 };
 const evidence = await new jose.CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
   .setProtectedHeader({ alg: 'ES256', typ: 'medgate-evidence+jwt', jwk: publicJwk })
@@ -116,5 +125,33 @@ const stolen = await fetch(url, {
   headers: { authorization: `DPoP ${token}`, dpop: await DPoP.generateProof(otherKey, url, 'GET', undefined, token) },
 });
 check('gateway refuses a proof from another key', stolen.status === 401, stolen.status);
+
+// The secret, sealed by medgate to the key above, opened by jose.
+const secretUrl = `${server}/v1/secrets/${secretName}`;
+const secretHeaders = {
+  authorization: `DPoP ${token}`,
+  dpop: await DPoP.generateProof(keypair, secretUrl, 'GET', undefined, token),
+};
+const sealed = await fetch(secretUrl, { headers: secretHeaders });
+const jwe = await sealed.text();
+check('the control plane answers with a compact JWE', sealed.status === 200 && sealed.headers.get('content-type') === 'application/jose', sealed.status);
+try {
+  const { plaintext, protectedHeader } = await jose.compactDecrypt(jwe, encryption.privateKey, {
+    keyManagementAlgorithms: ['ECDH-ES+A256KW'],
+    contentEncryptionAlgorithms: ['A256GCM'],
+  });
+  check('jose opens the sealed secret with the installation key', new TextDecoder().decode(plaintext) === secretValue, protectedHeader.medgate_secret);
+} catch (error) {
+  check('jose opens the sealed secret with the installation key', false, String(error));
+}
+const strangerKey = await jose.generateKeyPair('ECDH-ES+A256KW', { crv: 'P-256' });
+try {
+  await jose.compactDecrypt(jwe, strangerKey.privateKey);
+  check('jose cannot open it with another key', false, 'opened');
+} catch (error) {
+  check('jose cannot open it with another key', error.code === 'ERR_JWE_DECRYPTION_FAILED', error.code);
+}
+const secretReplay = await fetch(secretUrl, { headers: secretHeaders });
+check('the secret endpoint refuses the same proof twice', secretReplay.status === 401, secretReplay.status);
 
 process.exit(failed ? 1 : 0);

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::common::{APP, MEASUREMENT, Stack, VERSION};
+use crate::common::{MEASUREMENT, Stack, VERSION};
 
 fn interop_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop");
@@ -24,6 +24,12 @@ async fn independent_jose_and_dpop_libraries_interoperate() {
     let Some(dir) = interop_dir() else { return };
     // Node's clock is the system clock, as is this stack's (the manual clock starts at now).
     let stack = Stack::start().await;
+    // The script's installation is of an app whose tokens may fetch a sealed secret.
+    const INTEROP_APP: &str = "org.example.interop";
+    const SECRET: &str = "value-only-the-installation-opens";
+    stack
+        .app_with_secret(INTEROP_APP, "upstream_key", SECRET)
+        .await;
     let node = &stack.node;
     let output = tokio::process::Command::from({
         let mut command = Command::new("node");
@@ -32,7 +38,9 @@ async fn independent_jose_and_dpop_libraries_interoperate() {
             .env("MEDGATE_SERVER", node.server_url())
             .env("MEDGATE_GATEWAY", node.public_url())
             .env("MEDGATE_ISSUER", node.issuer())
-            .env("MEDGATE_APP_ID", APP)
+            .env("MEDGATE_APP_ID", INTEROP_APP)
+            .env("MEDGATE_SECRET_NAME", "upstream_key")
+            .env("MEDGATE_SECRET_VALUE", SECRET)
             .env("MEDGATE_APP_VERSION", VERSION)
             .env("MEDGATE_MEASUREMENT", MEASUREMENT);
         command
@@ -46,7 +54,7 @@ async fn independent_jose_and_dpop_libraries_interoperate() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(checks.len() >= 10, "the script stopped early");
+    assert!(checks.len() >= 15, "the script stopped early");
     for check in &checks {
         assert_eq!(check["ok"], true, "{check}");
     }

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use medgate_proto::wire::{Decision, Signal, problem_type};
-use medgate_service::Clock as _;
 use medgate_sdk::client::{ClientError, MedgateClient};
 use medgate_sdk::proof::dpop_proof;
+use medgate_service::Clock as _;
 use medgate_trust::jwe::{self, EcdhSecret, KeyAgreement, KeyManagement};
 
 use crate::common::{Reply, Stack};
