@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -158,6 +158,13 @@ printf '\005\xe9\x64\x4c\xd1\xfe\x0f\x1f\x40' > "$rt/x86-hook"
 printf '\005\x50\x00\x00\x58\x00\x02\x1f\xd6' > "$rt/arm64-hook"
 # A P-256 SEC1 point (the generator) and a DER signature shape, split by the first byte.
 printf '\101\004\153\027\321\362\341\054\102\107\370\274\346\345\143\244\100\362\167\003\175\201\055\353\063\240\364\241\071\105\330\230\302\226\117\343\102\342\376\032\177\233\216\347\353\112\174\017\236\026\053\316\063\127\153\061\136\316\313\266\100\150\067\277\121\365\060\006\002\001\001\002\001\001' > "$corpus/platform_key/generator-der"
+# jwe seeds: tokens npm jose sealed to the fuzz target's fixed keys.
+python3 - "$here/../crates/trust/vectors/jwe-jose.json" "$corpus/jwe" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for name in ("ecdh_es_a256kw", "a256kw"):
+    open(f"{sys.argv[2]}/{name}", "w").write(v[name])
+PY
 # pins seeds: pattern, pin, host, one a line (OkHttp's spellings).
 printf '**.example.com\nsha256/XNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM=\napi.example.com' > "$corpus/pins/any-depth"
 printf '*.example.com\nXNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM=\na.b.example.com' > "$corpus/pins/one-label"

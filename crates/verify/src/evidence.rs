@@ -548,6 +548,45 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_encryption_key_is_another_p256_key_on_the_curve() {
+        let key = TestKey::new(1);
+        let other = TestKey::new(2);
+        let with = |jwk: serde_json::Value| {
+            let mut claims = claims(NOW);
+            claims["encryption_key"] = jwk;
+            verify_now(&key.evidence(&claims))
+        };
+        let verified = with(serde_json::to_value(other.jwk()).unwrap()).unwrap();
+        assert_eq!(verified.encryption_key(), Some(&other.jwk()));
+        assert_eq!(
+            verify_now(&key.evidence(&claims(NOW)))
+                .unwrap()
+                .encryption_key(),
+            None
+        );
+        // The installation key itself: one key, one purpose.
+        assert_eq!(
+            with(serde_json::to_value(key.jwk()).unwrap()).unwrap_err(),
+            EvidenceError::Field("encryption_key")
+        );
+        // A point off the curve, and an Ed25519 key.
+        let b64 = |byte: u8| medgate_proto::b64::encode([byte; 32]);
+        assert_eq!(
+            with(serde_json::json!({"kty": "EC", "crv": "P-256", "x": b64(1), "y": b64(2)}))
+                .unwrap_err(),
+            EvidenceError::Field("encryption_key")
+        );
+        assert_eq!(
+            with(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(3)})).unwrap_err(),
+            EvidenceError::Field("encryption_key")
+        );
+        // Private key material is malformed evidence.
+        let mut private = serde_json::to_value(other.jwk()).unwrap();
+        private["d"] = b64(4).into();
+        assert!(with(private).unwrap_err().is_malformed());
+    }
+
+    #[test]
     fn hardware_platform_shapes_are_decoded_and_bounded() {
         let key = TestKey::new(1);
         let with = |platform: &str, evidence: serde_json::Value| {

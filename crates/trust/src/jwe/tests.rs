@@ -293,3 +293,26 @@ fn the_stored_scalar_gives_back_the_same_key() {
     assert!(EcdhSecret::from_bytes(&[1u8; 31]).is_err());
     assert!(!format!("{key:?}").contains(&b64::encode(key.to_bytes().as_slice())));
 }
+
+/// Tokens npm `jose` sealed (crates/trust/vectors/jwe-jose.json says how): medgate opens what
+/// an independent JOSE library makes, as jose opens what medgate makes (the node's interop test).
+#[test]
+fn tokens_sealed_by_npm_jose_open() {
+    let vectors: Value = serde_json::from_str(include_str!("../../vectors/jwe-jose.json")).unwrap();
+    let recipient = EcdhSecret::from_bytes(&[7u8; 32]).unwrap();
+    let opened = open(vectors["ecdh_es_a256kw"].as_str().unwrap(), &recipient).unwrap();
+    assert_eq!(opened.plaintext.as_slice(), b"seed");
+    assert_eq!(opened.header["kid"], "seed");
+    let opened = decrypt(
+        vectors["a256kw"].as_str().unwrap(),
+        KeyManagement::A256Kw(&[7u8; 32]),
+    )
+    .unwrap();
+    assert_eq!(opened.plaintext.as_slice(), b"seed");
+    // And not by anyone else.
+    let stranger = EcdhSecret::from_bytes(&[8u8; 32]).unwrap();
+    assert_eq!(
+        open(vectors["ecdh_es_a256kw"].as_str().unwrap(), &stranger).unwrap_err(),
+        JweError::KeyUnwrapFailed
+    );
+}
