@@ -108,6 +108,7 @@ pub(super) async fn run(
                 "created_at",
                 "updated_at",
                 "injected_by_routes",
+                "sealed_to_installations",
             ];
             summary(json, &listed, || {
                 table(&listed, &columns, |secret, column| match column {

@@ -106,6 +106,17 @@ async fn an_attested_installation_opens_the_secret_sealed_to_its_key() {
         jwe::JweError::KeyUnwrapFailed
     );
 
+    // The listing says installations fetch it.
+    let listed = stack
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/apps/{SEALED_APP}/secrets"),
+            serde_json::Value::Null,
+        )
+        .await
+        .json();
+    assert_eq!(listed[0]["sealed_to_installations"], true);
+
     // Audited by name and version, never by value.
     let entries = stack
         .admin(

@@ -191,6 +191,8 @@ async fn secrets_are_listed_and_audited_by_name_only() {
         listed[0]["injected_by_routes"],
         serde_json::json!(["/echo"])
     );
+    // The app's policy does not grant `secret:nightscout`: no installation fetches it.
+    assert_eq!(listed[0]["sealed_to_installations"], false);
 
     let audit = stack
         .admin(Method::GET, "/v1/admin/audit", serde_json::Value::Null)

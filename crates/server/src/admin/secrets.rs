@@ -181,14 +181,14 @@ pub(super) async fn delete_secret(
 }
 
 /// Names, versions and times, and who uses each: the gateway routes that inject it (as this
-/// node is configured). Never a value.
+/// node is configured), and whether installations may fetch it sealed. Never a value.
 pub(super) async fn list_secrets(
     _: Admin,
     State(state): State<Arc<ServerState>>,
     Path(app_id): Path<String>,
 ) -> Result<Response, ApiError> {
     checked_app(&app_id)?;
-    state
+    let app = state
         .store
         .get_app(&app_id)
         .await?
@@ -212,6 +212,9 @@ pub(super) async fn list_secrets(
                 "created_at": secret.created_at,
                 "updated_at": secret.updated_at,
                 "injected_by_routes": injected_by,
+                // Whether the app's policy grants `secret:<name>`: then its installations
+                // that attest an encryption key with a full allow fetch it, sealed.
+                "sealed_to_installations": app.policy.scopes.contains(&crate::secrets::scope_for(&secret.name)),
             })
         })
         .collect();
