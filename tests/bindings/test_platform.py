@@ -42,6 +42,8 @@ SIGNER = "ab" * 32  # the registered signing certificate digest
 SELF_BUILT = "cd" * 32  # a patient's own build, signed with their own certificate
 APPLE_APP_ID = "ABCDE12345." + APP
 MEASUREMENT = "5d" * 32
+SECRET_NAME = "partner_key"
+SECRET_VALUE = "partner-api-key-sealed-to-one-phone"
 Method = medgate_ffi.AttestationMethod
 Step = medgate_ffi.PlatformStep
 Statement = medgate_ffi.PlatformStatement
@@ -95,6 +97,25 @@ class PythonSigner(medgate_ffi.InstallationSigner):
             raise self.failure
         self.signed += 1
         return self.key.sign(bytes(message), ec.ECDSA(hashes.SHA256()))
+
+
+class PythonAgreementKey(medgate_ffi.KeyAgreementKey):
+    """The installation's key-agreement key, held by Python as Android Keystore
+    (PURPOSE_AGREE_KEY) or the Secure Enclave would hold it: only ECDH results come back."""
+
+    def __init__(self):
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.agreed = 0
+
+    def public_key(self):
+        return self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def agree(self, peer):
+        self.agreed += 1
+        point = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), bytes(peer))
+        return self.key.exchange(ec.ECDH(), point)
 
 
 class PlayConsole:
@@ -205,7 +226,12 @@ class PlatformBindings(unittest.TestCase):
     def setUpClass(cls):
         cls.medgate = MedgateServer(os.environ["MEDGATE_BIN"], testnode=os.environ["MEDGATE_TESTNODE"])
         admin = cls.medgate.admin
-        admin("app", "create", APP, "--scopes", "entries:read", "--sdk-evidence", "allow")
+        admin(
+            "app", "create", APP, "--scopes", "entries:read secret:" + SECRET_NAME,
+            "--sdk-evidence", "allow",
+        )
+        os.environ["MEDGATE_TEST_SECRET"] = SECRET_VALUE
+        admin("secret", "set", APP, SECRET_NAME, "--from-env", "MEDGATE_TEST_SECRET")
         admin(
             "release", "add", APP, "--version", VERSION,
             "--sdk-binary-sha256", MEASUREMENT, "--version-code", VERSION_CODE,
@@ -405,6 +431,41 @@ class PlatformBindings(unittest.TestCase):
                 enrolment_code=code,
             ).attest()
         self.assertEqual(spent.exception.reasons, ["enrolment_invalid"])
+
+    def test_a_secret_sealed_to_a_key_python_holds_opens_on_the_phone(self):
+        agreement = PythonAgreementKey()
+        # Its gateway is the control plane, so sign_request makes proofs for the secret's URL.
+        client = self.client(Method.SDK, gateway_url=self.medgate.server_url)
+        client.set_encryption_key(agreement)
+        self.assertEqual(client.attest().decision, "allow")
+        self.assertEqual(bytes(client.secret(SECRET_NAME)), SECRET_VALUE.encode())
+        self.assertEqual(agreement.agreed, 1)
+
+        # The same answer, fetched by hand, opens with jwcrypto and the Python-held key.
+        path = "/v1/secrets/" + SECRET_NAME
+        headers = client.sign_request("GET", path)
+        request = urllib.request.Request(
+            self.medgate.server_url + path,
+            headers={"Authorization": headers.authorization, "DPoP": headers.dpop},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            self.assertEqual(response.headers["Content-Type"], "application/jose")
+            sealed = response.read().decode()
+        pem = agreement.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        token = jwe.JWE()
+        token.deserialize(sealed, key=jwk.JWK.from_pem(pem))
+        self.assertEqual(token.payload, SECRET_VALUE.encode())
+        self.assertEqual(json.loads(token.objects["protected"])["alg"], "ECDH-ES+A256KW")
+
+        # A secret the token has no scope for, and a client that has no key to open with.
+        with self.assertRaises(medgate_ffi.MedgateError.Refused) as refused:
+            client.secret("not_granted")
+        self.assertEqual(refused.exception.status, 403)
+        self.assertEqual(refused.exception.reasons, ["urn:medgate:problem:insufficient-scope"])
+        with self.assertRaises(medgate_ffi.MedgateError.Protocol):
+            self.client(Method.SDK).secret(SECRET_NAME)
 
     def test_failing_callbacks_are_clean_errors(self):
         signer = PythonSigner()

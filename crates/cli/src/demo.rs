@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -23,10 +24,14 @@ use medgate_sdk::proof::dpop_proof;
 use crate::admin::AdminApi;
 use crate::{Failure, wait_for_shutdown_signal};
 
+mod interceptor;
+
 const APP: &str = "org.example.demo-cgm";
 const VERSION: &str = "1.0.0";
 /// The sample upstream's credential in the demo (a Nightscout `API_SECRET`).
 const DEMO_API_SECRET: &str = "demo-nightscout-api-secret";
+/// A partner's key the app itself needs, delivered sealed to one installation.
+const DEMO_PARTNER_KEY: &str = "demo-partner-key";
 
 #[derive(Args)]
 pub(crate) struct DemoArgs {
@@ -294,7 +299,38 @@ async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
         as_expected: seen.as_deref() == Some(expected_header.as_str()),
     });
 
-    // 10. Revocation of the genuine installation reaches the gateway within seconds.
+    // 10. A secret the app itself needs, sealed to the key-agreement key its evidence named:
+    // only that installation opens it.
+    admin
+        .call(
+            Method::POST,
+            &format!("/apps/{APP}/secrets"),
+            Some(serde_json::json!({"name": "partner_key", "value": base64::engine::general_purpose::STANDARD.encode(DEMO_PARTNER_KEY)})),
+        )
+        .await?;
+    let sealed_to = demo.genuine()?.with_encryption_key(Arc::new(
+        medgate_trust::jwe::EcdhSecret::generate().context("a key-agreement key")?,
+    ));
+    let opened = sealed_to.secret("partner_key").await;
+    rows.push(Row {
+        scenario: "secret sealed to the app",
+        expected: "JWE only it opens",
+        observed: match &opened {
+            Ok(value) if value.as_slice() == DEMO_PARTNER_KEY.as_bytes() => {
+                "opened with its own key (ECDH-ES+A256KW, A256GCM)".into()
+            }
+            Ok(_) => "opened to another value".into(),
+            Err(error) => format!("error: {error}"),
+        },
+        as_expected: opened.is_ok_and(|value| value.as_slice() == DEMO_PARTNER_KEY.as_bytes()),
+    });
+
+    // 11–12. A man in the middle whose CA the phone trusts, between the app and the control
+    // plane. WebPKI alone lets it read the request (the control: the interception works); a
+    // pin of the real server's key refuses it before a request byte is sent.
+    rows.extend(man_in_the_middle(demo).await?);
+
+    // 13. Revocation of the genuine installation reaches the gateway within seconds.
     admin
         .call(
             Method::POST,
@@ -317,6 +353,69 @@ async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
             started.elapsed().as_secs_f64()
         ),
         as_expected: last.status == StatusCode::UNAUTHORIZED,
+    });
+    Ok(rows)
+}
+
+async fn man_in_the_middle(demo: &Demo) -> Result<Vec<Row>, Failure> {
+    use medgate_trust::pins::{HostPattern, Pin, PinRule, PinSet};
+    let proxy = interceptor::Interceptor::start(demo.node.server_addr()).await?;
+    let roots = Arc::new(medgate_sdk::client::web_roots(std::slice::from_ref(
+        &proxy.ca_der,
+    ))?);
+    let url = format!("{}/.well-known/medgate-configuration", proxy.url);
+    let fetch = |client: HttpClient| {
+        let url = url.clone();
+        async move {
+            client
+                .send(Method::GET, &url, HeaderMap::new(), Bytes::new())
+                .await
+        }
+    };
+    let mut rows = Vec::new();
+
+    let webpki_only = HttpClient::pinned(Arc::clone(&roots), PinSet::default())?;
+    let through = fetch(webpki_only).await;
+    let read = proxy.requests_read();
+    rows.push(Row {
+        scenario: "MitM, WebPKI only",
+        expected: "200, read by the proxy",
+        observed: match &through {
+            Ok(response) => format!(
+                "{}; the proxy read {read} request in the clear",
+                response.status.as_u16()
+            ),
+            Err(error) => format!("error: {error}"),
+        },
+        as_expected: through.is_ok_and(|r| r.status == StatusCode::OK) && read == 1,
+    });
+
+    // The app pins the real server's key (and a backup), as its pin set says.
+    let real_server = rcgen::KeyPair::generate().context("a key for the real server")?;
+    let backup = rcgen::KeyPair::generate().context("a backup key")?;
+    let pins = PinSet::new(vec![PinRule {
+        pattern: HostPattern::parse("127.0.0.1").context("the demo's host pattern")?,
+        pins: [real_server, backup]
+            .iter()
+            .map(|key| Pin::of_spki(&rcgen::PublicKeyData::subject_public_key_info(key)))
+            .collect(),
+    }])
+    .context("the demo's pin set")?;
+    let pinned = HttpClient::pinned(roots, pins)?;
+    let refused = fetch(pinned).await;
+    let read_after = proxy.requests_read();
+    rows.push(Row {
+        scenario: "MitM, pinned client",
+        expected: "refused before sending",
+        observed: match &refused {
+            Err(ClientError::PinMismatch { host, .. }) => format!(
+                "pinning failure for {host}; the proxy read {} more",
+                read_after - read
+            ),
+            Err(error) => format!("error: {error}"),
+            Ok(response) => format!("{} through the proxy", response.status.as_u16()),
+        },
+        as_expected: matches!(refused, Err(ClientError::PinMismatch { .. })) && read_after == read,
     });
     Ok(rows)
 }
@@ -384,7 +483,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
             Method::POST,
             "/apps",
             // The demo shows what SDK evidence catches, so it trusts it fully.
-            Some(serde_json::json!({"app_id": APP, "scopes": ["entries:read", "treatments:write"], "limited_scopes": ["entries:read"], "sdk_evidence": "allow"})),
+            Some(serde_json::json!({"app_id": APP, "scopes": ["entries:read", "treatments:write", "secret:partner_key"], "limited_scopes": ["entries:read"], "sdk_evidence": "allow"})),
         )
         .await?;
     admin

@@ -48,6 +48,9 @@ fn the_demo_runs_every_scenario_as_expected() {
         "hooked app",
         "rooted phone",
         "upstream secret injected",
+        "secret sealed to the app",
+        "MitM, WebPKI only",
+        "MitM, pinned client",
         "revoked installation",
     ] {
         let line = table
@@ -678,9 +681,10 @@ fn admin_secrets_are_read_from_a_file_or_the_environment_and_never_printed() {
     let listed = admin(&["secret", "list", "org.example.cgm"]);
     let table = stdout(&listed);
     assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("nightscout") && l.contains(" 2 ") && l.ends_with("/api/")),
+        table.lines().any(|l| l.starts_with("nightscout")
+            && l.contains(" 2 ")
+            && l.contains(" /api/ ")
+            && l.ends_with(" false")),
         "{table}"
     );
     // A value on the command line is not an option; neither is none.

@@ -15,6 +15,9 @@
 //!                                              the way it last attested
 //! client.sign_request("GET", "/api/entries")   the Authorization and DPoP headers to add
 //! client.current_signals()                     a detection pass now
+//! client.set_encryption_key(key)               the keystore's key-agreement key, published
+//! client.secret("name")                        in the evidence; an operator secret sealed
+//!                                              to it, opened
 //! PinSet(root, folder).refresh(fetcher)        the over-the-air pins for the app's own
 //!                                              HTTP stack (see `pins`)
 //! ```
@@ -30,7 +33,7 @@ use medgate_sdk::detect::{DetectConfig, Detector, Pass};
 use medgate_sdk::evidence::{AppIdentity, PlatformEvidence};
 use medgate_sdk::key::InstallationKey;
 use medgate_sdk::proof::ProofError;
-use medgate_sdk::signer::PlatformKey;
+use medgate_sdk::signer::{PlatformAgreementKey, PlatformKey};
 
 mod pins;
 mod platform;
@@ -38,7 +41,8 @@ mod platform;
 use medgate_sdk::platform::PlatformAttester;
 pub use pins::{PinSet, PinsStatus, TrustFetcher};
 pub use platform::{
-    AttestationMethod, InstallationSigner, PlatformAttestor, PlatformStatement, PlatformStep,
+    AttestationMethod, InstallationSigner, KeyAgreementKey, PlatformAttestor, PlatformStatement,
+    PlatformStep,
 };
 
 uniffi::setup_scaffolding!();
@@ -52,8 +56,9 @@ pub enum MedgateError {
     /// The server could not be reached.
     #[error("network: {reason}")]
     Network { reason: String },
-    /// The server refused the attestation; `reasons` are medgate's reason codes.
-    #[error("attestation refused ({status}): {}", reasons.join(", "))]
+    /// The server refused: `reasons` are medgate's reason codes for an attestation, or the
+    /// problem type for another request (a sealed secret).
+    #[error("refused ({status}): {}", reasons.join(", "))]
     Refused { status: u16, reasons: Vec<String> },
     /// The server answered something unexpected.
     #[error("protocol: {reason}")]
@@ -83,11 +88,15 @@ impl From<ClientError> for MedgateError {
             },
             ClientError::Refused { status, problem } => MedgateError::Refused {
                 status,
-                reasons: problem
-                    .reasons
-                    .iter()
-                    .map(|reason| reason.as_str().to_string())
-                    .collect(),
+                reasons: if problem.reasons.is_empty() {
+                    vec![problem.problem_type]
+                } else {
+                    problem
+                        .reasons
+                        .iter()
+                        .map(|reason| reason.as_str().to_string())
+                        .collect()
+                },
             },
             ClientError::Protocol { .. } => MedgateError::Protocol {
                 reason: error.to_string(),
@@ -394,6 +403,30 @@ impl MedgateClient {
                 authorization: headers.authorization.expose().clone(),
                 dpop: headers.dpop,
             })
+        })
+    }
+
+    /// Publishes `key` (the platform's key-agreement key) in every attestation from now on, so
+    /// the control plane can seal secrets to this installation. Attest again after setting it.
+    pub fn set_encryption_key(&self, key: Arc<dyn KeyAgreementKey>) -> Result<(), MedgateError> {
+        boundary(|| {
+            let public = key.public_key()?;
+            let key = PlatformAgreementKey::new(&public, Box::new(platform::ForeignAgreement(key)))
+                .map_err(|error| MedgateError::Platform {
+                    reason: error.to_string(),
+                })?;
+            self.client.set_encryption_key(Arc::new(key));
+            Ok(())
+        })
+    }
+
+    /// Operator secret `name`, sealed by the control plane to the key-agreement key and
+    /// opened with it (needs [`set_encryption_key`](Self::set_encryption_key), then a grant
+    /// of `secret:<name>` with a full allow). The value: keep it out of logs.
+    pub fn secret(&self, name: String) -> Result<Vec<u8>, MedgateError> {
+        boundary(|| {
+            let value = self.runtime.block_on(self.client.secret(&name))?;
+            Ok(value.to_vec())
         })
     }
 

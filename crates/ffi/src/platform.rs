@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use medgate_sdk::evidence::PlatformEvidence;
 use medgate_sdk::platform::{self as sdk, PlatformAttester};
-use medgate_sdk::signer::PlatformSign;
+use medgate_sdk::signer::{PlatformAgree, PlatformSign};
 
 use crate::MedgateError;
 
@@ -25,6 +25,30 @@ pub trait InstallationSigner: Send + Sync {
     /// the DER signature that Android's `Signature("SHA256withECDSA")` and
     /// `SecKeyCreateSignature(.ecdsaSignatureMessageX962SHA256)` return.
     fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, MedgateError>;
+}
+
+/// The installation's key-agreement key, held by the platform (Android Keystore with
+/// `PURPOSE_AGREE_KEY`, a Secure Enclave key): another key than the signer's, as hardware
+/// keystores give one key one purpose. Secrets the control plane seals to it open on the phone:
+/// the agreement runs here, the key wrap and decryption in Rust.
+#[uniffi::export(with_foreign)]
+pub trait KeyAgreementKey: Send + Sync {
+    /// The public key, in either form [`InstallationSigner::public_key`] takes.
+    fn public_key(&self) -> Result<Vec<u8>, MedgateError>;
+
+    /// ECDH with `peer` (an uncompressed P-256 point, 65 bytes): the 32-byte shared x
+    /// coordinate, as Android's `KeyAgreement("ECDH").generateSecret()` and
+    /// `SecKeyCopyKeyExchangeResult(.ecdhKeyExchangeStandard)` return it.
+    fn agree(&self, peer: Vec<u8>) -> Result<Vec<u8>, MedgateError>;
+}
+
+/// A foreign key-agreement key as the SDK's [`PlatformAgree`].
+pub(crate) struct ForeignAgreement(pub Arc<dyn KeyAgreementKey>);
+
+impl PlatformAgree for ForeignAgreement {
+    fn agree(&self, peer: &[u8]) -> Result<Vec<u8>, String> {
+        self.0.agree(peer.to_vec()).map_err(reason)
+    }
 }
 
 /// A foreign signer as the SDK's [`PlatformSign`].

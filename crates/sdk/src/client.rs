@@ -157,7 +157,7 @@ pub struct MedgateClient {
     detection: Option<Detection>,
     attester: Option<Arc<dyn PlatformAttester>>,
     /// The key secrets are sealed to, published in every evidence.
-    encryption: Option<Arc<dyn KeyAgreement + Send + Sync>>,
+    encryption: std::sync::RwLock<Option<Arc<dyn KeyAgreement + Send + Sync>>>,
     standing: std::sync::Mutex<Standing>,
     now: Now,
 }
@@ -188,6 +188,15 @@ pub enum MonitorEvent {
         report: Report,
         outcome: Result<Attestation, ClientError>,
     },
+}
+
+fn read<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -235,7 +244,7 @@ impl MedgateClient {
             signals: Default::default(),
             detection: None,
             attester: None,
-            encryption: None,
+            encryption: Default::default(),
             standing: Default::default(),
             now: system_now(),
         }
@@ -246,9 +255,19 @@ impl MedgateClient {
     /// ([`secret`](Self::secret)). On a phone, a keystore key with the agree-key purpose
     /// (Android `PURPOSE_AGREE_KEY`, a Secure Enclave key) behind the FFI; a software
     /// [`EcdhSecret`](medgate_trust::jwe::EcdhSecret) elsewhere.
-    pub fn with_encryption_key(mut self, key: Arc<dyn KeyAgreement + Send + Sync>) -> Self {
-        self.encryption = Some(key);
+    pub fn with_encryption_key(self, key: Arc<dyn KeyAgreement + Send + Sync>) -> Self {
+        self.set_encryption_key(key);
         self
+    }
+
+    /// [`with_encryption_key`](Self::with_encryption_key) on a client already made: the next
+    /// attestation publishes the key.
+    pub fn set_encryption_key(&self, key: Arc<dyn KeyAgreement + Send + Sync>) {
+        *write(&self.encryption) = Some(key);
+    }
+
+    fn encryption_key(&self) -> Option<Arc<dyn KeyAgreement + Send + Sync>> {
+        read(&self.encryption).clone()
     }
 
     /// Attests with `method`, asking `attester` for each platform step, from the first
@@ -556,7 +575,7 @@ impl MedgateClient {
                 .chain(lock(&self.mitm).clone())
                 .collect(),
             enrolment_code,
-            encryption_key: self.encryption.as_ref().map(|key| key.public_jwk().clone()),
+            encryption_key: self.encryption_key().map(|key| key.public_jwk().clone()),
             iat: (self.now)(),
         };
         let evidence = evidence::evidence(self.key.as_ref(), context, platform)?;
@@ -642,7 +661,7 @@ impl MedgateClient {
             "{}/v1/secrets/{name}",
             self.config.server_url.trim_end_matches('/')
         );
-        let Some(key) = self.encryption.clone() else {
+        let Some(key) = self.encryption_key() else {
             return Err(protocol(
                 &url,
                 "the client has no encryption key (with_encryption_key)",
@@ -736,10 +755,7 @@ impl MedgateClient {
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<HttpResponse, ClientError> {
-        let http = match self.http.read() {
-            Ok(http) => http.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        let http = read(&self.http).clone();
         let result = http.send(method, url, headers, body).await;
         if let Err(ClientError::PinMismatch { host, .. }) = &result {
             *lock(&self.mitm) = Some(Signal {
@@ -799,10 +815,7 @@ impl MedgateClient {
         };
         let refreshed = pinning.ota.refresh(now, fetch).await;
         let http = HttpClient::pinned(Arc::clone(&pinning.roots), pinning.ota.pins())?;
-        match self.http.write() {
-            Ok(mut slot) => *slot = http,
-            Err(poisoned) => *poisoned.into_inner() = http,
-        }
+        *write(&self.http) = http;
         refreshed?;
         Ok(pinning.ota.status(now))
     }

@@ -104,6 +104,66 @@ pub trait PlatformSign: Send + Sync {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String>;
 }
 
+/// A P-256 public key as a platform reports it: an uncompressed SEC1 point (65 bytes, what
+/// `SecKeyCopyExternalRepresentation` returns) or a DER SubjectPublicKeyInfo (what Java's
+/// `PublicKey.getEncoded()` returns), as a key and its JWK.
+pub fn platform_public_key(public_key: &[u8]) -> Result<(VerifyingKey, PublicJwk), SignerError> {
+    let verifying = if public_key.first() == Some(&0x04) && public_key.len() == 65 {
+        VerifyingKey::from_sec1_bytes(public_key).map_err(|_| SignerError::PublicKey)?
+    } else {
+        VerifyingKey::from_public_key_der(public_key).map_err(|_| SignerError::PublicKey)?
+    };
+    let point = verifying.to_sec1_point(false);
+    let public = PublicJwk::from_p256_sec1(point.as_bytes()).map_err(|_| SignerError::PublicKey)?;
+    Ok((verifying, public))
+}
+
+/// What the app's platform code does with its key-agreement key (Android Keystore
+/// `PURPOSE_AGREE_KEY` through `KeyAgreement("ECDH")`, the Secure Enclave through
+/// `SecKeyCopyKeyExchangeResult(.ecdhKeyExchangeStandard)`): ECDH with `peer` (an uncompressed
+/// point on P-256), returning the 32-byte shared x coordinate.
+pub trait PlatformAgree: Send + Sync {
+    fn agree(&self, peer: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// An installation's key-agreement key held by the platform; secrets sealed to it open on the
+/// phone (the key wrap and decryption run here, the agreement in the keystore).
+pub struct PlatformAgreementKey {
+    public: PublicJwk,
+    platform: Box<dyn PlatformAgree>,
+}
+
+impl PlatformAgreementKey {
+    /// `public_key` in either form [`platform_public_key`] reads.
+    pub fn new(public_key: &[u8], platform: Box<dyn PlatformAgree>) -> Result<Self, SignerError> {
+        let (_, public) = platform_public_key(public_key)?;
+        Ok(PlatformAgreementKey { public, platform })
+    }
+}
+
+impl medgate_trust::jwe::KeyAgreement for PlatformAgreementKey {
+    fn public_jwk(&self) -> &PublicJwk {
+        &self.public
+    }
+
+    fn shared_secret(
+        &self,
+        peer: &[u8; 65],
+    ) -> Result<zeroize::Zeroizing<[u8; 32]>, medgate_trust::jwe::JweError> {
+        let shared = zeroize::Zeroizing::new(
+            self.platform
+                .agree(peer)
+                .map_err(|_| medgate_trust::jwe::JweError::KeyAgreement)?,
+        );
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        if shared.len() != out.len() {
+            return Err(medgate_trust::jwe::JweError::KeyAgreement);
+        }
+        out.copy_from_slice(&shared);
+        Ok(out)
+    }
+}
+
 /// An installation key held by the platform.
 pub struct PlatformKey {
     public: PublicJwk,
@@ -122,14 +182,7 @@ impl PlatformKey {
     /// bytes, what `SecKeyCopyExternalRepresentation` returns) or a DER SubjectPublicKeyInfo
     /// (what Java's `PublicKey.getEncoded()` returns). Only P-256 is accepted.
     pub fn new(public_key: &[u8], platform: Box<dyn PlatformSign>) -> Result<Self, SignerError> {
-        let verifying = if public_key.first() == Some(&0x04) && public_key.len() == 65 {
-            VerifyingKey::from_sec1_bytes(public_key).map_err(|_| SignerError::PublicKey)?
-        } else {
-            VerifyingKey::from_public_key_der(public_key).map_err(|_| SignerError::PublicKey)?
-        };
-        let point = verifying.to_sec1_point(false);
-        let public =
-            PublicJwk::from_p256_sec1(point.as_bytes()).map_err(|_| SignerError::PublicKey)?;
+        let (verifying, public) = platform_public_key(public_key)?;
         Ok(PlatformKey {
             public,
             verifying,

@@ -36,7 +36,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
-use medgate_proto::{Alg, PublicJwk, b64};
+use medgate_proto::{Alg, PublicJwk};
 use medgate_trust::jwe::{self, JweError, KeyManagement};
 use ring::digest;
 use serde::de;
@@ -660,6 +660,7 @@ mod integer {
 #[cfg(any(test, feature = "test-tokens"))]
 pub mod testing {
     use super::*;
+    use medgate_proto::b64;
     use ring::rand::{SecureRandom, SystemRandom};
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 
