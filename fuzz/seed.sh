@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -165,6 +165,17 @@ v = json.load(open(sys.argv[1]))
 for name in ("ecdh_es_a256kw", "a256kw"):
     open(f"{sys.argv[2]}/{name}", "w").write(v[name])
 PY
+# managed_roots seeds: a split byte, the target's custom, then a CA certificate openssl makes
+# (when it is installed; the fuzzer starts from nothing otherwise).
+if command -v openssl >/dev/null; then
+  custom='{"hosts":["**.example.org"]}'
+  {
+    printf "\\$(printf '%03o' ${#custom})"
+    printf '%s' "$custom"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=seed \
+      -days 1 -keyout /dev/null 2>/dev/null || true
+  } > "$corpus/managed_roots/custom-and-pem"
+fi
 # pins seeds: pattern, pin, host, one a line (OkHttp's spellings).
 printf '**.example.com\nsha256/XNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM=\napi.example.com' > "$corpus/pins/any-depth"
 printf '*.example.com\nXNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM=\na.b.example.com' > "$corpus/pins/one-label"

@@ -131,7 +131,14 @@ def refresh_url(base, trusted_root):
                 pins = f.read().decode()
             with open(os.path.join(metadata_dir, "root.json"), "rb") as f:
                 root_version = json.load(f)["signed"]["version"]
-            print(json.dumps({"ok": True, "pins": pins, "root_version": root_version}))
+            result = {"ok": True, "pins": pins, "root_version": root_version}
+            # Managed roots, when the release has them: an ordinary target, its hosts in custom.
+            roots = updater.get_targetinfo("roots.pem")
+            if roots is not None:
+                with open(updater.download_target(roots), "rb") as f:
+                    result["roots_pem"] = f.read().decode()
+                result["roots_hosts"] = roots.custom["hosts"]
+            print(json.dumps(result))
         except Exception as error:  # the refusal is the result
             print(json.dumps({"ok": False, "error": type(error).__name__}))
     finally:

@@ -204,6 +204,45 @@ class OverTheAirPins(unittest.TestCase):
             pins.refresh(offline)
         self.assertEqual(sorted(pins.pins_for("api.example.org")), sorted([self.PIN_A, self.PIN_B]))
 
+    def test_managed_roots_reach_the_app_for_its_hosts_only(self):
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "deployment root")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        pem_path = os.path.join(self.dir, "roots.pem")
+        with open(pem_path, "wb") as f:
+            f.write(ca.public_bytes(serialization.Encoding.PEM))
+        self.medgate.admin("trust", "roots", "set", pem_path, "--host", "**.example.net")
+        self.medgate.admin("trust", "publish")
+        pins = medgate_ffi.PinSet(self.root, None)
+        status = pins.refresh(UrllibFetcher(self.medgate.server_url))
+        self.assertEqual(status.managed_root_hosts, 1)
+        der = ca.public_bytes(serialization.Encoding.DER)
+        self.assertEqual([bytes(c) for c in pins.managed_roots_for("api.example.net")], [der])
+        self.assertEqual(pins.managed_roots_for("api.example.org"), [])
+
+        self.medgate.admin("trust", "roots", "clear")
+        self.medgate.admin("trust", "publish")
+        self.assertEqual(pins.refresh(UrllibFetcher(self.medgate.server_url)).managed_root_hosts, 0)
+        self.assertEqual(pins.managed_roots_for("api.example.net"), [])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

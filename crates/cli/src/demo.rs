@@ -374,7 +374,7 @@ async fn man_in_the_middle(demo: &Demo) -> Result<Vec<Row>, Failure> {
     };
     let mut rows = Vec::new();
 
-    let webpki_only = HttpClient::pinned(Arc::clone(&roots), PinSet::default())?;
+    let webpki_only = HttpClient::pinned(Arc::clone(&roots), None, PinSet::default())?;
     let through = fetch(webpki_only).await;
     let read = proxy.requests_read();
     rows.push(Row {
@@ -401,7 +401,7 @@ async fn man_in_the_middle(demo: &Demo) -> Result<Vec<Row>, Failure> {
             .collect(),
     }])
     .context("the demo's pin set")?;
-    let pinned = HttpClient::pinned(roots, pins)?;
+    let pinned = HttpClient::pinned(roots, None, pins)?;
     let refused = fetch(pinned).await;
     let read_after = proxy.requests_read();
     rows.push(Row {

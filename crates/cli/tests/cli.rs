@@ -496,7 +496,7 @@ fn pinned_connection(
         pins: vec![pin],
     }])
     .unwrap();
-    let config = medgate_trust::pins::client_config(provider, Arc::new(roots), pins).unwrap();
+    let config = medgate_trust::pins::client_config(provider, Arc::new(roots), None, pins).unwrap();
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let tcp = std::net::TcpStream::connect(addr)?;

@@ -32,6 +32,8 @@ pub struct PinsStatus {
     pub targets_version: Option<u64>,
     /// Hosts pinned.
     pub hosts: u64,
+    /// Host patterns whose only roots are the managed ones (`roots.pem`).
+    pub managed_root_hosts: u64,
     /// Roles whose metadata has expired (their pins stay in force).
     pub expired: Vec<String>,
     /// Why the last refresh failed, if it did.
@@ -44,6 +46,7 @@ impl From<medgate_sdk::ota::PinsStatus> for PinsStatus {
             root_version: status.root_version,
             targets_version: status.targets_version,
             hosts: status.hosts as u64,
+            managed_root_hosts: status.managed_root_hosts as u64,
             expired: status.expired.iter().map(|r| r.to_string()).collect(),
             last_error: status.last_error,
         }
@@ -114,6 +117,25 @@ impl PinSet {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// The CA certificates (DER) that are the only roots for `host`, when the deployment
+    /// manages its roots (`roots.pem`) and covers it: the app's TLS (OkHttp's
+    /// `X509TrustManager`, `URLSession`'s server-trust evaluation with
+    /// `SecTrustSetAnchorCertificatesOnly`) must trust these and nothing else for it. Empty: the
+    /// phone's roots.
+    pub fn managed_roots_for(&self, host: String) -> Vec<Vec<u8>> {
+        self.ota
+            .managed_roots()
+            .filter(|managed| managed.covers(&host))
+            .map(|managed| {
+                managed
+                    .certificates()
+                    .iter()
+                    .map(|certificate| certificate.to_vec())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn status(&self) -> PinsStatus {

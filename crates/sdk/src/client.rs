@@ -775,7 +775,7 @@ impl MedgateClient {
         ota: Arc<crate::ota::OtaPins>,
         roots: Arc<rustls::RootCertStore>,
     ) -> Result<Self, ClientError> {
-        let http = HttpClient::pinned(Arc::clone(&roots), ota.pins())?;
+        let http = HttpClient::pinned(Arc::clone(&roots), ota.managed_roots(), ota.pins())?;
         self.http = std::sync::RwLock::new(http);
         self.pinning = Some(Pinning { ota, roots });
         Ok(self)
@@ -814,7 +814,11 @@ impl MedgateClient {
             }
         };
         let refreshed = pinning.ota.refresh(now, fetch).await;
-        let http = HttpClient::pinned(Arc::clone(&pinning.roots), pinning.ota.pins())?;
+        let http = HttpClient::pinned(
+            Arc::clone(&pinning.roots),
+            pinning.ota.managed_roots(),
+            pinning.ota.pins(),
+        )?;
         *write(&self.http) = http;
         refreshed?;
         Ok(pinning.ota.status(now))

@@ -1,6 +1,8 @@
 //! Over-the-air pins: the deployment's TUF repository (`/v1/trust/`) verified with TUF's client
 //! rules from the root the app ships, kept between runs, and turned into the pin set the
-//! client's TLS enforces (or that an app hands to its platform's HTTP stack).
+//! client's TLS enforces (or that an app hands to its platform's HTTP stack), and, when the
+//! release has a `roots.pem` target, the managed roots that replace the device's for the hosts
+//! its `custom` metadata names.
 //!
 //! The never-brick rules:
 //! 1. A host with no pins is checked by WebPKI alone.
@@ -13,6 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use medgate_trust::pins::{HostPattern, Pin, PinRule, PinSet};
+use medgate_trust::roots::{self, ManagedRoots, ROOTS_TARGET};
 use medgate_trust::tuf::TufError;
 use medgate_trust::tuf::client::TrustedSet;
 use medgate_trust::tuf::metadata::RoleName;
@@ -25,6 +28,7 @@ pub const MAX_RULES: usize = 1024;
 /// The target holding the pins.
 pub const PINS_TARGET: &str = "pins.json";
 const PINS_FILE: &str = "pins.json";
+const ROOTS_FILE: &str = "roots.pem";
 /// The most kept root versions walked at start.
 const MAX_KEPT_ROOTS: usize = 1024;
 
@@ -35,6 +39,8 @@ pub enum OtaError {
     Tuf(#[from] TufError),
     #[error("pins.json: {0}")]
     Pins(&'static str),
+    #[error(transparent)]
+    Roots(#[from] roots::RootsError),
     #[error("fetching {file}: {reason}")]
     Fetch { file: String, reason: String },
 }
@@ -89,6 +95,8 @@ pub struct PinsStatus {
     pub targets_version: Option<u64>,
     /// Hosts pinned.
     pub hosts: usize,
+    /// Host patterns whose roots are the managed ones (`roots.pem`).
+    pub managed_root_hosts: usize,
     /// Roles whose trusted metadata has expired (the pins stay in force).
     pub expired: Vec<&'static str>,
     /// Why the last refresh failed, if it did.
@@ -99,7 +107,33 @@ struct State {
     set: TrustedSet,
     pins: PinSet,
     pins_bytes: Option<Vec<u8>>,
+    managed: Option<ManagedRoots>,
     last_error: Option<String>,
+}
+
+/// What one release carries: the pins, and the managed roots if it has any.
+struct Release {
+    pins: PinSet,
+    pins_bytes: Vec<u8>,
+    managed: Option<(ManagedRoots, Vec<u8>)>,
+}
+
+/// The managed roots a verified targets file describes, from `bytes` (already checked
+/// against it); `None` when the release has no `roots.pem`.
+fn managed_roots(set: &TrustedSet, bytes: Option<&[u8]>) -> Result<Option<ManagedRoots>, OtaError> {
+    let Some(target) = set
+        .targets()
+        .and_then(|targets| targets.targets.get(ROOTS_TARGET))
+    else {
+        return Ok(None);
+    };
+    let bytes = bytes.ok_or_else(|| OtaError::Fetch {
+        file: format!("targets/{ROOTS_TARGET}"),
+        reason: "not published".into(),
+    })?;
+    set.verify_target(ROOTS_TARGET, bytes)?;
+    let hosts = roots::hosts_of(target.custom.as_ref())?;
+    Ok(Some(ManagedRoots::parse(bytes, &hosts)?))
 }
 
 /// The verified pin set and the trusted metadata behind it.
@@ -155,6 +189,7 @@ impl OtaPins {
         let mut set = TrustedSet::new(embedded_root)?;
         let mut pins = PinSet::default();
         let mut pins_bytes = None;
+        let mut managed = None;
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir).map_err(|e| OtaError::Fetch {
                 file: dir.display().to_string(),
@@ -189,9 +224,11 @@ impl OtaPins {
                 && let Some(bytes) = kept(dir, PINS_FILE)
                 && set.verify_target(PINS_TARGET, &bytes).is_ok()
                 && let Ok(parsed) = parse_pins(&bytes)
+                && let Ok(kept_roots) = managed_roots(&set, kept(dir, ROOTS_FILE).as_deref())
             {
                 pins = parsed;
                 pins_bytes = Some(bytes);
+                managed = kept_roots;
             }
         }
         Ok(OtaPins {
@@ -199,6 +236,7 @@ impl OtaPins {
                 set,
                 pins,
                 pins_bytes,
+                managed,
                 last_error: None,
             }),
             dir,
@@ -208,6 +246,11 @@ impl OtaPins {
     /// The pins in force.
     pub fn pins(&self) -> PinSet {
         lock(&self.state).pins.clone()
+    }
+
+    /// The managed roots in force, if the release in force has them.
+    pub fn managed_roots(&self) -> Option<ManagedRoots> {
+        lock(&self.state).managed.clone()
     }
 
     /// The pins in force for one host (what an app gives its platform's HTTP stack).
@@ -225,6 +268,7 @@ impl OtaPins {
                 .and(state.set.targets())
                 .map(|targets| targets.common.version),
             hosts: state.pins.rules().len(),
+            managed_root_hosts: state.managed.as_ref().map_or(0, |m| m.hosts().len()),
             expired: state.set.expired_roles(now),
             last_error: state.last_error.clone(),
         }
@@ -238,9 +282,12 @@ impl OtaPins {
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<Option<Vec<u8>>, OtaError>>,
     {
-        let mut set = lock(&self.state).set.clone();
+        let (mut set, have_release) = {
+            let state = lock(&self.state);
+            (state.set.clone(), state.pins_bytes.is_some())
+        };
         let mut roots = Vec::new();
-        let result = Self::walk(&mut set, now, &fetch, &mut roots).await;
+        let result = Self::walk(&mut set, now, &fetch, &mut roots, have_release).await;
         let mut state = lock(&self.state);
         // Another refresh may have committed meanwhile: never go back from what it installed.
         let version = |set: &TrustedSet| {
@@ -268,18 +315,23 @@ impl OtaPins {
                 state.last_error = None;
                 Ok(())
             }
-            Ok(Some((pins, bytes))) => {
+            Ok(Some(release)) => {
                 if let Some(dir) = &self.dir {
                     for role in [RoleName::Timestamp, RoleName::Snapshot, RoleName::Targets] {
                         if let Some(file) = set.bytes(role) {
                             let _ = keep(dir, &role.file(), file);
                         }
                     }
-                    let _ = keep(dir, PINS_FILE, &bytes);
+                    let _ = keep(dir, PINS_FILE, &release.pins_bytes);
+                    match &release.managed {
+                        Some((_, bytes)) => drop(keep(dir, ROOTS_FILE, bytes)),
+                        None => drop(std::fs::remove_file(dir.join(ROOTS_FILE))),
+                    }
                 }
                 state.set = set;
-                state.pins = pins;
-                state.pins_bytes = Some(bytes);
+                state.pins = release.pins;
+                state.pins_bytes = Some(release.pins_bytes);
+                state.managed = release.managed.map(|(managed, _)| managed);
                 state.last_error = None;
                 Ok(())
             }
@@ -290,14 +342,16 @@ impl OtaPins {
         }
     }
 
-    /// The client workflow: new roots, then timestamp, snapshot, targets and the pins.
-    /// `Ok(None)`: the timestamp is unchanged, so are the pins.
+    /// The client workflow: new roots, then timestamp, snapshot, targets, the pins and the
+    /// managed roots. `Ok(None)`: the timestamp is unchanged and the release's files are held
+    /// (`have_release`; kept metadata whose files did not load is fetched again).
     async fn walk<F, Fut>(
         set: &mut TrustedSet,
         now: i64,
         fetch: &F,
         roots: &mut Vec<(u64, Vec<u8>)>,
-    ) -> Result<Option<(PinSet, Vec<u8>)>, OtaError>
+        have_release: bool,
+    ) -> Result<Option<Release>, OtaError>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<Option<Vec<u8>>, OtaError>>,
@@ -320,7 +374,7 @@ impl OtaPins {
             })
         };
         let timestamp = required("timestamp.json", fetch("timestamp.json".into()).await?)?;
-        if !set.update_timestamp(&timestamp, now)? && set.targets().is_some() {
+        if !set.update_timestamp(&timestamp, now)? && set.targets().is_some() && have_release {
             return Ok(None);
         }
         let snapshot = required("snapshot.json", fetch("snapshot.json".into()).await?)?;
@@ -332,7 +386,25 @@ impl OtaPins {
             fetch(format!("targets/{PINS_TARGET}")).await?,
         )?;
         set.verify_target(PINS_TARGET, &pins)?;
-        Ok(Some((parse_pins(&pins)?, pins)))
+        let parsed = parse_pins(&pins)?;
+        let managed = match set
+            .targets()
+            .is_some_and(|targets| targets.targets.contains_key(ROOTS_TARGET))
+        {
+            true => {
+                let bytes = required(
+                    "targets/roots.pem",
+                    fetch(format!("targets/{ROOTS_TARGET}")).await?,
+                )?;
+                managed_roots(set, Some(&bytes))?.map(|managed| (managed, bytes))
+            }
+            false => None,
+        };
+        Ok(Some(Release {
+            pins: parsed,
+            pins_bytes: pins,
+            managed,
+        }))
     }
 }
 

@@ -81,6 +81,10 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
         )
         .route("/trust", get(trust::status))
         .route("/trust/publish", post(trust::publish))
+        .route(
+            "/trust/roots",
+            axum::routing::put(trust::set_roots).delete(trust::clear_roots),
+        )
 }
 
 pub(crate) fn parse_hash(hex: &str) -> Option<[u8; 32]> {

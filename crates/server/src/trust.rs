@@ -5,8 +5,10 @@
 //! Keys: the root keys are offline, in a folder the operator keeps apart (`medgate trust init
 //! --offline-root DIR`, `medgate trust sign-root`); the timestamp, snapshot and targets keys
 //! are online, sealed in the store like signing keys. Files: every root version
-//! (`N.root.json`), and the latest `timestamp.json`, `snapshot.json`, `targets.json` and
-//! `targets/pins.json`. `publish` signs a new release from the pins in the store; `renew`,
+//! (`N.root.json`), and the latest `timestamp.json`, `snapshot.json`, `targets.json`,
+//! `targets/pins.json` and, when the operator set managed roots, `targets/roots.pem` (its host
+//! patterns in the target's `custom`). `publish` signs a new release from the pins and the
+//! managed roots in the store; `renew`,
 //! which the node runs every 30 s, re-signs the timestamp before it expires and republishes
 //! before the snapshot or targets do.
 
@@ -17,6 +19,7 @@ use medgate_store::seal::{SealError, Sealer, trust_key_label};
 use medgate_store::{
     NewAuditEntry, PinRecord, Store, StoreError, TrustKeyRecord, TrustMetadataRecord,
 };
+use medgate_trust::roots::{self, ManagedRoots, ROOTS_TARGET};
 use medgate_trust::tuf::TufError;
 use medgate_trust::tuf::metadata::{Envelope, MAX_ROOT_BYTES, RoleName, Root};
 use medgate_trust::tuf::repository::{self as repo, RoleKey, sign};
@@ -30,6 +33,11 @@ pub const ROOT_LIFETIME: i64 = 365 * 86_400;
 pub const PINS_TARGET: &str = "pins.json";
 /// How `trust_metadata` stores a target's bytes (its version is the targets version).
 const PINS_ROLE: &str = "target/pins.json";
+const ROOTS_ROLE: &str = "target/roots.pem";
+/// How `trust_metadata` keeps the operator's managed roots for the next publication: each
+/// change a new version (`{"pem", "hosts"}`, or `{}` once cleared), written with its audit
+/// entry.
+const ROOTS_SOURCE_ROLE: &str = "source/roots";
 
 /// Why the repository could not be changed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +56,8 @@ pub enum TrustError {
     Seal(#[from] SealError),
     #[error(transparent)]
     Tuf(#[from] TufError),
+    #[error(transparent)]
+    Roots(#[from] roots::RootsError),
 }
 
 /// The files `/v1/trust/` serves, as last loaded from the store.
@@ -58,6 +68,7 @@ pub struct TrustFiles {
     snapshot: Option<Vec<u8>>,
     targets: Option<Vec<u8>>,
     pins: Option<Vec<u8>>,
+    roots_pem: Option<Vec<u8>>,
 }
 
 impl TrustFiles {
@@ -69,6 +80,7 @@ impl TrustFiles {
             "snapshot.json" => self.snapshot.as_ref(),
             "targets.json" => self.targets.as_ref(),
             "targets/pins.json" => self.pins.as_ref(),
+            "targets/roots.pem" => self.roots_pem.as_ref(),
             other => {
                 let version: usize = other.strip_suffix(".root.json")?.parse().ok()?;
                 self.roots.get(version.checked_sub(1)?)
@@ -85,13 +97,20 @@ impl TrustFiles {
                 .map(|file| file.map(|file| file.body))
         };
         let targets = store.trust_metadata("targets", None).await?;
-        let pins = match &targets {
-            Some(targets) => store
-                .trust_metadata(PINS_ROLE, Some(targets.version))
-                .await?
-                .map(|file| file.body),
-            None => None,
+        let target = |role: &'static str| {
+            let version = targets.as_ref().map(|targets| targets.version);
+            async move {
+                match version {
+                    Some(version) => Ok(store
+                        .trust_metadata(role, Some(version))
+                        .await?
+                        .map(|file| file.body)),
+                    None => Ok::<_, StoreError>(None),
+                }
+            }
         };
+        let pins = target(PINS_ROLE).await?;
+        let roots_pem = target(ROOTS_ROLE).await?;
         Ok(TrustFiles {
             roots: store
                 .trust_roots()
@@ -103,6 +122,7 @@ impl TrustFiles {
             snapshot: latest("snapshot").await?,
             targets: targets.map(|file| file.body),
             pins,
+            roots_pem,
         })
     }
 }
@@ -204,27 +224,107 @@ pub async fn publish(
     if store.trust_metadata("root", None).await?.is_none() {
         return Err(TrustError::NotInitialised);
     }
-    let document = pins_document(&store.pins().await?)?;
-    release(store, sealer, now, document, audit).await
+    let contents = Contents {
+        pins: pins_document(&store.pins().await?)?,
+        roots: managed_roots(store).await?,
+    };
+    release(store, sealer, now, contents, audit).await
 }
 
-/// The pins document of the latest release, as published.
-async fn published_document(store: &dyn Store) -> Result<Option<Vec<u8>>, StoreError> {
+/// What one release carries: `pins.json`, and `roots.pem` with the hosts it covers.
+struct Contents {
+    pins: Vec<u8>,
+    roots: Option<(Vec<u8>, Vec<String>)>,
+}
+
+/// The managed roots the operator set for the next publication, if any.
+pub async fn managed_roots(
+    store: &dyn Store,
+) -> Result<Option<(Vec<u8>, Vec<String>)>, TrustError> {
+    let Some(source) = store.trust_metadata(ROOTS_SOURCE_ROLE, None).await? else {
+        return Ok(None);
+    };
+    #[derive(serde::Deserialize)]
+    struct Source {
+        pem: Option<String>,
+        #[serde(default)]
+        hosts: Vec<String>,
+    }
+    let source: Source = serde_json::from_slice(&source.body)
+        .map_err(|_| StoreError::Corrupt("the managed roots record is not JSON".into()))?;
+    Ok(source.pem.map(|pem| (pem.into_bytes(), source.hosts)))
+}
+
+/// Sets (or, with `None`, clears) the managed roots the next publication carries, after
+/// checking they parse. The audit entry commits with the change.
+pub async fn set_managed_roots(
+    store: &dyn Store,
+    roots: Option<(&str, &[String])>,
+    now: UnixTime,
+    audit: &NewAuditEntry,
+) -> Result<(), TrustError> {
+    let body = match roots {
+        Some((pem, hosts)) => {
+            ManagedRoots::parse(pem.as_bytes(), hosts)?;
+            serde_json::json!({"pem": pem, "hosts": hosts})
+        }
+        None => serde_json::json!({}),
+    };
+    let version = latest_version(&store.trust_metadata(ROOTS_SOURCE_ROLE, None).await?) + 1;
+    let body = serde_json::to_vec(&body)
+        .map_err(|_| StoreError::Corrupt("the managed roots do not serialise".into()))?;
+    // It never expires: it is what the next release carries, not a release.
+    store
+        .publish_trust(
+            &[record(ROOTS_SOURCE_ROLE, version, body, i64::MAX, now)],
+            Some(audit),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The contents of the latest release, as published.
+async fn published_contents(store: &dyn Store) -> Result<Option<Contents>, TrustError> {
     let Some(targets) = store.trust_metadata("targets", None).await? else {
         return Ok(None);
     };
-    Ok(store
+    let Some(pins) = store
         .trust_metadata(PINS_ROLE, Some(targets.version))
         .await?
-        .map(|file| file.body))
+        .map(|file| file.body)
+    else {
+        return Ok(None);
+    };
+    let roots = match store
+        .trust_metadata(ROOTS_ROLE, Some(targets.version))
+        .await?
+    {
+        Some(file) => {
+            // The hosts are in the signed targets' `custom` for roots.pem.
+            let signed = Envelope::<medgate_trust::tuf::metadata::Targets>::parse(
+                &targets.body,
+                medgate_trust::tuf::metadata::MAX_METADATA_BYTES,
+            )?;
+            let hosts = roots::hosts_of(
+                signed
+                    .signed
+                    .targets
+                    .get(ROOTS_TARGET)
+                    .and_then(|target| target.custom.as_ref()),
+            )?;
+            Some((file.body, hosts))
+        }
+        None => None,
+    };
+    Ok(Some(Contents { pins, roots }))
 }
 
-/// Signs and stores a release of `document` (targets, snapshot, timestamp, the next versions).
+/// Signs and stores a release of `contents` (targets, snapshot, timestamp, the next versions).
 async fn release(
     store: &dyn Store,
     sealer: &Sealer,
     now: UnixTime,
-    document: Vec<u8>,
+    contents: Contents,
     audit: Option<&NewAuditEntry>,
 ) -> Result<u64, TrustError> {
     let keys = online_keys(store, sealer).await?;
@@ -237,10 +337,17 @@ async fn release(
         now.secs() + RELEASE_LIFETIME,
         now.secs() + TIMESTAMP_LIFETIME,
     );
-    let targets = sign(
-        &repo::targets(versions.0, release_expires, &[(PINS_TARGET, &document)])?,
-        &[&keys.targets],
-    )?;
+    let mut files: Vec<(&str, &[u8])> = vec![(PINS_TARGET, &contents.pins)];
+    if let Some((pem, _)) = &contents.roots {
+        files.push((ROOTS_TARGET, pem));
+    }
+    let mut described = repo::targets(versions.0, release_expires, &files)?;
+    if let Some((_, hosts)) = &contents.roots
+        && let Some(target) = described.targets.get_mut(ROOTS_TARGET)
+    {
+        target.custom = Some(roots::target_custom(hosts));
+    }
+    let targets = sign(&described, &[&keys.targets])?;
     let snapshot = sign(
         &repo::snapshot(versions.1, release_expires, versions.0, &targets)?,
         &[&keys.snapshot],
@@ -249,17 +356,22 @@ async fn release(
         &repo::timestamp(versions.2, timestamp_expires, versions.1, &snapshot)?,
         &[&keys.timestamp],
     )?;
-    store
-        .publish_trust(
-            &[
-                record(PINS_ROLE, versions.0, document, release_expires, now),
-                record("targets", versions.0, targets, release_expires, now),
-                record("snapshot", versions.1, snapshot, release_expires, now),
-                record("timestamp", versions.2, timestamp, timestamp_expires, now),
-            ],
-            audit,
-        )
-        .await?;
+    let mut records = vec![record(
+        PINS_ROLE,
+        versions.0,
+        contents.pins,
+        release_expires,
+        now,
+    )];
+    if let Some((pem, _)) = contents.roots {
+        records.push(record(ROOTS_ROLE, versions.0, pem, release_expires, now));
+    }
+    records.extend([
+        record("targets", versions.0, targets, release_expires, now),
+        record("snapshot", versions.1, snapshot, release_expires, now),
+        record("timestamp", versions.2, timestamp, timestamp_expires, now),
+    ]);
+    store.publish_trust(&records, audit).await?;
     Ok(versions.0)
 }
 
@@ -276,12 +388,12 @@ pub async fn renew(store: &dyn Store, sealer: &Sealer, now: UnixTime) -> Result<
     };
     let now_secs = now.secs();
     let release_left = snapshot.expires_at.secs().min(targets.expires_at.secs()) - now_secs;
-    // The release again, with the pins it published (not pins added since and not yet
-    // published). Should that fail, the timestamp is still renewed below.
+    // The release again, with the pins and roots it published (not changes made since and
+    // not yet published). Should that fail, the timestamp is still renewed below.
     if release_left < RELEASE_LIFETIME / 3
-        && let Some(document) = published_document(store).await?
+        && let Some(contents) = published_contents(store).await?
     {
-        match release(store, sealer, now, document, None).await {
+        match release(store, sealer, now, contents, None).await {
             Ok(_) => return Ok(true),
             Err(TrustError::Store(StoreError::Conflict(_))) => return Ok(false),
             Err(error) => {
@@ -506,9 +618,9 @@ pub async fn sign_root(
         .add_root(&record("root", version, body, expires, now), &keys, audit)
         .await?;
     // What the old online keys signed no longer verifies under the new root: the same pins
-    // are signed again with the new keys.
-    if rotated_online && let Some(document) = published_document(store).await? {
-        release(store, sealer, now, document, None).await?;
+    // and roots are signed again with the new keys.
+    if rotated_online && let Some(contents) = published_contents(store).await? {
+        release(store, sealer, now, contents, None).await?;
     }
     Ok(version)
 }
@@ -526,7 +638,12 @@ pub(crate) async fn serve_file(
     };
     let mut response = axum::response::Response::new(axum::body::Body::from(bytes.to_vec()));
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let media = if file.ends_with(".pem") {
+        "application/x-pem-file"
+    } else {
+        "application/json"
+    };
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(media));
     // Clients must see a new timestamp as soon as it is published.
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response

@@ -187,7 +187,7 @@ fn client_config(
     pins: PinSet,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    medgate_trust::pins::client_config(provider, roots, pins)
+    medgate_trust::pins::client_config(provider, roots, None, pins)
         .map(Arc::new)
         .map_err(|e| TlsError::Config(e.to_string()))
 }

@@ -7,6 +7,8 @@
 //! a pin. A pinned host whose verified path matches no pin fails the handshake with a
 //! `PinMismatch` naming the host and the chain's pins, before any request byte is sent.
 //!
+//! `roots`: managed trust roots, the only roots for the hosts a deployment names (`roots.pem`).
+//!
 //! `tuf`: The Update Framework's metadata and client rules, which carry pin sets and trust
 //! roots to apps over the air without letting anyone who is not the repository's key holder
 //! change them, roll them back or freeze them.
@@ -19,4 +21,5 @@
 
 pub mod jwe;
 pub mod pins;
+pub mod roots;
 pub mod tuf;

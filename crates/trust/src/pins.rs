@@ -8,7 +8,8 @@
 //!
 //! `PinnedVerifier::verify_server_cert`, in order:
 //! 1. WebPKI builds and verifies a path from the presented leaf to a trusted root (signatures,
-//!    validity at `now`, server-auth usage); a pin never stands in for a trusted root.
+//!    validity at `now`, server-auth usage); a pin never stands in for a trusted root. For a
+//!    host the managed roots cover (`crate::roots`), those are the only trusted roots.
 //! 2. The leaf must be valid for the server name.
 //! 3. A host no rule matches is done (WebPKI alone: the never-brick rule for unpinned hosts).
 //! 4. Otherwise one certificate of the path built in step 1 must match a pin. Certificates the
@@ -27,6 +28,8 @@ use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
+
+use crate::roots::ManagedRoots;
 
 /// The longest host pattern accepted (a DNS name is at most 253 characters, plus `**.`).
 const MAX_PATTERN_LEN: usize = 256;
@@ -275,10 +278,12 @@ pub fn find_pin_mismatch<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a 
     None
 }
 
-/// WebPKI against `roots`, then the pins of the dialled host (see the module's steps).
+/// WebPKI against `roots` (or the managed roots, for the hosts they cover), then the pins of
+/// the dialled host (see the module's steps).
 #[derive(Debug)]
 pub struct PinnedVerifier {
     roots: Arc<RootCertStore>,
+    managed: Option<ManagedRoots>,
     pins: PinSet,
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -292,25 +297,42 @@ impl PinnedVerifier {
     ) -> PinnedVerifier {
         PinnedVerifier {
             roots,
+            managed: None,
             pins,
             algorithms,
         }
     }
 
+    /// For the hosts `managed` covers, its roots replace `roots`.
+    pub fn with_managed_roots(mut self, managed: Option<ManagedRoots>) -> PinnedVerifier {
+        self.managed = managed;
+        self
+    }
+
     pub fn pins(&self) -> &PinSet {
         &self.pins
     }
+
+    /// The roots a path to `host` must end in.
+    fn roots_for(&self, host: &str) -> &RootCertStore {
+        match &self.managed {
+            Some(managed) if managed.covers(host) => managed.roots(),
+            _ => &self.roots,
+        }
+    }
 }
 
-/// A rustls client configuration that verifies with a [`PinnedVerifier`] over `roots` and
-/// `pins`, using `provider` (the caller's; this crate has none) for TLS and signatures. No
-/// ALPN: the HTTP connector sets the protocols it speaks.
+/// A rustls client configuration that verifies with a [`PinnedVerifier`] over `roots`,
+/// `managed` roots and `pins`, using `provider` (the caller's; this crate has none) for TLS
+/// and signatures. No ALPN: the HTTP connector sets the protocols it speaks.
 pub fn client_config(
     provider: Arc<rustls::crypto::CryptoProvider>,
     roots: Arc<RootCertStore>,
+    managed: Option<ManagedRoots>,
     pins: PinSet,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
-    let verifier = PinnedVerifier::new(roots, pins, provider.signature_verification_algorithms);
+    let verifier = PinnedVerifier::new(roots, pins, provider.signature_verification_algorithms)
+        .with_managed_roots(managed);
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
@@ -356,11 +378,13 @@ impl ServerCertVerifier for PinnedVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         // Step 1: the path WebPKI builds and verifies, kept for step 4.
+        let host = host_of(server_name);
+        let roots = self.roots_for(&host);
         let leaf = webpki::EndEntityCert::try_from(end_entity)
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
         let path = match leaf.verify_for_usage(
             self.algorithms.all,
-            &self.roots.roots,
+            &roots.roots,
             intermediates,
             now,
             webpki::KeyUsage::server_auth(),
@@ -373,7 +397,7 @@ impl ServerCertVerifier for PinnedVerifier {
                 let parsed = ParsedCertificate::try_from(end_entity)?;
                 rustls::client::verify_server_cert_signed_by_trust_anchor(
                     &parsed,
-                    &self.roots,
+                    roots,
                     intermediates,
                     now,
                     self.algorithms.all,
@@ -387,7 +411,6 @@ impl ServerCertVerifier for PinnedVerifier {
         let parsed = ParsedCertificate::try_from(end_entity)?;
         rustls::client::verify_server_name(&parsed, server_name)?;
         // Step 3.
-        let host = host_of(server_name);
         let pinned = self.pins.pins_for(&host);
         if pinned.is_empty() {
             return Ok(ServerCertVerified::assertion());

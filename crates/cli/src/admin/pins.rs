@@ -39,10 +39,30 @@ pub(super) enum PinsCommand {
 
 #[derive(Subcommand)]
 pub(super) enum TrustAdminCommand {
-    /// Sign a new release of the pins (targets, snapshot, timestamp) with the online keys.
+    /// Sign a new release of the pins and managed roots (targets, snapshot, timestamp) with
+    /// the online keys.
     Publish,
-    /// Each role's latest version and expiry.
+    /// Each role's latest version and expiry, and the hosts of the managed roots.
     Status,
+    /// Managed trust roots (`roots.pem`): the only CAs the SDK trusts for the hosts named,
+    /// in place of the phone's store. Published with the next `trust publish`.
+    Roots {
+        #[command(subcommand)]
+        command: RootsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum RootsCommand {
+    /// Set the CA certificates (PEM) and the host patterns they are the only roots for.
+    Set {
+        file: PathBuf,
+        /// A host pattern (`api.example.org`, `*.example.org`, `**.example.org`); repeat.
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+    },
+    /// Remove them: the next publication has no roots.pem, and apps use the phone's roots.
+    Clear,
 }
 
 pub(super) async fn pins(
@@ -110,7 +130,7 @@ pub(super) async fn trust(
             let published = api.call(Method::POST, "/trust/publish", None).await?;
             summary(json, &published, || {
                 format!(
-                    "published pins.json in targets version {}",
+                    "published in targets version {}",
                     published["targets_version"]
                 )
             })
@@ -118,7 +138,7 @@ pub(super) async fn trust(
         TrustAdminCommand::Status => {
             let status = api.call(Method::GET, "/trust", None).await?;
             summary(json, &status, || {
-                ["root", "timestamp", "snapshot", "targets"]
+                let mut lines: Vec<String> = ["root", "timestamp", "snapshot", "targets"]
                     .iter()
                     .map(|role| {
                         let file = &status[role];
@@ -132,8 +152,43 @@ pub(super) async fn trust(
                             )
                         }
                     })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                    .collect();
+                lines.push(match status["managed_roots"]["hosts"].as_array() {
+                    Some(hosts) => format!(
+                        "roots.pem  for {}",
+                        hosts
+                            .iter()
+                            .filter_map(|h| h.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                    None => "roots.pem  (none: the phone's roots)".into(),
+                });
+                lines.join("\n")
+            })
+        }
+        TrustAdminCommand::Roots {
+            command: RootsCommand::Set { file, hosts },
+        } => {
+            let pem = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let body = serde_json::json!({"pem": pem, "hosts": hosts});
+            let set = api.call(Method::PUT, "/trust/roots", Some(body)).await?;
+            summary(json, &set, || {
+                format!(
+                    "{} root certificate(s) for {}; published with the next `medgate admin trust publish`",
+                    set["certificates"],
+                    hosts.join(" ")
+                )
+            })
+        }
+        TrustAdminCommand::Roots {
+            command: RootsCommand::Clear,
+        } => {
+            let cleared = api.call(Method::DELETE, "/trust/roots", None).await?;
+            summary(json, &cleared, || {
+                "managed roots cleared; published with the next `medgate admin trust publish`"
+                    .into()
             })
         }
     })

@@ -11,6 +11,7 @@ mod gateway;
 mod hardening;
 mod hardware;
 mod interop;
+mod managed_roots;
 mod mitm;
 mod multinode;
 mod platform_client;

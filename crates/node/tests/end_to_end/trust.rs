@@ -138,6 +138,24 @@ async fn pins_published_by_the_node_reach_python_tuf_and_medgates_client_through
         let result = python_refresh(python, &base, &root1_file).await;
         assert_eq!(result["ok"], true, "{result}");
         assert_eq!(result["pins"].as_str().unwrap().as_bytes(), &pins[..]);
+        assert!(result.get("roots_pem").is_none(), "{result}");
+    }
+
+    // Managed roots: an ordinary target to python-tuf, its hosts in the target's custom.
+    let ca = medgate_testkit::pki::TestCa::new("managed").root_pem();
+    stack
+        .admin(
+            Method::PUT,
+            "/v1/admin/trust/roots",
+            serde_json::json!({"pem": ca, "hosts": ["**.example.org"]}),
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    stack.publish_pins().await.assert_status(StatusCode::OK);
+    if let Some(python) = &python {
+        let result = python_refresh(python, &base, &root1_file).await;
+        assert_eq!(result["roots_pem"], ca.as_str(), "{result}");
+        assert_eq!(result["roots_hosts"], serde_json::json!(["**.example.org"]));
     }
 
     // A new root key and a new timestamp key: root 2, signed by the old and the new root key,
@@ -163,6 +181,8 @@ async fn pins_published_by_the_node_reach_python_tuf_and_medgates_client_through
         let result = python_refresh(python, &base, &root1_file).await;
         assert_eq!(result["ok"], true, "{result}");
         assert_eq!(result["root_version"], 2);
+        // The release signed again carries the same roots.
+        assert_eq!(result["roots_pem"], ca.as_str(), "{result}");
     }
 
     // Without the offline key nothing can sign root 3.
@@ -190,6 +210,7 @@ async fn pins_published_by_the_node_reach_python_tuf_and_medgates_client_through
         "trust.init",
         "admin.pin.add",
         "admin.trust.publish",
+        "admin.trust.roots.set",
         "trust.root",
     ] {
         assert!(audit.contains(kind), "{kind}: {audit}");

@@ -66,15 +66,33 @@ pub fn web_roots(extra: &[Vec<u8>]) -> Result<rustls::RootCertStore, ClientError
     Ok(roots)
 }
 
+/// An error and the errors that caused it (hyper's says "client error (Connect)"; the cause
+/// says which certificate check failed), joined with ": ".
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 impl HttpClient {
-    /// HTTP and HTTPS; HTTPS checked by WebPKI against `roots`, then by `pins` for pinned hosts.
+    /// HTTP and HTTPS; HTTPS checked by WebPKI against `roots` (against `managed` alone for
+    /// the hosts it covers), then by `pins` for pinned hosts.
     #[cfg(feature = "tls")]
     pub fn pinned(
         roots: Arc<rustls::RootCertStore>,
+        managed: Option<medgate_trust::roots::ManagedRoots>,
         pins: PinSet,
     ) -> Result<HttpClient, ClientError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = medgate_trust::pins::client_config(provider, roots, pins)
+        let config = medgate_trust::pins::client_config(provider, roots, managed, pins)
             .map_err(|e| ClientError::Tls(e.to_string()))?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
@@ -121,7 +139,7 @@ impl HttpClient {
                     host: mismatch.host.clone(),
                     chain: mismatch.chain.iter().map(ToString::to_string).collect(),
                 },
-                None => http_error(error.to_string()),
+                None => http_error(with_causes(&error)),
             }
         })?;
         let (parts, body) = response.into_parts();

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use medgate_trust::tuf::repository::{self as repo, RoleKey, sign};
 
 use super::*;
+use medgate_trust::roots::ROOTS_TARGET;
 
 const NOW: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
@@ -71,11 +72,26 @@ impl Repository {
 
     /// Publishes release `version` of `pins`, expiring at `expires`.
     fn publish(&self, version: u64, expires: i64, pins: &[u8]) {
-        let targets = sign(
-            &repo::targets(version, expires, &[(PINS_TARGET, pins)]).unwrap(),
-            &[&self.keys[3]],
-        )
-        .unwrap();
+        self.publish_with_roots(version, expires, pins, None);
+    }
+
+    /// Publishes release `version` of `pins` and, if given, `roots.pem` for `hosts`.
+    fn publish_with_roots(
+        &self,
+        version: u64,
+        expires: i64,
+        pins: &[u8],
+        roots: Option<(&[u8], serde_json::Value)>,
+    ) {
+        let mut files: Vec<(&str, &[u8])> = vec![(PINS_TARGET, pins)];
+        if let Some((pem, _)) = &roots {
+            files.push((ROOTS_TARGET, pem));
+        }
+        let mut described = repo::targets(version, expires, &files).unwrap();
+        if let Some((_, custom)) = &roots {
+            described.targets.get_mut(ROOTS_TARGET).unwrap().custom = Some(custom.clone());
+        }
+        let targets = sign(&described, &[&self.keys[3]]).unwrap();
         let snapshot = sign(
             &repo::snapshot(version, expires, version, &targets).unwrap(),
             &[&self.keys[2]],
@@ -91,6 +107,10 @@ impl Repository {
         files.insert("snapshot.json".into(), snapshot);
         files.insert("targets.json".into(), targets);
         files.insert("targets/pins.json".into(), pins.to_vec());
+        match roots {
+            Some((pem, _)) => files.insert("targets/roots.pem".into(), pem.to_vec()),
+            None => files.remove("targets/roots.pem"),
+        };
     }
 
     /// What a client's fetch sees.
@@ -255,4 +275,84 @@ fn kept_roots_are_walked_from_the_shipped_one() {
     let again = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
     assert_eq!(again.status(NOW).root_version, 2);
     assert_eq!(again.pins(), ota.pins());
+}
+
+#[test]
+fn managed_roots_arrive_with_a_release_and_leave_with_the_next() {
+    let repository = Repository::new();
+    let ca = medgate_testkit::pki::TestCa::new("managed").root_pem();
+    let hosts = medgate_trust::roots::target_custom(&["**.example.org".to_string()]);
+    repository.publish_with_roots(
+        1,
+        NOW + DAY,
+        &pins_json(&[PIN_A, PIN_B]),
+        Some((ca.as_bytes(), hosts.clone())),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ota = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    assert!(ota.managed_roots().is_none());
+    block_on(ota.refresh(NOW, repository.fetcher())).unwrap();
+    let managed = ota.managed_roots().unwrap();
+    assert!(managed.covers("api.example.org") && !managed.covers("api.example.com"));
+    assert_eq!(ota.status(NOW).managed_root_hosts, 1);
+    // Kept for the next run, offline.
+    let again = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(
+        again.managed_roots().unwrap().certificates(),
+        managed.certificates()
+    );
+
+    // A roots.pem that is not the one the targets describe: refused, the last good stays.
+    repository.publish_with_roots(
+        2,
+        NOW + DAY,
+        &pins_json(&[PIN_A, PIN_B]),
+        Some((ca.as_bytes(), hosts.clone())),
+    );
+    let other = medgate_testkit::pki::TestCa::new("planted").root_pem();
+    repository
+        .files
+        .lock()
+        .unwrap()
+        .insert("targets/roots.pem".into(), other.into_bytes());
+    assert!(block_on(ota.refresh(NOW, repository.fetcher())).is_err());
+    assert_eq!(
+        ota.managed_roots().unwrap().certificates(),
+        managed.certificates()
+    );
+    // A roots.pem target without the hosts it covers: refused too.
+    repository.publish_with_roots(
+        3,
+        NOW + DAY,
+        &pins_json(&[PIN_A, PIN_B]),
+        Some((ca.as_bytes(), serde_json::json!({}))),
+    );
+    assert!(matches!(
+        block_on(ota.refresh(NOW, repository.fetcher())),
+        Err(OtaError::Roots(_))
+    ));
+    assert!(ota.managed_roots().is_some());
+
+    // The next release without roots.pem: the device's roots again.
+    repository.publish(4, NOW + DAY, &pins_json(&[PIN_A, PIN_B]));
+    block_on(ota.refresh(NOW, repository.fetcher())).unwrap();
+    assert!(ota.managed_roots().is_none());
+    let again = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    assert!(again.managed_roots().is_none());
+}
+
+#[test]
+fn kept_metadata_whose_pins_did_not_load_is_fetched_again() {
+    let repository = Repository::new();
+    repository.publish(1, NOW + DAY, &pins_json(&[PIN_A, PIN_B]));
+    let dir = tempfile::tempdir().unwrap();
+    let ota = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    block_on(ota.refresh(NOW, repository.fetcher())).unwrap();
+    // The kept pins file is lost; the kept metadata is not.
+    std::fs::remove_file(dir.path().join("pins.json")).unwrap();
+    let again = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    assert!(again.pins_for("api.example.org").is_empty());
+    // The timestamp has not changed, and still the refresh brings the pins back.
+    block_on(again.refresh(NOW, repository.fetcher())).unwrap();
+    assert_eq!(again.pins_for("api.example.org").len(), 2);
 }

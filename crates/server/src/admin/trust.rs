@@ -1,5 +1,6 @@
-//! The pins of the over-the-air pin set and its publication: `/v1/admin/pins` and
-//! `/v1/admin/trust`. Root signing happens offline (`medgate trust`), never here.
+//! The pins of the over-the-air pin set, the managed roots, and their publication:
+//! `/v1/admin/pins`, `/v1/admin/trust` and `/v1/admin/trust/roots`. Root signing happens
+//! offline (`medgate trust`), never here.
 
 use medgate_store::PinRecord;
 use medgate_trust::pins::{HostPattern, Pin};
@@ -86,6 +87,85 @@ pub(super) async fn list_pins(
     Ok(json(StatusCode::OK, &state.store.pins().await?))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetRoots {
+    /// CA certificates, PEM.
+    pem: String,
+    /// The host patterns whose only roots they are.
+    hosts: Vec<String>,
+}
+
+/// The largest managed roots body (the PEM, its hosts and JSON around them).
+const MAX_ROOTS_BODY: usize = medgate_trust::roots::MAX_ROOTS_BYTES + 64 * 1024;
+
+fn roots_error(error: TrustError) -> ApiError {
+    match error {
+        TrustError::Roots(error) => ApiError::Malformed(error.to_string()),
+        TrustError::Store(error) => error.into(),
+        other => {
+            tracing::error!(error = %other, "managed roots could not be stored");
+            ApiError::Internal
+        }
+    }
+}
+
+/// Sets the managed roots the next publication carries (`roots.pem`): the only roots the SDK
+/// trusts for `hosts`.
+pub(super) async fn set_roots(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    let request: SetRoots = parse_json(&body(&state, &headers, request, MAX_ROOTS_BODY).await?)?;
+    let hosts = request
+        .hosts
+        .iter()
+        .map(|host| pattern(host))
+        .collect::<Result<Vec<_>, _>>()?;
+    let parsed = medgate_trust::roots::ManagedRoots::parse(request.pem.as_bytes(), &hosts)
+        .map_err(|error| ApiError::Malformed(error.to_string()))?;
+    let certificates = parsed.certificates().len();
+    let change = change(
+        &state,
+        "admin.trust.roots.set",
+        "roots.pem",
+        serde_json::json!({"hosts": hosts, "certificates": certificates}),
+    );
+    trust::set_managed_roots(
+        &*state.store,
+        Some((&request.pem, &hosts)),
+        state.clock.now(),
+        &change.entry,
+    )
+    .await
+    .map_err(roots_error)?;
+    change.committed(&state);
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"hosts": hosts, "certificates": certificates, "published": false}),
+    ))
+}
+
+/// Clears the managed roots: the next publication has no `roots.pem`.
+pub(super) async fn clear_roots(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+) -> Result<Response, ApiError> {
+    let change = change(
+        &state,
+        "admin.trust.roots.clear",
+        "roots.pem",
+        serde_json::json!({}),
+    );
+    trust::set_managed_roots(&*state.store, None, state.clock.now(), &change.entry)
+        .await
+        .map_err(roots_error)?;
+    change.committed(&state);
+    Ok(json(StatusCode::OK, &serde_json::json!({"cleared": true})))
+}
+
 /// Signs a new release of the pins (targets, snapshot, timestamp) with the online keys.
 pub(super) async fn publish(
     _: Admin,
@@ -94,7 +174,7 @@ pub(super) async fn publish(
     let change = change(
         &state,
         "admin.trust.publish",
-        "pins.json",
+        "targets",
         serde_json::json!({}),
     );
     let version = trust::publish(
@@ -138,5 +218,15 @@ pub(super) async fn status(
             ),
         );
     }
+    let managed = trust::managed_roots(&*state.store)
+        .await
+        .map_err(roots_error)?;
+    roles.insert(
+        "managed_roots".into(),
+        managed.map_or(
+            serde_json::Value::Null,
+            |(_, hosts)| serde_json::json!({"hosts": hosts}),
+        ),
+    );
     Ok(json(StatusCode::OK, &serde_json::Value::Object(roles)))
 }

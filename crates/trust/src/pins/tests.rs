@@ -379,3 +379,54 @@ fn the_pin_is_the_base64_sha256_of_the_spki() {
         "XNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM="
     );
 }
+
+#[test]
+fn managed_roots_are_the_only_roots_for_the_hosts_they_cover() {
+    use crate::roots::ManagedRoots;
+    // The device trusts `device` (a CA a user installed, say); the deployment manages `own`.
+    let device = Pki::new("device");
+    let own = Pki::new("own");
+    let managed =
+        ManagedRoots::parse(own.ca.root_pem().as_bytes(), &["**.example.com".into()]).unwrap();
+    let verifier = device.verifier(&[]).with_managed_roots(Some(managed));
+    // A chain from the device's CA for a covered host: refused, whatever the device trusts.
+    let refused = check(
+        &verifier,
+        &device.leaf.leaf_der,
+        std::slice::from_ref(&device.leaf.intermediate_der),
+        "api.example.com",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+        ),
+        "{refused:?}"
+    );
+    // The deployment's own chain: accepted, though the device does not trust its CA.
+    check(
+        &verifier,
+        &own.leaf.leaf_der,
+        std::slice::from_ref(&own.leaf.intermediate_der),
+        "api.example.com",
+    )
+    .unwrap();
+    // A host the managed roots do not cover keeps the device's roots.
+    let elsewhere = device.ca.issue(&["api.example.org"]);
+    check(
+        &verifier,
+        &elsewhere.leaf_der,
+        std::slice::from_ref(&elsewhere.intermediate_der),
+        "api.example.org",
+    )
+    .unwrap();
+    // Without managed roots, the device's chain for the covered host passes: the control.
+    check(
+        &device.verifier(&[]),
+        &device.leaf.leaf_der,
+        std::slice::from_ref(&device.leaf.intermediate_der),
+        "api.example.com",
+    )
+    .unwrap();
+}
