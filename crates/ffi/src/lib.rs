@@ -232,6 +232,14 @@ impl PreparedAttestation {
 pub struct RequestHeaders {
     pub authorization: String,
     pub dpop: String,
+    /// With a body: the `Signature-Input`, `Signature` and `Content-Digest` values of the
+    /// HTTP Message Signature over it (routes with `proof = "dpop+signature"`).
+    #[uniffi(default = None)]
+    pub signature_input: Option<String>,
+    #[uniffi(default = None)]
+    pub signature: Option<String>,
+    #[uniffi(default = None)]
+    pub content_digest: Option<String>,
 }
 
 /// A runtime threat the SDK sees.
@@ -388,20 +396,28 @@ impl MedgateClient {
         })
     }
 
-    /// The `Authorization` and `DPoP` header values for one request to `path` on the gateway
-    /// (e.g. `/api/v1/entries`, without query). Each call makes a new proof.
+    /// Every header to add to one request to `path` on the gateway (e.g. `/api/v1/entries`,
+    /// a query included): `Authorization` and `DPoP`, and with `body` (the bytes exactly as
+    /// sent) an HTTP Message Signature over it and its `Content-Digest`, which writes on
+    /// `dpop+signature` routes need. Each call makes a new proof and signature.
+    #[uniffi::method(default(body = None))]
     pub fn sign_request(
         &self,
         method: String,
         path: String,
+        body: Option<Vec<u8>>,
     ) -> Result<RequestHeaders, MedgateError> {
         boundary(|| {
-            let headers = self
-                .runtime
-                .block_on(self.client.request_headers(&method, &path))?;
+            let headers =
+                self.runtime
+                    .block_on(self.client.headers_for(&method, &path, body.as_deref()))?;
+            let signature = headers.signature;
             Ok(RequestHeaders {
                 authorization: headers.authorization.expose().clone(),
                 dpop: headers.dpop,
+                signature_input: signature.as_ref().map(|s| s.signature_input.clone()),
+                signature: signature.as_ref().map(|s| s.signature.clone()),
+                content_digest: signature.map(|s| s.content_digest),
             })
         })
     }

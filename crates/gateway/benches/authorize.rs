@@ -131,6 +131,7 @@ impl Bench {
                 upstream_timeout: Duration::from_secs(30),
                 key_retention_secs: 360,
                 connections: medgate_service::listen::ConnectionLimits::default(),
+                max_signed_body: 1024 * 1024,
             },
             medgate_store::seal::Sealer::plain(),
             clock,

@@ -26,6 +26,7 @@ pub mod cache;
 pub mod inject;
 pub mod path;
 pub mod routes;
+mod signature;
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -38,7 +39,7 @@ use http::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, Uri};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -62,6 +63,7 @@ use medgate_store::seal::Sealer;
 use medgate_store::{RevocationTarget, Store, StoreError, published_keys};
 use medgate_verify::UnixTime;
 use medgate_verify::dpop::{self, ProofPolicy, RequestTarget};
+use medgate_verify::httpsig::SignaturePolicy;
 use medgate_verify::keys::KeySet;
 use medgate_verify::token::{self, TokenExpectations, VerifiedToken};
 use parking_lot::RwLock;
@@ -69,14 +71,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::cache::TokenCache;
-use crate::routes::{FailMode, Route};
+use crate::routes::{FailMode, ProofMode, Route};
 
 /// Response bodies: streamed from the upstream, or our own small JSON.
 pub type GatewayBody = BoxBody<Bytes, hyper::Error>;
+/// Request bodies to the upstream: streamed from the client, or read whole to check a
+/// signed body's digest.
+type UpstreamBody = Either<Incoming, Full<Bytes>>;
 
 const X_INSTALLATION: HeaderName = HeaderName::from_static("x-medgate-installation");
 const X_APP: HeaderName = HeaderName::from_static("x-medgate-app");
 const X_SCOPE: HeaderName = HeaderName::from_static("x-medgate-scope");
+const X_KEY: HeaderName = HeaderName::from_static("x-medgate-key");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -84,8 +90,9 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// `-`, since CGI and WSGI servers merge the two): credentials the gateway consumed, the
 /// identity and forwarding headers the gateway sets itself, and rewrite and method overrides
 /// that would make the upstream act on another route or method than the one checked.
-const SPOOFABLE: [&str; 19] = [
+const SPOOFABLE: [&str; 20] = [
     "authorization",
+    "x-medgate-key",
     "dpop",
     "forwarded",
     "x-forwarded-for",
@@ -147,6 +154,8 @@ pub struct GatewayParams {
     pub key_retention_secs: i64,
     /// What clients can hold of the listener (and the proxies it trusts).
     pub connections: ConnectionLimits,
+    /// The largest body a `dpop+signature` route reads to check its digest.
+    pub max_signed_body: usize,
 }
 
 /// Revocations learned from the store's feed.
@@ -167,7 +176,9 @@ struct Inner {
     address_limiter: KeyedLimiter<IpAddr>,
     /// Replay keys and limits shared with the other gateways, when `[redis]` is configured.
     shared: Option<SharedState>,
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
+    /// What `proof = "dpop+signature"` routes require of a signature.
+    signature_policy: SignaturePolicy,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     audit: AuditSink,
@@ -224,6 +235,13 @@ pub struct Authorized {
     redis_down: FailMode,
     /// The upstream credentials the route adds.
     inject: Arc<[inject::Injection]>,
+    /// What else the route requires: a signature over the body's digest.
+    proof_mode: ProofMode,
+    /// The installation key that signed the proof, and its thumbprint (the token's `cnf.jkt`).
+    key: medgate_proto::PublicJwk,
+    jkt: String,
+    /// The installation, as the replay cache files its entries.
+    owner: [u8; 32],
 }
 
 impl Authorized {
@@ -272,6 +290,7 @@ impl Gateway {
                 shared,
                 keys: RwLock::new(Arc::new(KeySet::default())),
                 revoked: RwLock::new(Revoked::default()),
+                signature_policy: SignaturePolicy::for_requests(params.proof.window),
                 params,
                 client,
                 clock,
@@ -453,6 +472,10 @@ impl Gateway {
             ),
             redis_down: route.redis_down(&parts.method),
             inject: Arc::clone(route.inject()),
+            proof_mode: route.proof(),
+            key: bound.proof().key().clone(),
+            jkt: token.jkt().as_str().to_string(),
+            owner: owner_key,
         })
     }
 
@@ -534,17 +557,28 @@ impl Gateway {
         self.inner
             .metrics
             .gateway_check(started.elapsed().as_secs_f64());
-        match decision {
-            Ok(authorized) => {
-                self.forward(authorized, Request::from_parts(parts, body), client)
-                    .await
+        let refused = |refusal: Refusal, installation: Option<String>| {
+            self.inner.metrics.gateway_request(refusal.outcome());
+            self.audit_refusal(&parts, &refusal, installation);
+            local(refusal.response(&self.algs()))
+        };
+        let authorized = match decision {
+            Ok(authorized) => authorized,
+            Err((refusal, installation)) => return refused(refusal, installation),
+        };
+        let body = match authorized.proof_mode {
+            ProofMode::Dpop => Either::Left(body),
+            ProofMode::DpopSignature => {
+                match signature::check(&self.inner, &parts, body, &authorized, now).await {
+                    Ok(bytes) => Either::Right(Full::new(bytes)),
+                    Err(refusal) => {
+                        return refused(refusal, Some(authorized.installation_id.clone()));
+                    }
+                }
             }
-            Err((refusal, installation)) => {
-                self.inner.metrics.gateway_request(refusal.outcome());
-                self.audit_refusal(&parts, &refusal, installation);
-                local(refusal.response(&self.algs()))
-            }
-        }
+        };
+        self.forward(authorized, Request::from_parts(parts, body), client)
+            .await
     }
 
     /// Counts the refusal in the audit tally: its kind, code, route pattern (not the raw path,
@@ -563,7 +597,7 @@ impl Gateway {
     async fn forward(
         &self,
         authorized: Authorized,
-        request: Request<Incoming>,
+        request: Request<UpstreamBody>,
         client: IpAddr,
     ) -> Response<GatewayBody> {
         let inner = &self.inner;
@@ -626,6 +660,13 @@ impl Gateway {
             if let Ok(value) = HeaderValue::from_str(value) {
                 parts.headers.insert(name, value);
             }
+        }
+        // A verified signature travels on with the key that made it, for the upstream to
+        // keep with the record (provenance).
+        if authorized.proof_mode == ProofMode::DpopSignature
+            && let Ok(value) = HeaderValue::from_str(&authorized.jkt)
+        {
+            parts.headers.insert(X_KEY, value);
         }
         if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
             parts.headers.insert(X_FORWARDED_FOR, value);

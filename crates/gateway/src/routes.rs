@@ -34,6 +34,25 @@ pub struct RouteConfig {
     /// Upstream credentials added to what this route forwards (the app's operator secrets).
     #[serde(default)]
     pub inject: Vec<InjectConfig>,
+    /// What proves a request on this route: a DPoP proof (method and URL), or also an HTTP
+    /// Message Signature over the body's `Content-Digest` (writes of readings, treatments and
+    /// commands).
+    #[serde(default)]
+    pub proof: ProofMode,
+}
+
+/// What a route requires of each request besides the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum ProofMode {
+    /// A DPoP proof: the method and URL, by the installation key.
+    #[default]
+    #[serde(rename = "dpop")]
+    Dpop,
+    /// A DPoP proof and an RFC 9421 signature by the installation key over the method, the
+    /// target URI, the token and the body's RFC 9530 `Content-Digest`, the body checked
+    /// against it.
+    #[serde(rename = "dpop+signature")]
+    DpopSignature,
 }
 
 /// A route's choice when the shared state is unreachable.
@@ -54,6 +73,7 @@ impl RouteConfig {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             redis_down: None,
             inject: Vec::new(),
+            proof: ProofMode::Dpop,
         }
     }
 }
@@ -76,6 +96,7 @@ pub struct Route {
     scopes: Vec<String>,
     redis_down: Option<FailMode>,
     inject: Arc<[Injection]>,
+    proof: ProofMode,
 }
 
 impl Route {
@@ -128,7 +149,12 @@ impl Route {
             scopes: config.scopes.clone(),
             redis_down: config.redis_down,
             inject: inject.into(),
+            proof: config.proof,
         })
+    }
+
+    pub fn proof(&self) -> ProofMode {
+        self.proof
     }
 
     pub fn pattern(&self) -> &str {
@@ -213,6 +239,7 @@ mod tests {
             scopes: vec![],
             redis_down: None,
             inject: vec![],
+            proof: ProofMode::Dpop,
         })
         .unwrap()
     }
@@ -278,6 +305,7 @@ mod tests {
             scopes: vec!["read".into()],
             redis_down: None,
             inject: vec![],
+            proof: ProofMode::Dpop,
         })
         .unwrap();
         assert!(get.allows_method(&Method::GET));
@@ -290,6 +318,7 @@ mod tests {
                 scopes,
                 redis_down: None,
                 inject: vec![],
+                proof: ProofMode::Dpop,
             })
             .unwrap_err()
         };

@@ -375,6 +375,9 @@ pub struct GatewayConfig {
     pub connections: ConnectionConfig,
     /// TLS on the gateway's listener; none: plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// The largest body a `proof = "dpop+signature"` route reads to check it against its
+    /// `Content-Digest` (413 beyond).
+    pub max_signed_body: usize,
 }
 
 impl GatewayConfig {
@@ -421,6 +424,7 @@ impl Default for GatewayConfig {
             routes: Vec::new(),
             connections: ConnectionConfig::default(),
             tls: None,
+            max_signed_body: 1024 * 1024,
         }
     }
 }

@@ -432,6 +432,7 @@ impl Node {
                 upstream_timeout: config.gateway.upstream_timeout,
                 key_retention_secs,
                 connections: config.gateway.connections.limits(),
+                max_signed_body: config.gateway.max_signed_body,
             },
             gateway_sealer,
             Arc::clone(&clock),

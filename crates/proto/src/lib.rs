@@ -10,6 +10,7 @@
 
 pub mod b64;
 pub mod hex;
+pub mod httpsig;
 pub mod jwk;
 pub mod jws;
 pub mod redact;

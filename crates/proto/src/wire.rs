@@ -27,6 +27,7 @@ pub mod problem_type {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "urn:medgate:problem:unsupported-media-type";
     pub const INVALID_TOKEN: &str = "urn:medgate:problem:invalid-token";
     pub const INVALID_DPOP_PROOF: &str = "urn:medgate:problem:invalid-dpop-proof";
+    pub const INVALID_SIGNATURE: &str = "urn:medgate:problem:invalid-signature";
     pub const INSUFFICIENT_SCOPE: &str = "urn:medgate:problem:insufficient-scope";
     pub const ROUTE_DENIED: &str = "urn:medgate:problem:route-denied";
     pub const RATE_LIMITED: &str = "urn:medgate:problem:rate-limited";

@@ -104,14 +104,25 @@ impl HttpResponse {
 pub struct RequestHeaders {
     pub authorization: Secret<String>,
     pub dpop: String,
+    /// For a signed write: `Signature-Input`, `Signature` and `Content-Digest`.
+    pub signature: Option<crate::proof::SignatureHeaders>,
 }
 
 impl RequestHeaders {
-    /// `Authorization` and `DPoP`, for a request sent by other means than [`MedgateClient::send`].
+    /// Every header to add, for a request sent by other means than [`MedgateClient::send`].
     pub fn to_header_map(&self) -> HeaderMap {
         let mut map = HeaderMap::new();
         insert(&mut map, AUTHORIZATION, self.authorization.expose());
         insert(&mut map, HeaderName::from_static("dpop"), &self.dpop);
+        if let Some(signed) = &self.signature {
+            for (name, value) in [
+                ("signature-input", &signed.signature_input),
+                ("signature", &signed.signature),
+                ("content-digest", &signed.content_digest),
+            ] {
+                insert(&mut map, HeaderName::from_static(name), value);
+            }
+        }
         map
     }
 }
@@ -678,6 +689,7 @@ impl MedgateClient {
         let headers = RequestHeaders {
             authorization: Secret::new(format!("DPoP {}", token.expose())),
             dpop: proof,
+            signature: None,
         };
         let response = self
             .send_raw(Method::GET, &url, headers.to_header_map(), Bytes::new())
@@ -712,17 +724,40 @@ impl MedgateClient {
         method: &str,
         path: &str,
     ) -> Result<RequestHeaders, ClientError> {
+        self.headers_for(method, path, None).await
+    }
+
+    /// The headers of one request to the gateway: `Authorization` and `DPoP`, and with a
+    /// `body` (the bytes as sent) an HTTP Message Signature over it and its `Content-Digest`,
+    /// as routes with `proof = "dpop+signature"` require. `path` may carry a query; it is
+    /// signed too.
+    pub async fn headers_for(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<RequestHeaders, ClientError> {
         let token = self.access_token().await?;
-        let proof = dpop_proof(
-            self.key.as_ref(),
-            method,
-            &self.gateway_url(path),
-            Some(token.expose()),
-            (self.now)(),
-        )?;
+        let url = self.gateway_url(path);
+        let now = (self.now)();
+        let proof = dpop_proof(self.key.as_ref(), method, &url, Some(token.expose()), now)?;
+        let authorization = format!("DPoP {}", token.expose());
+        let signature = body
+            .map(|body| {
+                crate::proof::signature_headers(
+                    self.key.as_ref(),
+                    method,
+                    &url,
+                    &authorization,
+                    body,
+                    now,
+                )
+            })
+            .transpose()?;
         Ok(RequestHeaders {
-            authorization: Secret::new(format!("DPoP {}", token.expose())),
+            authorization: Secret::new(authorization),
             dpop: proof,
+            signature,
         })
     }
 
@@ -734,6 +769,24 @@ impl MedgateClient {
         body: Bytes,
     ) -> Result<HttpResponse, ClientError> {
         let headers = self.request_headers(method.as_str(), path).await?;
+        self.send_raw(
+            method,
+            &self.gateway_url(path),
+            headers.to_header_map(),
+            body,
+        )
+        .await
+    }
+
+    /// Sends a write through the gateway with a fresh proof and a signature over its body
+    /// (for `proof = "dpop+signature"` routes: readings, treatments, commands).
+    pub async fn send_signed(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<HttpResponse, ClientError> {
+        let headers = self.headers_for(method.as_str(), path, Some(&body)).await?;
         self.send_raw(
             method,
             &self.gateway_url(path),

@@ -1,4 +1,6 @@
-//! DPoP proofs (RFC 9449 §4.2): a fresh JWT per request, signed by the installation key.
+//! DPoP proofs (RFC 9449 §4.2): a fresh JWT per request, signed by the installation key; and
+//! for writes, an HTTP Message Signature (RFC 9421) by the same key over the method, the URL,
+//! the token and the body's `Content-Digest` (RFC 9530), so the body cannot change on the way.
 
 use medgate_proto::b64;
 use medgate_proto::jws::HeaderFields;
@@ -15,6 +17,60 @@ pub enum ProofError {
     Random,
     #[error(transparent)]
     Sign(#[from] SignerError),
+    #[error("the request cannot be signed: {0}")]
+    Fields(#[from] medgate_proto::httpsig::FieldError),
+}
+
+/// What a signed write carries besides `Authorization` and `DPoP`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureHeaders {
+    pub signature_input: String,
+    pub signature: String,
+    pub content_digest: String,
+}
+
+/// The components a write's signature covers (what the gateway requires).
+pub const SIGNED_COMPONENTS: [&str; 4] =
+    ["@method", "@target-uri", "content-digest", "authorization"];
+
+/// Signs a request for `method` on `url` (absolute, with its query) carrying `authorization`
+/// (the whole `Authorization` value) and `body` (the bytes as sent, after any
+/// `Content-Encoding`): label `medgate`, `ecdsa-p256-sha256`, keyid the key's thumbprint, a
+/// fresh nonce, `created` = `now`.
+pub fn signature_headers(
+    key: &dyn Signer,
+    method: &str,
+    url: &str,
+    authorization: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<SignatureHeaders, ProofError> {
+    use medgate_proto::httpsig::{self, DigestAlg, RequestMessage, SignatureParams};
+    let content_digest = httpsig::content_digest(DigestAlg::Sha256, body);
+    let nonce = crate::random_b64(16).map_err(|_| ProofError::Random)?;
+    let params = SignatureParams::new(
+        &SIGNED_COMPONENTS,
+        now,
+        None,
+        &nonce,
+        key.thumbprint().as_str(),
+        "ecdsa-p256-sha256",
+    )?;
+    let message = RequestMessage {
+        method,
+        target_uri: url,
+        fields: vec![
+            ("authorization".into(), authorization.to_string()),
+            ("content-digest".into(), content_digest.clone()),
+        ],
+    };
+    let base = httpsig::signature_base(&params, &message)?;
+    let signature = key.sign(base.as_bytes())?;
+    Ok(SignatureHeaders {
+        signature_input: params.header_value("medgate"),
+        signature: httpsig::signature_header("medgate", &signature),
+        content_digest,
+    })
 }
 
 /// A proof for `method` on `htu` (the absolute URL without query or fragment), bound to

@@ -19,6 +19,12 @@ use crate::ratelimit::retry_after_secs;
 
 /// The `DPoP` request header.
 pub const DPOP: HeaderName = HeaderName::from_static("dpop");
+/// RFC 9421 §5.1: what a signature the resource accepts must cover.
+pub const ACCEPT_SIGNATURE: HeaderName = HeaderName::from_static("accept-signature");
+/// The signature a `dpop+signature` route asks for (a fresh `created` and `nonce`, keyid the
+/// token's `cnf.jkt`).
+const ACCEPTED_SIGNATURE: &str =
+    r#"medgate=("@method" "@target-uri" "content-digest" "authorization");alg="ecdsa-p256-sha256""#;
 
 /// Why a request was refused. Each maps to one status and problem type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +39,14 @@ pub enum Refusal {
     InvalidToken(Why),
     /// 401 `invalid_dpop_proof`.
     InvalidProof(Why),
+    /// 401 `invalid_signature`: the route needs an HTTP Message Signature (RFC 9421) over the
+    /// request and its body's `Content-Digest`, and it is missing, does not verify, or the
+    /// body does not match the digest. With `Accept-Signature` saying what to sign.
+    InvalidSignature(Why),
+    /// 413: a body to be checked against its digest is larger than the route reads.
+    BodyTooLarge(usize),
+    /// 400: the body did not arrive whole (the client stopped sending, or took too long).
+    BodyIncomplete,
     /// 403: no route rule covers this path and method.
     RouteDenied,
     /// 403 `insufficient_scope`: the scopes the route needs.
@@ -84,7 +98,9 @@ impl Refusal {
     /// The refusal's stable reason code, where it has one beyond its kind.
     pub fn code(&self) -> Option<&'static str> {
         match self {
-            Refusal::InvalidToken(why) | Refusal::InvalidProof(why) => Some(why.code),
+            Refusal::InvalidToken(why)
+            | Refusal::InvalidProof(why)
+            | Refusal::InvalidSignature(why) => Some(why.code),
             _ => None,
         }
     }
@@ -96,6 +112,9 @@ impl Refusal {
             Refusal::MissingToken => "missing_token",
             Refusal::InvalidToken(_) => "invalid_token",
             Refusal::InvalidProof(_) => "invalid_dpop_proof",
+            Refusal::InvalidSignature(_) => "invalid_signature",
+            Refusal::BodyTooLarge(_) => "body_too_large",
+            Refusal::BodyIncomplete => "body_incomplete",
             Refusal::RouteDenied => "route_denied",
             Refusal::InsufficientScope(_) => "insufficient_scope",
             Refusal::RateLimited(_) => "rate_limited",
@@ -106,7 +125,12 @@ impl Refusal {
 
     pub fn detail(&self) -> Option<String> {
         match self {
-            Refusal::InvalidToken(why) | Refusal::InvalidProof(why) => Some(why.detail.clone()),
+            Refusal::InvalidToken(why)
+            | Refusal::InvalidProof(why)
+            | Refusal::InvalidSignature(why) => Some(why.detail.clone()),
+            Refusal::BodyTooLarge(limit) => Some(format!(
+                "a signed body is at most {limit} bytes on this route"
+            )),
             Refusal::InsufficientScope(scopes) => {
                 Some(format!("requires scope {}", scopes.join(" ")))
             }
@@ -126,6 +150,17 @@ impl Refusal {
             Refusal::InvalidProof(_) => {
                 (problem_type::INVALID_DPOP_PROOF, "Invalid DPoP proof", 401)
             }
+            Refusal::InvalidSignature(_) => (
+                problem_type::INVALID_SIGNATURE,
+                "Invalid request signature",
+                401,
+            ),
+            Refusal::BodyTooLarge(_) => (problem_type::PAYLOAD_TOO_LARGE, "Body too large", 413),
+            Refusal::BodyIncomplete => (
+                problem_type::MALFORMED_REQUEST,
+                "Request body incomplete",
+                400,
+            ),
             Refusal::RouteDenied => (problem_type::ROUTE_DENIED, "Route not allowed", 403),
             Refusal::InsufficientScope(_) => {
                 (problem_type::INSUFFICIENT_SCOPE, "Insufficient scope", 403)
@@ -149,6 +184,9 @@ impl Refusal {
             Refusal::InvalidProof(why) => {
                 Some(www_authenticate("invalid_dpop_proof", &why.detail, algs))
             }
+            Refusal::InvalidSignature(why) => {
+                Some(www_authenticate("invalid_signature", &why.detail, algs))
+            }
             Refusal::InsufficientScope(scopes) => Some(format!(
                 r#"DPoP error="insufficient_scope", scope="{}", algs="{algs}""#,
                 scopes.join(" ")
@@ -157,6 +195,12 @@ impl Refusal {
         };
         if let Some(value) = challenge.and_then(|text| HeaderValue::from_str(&text).ok()) {
             response.headers_mut().insert(WWW_AUTHENTICATE, value);
+        }
+        if let Refusal::InvalidSignature(_) = self {
+            response.headers_mut().insert(
+                ACCEPT_SIGNATURE,
+                HeaderValue::from_static(ACCEPTED_SIGNATURE),
+            );
         }
         let wait = match self {
             Refusal::RateLimited(wait) => Some(*wait),
@@ -182,13 +226,20 @@ fn www_authenticate(error: &str, description: &str, algs: &str) -> String {
     format!(r#"DPoP error="{error}", error_description="{description}", algs="{algs}""#)
 }
 
-/// The one value of header `name`, if any: `Err` for two or more, or one that is not ASCII.
-fn single_header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, ()> {
+/// A header that must appear at most once came twice, or not in ASCII.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotSingle;
+
+/// The one value of header `name`, if any.
+pub fn single_header<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'h str>, NotSingle> {
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
         (None, _) => Ok(None),
-        (Some(value), None) => value.to_str().map(Some).map_err(|_| ()),
-        (Some(_), Some(_)) => Err(()),
+        (Some(value), None) => value.to_str().map(Some).map_err(|_| NotSingle),
+        (Some(_), Some(_)) => Err(NotSingle),
     }
 }
 
@@ -196,7 +247,7 @@ fn single_header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option
 /// exactly one header, with the DPoP scheme.
 pub fn access_token(headers: &HeaderMap) -> Result<&str, Refusal> {
     let authorization = single_header(headers, &AUTHORIZATION)
-        .map_err(|()| {
+        .map_err(|NotSingle| {
             Refusal::InvalidToken(Why::new(
                 "authorization_header",
                 "send exactly one Authorization header, in ASCII",
@@ -216,7 +267,7 @@ pub fn access_token(headers: &HeaderMap) -> Result<&str, Refusal> {
 /// The proof of `DPoP: <proof>`: exactly one header, in ASCII.
 pub fn dpop_proof(headers: &HeaderMap) -> Result<&str, Refusal> {
     single_header(headers, &DPOP)
-        .map_err(|()| {
+        .map_err(|NotSingle| {
             Refusal::InvalidProof(Why::new(
                 "dpop_header",
                 "send exactly one DPoP header, in ASCII",

@@ -18,7 +18,7 @@
 //! [`VerifiedProof::replay_key`], for the length of the `iat` window.
 
 use medgate_proto::wire::{self, DpopClaims};
-use medgate_proto::{Alg, Thumbprint};
+use medgate_proto::{Alg, PublicJwk, Thumbprint};
 use ring::digest;
 use url::Url;
 
@@ -135,6 +135,8 @@ impl ProofError {
 #[derive(Debug, Clone)]
 pub struct VerifiedProof {
     jkt: Thumbprint,
+    /// The key that signed it (whose thumbprint is `jkt`).
+    key: PublicJwk,
     jti: String,
     iat: UnixTime,
     ath: Option<String>,
@@ -143,6 +145,10 @@ pub struct VerifiedProof {
 impl VerifiedProof {
     pub fn jkt(&self) -> &Thumbprint {
         &self.jkt
+    }
+    /// The installation key, verified to have signed the proof.
+    pub fn key(&self) -> &PublicJwk {
+        &self.key
     }
     pub fn jti(&self) -> &str {
         &self.jti
@@ -200,6 +206,7 @@ pub fn verify_proof(
     }
     Ok(VerifiedProof {
         jkt: key.thumbprint(),
+        key: key.clone(),
         jti: claims.jti,
         iat: UnixTime::from_secs(claims.iat),
         ath: claims.ath,

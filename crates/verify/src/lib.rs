@@ -15,6 +15,7 @@ pub mod apple;
 pub mod checkpoint;
 pub mod dpop;
 pub mod evidence;
+pub mod httpsig;
 pub mod jws;
 pub mod keys;
 pub mod platform;

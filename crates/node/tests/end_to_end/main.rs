@@ -18,5 +18,6 @@ mod platform_client;
 mod postgres;
 mod sealed_secrets;
 mod secrets;
+mod signatures;
 mod tls;
 mod trust;
