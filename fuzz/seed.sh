@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -175,6 +175,18 @@ if command -v openssl >/dev/null; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=seed \
       -days 1 -keyout /dev/null 2>/dev/null || true
   } > "$corpus/managed_roots/custom-and-pem"
+fi
+# httpsig seeds: a selector byte, then fields as medgate's SDK writes them, and the RFC 9421
+# Appendix B examples when the vectors are present.
+printf '\001%s\n%s' 'medgate=("@method" "@target-uri" "content-digest" "authorization");created=1800000000;nonce="n";keyid="k";alg="ecdsa-p256-sha256"' 'medgate=:AAAA:' > "$corpus/httpsig/sdk"
+printf '\000%s' 'sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:, sha-512=:AAAA:' > "$corpus/httpsig/digest"
+if [ -d "$vectors/standards/rfc9421-http-message-signatures" ]; then
+  python3 - "$vectors/standards/rfc9421-http-message-signatures/vectors.json" "$corpus/httpsig" <<'PY'
+import json, sys
+for case in json.load(open(sys.argv[1]))["cases"]:
+    data = b"\x01" + case["signature_input_header"].encode() + b"\n" + case["signature_header"].encode()
+    open(f"{sys.argv[2]}/{case['label']}", "wb").write(data)
+PY
 fi
 # pins seeds: pattern, pin, host, one a line (OkHttp's spellings).
 printf '**.example.com\nsha256/XNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM=\napi.example.com' > "$corpus/pins/any-depth"

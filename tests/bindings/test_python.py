@@ -109,6 +109,42 @@ class PythonBindings(unittest.TestCase):
         self.assertEqual(self.get("/api/entries", headers)[0], 200)
         self.assertEqual(self.get("/api/entries", headers)[0], 401)
 
+    def test_a_signed_write_passes_and_a_changed_body_does_not(self):
+        client = medgate_ffi.MedgateClient(self.config(key_path=None))
+        client.attest()
+        body = b'[{"eventType": "Correction Bolus", "insulin": 1.5}]'
+
+        def post(headers, sent):
+            fields = {"Authorization": headers.authorization, "DPoP": headers.dpop}
+            if headers.signature_input is not None:
+                fields["Signature-Input"] = headers.signature_input
+                fields["Signature"] = headers.signature
+                fields["Content-Digest"] = headers.content_digest
+            request = urllib.request.Request(
+                self.medgate.gateway_url + "/api/treatments", data=sent, method="POST", headers=fields
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status, json.loads(response.read())
+            except urllib.error.HTTPError as error:
+                return error.code, json.loads(error.read() or b"{}")
+
+        signed = client.sign_request("POST", "/api/treatments", body)
+        self.assertTrue(signed.signature_input.startswith('medgate=("@method" "@target-uri"'))
+        self.assertTrue(signed.content_digest.startswith("sha-256=:"))
+        status, answer = post(signed, body)
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(answer["key"], client.installation_id())
+        self.assertEqual(answer["body_bytes"], len(body))
+        # The dose changed on the way: refused.
+        status, answer = post(client.sign_request("POST", "/api/treatments", body), body.replace(b"1.5", b"15"))
+        self.assertEqual(status, 401, answer)
+        self.assertEqual(answer["type"], "urn:medgate:problem:invalid-signature")
+        # Without a body to sign, only a proof: not enough on this route.
+        status, answer = post(client.sign_request("POST", "/api/treatments"), body)
+        self.assertEqual(status, 401, answer)
+        self.assertEqual(answer["type"], "urn:medgate:problem:invalid-signature")
+
     def test_errors_map_to_the_public_enum(self):
         unknown = medgate_ffi.MedgateClient(self.config(app_version="9.9.9", key_path=None))
         with self.assertRaises(medgate_ffi.MedgateError.Refused) as refused:

@@ -33,7 +33,15 @@ class JsonHandler(http.server.BaseHTTPRequestHandler):
     """An upstream API that answers every GET with `self.answer()` as JSON."""
 
     def do_GET(self):
-        body = json.dumps(self.answer()).encode()
+        self.respond(self.answer())
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        received = self.rfile.read(length)
+        self.respond({**self.answer(), "body_bytes": len(received)})
+
+    def respond(self, answer):
+        body = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -53,6 +61,7 @@ class Upstream(JsonHandler):
             "entries": [],
             "installation": self.headers.get("X-Medgate-Installation"),
             "scope": self.headers.get("X-Medgate-Scope"),
+            "key": self.headers.get("X-Medgate-Key"),
         }
 
 
@@ -65,7 +74,8 @@ class Echo(JsonHandler):
 
 class MedgateServer:
     """`medgate serve` with its own data directory, and the admin CLI against it. Routes:
-    `/api` needs scope `entries:read`.
+    `/api` needs scope `entries:read`; a POST to `/api/treatments` also a signature over its
+    body (`proof = "dpop+signature"`).
 
     With `testnode` (the `medgate-testnode` binary) the node is that one instead: the same
     node from the same config, which also trusts test App Attest and Android attestation CAs
@@ -94,6 +104,11 @@ listen = "127.0.0.1:{admin_port}"
 [gateway]
 listen = "127.0.0.1:{gateway_port}"
 upstream = "http://127.0.0.1:{self.upstream.server_address[1]}"
+[[gateway.routes]]
+path = "/api/treatments"
+methods = ["POST"]
+scopes = ["entries:read"]
+proof = "dpop+signature"
 [[gateway.routes]]
 path = "/api"
 scopes = ["entries:read"]

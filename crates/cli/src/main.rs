@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod demo;
 mod inspect;
+mod provenance;
 mod selfcheck;
 mod store;
 mod tls;
@@ -71,6 +72,9 @@ enum Command {
         #[command(subcommand)]
         command: tls::TlsCommand,
     },
+    /// Re-verify, offline, a signed write an upstream kept: the installation key's signature
+    /// over it and its body's digest (exit 0 only when both hold).
+    VerifyProvenance(provenance::ProvenanceArgs),
     /// Apply the store's pending schema migrations (`[store] url`; a node also does at start)
     /// and exit.
     Migrate,
@@ -246,6 +250,7 @@ async fn main() -> ExitCode {
         Command::Store { command } => store::run(config, command).await,
         Command::Tls { command } => tls::run(command),
         Command::Trust { command } => trust::run(config, command).await,
+        Command::VerifyProvenance(args) => provenance::run(args),
         Command::Migrate => migrate(config).await,
     };
     match result {

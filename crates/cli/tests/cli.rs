@@ -789,3 +789,57 @@ fn the_trust_repository_is_initialised_offline_and_published_from_the_command_li
     );
     stop(server);
 }
+
+#[test]
+fn verify_provenance_accepts_a_stored_signed_write_and_refuses_a_changed_one() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = medgate_sdk::key::InstallationKey::generate().unwrap();
+    let url = "https://gw.example.org/api/v1/treatments";
+    let body = br#"[{"insulin": 1.5}]"#;
+    let authorization = "DPoP eyJ.token.sig";
+    let signed =
+        medgate_sdk::proof::signature_headers(&key, "POST", url, authorization, body, 1).unwrap();
+    let stored = |body: &[u8]| {
+        serde_json::json!({
+            "method": "POST",
+            "target_uri": url,
+            "headers": {
+                "signature-input": signed.signature_input,
+                "signature": signed.signature,
+                "content-digest": signed.content_digest,
+                "x-medgate-key": medgate_sdk::signer::Signer::thumbprint(&key).as_str(),
+                "x-medgate-authorization": authorization,
+            },
+            "body_base64": base64::engine::general_purpose::STANDARD.encode(body),
+        })
+        .to_string()
+    };
+    let request = dir.path().join("request.json");
+    let jwk = dir.path().join("key.json");
+    std::fs::write(&request, stored(body)).unwrap();
+    std::fs::write(
+        &jwk,
+        serde_json::json!({"jwk": key.public_jwk()}).to_string(),
+    )
+    .unwrap();
+    let verify = |request: &Path| {
+        run(medgate()
+            .arg("verify-provenance")
+            .arg("--request")
+            .arg(request)
+            .arg("--jwk")
+            .arg(&jwk))
+    };
+    let ok = verify(&request);
+    assert!(ok.status.success());
+    let report: serde_json::Value = serde_json::from_str(&stdout(&ok)).unwrap();
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["created"], 1);
+    // The dose changed in the record: refused, exit 1, and why.
+    let changed = dir.path().join("changed.json");
+    std::fs::write(&changed, stored(br#"[{"insulin": 15}]"#)).unwrap();
+    let refused = verify(&changed);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stdout(&refused).contains("Content-Digest"));
+}

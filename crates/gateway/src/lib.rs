@@ -83,6 +83,7 @@ const X_INSTALLATION: HeaderName = HeaderName::from_static("x-medgate-installati
 const X_APP: HeaderName = HeaderName::from_static("x-medgate-app");
 const X_SCOPE: HeaderName = HeaderName::from_static("x-medgate-scope");
 const X_KEY: HeaderName = HeaderName::from_static("x-medgate-key");
+const X_AUTHORIZATION: HeaderName = HeaderName::from_static("x-medgate-authorization");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -90,9 +91,10 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// `-`, since CGI and WSGI servers merge the two): credentials the gateway consumed, the
 /// identity and forwarding headers the gateway sets itself, and rewrite and method overrides
 /// that would make the upstream act on another route or method than the one checked.
-const SPOOFABLE: [&str; 20] = [
+const SPOOFABLE: [&str; 21] = [
     "authorization",
     "x-medgate-key",
+    "x-medgate-authorization",
     "dpop",
     "forwarded",
     "x-forwarded-for",
@@ -611,6 +613,10 @@ impl Gateway {
             return local(problem::response(&document));
         };
         let (mut parts, body) = request.into_parts();
+        // Kept for the upstream on signed routes only (below).
+        let authorization = (authorized.proof_mode == ProofMode::DpopSignature)
+            .then(|| parts.headers.get(http::header::AUTHORIZATION).cloned())
+            .flatten();
         strip_hop_by_hop(&mut parts.headers);
         strip_spoofable(&mut parts.headers);
         // The route's credentials replace whatever the client sent in their place.
@@ -661,12 +667,16 @@ impl Gateway {
                 parts.headers.insert(name, value);
             }
         }
-        // A verified signature travels on with the key that made it, for the upstream to
-        // keep with the record (provenance).
-        if authorized.proof_mode == ProofMode::DpopSignature
-            && let Ok(value) = HeaderValue::from_str(&authorized.jkt)
-        {
-            parts.headers.insert(X_KEY, value);
+        // A verified signature travels on with the key that made it and the token it covers
+        // (DPoP-bound, so useless without the installation key, and expiring within minutes),
+        // for the upstream to keep with the record and re-verify later (provenance).
+        if authorized.proof_mode == ProofMode::DpopSignature {
+            if let Ok(value) = HeaderValue::from_str(&authorized.jkt) {
+                parts.headers.insert(X_KEY, value);
+            }
+            if let Some(value) = authorization {
+                parts.headers.insert(X_AUTHORIZATION, value);
+            }
         }
         if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
             parts.headers.insert(X_FORWARDED_FOR, value);

@@ -16,7 +16,8 @@ use medgate_proto::wire::{
 use medgate_service::clock::rfc3339;
 use medgate_service::problem;
 use medgate_store::{
-    AttestationRecord, Challenge, EnrolmentClaim, GrantOutcome, GrantWrites, NewAuditEntry,
+    AttestationRecord, Challenge, EnrolmentClaim, GrantOutcome, GrantWrites, InstallationKeys,
+    NewAuditEntry,
 };
 use medgate_verify::UnixTime;
 use medgate_verify::evidence::{self, VerifiedEvidence};
@@ -342,9 +343,14 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
                 identity,
             },
         ),
-        encryption_key: evidence
-            .encryption_key()
-            .and_then(|jwk| serde_json::to_string(jwk).ok()),
+        keys: serde_json::to_string(evidence.installation_key())
+            .ok()
+            .map(|public_jwk| InstallationKeys {
+                public_jwk,
+                encryption_jwk: evidence
+                    .encryption_key()
+                    .and_then(|jwk| serde_json::to_string(jwk).ok()),
+            }),
         audit: entry,
     };
     // All of it commits, with the decision's audit entry, or none: a key or code another

@@ -8,6 +8,7 @@
 //! | `GET /.well-known/medgate-configuration` | discovery document |
 //! | `GET /v1/trust/…` | the TUF repository: pin sets for the apps' pinned clients |
 //! | `GET /v1/secrets/{name}` | an operator secret sealed to the calling installation (DPoP) |
+//! | `GET /v1/installations/{id}/jwk` | an installation's public key, for provenance (DPoP, scope `provenance:read`) |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (store reachable, revocation list within its maximum age) |
 //! | `/v1/admin/…` | the admin API (bearer admin token) |
@@ -18,9 +19,11 @@
 mod admin;
 pub use admin::admin_token_hash;
 mod attest;
+mod dpop_resource;
 mod http_util;
 pub mod keyring;
 mod platforms;
+pub mod provenance;
 pub mod revocation;
 mod secrets;
 pub mod trust;
@@ -221,6 +224,10 @@ impl Server {
             .route("/v1/audit/checkpoint", get(attest::checkpoint))
             .route("/v1/trust/{*file}", get(trust::serve_file))
             .route("/v1/secrets/{name}", get(secrets::sealed_secret))
+            .route(
+                "/v1/installations/{id}/jwk",
+                get(provenance::installation_jwk),
+            )
             .route("/healthz", get(http_util::healthz))
             .route("/readyz", get(http_util::readyz))
             .fallback(http_util::not_found)

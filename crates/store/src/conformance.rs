@@ -15,8 +15,9 @@ use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
 
 use crate::{
     App, AppleKeyRecord, AttestationRecord, Challenge, Enrolment, EnrolmentClaim, GrantOutcome,
-    GrantWrites, NewAuditEntry, PinRecord, Release, RevocationTarget, SecretRecord,
-    SigningKeyRecord, Store, StoreError, TrustKeyRecord, TrustMetadataRecord, verify_audit_chain,
+    GrantWrites, InstallationKeys, NewAuditEntry, PinRecord, Release, RevocationTarget,
+    SecretRecord, SigningKeyRecord, Store, StoreError, TrustKeyRecord, TrustMetadataRecord,
+    verify_audit_chain,
 };
 
 #[macro_export]
@@ -35,7 +36,7 @@ macro_rules! store_conformance_tests {
             concurrent_rotations_of_one_secret_yield_one_winner,
             the_trust_repository_publishes_each_version_once,
             concurrent_publications_of_one_version_yield_one_winner,
-            encryption_keys_commit_with_their_grant);
+            installation_keys_commit_with_their_grant);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -149,7 +150,7 @@ fn grant(id: &str, offset: i64) -> GrantWrites {
         record: attestation(id, offset, Decision::Allow, vec![]),
         apple_key: None,
         enrolment: None,
-        encryption_key: None,
+        keys: None,
         audit: NewAuditEntry {
             kind: "attestation.decision".into(),
             subject: id.into(),
@@ -1471,36 +1472,54 @@ pub async fn concurrent_publications_of_one_version_yield_one_winner(store: Arc<
     assert_eq!(winners, 1);
 }
 
-pub async fn encryption_keys_commit_with_their_grant(store: Arc<impl Store>) {
+pub async fn installation_keys_commit_with_their_grant(store: Arc<impl Store>) {
     // Its own installation ids and key ids, so it can run after other scenarios (the copy test).
     add_sample_app(&*store, "org.example.cgm").await;
-    let key = |n: u8| format!(r#"{{"kty":"EC","crv":"P-256","x":"{n}","y":"{n}"}}"#);
-    assert_eq!(store.encryption_key("enc-1").await.unwrap(), None);
-    let with_key = |id: &str, offset: i64, n: u8| GrantWrites {
-        encryption_key: Some(key(n)),
+    let jwk = |n: u8| format!(r#"{{"kty":"EC","crv":"P-256","x":"{n}","y":"{n}"}}"#);
+    let keys = |encryption: Option<u8>| InstallationKeys {
+        public_jwk: jwk(0),
+        encryption_jwk: encryption.map(jwk),
+    };
+    assert_eq!(store.installation_keys("enc-1").await.unwrap(), None);
+    let with = |id: &str, offset: i64, encryption: Option<u8>| GrantWrites {
+        keys: Some(keys(encryption)),
         ..grant(id, offset)
     };
     assert_eq!(
-        store.record_grant(&with_key("enc-1", 1, 1)).await.unwrap(),
+        store
+            .record_grant(&with("enc-1", 1, Some(1)))
+            .await
+            .unwrap(),
         GrantOutcome::Recorded
     );
-    assert_eq!(store.encryption_key("enc-1").await.unwrap(), Some(key(1)));
-    // A later grant that names another key replaces it; one that names none keeps it.
-    store.record_grant(&with_key("enc-1", 2, 2)).await.unwrap();
-    store.record_grant(&grant("enc-1", 3)).await.unwrap();
-    assert_eq!(store.encryption_key("enc-1").await.unwrap(), Some(key(2)));
-    // A refused grant (its App Attest key is taken) writes no key.
+    assert_eq!(
+        store.installation_keys("enc-1").await.unwrap(),
+        Some(keys(Some(1)))
+    );
+    // A later grant that names another key-agreement key replaces it; one that names none
+    // keeps it.
+    store
+        .record_grant(&with("enc-1", 2, Some(2)))
+        .await
+        .unwrap();
+    store.record_grant(&with("enc-1", 3, None)).await.unwrap();
+    store.record_grant(&grant("enc-1", 4)).await.unwrap();
+    assert_eq!(
+        store.installation_keys("enc-1").await.unwrap(),
+        Some(keys(Some(2)))
+    );
+    // A refused grant (its App Attest key is taken) writes no keys.
     assert_eq!(
         grant_apple_key(&*store, &apple_key("enc-2", 0xe1)).await,
         GrantOutcome::Recorded
     );
     let refused = GrantWrites {
         apple_key: Some(apple_key("enc-3", 0xe1)),
-        ..with_key("enc-3", 4, 3)
+        ..with("enc-3", 5, Some(3))
     };
     assert_eq!(
         store.record_grant(&refused).await.unwrap(),
         GrantOutcome::AppleKeyTaken
     );
-    assert_eq!(store.encryption_key("enc-3").await.unwrap(), None);
+    assert_eq!(store.installation_keys("enc-3").await.unwrap(), None);
 }

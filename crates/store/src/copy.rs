@@ -170,11 +170,12 @@ pub const TABLES: &[Table] = &[
         ],
     },
     Table {
-        name: "encryption_keys",
+        name: "installation_keys",
         key: 1,
         columns: &[
             ("installation_id", Text),
-            ("jwk", Text),
+            ("public_jwk", Text),
+            ("encryption_jwk", Text),
             ("updated_at", Int),
         ],
     },
@@ -338,7 +339,7 @@ mod tests {
         conformance::apple_counters_only_grow(Arc::clone(&shared)).await;
         conformance::enrolments_can_be_revoked(Arc::clone(&shared)).await;
         conformance::secrets_are_versioned_and_audited(Arc::clone(&shared)).await;
-        conformance::encryption_keys_commit_with_their_grant(Arc::clone(&shared)).await;
+        conformance::installation_keys_commit_with_their_grant(Arc::clone(&shared)).await;
         conformance::the_trust_repository_publishes_each_version_once(shared).await;
         // A release with every column set, then revoked (a row in the feed).
         let release = Release {

@@ -137,11 +137,19 @@ pub struct GrantWrites {
     pub apple_key: Option<AppleKeyRecord>,
     /// An enrolment code (by hash) claimed for the build identity the platform proved.
     pub enrolment: Option<EnrolmentClaim>,
-    /// The installation's key-agreement key from the evidence (a public JWK, JSON), replacing
-    /// the one stored; none keeps it.
-    pub encryption_key: Option<String>,
+    /// The installation's public keys from the evidence; `encryption_jwk` `None` keeps the
+    /// key-agreement key stored.
+    pub keys: Option<InstallationKeys>,
     /// The decision's audit entry: a grant is never stored without it.
     pub audit: NewAuditEntry,
+}
+
+/// An installation's public keys (JWKs, JSON): the installation key, and the key-agreement key
+/// its evidence named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallationKeys {
+    pub public_jwk: String,
+    pub encryption_jwk: Option<String>,
 }
 
 /// An enrolment code to claim with a grant.
@@ -305,7 +313,7 @@ pub trait InstallationStore: Send + Sync {
     /// a grant goes through [`Store::record_grant`]).
     async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError>;
     /// A grant's writes in one transaction: the installation, a new App Attest key, an
-    /// enrolment claim, the encryption key and the decision's audit entry commit together, or (any outcome but
+    /// enrolment claim, the installation's keys and the decision's audit entry commit together, or (any outcome but
     /// `Recorded`, or an error) none does.
     async fn record_grant(&self, grant: &GrantWrites) -> Result<GrantOutcome, StoreError>;
     /// Revokes and appends to the revocation feed. Returns false if it was already revoked.
@@ -330,9 +338,11 @@ pub trait InstallationStore: Send + Sync {
         counter: u32,
     ) -> Result<bool, StoreError>;
     async fn revocations_since(&self, after_seq: i64) -> Result<Vec<Revocation>, StoreError>;
-    /// The key-agreement key (a public JWK, JSON) the installation's last grant to name one
-    /// stored.
-    async fn encryption_key(&self, installation_id: &str) -> Result<Option<String>, StoreError>;
+    /// The installation's public keys, as its grants stored them.
+    async fn installation_keys(
+        &self,
+        installation_id: &str,
+    ) -> Result<Option<InstallationKeys>, StoreError>;
 }
 
 /// The token signing keys, and small settings (the admin token's hash).

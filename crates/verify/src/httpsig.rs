@@ -221,3 +221,117 @@ pub fn verify(
     }
     Ok(VerifiedSignature { params })
 }
+
+/// A signed write as an upstream kept it: what the gateway forwarded on a `dpop+signature`
+/// route, with the URL the app addressed.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredRequest {
+    pub method: String,
+    /// The gateway's public URL, path and query.
+    pub target_uri: String,
+    /// Header fields as forwarded (names in any case): at least `signature-input`,
+    /// `signature`, `content-digest`, `x-medgate-key` and `x-medgate-authorization`.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The body, standard base64.
+    pub body_base64: String,
+}
+
+/// What [`verify_stored`] found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProvenanceReport {
+    pub verified: bool,
+    pub installation_id: String,
+    /// Unix seconds, when the signature verified.
+    pub created: Option<i64>,
+    pub covered: Option<Vec<String>>,
+    /// Why it does not verify; empty when it does.
+    pub failures: Vec<String>,
+}
+
+/// Re-verifies a stored signed write with the installation's public key, whenever it was made
+/// (`created` is reported, not judged): the key is the one `X-Medgate-Key` and the signature's
+/// `keyid` name, the signature verifies over the stored components (`authorization` from
+/// `X-Medgate-Authorization`), and the body is the one `Content-Digest` names.
+pub fn verify_stored(stored: &StoredRequest, key: &PublicJwk) -> ProvenanceReport {
+    use base64::Engine as _;
+    let header = |name: &str| {
+        stored
+            .headers
+            .iter()
+            .find(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    };
+    let installation = key.thumbprint();
+    let mut failures = Vec::new();
+    if header("x-medgate-key") != Some(installation.as_str()) {
+        failures.push("the key is not the one X-Medgate-Key names".to_string());
+    }
+    let mut fields: Vec<(String, String)> = stored
+        .headers
+        .iter()
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+        .filter(|(name, _)| name != "authorization")
+        .collect();
+    if let Some(authorization) = header("x-medgate-authorization") {
+        fields.push(("authorization".into(), authorization.to_string()));
+    }
+    let message = httpsig::RequestMessage {
+        method: &stored.method,
+        target_uri: &stored.target_uri,
+        fields,
+    };
+    let policy = SignaturePolicy {
+        window: IatWindow {
+            max_age_secs: i64::MAX / 4,
+            max_skew_secs: i64::MAX / 4,
+        },
+        ..SignaturePolicy::for_requests(IatWindow {
+            max_age_secs: 0,
+            max_skew_secs: 0,
+        })
+    };
+    let verified = match (header("signature-input"), header("signature")) {
+        (Some(input), Some(signature)) => match verify(
+            input,
+            signature,
+            &message,
+            SigningKey::Installation(key),
+            installation.as_str(),
+            &policy,
+            UnixTime::from_secs(0),
+        ) {
+            Ok(verified) => Some(verified),
+            Err(error) => {
+                failures.push(format!("signature: {error}"));
+                None
+            }
+        },
+        _ => {
+            failures.push("no Signature-Input and Signature".into());
+            None
+        }
+    };
+    let body = base64::engine::general_purpose::STANDARD.decode(stored.body_base64.trim());
+    match (
+        header("content-digest").map(httpsig::parse_content_digest),
+        body,
+    ) {
+        (Some(Ok(claimed)), Ok(body)) => {
+            let mut digest = httpsig::BodyDigest::new(claimed.iter().map(|(alg, _)| *alg));
+            digest.update(&body);
+            if !digest.matches(&claimed) {
+                failures.push("the body is not the one Content-Digest names".into());
+            }
+        }
+        (_, Err(_)) => failures.push("body_base64 is not standard base64".into()),
+        _ => failures.push("no readable Content-Digest".into()),
+    }
+    ProvenanceReport {
+        verified: failures.is_empty(),
+        installation_id: installation.as_str().to_string(),
+        created: verified.as_ref().map(VerifiedSignature::created),
+        covered: verified.map(|v| v.params.components),
+        failures,
+    }
+}

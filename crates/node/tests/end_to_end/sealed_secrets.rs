@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use medgate_proto::wire::{Decision, Signal, problem_type};
 use medgate_sdk::client::{ClientError, MedgateClient};
-use medgate_sdk::proof::dpop_proof;
 use medgate_service::Clock as _;
 use medgate_trust::jwe::{self, EcdhSecret, KeyAgreement, KeyManagement};
 
@@ -39,25 +38,9 @@ fn secret_url(stack: &Stack, name: &str) -> String {
 
 /// The headers of one request for `name`: the client's token and a fresh proof.
 async fn headers_for(stack: &Stack, client: &MedgateClient, name: &str) -> HeaderMap {
-    let token = client.access_token().await.unwrap();
-    let proof = dpop_proof(
-        client.key(),
-        "GET",
-        &secret_url(stack, name),
-        Some(token.expose()),
-        stack.now(),
-    )
-    .unwrap();
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        AUTHORIZATION,
-        HeaderValue::from_str(&format!("DPoP {}", token.expose())).unwrap(),
-    );
-    headers.insert(
-        HeaderName::from_static("dpop"),
-        HeaderValue::from_str(&proof).unwrap(),
-    );
-    headers
+    stack
+        .server_get_headers(client, &secret_url(stack, name))
+        .await
 }
 
 async fn get(stack: &Stack, name: &str, headers: HeaderMap) -> Reply {

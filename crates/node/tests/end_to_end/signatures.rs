@@ -9,6 +9,7 @@ use http::{Method, StatusCode};
 use medgate_gateway::routes::{ProofMode, RouteConfig};
 use medgate_proto::wire::problem_type;
 use medgate_sdk::client::MedgateClient;
+use medgate_verify::httpsig::{StoredRequest, verify_stored};
 
 use crate::common::{Reply, Stack};
 
@@ -208,4 +209,265 @@ async fn every_forgery_of_a_signed_write_is_refused_for_its_reason() {
     post(&stack, &client, BODY, BODY, |_| {})
         .await
         .assert_status(StatusCode::OK);
+}
+
+/// pyauth's `http-message-signatures` (PyPI), for `$MEDGATE_HTTPSIG_PYTHON`.
+fn httpsig_python() -> Option<std::path::PathBuf> {
+    medgate_testkit::tool(
+        "MEDGATE_HTTPSIG_PYTHON",
+        "scripts/venv httpsig interop/httpsig/requirements.txt",
+    )
+}
+
+fn interop_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../interop/httpsig")
+        .join(name)
+}
+
+#[tokio::test]
+async fn writes_signed_by_pyauths_library_pass_the_gateway_and_a_changed_body_does_not() {
+    let Some(python) = httpsig_python() else {
+        return;
+    };
+    let stack = signing_stack(1024 * 1024).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("installation.jwk");
+    let key = medgate_sdk::key::InstallationKey::load_or_create(&key_file).unwrap();
+    let keyid = key.thumbprint().as_str().to_string();
+    let client = crate::common::client_for(
+        &stack.node,
+        &stack.clock,
+        key,
+        crate::common::VERSION,
+        crate::common::MEASUREMENT,
+    );
+    client.attest().await.unwrap();
+    let body_file = dir.path().join("body.json");
+    std::fs::write(&body_file, BODY).unwrap();
+    let changed_file = dir.path().join("changed.json");
+    std::fs::write(
+        &changed_file,
+        br#"[{"eventType": "Correction Bolus", "insulin": 15}]"#,
+    )
+    .unwrap();
+    let send = |tampered: Option<&std::path::Path>| {
+        let (python, key_file, keyid, body_file) = (
+            python.clone(),
+            key_file.clone(),
+            keyid.clone(),
+            body_file.clone(),
+        );
+        let client = &client;
+        let url = stack.gateway_url(PATH);
+        let tampered = tampered.map(std::path::Path::to_path_buf);
+        async move {
+            // Authorization and DPoP from medgate's SDK; the signature from the library.
+            let headers = client.request_headers("POST", PATH).await.unwrap();
+            let mut command = tokio::process::Command::new(python);
+            command
+                .arg(interop_file("httpsig_interop.py"))
+                .arg("sign-and-send")
+                .arg(&url)
+                .arg(&key_file)
+                .arg(&keyid)
+                .arg(headers.authorization.expose())
+                .arg(&headers.dpop)
+                .arg(&body_file);
+            if let Some(tampered) = tampered {
+                command.arg(tampered);
+            }
+            let output = command.output().await.unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+        }
+    };
+    let sent = send(None).await;
+    assert_eq!(sent["status"], 200, "{sent}");
+    let seen: serde_json::Value = serde_json::from_str(sent["body"].as_str().unwrap()).unwrap();
+    assert_eq!(seen["headers"]["x-medgate-key"], keyid.as_str());
+    assert_eq!(seen["body_bytes"], BODY.len());
+    // The library's signature over one body, sent with another: refused at the digest.
+    let tampered = send(Some(&changed_file)).await;
+    assert_eq!(tampered["status"], 401, "{tampered}");
+    assert!(
+        tampered["body"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Digest"),
+        "{tampered}"
+    );
+}
+
+#[tokio::test]
+async fn signatures_medgates_sdk_makes_verify_in_npm_http_message_signatures() {
+    let interop = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop");
+    if !interop
+        .join("node_modules/http-message-signatures")
+        .is_dir()
+    {
+        assert!(
+            std::env::var_os("MEDGATE_CI").is_none(),
+            "interop/node_modules is missing; the test command installs it with `npm ci --prefix interop`"
+        );
+        eprintln!("skipped: needs `npm ci --prefix interop` (and Node.js)");
+        return;
+    }
+    let key = medgate_sdk::key::InstallationKey::generate().unwrap();
+    let url = "https://gw.example.org/api/v1/treatments?dry=1";
+    let authorization = "DPoP eyJ.token.sig";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let signed =
+        medgate_sdk::proof::signature_headers(&key, "POST", url, authorization, BODY, now).unwrap();
+    let input = serde_json::json!({
+        "method": "POST",
+        "url": url,
+        "keyid": key.thumbprint().as_str(),
+        "jwk": serde_json::to_value(key.public_jwk()).unwrap(),
+        "headers": {
+            "authorization": authorization,
+            "content-digest": signed.content_digest,
+            "signature-input": signed.signature_input,
+            "signature": signed.signature,
+        },
+    });
+    let mut child = tokio::process::Command::new("node")
+        .arg(interop_file("verify.mjs"))
+        .current_dir(&interop)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["verified"], true, "{result}");
+    assert_ne!(result["tampered_verified"], true, "{result}");
+}
+
+/// What an upstream keeps of a signed write: the request as the gateway forwarded it.
+fn stored_request(stack: &Stack, seen: &serde_json::Value, body: &[u8]) -> StoredRequest {
+    use base64::Engine as _;
+    let headers = seen["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| (name.clone(), value.as_str().unwrap().to_string()))
+        .collect();
+    StoredRequest {
+        method: "POST".into(),
+        target_uri: stack.gateway_url(PATH),
+        headers,
+        body_base64: base64::engine::general_purpose::STANDARD.encode(body),
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_can_prove_later_which_installation_made_a_write() {
+    let stack = signing_stack(1024 * 1024).await;
+    let patient = stack.client();
+    patient.attest().await.unwrap();
+    let reply = patient
+        .send_signed(Method::POST, PATH, Bytes::from_static(BODY))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    let seen: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    // The token the signature covers came along, for the record (and no Authorization).
+    assert!(seen["headers"].get("authorization").is_none());
+    assert!(
+        seen["headers"]["x-medgate-authorization"]
+            .as_str()
+            .unwrap()
+            .starts_with("DPoP ")
+    );
+    let stored = stored_request(&stack, &seen, BODY);
+
+    // A caregiver's app, whose policy lets it look installations' keys up.
+    const CAREGIVER: &str = "org.example.caregiver";
+    stack
+        .admin(
+            Method::POST,
+            "/v1/admin/apps",
+            serde_json::json!({"app_id": CAREGIVER, "scopes": [medgate_server::provenance::PROVENANCE_SCOPE], "sdk_evidence": "allow"}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+    stack
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/apps/{CAREGIVER}/releases"),
+            serde_json::json!({"version": crate::common::VERSION, "sdk_binary_sha256": crate::common::MEASUREMENT}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+    let mut config = stack.client().config().clone();
+    config.app.app_id = CAREGIVER.into();
+    let clock = std::sync::Arc::clone(&stack.clock);
+    let caregiver = MedgateClient::new(
+        config,
+        medgate_sdk::key::InstallationKey::generate().unwrap(),
+    )
+    .with_clock(std::sync::Arc::new(move || {
+        medgate_service::Clock::now(&*clock).secs()
+    }));
+    caregiver.attest().await.unwrap();
+    let url = format!(
+        "{}/v1/installations/{}/jwk",
+        stack.node.server_url(),
+        patient.installation_id().as_str()
+    );
+    let answer = stack
+        .raw(
+            Method::GET,
+            &url,
+            stack.server_get_headers(&caregiver, &url).await,
+            Bytes::new(),
+        )
+        .await;
+    answer.assert_status(StatusCode::OK);
+    let jwk: medgate_proto::PublicJwk =
+        serde_json::from_value(answer.json()["jwk"].clone()).unwrap();
+    assert_eq!(jwk.thumbprint(), patient.installation_id());
+    // The patient's own token lacks the scope.
+    let refused = stack
+        .raw(
+            Method::GET,
+            &url,
+            stack.server_get_headers(&patient, &url).await,
+            Bytes::new(),
+        )
+        .await;
+    refused.assert_problem(StatusCode::FORBIDDEN, problem_type::INSUFFICIENT_SCOPE);
+
+    // The stored write verifies with that key; changed in any part, it does not.
+    let report = verify_stored(&stored, &jwk);
+    assert!(report.verified, "{report:?}");
+    assert_eq!(report.installation_id, patient.installation_id().as_str());
+    let mut changed = stored.clone();
+    changed.body_base64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(br#"[{"insulin": 15}]"#)
+    };
+    assert!(!verify_stored(&changed, &jwk).verified);
+    let mut moved = stored.clone();
+    moved.target_uri = stack.gateway_url("/echo/other");
+    assert!(!verify_stored(&moved, &jwk).verified);
+    let someone_else = medgate_sdk::key::InstallationKey::generate().unwrap();
+    let report = verify_stored(&stored, someone_else.public_jwk());
+    assert!(!report.verified);
+    assert!(
+        report.failures.iter().any(|f| f.contains("X-Medgate-Key")),
+        "{report:?}"
+    );
 }

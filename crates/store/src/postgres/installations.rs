@@ -62,11 +62,19 @@ impl InstallationStore for PostgresStore {
         {
             return Ok(GrantOutcome::EnrolmentUnavailable);
         }
-        if let Some(jwk) = &grant.encryption_key {
+        if let Some(keys) = &grant.keys {
             tx.execute(
-                "INSERT INTO encryption_keys (installation_id, jwk, updated_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (installation_id) DO UPDATE SET jwk = excluded.jwk, updated_at = excluded.updated_at",
-                &[&grant.record.installation_id, jwk, &grant.record.at.secs()],
+                "INSERT INTO installation_keys (installation_id, public_jwk, encryption_jwk, updated_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (installation_id) DO UPDATE SET public_jwk = excluded.public_jwk,
+                   encryption_jwk = COALESCE(excluded.encryption_jwk, installation_keys.encryption_jwk),
+                   updated_at = excluded.updated_at",
+                &[
+                    &grant.record.installation_id,
+                    &keys.public_jwk,
+                    &keys.encryption_jwk,
+                    &grant.record.at.secs(),
+                ],
             )
             .await
             .map_err(backend)?;
@@ -146,17 +154,23 @@ impl InstallationStore for PostgresStore {
         Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }
 
-    async fn encryption_key(&self, installation_id: &str) -> Result<Option<String>, StoreError> {
+    async fn installation_keys(
+        &self,
+        installation_id: &str,
+    ) -> Result<Option<InstallationKeys>, StoreError> {
         let row = self
             .client()
             .await?
             .query_opt(
-                "SELECT jwk FROM encryption_keys WHERE installation_id = $1",
+                "SELECT public_jwk, encryption_jwk FROM installation_keys WHERE installation_id = $1",
                 &[&installation_id],
             )
             .await
             .map_err(backend)?;
-        Ok(row.map(|row| row.get(0)))
+        Ok(row.map(|row| InstallationKeys {
+            public_jwk: row.get(0),
+            encryption_jwk: row.get(1),
+        }))
     }
 
     async fn apple_key(&self, installation_id: &str) -> Result<Option<AppleKeyRecord>, StoreError> {

@@ -27,7 +27,7 @@ use crate::audit::{self, AuditEntry, NewAuditEntry};
 use crate::columns::{self, corrupt};
 use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, Enrolment,
-    EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation,
+    EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation, InstallationKeys,
     InstallationStore, KeyStore, PinRecord, PlatformStore, Release, Revocation, RevocationTarget,
     SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError, TrustKeyRecord,
     TrustMetadataRecord, TrustStore,
@@ -50,7 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_secrets.sql"),
     include_str!("../../migrations/postgres/0003_trust.sql"),
-    include_str!("../../migrations/postgres/0004_encryption_keys.sql"),
+    include_str!("../../migrations/postgres/0004_installation_keys.sql"),
 ];
 
 /// Advisory lock keys (one 64-bit space per database).

@@ -66,11 +66,19 @@ impl InstallationStore for SqliteStore {
             {
                 return Ok(GrantOutcome::EnrolmentUnavailable);
             }
-            if let Some(jwk) = &grant.encryption_key {
+            if let Some(keys) = &grant.keys {
                 tx.cached_execute(
-                    "INSERT INTO encryption_keys (installation_id, jwk, updated_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (installation_id) DO UPDATE SET jwk = excluded.jwk, updated_at = excluded.updated_at",
-                    params![grant.record.installation_id, jwk, grant.record.at.secs()],
+                    "INSERT INTO installation_keys (installation_id, public_jwk, encryption_jwk, updated_at)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (installation_id) DO UPDATE SET public_jwk = excluded.public_jwk,
+                       encryption_jwk = COALESCE(excluded.encryption_jwk, installation_keys.encryption_jwk),
+                       updated_at = excluded.updated_at",
+                    params![
+                        grant.record.installation_id,
+                        keys.public_jwk,
+                        keys.encryption_jwk,
+                        grant.record.at.secs()
+                    ],
                 )
                 .map_err(backend)?;
             }
@@ -144,16 +152,26 @@ impl InstallationStore for SqliteStore {
         })
         .await
     }
-    async fn encryption_key(&self, installation_id: &str) -> Result<Option<String>, StoreError> {
+    async fn installation_keys(
+        &self,
+        installation_id: &str,
+    ) -> Result<Option<InstallationKeys>, StoreError> {
         let installation_id = installation_id.to_string();
         self.run(move |conn| {
-            conn.prepare_cached("SELECT jwk FROM encryption_keys WHERE installation_id = ?1")
-                .and_then(|mut statement| {
-                    statement
-                        .query_row([installation_id], |row| row.get(0))
-                        .optional()
-                })
-                .map_err(backend)
+            conn.prepare_cached(
+                "SELECT public_jwk, encryption_jwk FROM installation_keys WHERE installation_id = ?1",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row([installation_id], |row| {
+                        Ok(InstallationKeys {
+                            public_jwk: row.get(0)?,
+                            encryption_jwk: row.get(1)?,
+                        })
+                    })
+                    .optional()
+            })
+            .map_err(backend)
         })
         .await
     }

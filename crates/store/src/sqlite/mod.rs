@@ -20,7 +20,7 @@ use crate::audit::{self, AuditEntry, NewAuditEntry};
 use crate::columns::{self, corrupt};
 use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, Enrolment,
-    EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation,
+    EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation, InstallationKeys,
     InstallationStore, KeyStore, PinRecord, PlatformStore, Release, Revocation, RevocationTarget,
     SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError, TrustKeyRecord,
     TrustMetadataRecord, TrustStore,
@@ -44,7 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_claims_match_evidence.sql"),
     include_str!("../../migrations/sqlite/0004_secrets.sql"),
     include_str!("../../migrations/sqlite/0005_trust.sql"),
-    include_str!("../../migrations/sqlite/0006_encryption_keys.sql"),
+    include_str!("../../migrations/sqlite/0006_installation_keys.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).

@@ -139,6 +139,30 @@ impl Stack {
         .assert_status(StatusCode::CREATED);
     }
 
+    /// `Authorization` and a fresh `DPoP` proof of `client` for a GET of `url` (a control-plane
+    /// URL: the SDK's own helpers make gateway URLs).
+    pub async fn server_get_headers(&self, client: &MedgateClient, url: &str) -> HeaderMap {
+        let token = client.access_token().await.unwrap();
+        let proof = medgate_sdk::proof::dpop_proof(
+            client.key(),
+            "GET",
+            url,
+            Some(token.expose()),
+            self.now(),
+        )
+        .unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("DPoP {}", token.expose())).unwrap(),
+        );
+        headers.insert(
+            HeaderName::from_static("dpop"),
+            HeaderValue::from_str(&proof).unwrap(),
+        );
+        headers
+    }
+
     /// Another node beside this one, on the same clock and test CAs, its own folder, ports and
     /// upstream; `customize` points it at the shared store. The app and release are this
     /// one's, already in that store.
