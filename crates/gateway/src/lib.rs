@@ -17,16 +17,29 @@
 //!    the client address's cluster-wide limits, then the `jti` ([`medgate_service::shared`]).
 //!    While Redis is unreachable, each route's [`routes::FailMode`] decides.
 //!
+//! 10. On a `proof = "dpop+signature"` route, the request's HTTP Message Signature and its body's
+//!     digest (`signature`).
+//!
 //! Then the request is forwarded to the upstream without `Authorization` and `DPoP`, with
 //! `X-Medgate-Installation`, `X-Medgate-App` and `X-Medgate-Scope` added, bodies streamed both
-//! ways. The gateway never writes to storage on the request path: revocations and keys are
-//! polled by [`Gateway::refresh`], and rejections are queued to the audit writer.
+//! ways (`proxy`). The gateway never writes to storage on the request path: revocations and
+//! keys are polled by [`Gateway::refresh`], and rejections are queued to the audit writer.
+//!
+//! The parts: `authorize` (steps 1–9 and the [`Authorized`] request they make), `signature`
+//! (step 10), `proxy` (the hop upstream and its [`UpstreamError`]), `cache` (verified tokens),
+//! `routes`, `path` and `inject`; the refusals are `medgate_service::resource`'s, shared with
+//! the control plane.
 
+mod authorize;
 pub mod cache;
 pub mod inject;
 pub mod path;
+mod proxy;
 pub mod routes;
 mod signature;
+
+pub use authorize::Authorized;
+pub use proxy::UpstreamError;
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -35,7 +48,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, Uri};
 use http_body_util::combinators::BoxBody;
@@ -46,85 +59,32 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use medgate_proto::redact::short;
-use medgate_proto::wire::{Problem, problem_type};
 use medgate_service::Clock;
 use medgate_service::audit::AuditSink;
 use medgate_service::listen::{self, ConnectionLimits};
 use medgate_service::metrics::Metrics;
-use medgate_service::problem;
 use medgate_service::ratelimit::{KeyedLimiter, RateLimit};
-use medgate_service::replay::{ReplayCache, ReplayError};
-use medgate_service::resource;
+use medgate_service::replay::ReplayCache;
 pub use medgate_service::resource::{Refusal, Why};
-use medgate_service::shared::{Admission, Cell, SharedState};
+use medgate_service::shared::SharedState;
 use medgate_service::tls::ServerTls;
 use medgate_store::seal::Sealer;
 use medgate_store::{RevocationTarget, Store, StoreError, published_keys};
-use medgate_verify::UnixTime;
-use medgate_verify::dpop::{self, ProofPolicy, RequestTarget};
+use medgate_verify::dpop::ProofPolicy;
 use medgate_verify::httpsig::SignaturePolicy;
 use medgate_verify::keys::KeySet;
-use medgate_verify::token::{self, TokenExpectations, VerifiedToken};
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::cache::TokenCache;
-use crate::routes::{FailMode, ProofMode, Route};
+use crate::routes::{ProofMode, Route};
 
 /// Response bodies: streamed from the upstream, or our own small JSON.
 pub type GatewayBody = BoxBody<Bytes, hyper::Error>;
 /// Request bodies to the upstream: streamed from the client, or read whole to check a
 /// signed body's digest.
-type UpstreamBody = Either<Incoming, Full<Bytes>>;
-
-const X_INSTALLATION: HeaderName = HeaderName::from_static("x-medgate-installation");
-const X_APP: HeaderName = HeaderName::from_static("x-medgate-app");
-const X_SCOPE: HeaderName = HeaderName::from_static("x-medgate-scope");
-const X_KEY: HeaderName = HeaderName::from_static("x-medgate-key");
-const X_AUTHORIZATION: HeaderName = HeaderName::from_static("x-medgate-authorization");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-/// Headers a client must not set for the upstream, by normalised name (lower case, `_` read as
-/// `-`, since CGI and WSGI servers merge the two): credentials the gateway consumed, the
-/// identity and forwarding headers the gateway sets itself, and rewrite and method overrides
-/// that would make the upstream act on another route or method than the one checked.
-const SPOOFABLE: [&str; 21] = [
-    "authorization",
-    "x-medgate-key",
-    "x-medgate-authorization",
-    "dpop",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-server",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-    "x-original-url",
-    "x-original-uri",
-    "x-rewrite-url",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "x-override-url",
-];
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+pub(crate) type UpstreamBody = Either<Incoming, Full<Bytes>>;
 
 /// Settings the gateway runs with (resolved from the config file by the node).
 #[derive(Debug, Clone)]
@@ -162,13 +122,13 @@ pub struct GatewayParams {
 
 /// Revocations learned from the store's feed.
 #[derive(Debug, Default)]
-struct Revoked {
+pub(crate) struct Revoked {
     last_seq: i64,
     installations: HashSet<String>,
     releases: HashSet<(String, String)>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     params: GatewayParams,
     keys: RwLock<Arc<KeySet>>,
     revoked: RwLock<Revoked>,
@@ -191,26 +151,10 @@ struct Inner {
     secrets: inject::SecretCache,
 }
 
-/// The scheme and authority of the gateway's public URL, as forwarding headers.
-fn forwarded_headers(public_url: &str) -> Vec<(HeaderName, HeaderValue)> {
-    let Ok(public) = public_url.parse::<Uri>() else {
-        return Vec::new();
-    };
-    let proto = public
-        .scheme_str()
-        .and_then(|s| HeaderValue::from_str(s).ok())
-        .map(|value| (X_FORWARDED_PROTO, value));
-    let host = public
-        .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        .map(|value| (X_FORWARDED_HOST, value));
-    proto.into_iter().chain(host).collect()
-}
-
 /// The gateway. Cheap to clone.
 #[derive(Clone)]
 pub struct Gateway {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -221,38 +165,7 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-/// A request that passed every check. Only [`Gateway::authorize`] makes one, and only an
-/// `Authorized` request is forwarded.
-#[derive(Debug)]
-pub struct Authorized {
-    installation_id: String,
-    app_id: String,
-    scope: String,
-    /// The canonical path the routes were checked against: what the upstream receives.
-    path: String,
-    /// The proof's replay key and how long it must stay taken.
-    replay_key: [u8; 32],
-    replay_lifetime: Duration,
-    /// The route's choice while the shared state is unreachable.
-    redis_down: FailMode,
-    /// The upstream credentials the route adds.
-    inject: Arc<[inject::Injection]>,
-    /// What else the route requires: a signature over the body's digest.
-    proof_mode: ProofMode,
-    /// The installation key that signed the proof, and its thumbprint (the token's `cnf.jkt`).
-    key: medgate_proto::PublicJwk,
-    jkt: String,
-    /// The installation, as the replay cache files its entries.
-    owner: [u8; 32],
-}
-
-impl Authorized {
-    pub fn installation_id(&self) -> &str {
-        &self.installation_id
-    }
-}
-
-fn local(response: Response<Full<Bytes>>) -> Response<GatewayBody> {
+pub(crate) fn local(response: Response<Full<Bytes>>) -> Response<GatewayBody> {
     response.map(|body| body.map_err(|never| match never {}).boxed())
 }
 
@@ -282,7 +195,7 @@ impl Gateway {
             .build(connector);
         Gateway {
             inner: Arc::new(Inner {
-                forwarded: forwarded_headers(&params.public_url),
+                forwarded: proxy::forwarded_headers(&params.public_url),
                 sealer,
                 secrets: inject::SecretCache::default(),
                 tokens: TokenCache::new(params.token_cache_capacity),
@@ -335,7 +248,7 @@ impl Gateway {
         Ok(())
     }
 
-    fn algs(&self) -> String {
+    pub(crate) fn algs(&self) -> String {
         let names: Vec<&str> = self
             .inner
             .params
@@ -345,199 +258,6 @@ impl Gateway {
             .map(|alg| alg.as_str())
             .collect();
         names.join(" ")
-    }
-
-    /// Steps 1–8 of the module documentation.
-    pub fn authorize(&self, parts: &Parts, now: UnixTime) -> Result<Authorized, Refusal> {
-        self.check(parts, now).map_err(|(refusal, _)| refusal)
-    }
-
-    /// Steps 1–9: [`authorize`](Self::authorize), then the client address's limit and the
-    /// shared state — what [`handle`](Self::handle) runs before forwarding.
-    pub async fn admit(
-        &self,
-        parts: &Parts,
-        client: IpAddr,
-        now: UnixTime,
-    ) -> Result<Authorized, Refusal> {
-        self.decide(parts, client, now)
-            .await
-            .map_err(|(refusal, _)| refusal)
-    }
-
-    /// Steps 1–8; a refusal comes with the installation when its token verified. The order
-    /// puts every check that costs no shared state first: a refused request takes no place in
-    /// the replay cache and no one else's rate.
-    fn check(&self, parts: &Parts, now: UnixTime) -> Result<Authorized, (Refusal, Option<String>)> {
-        let inner = &self.inner;
-        let anonymous = |refusal: Refusal| (refusal, None);
-        // Step 1: one canonical path for the route check, the proof and the upstream.
-        let path = path::canonical_path(parts.uri.path()).map_err(|error| {
-            anonymous(match error {
-                path::PathError::TooLong => Refusal::PathTooLong,
-                _ => Refusal::UnsafePath,
-            })
-        })?;
-        let path = path.as_str();
-        // Step 2.
-        let token_text = resource::access_token(&parts.headers).map_err(anonymous)?;
-        // Step 3.
-        let ath = token::access_token_hash(token_text);
-        let token = match inner.tokens.get(&ath, now) {
-            Some(token) => {
-                inner.metrics.token_cache(true);
-                token
-            }
-            None => {
-                inner.metrics.token_cache(false);
-                let keys = Arc::clone(&inner.keys.read());
-                let expect = TokenExpectations {
-                    issuer: &inner.params.issuer,
-                    audience: &inner.params.audience,
-                    leeway_secs: inner.params.token_leeway_secs,
-                };
-                let verified = token::verify(token_text, &keys, &expect, now)
-                    .map_err(|error| anonymous(Refusal::InvalidToken(error.into())))?;
-                let verified = Arc::new(verified);
-                inner.tokens.insert(Arc::clone(&verified), now);
-                verified
-            }
-        };
-        let installation = token.installation_id().to_string();
-        let theirs = |refusal: Refusal| (refusal, Some(installation.clone()));
-        // Step 4.
-        check_revocation(&inner.revoked.read(), &token).map_err(theirs)?;
-        // Step 5.
-        let proof_text = resource::dpop_proof(&parts.headers).map_err(theirs)?;
-        let uri = dpop::target_uri(&inner.params.public_url, path)
-            .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
-        let target = RequestTarget {
-            method: parts.method.as_str(),
-            uri: &uri,
-        };
-        let bound = dpop::verify_bound(proof_text, &token, target, &inner.params.proof, now)
-            .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
-        // Step 6.
-        let route = routes::find(&inner.params.routes, path)
-            .filter(|route| route.allows_method(&parts.method))
-            .ok_or_else(|| theirs(Refusal::RouteDenied))?;
-        let missing: Vec<String> = route
-            .scopes()
-            .iter()
-            .filter(|s| !token.has_scope(s))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return Err(theirs(Refusal::InsufficientScope(missing)));
-        }
-        // Step 7.
-        inner
-            .limiter
-            .check(&installation)
-            .map_err(|wait| theirs(Refusal::RateLimited(wait)))?;
-        // Step 8: only now does the proof take a place in the replay cache, within the
-        // installation's share.
-        let acceptable_until = bound
-            .proof()
-            .iat()
-            .plus(inner.params.proof.window.max_age_secs);
-        // The installation's key thumbprint, checked when the token verified.
-        let owner_key = token.jkt().digest().unwrap_or([0; 32]);
-        let replay_key = bound.proof().replay_key();
-        inner
-            .replays
-            .admit(replay_key, owner_key, acceptable_until, now)
-            .map_err(|error| {
-                theirs(match error {
-                    ReplayError::Replayed => Refusal::InvalidProof(Why::new(
-                        "replayed",
-                        "DPoP proof jti was already used",
-                    )),
-                    ReplayError::ShareExhausted => Refusal::RateLimited(Duration::from_secs(1)),
-                    ReplayError::Full => Refusal::Overloaded,
-                })
-            })?;
-        Ok(Authorized {
-            installation_id: installation.clone(),
-            app_id: token.app_id().to_string(),
-            scope: token.scopes().join(" "),
-            path: path.to_string(),
-            replay_key,
-            // Until the proof's iat leaves the window, on the slowest gateway clock the skew
-            // allows, plus a second for whole-second clocks.
-            replay_lifetime: Duration::from_secs(
-                (acceptable_until.secs() - now.secs()
-                    + inner.params.proof.window.max_skew_secs
-                    + 1)
-                .max(1)
-                .unsigned_abs(),
-            ),
-            redis_down: route.redis_down(&parts.method),
-            inject: Arc::clone(route.inject()),
-            proof_mode: route.proof(),
-            key: bound.proof().key().clone(),
-            jkt: token.jkt().as_str().to_string(),
-            owner: owner_key,
-        })
-    }
-
-    /// Steps 1–9: the local checks, then the client address's local limit, then (with
-    /// `[redis]`) the cluster-wide limits and replay key. A request these refuse has already
-    /// spent its proof's local replay entry: a retry needs a new proof, as every request does.
-    async fn decide(
-        &self,
-        parts: &Parts,
-        client: IpAddr,
-        now: UnixTime,
-    ) -> Result<Authorized, (Refusal, Option<String>)> {
-        let inner = &self.inner;
-        let authorized = self.check(parts, now)?;
-        let theirs = |refusal: Refusal| (refusal, Some(authorized.installation_id.clone()));
-        // An IPv6 client is its /64, as for connection limits: rotating addresses within it
-        // gains nothing.
-        let client = medgate_service::client_ip::client_key(client);
-        inner
-            .address_limiter
-            .check(&client)
-            .map_err(|wait| theirs(Refusal::RateLimited(wait)))?;
-        let Some(shared) = &inner.shared else {
-            return Ok(authorized);
-        };
-        let address = client.to_string();
-        let cells = [
-            Cell {
-                kind: "i",
-                id: &authorized.installation_id,
-                limit: inner.params.rate_limit,
-            },
-            Cell {
-                kind: "a",
-                id: &address,
-                limit: inner.params.address_rate_limit,
-            },
-        ];
-        let admission = shared
-            .admit(&authorized.replay_key, authorized.replay_lifetime, &cells)
-            .await;
-        inner.metrics.shared_state(match admission {
-            Ok(Admission::Admitted) => "admitted",
-            Ok(Admission::Replayed) => "replayed",
-            Ok(Admission::Limited(_)) => "limited",
-            Err(_) if authorized.redis_down == FailMode::Open => "unavailable_open",
-            Err(_) => "unavailable_closed",
-        });
-        match admission {
-            Ok(Admission::Admitted) => Ok(authorized),
-            Ok(Admission::Replayed) => Err(theirs(Refusal::InvalidProof(Why::new(
-                "replayed",
-                "DPoP proof jti was already used",
-            )))),
-            Ok(Admission::Limited(wait)) => Err(theirs(Refusal::RateLimited(wait))),
-            Err(_) => match authorized.redis_down {
-                FailMode::Open => Ok(authorized),
-                FailMode::Closed => Err(theirs(Refusal::SharedUnavailable)),
-            },
-        }
     }
 
     /// Handles one request: authorise, then forward or refuse.
@@ -596,139 +316,6 @@ impl Gateway {
         });
     }
 
-    async fn forward(
-        &self,
-        authorized: Authorized,
-        request: Request<UpstreamBody>,
-        client: IpAddr,
-    ) -> Response<GatewayBody> {
-        let inner = &self.inner;
-        let Some(upstream) = &inner.params.upstream else {
-            inner.metrics.gateway_request("no_upstream");
-            let document = Problem::new(
-                problem_type::UPSTREAM_UNAVAILABLE,
-                "No upstream configured",
-                503,
-            );
-            return local(problem::response(&document));
-        };
-        let (mut parts, body) = request.into_parts();
-        // Kept for the upstream on signed routes only (below).
-        let authorization = (authorized.proof_mode == ProofMode::DpopSignature)
-            .then(|| parts.headers.get(http::header::AUTHORIZATION).cloned())
-            .flatten();
-        strip_hop_by_hop(&mut parts.headers);
-        strip_spoofable(&mut parts.headers);
-        // The route's credentials replace whatever the client sent in their place.
-        let injected = match inject::apply(
-            &authorized.inject,
-            &inner.secrets,
-            &authorized.app_id,
-            &mut parts.headers,
-            parts.uri.query(),
-        ) {
-            Ok(injected) => injected,
-            Err(unavailable) => {
-                tracing::error!(
-                    app = authorized.app_id.as_str(),
-                    secret = unavailable.secret.as_str(),
-                    "the route injects a secret this app does not have (medgate admin secret set)"
-                );
-                inner.metrics.gateway_request("secret_unavailable");
-                let document = Problem::new(
-                    problem_type::UPSTREAM_UNAVAILABLE,
-                    "Upstream credential not configured",
-                    503,
-                );
-                return local(problem::response(&document));
-            }
-        };
-        let Ok(uri) = upstream_uri(
-            upstream,
-            &authorized.path,
-            injected.query(parts.uri.query()),
-        ) else {
-            return local(Refusal::UnsafePath.response(&self.algs()));
-        };
-        parts.uri = uri;
-        if let Some(authority) = upstream
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            parts.headers.insert(HOST, authority);
-        }
-        // What the upstream may rely on is set here, replacing anything the client sent.
-        for (name, value) in [
-            (X_INSTALLATION, authorized.installation_id.as_str()),
-            (X_APP, authorized.app_id.as_str()),
-            (X_SCOPE, authorized.scope.as_str()),
-        ] {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                parts.headers.insert(name, value);
-            }
-        }
-        // A verified signature travels on with the key that made it and the token it covers
-        // (DPoP-bound, so useless without the installation key, and expiring within minutes),
-        // for the upstream to keep with the record and re-verify later (provenance).
-        if authorized.proof_mode == ProofMode::DpopSignature {
-            if let Ok(value) = HeaderValue::from_str(&authorized.jkt) {
-                parts.headers.insert(X_KEY, value);
-            }
-            if let Some(value) = authorization {
-                parts.headers.insert(X_AUTHORIZATION, value);
-            }
-        }
-        if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
-            parts.headers.insert(X_FORWARDED_FOR, value);
-        }
-        for (name, value) in &inner.forwarded {
-            parts.headers.insert(name, value.clone());
-        }
-        let started = Instant::now();
-        let sent = inner.client.request(Request::from_parts(parts, body));
-        match tokio::time::timeout(inner.params.upstream_timeout, sent).await {
-            Ok(Ok(response)) => {
-                inner.metrics.upstream(started.elapsed().as_secs_f64());
-                inner.metrics.gateway_request("forwarded");
-                let (mut parts, body) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                if injected.scrub(&mut parts.headers) > 0 {
-                    tracing::warn!(
-                        app = authorized.app_id.as_str(),
-                        "the upstream repeated an injected query credential in a URL header; removed"
-                    );
-                }
-                Response::from_parts(parts, body.boxed())
-            }
-            Ok(Err(error)) => {
-                // A pinned upstream presenting another key is a MitM on the hop, or a key
-                // rotated without its pin: told apart from an upstream that is down.
-                let outcome = if medgate_trust::pins::find_pin_mismatch(&error).is_some() {
-                    "upstream_pin_mismatch"
-                } else {
-                    "upstream_error"
-                };
-                tracing::warn!(%error, installation = short(&authorized.installation_id), outcome, "upstream request failed");
-                inner.metrics.gateway_request(outcome);
-                let document = Problem::new(
-                    problem_type::UPSTREAM_UNAVAILABLE,
-                    "Upstream unavailable",
-                    502,
-                );
-                local(problem::response(&document))
-            }
-            Err(_) => {
-                inner.metrics.gateway_request("upstream_timeout");
-                let document = Problem::new(
-                    problem_type::UPSTREAM_UNAVAILABLE,
-                    "Upstream timed out",
-                    504,
-                );
-                local(problem::response(&document))
-            }
-        }
-    }
-
     /// Accepts connections on `listener`, over TLS when `tls` is given, until `shutdown`
     /// changes.
     pub async fn serve(
@@ -752,134 +339,5 @@ impl Gateway {
             },
         )
         .await;
-    }
-}
-
-fn check_revocation(revoked: &Revoked, token: &VerifiedToken) -> Result<(), Refusal> {
-    if revoked.installations.contains(token.installation_id()) {
-        return Err(Refusal::InvalidToken(Why::new(
-            "installation_revoked",
-            "the installation has been revoked",
-        )));
-    }
-    let release = (
-        token.app_id().to_string(),
-        token.claims().app_version.clone(),
-    );
-    if revoked.releases.contains(&release) {
-        return Err(Refusal::InvalidToken(Why::new(
-            "release_revoked",
-            "the app release has been revoked",
-        )));
-    }
-    Ok(())
-}
-
-fn upstream_uri(upstream: &Uri, path: &str, query: Option<&str>) -> Result<Uri, http::Error> {
-    let prefix = upstream.path().trim_end_matches('/');
-    let path_and_query = match query {
-        Some(query) => format!("{prefix}{path}?{query}"),
-        None => format!("{prefix}{path}"),
-    };
-    let mut builder = Uri::builder().path_and_query(path_and_query);
-    if let Some(scheme) = upstream.scheme() {
-        builder = builder.scheme(scheme.clone());
-    }
-    if let Some(authority) = upstream.authority() {
-        builder = builder.authority(authority.clone());
-    }
-    builder.build()
-}
-
-/// Removes every header whose normalised name is in [`SPOOFABLE`] or starts with
-/// `x-medgate-`.
-fn strip_spoofable(headers: &mut HeaderMap) {
-    let spoofed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let normalised = name.as_str().replace('_', "-");
-            normalised.starts_with("x-medgate-") || SPOOFABLE.contains(&normalised.as_str())
-        })
-        .cloned()
-        .collect();
-    for name in spoofed {
-        headers.remove(name);
-    }
-}
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn upstream_uris_keep_the_prefix_and_query() {
-        let upstream: Uri = "http://127.0.0.1:1337/ns/".parse().unwrap();
-        assert_eq!(
-            upstream_uri(&upstream, "/api/v1/entries.json", Some("count=10")).unwrap(),
-            "http://127.0.0.1:1337/ns/api/v1/entries.json?count=10"
-        );
-    }
-
-    #[test]
-    fn headers_that_speak_for_someone_else_are_removed_by_normalised_name() {
-        let mut headers = HeaderMap::new();
-        for name in [
-            "x-medgate-scope",
-            "x_medgate_scope",
-            "X_Medgate_Installation",
-            "x-forwarded-for",
-            "x_forwarded_for",
-            "forwarded",
-            "x-forwarded-host",
-            "x-real-ip",
-            "x-original-url",
-            "x-rewrite-url",
-            "x-http-method-override",
-            "x_http_method_override",
-            "authorization",
-            "dpop",
-        ] {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_static("spoofed"),
-            );
-        }
-        headers.insert("accept", HeaderValue::from_static("*/*"));
-        headers.insert("x-request-id", HeaderValue::from_static("r-1"));
-        strip_spoofable(&mut headers);
-        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
-        left.sort_unstable();
-        assert_eq!(left, ["accept", "x-request-id"]);
-    }
-
-    #[test]
-    fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret-hop"),
-        );
-        headers.insert("x-secret-hop", HeaderValue::from_static("1"));
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert("accept", HeaderValue::from_static("*/*"));
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 1);
-        assert!(headers.contains_key("accept"));
     }
 }

@@ -1,0 +1,263 @@
+//! Steps 1–9 of the gateway's checks (the crate's documentation lists them): what makes an
+//! [`Authorized`] request, the only kind [`Gateway`]'s proxy forwards.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::request::Parts;
+use medgate_service::replay::ReplayError;
+use medgate_service::resource::{self, Refusal, Why};
+use medgate_service::shared::{Admission, Cell};
+use medgate_verify::UnixTime;
+use medgate_verify::dpop::{self, RequestTarget};
+use medgate_verify::token::{self, TokenExpectations, VerifiedToken};
+
+use crate::routes::{self, FailMode, ProofMode};
+use crate::{Gateway, Revoked, inject, path};
+
+/// A request that passed every check. Only [`Gateway::authorize`] makes one, and only an
+/// `Authorized` request is forwarded.
+#[derive(Debug)]
+pub struct Authorized {
+    pub(crate) installation_id: String,
+    pub(crate) app_id: String,
+    pub(crate) scope: String,
+    /// The canonical path the routes were checked against: what the upstream receives.
+    pub(crate) path: String,
+    /// The proof's replay key and how long it must stay taken.
+    pub(crate) replay_key: [u8; 32],
+    pub(crate) replay_lifetime: Duration,
+    /// The route's choice while the shared state is unreachable.
+    pub(crate) redis_down: FailMode,
+    /// The upstream credentials the route adds.
+    pub(crate) inject: Arc<[inject::Injection]>,
+    /// What else the route requires: a signature over the body's digest.
+    pub(crate) proof_mode: ProofMode,
+    /// The installation key that signed the proof, and its thumbprint (the token's `cnf.jkt`).
+    pub(crate) key: medgate_proto::PublicJwk,
+    pub(crate) jkt: String,
+    /// The installation, as the replay cache files its entries.
+    pub(crate) owner: [u8; 32],
+}
+
+impl Authorized {
+    pub fn installation_id(&self) -> &str {
+        &self.installation_id
+    }
+}
+
+impl Gateway {
+    /// Steps 1–8 of the module documentation.
+    pub fn authorize(&self, parts: &Parts, now: UnixTime) -> Result<Authorized, Refusal> {
+        self.check(parts, now).map_err(|(refusal, _)| refusal)
+    }
+
+    /// Steps 1–9: [`authorize`](Self::authorize), then the client address's limit and the
+    /// shared state — what [`handle`](Self::handle) runs before forwarding.
+    pub async fn admit(
+        &self,
+        parts: &Parts,
+        client: IpAddr,
+        now: UnixTime,
+    ) -> Result<Authorized, Refusal> {
+        self.decide(parts, client, now)
+            .await
+            .map_err(|(refusal, _)| refusal)
+    }
+
+    /// Steps 1–8; a refusal comes with the installation when its token verified. The order
+    /// puts every check that costs no shared state first: a refused request takes no place in
+    /// the replay cache and no one else's rate.
+    fn check(&self, parts: &Parts, now: UnixTime) -> Result<Authorized, (Refusal, Option<String>)> {
+        let inner = &self.inner;
+        let anonymous = |refusal: Refusal| (refusal, None);
+        // Step 1: one canonical path for the route check, the proof and the upstream.
+        let path = path::canonical_path(parts.uri.path()).map_err(|error| {
+            anonymous(match error {
+                path::PathError::TooLong => Refusal::PathTooLong,
+                _ => Refusal::UnsafePath,
+            })
+        })?;
+        let path = path.as_str();
+        // Step 2.
+        let token_text = resource::access_token(&parts.headers).map_err(anonymous)?;
+        // Step 3.
+        let ath = token::access_token_hash(token_text);
+        let token = match inner.tokens.get(&ath, now) {
+            Some(token) => {
+                inner.metrics.token_cache(true);
+                token
+            }
+            None => {
+                inner.metrics.token_cache(false);
+                let keys = Arc::clone(&inner.keys.read());
+                let expect = TokenExpectations {
+                    issuer: &inner.params.issuer,
+                    audience: &inner.params.audience,
+                    leeway_secs: inner.params.token_leeway_secs,
+                };
+                let verified = token::verify(token_text, &keys, &expect, now)
+                    .map_err(|error| anonymous(Refusal::InvalidToken(error.into())))?;
+                let verified = Arc::new(verified);
+                inner.tokens.insert(Arc::clone(&verified), now);
+                verified
+            }
+        };
+        let installation = token.installation_id().to_string();
+        let theirs = |refusal: Refusal| (refusal, Some(installation.clone()));
+        // Step 4.
+        check_revocation(&inner.revoked.read(), &token).map_err(theirs)?;
+        // Step 5.
+        let proof_text = resource::dpop_proof(&parts.headers).map_err(theirs)?;
+        let uri = dpop::target_uri(&inner.params.public_url, path)
+            .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
+        let target = RequestTarget {
+            method: parts.method.as_str(),
+            uri: &uri,
+        };
+        let bound = dpop::verify_bound(proof_text, &token, target, &inner.params.proof, now)
+            .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
+        // Step 6.
+        let route = routes::find(&inner.params.routes, path)
+            .filter(|route| route.allows_method(&parts.method))
+            .ok_or_else(|| theirs(Refusal::RouteDenied))?;
+        let missing: Vec<String> = route
+            .scopes()
+            .iter()
+            .filter(|s| !token.has_scope(s))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(theirs(Refusal::InsufficientScope(missing)));
+        }
+        // Step 7.
+        inner
+            .limiter
+            .check(&installation)
+            .map_err(|wait| theirs(Refusal::RateLimited(wait)))?;
+        // Step 8: only now does the proof take a place in the replay cache, within the
+        // installation's share.
+        let acceptable_until = bound
+            .proof()
+            .iat()
+            .plus(inner.params.proof.window.max_age_secs);
+        // The installation's key thumbprint, checked when the token verified.
+        let owner_key = token.jkt().digest().unwrap_or([0; 32]);
+        let replay_key = bound.proof().replay_key();
+        inner
+            .replays
+            .admit(replay_key, owner_key, acceptable_until, now)
+            .map_err(|error| {
+                theirs(match error {
+                    ReplayError::Replayed => Refusal::InvalidProof(Why::new(
+                        "replayed",
+                        "DPoP proof jti was already used",
+                    )),
+                    ReplayError::ShareExhausted => Refusal::RateLimited(Duration::from_secs(1)),
+                    ReplayError::Full => Refusal::Overloaded,
+                })
+            })?;
+        Ok(Authorized {
+            installation_id: installation.clone(),
+            app_id: token.app_id().to_string(),
+            scope: token.scopes().join(" "),
+            path: path.to_string(),
+            replay_key,
+            // Until the proof's iat leaves the window, on the slowest gateway clock the skew
+            // allows, plus a second for whole-second clocks.
+            replay_lifetime: Duration::from_secs(
+                (acceptable_until.secs() - now.secs()
+                    + inner.params.proof.window.max_skew_secs
+                    + 1)
+                .max(1)
+                .unsigned_abs(),
+            ),
+            redis_down: route.redis_down(&parts.method),
+            inject: Arc::clone(route.inject()),
+            proof_mode: route.proof(),
+            key: bound.proof().key().clone(),
+            jkt: token.jkt().as_str().to_string(),
+            owner: owner_key,
+        })
+    }
+
+    /// Steps 1–9: the local checks, then the client address's local limit, then (with
+    /// `[redis]`) the cluster-wide limits and replay key. A request these refuse has already
+    /// spent its proof's local replay entry: a retry needs a new proof, as every request does.
+    pub(crate) async fn decide(
+        &self,
+        parts: &Parts,
+        client: IpAddr,
+        now: UnixTime,
+    ) -> Result<Authorized, (Refusal, Option<String>)> {
+        let inner = &self.inner;
+        let authorized = self.check(parts, now)?;
+        let theirs = |refusal: Refusal| (refusal, Some(authorized.installation_id.clone()));
+        // An IPv6 client is its /64, as for connection limits: rotating addresses within it
+        // gains nothing.
+        let client = medgate_service::client_ip::client_key(client);
+        inner
+            .address_limiter
+            .check(&client)
+            .map_err(|wait| theirs(Refusal::RateLimited(wait)))?;
+        let Some(shared) = &inner.shared else {
+            return Ok(authorized);
+        };
+        let address = client.to_string();
+        let cells = [
+            Cell {
+                kind: "i",
+                id: &authorized.installation_id,
+                limit: inner.params.rate_limit,
+            },
+            Cell {
+                kind: "a",
+                id: &address,
+                limit: inner.params.address_rate_limit,
+            },
+        ];
+        let admission = shared
+            .admit(&authorized.replay_key, authorized.replay_lifetime, &cells)
+            .await;
+        inner.metrics.shared_state(match admission {
+            Ok(Admission::Admitted) => "admitted",
+            Ok(Admission::Replayed) => "replayed",
+            Ok(Admission::Limited(_)) => "limited",
+            Err(_) if authorized.redis_down == FailMode::Open => "unavailable_open",
+            Err(_) => "unavailable_closed",
+        });
+        match admission {
+            Ok(Admission::Admitted) => Ok(authorized),
+            Ok(Admission::Replayed) => Err(theirs(Refusal::InvalidProof(Why::new(
+                "replayed",
+                "DPoP proof jti was already used",
+            )))),
+            Ok(Admission::Limited(wait)) => Err(theirs(Refusal::RateLimited(wait))),
+            Err(_) => match authorized.redis_down {
+                FailMode::Open => Ok(authorized),
+                FailMode::Closed => Err(theirs(Refusal::SharedUnavailable)),
+            },
+        }
+    }
+}
+
+fn check_revocation(revoked: &Revoked, token: &VerifiedToken) -> Result<(), Refusal> {
+    if revoked.installations.contains(token.installation_id()) {
+        return Err(Refusal::InvalidToken(Why::new(
+            "installation_revoked",
+            "the installation has been revoked",
+        )));
+    }
+    let release = (
+        token.app_id().to_string(),
+        token.claims().app_version.clone(),
+    );
+    if revoked.releases.contains(&release) {
+        return Err(Refusal::InvalidToken(Why::new(
+            "release_revoked",
+            "the app release has been revoked",
+        )));
+    }
+    Ok(())
+}
