@@ -34,8 +34,9 @@ pub struct Authorized {
     pub(crate) inject: Arc<[inject::Injection]>,
     /// What else the route requires: a signature over the body's digest.
     pub(crate) proof_mode: ProofMode,
-    /// The installation key that signed the proof, and its thumbprint (the token's `cnf.jkt`).
-    pub(crate) key: medgate_proto::PublicJwk,
+    /// The installation key that signed the proof (none on a `session-mac` route), and its
+    /// thumbprint (the token's `cnf.jkt`).
+    pub(crate) key: Option<medgate_proto::PublicJwk>,
     pub(crate) jkt: String,
     /// The installation, as the replay cache files its entries.
     pub(crate) owner: [u8; 32],
@@ -47,7 +48,79 @@ impl Authorized {
     }
 }
 
+/// What step 5 established: the key that proved possession (none for a session signature),
+/// and what the replay cache must remember.
+struct Possession {
+    key: Option<medgate_proto::PublicJwk>,
+    replay_key: [u8; 32],
+    acceptable_until: UnixTime,
+    /// The refusal's reason should the replay cache have seen it.
+    replayed: Why,
+}
+
 impl Gateway {
+    /// Step 5 on a `session-mac` route: an RFC 9421 `hmac-sha256` signature by the token's
+    /// session key (derived again here from the shared secret and the token's `jti`, its
+    /// keyid), over the method, the URL as the client addressed it and the token.
+    fn session_signature(
+        &self,
+        parts: &Parts,
+        token: &VerifiedToken,
+        path: &str,
+        now: UnixTime,
+    ) -> Result<Possession, Refusal> {
+        let inner = &self.inner;
+        let refused = |code, detail| Refusal::InvalidSignature(Why::new(code, detail));
+        let jti = &token.claims().jti;
+        let key = inner
+            .params
+            .session_secret
+            .as_ref()
+            .and_then(|secret| secret.session_key(jti))
+            .ok_or_else(|| refused("session_unavailable", "this gateway has no session keys"))?;
+        let one = |name| {
+            resource::single_header(&parts.headers, name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| {
+                    refused(
+                        "signature_missing",
+                        "this route needs one Signature-Input and Signature by the session key",
+                    )
+                })
+        };
+        let (input, signature) = (
+            one(&crate::signature::SIGNATURE_INPUT)?,
+            one(&crate::signature::SIGNATURE)?,
+        );
+        let target_uri = crate::signature::target_uri(&inner.params.public_url, path, parts)?;
+        let message = medgate_proto::httpsig::RequestMessage {
+            method: parts.method.as_str(),
+            target_uri: &target_uri,
+            fields: crate::signature::fields(&parts.headers),
+        };
+        let verified = medgate_verify::httpsig::verify(
+            input,
+            signature,
+            &message,
+            medgate_verify::httpsig::SigningKey::Session(key.as_slice()),
+            jti,
+            &inner.session_policy,
+            now,
+        )
+        .map_err(|error| Refusal::InvalidSignature(Why::new(error.code(), &error.to_string())))?;
+        Ok(Possession {
+            key: None,
+            replay_key: verified.replay_key(),
+            acceptable_until: UnixTime::from_secs(verified.created())
+                .plus(inner.session_policy.window.max_age_secs),
+            replayed: Why::new(
+                "signature_replayed",
+                "the signature's nonce was already used",
+            ),
+        })
+    }
+
     /// Steps 1–8 of the module documentation.
     pub fn authorize(&self, parts: &Parts, now: UnixTime) -> Result<Authorized, Refusal> {
         self.check(parts, now).map_err(|(refusal, _)| refusal)
@@ -108,20 +181,38 @@ impl Gateway {
         let theirs = |refusal: Refusal| (refusal, Some(installation.clone()));
         // Step 4.
         check_revocation(&inner.revoked.read(), &token).map_err(theirs)?;
-        // Step 5.
-        let proof_text = resource::dpop_proof(&parts.headers).map_err(theirs)?;
-        let uri = dpop::target_uri(&inner.params.public_url, path)
-            .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
-        let target = RequestTarget {
-            method: parts.method.as_str(),
-            uri: &uri,
-        };
-        let bound = dpop::verify_bound(proof_text, &token, target, &inner.params.proof, now)
-            .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
-        // Step 6.
+        // Step 5: possession of the key the token is bound to. The route is looked up first
+        // (its proof mode decides how), but refused only at step 6, after the proof.
         let route = routes::find(&inner.params.routes, path)
-            .filter(|route| route.allows_method(&parts.method))
-            .ok_or_else(|| theirs(Refusal::RouteDenied))?;
+            .filter(|route| route.allows_method(&parts.method));
+        let possession = match route.map(|route| route.proof()) {
+            Some(ProofMode::SessionMac) => self
+                .session_signature(parts, &token, path, now)
+                .map_err(theirs)?,
+            _ => {
+                let proof_text = resource::dpop_proof(&parts.headers).map_err(theirs)?;
+                let uri = dpop::target_uri(&inner.params.public_url, path)
+                    .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
+                let target = RequestTarget {
+                    method: parts.method.as_str(),
+                    uri: &uri,
+                };
+                let bound =
+                    dpop::verify_bound(proof_text, &token, target, &inner.params.proof, now)
+                        .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
+                Possession {
+                    key: Some(bound.proof().key().clone()),
+                    replay_key: bound.proof().replay_key(),
+                    acceptable_until: bound
+                        .proof()
+                        .iat()
+                        .plus(inner.params.proof.window.max_age_secs),
+                    replayed: Why::new("replayed", "DPoP proof jti was already used"),
+                }
+            }
+        };
+        // Step 6.
+        let route = route.ok_or_else(|| theirs(Refusal::RouteDenied))?;
         let missing: Vec<String> = route
             .scopes()
             .iter()
@@ -136,24 +227,23 @@ impl Gateway {
             .limiter
             .check(&installation)
             .map_err(|wait| theirs(Refusal::RateLimited(wait)))?;
-        // Step 8: only now does the proof take a place in the replay cache, within the
-        // installation's share.
-        let acceptable_until = bound
-            .proof()
-            .iat()
-            .plus(inner.params.proof.window.max_age_secs);
+        // Step 8: only now does the proof (or the session signature's nonce) take a place in
+        // the replay cache, within the installation's share.
+        let Possession {
+            key,
+            replay_key,
+            acceptable_until,
+            replayed,
+        } = possession;
         // The installation's key thumbprint, checked when the token verified.
         let owner_key = token.jkt().digest().unwrap_or([0; 32]);
-        let replay_key = bound.proof().replay_key();
         inner
             .replays
             .admit(replay_key, owner_key, acceptable_until, now)
             .map_err(|error| {
                 theirs(match error {
-                    ReplayError::Replayed => Refusal::InvalidProof(Why::new(
-                        "replayed",
-                        "DPoP proof jti was already used",
-                    )),
+                    ReplayError::Replayed if key.is_some() => Refusal::InvalidProof(replayed),
+                    ReplayError::Replayed => Refusal::InvalidSignature(replayed),
                     ReplayError::ShareExhausted => Refusal::RateLimited(Duration::from_secs(1)),
                     ReplayError::Full => Refusal::Overloaded,
                 })
@@ -176,7 +266,7 @@ impl Gateway {
             redis_down: route.redis_down(&parts.method),
             inject: Arc::clone(route.inject()),
             proof_mode: route.proof(),
-            key: bound.proof().key().clone(),
+            key,
             jkt: token.jkt().as_str().to_string(),
             owner: owner_key,
         })

@@ -118,6 +118,9 @@ pub struct GatewayParams {
     pub connections: ConnectionLimits,
     /// The largest body a `dpop+signature` route reads to check its digest.
     pub max_signed_body: usize,
+    /// What `session-mac` session keys derive from (shared with the control plane); none:
+    /// such routes refuse every request.
+    pub session_secret: Option<Arc<medgate_verify::httpsig::SessionSecret>>,
 }
 
 /// Revocations learned from the store's feed.
@@ -139,8 +142,9 @@ pub(crate) struct Inner {
     /// Replay keys and limits shared with the other gateways, when `[redis]` is configured.
     shared: Option<SharedState>,
     client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
-    /// What `proof = "dpop+signature"` routes require of a signature.
+    /// What `proof = "dpop+signature"` and `"session-mac"` routes require of a signature.
     signature_policy: SignaturePolicy,
+    session_policy: SignaturePolicy,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     audit: AuditSink,
@@ -206,6 +210,7 @@ impl Gateway {
                 keys: RwLock::new(Arc::new(KeySet::default())),
                 revoked: RwLock::new(Revoked::default()),
                 signature_policy: SignaturePolicy::for_requests(params.proof.window),
+                session_policy: medgate_verify::httpsig::session_policy(params.proof.window),
                 params,
                 client,
                 clock,
@@ -289,7 +294,7 @@ impl Gateway {
             Err((refusal, installation)) => return refused(refusal, installation),
         };
         let body = match authorized.proof_mode {
-            ProofMode::Dpop => Either::Left(body),
+            ProofMode::Dpop | ProofMode::SessionMac => Either::Left(body),
             ProofMode::DpopSignature => {
                 match signature::check(&self.inner, &parts, body, &authorized, now).await {
                     Ok(bytes) => Either::Right(Full::new(bytes)),

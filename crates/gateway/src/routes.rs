@@ -53,6 +53,12 @@ pub enum ProofMode {
     /// against it.
     #[serde(rename = "dpop+signature")]
     DpopSignature,
+    /// No DPoP proof: an RFC 9421 `hmac-sha256` signature by the token's session key (sealed
+    /// to the installation at attestation) over the method, the URL and the token. Cheaper
+    /// per request, and weaker: the key lives in app memory, not in the keystore. For
+    /// high-rate reads, never for therapy writes.
+    #[serde(rename = "session-mac")]
+    SessionMac,
 }
 
 /// A route's choice when the shared state is unreachable.

@@ -82,12 +82,11 @@ pub(crate) async fn check(
         )
     })?;
     // Step 3.
-    let mut target_uri = dpop::target_uri(&inner.params.public_url, &authorized.path)
-        .map_err(|error| Refusal::InvalidProof(error.into()))?;
-    if let Some(query) = parts.uri.query() {
-        target_uri.push('?');
-        target_uri.push_str(query);
-    }
+    let target_uri = target_uri(&inner.params.public_url, &authorized.path, parts)?;
+    let key = authorized
+        .key
+        .as_ref()
+        .ok_or_else(|| refused("signature_key", "the request proved no installation key"))?;
     let message = RequestMessage {
         method: parts.method.as_str(),
         target_uri: &target_uri,
@@ -97,7 +96,7 @@ pub(crate) async fn check(
         input,
         signature,
         &message,
-        SigningKey::Installation(&authorized.key),
+        SigningKey::Installation(key),
         &authorized.jkt,
         &inner.signature_policy,
         now,
@@ -152,9 +151,21 @@ pub(crate) async fn check(
     Ok(bytes)
 }
 
+/// The URI the client addressed: the gateway's public URL, the canonical path and the query
+/// (never the hop to the upstream).
+pub(crate) fn target_uri(public_url: &str, path: &str, parts: &Parts) -> Result<String, Refusal> {
+    let mut uri =
+        dpop::target_uri(public_url, path).map_err(|error| Refusal::InvalidProof(error.into()))?;
+    if let Some(query) = parts.uri.query() {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    Ok(uri)
+}
+
 /// The request's header fields as the signature base reads them (names lowercase; values
 /// that are not visible ASCII are left out, so a component naming one is absent).
-fn fields(headers: &HeaderMap) -> Vec<(String, String)> {
+pub(crate) fn fields(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .filter_map(|(name, value)| {

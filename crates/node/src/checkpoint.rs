@@ -11,12 +11,11 @@
 use std::io::Write;
 use std::path::Path;
 
-use medgate_proto::b64;
 use medgate_server::Server;
 use medgate_service::Clock;
+use medgate_store::Store;
 use medgate_store::seal::Sealer;
 use medgate_store::sqlite::create_private_file;
-use medgate_store::{Store, StoreError};
 use medgate_verify::keys::TokenSigningKey;
 
 use crate::NodeError;
@@ -28,26 +27,20 @@ const KEY_LABEL: &str = "audit-checkpoint-key";
 
 /// The checkpoint key, loaded or made.
 pub(crate) async fn key(store: &dyn Store, sealer: &Sealer) -> Result<TokenSigningKey, NodeError> {
-    if let Some(text) = store.get_meta(KEY_META).await? {
-        let sealed = b64::decode(&text, 8192)
-            .map_err(|_| StoreError::Corrupt("the audit checkpoint key is not base64".into()))?;
-        if !(sealer.has_master_key() && Sealer::is_plain(&sealed)) {
-            let pkcs8 = sealer.open(KEY_LABEL, &sealed)?;
-            return TokenSigningKey::from_pkcs8(&pkcs8)
-                .map_err(|e| NodeError::Server(medgate_server::ServerError::from(e)));
-        }
-        tracing::warn!(
-            "the audit checkpoint key was stored in the clear; a master key is now set, so a new checkpoint key is made: pin its thumbprint"
+    let server_error = |e| NodeError::Server(medgate_server::ServerError::from(e));
+    let loaded = crate::sealed_meta::load_or_make(store, sealer, KEY_META, KEY_LABEL, || {
+        TokenSigningKey::generate()
+            .map(|(_, pkcs8)| pkcs8)
+            .map_err(server_error)
+    })
+    .await?;
+    let key = TokenSigningKey::from_pkcs8(&loaded.secret).map_err(server_error)?;
+    if loaded.made {
+        tracing::info!(
+            thumbprint = %key.public_jwk().thumbprint(),
+            "audit checkpoint key made (a key stored in the clear is replaced once a master key is set): record its thumbprint to pin checkpoints"
         );
     }
-    let (key, pkcs8) = TokenSigningKey::generate()
-        .map_err(|e| NodeError::Server(medgate_server::ServerError::from(e)))?;
-    let sealed = sealer.seal(KEY_LABEL, &pkcs8)?;
-    store.set_meta(KEY_META, &b64::encode(sealed)).await?;
-    tracing::info!(
-        thumbprint = %key.public_jwk().thumbprint(),
-        "audit checkpoint key made: record its thumbprint to pin checkpoints"
-    );
     Ok(key)
 }
 

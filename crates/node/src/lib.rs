@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod revocation;
 pub mod sample_upstream;
+mod sealed_meta;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -196,6 +197,35 @@ fn scheme(tls: &Option<Arc<ServerTls>>) -> &'static str {
 }
 
 /// An https URL served as plain HTTP is right only behind a TLS-terminating proxy: say so.
+/// The secret the session keys of `session-mac` routes derive from, shared by every node.
+async fn session_secret(
+    store: &dyn medgate_store::Store,
+    sealer: &medgate_store::seal::Sealer,
+) -> Result<medgate_verify::httpsig::SessionSecret, NodeError> {
+    let loaded = sealed_meta::load_or_make(
+        store,
+        sealer,
+        "session_mac_secret",
+        "session-mac-secret",
+        || {
+            use ring::rand::SecureRandom as _;
+            let mut secret = zeroize::Zeroizing::new(vec![0u8; 32]);
+            ring::rand::SystemRandom::new()
+                .fill(&mut secret)
+                .map_err(|_| NodeError::Io {
+                    context: "the system random generator".into(),
+                    source: std::io::Error::other("no randomness"),
+                })?;
+            Ok(secret)
+        },
+    )
+    .await?;
+    let bytes: [u8; 32] = loaded.secret.as_slice().try_into().map_err(|_| {
+        medgate_store::StoreError::Corrupt("the session-MAC secret is not 32 bytes".into())
+    })?;
+    Ok(medgate_verify::httpsig::SessionSecret::new(bytes))
+}
+
 fn warn_of_plain_https(key: &'static str, url: &str, tls: &Option<Arc<ServerTls>>) {
     if tls.is_none() && url.starts_with("https://") {
         tracing::warn!(
@@ -395,6 +425,7 @@ impl Node {
         };
         let key_retention_secs = server_params.key_retention_secs();
         let checkpoint_key = checkpoint::key(&*store, &sealer).await?;
+        let session_secret = Arc::new(session_secret(&*store, &sealer).await?);
         let server = Server::new(
             server_params,
             Arc::clone(&store),
@@ -405,6 +436,7 @@ impl Node {
                 audit: audit.clone(),
                 revocations: Arc::clone(&revocations),
                 shared: shared.clone(),
+                session_secret: Some(Arc::clone(&session_secret)),
             },
         )
         .await?;
@@ -433,6 +465,7 @@ impl Node {
                 key_retention_secs,
                 connections: config.gateway.connections.limits(),
                 max_signed_body: config.gateway.max_signed_body,
+                session_secret: Some(session_secret),
             },
             gateway_sealer,
             Arc::clone(&clock),

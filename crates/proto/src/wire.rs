@@ -460,6 +460,11 @@ pub struct AttestResponse {
     pub integrity_level: IntegrityLevel,
     /// Whether the installation key itself is attested to live in secure hardware.
     pub hardware_key: bool,
+    /// For an installation whose evidence named a key-agreement key: the token's session key
+    /// for `session-mac` routes, as a compact JWE (`ECDH-ES+A256KW`, `A256GCM`) sealed to that
+    /// key, its protected header naming the session (`medgate_session`, the token's `jti`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
 }
 
 /// An RFC 9457 problem document.
@@ -590,6 +595,7 @@ mod tests {
             reasons: vec![Reason::RootDetected],
             integrity_level: IntegrityLevel::SelfReported,
             hardware_key: false,
+            session_key: None,
         };
         insta::assert_snapshot!(serde_json::to_string(&response).unwrap(), @r#"{"access_token":"t","token_type":"DPoP","expires_in":300,"scope":"a b","installation_id":"i","decision":"allow_limited","reasons":["root_detected"],"integrity_level":"self_reported","hardware_key":false}"#);
         let problem = Problem::new(

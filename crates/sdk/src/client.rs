@@ -150,6 +150,14 @@ pub struct Challenge {
 struct CachedToken {
     token: Secret<String>,
     refresh_at: i64,
+    /// The token's session key, when the server sealed one to the encryption key.
+    session: Option<crate::proof::Session>,
+}
+
+/// What one exchange issued: the token, and its session key if the server sealed one.
+struct Issued {
+    token: String,
+    session: Option<crate::proof::Session>,
 }
 
 /// The client.
@@ -451,11 +459,12 @@ impl MedgateClient {
         Ok(attestation)
     }
 
-    fn cache_entry(&self, attestation: &Attestation, token: String) -> CachedToken {
+    fn cache_entry(&self, attestation: &Attestation, issued: Issued) -> CachedToken {
         let lifetime = i64::try_from(attestation.expires_in).unwrap_or(0);
         CachedToken {
-            token: Secret::new(token),
+            token: Secret::new(issued.token),
             refresh_at: (self.now)() + lifetime - self.config.refresh_margin_secs,
+            session: issued.session,
         }
     }
 
@@ -521,7 +530,7 @@ impl MedgateClient {
 
     /// A fresh challenge and the statement the client's method calls for: SDK evidence, or
     /// the platform step answered by the app's attester.
-    async fn attest_uncached(&self) -> Result<(Attestation, String), ClientError> {
+    async fn attest_uncached(&self) -> Result<(Attestation, Issued), ClientError> {
         let challenge = self.challenge().await?;
         let (method, app_attest_key) = {
             let standing = lock(&self.standing);
@@ -572,7 +581,7 @@ impl MedgateClient {
         &self,
         challenge: &Challenge,
         platform: &PlatformEvidence,
-    ) -> Result<(Attestation, String), ClientError> {
+    ) -> Result<(Attestation, Issued), ClientError> {
         let base = self.config.server_url.trim_end_matches('/');
         let enrolment_code = lock(&self.standing).enrolment_code.clone();
         let context = EvidenceContext {
@@ -620,7 +629,17 @@ impl MedgateClient {
             integrity_level: granted.integrity_level,
             hardware_key: granted.hardware_key,
         };
-        Ok((attestation, granted.access_token))
+        let session = match (&granted.session_key, self.encryption_key()) {
+            (Some(sealed), Some(key)) => Some(open_session(sealed, key.as_ref(), &attest_url)?),
+            _ => None,
+        };
+        Ok((
+            attestation,
+            Issued {
+                token: granted.access_token,
+                session,
+            },
+        ))
     }
 
     /// After a grant: the method that earned it is the one to refresh with (a hardware method
@@ -711,6 +730,55 @@ impl MedgateClient {
             return Err(protocol(&url, "the sealed value is of another secret"));
         }
         Ok(opened.plaintext)
+    }
+
+    /// `Authorization` and an `hmac-sha256` signature by the token's session key, for a
+    /// request on a `session-mac` route (high-rate reads: the session key lives in memory,
+    /// so use DPoP or a signature by the installation key for writes). Needs an encryption
+    /// key ([`with_encryption_key`](Self::with_encryption_key)): the server seals the session
+    /// key to it.
+    pub async fn session_headers(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Result<HeaderMap, ClientError> {
+        let token = self.access_token().await?;
+        let url = self.gateway_url(path);
+        let session = self
+            .token
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|cached| cached.session.clone())
+            .ok_or_else(|| protocol(&url, "no session key (set an encryption key, then attest)"))?;
+        let authorization = format!("DPoP {}", token.expose());
+        let signed =
+            crate::proof::session_signature(&session, method, &url, &authorization, (self.now)())?;
+        let mut map = HeaderMap::new();
+        insert(&mut map, AUTHORIZATION, &authorization);
+        insert(
+            &mut map,
+            HeaderName::from_static("signature-input"),
+            &signed.signature_input,
+        );
+        insert(
+            &mut map,
+            HeaderName::from_static("signature"),
+            &signed.signature,
+        );
+        Ok(map)
+    }
+
+    /// Sends a request on a `session-mac` route (see [`session_headers`](Self::session_headers)).
+    pub async fn send_session(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<HttpResponse, ClientError> {
+        let headers = self.session_headers(method.as_str(), path).await?;
+        self.send_raw(method, &self.gateway_url(path), headers, body)
+            .await
     }
 
     /// The gateway URL for `path`.
@@ -917,6 +985,32 @@ impl MedgateClient {
 struct Pinning {
     ota: Arc<crate::ota::OtaPins>,
     roots: Arc<rustls::RootCertStore>,
+}
+
+/// The session key sealed to the encryption key, opened; its id is in the authenticated
+/// header.
+fn open_session(
+    sealed: &str,
+    key: &(dyn KeyAgreement + Send + Sync),
+    url: &str,
+) -> Result<crate::proof::Session, ClientError> {
+    let opened = jwe::decrypt(sealed, KeyManagement::EcdhEsA256Kw(key))
+        .map_err(|error| protocol(url, format!("session key: {error}")))?;
+    let id = opened
+        .header
+        .get("medgate_session")
+        .and_then(|id| id.as_str())
+        .ok_or_else(|| protocol(url, "session key: no session id"))?
+        .to_string();
+    let bytes: [u8; 32] = opened
+        .plaintext
+        .as_slice()
+        .try_into()
+        .map_err(|_| protocol(url, "session key: not 32 bytes"))?;
+    Ok(crate::proof::Session {
+        id,
+        key: Zeroizing::new(bytes),
+    })
 }
 
 fn protocol(url: &str, reason: impl std::fmt::Display) -> ClientError {

@@ -29,6 +29,66 @@ pub struct SignatureHeaders {
     pub content_digest: String,
 }
 
+/// A session key for `session-mac` routes: the token's `jti` names it.
+#[derive(Clone)]
+pub struct Session {
+    pub id: String,
+    pub key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &"…")
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a request on a `session-mac` route carries besides `Authorization`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSignature {
+    pub signature_input: String,
+    pub signature: String,
+}
+
+/// The components a session signature covers (what the gateway requires).
+pub const SESSION_COMPONENTS: [&str; 3] = ["@method", "@target-uri", "authorization"];
+
+/// Signs a request for `method` on `url` carrying `authorization` with the session key
+/// (`hmac-sha256`, keyid the session's id, a fresh nonce, `created` = `now`).
+pub fn session_signature(
+    session: &Session,
+    method: &str,
+    url: &str,
+    authorization: &str,
+    now: i64,
+) -> Result<SessionSignature, ProofError> {
+    use hmac::{KeyInit, Mac};
+    use medgate_proto::httpsig::{self, RequestMessage, SignatureParams};
+    let nonce = crate::random_b64(16).map_err(|_| ProofError::Random)?;
+    let params = SignatureParams::new(
+        &SESSION_COMPONENTS,
+        now,
+        None,
+        &nonce,
+        &session.id,
+        "hmac-sha256",
+    )?;
+    let message = RequestMessage {
+        method,
+        target_uri: url,
+        fields: vec![("authorization".into(), authorization.to_string())],
+    };
+    let base = httpsig::signature_base(&params, &message)?;
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(session.key.as_slice())
+        .map_err(|_| ProofError::Random)?;
+    mac.update(base.as_bytes());
+    Ok(SessionSignature {
+        signature_input: params.header_value("medgate"),
+        signature: httpsig::signature_header("medgate", &mac.finalize().into_bytes()),
+    })
+}
+
 /// The components a write's signature covers (what the gateway requires).
 pub const SIGNED_COMPONENTS: [&str; 4] =
     ["@method", "@target-uri", "content-digest", "authorization"];

@@ -393,7 +393,13 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
         integrity = grant.integrity_level().as_str(),
         "attestation granted"
     );
+    let session_key = state
+        .session_secret
+        .as_ref()
+        .zip(evidence.encryption_key())
+        .and_then(|(secret, recipient)| seal_session_key(secret, &issued.claims.jti, recipient));
     Ok(AttestResponse {
+        session_key,
         access_token: issued.token.into_inner(),
         token_type: "DPoP".into(),
         expires_in: u64::try_from(state.params.token_ttl_secs).unwrap_or(0),
@@ -515,4 +521,28 @@ pub(crate) async fn discovery(State(state): State<Arc<ServerState>>) -> Response
             "reason_codes": Reason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
         }),
     )
+}
+
+/// The token's session key (for `session-mac` routes) sealed to the installation's
+/// key-agreement key; `None` (and logged) if it cannot be.
+fn seal_session_key(
+    secret: &medgate_verify::httpsig::SessionSecret,
+    jti: &str,
+    recipient: &medgate_proto::PublicJwk,
+) -> Option<String> {
+    use medgate_trust::jwe::{self, Randomness, Recipient};
+    let key = secret.session_key(jti)?;
+    let mut header = serde_json::Map::new();
+    header.insert("medgate_session".into(), jti.into());
+    Randomness::from_os()
+        .and_then(|random| {
+            jwe::encrypt(
+                Recipient::EcdhEsA256Kw(recipient),
+                header,
+                key.as_slice(),
+                random,
+            )
+        })
+        .map_err(|error| tracing::error!(%error, "a session key could not be sealed"))
+        .ok()
 }

@@ -44,6 +44,7 @@ use medgate_store::{Store, StoreError};
 use medgate_verify::android::attestation::AndroidRoots;
 use medgate_verify::dpop::ProofPolicy;
 use medgate_verify::evidence::EvidenceLimits;
+use medgate_verify::httpsig::SessionSecret;
 use medgate_verify::keys::KeyError;
 use medgate_verify::x509::TrustAnchor;
 use parking_lot::RwLock;
@@ -137,6 +138,8 @@ pub(crate) struct ServerState {
     trust: RwLock<Arc<trust::TrustFiles>>,
     /// DPoP proofs on `/v1/secrets`: what they must be, and the ones already seen.
     proof_policy: ProofPolicy,
+    /// Session keys for `session-mac` routes derive from it.
+    session_secret: Option<Arc<SessionSecret>>,
     replays: ReplayCache,
 }
 
@@ -162,6 +165,9 @@ pub struct ServerRuntime {
     pub audit: AuditSink,
     pub revocations: Arc<RevocationState>,
     pub shared: Option<SharedState>,
+    /// What `session-mac` session keys derive from (shared with the gateways); none: no
+    /// session keys are handed out.
+    pub session_secret: Option<Arc<SessionSecret>>,
 }
 
 impl Server {
@@ -177,6 +183,7 @@ impl Server {
             audit,
             revocations,
             shared,
+            session_secret,
         } = runtime;
         if !sealer.has_master_key() {
             tracing::warn!(
@@ -209,6 +216,7 @@ impl Server {
                 shared,
                 trust: RwLock::new(Arc::new(trust_files)),
                 proof_policy: ProofPolicy::default(),
+                session_secret,
                 replays: ReplayCache::new(REPLAY_CAPACITY, REPLAY_SHARE),
             }),
         })

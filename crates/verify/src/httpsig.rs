@@ -335,3 +335,42 @@ pub fn verify_stored(stored: &StoredRequest, key: &PublicJwk) -> ProvenanceRepor
         failures,
     }
 }
+
+/// The secret session keys derive from, shared by the control plane and every gateway.
+pub struct SessionSecret(zeroize::Zeroizing<[u8; 32]>);
+
+impl SessionSecret {
+    pub fn new(bytes: [u8; 32]) -> SessionSecret {
+        SessionSecret(zeroize::Zeroizing::new(bytes))
+    }
+
+    /// The session key of the access token with `jti`: HKDF-SHA-256 of the secret, salted
+    /// with medgate's label, the `jti` as info. Stateless, so any gateway recomputes it.
+    pub fn session_key(&self, token_jti: &str) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+        let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"medgate session-mac v1");
+        let info = [token_jti.as_bytes()];
+        let prk = salt.extract(self.0.as_slice());
+        let okm = prk.expand(&info, ring::hkdf::HKDF_SHA256).ok()?;
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        okm.fill(key.as_mut_slice()).ok()?;
+        Some(key)
+    }
+}
+
+impl std::fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionSecret(…)")
+    }
+}
+
+/// What a `session-mac` route requires of a request's signature: label `medgate`,
+/// `hmac-sha256` by the token's session key (keyid the token's `jti`), covering the method,
+/// the target URI and the token, `created` in the window, a nonce.
+pub fn session_policy(window: IatWindow) -> SignaturePolicy {
+    SignaturePolicy {
+        required: ["@method", "@target-uri", "authorization"]
+            .map(String::from)
+            .to_vec(),
+        ..SignaturePolicy::for_requests(window)
+    }
+}

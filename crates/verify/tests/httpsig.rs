@@ -556,3 +556,17 @@ fn an_hmac_signature_by_the_session_key_verifies_and_no_other() {
     assert_eq!(at(NOW, &[8u8; 32]).unwrap_err(), SignatureError::Invalid);
     assert_eq!(at(NOW + 31, &secret).unwrap_err(), SignatureError::Expired);
 }
+
+#[test]
+fn session_keys_are_per_token_and_per_secret() {
+    use medgate_verify::httpsig::SessionSecret;
+    let secret = SessionSecret::new([1; 32]);
+    let a = secret.session_key("jti-a").unwrap();
+    assert_eq!(*a, *secret.session_key("jti-a").unwrap());
+    assert_ne!(*a, *secret.session_key("jti-b").unwrap());
+    assert_ne!(
+        *a,
+        *SessionSecret::new([2; 32]).session_key("jti-a").unwrap()
+    );
+    assert_eq!(format!("{secret:?}"), "SessionSecret(…)");
+}

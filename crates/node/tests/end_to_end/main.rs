@@ -18,6 +18,7 @@ mod platform_client;
 mod postgres;
 mod sealed_secrets;
 mod secrets;
+mod sessions;
 mod signatures;
 mod tls;
 mod trust;
