@@ -10,7 +10,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use medgate_proto::httpsig::{self, BodyDigest, DigestAlg, RequestMessage, parse_content_digest};
 use medgate_sdk::key::InstallationKey;
 use medgate_sdk::proof::{Session, dpop_proof, session_signature, signature_headers};
-use medgate_sdk::signer::Signer as _;
 use medgate_verify::UnixTime;
 use medgate_verify::dpop::{ProofPolicy, RequestTarget, target_uri, verify_proof};
 use medgate_verify::httpsig::{SessionSecret, SignaturePolicy, SigningKey, session_policy, verify};
