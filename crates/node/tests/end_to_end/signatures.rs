@@ -471,3 +471,46 @@ async fn an_upstream_can_prove_later_which_installation_made_a_write() {
         "{report:?}"
     );
 }
+
+/// A gzip member holding `data` in one stored (uncompressed) deflate block: real gzip, without
+/// a compression library.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let crc = data.iter().fold(!0u32, |crc, &byte| {
+        (0..8).fold(crc ^ u32::from(byte), |crc, _| {
+            if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            }
+        })
+    }) ^ !0u32;
+    let len = u16::try_from(data.len()).unwrap();
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 0x01];
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_le_bytes());
+    out
+}
+
+#[tokio::test]
+async fn the_digest_is_over_the_coded_bytes_as_sent() {
+    let stack = signing_stack(1024 * 1024).await;
+    let client = stack.client();
+    client.attest().await.unwrap();
+    let coded = gzip_stored(BODY);
+    let gzip = |headers: &mut http::HeaderMap| {
+        headers.insert(
+            http::header::CONTENT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        );
+    };
+    // Signed over the gzip bytes it sends: accepted, and the upstream gets them as they are.
+    let reply = post(&stack, &client, &coded, &coded, gzip).await;
+    reply.assert_status(StatusCode::OK);
+    assert_eq!(reply.json()["body_bytes"], coded.len());
+    // Signed over the decoded body, sent gzip-coded: the digest is not of what was sent.
+    let reply = post(&stack, &client, BODY, &coded, gzip).await;
+    refused(&reply, "not the one its Content-Digest names");
+}

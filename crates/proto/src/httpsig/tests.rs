@@ -238,3 +238,24 @@ fn content_digest_claims_are_checked_against_the_bytes() {
     );
     assert_eq!(parse_content_digest(&mixed).unwrap().len(), 1);
 }
+
+#[test]
+fn rfc_9530_examples() {
+    // RFC 9530 §2: the digests of `{"hello": "world"}`.
+    let body = br#"{"hello": "world"}"#;
+    assert_eq!(
+        content_digest(DigestAlg::Sha256, body),
+        "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
+    );
+    assert_eq!(
+        content_digest(DigestAlg::Sha512, body),
+        "sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:"
+    );
+    let claimed = parse_content_digest(
+        "sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:, sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:",
+    )
+    .unwrap();
+    let mut digest = BodyDigest::new(claimed.iter().map(|(alg, _)| *alg));
+    digest.update(body);
+    assert!(digest.matches(&claimed));
+}
