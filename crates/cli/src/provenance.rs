@@ -60,7 +60,15 @@ pub(crate) fn run(args: ProvenanceArgs) -> Result<(), Failure> {
     let jwk: PublicJwk =
         serde_json::from_value(key_file.get("jwk").unwrap_or(&key_file).clone())
             .map_err(|e| Failure::Usage(anyhow!("the key file is not a public JWK: {e}")))?;
-    let report = verify_stored(&stored, &jwk);
+    let mut report = verify_stored(&stored, &jwk);
+    // The control plane's answer says whether the installation has been revoked since: a
+    // write its key signed is then not to be trusted, signature or not.
+    if key_file.get("revoked").and_then(serde_json::Value::as_bool) == Some(true) {
+        report.verified = false;
+        report
+            .failures
+            .push("the installation has been revoked".into());
+    }
     println!(
         "{}",
         serde_json::to_string_pretty(&report).unwrap_or_default()

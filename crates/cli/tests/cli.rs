@@ -842,4 +842,13 @@ fn verify_provenance_accepts_a_stored_signed_write_and_refuses_a_changed_one() {
     let refused = verify(&changed);
     assert_eq!(refused.status.code(), Some(1));
     assert!(stdout(&refused).contains("Content-Digest"));
+    // The control plane says the installation has been revoked since: not to be trusted.
+    std::fs::write(
+        &jwk,
+        serde_json::json!({"jwk": key.public_jwk(), "revoked": true}).to_string(),
+    )
+    .unwrap();
+    let revoked = verify(&request);
+    assert_eq!(revoked.status.code(), Some(1));
+    assert!(stdout(&revoked).contains("revoked"));
 }

@@ -15,6 +15,7 @@ use medgate_service::problem;
 
 use crate::authorize::Authorized;
 use crate::routes::ProofMode;
+use crate::signature::{CONTENT_DIGEST, SIGNATURE, SIGNATURE_INPUT};
 use crate::{Gateway, GatewayBody, UpstreamBody, inject, local};
 
 const X_INSTALLATION: HeaderName = HeaderName::from_static("x-medgate-installation");
@@ -223,10 +224,27 @@ impl Gateway {
             .as_ref()
             .ok_or(UpstreamError::NotConfigured)?;
         let (mut parts, body) = request.into_parts();
-        // Kept for the upstream on signed routes only (below).
-        let authorization = (authorized.proof_mode == ProofMode::DpopSignature)
-            .then(|| parts.headers.get(http::header::AUTHORIZATION).cloned())
-            .flatten();
+        // On signed routes, the verified signature fields and the token they cover are kept
+        // for the upstream (below), whatever `Connection` names. On session-MAC routes the
+        // session signature goes no further: with the token from elsewhere it would let
+        // whoever reads the upstream's records replay the read to another gateway.
+        let signed: Vec<(HeaderName, HeaderValue)> = match authorized.proof_mode {
+            ProofMode::DpopSignature => [
+                (X_AUTHORIZATION, http::header::AUTHORIZATION),
+                (SIGNATURE_INPUT, SIGNATURE_INPUT),
+                (SIGNATURE, SIGNATURE),
+                (CONTENT_DIGEST, CONTENT_DIGEST),
+            ]
+            .into_iter()
+            .filter_map(|(to, from)| parts.headers.get(&from).map(|v| (to, v.clone())))
+            .collect(),
+            ProofMode::SessionMac => {
+                parts.headers.remove(&SIGNATURE_INPUT);
+                parts.headers.remove(&SIGNATURE);
+                Vec::new()
+            }
+            ProofMode::Dpop => Vec::new(),
+        };
         strip_hop_by_hop(&mut parts.headers);
         strip_spoofable(&mut parts.headers);
         // The route's credentials replace whatever the client sent in their place.
@@ -269,8 +287,8 @@ impl Gateway {
             if let Ok(value) = HeaderValue::from_str(&authorized.jkt) {
                 parts.headers.insert(X_KEY, value);
             }
-            if let Some(value) = authorization {
-                parts.headers.insert(X_AUTHORIZATION, value);
+            for (name, value) in signed {
+                parts.headers.insert(name, value);
             }
         }
         if let Ok(value) = HeaderValue::from_str(&client.to_string()) {

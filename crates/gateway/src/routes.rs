@@ -138,6 +138,16 @@ impl Route {
                 .collect::<Result<Vec<_>, _>>()?;
             Some(parsed)
         };
+        // A session MAC covers no body: such a route is for reads only.
+        if config.proof == ProofMode::SessionMac
+            && methods
+                .as_ref()
+                .is_none_or(|methods| methods.iter().any(|m| !m.is_safe()))
+        {
+            return Err(error(
+                "proof = \"session-mac\" is for reads: list its methods (GET, HEAD, OPTIONS)",
+            ));
+        }
         if let Some(bad) = config.scopes.iter().find(|s| !names::is_scope(s)) {
             return Err(error(&format!("invalid scope {bad:?}")));
         }
@@ -364,5 +374,19 @@ mod tests {
             "/api/"
         );
         assert!(find(&routes, "/admin").is_none());
+    }
+
+    #[test]
+    fn a_session_mac_route_is_for_safe_methods_only() {
+        let compile = |methods: &[&str]| {
+            let mut config = RouteConfig::new("/api/v1/entries", methods, &["entries:read"]);
+            config.proof = ProofMode::SessionMac;
+            Route::compile(&config)
+        };
+        assert!(compile(&["GET", "HEAD"]).is_ok());
+        for methods in [&[][..], &["GET", "POST"][..], &["*"][..]] {
+            let error = compile(methods).unwrap_err();
+            assert!(error.problem.contains("for reads"), "{methods:?}");
+        }
     }
 }

@@ -877,6 +877,18 @@ impl MedgateClient {
         body: Bytes,
     ) -> Result<HttpResponse, ClientError> {
         let http = read(&self.http).clone();
+        self.send_with(&http, method, url, headers, body).await
+    }
+
+    /// Sends through `http`; a pinning failure is remembered as a `mitm` signal.
+    async fn send_with(
+        &self,
+        http: &HttpClient,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<HttpResponse, ClientError> {
         let result = http.send(method, url, headers, body).await;
         if let Err(ClientError::PinMismatch { host, .. }) = &result {
             *lock(&self.mitm) = Some(Signal {
@@ -914,11 +926,22 @@ impl MedgateClient {
         };
         let base = format!("{}/v1/trust", self.config.server_url.trim_end_matches('/'));
         let now = (self.now)();
+        // The repository is read with the device's roots and the pins, never the managed
+        // roots: a wrong roots.pem must not cut the client off from the release that fixes
+        // it (the files are signed; TUF, not TLS, decides whether they are genuine).
+        let trust_http = HttpClient::pinned(Arc::clone(&pinning.roots), None, pinning.ota.pins())?;
         let fetch = |name: String| {
             let url = format!("{base}/{name}");
+            let trust_http = &trust_http;
             async move {
                 let response = self
-                    .send_raw(Method::GET, &url, HeaderMap::new(), Bytes::new())
+                    .send_with(
+                        trust_http,
+                        Method::GET,
+                        &url,
+                        HeaderMap::new(),
+                        Bytes::new(),
+                    )
                     .await
                     .map_err(|error| crate::ota::OtaError::Fetch {
                         file: name.clone(),

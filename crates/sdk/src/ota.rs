@@ -224,11 +224,17 @@ impl OtaPins {
                 && let Some(bytes) = kept(dir, PINS_FILE)
                 && set.verify_target(PINS_TARGET, &bytes).is_ok()
                 && let Ok(parsed) = parse_pins(&bytes)
-                && let Ok(kept_roots) = managed_roots(&set, kept(dir, ROOTS_FILE).as_deref())
             {
                 pins = parsed;
-                pins_bytes = Some(bytes);
-                managed = kept_roots;
+                match managed_roots(&set, kept(dir, ROOTS_FILE).as_deref()) {
+                    Ok(kept_roots) => {
+                        managed = kept_roots;
+                        pins_bytes = Some(bytes);
+                    }
+                    // The roots of this release did not keep (a crash between two writes):
+                    // its pins stay in force, and the next refresh fetches the whole release.
+                    Err(_) => pins_bytes = None,
+                }
             }
         }
         Ok(OtaPins {
@@ -317,15 +323,17 @@ impl OtaPins {
             }
             Ok(Some(release)) => {
                 if let Some(dir) = &self.dir {
-                    for role in [RoleName::Timestamp, RoleName::Snapshot, RoleName::Targets] {
-                        if let Some(file) = set.bytes(role) {
-                            let _ = keep(dir, &role.file(), file);
-                        }
-                    }
+                    // The release's files first, then the metadata that names them: a crash
+                    // in between leaves metadata that still describes what is kept.
                     let _ = keep(dir, PINS_FILE, &release.pins_bytes);
                     match &release.managed {
                         Some((_, bytes)) => drop(keep(dir, ROOTS_FILE, bytes)),
                         None => drop(std::fs::remove_file(dir.join(ROOTS_FILE))),
+                    }
+                    for role in [RoleName::Timestamp, RoleName::Snapshot, RoleName::Targets] {
+                        if let Some(file) = set.bytes(role) {
+                            let _ = keep(dir, &role.file(), file);
+                        }
                     }
                 }
                 state.set = set;

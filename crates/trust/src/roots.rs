@@ -9,7 +9,9 @@
 //! For a covered host the device's roots do not count at all: a CA the user was talked into
 //! installing, or one a state or a corporate proxy controls, cannot issue for it. Pins still
 //! apply on top. Other hosts keep the device's roots. Parsing is bounded and all-or-nothing:
-//! one certificate that is not a CA certificate rejects the whole file.
+//! one block that is not a parsable certificate rejects the whole file. (As in any rustls root
+//! store, basicConstraints are not checked: the file is the operator's, published under the
+//! TUF targets key.)
 
 use std::sync::Arc;
 
@@ -40,7 +42,7 @@ pub enum RootsError {
     TooMany,
     #[error("roots.pem is not PEM certificates")]
     NotPem,
-    #[error("a certificate in roots.pem is not a usable trust anchor")]
+    #[error("a certificate in roots.pem cannot be parsed as a trust anchor")]
     NotAnAnchor,
     #[error("the roots cover no host, or a host pattern is malformed")]
     Hosts,

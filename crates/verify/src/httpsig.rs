@@ -147,13 +147,18 @@ impl VerifiedSignature {
         self.params.created.unwrap_or_default()
     }
 
-    /// The key the replay cache files this nonce under: SHA-256 of the key id, a separator
-    /// that cannot occur in either, and the nonce (like a DPoP proof's `jkt` and `jti`).
+    /// The key the replay cache files this nonce under: SHA-256 of a prefix no DPoP replay
+    /// key starts with (those start with a base64url thumbprint), then the key id's and the
+    /// nonce's lengths and bytes, so no proof `jti` and no other key id and nonce meet it.
     pub fn replay_key(&self) -> [u8; 32] {
+        let keyid = self.params.keyid.as_deref().unwrap_or_default().as_bytes();
+        let nonce = self.nonce().unwrap_or_default().as_bytes();
         crate::sha256(&[
-            self.params.keyid.as_deref().unwrap_or_default().as_bytes(),
-            b"\0sig\0",
-            self.nonce().unwrap_or_default().as_bytes(),
+            b"\x01medgate-signature-nonce\0",
+            &(keyid.len() as u64).to_be_bytes(),
+            keyid,
+            &(nonce.len() as u64).to_be_bytes(),
+            nonce,
         ])
     }
 }

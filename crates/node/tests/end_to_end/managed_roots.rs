@@ -112,6 +112,33 @@ async fn published_roots_replace_the_phones_for_the_deployments_hosts() {
         serde_json::json!(["127.0.0.1"])
     );
 
+    // Roots that do not cover the deployment's own chain (a mistake, a CA change): the
+    // client's requests to it fail, but its pin refresh does not (the repository is read
+    // with the phone's roots; TUF decides), so the release that fixes it still arrives.
+    let wrong = TestCa::new("wrong");
+    stack
+        .admin(
+            Method::PUT,
+            "/v1/admin/trust/roots",
+            serde_json::json!({"pem": wrong.root_pem(), "hosts": ["127.0.0.1"]}),
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    stack.publish_pins().await.assert_status(StatusCode::OK);
+    client.refresh_pins().await.unwrap();
+    assert!(get(&client, &jwks).await.is_err());
+    stack
+        .admin(
+            Method::PUT,
+            "/v1/admin/trust/roots",
+            serde_json::json!({"pem": own.root_pem(), "hosts": ["127.0.0.1"]}),
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    stack.publish_pins().await.assert_status(StatusCode::OK);
+    client.refresh_pins().await.unwrap();
+    assert_eq!(get(&client, &jwks).await.unwrap(), StatusCode::OK);
+
     // Refused roots never reach a publication.
     stack
         .admin(

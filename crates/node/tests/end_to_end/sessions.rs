@@ -60,6 +60,9 @@ async fn a_read_signed_with_the_session_key_passes_without_a_dpop_proof() {
         client.installation_id().as_str()
     );
     assert!(seen["headers"].get("authorization").is_none());
+    // The session signature goes no further than the gateway.
+    assert!(seen["headers"].get("signature").is_none(), "{seen}");
+    assert!(seen["headers"].get("signature-input").is_none(), "{seen}");
     // Many reads, each its own nonce.
     for _ in 0..3 {
         let reply = client

@@ -97,6 +97,19 @@ async fn a_signed_write_reaches_the_upstream_with_its_signature_and_key() {
             .unwrap()
             .starts_with(r#"medgate=("@method" "@target-uri" "content-digest" "authorization")"#)
     );
+    // A client naming the signature fields in `Connection` does not take them from the
+    // upstream's record.
+    let reply = post(&stack, &client, BODY, BODY, |headers| {
+        headers.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("signature, signature-input, content-digest"),
+        );
+    })
+    .await;
+    reply.assert_status(StatusCode::OK);
+    for name in ["signature-input", "signature", "content-digest"] {
+        assert!(reply.json()["headers"][name].is_string(), "{name}");
+    }
     // A route without the signature requirement forwards no X-Medgate-Key, whatever the
     // client sent as one.
     let mut forged = client

@@ -356,3 +356,27 @@ fn kept_metadata_whose_pins_did_not_load_is_fetched_again() {
     block_on(again.refresh(NOW, repository.fetcher())).unwrap();
     assert_eq!(again.pins_for("api.example.org").len(), 2);
 }
+
+#[test]
+fn kept_roots_that_did_not_keep_leave_the_pins_in_force_until_the_next_refresh() {
+    let repository = Repository::new();
+    let ca = medgate_testkit::pki::TestCa::new("managed").root_pem();
+    let hosts = medgate_trust::roots::target_custom(&["**.example.org".to_string()]);
+    repository.publish_with_roots(
+        1,
+        NOW + DAY,
+        &pins_json(&[PIN_A, PIN_B]),
+        Some((ca.as_bytes(), hosts)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ota = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    block_on(ota.refresh(NOW, repository.fetcher())).unwrap();
+    // A crash lost the kept roots.pem.
+    std::fs::remove_file(dir.path().join("roots.pem")).unwrap();
+    let again = OtaPins::new(&repository.root, Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(again.pins_for("api.example.org").len(), 2);
+    assert!(again.managed_roots().is_none());
+    // The next refresh, with the timestamp unchanged, brings the whole release back.
+    block_on(again.refresh(NOW, repository.fetcher())).unwrap();
+    assert!(again.managed_roots().is_some());
+}
