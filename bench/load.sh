@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Load benchmark: the same upstream behind (1) nginx proxy_pass, (2) a bare hyper pass-through
 # proxy, (3) the medgate gateway with every check (token, DPoP proof with ath, replay cache,
-# route, scopes). One run, side by side; compare the ratios.
+# route, scopes); then the gateway's two other proof modes against the bare proxy on the same
+# requests: (4) `session-mac` (a session-key HMAC instead of the proof) on GET /api/v1/entries,
+# (5) `dpop+signature` (a proof and an RFC 9421 signature over a 2 KiB body's digest) on POST
+# /api/v1/treatments. One run, side by side; compare the ratios.
 #
 #   bench/load.sh [SECONDS] [CONNECTIONS]      (defaults: 10 s, 16 connections)
 #
@@ -66,6 +69,16 @@ replay_share = 1000000
 path = "$path"
 methods = ["GET"]
 scopes = ["entries:read"]
+[[gateway.routes]]
+path = "/api/v1/entries"
+methods = ["GET"]
+scopes = ["entries:read"]
+proof = "session-mac"
+[[gateway.routes]]
+path = "/api/v1/treatments"
+methods = ["POST"]
+scopes = ["treatments:write"]
+proof = "dpop+signature"
 CONF
 MEDGATE_LOG=warn taskset -c 0 "$target/medgate" --config "$work/medgate.toml" serve >/dev/null & pids+=($!)
 
@@ -73,30 +86,50 @@ for port in 18080 18081 18082 18700 18701 18702; do
   for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
-run() { # name url [proofs-file]
-  taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -s bench/wrk.lua "$2" ${3:+-- "$3"} | tail -n 1 > "$work/$1.json"
+run() { # name url [proofs-file|-] [post2k]
+  taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -s bench/wrk.lua "$2" ${3:+-- "$3"} ${4:-} | tail -n 1 > "$work/$1.json"
+}
+prepare() { # path count mode
+  "$target/medgate-loadbench" prepare --server "http://$server" --admin "http://$admin" --gateway "http://$gateway" \
+    --token-file "$work/data/admin.token" --path "$1" --count "$2" --mode "$3" --out "$work/$3.proofs"
 }
 
 echo "==> wrk -t1 -c$connections -d${seconds}s, GET $path"
 run nginx "http://$nginx_at$path"
 run bare "http://$bare$path"
-# Proofs are made right before the gateway run so every one is inside its 60 s window.
-count=$((seconds * 40000))
-"$target/medgate-loadbench" prepare --server "http://$server" --admin "http://$admin" --gateway "http://$gateway" \
-  --token-file "$work/data/admin.token" --path "$path" --count "$count" --out "$work/proofs"
-run gateway "http://$gateway$path" "$work/proofs"
+# Proofs are made right before each gateway run so every one is inside its 60 s window.
+prepare "$path" $((seconds * 40000)) dpop
+run gateway "http://$gateway$path" "$work/dpop.proofs"
+echo "==> the same for GET /api/v1/entries (session-mac) and POST /api/v1/treatments with 2 KiB (dpop+signature)"
+run bare_entries "http://$bare/api/v1/entries"
+prepare /api/v1/entries $((seconds * 60000)) session
+run gateway_session "http://$gateway/api/v1/entries" "$work/session.proofs"
+run bare_post "http://$bare/api/v1/treatments" - post2k
+prepare /api/v1/treatments $((seconds * 12000)) signed
+run gateway_signed "http://$gateway/api/v1/treatments" "$work/signed.proofs" post2k
 
 python3 - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]
-rows = {name: json.load(open(f"{work}/{name}.json")) for name in ["nginx", "bare", "gateway"]}
-base = rows["bare"]["rps"]
+names = ["nginx", "bare", "gateway", "bare_entries", "gateway_session", "bare_post", "gateway_signed"]
+rows = {name: json.load(open(f"{work}/{name}.json")) for name in names}
+labels = {
+    "nginx": ("nginx proxy_pass, GET", "bare"),
+    "bare": ("bare hyper proxy, GET", "bare"),
+    "gateway": ("gateway dpop, GET", "bare"),
+    "bare_entries": ("bare hyper, GET entries", "bare_entries"),
+    "gateway_session": ("gateway session-mac", "bare_entries"),
+    "bare_post": ("bare hyper, POST 2 KiB", "bare_post"),
+    "gateway_signed": ("gateway dpop+signature", "bare_post"),
+}
 print(f"{'proxy':<26}{'req/s':>9}{'p50 µs':>9}{'p99 µs':>9}{'non-2xx':>9}{'vs bare':>9}")
-labels = {"nginx": "nginx proxy_pass", "bare": "bare hyper proxy", "gateway": "medgate gateway (checks)"}
 for name, r in rows.items():
-    print(f"{labels[name]:<26}{r['rps']:>9.0f}{r['p50_us']:>9}{r['p99_us']:>9}{r['non2xx']:>9}{r['rps']/base:>9.2f}")
-g = rows["gateway"]
-if g["non2xx"] or g["errors"]:
-    sys.exit(f"the gateway refused or failed {g['non2xx'] + g['errors']} requests: the figures are not valid")
-print(f"gateway CPU per request over bare proxy ≈ {1e6/g['rps'] - 1e6/base:.0f} µs (one core)")
+    label, base = labels[name]
+    print(f"{label:<26}{r['rps']:>9.0f}{r['p50_us']:>9}{r['p99_us']:>9}{r['non2xx']:>9}{r['rps']/rows[base]['rps']:>9.2f}")
+for name in ["gateway", "gateway_session", "gateway_signed"]:
+    g = rows[name]
+    if g["non2xx"] or g["errors"]:
+        sys.exit(f"{name}: the gateway refused or failed {g['non2xx'] + g['errors']} requests: the figures are not valid")
+for name, base in [("gateway", "bare"), ("gateway_session", "bare_entries"), ("gateway_signed", "bare_post")]:
+    print(f"{name}: gateway CPU per request over bare proxy ≈ {1e6/rows[name]['rps'] - 1e6/rows[base]['rps']:.0f} µs (one core)")
 PY

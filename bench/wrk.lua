@@ -1,16 +1,21 @@
--- wrk script: sends `Authorization: DPoP <token>` and a fresh DPoP proof per request, read
--- from the file given after `--` (first line: token; then one proof per line). Without a
--- file it sends plain GETs. A second argument `close` asks for a new connection per request
--- (`Connection: close`: over TLS, a handshake each). Prints one JSON line with req/s, p50,
--- p99 and non-2xx.
-local token, proofs, next, close = nil, {}, 0, false
+-- wrk script: sends `Authorization: DPoP <token>` and fresh proof headers per request, read
+-- from the file given after `--` (first line: the token; then one request's headers per line:
+-- a bare DPoP proof, or `Name: value` fields separated by tabs, e.g. a session signature's
+-- `Signature-Input` and `Signature`). Without a file (or with `-`) it sends plain requests.
+-- Further arguments: `close` asks for a new connection per request (`Connection: close`:
+-- over TLS, a handshake each); `post2k` sends POSTs with a 2 KiB body. Prints one JSON line
+-- with req/s, p50, p99 and non-2xx.
+local token, lines, next, close, body = nil, {}, 0, false, nil
 
 function init(args)
-  close = args[2] == "close"
-  if args[1] then
+  for i = 2, #args do
+    if args[i] == "close" then close = true end
+    if args[i] == "post2k" then body = string.rep("7", 2048) end
+  end
+  if args[1] and args[1] ~= "-" then
     local f = assert(io.open(args[1], "r"))
     token = f:read("*l")
-    for line in f:lines() do proofs[#proofs + 1] = line end
+    for line in f:lines() do lines[#lines + 1] = line end
     f:close()
   end
 end
@@ -18,11 +23,17 @@ end
 function request()
   local headers = {}
   if close then headers["Connection"] = "close" end
-  if not token then return wrk.format("GET", nil, headers) end
+  local method = body and "POST" or "GET"
+  if not token then return wrk.format(method, nil, headers, body) end
   next = next + 1
   headers["Authorization"] = "DPoP " .. token
-  headers["DPoP"] = proofs[next] or "exhausted"
-  return wrk.format("GET", nil, headers)
+  local line = lines[next] or "exhausted"
+  if not line:find(": ", 1, true) then line = "DPoP: " .. line end
+  for field in line:gmatch("[^\t]+") do
+    local name, value = field:match("^([^:]+): (.*)$")
+    if name then headers[name] = value end
+  end
+  return wrk.format(method, nil, headers, body)
 end
 
 function done(summary, latency, requests)

@@ -62,8 +62,22 @@ enum Command {
         count: usize,
         #[arg(long)]
         out: PathBuf,
+        /// What each request carries: a DPoP proof (`dpop`), a session-key signature
+        /// (`session`), or a DPoP proof and a signature over a 2 KiB POST body (`signed`).
+        #[arg(long, value_enum, default_value = "dpop")]
+        mode: Mode,
     },
 }
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Dpop,
+    Session,
+    Signed,
+}
+
+/// The body of a `signed` request (what `bench/wrk.lua post2k` sends).
+const SIGNED_BODY: [u8; 2048] = [b'7'; 2048];
 
 const APP: &str = "org.example.loadbench";
 const MEASUREMENT: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -85,13 +99,14 @@ async fn main() -> anyhow::Result<()> {
             path,
             count,
             out,
+            mode,
         } => {
             let urls = Urls {
                 server: &server,
                 admin: &admin,
                 gateway: &gateway,
             };
-            prepare(urls, &token_file, &path, count, &out).await?;
+            prepare(urls, &token_file, &path, count, &out, mode).await?;
         }
     }
     Ok(())
@@ -161,6 +176,7 @@ async fn prepare(
     path: &str,
     count: usize,
     out: &PathBuf,
+    mode: Mode,
 ) -> anyhow::Result<()> {
     let admin_token = std::fs::read_to_string(token_file)
         .context("admin token")?
@@ -176,7 +192,7 @@ async fn prepare(
     for (url, body) in [
         (
             format!("{admin}/v1/admin/apps"),
-            serde_json::json!({"app_id": APP, "scopes": ["entries:read"], "sdk_evidence": "allow"}),
+            serde_json::json!({"app_id": APP, "scopes": ["entries:read", "treatments:write"], "sdk_evidence": "allow"}),
         ),
         (
             format!("{admin}/v1/admin/apps/{APP}/releases"),
@@ -205,19 +221,48 @@ async fn prepare(
         },
         refresh_margin_secs: 30,
     };
-    let client = MedgateClient::new(config, InstallationKey::generate()?);
+    let client = MedgateClient::new(config, InstallationKey::generate()?).with_encryption_key(
+        std::sync::Arc::new(medgate_trust::jwe::EcdhSecret::generate()?),
+    );
     client.attest().await?;
     let token = client.access_token().await?;
     let now = medgate_sdk::system_now()();
     let htu = format!("{gateway}{path}");
     let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
     writeln!(file, "{}", token.expose())?;
+    let field = |headers: &HeaderMap, name: &str| -> anyhow::Result<String> {
+        Ok(format!(
+            "{name}: {}",
+            headers
+                .get(name)
+                .context("a header the SDK adds")?
+                .to_str()?
+        ))
+    };
     for _ in 0..count {
-        writeln!(
-            file,
-            "{}",
-            dpop_proof(client.key(), "GET", &htu, Some(token.expose()), now)?
-        )?;
+        let line = match mode {
+            Mode::Dpop => dpop_proof(client.key(), "GET", &htu, Some(token.expose()), now)?,
+            Mode::Session => {
+                let headers = client.session_headers("GET", path).await?;
+                [
+                    field(&headers, "signature-input")?,
+                    field(&headers, "signature")?,
+                ]
+                .join("\t")
+            }
+            Mode::Signed => {
+                let headers = client
+                    .headers_for("POST", path, Some(&SIGNED_BODY))
+                    .await?
+                    .to_header_map();
+                ["dpop", "signature-input", "signature", "content-digest"]
+                    .iter()
+                    .map(|name| field(&headers, name))
+                    .collect::<anyhow::Result<Vec<_>>>()?
+                    .join("\t")
+            }
+        };
+        writeln!(file, "{line}")?;
     }
     file.flush()?;
     Ok(())
