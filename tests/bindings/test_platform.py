@@ -469,6 +469,33 @@ class PlatformBindings(unittest.TestCase):
         with self.assertRaises(medgate_ffi.MedgateError.Protocol):
             self.client(Method.SDK).secret(SECRET_NAME)
 
+    def test_a_session_mac_read_with_a_session_key_opened_by_a_python_held_key(self):
+        agreement = PythonAgreementKey()
+        client = self.client(Method.SDK)
+        client.set_encryption_key(agreement)
+        client.attest()
+        # The attestation's session key was sealed to the Python-held key and opened with it.
+        self.assertEqual(agreement.agreed, 1)
+        session = client.session_headers("GET", "/api/readings")
+        self.assertTrue(
+            session.signature_input.startswith('medgate=("@method" "@target-uri" "authorization")')
+        )
+        request = urllib.request.Request(
+            self.medgate.gateway_url + "/api/readings",
+            headers={
+                "Authorization": session.authorization,
+                "Signature-Input": session.signature_input,
+                "Signature": session.signature,
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            self.assertEqual(json.loads(response.read())["installation"], client.installation_id())
+        # A client without a key-agreement key has no session key.
+        with self.assertRaises(medgate_ffi.MedgateError.Protocol):
+            plain = self.client(Method.SDK)
+            plain.attest()
+            plain.session_headers("GET", "/api/readings")
+
     def test_failing_callbacks_are_clean_errors(self):
         signer = PythonSigner()
         client = self.client(Method.SDK, signer)

@@ -75,7 +75,8 @@ class Echo(JsonHandler):
 class MedgateServer:
     """`medgate serve` with its own data directory, and the admin CLI against it. Routes:
     `/api` needs scope `entries:read`; a POST to `/api/treatments` also a signature over its
-    body (`proof = "dpop+signature"`).
+    body (`proof = "dpop+signature"`); a GET of `/api/readings` a session-key signature
+    instead of a proof (`proof = "session-mac"`).
 
     With `testnode` (the `medgate-testnode` binary) the node is that one instead: the same
     node from the same config, which also trusts test App Attest and Android attestation CAs
@@ -104,6 +105,11 @@ listen = "127.0.0.1:{admin_port}"
 [gateway]
 listen = "127.0.0.1:{gateway_port}"
 upstream = "http://127.0.0.1:{self.upstream.server_address[1]}"
+[[gateway.routes]]
+path = "/api/readings"
+methods = ["GET"]
+scopes = ["entries:read"]
+proof = "session-mac"
 [[gateway.routes]]
 path = "/api/treatments"
 methods = ["POST"]

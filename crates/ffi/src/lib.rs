@@ -14,6 +14,9 @@
 //! client.access_token()                        the cached token, attesting again near expiry
 //!                                              the way it last attested
 //! client.sign_request("GET", "/api/entries")   the Authorization and DPoP headers to add
+//!                                              (with a body: its signature too)
+//! client.session_headers("GET", "/api/readings") on a session-mac route: the token and a
+//!                                              session-key signature
 //! client.current_signals()                     a detection pass now
 //! client.set_encryption_key(key)               the keystore's key-agreement key, published
 //! client.secret("name")                        in the evidence; an operator secret sealed
@@ -242,6 +245,15 @@ pub struct RequestHeaders {
     pub content_digest: Option<String>,
 }
 
+/// The headers of one request on a `session-mac` route: the token and an `hmac-sha256`
+/// signature by its session key (no DPoP proof).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SessionHeaders {
+    pub authorization: String,
+    pub signature_input: String,
+    pub signature: String,
+}
+
 /// A runtime threat the SDK sees.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct ThreatSignal {
@@ -418,6 +430,35 @@ impl MedgateClient {
                 signature_input: signature.as_ref().map(|s| s.signature_input.clone()),
                 signature: signature.as_ref().map(|s| s.signature.clone()),
                 content_digest: signature.map(|s| s.content_digest),
+            })
+        })
+    }
+
+    /// The headers of one request to `path` on a `session-mac` route (high-rate reads): the
+    /// token and a signature by the session key the control plane sealed to the key-agreement
+    /// key at the last attestation (needs [`set_encryption_key`](Self::set_encryption_key)).
+    pub fn session_headers(
+        &self,
+        method: String,
+        path: String,
+    ) -> Result<SessionHeaders, MedgateError> {
+        boundary(|| {
+            let headers = self
+                .runtime
+                .block_on(self.client.session_headers(&method, &path))?;
+            let value = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_string)
+                    .ok_or_else(|| MedgateError::Internal {
+                        reason: format!("the SDK made no {name} header"),
+                    })
+            };
+            Ok(SessionHeaders {
+                authorization: value("authorization")?,
+                signature_input: value("signature-input")?,
+                signature: value("signature")?,
             })
         })
     }
