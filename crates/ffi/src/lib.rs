@@ -268,8 +268,28 @@ pub struct ThreatSignal {
 /// A configured client.
 #[derive(uniffi::Object)]
 pub struct MedgateClient {
-    runtime: tokio::runtime::Runtime,
+    /// `None` only while the client is dropped.
+    runtime: Option<tokio::runtime::Runtime>,
     client: medgate_sdk::client::MedgateClient,
+}
+
+impl MedgateClient {
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, MedgateError> {
+        self.runtime.as_ref().ok_or_else(|| MedgateError::Internal {
+            reason: "the client is being dropped".into(),
+        })
+    }
+}
+
+/// The app may drop its last reference anywhere, also on one of the runtime's own threads (a
+/// callback's): a runtime must not be dropped there (tokio refuses to block inside itself),
+/// so it is shut down in the background instead.
+impl Drop for MedgateClient {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 #[uniffi::export]
@@ -304,7 +324,7 @@ impl MedgateClient {
     /// attests (SDK evidence, or the configured platform through the attestor) and caches the
     /// token.
     pub fn attest(&self) -> Result<Attestation, MedgateError> {
-        boundary(|| Ok(self.runtime.block_on(self.client.attest())?.into()))
+        boundary(|| Ok(self.runtime()?.block_on(self.client.attest())?.into()))
     }
 
     /// How the client attests next, and refreshes: the method it last attested with.
@@ -315,7 +335,7 @@ impl MedgateClient {
     /// A fresh challenge and the bytes the platform must attest for it.
     pub fn prepare_attestation(&self) -> Result<PreparedAttestation, MedgateError> {
         boundary(|| {
-            let challenge = self.runtime.block_on(self.client.challenge())?;
+            let challenge = self.runtime()?.block_on(self.client.challenge())?;
             Ok(PreparedAttestation {
                 request_hash: medgate_proto::b64::encode(challenge.binding),
                 binding: challenge.binding.to_vec(),
@@ -403,7 +423,7 @@ impl MedgateClient {
     /// The access token, attesting first when there is none or it is about to expire.
     pub fn access_token(&self) -> Result<String, MedgateError> {
         boundary(|| {
-            let token = self.runtime.block_on(self.client.access_token())?;
+            let token = self.runtime()?.block_on(self.client.access_token())?;
             Ok(token.expose().clone())
         })
     }
@@ -420,9 +440,11 @@ impl MedgateClient {
         body: Option<Vec<u8>>,
     ) -> Result<RequestHeaders, MedgateError> {
         boundary(|| {
-            let headers =
-                self.runtime
-                    .block_on(self.client.headers_for(&method, &path, body.as_deref()))?;
+            let headers = self.runtime()?.block_on(self.client.headers_for(
+                &method,
+                &path,
+                body.as_deref(),
+            ))?;
             let signature = headers.signature;
             Ok(RequestHeaders {
                 authorization: headers.authorization.expose().clone(),
@@ -444,7 +466,7 @@ impl MedgateClient {
     ) -> Result<SessionHeaders, MedgateError> {
         boundary(|| {
             let headers = self
-                .runtime
+                .runtime()?
                 .block_on(self.client.session_headers(&method, &path))?;
             let value = |name: &str| {
                 headers
@@ -482,7 +504,7 @@ impl MedgateClient {
     /// of `secret:<name>` with a full allow). The value: keep it out of logs.
     pub fn secret(&self, name: String) -> Result<Vec<u8>, MedgateError> {
         boundary(|| {
-            let value = self.runtime.block_on(self.client.secret(&name))?;
+            let value = self.runtime()?.block_on(self.client.secret(&name))?;
             Ok(value.to_vec())
         })
     }
@@ -492,7 +514,7 @@ impl MedgateClient {
     pub fn current_signals(&self) -> Result<Vec<ThreatSignal>, MedgateError> {
         boundary(|| {
             let report = self
-                .runtime
+                .runtime()?
                 .block_on(self.client.detect(Pass::Periodic))
                 .unwrap_or_default();
             Ok(report
@@ -569,7 +591,10 @@ impl MedgateClient {
                 ..DetectConfig::default()
             }));
         }
-        Ok(Arc::new(MedgateClient { runtime, client }))
+        Ok(Arc::new(MedgateClient {
+            runtime: Some(runtime),
+            client,
+        }))
     }
 
     fn finish(
@@ -580,7 +605,7 @@ impl MedgateClient {
         boundary(|| {
             let challenge = prepared.challenge(self.client.key())?;
             let attestation = self
-                .runtime
+                .runtime()?
                 .block_on(self.client.attest_platform(&challenge, &platform, None))?;
             Ok(attestation.into())
         })
@@ -615,5 +640,11 @@ mod tests {
         assert_eq!(client.installation_id().len(), 43);
         assert!(matches!(client.attest(), Err(MedgateError::Network { .. })));
         assert!(client.current_signals().unwrap().is_empty());
+        // As when an app's last reference goes away inside a callback the SDK's runtime runs:
+        // dropping a runtime there panics in tokio; the client shuts it down in the background.
+        let elsewhere = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        elsewhere.block_on(async move { drop(client) });
     }
 }
