@@ -97,7 +97,7 @@ impl Gateway {
         let message = medgate_proto::httpsig::RequestMessage {
             method: parts.method.as_str(),
             target_uri: &target_uri,
-            fields: crate::signature::fields(&parts.headers),
+            fields: crate::signature::HeaderFields(&parts.headers),
         };
         let verified = medgate_verify::httpsig::verify(
             input,

@@ -28,7 +28,7 @@ use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName};
 use http::request::Parts;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use medgate_proto::httpsig::{BodyDigest, RequestMessage, parse_content_digest};
+use medgate_proto::httpsig::{BodyDigest, Fields, RequestMessage, parse_content_digest};
 use medgate_service::replay::ReplayError;
 use medgate_service::resource::{Refusal, Why, single_header};
 use medgate_verify::UnixTime;
@@ -90,7 +90,7 @@ pub(crate) async fn check(
     let message = RequestMessage {
         method: parts.method.as_str(),
         target_uri: &target_uri,
-        fields: fields(&parts.headers),
+        fields: HeaderFields(&parts.headers),
     };
     let verified = httpsig::verify(
         input,
@@ -163,16 +163,17 @@ pub(crate) fn target_uri(public_url: &str, path: &str, parts: &Parts) -> Result<
     Ok(uri)
 }
 
-/// The request's header fields as the signature base reads them (names lowercase; values
-/// that are not visible ASCII are left out, so a component naming one is absent).
-pub(crate) fn fields(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter_map(|(name, value)| {
-            value
-                .to_str()
-                .ok()
-                .map(|value| (name.as_str().to_string(), value.to_string()))
-        })
-        .collect()
+/// The request's header fields as the signature base reads them, straight from the header
+/// map, for the covered components only (values that are not visible ASCII are left out, so a
+/// component naming one is absent).
+pub(crate) struct HeaderFields<'a>(pub &'a HeaderMap);
+
+impl Fields for HeaderFields<'_> {
+    fn values(&self, name: &str) -> Vec<String> {
+        self.0
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok().map(str::to_string))
+            .collect()
+    }
 }

@@ -250,18 +250,34 @@ pub trait Message {
     fn field_values(&self, name: &str) -> Vec<String>;
 }
 
+/// Where a message's header fields come from: a list of `(name, value)` pairs, or (in the
+/// gateway) the request's own header map, read only for the components a signature covers.
+pub trait Fields {
+    /// Every value of field `name` (lowercase), in order; empty when absent.
+    fn values(&self, name: &str) -> Vec<String>;
+}
+
+impl Fields for Vec<(String, String)> {
+    fn values(&self, name: &str) -> Vec<String> {
+        self.iter()
+            .filter(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.clone())
+            .collect()
+    }
+}
+
 /// A request as the gateway (or the signing client) sees it: the method, the target URI as
 /// the client addressed it, and the header fields.
 #[derive(Debug, Clone)]
-pub struct RequestMessage<'a> {
+pub struct RequestMessage<'a, F = Vec<(String, String)>> {
     pub method: &'a str,
     /// The absolute URI (scheme, authority, path and query), e.g. rebuilt from the gateway's
     /// public URL.
     pub target_uri: &'a str,
-    pub fields: Vec<(String, String)>,
+    pub fields: F,
 }
 
-impl RequestMessage<'_> {
+impl<F> RequestMessage<'_, F> {
     /// `(scheme, authority, path, query)` of the target URI: scheme and host lowercase, the
     /// authority without a default port (§2.2.3).
     fn parts(&self) -> Option<(String, String, String, Option<String>)> {
@@ -285,7 +301,7 @@ impl RequestMessage<'_> {
     }
 }
 
-impl Message for RequestMessage<'_> {
+impl<F: Fields> Message for RequestMessage<'_, F> {
     fn derived(&self, component: &str) -> Option<String> {
         let (scheme, authority, path, query) = self.parts()?;
         match component {
@@ -300,11 +316,7 @@ impl Message for RequestMessage<'_> {
     }
 
     fn field_values(&self, name: &str) -> Vec<String> {
-        self.fields
-            .iter()
-            .filter(|(field, _)| field.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.clone())
-            .collect()
+        self.fields.values(name)
     }
 }
 
