@@ -269,6 +269,17 @@ pub fn verify_stored(stored: &StoredRequest, key: &PublicJwk) -> ProvenanceRepor
     };
     let installation = key.thumbprint();
     let mut failures = Vec::new();
+    // One name, one field: two spellings of a name would let two readers of the record see
+    // two different values.
+    let mut names: Vec<String> = stored
+        .headers
+        .keys()
+        .map(|name| name.to_ascii_lowercase())
+        .collect();
+    names.sort_unstable();
+    if names.windows(2).any(|pair| pair[0] == pair[1]) {
+        failures.push("a header name appears twice (in another case)".to_string());
+    }
     if header("x-medgate-key") != Some(installation.as_str()) {
         failures.push("the key is not the one X-Medgate-Key names".to_string());
     }

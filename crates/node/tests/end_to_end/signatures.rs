@@ -476,6 +476,15 @@ async fn an_upstream_can_prove_later_which_installation_made_a_write() {
     let mut moved = stored.clone();
     moved.target_uri = stack.gateway_url("/echo/other");
     assert!(!verify_stored(&moved, &jwk).verified);
+    let mut doubled = stored.clone();
+    doubled
+        .headers
+        .insert("Content-Digest".into(), "sha-256=:AAAA:".into());
+    let report = verify_stored(&doubled, &jwk);
+    assert!(
+        report.failures.iter().any(|f| f.contains("twice")),
+        "{report:?}"
+    );
     let someone_else = medgate_sdk::key::InstallationKey::generate().unwrap();
     let report = verify_stored(&stored, someone_else.public_jwk());
     assert!(!report.verified);
