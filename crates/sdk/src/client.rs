@@ -608,15 +608,7 @@ impl MedgateClient {
                 Bytes::from(evidence),
             )
             .await?;
-        if response.status != StatusCode::OK {
-            return match response.problem() {
-                Some(problem) => Err(ClientError::Refused {
-                    status: response.status.as_u16(),
-                    problem,
-                }),
-                None => Err(protocol(&attest_url, format!("status {}", response.status))),
-            };
-        }
+        ok_or_refused(&response, &attest_url)?;
         let granted: AttestResponse =
             serde_json::from_slice(&response.body).map_err(|e| protocol(&attest_url, e))?;
         self.granted(platform);
@@ -697,31 +689,13 @@ impl MedgateClient {
                 "the client has no encryption key (with_encryption_key)",
             ));
         };
-        let token = self.access_token().await?;
-        let proof = dpop_proof(
-            self.key.as_ref(),
-            Method::GET.as_str(),
-            &url,
-            Some(token.expose()),
-            (self.now)(),
-        )?;
-        let headers = RequestHeaders {
-            authorization: Secret::new(format!("DPoP {}", token.expose())),
-            dpop: proof,
-            signature: None,
-        };
+        let headers = self
+            .headers_for_url(Method::GET.as_str(), &url, None)
+            .await?;
         let response = self
             .send_raw(Method::GET, &url, headers.to_header_map(), Bytes::new())
             .await?;
-        if response.status != StatusCode::OK {
-            return match response.problem() {
-                Some(problem) => Err(ClientError::Refused {
-                    status: response.status.as_u16(),
-                    problem,
-                }),
-                None => Err(protocol(&url, format!("status {}", response.status))),
-            };
-        }
+        ok_or_refused(&response, &url)?;
         let text = std::str::from_utf8(&response.body).map_err(|_| protocol(&url, "not a JWE"))?;
         let opened = jwe::decrypt(text.trim(), KeyManagement::EcdhEsA256Kw(key.as_ref()))
             .map_err(|error| protocol(&url, error))?;
@@ -805,17 +779,28 @@ impl MedgateClient {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<RequestHeaders, ClientError> {
+        self.headers_for_url(method, &self.gateway_url(path), body)
+            .await
+    }
+
+    /// [`headers_for`](Self::headers_for) for an absolute `url` (the gateway's, or the
+    /// control plane's DPoP-protected endpoints).
+    async fn headers_for_url(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&[u8]>,
+    ) -> Result<RequestHeaders, ClientError> {
         let token = self.access_token().await?;
-        let url = self.gateway_url(path);
         let now = (self.now)();
-        let proof = dpop_proof(self.key.as_ref(), method, &url, Some(token.expose()), now)?;
+        let proof = dpop_proof(self.key.as_ref(), method, url, Some(token.expose()), now)?;
         let authorization = format!("DPoP {}", token.expose());
         let signature = body
             .map(|body| {
                 crate::proof::signature_headers(
                     self.key.as_ref(),
                     method,
-                    &url,
+                    url,
                     &authorization,
                     body,
                     now,
@@ -1008,6 +993,20 @@ impl MedgateClient {
 struct Pinning {
     ota: Arc<crate::ota::OtaPins>,
     roots: Arc<rustls::RootCertStore>,
+}
+
+/// `Ok` for a 200; otherwise the server's problem (`Refused`), or a protocol error without one.
+fn ok_or_refused(response: &HttpResponse, url: &str) -> Result<(), ClientError> {
+    if response.status == StatusCode::OK {
+        return Ok(());
+    }
+    Err(match response.problem() {
+        Some(problem) => ClientError::Refused {
+            status: response.status.as_u16(),
+            problem,
+        },
+        None => protocol(url, format!("status {}", response.status)),
+    })
 }
 
 /// The session key sealed to the encryption key, opened; its id is in the authenticated
