@@ -821,14 +821,7 @@ impl MedgateClient {
         path: &str,
         body: Bytes,
     ) -> Result<HttpResponse, ClientError> {
-        let headers = self.request_headers(method.as_str(), path).await?;
-        self.send_raw(
-            method,
-            &self.gateway_url(path),
-            headers.to_header_map(),
-            body,
-        )
-        .await
+        self.send_proved(method, path, body, false).await
     }
 
     /// Sends a write through the gateway with a fresh proof and a signature over its body
@@ -839,7 +832,19 @@ impl MedgateClient {
         path: &str,
         body: Bytes,
     ) -> Result<HttpResponse, ClientError> {
-        let headers = self.headers_for(method.as_str(), path, Some(&body)).await?;
+        self.send_proved(method, path, body, true).await
+    }
+
+    async fn send_proved(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        signed: bool,
+    ) -> Result<HttpResponse, ClientError> {
+        let headers = self
+            .headers_for(method.as_str(), path, signed.then_some(&body[..]))
+            .await?;
         self.send_raw(
             method,
             &self.gateway_url(path),

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName};
 use http::{Method, StatusCode};
 use medgate_gateway::routes::{ProofMode, RouteConfig};
-use medgate_proto::wire::problem_type;
 use medgate_sdk::client::{ClientError, MedgateClient};
 use medgate_trust::jwe::EcdhSecret;
 
@@ -39,9 +38,7 @@ async fn get(stack: &Stack, path: &str, headers: HeaderMap) -> Reply {
 
 #[track_caller]
 fn refused(reply: &Reply, why: &str) {
-    let problem = reply.assert_problem(StatusCode::UNAUTHORIZED, problem_type::INVALID_SIGNATURE);
-    let detail = problem["detail"].as_str().unwrap();
-    assert!(detail.contains(why), "{detail}");
+    reply.assert_signature_refused(why);
 }
 
 #[tokio::test]

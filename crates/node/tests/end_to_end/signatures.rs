@@ -50,26 +50,6 @@ async fn post(
         .await
 }
 
-/// A 401 `invalid_signature` whose detail says `why`.
-#[track_caller]
-fn refused(reply: &Reply, why: &str) {
-    let problem = reply.assert_problem(StatusCode::UNAUTHORIZED, problem_type::INVALID_SIGNATURE);
-    let detail = problem["detail"].as_str().unwrap();
-    assert!(detail.contains(why), "{detail}");
-    let challenge = reply.header("www-authenticate").unwrap();
-    assert!(
-        challenge.contains(r#"error="invalid_signature""#),
-        "{challenge}"
-    );
-    assert!(
-        reply
-            .header("accept-signature")
-            .unwrap()
-            .contains("content-digest"),
-        "{reply:?}"
-    );
-}
-
 #[tokio::test]
 async fn a_signed_write_reaches_the_upstream_with_its_signature_and_key() {
     let stack = signing_stack(1024 * 1024).await;
@@ -142,7 +122,7 @@ async fn every_forgery_of_a_signed_write_is_refused_for_its_reason() {
     // The body changed after signing (a proxy raised the dose).
     let changed = br#"[{"eventType": "Correction Bolus", "insulin": 15}]"#;
     let reply = post(&stack, &client, BODY, changed, |_| {}).await;
-    refused(&reply, "not the one its Content-Digest names");
+    reply.assert_signature_refused("not the one its Content-Digest names");
     // The digest rewritten to match the changed body: the signature no longer verifies.
     let reply = post(&stack, &client, BODY, changed, |headers| {
         headers.insert(
@@ -155,14 +135,14 @@ async fn every_forgery_of_a_signed_write_is_refused_for_its_reason() {
         );
     })
     .await;
-    refused(&reply, "does not verify");
+    reply.assert_signature_refused("does not verify");
     // No signature at all on a route that needs one (DPoP alone is not enough).
     let reply = post(&stack, &client, BODY, BODY, |headers| {
         headers.remove("signature");
         headers.remove("signature-input");
     })
     .await;
-    refused(&reply, "needs an HTTP Message Signature");
+    reply.assert_signature_refused("needs an HTTP Message Signature");
     // A signature without a DPoP token on a route that needs both.
     let reply = post(&stack, &client, BODY, BODY, |headers| {
         headers.remove("dpop");
@@ -192,7 +172,7 @@ async fn every_forgery_of_a_signed_write_is_refused_for_its_reason() {
         }
     })
     .await;
-    refused(&reply, "nonce was already used");
+    reply.assert_signature_refused("nonce was already used");
     // Signed by another installation's key, presented with this one's token and proof.
     let other = stack.client();
     other.attest().await.unwrap();
@@ -210,7 +190,7 @@ async fn every_forgery_of_a_signed_write_is_refused_for_its_reason() {
         }
     })
     .await;
-    refused(&reply, "keyid");
+    reply.assert_signature_refused("keyid");
     // A body over the route's limit: 413, declared or not.
     let large = vec![b'1'; 5000];
     let reply = post(&stack, &client, &large, &large, |_| {}).await;
@@ -534,5 +514,5 @@ async fn the_digest_is_over_the_coded_bytes_as_sent() {
     assert_eq!(reply.json()["body_bytes"], coded.len());
     // Signed over the decoded body, sent gzip-coded: the digest is not of what was sent.
     let reply = post(&stack, &client, BODY, &coded, gzip).await;
-    refused(&reply, "not the one its Content-Digest names");
+    reply.assert_signature_refused("not the one its Content-Digest names");
 }

@@ -480,6 +480,29 @@ impl Reply {
         assert!(retry_after >= 1);
     }
 
+    /// Asserts a 401 `invalid-signature` problem whose detail says `why`, with its
+    /// `WWW-Authenticate` challenge and the `Accept-Signature` saying what to sign.
+    #[track_caller]
+    pub fn assert_signature_refused(&self, why: &str) {
+        let problem = self.assert_problem(
+            StatusCode::UNAUTHORIZED,
+            medgate_proto::wire::problem_type::INVALID_SIGNATURE,
+        );
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(why), "{detail}");
+        let challenge = self.header("www-authenticate").unwrap();
+        assert!(
+            challenge.contains(r#"error="invalid_signature""#),
+            "{challenge}"
+        );
+        assert!(
+            self.header("accept-signature")
+                .unwrap()
+                .contains("content-digest"),
+            "{self:?}"
+        );
+    }
+
     /// Asserts a 401 with the DPoP challenge carrying `error`.
     #[track_caller]
     pub fn assert_dpop_error(&self, error: &str) -> String {
