@@ -153,6 +153,9 @@ impl Gateway {
             })
         })?;
         let path = path.as_str();
+        if parts.uri.query().is_some_and(|q| q.len() > path::MAX_QUERY) {
+            return Err(anonymous(Refusal::PathTooLong));
+        }
         // Step 2.
         let token_text = resource::access_token(&parts.headers).map_err(anonymous)?;
         // Step 3.
@@ -183,8 +186,7 @@ impl Gateway {
         check_revocation(&inner.revoked.read(), &token).map_err(theirs)?;
         // Step 5: possession of the key the token is bound to. The route is looked up first
         // (its proof mode decides how), but refused only at step 6, after the proof.
-        let route = routes::find(&inner.params.routes, path)
-            .filter(|route| route.allows_method(&parts.method));
+        let route = routes::find(&inner.params.routes, path, &parts.method, parts.uri.query());
         let possession = match route.map(|route| route.proof()) {
             Some(ProofMode::SessionMac) => self
                 .session_signature(parts, &token, path, now)

@@ -3,7 +3,8 @@
 //!
 //! For every request, in order ([`Gateway::authorize`]):
 //!
-//! 1. The path is safe to route (no dot segments or encoded separators).
+//! 1. The path is safe to route (no dot segments or encoded separators), and it and the query
+//!    are within their bounds.
 //! 2. `Authorization: DPoP <token>`: exactly one, with the DPoP scheme.
 //! 3. The token verifies (signature checked once, then cached until `exp`).
 //! 4. Neither the installation nor its release has been revoked.
@@ -118,6 +119,9 @@ pub struct GatewayParams {
     pub connections: ConnectionLimits,
     /// The largest body a `dpop+signature` route reads to check its digest.
     pub max_signed_body: usize,
+    /// Upstream credentials clients must not send through (`gateway.strip_headers`,
+    /// `strip_query`), removed from every forwarded request.
+    pub strip: inject::Strip,
     /// What `session-mac` session keys derive from (shared with the control plane); none:
     /// such routes refuse every request.
     pub session_secret: Option<Arc<medgate_verify::httpsig::SessionSecret>>,
@@ -311,8 +315,13 @@ impl Gateway {
     /// Counts the refusal in the audit tally: its kind, code, route pattern (not the raw path,
     /// which may carry identifiers) and installation; never the request's own text.
     fn audit_refusal(&self, parts: &Parts, refusal: &Refusal, installation: Option<String>) {
-        let route = routes::find(&self.inner.params.routes, parts.uri.path())
-            .map(|route| route.pattern().to_string());
+        let route = routes::find(
+            &self.inner.params.routes,
+            parts.uri.path(),
+            &parts.method,
+            parts.uri.query(),
+        )
+        .map(|route| route.pattern().to_string());
         self.inner.audit.tally(medgate_service::audit::Refusal {
             kind: refusal.outcome(),
             code: refusal.code(),

@@ -16,6 +16,8 @@
 
 /// The longest request path accepted.
 pub const MAX_PATH: usize = 2048;
+/// The longest query accepted (414 beyond): what route rules read of it stays bounded.
+pub const MAX_QUERY: usize = 8192;
 
 /// Why a path has no canonical form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -4,8 +4,11 @@
 //! run of characters other than `/`. The prefix must end at a segment boundary of the request
 //! path, or the pattern must end with `/` (then something must follow). So `/api/v1/entries`
 //! matches that resource and everything below it but not `/api/v1/entries.json`, while
-//! `/api/v1/entries*` also matches `/api/v1/entries.json` and what is below it. The first
-//! matching rule decides; a path no rule matches is denied.
+//! `/api/v1/entries*` also matches `/api/v1/entries.json` and what is below it. A rule may also
+//! name its methods, and query parameters one of which must be present (`query =
+//! ["find[*"]`: a Nightscout `DELETE` with a `find[...]` filter is a bulk delete, one without
+//! is not). The first rule that matches the path, the method and the query decides; a request
+//! no rule matches is denied.
 
 use std::sync::Arc;
 
@@ -15,6 +18,9 @@ use serde::Deserialize;
 
 use crate::inject::{InjectConfig, Injection};
 
+/// The longest query parameter name a rule may name.
+const MAX_QUERY_NAME: usize = 64;
+
 /// A route rule as written in `medgate.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +29,11 @@ pub struct RouteConfig {
     /// HTTP methods; empty or `["*"]` means any.
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Query parameter names, `*` matching any run of characters; when given, the rule
+    /// matches only requests with at least one parameter so named (names compared after
+    /// percent- and `+`-decoding, as the upstream reads them).
+    #[serde(default)]
+    pub query: Vec<String>,
     /// Scopes the token must carry, all of them.
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -76,6 +87,7 @@ impl RouteConfig {
         RouteConfig {
             path: path.into(),
             methods: methods.iter().map(|m| m.to_string()).collect(),
+            query: Vec::new(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             redis_down: None,
             inject: Vec::new(),
@@ -99,6 +111,7 @@ pub struct Route {
     segments: Vec<String>,
     open_ended: bool,
     methods: Option<Vec<Method>>,
+    query: Vec<String>,
     scopes: Vec<String>,
     redis_down: Option<FailMode>,
     inject: Arc<[Injection]>,
@@ -148,6 +161,17 @@ impl Route {
                 "proof = \"session-mac\" is for reads: list its methods (GET, HEAD, OPTIONS)",
             ));
         }
+        if config.query.iter().any(|name| {
+            name.is_empty()
+                || name.len() > MAX_QUERY_NAME
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'&' && b != b'=')
+        }) {
+            return Err(error(&format!(
+                "query names must be 1 to {MAX_QUERY_NAME} visible characters, without & or ="
+            )));
+        }
         if let Some(bad) = config.scopes.iter().find(|s| !names::is_scope(s)) {
             return Err(error(&format!("invalid scope {bad:?}")));
         }
@@ -162,6 +186,7 @@ impl Route {
             segments,
             open_ended,
             methods,
+            query: config.query.clone(),
             scopes: config.scopes.clone(),
             redis_down: config.redis_down,
             inject: inject.into(),
@@ -201,6 +226,29 @@ impl Route {
             .is_none_or(|methods| methods.contains(method))
     }
 
+    /// Whether a request with this (already safety-checked) path, method and raw query
+    /// falls under this rule.
+    pub fn matches(&self, path: &str, method: &Method, query: Option<&str>) -> bool {
+        self.matches_path(path) && self.allows_method(method) && self.matches_query(query)
+    }
+
+    /// Whether the query has a parameter the rule names (always, for a rule that names none).
+    /// Every parameter is read: one hidden behind many others must not skip the rule. The
+    /// gateway bounds the query ([`crate::path::MAX_QUERY`]) before any rule reads it.
+    fn matches_query(&self, query: Option<&str>) -> bool {
+        if self.query.is_empty() {
+            return true;
+        }
+        let Some(query) = query else {
+            return false;
+        };
+        url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| {
+            self.query
+                .iter()
+                .any(|pattern| glob(pattern.as_bytes(), name.as_bytes()))
+        })
+    }
+
     /// Whether the (already safety-checked) request path falls under this rule.
     pub fn matches_path(&self, path: &str) -> bool {
         let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
@@ -238,10 +286,16 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&b| b == b'*')
 }
 
-/// The first rule whose path matches, if any (the method is checked by the caller so it can
-/// tell "not routed" from "method not allowed").
-pub fn find<'r>(routes: &'r [Route], path: &str) -> Option<&'r Route> {
-    routes.iter().find(|route| route.matches_path(path))
+/// The first rule that matches the request's path, method and query, if any.
+pub fn find<'r>(
+    routes: &'r [Route],
+    path: &str,
+    method: &Method,
+    query: Option<&str>,
+) -> Option<&'r Route> {
+    routes
+        .iter()
+        .find(|route| route.matches(path, method, query))
 }
 
 #[cfg(test)]
@@ -252,6 +306,7 @@ mod tests {
         Route::compile(&RouteConfig {
             path: path.into(),
             methods: vec![],
+            query: vec![],
             scopes: vec![],
             redis_down: None,
             inject: vec![],
@@ -318,6 +373,7 @@ mod tests {
         let get = Route::compile(&RouteConfig {
             path: "/a".into(),
             methods: vec!["get".into()],
+            query: vec![],
             scopes: vec!["read".into()],
             redis_down: None,
             inject: vec![],
@@ -331,6 +387,7 @@ mod tests {
             Route::compile(&RouteConfig {
                 path: path.into(),
                 methods: vec![],
+                query: vec![],
                 scopes,
                 redis_down: None,
                 inject: vec![],
@@ -365,15 +422,66 @@ mod tests {
     #[test]
     fn the_first_matching_rule_wins() {
         let routes = vec![route("/api/v1/entries"), route("/api/")];
-        assert_eq!(
-            find(&routes, "/api/v1/entries/x").unwrap().pattern(),
-            "/api/v1/entries"
-        );
-        assert_eq!(
-            find(&routes, "/api/v1/treatments").unwrap().pattern(),
-            "/api/"
-        );
-        assert!(find(&routes, "/admin").is_none());
+        let get = |path| find(&routes, path, &Method::GET, None).map(Route::pattern);
+        assert_eq!(get("/api/v1/entries/x"), Some("/api/v1/entries"));
+        assert_eq!(get("/api/v1/treatments"), Some("/api/"));
+        assert_eq!(get("/admin"), None);
+    }
+
+    fn rule(toml_text: &str) -> Route {
+        Route::compile(&toml::from_str(toml_text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn one_path_can_have_a_rule_per_method() {
+        let routes = vec![
+            rule("path = \"/api/v1/entries\"\nmethods = [\"GET\"]\nscopes = [\"read\"]"),
+            rule("path = \"/api/v1/entries\"\nmethods = [\"POST\"]\nscopes = [\"write\"]"),
+        ];
+        let scopes = |method| {
+            find(&routes, "/api/v1/entries", &method, None).map(|route| route.scopes().to_vec())
+        };
+        assert_eq!(scopes(Method::GET), Some(vec!["read".to_string()]));
+        assert_eq!(scopes(Method::POST), Some(vec!["write".to_string()]));
+        assert_eq!(scopes(Method::DELETE), None);
+    }
+
+    #[test]
+    fn a_rule_can_require_a_query_parameter_by_its_decoded_name() {
+        let routes = vec![
+            rule(
+                "path = \"/api/v1/entries\"\nmethods = [\"DELETE\"]\nquery = [\"find[*\"]\nscopes = [\"bulk\"]",
+            ),
+            rule("path = \"/api/v1/entries\"\nmethods = [\"DELETE\"]\nscopes = [\"delete\"]"),
+        ];
+        let scope = |query| {
+            find(&routes, "/api/v1/entries/x", &Method::DELETE, query)
+                .map(|route| route.scopes()[0].as_str())
+        };
+        assert_eq!(scope(None), Some("delete"));
+        assert_eq!(scope(Some("count=1")), Some("delete"));
+        assert_eq!(scope(Some("find[type]=sgv")), Some("bulk"));
+        assert_eq!(scope(Some("count=1&find[_id][$eq]=x")), Some("bulk"));
+        // However the name is spelt on the wire, as the upstream decodes it.
+        assert_eq!(scope(Some("%66ind%5Btype%5D=*")), Some("bulk"));
+        assert_eq!(scope(Some("find%5Bdate%5D%5B%24lte%5D=1")), Some("bulk"));
+        // Names are case-sensitive, as Nightscout's query parser is: `FIND[...]` filters nothing.
+        assert_eq!(scope(Some("FIND[type]=sgv")), Some("delete"));
+        // A value that looks like a filter is not one.
+        assert_eq!(scope(Some("q=find[type]")), Some("delete"));
+        // Hidden behind many other parameters, it is still found.
+        let hidden = format!("{}find[type]=sgv", "a=1&".repeat(500));
+        assert_eq!(scope(Some(&hidden)), Some("bulk"));
+    }
+
+    #[test]
+    fn query_names_are_validated() {
+        for bad in ["\"\"", "\"a=b\"", "\"a&b\"", "\"a b\""] {
+            let config: RouteConfig =
+                toml::from_str(&format!("path = \"/a\"\nquery = [{bad}]")).unwrap();
+            let error = Route::compile(&config).unwrap_err();
+            assert!(error.problem.contains("query names"), "{bad}");
+        }
     }
 
     #[test]

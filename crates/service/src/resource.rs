@@ -143,7 +143,11 @@ impl Refusal {
     pub fn response(&self, algs: &str) -> Response<Full<Bytes>> {
         let (problem_type, title, status) = match self {
             Refusal::UnsafePath => (problem_type::MALFORMED_REQUEST, "Path not accepted", 400),
-            Refusal::PathTooLong => (problem_type::MALFORMED_REQUEST, "Path too long", 414),
+            Refusal::PathTooLong => (
+                problem_type::MALFORMED_REQUEST,
+                "Request target too long",
+                414,
+            ),
             Refusal::MissingToken | Refusal::InvalidToken(_) => {
                 (problem_type::INVALID_TOKEN, "Invalid access token", 401)
             }
