@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod demo;
 mod inspect;
+mod nightscout;
 mod provenance;
 mod selfcheck;
 mod store;
@@ -52,6 +53,11 @@ enum Command {
     Inspect {
         #[command(subcommand)]
         command: inspect::InspectCommand,
+    },
+    /// Put medgate in front of a Nightscout site.
+    Nightscout {
+        #[command(subcommand)]
+        command: nightscout::NightscoutCommand,
     },
     /// Run the SDK's runtime threat detectors against this process and print the signals
     /// (exit 1 when the last pass saw a threat).
@@ -246,6 +252,7 @@ async fn main() -> ExitCode {
         Command::Audit { command } => audit::run(config, command).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Inspect { command } => inspect::run(command).await,
+        Command::Nightscout { command } => nightscout::run(command),
         Command::Selfcheck(args) => selfcheck::run(args).await,
         Command::Store { command } => store::run(config, command).await,
         Command::Tls { command } => tls::run(command),

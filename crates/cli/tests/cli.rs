@@ -852,3 +852,62 @@ fn verify_provenance_accepts_a_stored_signed_write_and_refuses_a_changed_one() {
     assert_eq!(revoked.status.code(), Some(1));
     assert!(stdout(&revoked).contains("revoked"));
 }
+
+#[test]
+fn nightscout_init_writes_a_profile_the_node_accepts_and_never_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("medgate.toml");
+    const SECRET: &str = "a-nightscout-api-secret";
+    let init = |env: Option<&str>, upstream: &str| {
+        let mut command = medgate();
+        command.env_remove("NS_SECRET");
+        if let Some(value) = env {
+            command.env("NS_SECRET", value);
+        }
+        run(command
+            .args(["nightscout", "init", "--upstream", upstream])
+            .args(["--api-secret-from-env", "NS_SECRET", "--out"])
+            .arg(&out))
+    };
+    // What init refuses, each with its reason and exit 2, writing nothing.
+    for (env, upstream, why) in [
+        (None, "http://127.0.0.1:1337", "NS_SECRET is not set"),
+        (
+            Some("too-short"),
+            "http://127.0.0.1:1337",
+            "at least 12 characters",
+        ),
+        (Some(SECRET), "ftp://ns.example.org", "http:// or https://"),
+        (
+            Some(SECRET),
+            "https://secret@ns.example.org",
+            "must not carry a secret",
+        ),
+    ] {
+        let refused = init(env, upstream);
+        assert_eq!(refused.status.code(), Some(2), "{upstream}");
+        assert!(stderr(&refused).contains(why), "{}", stderr(&refused));
+        assert!(!out.exists());
+    }
+    let written = init(Some(SECRET), "http://127.0.0.1:1337");
+    assert!(written.status.success(), "{}", stderr(&written));
+    assert!(
+        stdout(&written)
+            .contains("medgate admin secret set <APP_ID> nightscout --from-env NS_SECRET")
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains(SECRET));
+    assert!(text.contains("upstream = \"http://127.0.0.1:1337/\""));
+    // The node reads it: `migrate` loads the whole file (the profile's unit tests compile
+    // every route rule in it).
+    let with_data = format!(
+        "{text}\n[server]\ndata_dir = \"{}\"\n",
+        dir.path().join("data").display()
+    );
+    std::fs::write(&out, with_data).unwrap();
+    let migrated = run(medgate().arg("--config").arg(&out).arg("migrate"));
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    // An existing file is never overwritten.
+    let again = init(Some(SECRET), "http://127.0.0.1:1337");
+    assert_eq!(again.status.code(), Some(2));
+}

@@ -132,6 +132,7 @@ impl Bench {
                 key_retention_secs: 360,
                 connections: medgate_service::listen::ConnectionLimits::default(),
                 max_signed_body: 1024 * 1024,
+                strip: Default::default(),
                 session_secret: None,
             },
             medgate_store::seal::Sealer::plain(),

@@ -88,28 +88,12 @@ impl Injection {
             return Err("inject: secret must be 1-64 characters of a-z 0-9 _ -".into());
         }
         let target = match (&config.header, &config.query) {
-            (Some(header), None) => {
-                let name = HeaderName::from_bytes(header.as_bytes())
-                    .map_err(|_| "inject: header is not a header name".to_string())?;
-                let normalised = name.as_str().replace('_', "-");
-                if RESERVED.contains(&normalised.as_str()) || normalised.starts_with("x-medgate-") {
-                    return Err(format!(
-                        "inject: the gateway sets {normalised} itself; it cannot carry a secret"
-                    ));
-                }
-                Target::Header(name)
-            }
-            (None, Some(query)) => {
-                let unreserved =
-                    |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
-                if !(1..=MAX_PARAMETER_LEN).contains(&query.len()) || !query.bytes().all(unreserved)
-                {
-                    return Err(
-                        "inject: query must be 1-64 characters of A-Z a-z 0-9 - . _ ~".into(),
-                    );
-                }
-                Target::Query(query.clone())
-            }
+            (Some(header), None) => Target::Header(
+                credential_header(header).map_err(|problem| format!("inject: {problem}"))?,
+            ),
+            (None, Some(query)) => Target::Query(
+                credential_parameter(query).map_err(|problem| format!("inject: {problem}"))?,
+            ),
             _ => return Err("inject: name exactly one of header and query".into()),
         };
         Ok(Injection {
@@ -121,6 +105,121 @@ impl Injection {
 
     pub fn secret(&self) -> &str {
         &self.secret
+    }
+}
+
+/// A header that may carry a credential for the upstream: a valid name the gateway does not
+/// set or need itself.
+fn credential_header(header: &str) -> Result<HeaderName, String> {
+    let name = HeaderName::from_bytes(header.as_bytes())
+        .map_err(|_| "header is not a header name".to_string())?;
+    let normalised = normalised(&name);
+    if RESERVED.contains(&normalised.as_str()) || normalised.starts_with("x-medgate-") {
+        return Err(format!(
+            "the gateway sets {normalised} itself; it cannot carry a secret"
+        ));
+    }
+    Ok(name)
+}
+
+/// A query parameter that may carry a credential: 1–64 unreserved characters.
+fn credential_parameter(query: &str) -> Result<String, String> {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    if !(1..=MAX_PARAMETER_LEN).contains(&query.len()) || !query.bytes().all(unreserved) {
+        return Err("query must be 1-64 characters of A-Z a-z 0-9 - . _ ~".into());
+    }
+    Ok(query.to_string())
+}
+
+/// A header name as CGI and WSGI servers read it (`_` merged with `-`).
+fn normalised(name: &HeaderName) -> String {
+    name.as_str().replace('_', "-")
+}
+
+/// Removes every header whose normalised name is `name`'s.
+fn remove_header(headers: &mut HeaderMap, name: &HeaderName) {
+    let wanted = normalised(name);
+    let copies: Vec<HeaderName> = headers
+        .keys()
+        .filter(|sent| normalised(sent) == wanted)
+        .cloned()
+        .collect();
+    for copy in copies {
+        headers.remove(copy);
+    }
+}
+
+/// The query without every parameter named in `parameters` (in any spelling, as
+/// [`names_parameter`] reads them); `None` when nothing is left.
+fn without_parameters(query: &str, parameters: &[String]) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            !pair.is_empty()
+                && !parameters
+                    .iter()
+                    .any(|parameter| names_parameter(pair, parameter))
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+/// Credentials for the upstream that clients must not send through the gateway (`[gateway]
+/// strip_headers`, `strip_query`): a Nightscout site's `api-secret` header and its `secret`,
+/// `token` and `api_secret` parameters, say. Removed from every forwarded request, whatever
+/// the route, before the route's own credentials are injected, so that an app's or a
+/// follower's copy of the site-wide secret never reaches the upstream.
+#[derive(Debug, Clone, Default)]
+pub struct Strip {
+    headers: Vec<HeaderName>,
+    parameters: Vec<String>,
+}
+
+impl Strip {
+    pub fn compile(headers: &[String], parameters: &[String]) -> Result<Strip, String> {
+        Ok(Strip {
+            headers: headers
+                .iter()
+                .map(|h| credential_header(h))
+                .collect::<Result<_, _>>()
+                .map_err(|problem| format!("gateway.strip_headers: {problem}"))?,
+            parameters: parameters
+                .iter()
+                .map(|q| credential_parameter(q))
+                .collect::<Result<_, _>>()
+                .map_err(|problem| format!("gateway.strip_query: {problem}"))?,
+        })
+    }
+
+    /// Removes the listed headers; answers the query to forward in place of `query`
+    /// (`None` when unchanged or when nothing is left: see [`Stripped`]).
+    pub fn apply(&self, headers: &mut HeaderMap, query: Option<&str>) -> Stripped {
+        for name in &self.headers {
+            remove_header(headers, name);
+        }
+        match query {
+            Some(query) if !self.parameters.is_empty() => {
+                Stripped::Query(without_parameters(query, &self.parameters))
+            }
+            _ => Stripped::Unchanged,
+        }
+    }
+}
+
+/// The query after [`Strip::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stripped {
+    Unchanged,
+    /// Rewritten: what is left, if anything.
+    Query(Option<String>),
+}
+
+impl Stripped {
+    pub fn query<'a>(&'a self, original: Option<&'a str>) -> Option<&'a str> {
+        match self {
+            Stripped::Unchanged => original,
+            Stripped::Query(query) => query.as_deref(),
+        }
     }
 }
 
@@ -266,28 +365,19 @@ pub fn apply(
     for (injection, header, value) in values {
         match (&injection.target, header) {
             (Target::Header(name), Some(header)) => {
-                let normalised = name.as_str().replace('_', "-");
-                let copies: Vec<HeaderName> = headers
-                    .keys()
-                    .filter(|sent| sent.as_str().replace('_', "-") == normalised)
-                    .cloned()
-                    .collect();
-                for copy in copies {
-                    headers.remove(copy);
-                }
+                remove_header(headers, name);
                 headers.insert(name.clone(), header);
             }
             (Target::Query(parameter), _) => {
-                let mut kept: Vec<String> = injected
-                    .query(query)
-                    .unwrap_or("")
-                    .split('&')
-                    .filter(|pair| !pair.is_empty() && !names_parameter(pair, parameter))
-                    .map(str::to_string)
-                    .collect();
+                let kept = without_parameters(
+                    injected.query(query).unwrap_or(""),
+                    std::slice::from_ref(parameter),
+                );
                 let encoded = percent_encoded(&value);
-                kept.push(format!("{parameter}={encoded}"));
-                injected.rewritten_query = Some(kept.join("&"));
+                injected.rewritten_query = Some(match kept {
+                    Some(kept) => format!("{kept}&{parameter}={encoded}"),
+                    None => format!("{parameter}={encoded}"),
+                });
                 injected
                     .query_values
                     .push(Zeroizing::new(String::from_utf8_lossy(&value).into_owned()));

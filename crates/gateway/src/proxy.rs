@@ -247,23 +247,25 @@ impl Gateway {
         };
         strip_hop_by_hop(&mut parts.headers);
         strip_spoofable(&mut parts.headers);
-        // The route's credentials replace whatever the client sent in their place.
+        // Credentials for the upstream that clients must not send go; the route's own
+        // replace whatever the client sent in their place.
+        let stripped = inner
+            .params
+            .strip
+            .apply(&mut parts.headers, parts.uri.query());
+        let query = stripped.query(parts.uri.query());
         let injected = inject::apply(
             &authorized.inject,
             &inner.secrets,
             &authorized.app_id,
             &mut parts.headers,
-            parts.uri.query(),
+            query,
         )
         .map_err(|unavailable| UpstreamError::SecretUnavailable {
             secret: unavailable.secret,
         })?;
-        parts.uri = upstream_uri(
-            upstream,
-            &authorized.path,
-            injected.query(parts.uri.query()),
-        )
-        .map_err(UpstreamError::BadUri)?;
+        parts.uri = upstream_uri(upstream, &authorized.path, injected.query(query))
+            .map_err(UpstreamError::BadUri)?;
         if let Some(authority) = upstream
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())

@@ -378,6 +378,12 @@ pub struct GatewayConfig {
     /// The largest body a `proof = "dpop+signature"` route reads to check it against its
     /// `Content-Digest` (413 beyond).
     pub max_signed_body: usize,
+    /// Headers that carry credentials for the upstream, removed from every request the
+    /// gateway forwards (Nightscout: `["api-secret"]`), whatever the client sent.
+    pub strip_headers: Vec<String>,
+    /// Query parameters that carry credentials for the upstream, removed likewise
+    /// (Nightscout: `["secret", "token", "api_secret"]`), in any spelling the upstream reads.
+    pub strip_query: Vec<String>,
 }
 
 impl GatewayConfig {
@@ -425,6 +431,8 @@ impl Default for GatewayConfig {
             connections: ConnectionConfig::default(),
             tls: None,
             max_signed_body: 1024 * 1024,
+            strip_headers: Vec::new(),
+            strip_query: Vec::new(),
         }
     }
 }

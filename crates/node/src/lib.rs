@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod nightscout;
 pub mod revocation;
 pub mod sample_upstream;
 mod sealed_meta;
@@ -330,6 +331,11 @@ impl Node {
         let (gateway_sealer, sealer) = (sealer()?, sealer()?);
         config.validate()?;
         let routes = resolve_routes(&config)?;
+        let strip = medgate_gateway::inject::Strip::compile(
+            &config.gateway.strip_headers,
+            &config.gateway.strip_query,
+        )
+        .map_err(ConfigError::Invalid)?;
         let (upstream, upstream_tls) = resolve_upstream(&config)?;
         let revocation_source = config.attestation.revocation_source()?;
         let revocations = Arc::new(RevocationState::new(
@@ -465,6 +471,7 @@ impl Node {
                 key_retention_secs,
                 connections: config.gateway.connections.limits(),
                 max_signed_body: config.gateway.max_signed_body,
+                strip,
                 session_secret: Some(session_secret),
             },
             gateway_sealer,

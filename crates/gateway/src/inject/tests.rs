@@ -186,3 +186,61 @@ fn the_cache_reopens_changed_versions_and_leaves_out_what_does_not_open() {
     cache.update(vec![], &master);
     assert!(cache.get("app", "ns").is_none());
 }
+
+#[test]
+fn stripped_credentials_go_under_any_spelling_and_the_rest_stays() {
+    let strip = Strip::compile(
+        &["api-secret".into()],
+        &["secret".into(), "token".into(), "api_secret".into()],
+    )
+    .unwrap();
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("api-secret", "sha1-of-site-secret"),
+        ("api_secret", "underscored"),
+        ("accept", "application/json"),
+    ] {
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_static(value),
+        );
+    }
+    let query =
+        "count=10&secret=s1&TOKEN=t1&%74oken=t2&api_secret=a1&token[x]=t3&find[type]=sgv;secret=s2";
+    let stripped = strip.apply(&mut headers, Some(query));
+    let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+    assert_eq!(names, ["accept"]);
+    assert_eq!(stripped.query(Some(query)), Some("count=10"));
+    // Nothing left: no query at all.
+    let mut none = HeaderMap::new();
+    let stripped = strip.apply(&mut none, Some("token=abc"));
+    assert_eq!(stripped.query(Some("token=abc")), None);
+    // No query, or nothing to strip: unchanged.
+    assert_eq!(strip.apply(&mut none, None), Stripped::Unchanged);
+    let nothing = Strip::default();
+    assert_eq!(
+        nothing
+            .apply(&mut none, Some("secret=x"))
+            .query(Some("secret=x")),
+        Some("secret=x")
+    );
+}
+
+#[test]
+fn what_cannot_be_stripped_is_refused_at_start() {
+    assert!(
+        Strip::compile(&["host".into()], &[])
+            .unwrap_err()
+            .contains("strip_headers")
+    );
+    assert!(
+        Strip::compile(&["x-medgate-app".into()], &[])
+            .unwrap_err()
+            .contains("strip_headers")
+    );
+    assert!(
+        Strip::compile(&[], &["a b".into()])
+            .unwrap_err()
+            .contains("strip_query")
+    );
+}

@@ -14,6 +14,7 @@ mod interop;
 mod managed_roots;
 mod mitm;
 mod multinode;
+mod nightscout;
 mod platform_client;
 mod postgres;
 mod sealed_secrets;

@@ -65,15 +65,24 @@ impl Stack {
     }
 
     pub async fn start_with(customize: impl FnOnce(&mut Config)) -> Stack {
-        Self::start_trusting(customize, true).await
+        Self::start_trusting(customize, true, &["entries:read", "entries:write"]).await
+    }
+
+    /// A node whose app [`APP`] grants `scopes` (its limited scopes: the first of them).
+    pub async fn start_with_scopes(customize: impl FnOnce(&mut Config), scopes: &[&str]) -> Stack {
+        Self::start_trusting(customize, true, scopes).await
     }
 
     /// A node that trusts only the roots medgate ships: no test CA.
     pub async fn start_with_production_roots() -> Stack {
-        Self::start_trusting(|_| {}, false).await
+        Self::start_trusting(|_| {}, false, &["entries:read", "entries:write"]).await
     }
 
-    async fn start_trusting(customize: impl FnOnce(&mut Config), test_cas: bool) -> Stack {
+    async fn start_trusting(
+        customize: impl FnOnce(&mut Config),
+        test_cas: bool,
+        scopes: &[&str],
+    ) -> Stack {
         let clock = Arc::new(ManualClock::starting_now());
         let apple_ca = Arc::new(TestAppleCa::new());
         let android_ca = Arc::new(TestAndroidCa::new());
@@ -84,8 +93,8 @@ impl Stack {
                 "/v1/admin/apps",
                 serde_json::json!({
                     "app_id": APP,
-                    "scopes": ["entries:read", "entries:write"],
-                    "limited_scopes": ["entries:read"],
+                    "scopes": scopes,
+                    "limited_scopes": &scopes[..1],
                     "sdk_evidence": "allow",
                 }),
             )

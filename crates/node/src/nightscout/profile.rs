@@ -1,0 +1,388 @@
+//! The gateway profile for a Nightscout site: a complete, commented `medgate.toml` (what
+//! `medgate nightscout init` writes). Every route Nightscout serves is put in a risk class (after
+//! ../shared/research/next-round.md §A.2 and §A.5), each class has its own scope and proof
+//! mode, and anything not listed is denied:
+//!
+//! | class | scope | proof | what |
+//! |---|---|---|---|
+//! | read | `nightscout:read` | `dpop` | every `GET` of data, status and auth probes |
+//! | alarm-ack | `nightscout:alarm-ack` | `dpop` | `GET /api/v*/notifications/ack` (silences an alarm: a write by `GET`) |
+//! | data write | `nightscout:data-write` | `dpop` | readings, device status, food, activity; deleting one by id |
+//! | bulk delete | `nightscout:bulk-delete` | `dpop+signature` | any `DELETE` with a `find[...]` filter |
+//! | therapy write | `nightscout:therapy-write` | `dpop+signature` | treatments (insulin, carbs, temp targets) and profiles |
+//! | command | `nightscout:command` | `dpop+signature` | `POST /api/v2/notifications/loop` (remote bolus, carbs, overrides), v3 `settings` writes |
+//! | admin | `nightscout:admin` | `dpop+signature` | `/api/v2/authorization/*` (subjects, roles) |
+//!
+//! Not routed (so denied): the token exchange `/api/v2/authorization/request/…` (it would hand
+//! out a credential that works on the upstream directly), the socket.io tunnel (it carries
+//! writes and alarm acks in-band, with no per-message check), and the web UI.
+//!
+//! Every route injects the site's `API_SECRET` as Nightscout's `api-secret` header (SHA-1
+//! hex), from the app's operator secret `nightscout`; every credential a client sends for
+//! Nightscout (`api-secret`, `?secret=`, `?token=`, `?api_secret=`) is stripped first.
+
+/// The operator secret every route injects.
+pub const SECRET_NAME: &str = "nightscout";
+
+/// One route rule: a class's methods on a path, optionally only with certain query
+/// parameters.
+struct Rule {
+    path: &'static str,
+    methods: &'static [&'static str],
+    query: &'static [&'static str],
+}
+
+/// A class of routes: its scope, proof mode and rules, with why.
+struct Class {
+    name: &'static str,
+    why: &'static str,
+    scope: &'static str,
+    proof: &'static str,
+    rules: &'static [Rule],
+}
+
+const fn rule(path: &'static str, methods: &'static [&'static str]) -> Rule {
+    Rule {
+        path,
+        methods,
+        query: &[],
+    }
+}
+
+const GET: &[&str] = &["GET", "HEAD"];
+const ALL_WRITES: &[&str] = &["POST", "PUT", "PATCH", "DELETE"];
+
+/// The classes, in the order their rules must be checked: the narrower before the broader
+/// (a bulk delete before a delete by id, an alarm ack before reads).
+const CLASSES: &[Class] = &[
+    Class {
+        name: "bulk delete",
+        why: "any DELETE with a find[...] filter: `find[type]=*` empties a collection",
+        scope: "nightscout:bulk-delete",
+        proof: "dpop+signature",
+        rules: &[Rule {
+            path: "/api/",
+            methods: &["DELETE"],
+            query: &["find[*", "find.*"],
+        }],
+    },
+    Class {
+        name: "command",
+        why: "remote bolus, carbs and overrides pushed to Loop; v3 settings change what a loop does",
+        scope: "nightscout:command",
+        proof: "dpop+signature",
+        rules: &[
+            rule("/api/v2/notifications/loop", &["POST"]),
+            rule("/api/v3/settings", ALL_WRITES),
+        ],
+    },
+    Class {
+        name: "admin",
+        why: "subjects, roles and permissions of the site (not the token exchange, left unrouted)",
+        scope: "nightscout:admin",
+        proof: "dpop+signature",
+        rules: &[
+            rule(
+                "/api/v2/authorization/subjects",
+                &["GET", "POST", "PUT", "DELETE"],
+            ),
+            rule(
+                "/api/v2/authorization/roles",
+                &["GET", "POST", "PUT", "DELETE"],
+            ),
+            rule("/api/v2/authorization/permissions", &["GET"]),
+            rule("/api/v2/authorization/debug", &["GET"]),
+        ],
+    },
+    Class {
+        name: "alarm-ack",
+        why: "silences an alarm, by GET: not a read",
+        scope: "nightscout:alarm-ack",
+        proof: "dpop",
+        rules: &[rule("/api/v*/notifications/ack", GET)],
+    },
+    Class {
+        name: "therapy write",
+        why: "insulin, carbs, temp targets, profile switches and profiles: what dosing reads",
+        scope: "nightscout:therapy-write",
+        proof: "dpop+signature",
+        rules: &[
+            rule("/api/v*/treatments*", ALL_WRITES),
+            rule("/api/v*/profile*", ALL_WRITES),
+        ],
+    },
+    Class {
+        name: "data write",
+        why: "CGM readings, device status, food and activity; one deleted by id",
+        scope: "nightscout:data-write",
+        proof: "dpop",
+        rules: &[
+            rule("/api/v*/entries*", ALL_WRITES),
+            rule("/api/v*/devicestatus*", ALL_WRITES),
+            rule("/api/v*/food*", ALL_WRITES),
+            rule("/api/v*/activity*", ALL_WRITES),
+        ],
+    },
+    Class {
+        name: "read",
+        why: "readings, treatments, status and the auth probes clients make",
+        scope: "nightscout:read",
+        proof: "dpop",
+        rules: &[
+            rule("/api/v*/entries*", GET),
+            rule("/api/v*/treatments*", GET),
+            rule("/api/v*/devicestatus*", GET),
+            rule("/api/v*/profile*", GET),
+            rule("/api/v*/food*", GET),
+            rule("/api/v*/activity*", GET),
+            rule("/api/v3/settings", GET),
+            rule("/api/v*/status*", GET),
+            rule("/api/v*/verifyauth", GET),
+            rule("/api/v*/experiments/test", GET),
+            rule("/api/v*/adminnotifies", GET),
+            rule("/api/v*/echo", GET),
+            rule("/api/v*/times", GET),
+            rule("/api/v*/slice", GET),
+            rule("/api/v*/count", GET),
+            rule("/api/v2/properties*", GET),
+            rule("/api/v2/ddata", GET),
+            rule("/api/v2/summary", GET),
+            rule("/api/v3/version", GET),
+            rule("/api/v3/lastModified", GET),
+            rule("/api/versions", GET),
+            rule("/pebble", GET),
+        ],
+    },
+];
+
+fn quoted(items: &[&str]) -> String {
+    let items: Vec<String> = items.iter().map(|item| format!("\"{item}\"")).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// The file `init` writes.
+pub fn profile(upstream: &str, public_url: Option<&str>) -> String {
+    let mut out = String::new();
+    let mut line = |text: &str| {
+        out.push_str(text);
+        out.push('\n');
+    };
+    line("# medgate in front of a Nightscout site (written by `medgate nightscout init`).");
+    line("# Every Nightscout route is in a risk class with its own scope and proof; a request no");
+    line("# rule matches is denied (403). The first rule whose path, methods and query match");
+    line("# decides, so narrower rules come first. Apps get the scopes of the classes they need:");
+    line(
+        "#   medgate admin app create <APP_ID> --scopes \"nightscout:read nightscout:data-write\"",
+    );
+    line("# and the site's API_SECRET is stored once, for the gateway to inject:");
+    line("#   medgate admin secret set <APP_ID> nightscout --from-env <VAR>");
+    line("version = 1");
+    line("");
+    line("[gateway]");
+    line(&format!("upstream = \"{upstream}\""));
+    match public_url {
+        Some(url) => line(&format!("public_url = \"{url}\"")),
+        None => line("# public_url = \"https://ns-gateway.example.org\""),
+    }
+    line("# Nightscout credentials a client sends are removed from every request: the upstream");
+    line("# sees only the API_SECRET the gateway injects (as the SHA-1 hex Nightscout compares).");
+    line("strip_headers = [\"api-secret\"]");
+    line("strip_query = [\"secret\", \"token\", \"api_secret\"]");
+    line("");
+    line("# Not routed, so denied:");
+    line("# - /api/v2/authorization/request/<token>: it hands out a JWT that works on Nightscout");
+    line("#   directly, around the gateway;");
+    line("# - /socket.io/: the tunnel carries writes (dbAdd, dbUpdate, dbRemove) and alarm acks");
+    line("#   in-band, which the gateway cannot check per message yet;");
+    line("# - the web UI and its static files (a browser cannot make DPoP proofs).");
+    for class in CLASSES {
+        line("");
+        line(&format!(
+            "# ── {}: {} (scope {}, proof {})",
+            class.name, class.why, class.scope, class.proof
+        ));
+        for rule in class.rules {
+            line("[[gateway.routes]]");
+            line(&format!("path = \"{}\"", rule.path));
+            line(&format!("methods = {}", quoted(rule.methods)));
+            if !rule.query.is_empty() {
+                line(&format!("query = {}", quoted(rule.query)));
+            }
+            line(&format!("scopes = [\"{}\"]", class.scope));
+            if class.proof != "dpop" {
+                line(&format!("proof = \"{}\"", class.proof));
+            }
+            line(&format!(
+                "inject = [{{ header = \"api-secret\", secret = \"{SECRET_NAME}\", encoding = \"sha1-hex\" }}]"
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    // Test code: a failed unwrap is a failed test.
+    #![allow(clippy::unwrap_used)]
+
+    use http::Method;
+    use medgate_gateway::routes::{self, ProofMode, Route};
+
+    use crate::config::Config;
+
+    use super::*;
+
+    fn routes() -> Vec<Route> {
+        let text = profile("http://127.0.0.1:1337/", None);
+        let config = Config::from_toml(&text, "generated").unwrap();
+        assert_eq!(config.gateway.strip_headers, ["api-secret"]);
+        config
+            .gateway
+            .routes
+            .iter()
+            .map(|route| Route::compile(route).unwrap())
+            .collect()
+    }
+
+    /// The scope and proof of the rule a request falls under, or `None` (denied).
+    fn class_of(routes: &[Route], method: &str, target: &str) -> Option<(String, ProofMode)> {
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        routes::find(routes, path, &method, query)
+            .map(|route| (route.scopes().join(" "), route.proof()))
+    }
+
+    #[test]
+    fn every_nightscout_route_falls_in_its_risk_class() {
+        use ProofMode::{Dpop, DpopSignature as Signed};
+        let routes = routes();
+        let expect = [
+            // Reads, by the clients that make them (research §A.3).
+            ("GET", "/api/v1/entries.json?count=10&rr=1", "read", Dpop),
+            ("GET", "/api/v1/entries/sgv.json?count=1600", "read", Dpop),
+            (
+                "GET",
+                "/api/v1/treatments.json?find[carbs][$exists]=true",
+                "read",
+                Dpop,
+            ),
+            ("GET", "/api/v1/devicestatus.json", "read", Dpop),
+            ("GET", "/api/v1/profile/current", "read", Dpop),
+            ("GET", "/api/v1/status.json", "read", Dpop),
+            ("GET", "/api/v1/verifyauth", "read", Dpop),
+            ("GET", "/api/v1/experiments/test", "read", Dpop),
+            ("GET", "/api/v2/properties/iob,cob", "read", Dpop),
+            (
+                "GET",
+                "/api/v3/entries?sort$desc=date&limit=288",
+                "read",
+                Dpop,
+            ),
+            ("GET", "/api/v3/version", "read", Dpop),
+            ("GET", "/api/v3/settings", "read", Dpop),
+            // Alarm silence is not a read.
+            (
+                "GET",
+                "/api/v1/notifications/ack?level=2&group=default&time=1800000",
+                "alarm-ack",
+                Dpop,
+            ),
+            // Data writes.
+            ("POST", "/api/v1/entries", "data-write", Dpop),
+            ("POST", "/api/v1/entries.json", "data-write", Dpop),
+            ("POST", "/api/v1/devicestatus.json", "data-write", Dpop),
+            ("POST", "/api/v3/entries", "data-write", Dpop),
+            (
+                "DELETE",
+                "/api/v1/entries/6543210fedcba9876543210f",
+                "data-write",
+                Dpop,
+            ),
+            // Therapy writes need a signature over the body.
+            ("POST", "/api/v1/treatments", "therapy-write", Signed),
+            ("PUT", "/api/v1/treatments/", "therapy-write", Signed),
+            ("POST", "/api/v2/treatments.json", "therapy-write", Signed),
+            ("DELETE", "/api/v1/treatments/abc", "therapy-write", Signed),
+            ("POST", "/api/v1/profile.json", "therapy-write", Signed),
+            ("PATCH", "/api/v3/treatments/abc", "therapy-write", Signed),
+            // Commands.
+            ("POST", "/api/v2/notifications/loop", "command", Signed),
+            ("PUT", "/api/v3/settings/aaps", "command", Signed),
+            // Bulk deletes, however the filter is spelt.
+            (
+                "DELETE",
+                "/api/v1/entries/?find[type]=*",
+                "bulk-delete",
+                Signed,
+            ),
+            (
+                "DELETE",
+                "/api/v1/treatments.json?find[id][$eq]=1",
+                "bulk-delete",
+                Signed,
+            ),
+            (
+                "DELETE",
+                "/api/v1/devicestatus/*?find%5Bcreated_at%5D%5B%24lte%5D=1",
+                "bulk-delete",
+                Signed,
+            ),
+            (
+                "DELETE",
+                "/api/v1/entries?count=1&find.type=sgv",
+                "bulk-delete",
+                Signed,
+            ),
+            // Admin.
+            ("POST", "/api/v2/authorization/subjects", "admin", Signed),
+            ("GET", "/api/v2/authorization/roles", "admin", Signed),
+        ];
+        for (method, target, class, proof) in expect {
+            assert_eq!(
+                class_of(&routes, method, target),
+                Some((format!("nightscout:{class}"), proof)),
+                "{method} {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_no_class_covers_is_denied() {
+        let routes = routes();
+        for (method, target) in [
+            // The token exchange would hand out a credential that works around the gateway.
+            (
+                "GET",
+                "/api/v2/authorization/request/token=follower-0123456789abcdef",
+            ),
+            (
+                "GET",
+                "/api/v2/authorization/request/follower-0123456789abcdef",
+            ),
+            // The socket.io tunnel, long polling and upgrade alike.
+            ("GET", "/socket.io/?EIO=4&transport=polling"),
+            ("POST", "/socket.io/?EIO=4&transport=polling&sid=x"),
+            // The UI, and what no rule names.
+            ("GET", "/"),
+            ("GET", "/bundle/js/bundle.app.js"),
+            ("POST", "/api/v1/status"),
+            ("DELETE", "/api/v2/notifications/loop"),
+            ("GET", "/api/v2/notifications/loop"),
+            ("POST", "/api/v1/notifications/pushovercallback"),
+            ("TRACE", "/api/v1/entries"),
+        ] {
+            assert_eq!(class_of(&routes, method, target), None, "{method} {target}");
+        }
+    }
+
+    #[test]
+    fn every_route_injects_the_site_secret() {
+        for route in routes() {
+            assert_eq!(route.inject().len(), 1, "{}", route.pattern());
+            assert_eq!(route.inject()[0].secret(), SECRET_NAME);
+        }
+    }
+}
