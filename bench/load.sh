@@ -28,7 +28,12 @@ target=${CARGO_TARGET_DIR:-target}/release
 
 work=$(mktemp -d)
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Only once they have exited: a node still writing its data directory would make rm fail.
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 upstream=127.0.0.1:18080 bare=127.0.0.1:18081 nginx_at=127.0.0.1:18082

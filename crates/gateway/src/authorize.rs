@@ -93,7 +93,7 @@ impl Gateway {
             one(&crate::signature::SIGNATURE_INPUT)?,
             one(&crate::signature::SIGNATURE)?,
         );
-        let target_uri = crate::signature::target_uri(&inner.params.public_url, path, parts)?;
+        let target_uri = crate::signature::target_uri(inner, path, parts)?;
         let message = medgate_proto::httpsig::RequestMessage {
             method: parts.method.as_str(),
             target_uri: &target_uri,
@@ -193,8 +193,7 @@ impl Gateway {
                 .map_err(theirs)?,
             _ => {
                 let proof_text = resource::dpop_proof(&parts.headers).map_err(theirs)?;
-                let uri = dpop::target_uri(&inner.params.public_url, path)
-                    .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
+                let uri = crate::signature::htu(inner, path).map_err(theirs)?;
                 let target = RequestTarget {
                     method: parts.method.as_str(),
                     uri: &uri,

@@ -152,6 +152,9 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     audit: AuditSink,
+    /// `public_url`, normalised once for the DPoP `htu` and signature `@target-uri` of every
+    /// request (an unusable one refuses every proof).
+    htu_base: Result<medgate_verify::dpop::HtuBase, medgate_verify::dpop::ProofError>,
     /// `X-Forwarded-Proto` and `-Host` for every forwarded request, from `public_url`.
     forwarded: Vec<(HeaderName, HeaderValue)>,
     /// Opens the operator secrets routes inject.
@@ -204,6 +207,7 @@ impl Gateway {
         Gateway {
             inner: Arc::new(Inner {
                 forwarded: proxy::forwarded_headers(&params.public_url),
+                htu_base: medgate_verify::dpop::HtuBase::new(&params.public_url),
                 sealer,
                 secrets: inject::SecretCache::default(),
                 tokens: TokenCache::new(params.token_cache_capacity),

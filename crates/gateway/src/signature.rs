@@ -32,7 +32,6 @@ use medgate_proto::httpsig::{BodyDigest, Fields, RequestMessage, parse_content_d
 use medgate_service::replay::ReplayError;
 use medgate_service::resource::{Refusal, Why, single_header};
 use medgate_verify::UnixTime;
-use medgate_verify::dpop;
 use medgate_verify::httpsig::{self, SigningKey};
 
 use crate::{Authorized, Inner};
@@ -82,7 +81,7 @@ pub(crate) async fn check(
         )
     })?;
     // Step 3.
-    let target_uri = target_uri(&inner.params.public_url, &authorized.path, parts)?;
+    let target_uri = target_uri(inner, &authorized.path, parts)?;
     let key = authorized
         .key
         .as_ref()
@@ -153,14 +152,23 @@ pub(crate) async fn check(
 
 /// The URI the client addressed: the gateway's public URL, the canonical path and the query
 /// (never the hop to the upstream).
-pub(crate) fn target_uri(public_url: &str, path: &str, parts: &Parts) -> Result<String, Refusal> {
-    let mut uri =
-        dpop::target_uri(public_url, path).map_err(|error| Refusal::InvalidProof(error.into()))?;
+pub(crate) fn target_uri(inner: &Inner, path: &str, parts: &Parts) -> Result<String, Refusal> {
+    let mut uri = htu(inner, path)?;
     if let Some(query) = parts.uri.query() {
         uri.push('?');
         uri.push_str(query);
     }
     Ok(uri)
+}
+
+/// The URI a DPoP proof's `htu` must name: the gateway's public URL and the canonical path.
+pub(crate) fn htu(inner: &Inner, path: &str) -> Result<String, Refusal> {
+    inner
+        .htu_base
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|base| base.join(path))
+        .map_err(|error| Refusal::InvalidProof(error.into()))
 }
 
 /// The request's header fields as the signature base reads them, straight from the header
