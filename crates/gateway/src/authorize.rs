@@ -223,10 +223,11 @@ impl Gateway {
         if !missing.is_empty() {
             return Err(theirs(Refusal::InsufficientScope(missing)));
         }
-        // Step 7.
+        // Step 7: the installation's limit, then the route's own.
         inner
             .limiter
             .check(&installation)
+            .and_then(|()| route.check_limit(&installation))
             .map_err(|wait| theirs(Refusal::RateLimited(wait)))?;
         // Step 8: only now does the proof (or the session signature's nonce) take a place in
         // the replay cache, within the installation's share.

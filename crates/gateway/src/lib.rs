@@ -12,8 +12,8 @@
 //!    key binding (RFC 9449 §4.3, §7.1).
 //! 6. The proof's `jti` has not been seen from this key within the window.
 //! 7. A route rule matches the path and method, and the token carries its scopes.
-//! 8. The installation is within its rate limit, and the proof's `jti` takes its place in the
-//!    replay cache.
+//! 8. The installation is within its rate limit and the route's own, and the proof's `jti`
+//!    takes its place in the replay cache.
 //! 9. With `[redis]`, the same across every gateway, in one round trip: the installation's and
 //!    the client address's cluster-wide limits, then the `jti` ([`medgate_service::shared`]).
 //!    While Redis is unreachable, each route's [`routes::FailMode`] decides.
@@ -258,6 +258,9 @@ impl Gateway {
             .update(store.secrets(None).await?, &inner.sealer);
         inner.limiter.retain_recent();
         inner.address_limiter.retain_recent();
+        for route in &inner.params.routes {
+            route.retain_recent();
+        }
         Ok(())
     }
 

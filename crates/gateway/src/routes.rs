@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use http::Method;
 use medgate_proto::wire::names;
+use medgate_service::ratelimit::{KeyedLimiter, RateLimit};
 use serde::Deserialize;
 
 use crate::inject::{InjectConfig, Injection};
@@ -50,6 +51,10 @@ pub struct RouteConfig {
     /// commands).
     #[serde(default)]
     pub proof: ProofMode,
+    /// Per installation on this route, besides `gateway.rate_limit`: the riskier a route's
+    /// requests (a remote bolus, a bulk delete), the fewer an installation may make.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// What a route requires of each request besides the token.
@@ -92,6 +97,7 @@ impl RouteConfig {
             redis_down: None,
             inject: Vec::new(),
             proof: ProofMode::Dpop,
+            rate_limit: None,
         }
     }
 }
@@ -116,6 +122,8 @@ pub struct Route {
     redis_down: Option<FailMode>,
     inject: Arc<[Injection]>,
     proof: ProofMode,
+    /// This route's own limit per installation, if it has one.
+    limiter: Option<Arc<KeyedLimiter<String>>>,
 }
 
 impl Route {
@@ -191,11 +199,29 @@ impl Route {
             redis_down: config.redis_down,
             inject: inject.into(),
             proof: config.proof,
+            limiter: config
+                .rate_limit
+                .map(|limit| Arc::new(KeyedLimiter::new(limit))),
         })
     }
 
     pub fn proof(&self) -> ProofMode {
         self.proof
+    }
+
+    /// Whether `installation` is within this route's own limit (always, for a route without
+    /// one); otherwise how long until it is.
+    pub fn check_limit(&self, installation: &String) -> Result<(), std::time::Duration> {
+        self.limiter
+            .as_ref()
+            .map_or(Ok(()), |limiter| limiter.check(installation))
+    }
+
+    /// Forgets installations this route's limiter has not seen lately.
+    pub fn retain_recent(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+        }
     }
 
     pub fn pattern(&self) -> &str {
@@ -311,6 +337,7 @@ mod tests {
             redis_down: None,
             inject: vec![],
             proof: ProofMode::Dpop,
+            rate_limit: None,
         })
         .unwrap()
     }
@@ -378,6 +405,7 @@ mod tests {
             redis_down: None,
             inject: vec![],
             proof: ProofMode::Dpop,
+            rate_limit: None,
         })
         .unwrap();
         assert!(get.allows_method(&Method::GET));
@@ -392,6 +420,7 @@ mod tests {
                 redis_down: None,
                 inject: vec![],
                 proof: ProofMode::Dpop,
+                rate_limit: None,
             })
             .unwrap_err()
         };
@@ -472,6 +501,24 @@ mod tests {
         // Hidden behind many other parameters, it is still found.
         let hidden = format!("{}find[type]=sgv", "a=1&".repeat(500));
         assert_eq!(scope(Some(&hidden)), Some("bulk"));
+    }
+
+    #[test]
+    fn a_route_limits_each_installation_on_its_own() {
+        let command = rule(
+            "path = \"/api/v2/notifications/loop\"\nrate_limit = { per_second = 1, burst = 2 }",
+        );
+        let (alice, bob) = ("alice".to_string(), "bob".to_string());
+        assert!(command.check_limit(&alice).is_ok());
+        assert!(command.check_limit(&alice).is_ok());
+        let wait = command.check_limit(&alice).unwrap_err();
+        assert!(wait > std::time::Duration::ZERO);
+        // Another installation has its own bucket; a route without a limit has none.
+        assert!(command.check_limit(&bob).is_ok());
+        let open = route("/api/");
+        for _ in 0..100 {
+            assert!(open.check_limit(&alice).is_ok());
+        }
     }
 
     #[test]

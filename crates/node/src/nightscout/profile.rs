@@ -3,15 +3,15 @@
 //! ../shared/research/next-round.md §A.2 and §A.5), each class has its own scope and proof
 //! mode, and anything not listed is denied:
 //!
-//! | class | scope | proof | what |
-//! |---|---|---|---|
-//! | read | `nightscout:read` | `dpop` | every `GET` of data, status and auth probes |
-//! | alarm-ack | `nightscout:alarm-ack` | `dpop` | `GET /api/v*/notifications/ack` (silences an alarm: a write by `GET`) |
-//! | data write | `nightscout:data-write` | `dpop` | readings, device status, food, activity; deleting one by id |
-//! | bulk delete | `nightscout:bulk-delete` | `dpop+signature` | any `DELETE` with a `find[...]` filter |
-//! | therapy write | `nightscout:therapy-write` | `dpop+signature` | treatments (insulin, carbs, temp targets) and profiles |
-//! | command | `nightscout:command` | `dpop+signature` | `POST /api/v2/notifications/loop` (remote bolus, carbs, overrides), v3 `settings` writes |
-//! | admin | `nightscout:admin` | `dpop+signature` | `/api/v2/authorization/*` (subjects, roles) |
+//! | class | scope | proof | own limit | what |
+//! |---|---|---|---|---|
+//! | read | `nightscout:read` | `dpop` | | every `GET` of data, status and auth probes |
+//! | alarm-ack | `nightscout:alarm-ack` | `dpop` | 1/s, burst 5 | `GET /api/v*/notifications/ack` (silences an alarm: a write by `GET`) |
+//! | data write | `nightscout:data-write` | `dpop` | | readings, device status, food, activity; deleting one by id |
+//! | bulk delete | `nightscout:bulk-delete` | `dpop+signature` | 1/s, burst 1 | any `DELETE` with a `find[...]` filter |
+//! | therapy write | `nightscout:therapy-write` | `dpop+signature` | 1/s, burst 10 | treatments (insulin, carbs, temp targets) and profiles |
+//! | command | `nightscout:command` | `dpop+signature` | 1/s, burst 2 | `POST /api/v2/notifications/loop` (remote bolus, carbs, overrides), v3 `settings` writes |
+//! | admin | `nightscout:admin` | `dpop+signature` | 1/s, burst 5 | `/api/v2/authorization/*` (subjects, roles) |
 //!
 //! Not routed (so denied): the token exchange `/api/v2/authorization/request/…` (it would hand
 //! out a credential that works on the upstream directly), the socket.io tunnel (it carries
@@ -38,6 +38,9 @@ struct Class {
     why: &'static str,
     scope: &'static str,
     proof: &'static str,
+    /// Per installation on each of the class's routes, `(per_second, burst)`, besides
+    /// `gateway.rate_limit`.
+    rate_limit: Option<(u32, u32)>,
     rules: &'static [Rule],
 }
 
@@ -60,6 +63,7 @@ const CLASSES: &[Class] = &[
         why: "any DELETE with a find[...] filter: `find[type]=*` empties a collection",
         scope: "nightscout:bulk-delete",
         proof: "dpop+signature",
+        rate_limit: Some((1, 1)),
         rules: &[Rule {
             path: "/api/",
             methods: &["DELETE"],
@@ -71,6 +75,7 @@ const CLASSES: &[Class] = &[
         why: "remote bolus, carbs and overrides pushed to Loop; v3 settings change what a loop does",
         scope: "nightscout:command",
         proof: "dpop+signature",
+        rate_limit: Some((1, 2)),
         rules: &[
             rule("/api/v2/notifications/loop", &["POST"]),
             rule("/api/v3/settings", ALL_WRITES),
@@ -81,6 +86,7 @@ const CLASSES: &[Class] = &[
         why: "subjects, roles and permissions of the site (not the token exchange, left unrouted)",
         scope: "nightscout:admin",
         proof: "dpop+signature",
+        rate_limit: Some((1, 5)),
         rules: &[
             rule(
                 "/api/v2/authorization/subjects",
@@ -99,6 +105,7 @@ const CLASSES: &[Class] = &[
         why: "silences an alarm, by GET: not a read",
         scope: "nightscout:alarm-ack",
         proof: "dpop",
+        rate_limit: Some((1, 5)),
         rules: &[rule("/api/v*/notifications/ack", GET)],
     },
     Class {
@@ -106,6 +113,7 @@ const CLASSES: &[Class] = &[
         why: "insulin, carbs, temp targets, profile switches and profiles: what dosing reads",
         scope: "nightscout:therapy-write",
         proof: "dpop+signature",
+        rate_limit: Some((1, 10)),
         rules: &[
             rule("/api/v*/treatments*", ALL_WRITES),
             rule("/api/v*/profile*", ALL_WRITES),
@@ -116,6 +124,7 @@ const CLASSES: &[Class] = &[
         why: "CGM readings, device status, food and activity; one deleted by id",
         scope: "nightscout:data-write",
         proof: "dpop",
+        rate_limit: None,
         rules: &[
             rule("/api/v*/entries*", ALL_WRITES),
             rule("/api/v*/devicestatus*", ALL_WRITES),
@@ -128,6 +137,7 @@ const CLASSES: &[Class] = &[
         why: "readings, treatments, status and the auth probes clients make",
         scope: "nightscout:read",
         proof: "dpop",
+        rate_limit: None,
         rules: &[
             rule("/api/v*/entries*", GET),
             rule("/api/v*/treatments*", GET),
@@ -201,6 +211,9 @@ pub fn profile(upstream: &str, public_url: Option<&str>) -> String {
             "# ── {}: {} (scope {}, proof {})",
             class.name, class.why, class.scope, class.proof
         ));
+        if class.rate_limit.is_some() {
+            line("# Its rate_limit applies per installation, besides gateway.rate_limit.");
+        }
         for rule in class.rules {
             line("[[gateway.routes]]");
             line(&format!("path = \"{}\"", rule.path));
@@ -211,6 +224,11 @@ pub fn profile(upstream: &str, public_url: Option<&str>) -> String {
             line(&format!("scopes = [\"{}\"]", class.scope));
             if class.proof != "dpop" {
                 line(&format!("proof = \"{}\"", class.proof));
+            }
+            if let Some((per_second, burst)) = class.rate_limit {
+                line(&format!(
+                    "rate_limit = {{ per_second = {per_second}, burst = {burst} }}"
+                ));
             }
             line(&format!(
                 "inject = [{{ header = \"api-secret\", secret = \"{SECRET_NAME}\", encoding = \"sha1-hex\" }}]"
@@ -375,6 +393,24 @@ mod tests {
             ("TRACE", "/api/v1/entries"),
         ] {
             assert_eq!(class_of(&routes, method, target), None, "{method} {target}");
+        }
+    }
+
+    #[test]
+    fn remote_commands_have_their_own_tight_limit_and_reads_none() {
+        let routes = routes();
+        let find = |method: &str, path: &str| {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            routes::find(&routes, path, &method, None).unwrap()
+        };
+        let installation = "installation-1".to_string();
+        let command = find("POST", "/api/v2/notifications/loop");
+        assert!(command.check_limit(&installation).is_ok());
+        assert!(command.check_limit(&installation).is_ok());
+        assert!(command.check_limit(&installation).is_err());
+        let read = find("GET", "/api/v1/entries.json");
+        for _ in 0..50 {
+            assert!(read.check_limit(&installation).is_ok());
         }
     }
 

@@ -263,3 +263,45 @@ async fn therapy_writes_need_a_signature_and_commands_bulk_deletes_and_token_exc
     );
     assert_site_saw_only_its_own_secret(&site);
 }
+
+#[tokio::test]
+async fn remote_commands_are_limited_per_installation_by_their_class() {
+    let (site, stack) = nightscout_stack(&["nightscout:read", "nightscout:command"]).await;
+    let client = stack.client();
+    client.attest().await.unwrap();
+    secret_loaded(&site, &stack, &client).await;
+    let command = Bytes::from_static(
+        br#"{"eventType":"Temporary Override","reason":"Exercise","duration":"60","notes":""}"#,
+    );
+    let send = || async {
+        Reply(
+            client
+                .send_signed(Method::POST, "/api/v2/notifications/loop", command.clone())
+                .await
+                .unwrap(),
+        )
+    };
+    // The command class allows one a second, in bursts of two, per installation: of six sent
+    // at once, some wait (all six passing would take four seconds between them). The first
+    // two always pass.
+    let mut passed = 0;
+    let mut limited = 0;
+    for i in 0..6 {
+        let reply = send().await;
+        if reply.status() == StatusCode::OK {
+            passed += 1;
+        } else {
+            assert!(i >= 2, "the burst is two");
+            reply.assert_rate_limited();
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "six commands passed at once");
+    assert_eq!(site.loop_notifications().len(), passed);
+    // Reads are not held back by it.
+    let read = client
+        .send(Method::GET, "/api/v1/entries.json", Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(read.status, StatusCode::OK);
+}
