@@ -196,4 +196,35 @@ mod tests {
             assert_eq!(canonical_path(&once).unwrap(), once);
         }
     }
+
+    #[test]
+    fn the_htu_of_a_canonical_path_is_what_parsing_the_whole_uri_gives() {
+        use medgate_verify::dpop::{HtuBase, target_uri};
+        const BASE: &str = "https://API.example:443/prefix/";
+        let base = HtuBase::new(BASE).unwrap();
+        // Deterministic pseudo-random paths over the characters that matter to URL parsers.
+        let alphabet: Vec<char> = "/./..%2e%2E%41%7e%20aZ09-_~!$&'()*+,;=:@[]{}|^`\\\"<> ?#"
+            .chars()
+            .collect();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut checked = 0;
+        for _ in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let mut path = String::from("/");
+            for _ in 0..len {
+                path.push(alphabet[(next() % alphabet.len() as u64) as usize]);
+            }
+            if let Ok(path) = canonical_path(&path) {
+                assert_eq!(base.join(&path), target_uri(BASE, &path), "{path:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 1_000, "only {checked} canonical paths");
+    }
 }

@@ -99,7 +99,7 @@ impl HtuBase {
         let mut joined = String::with_capacity(self.base.len() + path.len());
         joined.push_str(&self.base);
         joined.push_str(path);
-        if is_plain_path(path) {
+        if joined.len() <= MAX_HTU_LEN && is_plain_path(path) {
             Ok(joined)
         } else {
             normalise(&joined)
@@ -438,6 +438,8 @@ mod tests {
                 let slow = normalise(&format!("{}{}", base.trim_end_matches('/'), path));
                 assert_eq!(htu.join(path), slow, "{base} + {path:?}");
             }
+            let long = format!("/{}", "a".repeat(MAX_HTU_LEN));
+            assert_eq!(htu.join(&long), Err(ProofError::BadUri));
             assert_eq!(htu.join("a"), Err(ProofError::BadUri));
             assert_eq!(htu.join(""), Err(ProofError::BadUri));
         }
