@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
+use medgate_proto::uri::is_unreserved;
 use medgate_proto::wire::names;
 use medgate_store::SecretRecord;
 use medgate_store::seal::{Sealer, secret_label};
@@ -124,8 +125,7 @@ fn credential_header(header: &str) -> Result<HeaderName, String> {
 
 /// A query parameter that may carry a credential: 1–64 unreserved characters.
 fn credential_parameter(query: &str) -> Result<String, String> {
-    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
-    if !(1..=MAX_PARAMETER_LEN).contains(&query.len()) || !query.bytes().all(unreserved) {
+    if !(1..=MAX_PARAMETER_LEN).contains(&query.len()) || !query.bytes().all(is_unreserved) {
         return Err("query must be 1-64 characters of A-Z a-z 0-9 - . _ ~".into());
     }
     Ok(query.to_string())
@@ -324,7 +324,7 @@ fn decoded_name(name: &str) -> Vec<u8> {
 fn percent_encoded(value: &[u8]) -> String {
     let mut out = String::with_capacity(value.len() * 3);
     for &byte in value {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+        if is_unreserved(byte) {
             out.push(byte as char);
         } else {
             out.push_str(&format!("%{byte:02X}"));

@@ -14,6 +14,8 @@
 //!    encoded (non-ASCII and overlong UTF-8, full-width dots).
 //! 4. After decoding, no segment is `.` or `..`, and no segment but the last is empty.
 
+use medgate_proto::uri::{is_raw_pchar, is_unreserved as unreserved};
+
 /// The longest request path accepted.
 pub const MAX_PATH: usize = 2048;
 /// The longest query accepted (414 beyond): what route rules read of it stays bounded.
@@ -35,29 +37,10 @@ pub enum PathError {
     DotOrEmptySegment,
 }
 
-fn unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
-}
-
 /// Characters a path may carry raw besides unreserved ones: `/` and RFC 3986 sub-delims, `:`
 /// and `@`, less `;`.
 fn allowed_raw(byte: u8) -> bool {
-    unreserved(byte)
-        || matches!(
-            byte,
-            b'/' | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b'='
-                | b':'
-                | b'@'
-        )
+    byte == b'/' || (byte != b';' && is_raw_pchar(byte))
 }
 
 /// Decoded bytes that must never come out of an encoding.

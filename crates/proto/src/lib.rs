@@ -14,6 +14,7 @@ pub mod httpsig;
 pub mod jwk;
 pub mod jws;
 pub mod redact;
+pub mod uri;
 pub mod wire;
 
 pub use jwk::{JwkError, PublicJwk, Thumbprint};

@@ -113,35 +113,13 @@ fn is_plain_path(path: &str) -> bool {
     let Some(rest) = path.strip_prefix('/') else {
         return false;
     };
-    let allowed = |b: u8| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-            )
-    };
     let mut segments = rest.split('/').peekable();
     while let Some(segment) = segments.next() {
         let last = segments.peek().is_none();
         if (segment.is_empty() && !last)
             || segment == "."
             || segment == ".."
-            || !segment.bytes().all(allowed)
+            || !segment.bytes().all(medgate_proto::uri::is_raw_pchar)
         {
             return false;
         }
