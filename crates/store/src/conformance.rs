@@ -14,7 +14,7 @@ use medgate_verify::UnixTime;
 use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
 
 use crate::{
-    App, AppleKeyRecord, AttestationRecord, Challenge, Enrolment, EnrolmentClaim, GrantOutcome,
+    App, AppleKeyRecord, AttestationRecord, Challenge, CredentialRecord, Enrolment, EnrolmentClaim, GrantOutcome,
     GrantWrites, InstallationKeys, NewAuditEntry, PinRecord, Release, RevocationTarget,
     SecretRecord, SigningKeyRecord, Store, StoreError, TrustKeyRecord, TrustMetadataRecord,
     verify_audit_chain,
@@ -36,7 +36,8 @@ macro_rules! store_conformance_tests {
             concurrent_rotations_of_one_secret_yield_one_winner,
             the_trust_repository_publishes_each_version_once,
             concurrent_publications_of_one_version_yield_one_winner,
-            installation_keys_commit_with_their_grant);
+            installation_keys_commit_with_their_grant,
+            credentials_are_revoked_once_and_audited);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -1522,4 +1523,78 @@ pub async fn installation_keys_commit_with_their_grant(store: Arc<impl Store>) {
         GrantOutcome::AppleKeyTaken
     );
     assert_eq!(store.installation_keys("enc-3").await.unwrap(), None);
+}
+
+fn credential(id: &str, app_id: &str) -> CredentialRecord {
+    CredentialRecord {
+        id: id.into(),
+        app_id: app_id.into(),
+        kind: "follower".into(),
+        name: "School nurse".into(),
+        scopes: vec!["nightscout:read".into(), "nightscout:tunnel".into()],
+        digest: format!("{id}-digest"),
+        sha1_digest: format!("{id}-sha1"),
+        created_at: at(0),
+        expires_at: Some(at(3600)),
+        revoked_at: None,
+    }
+}
+
+pub async fn credentials_are_revoked_once_and_audited(store: Arc<impl Store>) {
+    let entries = || async { store.audit_entries(0, 10_000).await.unwrap().len() };
+    assert!(matches!(
+        store
+            .create_credential(&credential("cred_a", "org.example.absent"), &change())
+            .await,
+        Err(StoreError::NotFound("app"))
+    ));
+    add_sample_app(&*store, "org.example.cgm").await;
+    add_sample_app(&*store, "org.example.other").await;
+    let before = entries().await;
+    let uploader = CredentialRecord {
+        kind: "uploader".into(),
+        expires_at: None,
+        scopes: vec!["nightscout:data-write".into()],
+        ..credential("cred_b", "org.example.cgm")
+    };
+    store
+        .create_credential(&credential("cred_a", "org.example.cgm"), &change())
+        .await
+        .unwrap();
+    store.create_credential(&uploader, &change()).await.unwrap();
+    store
+        .create_credential(&credential("cred_c", "org.example.other"), &change())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_credential(&credential("cred_a", "org.example.cgm"), &change())
+            .await,
+        Err(StoreError::Conflict("credential"))
+    ));
+    assert_eq!(
+        store.credentials(Some("org.example.cgm")).await.unwrap(),
+        vec![credential("cred_a", "org.example.cgm"), uploader.clone()]
+    );
+    store
+        .revoke_credential("cred_a", at(60), &change())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.revoke_credential("cred_a", at(61), &change()).await,
+        Err(StoreError::Conflict("credential revoked"))
+    ));
+    assert!(matches!(
+        store.revoke_credential("cred_z", at(61), &change()).await,
+        Err(StoreError::NotFound("credential"))
+    ));
+    let all = store.credentials(None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["cred_a", "cred_b", "cred_c"]
+    );
+    assert_eq!(all[0].revoked_at, Some(at(60)));
+    assert_eq!(all[1].revoked_at, None);
+    // Three creations and one revocation, each with its entry; the refused ones wrote nothing.
+    assert_eq!(entries().await, before + 4);
 }

@@ -216,6 +216,22 @@ pub const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "credentials",
+        key: 1,
+        columns: &[
+            ("id", Text),
+            ("app_id", Text),
+            ("kind", Text),
+            ("name", Text),
+            ("scopes", Text),
+            ("digest", Text),
+            ("sha1_digest", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("revoked_at", Int),
+        ],
+    },
+    Table {
         name: "trust_metadata",
         key: 2,
         columns: &[
@@ -339,6 +355,7 @@ mod tests {
         conformance::apple_counters_only_grow(Arc::clone(&shared)).await;
         conformance::enrolments_can_be_revoked(Arc::clone(&shared)).await;
         conformance::secrets_are_versioned_and_audited(Arc::clone(&shared)).await;
+        conformance::credentials_are_revoked_once_and_audited(Arc::clone(&shared)).await;
         conformance::installation_keys_commit_with_their_grant(Arc::clone(&shared)).await;
         conformance::the_trust_repository_publishes_each_version_once(shared).await;
         // A release with every column set, then revoked (a row in the feed).

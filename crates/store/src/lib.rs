@@ -483,6 +483,52 @@ pub trait SecretStore: Send + Sync {
     async fn secrets(&self, app_id: Option<&str>) -> Result<Vec<SecretRecord>, StoreError>;
 }
 
+/// A credential for an app that cannot attest: a Nightscout follower's share link or a legacy
+/// uploader's token. Only digests of the secret are stored (`medgate_verify::credential`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredentialRecord {
+    /// Public identifier (`cred_` and 16 hex), what lists, audit entries and revocation name.
+    pub id: String,
+    pub app_id: String,
+    /// `follower` or `uploader`.
+    pub kind: String,
+    /// The operator's label ("School nurse").
+    pub name: String,
+    /// What the credential may do, as route scopes.
+    pub scopes: Vec<String>,
+    /// Hex SHA-256 of the secret, and of the secret's SHA-1 hex.
+    #[serde(skip)]
+    pub digest: String,
+    #[serde(skip)]
+    pub sha1_digest: String,
+    pub created_at: UnixTime,
+    pub expires_at: Option<UnixTime>,
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// Credentials for apps that cannot attest.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// Stores a new credential; `NotFound("app")` for an unknown app, `Conflict("credential")`
+    /// if the id is taken.
+    async fn create_credential(
+        &self,
+        credential: &CredentialRecord,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Marks a credential revoked at `at`; `NotFound("credential")` if there is none,
+    /// `Conflict("credential revoked")` if it already was.
+    async fn revoke_credential(
+        &self,
+        id: &str,
+        at: UnixTime,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// One app's credentials (or every app's, with `None`), revoked ones too, by app and id.
+    async fn credentials(&self, app_id: Option<&str>)
+    -> Result<Vec<CredentialRecord>, StoreError>;
+}
+
 /// One signed TUF metadata file the deployment published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustMetadataRecord {
@@ -582,6 +628,7 @@ pub trait Store:
     + AuditStore
     + PlatformStore
     + SecretStore
+    + CredentialStore
     + TrustStore
     + copy::TableStore
     + 'static

@@ -26,7 +26,8 @@ use tokio_postgres::{NoTls, Row};
 use crate::audit::{self, AuditEntry, NewAuditEntry};
 use crate::columns::{self, corrupt};
 use crate::{
-    App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, Enrolment,
+    App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, CredentialRecord,
+    CredentialStore, Enrolment,
     EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation, InstallationKeys,
     InstallationStore, KeyStore, PinRecord, PlatformStore, Release, Revocation, RevocationTarget,
     SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError, TrustKeyRecord,
@@ -35,6 +36,7 @@ use crate::{
 
 mod apps;
 mod audit_log;
+mod credentials;
 mod installations;
 mod keys;
 mod platforms;
@@ -51,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0002_secrets.sql"),
     include_str!("../../migrations/postgres/0003_trust.sql"),
     include_str!("../../migrations/postgres/0004_installation_keys.sql"),
+    include_str!("../../migrations/postgres/0005_credentials.sql"),
 ];
 
 /// Advisory lock keys (one 64-bit space per database).

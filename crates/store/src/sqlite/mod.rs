@@ -19,7 +19,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 use crate::audit::{self, AuditEntry, NewAuditEntry};
 use crate::columns::{self, corrupt};
 use crate::{
-    App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, Enrolment,
+    App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, CredentialRecord,
+    CredentialStore, Enrolment,
     EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation, InstallationKeys,
     InstallationStore, KeyStore, PinRecord, PlatformStore, Release, Revocation, RevocationTarget,
     SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError, TrustKeyRecord,
@@ -29,6 +30,7 @@ use crate::{
 // One file per aggregate, each implementing its trait over the helpers here.
 mod apps;
 mod audit_log;
+mod credentials;
 mod installations;
 mod keys;
 mod platforms;
@@ -45,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_secrets.sql"),
     include_str!("../../migrations/sqlite/0005_trust.sql"),
     include_str!("../../migrations/sqlite/0006_installation_keys.sql"),
+    include_str!("../../migrations/sqlite/0007_credentials.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).
