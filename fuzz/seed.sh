@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig,credential}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -140,6 +140,11 @@ printf '/a*b*c/\n/aXbYc/d' > "$corpus/routes/stars"
 # Checkpoints are compact JWS: start from the JWS seeds.
 cp "$corpus"/jws/* "$corpus/checkpoint/" 2>/dev/null || true
 printf 'eyJhbGciOiJFUzI1NiIsInR5cCI6Im1lZGdhdGUtYXVkaXQtY2hlY2twb2ludCtqd3QifQ.eyJzZXEiOjEsImhhc2giOiIwMCIsImF0IjowfQ.AA' > "$corpus/checkpoint/shape"
+# Credentials: the secret, its `token=` and SHA-1 spellings, and an exchange token's shape.
+printf 'follower-0123456789abcdef0123456789abcdef' > "$corpus/credential/secret"
+printf 'token=follower-0123456789abcdef0123456789abcdef' > "$corpus/credential/token"
+printf 'follower-0123456789abcdef0123456789abcdef' | sha1sum | cut -c1-40 | tr -d '\n' > "$corpus/credential/sha1"
+printf 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjcmVkXzAwMTEyMjMzNDQ1NTY2NzciLCJpYXQiOjAsImV4cCI6MX0.AAAA' > "$corpus/credential/jwt"
 printf 'for=192.0.2.60;proto=https, for="[2001:db8:cafe::17]:4711"\n6.6.6.6, 10.0.0.5' > "$corpus/forwarded/rfc7239"
 printf 'for=unknown\n203.0.113.9:8080, 10.0.0.1' > "$corpus/forwarded/unknown"
 for trick in '/api/v1/status/..;/..;/admin' '/api/v1/%65ntries%3b' '/a/%c0%ae%c0%ae/b' '/a%2Bb/%7e/' '/x//y/%2e%2e'; do

@@ -13,6 +13,7 @@ use medgate_sdk::client::{HttpClient, HttpResponse};
 
 use crate::{Failure, load_config};
 
+mod credential;
 mod pins;
 mod secret;
 
@@ -78,6 +79,18 @@ enum AdminCommand {
     Secret {
         #[command(subcommand)]
         command: secret::SecretCommand,
+    },
+    /// Read-only credentials for followers that cannot attest (a caregiver's Nightscout
+    /// share link, a watch face).
+    Follower {
+        #[command(subcommand)]
+        command: credential::CredentialCommand,
+    },
+    /// Credentials for legacy uploaders that cannot attest (xDrip+, nightscout-cli): readings
+    /// and device status only.
+    Uploader {
+        #[command(subcommand)]
+        command: credential::CredentialCommand,
     },
 }
 
@@ -713,6 +726,12 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
             })
         }
         AdminCommand::Secret { command } => secret::run(&api, json, command).await?,
+        AdminCommand::Follower { command } => {
+            credential::run(&api, json, "follower", command).await?
+        }
+        AdminCommand::Uploader { command } => {
+            credential::run(&api, json, "uploader", command).await?
+        }
         AdminCommand::Pins { command } => pins::pins(&api, json, command).await?,
         AdminCommand::Trust { command } => pins::trust(&api, json, command).await?,
         AdminCommand::Keys {

@@ -911,3 +911,85 @@ fn nightscout_init_writes_a_profile_the_node_accepts_and_never_the_secret() {
     let again = init(Some(SECRET), "http://127.0.0.1:1337");
     assert_eq!(again.status.code(), Some(2));
 }
+
+#[test]
+fn follower_and_uploader_credentials_are_made_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = loopback_config(dir.path(), "");
+    let (server, url) = serve(&config);
+    let admin = |args: &[&str]| run(&mut admin_command(&config, &url, args));
+    let app = "org.example.ns";
+    assert!(
+        admin(&["app", "create", app, "--scopes", "nightscout:read"])
+            .status
+            .success()
+    );
+    let created = admin(&[
+        "follower",
+        "create",
+        app,
+        "--name",
+        "School nurse",
+        "--classes",
+        "read",
+        "--expires",
+        "30d",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let text = stdout(&created);
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("secret (shown once): "))
+        .unwrap()
+        .to_string();
+    assert!(
+        secret.starts_with("follower-") && secret.len() == 41,
+        "{text}"
+    );
+    assert!(text.contains(&format!("/?token={secret}")), "{text}");
+    let id = text.split_whitespace().nth(1).unwrap().to_string();
+    assert!(id.starts_with("cred_"), "{text}");
+    // Classes an unattested app must never hold are refused before anything is sent.
+    for (kind, class) in [("follower", "data-write"), ("uploader", "therapy-write")] {
+        let refused = admin(&[kind, "create", app, "--name", "x", "--classes", class]);
+        assert_eq!(refused.status.code(), Some(2), "{kind} {class}");
+        assert!(
+            stderr(&refused).contains("attested app"),
+            "{}",
+            stderr(&refused)
+        );
+    }
+    let uploader = admin(&[
+        "uploader",
+        "create",
+        app,
+        "--name",
+        "xDrip+",
+        "--classes",
+        "read,data-write",
+    ]);
+    assert!(uploader.status.success(), "{}", stderr(&uploader));
+    let listed = admin(&["follower", "list", app]);
+    let table = stdout(&listed);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("School nurse") && l.contains("active")),
+        "{table}"
+    );
+    assert!(
+        !table.contains("xDrip+"),
+        "uploaders are listed apart: {table}"
+    );
+    let revoked = admin(&["follower", "revoke", &id]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(stdout(&admin(&["follower", "list", app])).contains("revoked"));
+    let again = admin(&["follower", "revoke", &id]);
+    assert_eq!(again.status.code(), Some(1));
+    stop(server);
+    for output in [listed, revoked, again, uploader] {
+        for text in [stdout(&output), stderr(&output)] {
+            assert!(!text.contains(&secret), "{text}");
+        }
+    }
+}

@@ -134,6 +134,7 @@ impl Bench {
                 max_signed_body: 1024 * 1024,
                 strip: Default::default(),
                 session_secret: None,
+                credentials: None,
             },
             medgate_store::seal::Sealer::plain(),
             clock,

@@ -20,7 +20,10 @@ use crate::{Gateway, Revoked, inject, path};
 /// `Authorized` request is forwarded.
 #[derive(Debug)]
 pub struct Authorized {
+    /// The installation, or the credential (`cred_…`) when `credential`.
     pub(crate) installation_id: String,
+    /// Admitted by a credential of an app that cannot attest (`crate::credential`).
+    pub(crate) credential: bool,
     pub(crate) app_id: String,
     pub(crate) scope: String,
     /// The canonical path the routes were checked against: what the upstream receives.
@@ -156,6 +159,10 @@ impl Gateway {
         if parts.uri.query().is_some_and(|q| q.len() > path::MAX_QUERY) {
             return Err(anonymous(Refusal::PathTooLong));
         }
+        // A follower's or uploader's credential in place of steps 2–6.
+        if let Some(admitted) = self.check_credential(parts, path, now) {
+            return admitted.map_err(anonymous);
+        }
         // Step 2.
         let token_text = resource::access_token(&parts.headers).map_err(anonymous)?;
         // Step 3.
@@ -252,6 +259,7 @@ impl Gateway {
             })?;
         Ok(Authorized {
             installation_id: installation.clone(),
+            credential: false,
             app_id: token.app_id().to_string(),
             scope: token.scopes().join(" "),
             path: path.to_string(),

@@ -20,7 +20,6 @@ use medgate_store::SecretRecord;
 use medgate_store::seal::{Sealer, secret_label};
 use parking_lot::RwLock;
 use serde::Deserialize;
-use sha1::{Digest, Sha1};
 use zeroize::Zeroizing;
 
 /// The longest query parameter name injected.
@@ -164,6 +163,27 @@ fn without_parameters(query: &str, parameters: &[String]) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("&"))
 }
 
+/// The decoded value of the first query parameter named exactly (after decoding) one of
+/// `names`: where a client put a credential.
+pub(crate) fn decoded_parameter<'a>(
+    query: &'a str,
+    names: &[String],
+) -> Option<std::borrow::Cow<'a, str>> {
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        let name = decoded_name(name);
+        names
+            .iter()
+            .any(|wanted| wanted.as_bytes() == name.as_slice())
+            .then(|| match String::from_utf8_lossy(&decoded_name(value)) {
+                std::borrow::Cow::Borrowed(_) if !value.contains(['%', '+']) => {
+                    std::borrow::Cow::Borrowed(value)
+                }
+                decoded => std::borrow::Cow::Owned(decoded.into_owned()),
+            })
+    })
+}
+
 /// Credentials for the upstream that clients must not send through the gateway (`[gateway]
 /// strip_headers`, `strip_query`): a Nightscout site's `api-secret` header and its `secret`,
 /// `token` and `api_secret` parameters, say. Removed from every forwarded request, whatever
@@ -287,7 +307,7 @@ fn encoded(value: &[u8], encoding: Encoding) -> Zeroizing<Vec<u8>> {
     match encoding {
         Encoding::Plain => Zeroizing::new(value.to_vec()),
         Encoding::Sha1Hex => {
-            Zeroizing::new(medgate_proto::hex::encode(&Sha1::digest(value)).into_bytes())
+            Zeroizing::new(medgate_verify::credential::sha1_hex(value).into_bytes())
         }
     }
 }

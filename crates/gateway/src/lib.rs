@@ -33,6 +33,7 @@
 
 mod authorize;
 pub mod cache;
+pub mod credential;
 pub mod inject;
 pub mod path;
 mod proxy;
@@ -125,6 +126,9 @@ pub struct GatewayParams {
     /// What `session-mac` session keys derive from (shared with the control plane); none:
     /// such routes refuse every request.
     pub session_secret: Option<Arc<medgate_verify::httpsig::SessionSecret>>,
+    /// Where clients of apps that cannot attest put their credentials; none: only attested
+    /// installations are admitted.
+    pub credentials: Option<credential::CredentialParams>,
 }
 
 /// Revocations learned from the store's feed.
@@ -139,6 +143,8 @@ pub(crate) struct Inner {
     params: GatewayParams,
     keys: RwLock<Arc<KeySet>>,
     revoked: RwLock<Revoked>,
+    /// The live follower and uploader credentials, from the store at every refresh.
+    credentials: RwLock<Arc<medgate_verify::credential::CredentialSet>>,
     tokens: TokenCache,
     replays: ReplayCache,
     limiter: KeyedLimiter<String>,
@@ -217,6 +223,7 @@ impl Gateway {
                 shared,
                 keys: RwLock::new(Arc::new(KeySet::default())),
                 revoked: RwLock::new(Revoked::default()),
+                credentials: RwLock::new(Arc::default()),
                 signature_policy: SignaturePolicy::for_requests(params.proof.window),
                 session_policy: medgate_verify::httpsig::session_policy(params.proof.window),
                 params,
@@ -256,6 +263,25 @@ impl Gateway {
         inner
             .secrets
             .update(store.secrets(None).await?, &inner.sealer);
+        if inner.params.credentials.is_some() {
+            let live = store
+                .credentials(None)
+                .await?
+                .into_iter()
+                .filter(|record| record.revoked_at.is_none())
+                .map(|record| {
+                    let credential = medgate_verify::credential::Credential {
+                        id: record.id,
+                        app_id: record.app_id,
+                        kind: record.kind,
+                        scopes: record.scopes,
+                        expires_at: record.expires_at,
+                    };
+                    (credential, record.digest, record.sha1_digest)
+                });
+            *inner.credentials.write() =
+                Arc::new(medgate_verify::credential::CredentialSet::new(live));
+        }
         inner.limiter.retain_recent();
         inner.address_limiter.retain_recent();
         for route in &inner.params.routes {
@@ -285,6 +311,20 @@ impl Gateway {
         let started = Instant::now();
         let now = self.inner.clock.now();
         let (parts, body) = request.into_parts();
+        if let Some(answer) = self.exchange_answer(&parts, now) {
+            let outcome = match &answer {
+                Ok(_) => "credential_exchanged",
+                Err(refusal) => refusal.outcome(),
+            };
+            self.inner.metrics.gateway_request(outcome);
+            return match answer {
+                Ok(response) => local(response),
+                Err(refusal) => {
+                    self.audit_refusal(&parts, &refusal, None);
+                    local(refusal.response(&self.algs()))
+                }
+            };
+        }
         let client = self
             .inner
             .params

@@ -19,6 +19,7 @@ use crate::signature::{CONTENT_DIGEST, SIGNATURE, SIGNATURE_INPUT};
 use crate::{Gateway, GatewayBody, UpstreamBody, inject, local};
 
 const X_INSTALLATION: HeaderName = HeaderName::from_static("x-medgate-installation");
+const X_CREDENTIAL: HeaderName = HeaderName::from_static("x-medgate-credential");
 const X_APP: HeaderName = HeaderName::from_static("x-medgate-app");
 const X_SCOPE: HeaderName = HeaderName::from_static("x-medgate-scope");
 const X_KEY: HeaderName = HeaderName::from_static("x-medgate-key");
@@ -273,8 +274,13 @@ impl Gateway {
             parts.headers.insert(HOST, authority);
         }
         // What the upstream may rely on is set here, replacing anything the client sent.
+        let subject = if authorized.credential {
+            X_CREDENTIAL
+        } else {
+            X_INSTALLATION
+        };
         for (name, value) in [
-            (X_INSTALLATION, authorized.installation_id.as_str()),
+            (subject, authorized.installation_id.as_str()),
             (X_APP, authorized.app_id.as_str()),
             (X_SCOPE, authorized.scope.as_str()),
         ] {

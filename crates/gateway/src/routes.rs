@@ -55,6 +55,11 @@ pub struct RouteConfig {
     /// requests (a remote bolus, a bulk delete), the fewer an installation may make.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Whether a credential for an app that cannot attest (`medgate admin follower|uploader`)
+    /// holding the route's scopes is accepted here too, in place of a token and proof. Only on
+    /// `proof = "dpop"` routes: a signed write needs an attested installation.
+    #[serde(default)]
+    pub credentials: bool,
 }
 
 /// What a route requires of each request besides the token.
@@ -98,6 +103,7 @@ impl RouteConfig {
             inject: Vec::new(),
             proof: ProofMode::Dpop,
             rate_limit: None,
+            credentials: false,
         }
     }
 }
@@ -122,6 +128,7 @@ pub struct Route {
     redis_down: Option<FailMode>,
     inject: Arc<[Injection]>,
     proof: ProofMode,
+    credentials: bool,
     /// This route's own limit per installation, if it has one.
     limiter: Option<Arc<KeyedLimiter<String>>>,
 }
@@ -180,6 +187,16 @@ impl Route {
                 "query names must be 1 to {MAX_QUERY_NAME} visible characters, without & or ="
             )));
         }
+        if config.credentials && config.proof != ProofMode::Dpop {
+            return Err(error(
+                "credentials = true only on proof = \"dpop\" routes: a signed request needs an attested installation",
+            ));
+        }
+        if config.credentials && config.scopes.is_empty() {
+            return Err(error(
+                "credentials = true needs scopes: a credential is accepted for the scopes it holds",
+            ));
+        }
         if let Some(bad) = config.scopes.iter().find(|s| !names::is_scope(s)) {
             return Err(error(&format!("invalid scope {bad:?}")));
         }
@@ -199,6 +216,7 @@ impl Route {
             redis_down: config.redis_down,
             inject: inject.into(),
             proof: config.proof,
+            credentials: config.credentials,
             limiter: config
                 .rate_limit
                 .map(|limit| Arc::new(KeyedLimiter::new(limit))),
@@ -207,6 +225,11 @@ impl Route {
 
     pub fn proof(&self) -> ProofMode {
         self.proof
+    }
+
+    /// Whether credentials of apps that cannot attest are accepted here.
+    pub fn accepts_credentials(&self) -> bool {
+        self.credentials
     }
 
     /// Whether `installation` is within this route's own limit (always, for a route without
@@ -338,6 +361,7 @@ mod tests {
             inject: vec![],
             proof: ProofMode::Dpop,
             rate_limit: None,
+            credentials: false,
         })
         .unwrap()
     }
@@ -406,6 +430,7 @@ mod tests {
             inject: vec![],
             proof: ProofMode::Dpop,
             rate_limit: None,
+            credentials: false,
         })
         .unwrap();
         assert!(get.allows_method(&Method::GET));
@@ -421,6 +446,7 @@ mod tests {
                 inject: vec![],
                 proof: ProofMode::Dpop,
                 rate_limit: None,
+                credentials: false,
             })
             .unwrap_err()
         };

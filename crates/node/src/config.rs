@@ -384,6 +384,34 @@ pub struct GatewayConfig {
     /// Query parameters that carry credentials for the upstream, removed likewise
     /// (Nightscout: `["secret", "token", "api_secret"]`), in any spelling the upstream reads.
     pub strip_query: Vec<String>,
+    /// Credentials for apps that cannot attest (`medgate admin follower|uploader`): where
+    /// clients put them. None: only attested installations are admitted.
+    pub credentials: Option<CredentialsConfig>,
+}
+
+/// `[gateway.credentials]`: where clients of apps that cannot attest put their credential
+/// (Nightscout: `query = ["token"]`, `headers = ["api-secret"]`, `exchange_path =
+/// "/api/v2/authorization/request/"`). Every place listed is also stripped from what is
+/// forwarded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsConfig {
+    #[serde(default)]
+    pub query: Vec<String>,
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// A path prefix the gateway answers itself, `GET <prefix>[token=]<secret>`, with a
+    /// short-lived JWT it accepts as `Authorization: Bearer` (Nightscout's token exchange).
+    pub exchange_path: Option<String>,
+    #[serde(
+        default = "default_exchange_lifetime",
+        deserialize_with = "medgate_service::duration::deserialize"
+    )]
+    pub exchange_lifetime: Duration,
+}
+
+fn default_exchange_lifetime() -> Duration {
+    Duration::from_secs(3600)
 }
 
 impl GatewayConfig {
@@ -433,6 +461,7 @@ impl Default for GatewayConfig {
             max_signed_body: 1024 * 1024,
             strip_headers: Vec::new(),
             strip_query: Vec::new(),
+            credentials: None,
         }
     }
 }

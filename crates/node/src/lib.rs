@@ -198,33 +198,68 @@ fn scheme(tls: &Option<Arc<ServerTls>>) -> &'static str {
 }
 
 /// An https URL served as plain HTTP is right only behind a TLS-terminating proxy: say so.
-/// The secret the session keys of `session-mac` routes derive from, shared by every node.
-async fn session_secret(
+/// A random secret every node shares, made by the first and kept sealed in the store's meta:
+/// what the session keys of `session-mac` routes derive from, and the key of credential
+/// exchange tokens.
+async fn shared_secret(
     store: &dyn medgate_store::Store,
     sealer: &medgate_store::seal::Sealer,
-) -> Result<medgate_verify::httpsig::SessionSecret, NodeError> {
-    let loaded = sealed_meta::load_or_make(
-        store,
-        sealer,
-        "session_mac_secret",
-        "session-mac-secret",
-        || {
-            use ring::rand::SecureRandom as _;
-            let mut secret = zeroize::Zeroizing::new(vec![0u8; 32]);
-            ring::rand::SystemRandom::new()
-                .fill(&mut secret)
-                .map_err(|_| NodeError::Io {
-                    context: "the system random generator".into(),
-                    source: std::io::Error::other("no randomness"),
-                })?;
-            Ok(secret)
-        },
-    )
+    meta_key: &'static str,
+    label: &'static str,
+) -> Result<[u8; 32], NodeError> {
+    let loaded = sealed_meta::load_or_make(store, sealer, meta_key, label, || {
+        use ring::rand::SecureRandom as _;
+        let mut secret = zeroize::Zeroizing::new(vec![0u8; 32]);
+        ring::rand::SystemRandom::new()
+            .fill(&mut secret)
+            .map_err(|_| NodeError::Io {
+                context: "the system random generator".into(),
+                source: std::io::Error::other("no randomness"),
+            })?;
+        Ok(secret)
+    })
     .await?;
-    let bytes: [u8; 32] = loaded.secret.as_slice().try_into().map_err(|_| {
-        medgate_store::StoreError::Corrupt("the session-MAC secret is not 32 bytes".into())
-    })?;
-    Ok(medgate_verify::httpsig::SessionSecret::new(bytes))
+    let bytes: [u8; 32] =
+        loaded.secret.as_slice().try_into().map_err(|_| {
+            medgate_store::StoreError::Corrupt(format!("the {label} is not 32 bytes"))
+        })?;
+    Ok(bytes)
+}
+
+/// `[gateway.credentials]`, checked, with the exchange key.
+fn credential_params(
+    config: &config::CredentialsConfig,
+    exchange_secret: [u8; 32],
+) -> Result<medgate_gateway::credential::CredentialParams, ConfigError> {
+    let invalid = |problem: &str| ConfigError::Invalid(format!("gateway.credentials: {problem}"));
+    let headers = config
+        .headers
+        .iter()
+        .map(|name| {
+            http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid("headers must be header names"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let unusable =
+        |path: &String| !path.starts_with('/') || !path.ends_with('/') || path.contains("..");
+    if config.exchange_path.as_ref().is_some_and(unusable) {
+        return Err(invalid(
+            "exchange_path is a path that starts and ends with /",
+        ));
+    }
+    let lifetime = secs(config.exchange_lifetime);
+    if !(60..=24 * 3600).contains(&lifetime) {
+        return Err(invalid("exchange_lifetime is 1 minute to 24 hours"));
+    }
+    Ok(medgate_gateway::credential::CredentialParams {
+        query: config.query.clone(),
+        headers,
+        exchange_path: config.exchange_path.clone(),
+        exchange_lifetime_secs: lifetime,
+        exchange_key: Arc::new(medgate_verify::credential::ExchangeKey::new(
+            &exchange_secret,
+        )),
+    })
 }
 
 fn warn_of_plain_https(key: &'static str, url: &str, tls: &Option<Arc<ServerTls>>) {
@@ -331,11 +366,17 @@ impl Node {
         let (gateway_sealer, sealer) = (sealer()?, sealer()?);
         config.validate()?;
         let routes = resolve_routes(&config)?;
-        let strip = medgate_gateway::inject::Strip::compile(
-            &config.gateway.strip_headers,
-            &config.gateway.strip_query,
-        )
-        .map_err(ConfigError::Invalid)?;
+        // The places credentials come in are stripped too: they go no further than here.
+        let (mut strip_headers, mut strip_query) = (
+            config.gateway.strip_headers.clone(),
+            config.gateway.strip_query.clone(),
+        );
+        if let Some(credentials) = &config.gateway.credentials {
+            strip_headers.extend(credentials.headers.iter().cloned());
+            strip_query.extend(credentials.query.iter().cloned());
+        }
+        let strip = medgate_gateway::inject::Strip::compile(&strip_headers, &strip_query)
+            .map_err(ConfigError::Invalid)?;
         let (upstream, upstream_tls) = resolve_upstream(&config)?;
         let revocation_source = config.attestation.revocation_source()?;
         let revocations = Arc::new(RevocationState::new(
@@ -431,7 +472,22 @@ impl Node {
         };
         let key_retention_secs = server_params.key_retention_secs();
         let checkpoint_key = checkpoint::key(&*store, &sealer).await?;
-        let session_secret = Arc::new(session_secret(&*store, &sealer).await?);
+        let session_secret = Arc::new(medgate_verify::httpsig::SessionSecret::new(
+            shared_secret(&*store, &sealer, "session_mac_secret", "session-mac-secret").await?,
+        ));
+        let credentials = match &config.gateway.credentials {
+            Some(credentials) => Some(credential_params(
+                credentials,
+                shared_secret(
+                    &*store,
+                    &sealer,
+                    "credential_exchange_secret",
+                    "credential-exchange-secret",
+                )
+                .await?,
+            )?),
+            None => None,
+        };
         let server = Server::new(
             server_params,
             Arc::clone(&store),
@@ -473,6 +529,7 @@ impl Node {
                 max_signed_body: config.gateway.max_signed_body,
                 strip,
                 session_secret: Some(session_secret),
+                credentials,
             },
             gateway_sealer,
             Arc::clone(&clock),

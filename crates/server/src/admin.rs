@@ -26,6 +26,7 @@ use crate::http_util::{ApiError, body, json, parse_json};
 use crate::keyring;
 use medgate_store::published_keys as published;
 
+mod credentials;
 mod secrets;
 mod trust;
 
@@ -72,6 +73,14 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
         .route(
             "/apps/{app_id}/secrets/{name}",
             axum::routing::put(secrets::rotate_secret).delete(secrets::delete_secret),
+        )
+        .route(
+            "/apps/{app_id}/credentials",
+            post(credentials::create_credential).get(credentials::list_credentials),
+        )
+        .route(
+            "/credentials/{id}/revoke",
+            post(credentials::revoke_credential),
         )
         .route(
             "/pins",

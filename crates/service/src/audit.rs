@@ -7,7 +7,8 @@
 //! `audit.dropped` entry saying how many were summarised, so the log still shows that
 //! something happened and how much.
 //!
-//! Refusals at the gateway are not a row each: a client without credentials could otherwise
+//! Refusals at the gateway, and the accepted requests of credentials for apps that cannot
+//! attest (`gateway.credential_uses`, per credential and route), are not a row each: a client without credentials could otherwise
 //! write the log as fast as it can send. [`AuditSink::tally`] counts them per minute, kind,
 //! reason code, route pattern and (when a token was verified) installation; the writer appends
 //! one `gateway.refusals` entry per such bucket once its minute is over. Every part of a bucket
@@ -53,20 +54,37 @@ pub struct Refusal {
     pub installation: Option<String>,
 }
 
+/// One accepted request by a credential of an app that cannot attest (a follower's link, an
+/// uploader's token): counted per credential, route and minute.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CredentialUse {
+    /// The credential's id (`cred_…`), never its secret.
+    pub credential: String,
+    /// The configured route pattern (or the exchange path).
+    pub route: Option<String>,
+}
+
+/// What the tally counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Counted {
+    Refusal(Refusal),
+    Use(CredentialUse),
+}
+
 #[derive(Debug, Default)]
 struct Tally {
-    /// (minute, refusal) → count.
-    buckets: HashMap<(i64, Refusal), u64>,
+    /// (minute, what) → count.
+    buckets: HashMap<(i64, Counted), u64>,
     /// Refusals that found no room for a bucket, by minute.
     overflow: HashMap<i64, u64>,
 }
 
 impl Tally {
-    fn add(&mut self, minute: i64, refusal: Refusal) {
-        if let Some(count) = self.buckets.get_mut(&(minute, refusal.clone())) {
+    fn add(&mut self, minute: i64, counted: Counted) {
+        if let Some(count) = self.buckets.get_mut(&(minute, counted.clone())) {
             *count += 1;
         } else if self.buckets.len() < MAX_BUCKETS {
-            self.buckets.insert((minute, refusal), 1);
+            self.buckets.insert((minute, counted), 1);
         } else {
             *self.overflow.entry(minute).or_insert(0) += 1;
         }
@@ -76,7 +94,7 @@ impl Tally {
     fn drain(&mut self, before: Option<i64>) -> Vec<NewAuditEntry> {
         let done = |minute: i64| before.is_none_or(|before| minute < before);
         let mut entries = Vec::new();
-        let finished: Vec<(i64, Refusal)> = self
+        let finished: Vec<(i64, Counted)> = self
             .buckets
             .keys()
             .filter(|(minute, _)| done(*minute))
@@ -84,19 +102,32 @@ impl Tally {
             .collect();
         for key in finished {
             if let Some(count) = self.buckets.remove(&key) {
-                let (minute, refusal) = key;
-                entries.push(NewAuditEntry {
-                    at: UnixTime::from_secs(minute * 60),
-                    kind: "gateway.refusals".into(),
-                    actor: "gateway".into(),
-                    subject: refusal.kind.into(),
-                    detail: serde_json::json!({
-                        "minute": minute * 60,
-                        "count": count,
-                        "code": refusal.code,
-                        "route": refusal.route,
-                        "installation_id": refusal.installation,
-                    }),
+                let (minute, counted) = key;
+                entries.push(match counted {
+                    Counted::Refusal(refusal) => NewAuditEntry {
+                        at: UnixTime::from_secs(minute * 60),
+                        kind: "gateway.refusals".into(),
+                        actor: "gateway".into(),
+                        subject: refusal.kind.into(),
+                        detail: serde_json::json!({
+                            "minute": minute * 60,
+                            "count": count,
+                            "code": refusal.code,
+                            "route": refusal.route,
+                            "installation_id": refusal.installation,
+                        }),
+                    },
+                    Counted::Use(used) => NewAuditEntry {
+                        at: UnixTime::from_secs(minute * 60),
+                        kind: "gateway.credential_uses".into(),
+                        actor: "gateway".into(),
+                        subject: used.credential,
+                        detail: serde_json::json!({
+                            "minute": minute * 60,
+                            "count": count,
+                            "route": used.route,
+                        }),
+                    },
                 });
             }
         }
@@ -238,11 +269,21 @@ impl AuditSink {
 
     /// Counts a refusal in its minute's bucket; never waits, never writes a row of its own.
     pub fn tally(&self, refusal: Refusal) {
+        self.count(Counted::Refusal(refusal));
+    }
+
+    /// Counts a credential's accepted request in its minute's bucket, as [`tally`](Self::tally)
+    /// counts refusals.
+    pub fn count_use(&self, used: CredentialUse) {
+        self.count(Counted::Use(used));
+    }
+
+    fn count(&self, counted: Counted) {
         let minute = self.clock.now().secs().div_euclid(60);
         self.tally
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .add(minute, refusal);
+            .add(minute, counted);
     }
 
     /// Queues the entry for the background writer; never waits.
@@ -409,13 +450,17 @@ mod tests {
         assert!(metrics.render().contains("medgate_audit_dropped_total 10"));
     }
 
-    fn refusal(kind: &'static str, installation: Option<&str>) -> Refusal {
+    fn refused(kind: &'static str, installation: Option<&str>) -> Refusal {
         Refusal {
             kind,
             code: Some("bad_signature"),
             route: Some("/api/v1/entries*".into()),
             installation: installation.map(str::to_string),
         }
+    }
+
+    fn refusal(kind: &'static str, installation: Option<&str>) -> Counted {
+        Counted::Refusal(refused(kind, installation))
     }
 
     #[test]
@@ -452,12 +497,38 @@ mod tests {
     async fn the_writer_appends_tallied_refusals_on_shutdown() {
         let (_dir, store, sink, writer) = on_disk(Arc::new(Metrics::new()));
         for _ in 0..500 {
-            sink.tally(refusal("missing_token", None));
+            sink.tally(refused("missing_token", None));
+        }
+        for credential in ["cred_a", "cred_a", "cred_b"] {
+            sink.count_use(CredentialUse {
+                credential: credential.into(),
+                route: Some("/api/v*/entries*".into()),
+            });
         }
         run_to_shutdown(writer).await;
         let entries = store.audit_entries(0, usize::MAX).await.unwrap();
-        assert_eq!(entries.len(), 1, "500 refusals, one row");
+        assert_eq!(
+            entries.len(),
+            3,
+            "500 refusals, one row; a row per credential"
+        );
         assert_eq!(entries[0].kind, "gateway.refusals");
+        let mut uses: Vec<(String, serde_json::Value)> = entries
+            .iter()
+            .filter(|e| e.kind == "gateway.credential_uses")
+            .map(|e| {
+                let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
+                (e.subject.clone(), detail["count"].clone())
+            })
+            .collect();
+        uses.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            uses,
+            [
+                ("cred_a".to_string(), serde_json::json!(2)),
+                ("cred_b".to_string(), serde_json::json!(1))
+            ]
+        );
     }
 
     #[tokio::test]

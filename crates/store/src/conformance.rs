@@ -14,10 +14,10 @@ use medgate_verify::UnixTime;
 use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
 
 use crate::{
-    App, AppleKeyRecord, AttestationRecord, Challenge, CredentialRecord, Enrolment, EnrolmentClaim, GrantOutcome,
-    GrantWrites, InstallationKeys, NewAuditEntry, PinRecord, Release, RevocationTarget,
-    SecretRecord, SigningKeyRecord, Store, StoreError, TrustKeyRecord, TrustMetadataRecord,
-    verify_audit_chain,
+    App, AppleKeyRecord, AttestationRecord, Challenge, CredentialRecord, Enrolment, EnrolmentClaim,
+    GrantOutcome, GrantWrites, InstallationKeys, NewAuditEntry, PinRecord, Release,
+    RevocationTarget, SecretRecord, SigningKeyRecord, Store, StoreError, TrustKeyRecord,
+    TrustMetadataRecord, verify_audit_chain,
 };
 
 #[macro_export]

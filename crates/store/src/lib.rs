@@ -525,8 +525,7 @@ pub trait CredentialStore: Send + Sync {
         audit: &NewAuditEntry,
     ) -> Result<(), StoreError>;
     /// One app's credentials (or every app's, with `None`), revoked ones too, by app and id.
-    async fn credentials(&self, app_id: Option<&str>)
-    -> Result<Vec<CredentialRecord>, StoreError>;
+    async fn credentials(&self, app_id: Option<&str>) -> Result<Vec<CredentialRecord>, StoreError>;
 }
 
 /// One signed TUF metadata file the deployment published.

@@ -13,6 +13,7 @@
 pub mod android;
 pub mod apple;
 pub mod checkpoint;
+pub mod credential;
 pub mod dpop;
 pub mod evidence;
 pub mod httpsig;

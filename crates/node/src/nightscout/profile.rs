@@ -13,9 +13,15 @@
 //! | command | `nightscout:command` | `dpop+signature` | 1/s, burst 2 | `POST /api/v2/notifications/loop` (remote bolus, carbs, overrides), v3 `settings` writes |
 //! | admin | `nightscout:admin` | `dpop+signature` | 1/s, burst 5 | `/api/v2/authorization/*` (subjects, roles) |
 //!
-//! Not routed (so denied): the token exchange `/api/v2/authorization/request/…` (it would hand
-//! out a credential that works on the upstream directly), the socket.io tunnel (it carries
-//! writes and alarm acks in-band, with no per-message check), and the web UI.
+//! Followers and uploaders that cannot attest (`medgate admin follower|uploader create`) get
+//! a credential instead of the site's secret, accepted on the read and data-write classes
+//! only (`credentials = true`), as Nightscout clients send theirs: `?token=`, the
+//! `api-secret` header (raw, `token=`-prefixed or SHA-1 hex), and the token exchange
+//! `GET /api/v2/authorization/request/<token>`, which the gateway answers itself with a JWT
+//! for v3 clients (never forwarded: Nightscout's own would work around the gateway).
+//!
+//! Not routed (so denied): the socket.io tunnel (it carries writes and alarm acks in-band, with
+//! no per-message check) and the web UI.
 //!
 //! Every route injects the site's `API_SECRET` as Nightscout's `api-secret` header (SHA-1
 //! hex), from the app's operator secret `nightscout`; every credential a client sends for
@@ -41,6 +47,8 @@ struct Class {
     /// Per installation on each of the class's routes, `(per_second, burst)`, besides
     /// `gateway.rate_limit`.
     rate_limit: Option<(u32, u32)>,
+    /// Whether follower and uploader credentials holding the scope are accepted.
+    credentials: bool,
     rules: &'static [Rule],
 }
 
@@ -64,6 +72,7 @@ const CLASSES: &[Class] = &[
         scope: "nightscout:bulk-delete",
         proof: "dpop+signature",
         rate_limit: Some((1, 1)),
+        credentials: false,
         rules: &[Rule {
             path: "/api/",
             methods: &["DELETE"],
@@ -76,6 +85,7 @@ const CLASSES: &[Class] = &[
         scope: "nightscout:command",
         proof: "dpop+signature",
         rate_limit: Some((1, 2)),
+        credentials: false,
         rules: &[
             rule("/api/v2/notifications/loop", &["POST"]),
             rule("/api/v3/settings", ALL_WRITES),
@@ -87,6 +97,7 @@ const CLASSES: &[Class] = &[
         scope: "nightscout:admin",
         proof: "dpop+signature",
         rate_limit: Some((1, 5)),
+        credentials: false,
         rules: &[
             rule(
                 "/api/v2/authorization/subjects",
@@ -106,6 +117,7 @@ const CLASSES: &[Class] = &[
         scope: "nightscout:alarm-ack",
         proof: "dpop",
         rate_limit: Some((1, 5)),
+        credentials: false,
         rules: &[rule("/api/v*/notifications/ack", GET)],
     },
     Class {
@@ -114,6 +126,7 @@ const CLASSES: &[Class] = &[
         scope: "nightscout:therapy-write",
         proof: "dpop+signature",
         rate_limit: Some((1, 10)),
+        credentials: false,
         rules: &[
             rule("/api/v*/treatments*", ALL_WRITES),
             rule("/api/v*/profile*", ALL_WRITES),
@@ -125,6 +138,7 @@ const CLASSES: &[Class] = &[
         scope: "nightscout:data-write",
         proof: "dpop",
         rate_limit: None,
+        credentials: true,
         rules: &[
             rule("/api/v*/entries*", ALL_WRITES),
             rule("/api/v*/devicestatus*", ALL_WRITES),
@@ -138,6 +152,7 @@ const CLASSES: &[Class] = &[
         scope: "nightscout:read",
         proof: "dpop",
         rate_limit: None,
+        credentials: true,
         rules: &[
             rule("/api/v*/entries*", GET),
             rule("/api/v*/treatments*", GET),
@@ -164,6 +179,41 @@ const CLASSES: &[Class] = &[
         ],
     },
 ];
+
+/// The classes a follower credential may hold: reading, nothing else.
+pub const FOLLOWER_CLASSES: &[&str] = &["read"];
+/// The classes an uploader credential may hold: readings and device status, and reading.
+/// Therapy writes, commands, alarm acks, bulk deletes and admin need an attested installation.
+pub const UPLOADER_CLASSES: &[&str] = &["read", "data-write"];
+
+/// The scopes of a `follower` or `uploader` credential holding `classes`, or why not.
+pub fn credential_scopes(kind: &str, classes: &[String]) -> Result<Vec<String>, String> {
+    let allowed = match kind {
+        "follower" => FOLLOWER_CLASSES,
+        "uploader" => UPLOADER_CLASSES,
+        _ => {
+            return Err(format!(
+                "{kind:?} is not a credential kind (follower, uploader)"
+            ));
+        }
+    };
+    if classes.is_empty() {
+        return Err(format!("a {kind} needs classes: {}", allowed.join(", ")));
+    }
+    classes
+        .iter()
+        .map(|class| {
+            if allowed.contains(&class.as_str()) {
+                Ok(format!("nightscout:{class}"))
+            } else {
+                Err(format!(
+                    "a {kind} may hold {} only; {class:?} needs an attested app",
+                    allowed.join(", ")
+                ))
+            }
+        })
+        .collect()
+}
 
 fn quoted(items: &[&str]) -> String {
     let items: Vec<String> = items.iter().map(|item| format!("\"{item}\"")).collect();
@@ -199,9 +249,22 @@ pub fn profile(upstream: &str, public_url: Option<&str>) -> String {
     line("strip_headers = [\"api-secret\"]");
     line("strip_query = [\"secret\", \"token\", \"api_secret\"]");
     line("");
+    line("# Followers and legacy uploaders that cannot attest get their own credential, never");
+    line("# the site's API_SECRET (shown once; revoke it at any time):");
+    line(
+        "#   medgate admin follower create <APP_ID> --name \"School nurse\" --classes read --expires 30d",
+    );
+    line("#   medgate admin uploader create <APP_ID> --name \"xDrip+\" --classes data-write");
+    line("# It is accepted on the read and data-write routes only (credentials = true), where");
+    line("# Nightscout clients send theirs; the gateway answers the token exchange itself with a");
+    line("# short-lived JWT for v3 clients (AndroidAPS, xDrip+ follower, Nightguard).");
+    line("[gateway.credentials]");
+    line("query = [\"token\"]");
+    line("headers = [\"api-secret\"]");
+    line("exchange_path = \"/api/v2/authorization/request/\"");
+    line("exchange_lifetime = \"1h\"");
+    line("");
     line("# Not routed, so denied:");
-    line("# - /api/v2/authorization/request/<token>: it hands out a JWT that works on Nightscout");
-    line("#   directly, around the gateway;");
     line("# - /socket.io/: the tunnel carries writes (dbAdd, dbUpdate, dbRemove) and alarm acks");
     line("#   in-band, which the gateway cannot check per message yet;");
     line("# - the web UI and its static files (a browser cannot make DPoP proofs).");
@@ -224,6 +287,9 @@ pub fn profile(upstream: &str, public_url: Option<&str>) -> String {
             line(&format!("scopes = [\"{}\"]", class.scope));
             if class.proof != "dpop" {
                 line(&format!("proof = \"{}\"", class.proof));
+            }
+            if class.credentials {
+                line("credentials = true");
             }
             if let Some((per_second, burst)) = class.rate_limit {
                 line(&format!(

@@ -12,7 +12,9 @@
 //!   Nightscout's problem shape. Unlike a default Nightscout (`AUTH_DEFAULT_ROLES=readable`),
 //!   reads need it too, as on a site configured `denied`, so a read that succeeds proves the
 //!   credential was injected.
-//! - **Routes.** `/api/v2/...` re-mounts `/api/v1/...`. Collections `entries`, `treatments`,
+//! - **Routes.** `/api/v2/...` re-mounts `/api/v1/...`, and so do `GET /api/v3/...` (in v1's
+//!   shape, not v3's `{status, result}` envelope, and with the same `api-secret`: a real v3
+//!   wants a Nightscout JWT). Collections `entries`, `treatments`,
 //!   `devicestatus`, `profile`, `food`, `activity`: `GET` (newest first, `count`, default 10,
 //!   and `find[field]=v` / `find[field][$op]=v` filters), `POST` (an object or an array;
 //!   answers the stored documents with their `_id`), `PUT` (upsert by `_id`), `DELETE /<id>`
@@ -197,10 +199,7 @@ impl Drop for NightscoutUpstream {
     }
 }
 
-pub fn sha1_hex(text: &str) -> String {
-    use sha1::Digest;
-    medgate_proto::hex::encode(&sha1::Sha1::digest(text.as_bytes()))
-}
+pub use medgate_verify::credential::sha1_hex;
 
 fn sha512_hex(text: &str) -> String {
     medgate_proto::hex::encode(
@@ -297,8 +296,10 @@ impl Site {
             authorized,
         });
         let path = parts.uri.path();
-        let path = match path.strip_prefix("/api/v2/") {
-            Some(rest) if !rest.starts_with("notifications/") => format!("/api/v1/{rest}"),
+        let path = match (path.strip_prefix("/api/v2/"), path.strip_prefix("/api/v3/")) {
+            (Some(rest), _) if !rest.starts_with("notifications/") => format!("/api/v1/{rest}"),
+            // Reads only, answered in v1's shape (the double does not speak v3's envelope).
+            (_, Some(rest)) if parts.method == Method::GET => format!("/api/v1/{rest}"),
             _ => path.to_string(),
         };
         // Answered without a credential, as Nightscout does.

@@ -6,6 +6,7 @@
 mod admin;
 mod attest;
 mod common;
+mod followers;
 mod forgeries;
 mod gateway;
 mod hardening;

@@ -1,7 +1,7 @@
 //! The gateway in front of a Nightscout-compatible upstream, configured by the Nightscout
 //! profile (`medgate nightscout init`): reads and uploads pass with the site's API_SECRET
-//! injected, therapy writes need a signature, commands, bulk deletes and the token exchange
-//! are refused, and no credential a client sends reaches the upstream.
+//! injected, therapy writes need a signature, commands and bulk deletes are refused, and no
+//! credential a client sends reaches the upstream. Followers and uploaders: `followers.rs`.
 
 use std::io::Write as _;
 
@@ -16,13 +16,13 @@ use medgate_sdk::client::MedgateClient;
 
 use crate::common::{APP, Reply, Stack};
 
-const API_SECRET: &str = "the-sites-own-api-secret";
+pub(crate) const API_SECRET: &str = "the-sites-own-api-secret";
 /// What a client might send as a Nightscout credential: must never reach the upstream.
 const FORGED: &str = "forged-client-credential";
 
 /// A Nightscout double and a node configured with the Nightscout profile, whose app holds
 /// `scopes` and the site's API_SECRET as its `nightscout` secret.
-async fn nightscout_stack(scopes: &[&str]) -> (NightscoutUpstream, Stack) {
+pub(crate) async fn nightscout_stack(scopes: &[&str]) -> (NightscoutUpstream, Stack) {
     let site = NightscoutUpstream::start("127.0.0.1:0".parse().unwrap(), API_SECRET)
         .await
         .unwrap();
@@ -33,6 +33,7 @@ async fn nightscout_stack(scopes: &[&str]) -> (NightscoutUpstream, Stack) {
             config.gateway.routes = generated.gateway.routes.clone();
             config.gateway.strip_headers = generated.gateway.strip_headers.clone();
             config.gateway.strip_query = generated.gateway.strip_query.clone();
+            config.gateway.credentials = generated.gateway.credentials.clone();
         },
         scopes,
     )
@@ -97,7 +98,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 /// Every request the site received carried its own secret (as the SHA-1 hex Nightscout
 /// compares) and nothing of what clients sent as credentials.
-fn assert_site_saw_only_its_own_secret(site: &NightscoutUpstream) {
+pub(crate) fn assert_site_saw_only_its_own_secret(site: &NightscoutUpstream) {
     let seen = site.seen();
     assert!(!seen.is_empty());
     for request in seen {
@@ -248,13 +249,29 @@ async fn therapy_writes_need_a_signature_and_commands_bulk_deletes_and_token_exc
     );
     reply.assert_status(StatusCode::FORBIDDEN);
     // Not routed for anyone.
-    for path in [
-        "/api/v2/authorization/request/token=follower-0123456789abcdef",
-        "/socket.io/?EIO=4&transport=polling",
-    ] {
-        let reply = Reply(client.send(Method::GET, path, Bytes::new()).await.unwrap());
-        reply.assert_status(StatusCode::FORBIDDEN);
-    }
+    let reply = Reply(
+        client
+            .send(
+                Method::GET,
+                "/socket.io/?EIO=4&transport=polling",
+                Bytes::new(),
+            )
+            .await
+            .unwrap(),
+    );
+    reply.assert_status(StatusCode::FORBIDDEN);
+    // The token exchange is the gateway's own: a secret it does not know gets nothing.
+    let reply = Reply(
+        client
+            .send(
+                Method::GET,
+                "/api/v2/authorization/request/token=follower-0123456789abcdef",
+                Bytes::new(),
+            )
+            .await
+            .unwrap(),
+    );
+    reply.assert_status(StatusCode::UNAUTHORIZED);
     assert!(site.loop_notifications().is_empty());
     assert_eq!(
         site.seen().len(),

@@ -83,10 +83,7 @@ impl CredentialStore for PostgresStore {
         commit_change(tx, audit, None).await
     }
 
-    async fn credentials(
-        &self,
-        app_id: Option<&str>,
-    ) -> Result<Vec<CredentialRecord>, StoreError> {
+    async fn credentials(&self, app_id: Option<&str>) -> Result<Vec<CredentialRecord>, StoreError> {
         let rows = self
             .client()
             .await?

@@ -90,10 +90,7 @@ impl CredentialStore for SqliteStore {
         .await
     }
 
-    async fn credentials(
-        &self,
-        app_id: Option<&str>,
-    ) -> Result<Vec<CredentialRecord>, StoreError> {
+    async fn credentials(&self, app_id: Option<&str>) -> Result<Vec<CredentialRecord>, StoreError> {
         let app_id = app_id.map(str::to_string);
         self.run(move |conn| {
             let mut statement = conn

@@ -20,11 +20,10 @@ use crate::audit::{self, AuditEntry, NewAuditEntry};
 use crate::columns::{self, corrupt};
 use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, CredentialRecord,
-    CredentialStore, Enrolment,
-    EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites, Installation, InstallationKeys,
-    InstallationStore, KeyStore, PinRecord, PlatformStore, Release, Revocation, RevocationTarget,
-    SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError, TrustKeyRecord,
-    TrustMetadataRecord, TrustStore,
+    CredentialStore, Enrolment, EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites,
+    Installation, InstallationKeys, InstallationStore, KeyStore, PinRecord, PlatformStore, Release,
+    Revocation, RevocationTarget, SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError,
+    TrustKeyRecord, TrustMetadataRecord, TrustStore,
 };
 
 // One file per aggregate, each implementing its trait over the helpers here.

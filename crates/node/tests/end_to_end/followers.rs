@@ -1,0 +1,355 @@
+//! Followers and uploaders that cannot attest, in front of the Nightscout double with the
+//! Nightscout profile: a credential is accepted in every place Nightscout clients put one,
+//! only for its classes, is stripped before forwarding (the site sees only its own secret),
+//! and stops within the gateway's refresh once revoked.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode};
+use medgate_node::nightscout::profile::credential_scopes;
+use medgate_node::nightscout::upstream::{NightscoutUpstream, sha1_hex};
+
+use crate::common::{APP, Reply, Stack};
+use crate::nightscout::{assert_site_saw_only_its_own_secret, nightscout_stack};
+
+/// A credential made through the admin API: (id, secret).
+async fn credential(stack: &Stack, kind: &str, classes: &[&str]) -> (String, String) {
+    let classes: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+    let reply = stack
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/apps/{APP}/credentials"),
+            serde_json::json!({
+                "kind": kind,
+                "name": "School nurse",
+                "scopes": credential_scopes(kind, &classes).unwrap(),
+                "expires_in_secs": 30 * 24 * 3600,
+            }),
+        )
+        .await;
+    reply.assert_status(StatusCode::CREATED);
+    let created = reply.json();
+    let secret = created["secret"].as_str().unwrap().to_string();
+    assert!(
+        created["share_link"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/?token={secret}"))
+    );
+    (created["id"].as_str().unwrap().to_string(), secret)
+}
+
+async fn send(stack: &Stack, method: Method, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let body = if method == Method::GET {
+        Bytes::new()
+    } else {
+        map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Bytes::from_static(br#"[{"type":"sgv","sgv":120,"date":1767225600000}]"#)
+    };
+    stack.raw(method, &stack.gateway_url(path), map, body).await
+}
+
+/// Waits until the gateway knows the credential and the site's secret: a read passes.
+async fn accepted(stack: &Stack, secret: &str) {
+    stack
+        .eventually(10, || async {
+            send(
+                stack,
+                Method::GET,
+                &format!("/api/v1/status.json?token={secret}"),
+                &[],
+            )
+            .await
+            .status()
+                == StatusCode::OK
+        })
+        .await;
+}
+
+/// The site saw neither the credential nor its SHA-1, and knew who asked.
+fn assert_site_never_saw(site: &NightscoutUpstream, id: &str, secret: &str) {
+    assert_site_saw_only_its_own_secret(site);
+    for request in site.seen() {
+        assert!(
+            !request.contains(secret),
+            "{} {}",
+            request.method,
+            request.uri
+        );
+        assert!(!request.contains(&sha1_hex(secret)));
+        assert_eq!(request.header("x-medgate-credential"), Some(id));
+        assert_eq!(request.header("x-medgate-installation"), None);
+    }
+}
+
+#[tokio::test]
+async fn a_follower_link_reads_wherever_nightscout_clients_put_it_and_does_nothing_else() {
+    let (site, stack) = nightscout_stack(&["nightscout:read"]).await;
+    let (id, secret) = credential(&stack, "follower", &["read"]).await;
+    accepted(&stack, &secret).await;
+    let token_prefixed = format!("token={secret}");
+    let sha1 = sha1_hex(&secret);
+    // The share link's query, the api-secret header raw (nightscout-cli, Nightguard's v1
+    // fallback), `token=`-prefixed (py-nightscout) and as SHA-1 hex (clients that hash what
+    // the user typed), each with a spoofed client address.
+    let spoof = ("x-forwarded-for", "203.0.113.7");
+    for (path, headers) in [
+        (
+            format!("/api/v1/entries.json?count=10&token={secret}"),
+            vec![spoof],
+        ),
+        (
+            "/api/v1/entries/sgv.json".to_string(),
+            vec![("api-secret", secret.as_str()), spoof],
+        ),
+        (
+            "/api/v1/treatments.json".to_string(),
+            vec![("API-SECRET", token_prefixed.as_str()), spoof],
+        ),
+        (
+            "/api/v1/devicestatus.json".to_string(),
+            vec![("api-secret", sha1.as_str()), spoof],
+        ),
+    ] {
+        send(&stack, Method::GET, &path, &headers)
+            .await
+            .assert_status(StatusCode::OK);
+    }
+    // v3 clients exchange the token for the gateway's own JWT (Nightguard puts `token=` in
+    // the path), then send it as a Bearer token.
+    for exchange in [
+        format!("/api/v2/authorization/request/token={secret}"),
+        format!("/api/v2/authorization/request/{secret}"),
+    ] {
+        let reply = send(&stack, Method::GET, &exchange, &[]).await;
+        reply.assert_status(StatusCode::OK);
+        let answer = reply.json();
+        assert_eq!(answer["sub"], id.as_str());
+        assert!(answer["exp"].as_i64().unwrap() > answer["iat"].as_i64().unwrap());
+        let bearer = format!("Bearer {}", answer["token"].as_str().unwrap());
+        send(
+            &stack,
+            Method::GET,
+            "/api/v3/entries?sort$desc=date&limit=288",
+            &[("authorization", &bearer)],
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    }
+    let reached = site.seen().len();
+    // Every class but read is denied to a follower, whatever it sends.
+    let denied = [
+        (Method::POST, "/api/v1/entries.json"),
+        (Method::POST, "/api/v1/treatments"),
+        (Method::PUT, "/api/v1/profile.json"),
+        (Method::POST, "/api/v2/notifications/loop"),
+        (Method::POST, "/api/v3/settings"),
+        (Method::DELETE, "/api/v1/entries?find%5Btype%5D=sgv"),
+        (Method::GET, "/api/v2/authorization/subjects"),
+    ];
+    for (method, path) in denied.iter().cloned() {
+        send(&stack, method, path, &[("api-secret", &secret)])
+            .await
+            .assert_status(StatusCode::FORBIDDEN);
+    }
+    send(
+        &stack,
+        Method::GET,
+        &format!("/api/v1/notifications/ack?level=2&group=default&time=1800000&token={secret}"),
+        &[],
+    )
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+    // A near miss, and a forged exchange token, get nothing.
+    send(
+        &stack,
+        Method::GET,
+        "/api/v1/entries.json",
+        &[("api-secret", &secret[..secret.len() - 1])],
+    )
+    .await
+    .assert_status(StatusCode::UNAUTHORIZED);
+    send(
+        &stack,
+        Method::GET,
+        "/api/v3/entries",
+        &[(
+            "authorization",
+            "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+        )],
+    )
+    .await
+    .assert_status(StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        site.seen().len(),
+        reached,
+        "a denied request reached the site"
+    );
+    assert!(site.loop_notifications().is_empty());
+    assert!(site.documents("entries").is_empty());
+    assert_site_never_saw(&site, &id, &secret);
+}
+
+#[tokio::test]
+async fn a_revoked_follower_is_refused_within_the_refresh_and_its_jwt_with_it() {
+    let (site, stack) = nightscout_stack(&["nightscout:read"]).await;
+    let (id, secret) = credential(&stack, "follower", &["read"]).await;
+    accepted(&stack, &secret).await;
+    let reply = send(
+        &stack,
+        Method::GET,
+        &format!("/api/v2/authorization/request/{secret}"),
+        &[],
+    )
+    .await;
+    let bearer = format!("Bearer {}", reply.json()["token"].as_str().unwrap());
+    stack
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/credentials/{id}/revoke"),
+            serde_json::Value::Null,
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    let took = stack
+        .eventually(5, || async {
+            send(
+                &stack,
+                Method::GET,
+                &format!("/api/v1/entries.json?token={secret}"),
+                &[],
+            )
+            .await
+            .status()
+                == StatusCode::UNAUTHORIZED
+        })
+        .await;
+    assert!(took.as_secs() < 5);
+    send(
+        &stack,
+        Method::GET,
+        "/api/v3/entries",
+        &[("authorization", &bearer)],
+    )
+    .await
+    .assert_status(StatusCode::UNAUTHORIZED);
+    send(
+        &stack,
+        Method::GET,
+        &format!("/api/v2/authorization/request/{secret}"),
+        &[],
+    )
+    .await
+    .assert_status(StatusCode::UNAUTHORIZED);
+    // Listed as revoked; revoking again is a conflict.
+    let listed = stack
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/apps/{APP}/credentials"),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(listed.json()[0]["state"], "revoked");
+    assert!(listed.json()[0].get("secret").is_none());
+    stack
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/credentials/{id}/revoke"),
+            serde_json::Value::Null,
+        )
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    assert_site_never_saw(&site, &id, &secret);
+}
+
+#[tokio::test]
+async fn an_uploader_posts_readings_but_never_treatments() {
+    let (site, stack) = nightscout_stack(&["nightscout:read"]).await;
+    let (id, secret) = credential(&stack, "uploader", &["read", "data-write"]).await;
+    accepted(&stack, &secret).await;
+    // nightscout-cli's push: the raw credential in API-SECRET.
+    send(
+        &stack,
+        Method::POST,
+        "/api/v1/entries",
+        &[("API-SECRET", &secret)],
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    assert_eq!(site.documents("entries").len(), 1);
+    // tconnectsync's bolus: a therapy write, with its plaintext `api_secret` query too.
+    let bolus = format!("/api/v1/treatments?api_secret={secret}");
+    send(
+        &stack,
+        Method::POST,
+        &bolus,
+        &[("api-secret", &sha1_hex(&secret))],
+    )
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+    assert!(site.documents("treatments").is_empty());
+    assert_site_never_saw(&site, &id, &secret);
+    // The store never holds the secret: the admin listing has no trace of it.
+    let listed = stack
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/apps/{APP}/credentials"),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert!(!String::from_utf8_lossy(&listed.0.body).contains(&secret));
+    assert_eq!(
+        listed.json()[0]["scopes"],
+        serde_json::json!(["nightscout:read", "nightscout:data-write"])
+    );
+}
+
+#[tokio::test]
+async fn credentials_for_therapy_commands_or_admin_cannot_be_made() {
+    for (kind, class) in [
+        ("follower", "data-write"),
+        ("follower", "therapy-write"),
+        ("uploader", "therapy-write"),
+        ("uploader", "command"),
+        ("uploader", "alarm-ack"),
+        ("uploader", "admin"),
+        ("uploader", "bulk-delete"),
+    ] {
+        assert!(
+            credential_scopes(kind, &[class.to_string()]).is_err(),
+            "{kind} {class}"
+        );
+    }
+    // And the gateway holds the line whatever the admin API was told: a credential with the
+    // therapy scope is still refused on a therapy route (it takes no credentials).
+    let (site, stack) = nightscout_stack(&["nightscout:read"]).await;
+    let reply = stack
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/apps/{APP}/credentials"),
+            serde_json::json!({
+                "kind": "uploader",
+                "name": "misconfigured",
+                "scopes": ["nightscout:read", "nightscout:therapy-write", "nightscout:command"],
+                "expires_in_secs": null,
+            }),
+        )
+        .await;
+    reply.assert_status(StatusCode::CREATED);
+    let secret = reply.json()["secret"].as_str().unwrap().to_string();
+    accepted(&stack, &secret).await;
+    for path in ["/api/v1/treatments", "/api/v2/notifications/loop"] {
+        send(&stack, Method::POST, path, &[("api-secret", &secret)])
+            .await
+            .assert_status(StatusCode::FORBIDDEN);
+    }
+    assert!(site.documents("treatments").is_empty());
+    assert!(site.loop_notifications().is_empty());
+}
