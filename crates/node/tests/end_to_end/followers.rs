@@ -353,3 +353,72 @@ async fn credentials_for_therapy_commands_or_admin_cannot_be_made() {
     assert!(site.documents("treatments").is_empty());
     assert!(site.loop_notifications().is_empty());
 }
+
+/// Three Nightscout clients from PyPI (`$MEDGATE_NIGHTSCOUT_PYTHON`'s venv): see
+/// interop/nightscout/clients.py.
+#[tokio::test]
+async fn nightscout_clients_from_pypi_read_with_a_follower_link_and_upload_with_an_uploader() {
+    let Some(python) = medgate_testkit::tool(
+        "MEDGATE_NIGHTSCOUT_PYTHON",
+        "scripts/venv nightscout interop/nightscout/requirements.txt",
+    ) else {
+        return;
+    };
+    let (site, stack) = nightscout_stack(&["nightscout:read"]).await;
+    let (follower_id, follower) = credential(&stack, "follower", &["read"]).await;
+    let (uploader_id, uploader) = credential(&stack, "uploader", &["read", "data-write"]).await;
+    accepted(&stack, &follower).await;
+    accepted(&stack, &uploader).await;
+    // An xDrip+-style reading for the followers to read.
+    let reading = serde_json::json!([{"device": "xDrip-DexcomG6", "date": 1767225600000u64,
+        "dateString": "2026-01-01T00:00:00.000Z", "sgv": 131, "delta": 8.0,
+        "direction": "FortyFiveUp", "type": "sgv"}]);
+    let mut headers = HeaderMap::new();
+    headers.insert("api-secret", HeaderValue::from_str(&uploader).unwrap());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    stack
+        .raw(
+            Method::POST,
+            &stack.gateway_url("/api/v1/entries"),
+            headers,
+            Bytes::from(reading.to_string()),
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../interop/nightscout/clients.py");
+    let output = tokio::process::Command::new(python)
+        .arg(script)
+        .env("MEDGATE_GATEWAY", stack.gateway_url(""))
+        .env("MEDGATE_FOLLOWER", &follower)
+        .env("MEDGATE_UPLOADER", &uploader)
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let checks: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(checks.len(), 7, "the script stopped early");
+    for check in &checks {
+        assert_eq!(check["ok"], true, "{check}");
+    }
+    // The reading went in and came out again through the gateway; the site never saw a
+    // client's credential, and knew which credential each request came with.
+    let entries = site.documents("entries");
+    assert_eq!(entries.len(), 1, "nightscout-cli deleted what it pushed");
+    assert_eq!(entries[0]["sgv"], 131);
+    assert_site_saw_only_its_own_secret(&site);
+    for request in site.seen() {
+        for secret in [&follower, &uploader] {
+            assert!(!request.contains(secret) && !request.contains(&sha1_hex(secret)));
+        }
+        let by = request.header("x-medgate-credential").unwrap();
+        assert!(by == follower_id || by == uploader_id);
+        if request.method != "GET" {
+            assert_eq!(by, uploader_id, "{} {}", request.method, request.uri);
+        }
+    }
+}
