@@ -4,7 +4,10 @@ Nightscout-compatible upstream (crates/node/tests/end_to_end/followers.rs starts
 The test has uploaded an xDrip+-style reading of 131 mg/dL. A follower's credential reads it
 with py-nightscout (as `token=<secret>`, and as the SHA-1 hex it computes from a plain secret)
 and with python-nightscout (SHA-1 hex); then an uploader's credential pushes, lists and deletes
-a reading with nightscout-cli (raw `API-SECRET`), and the follower's cannot push. (py-nightscout
+a reading with nightscout-cli (raw `API-SECRET`), and the follower's cannot push; tconnectsync's
+`NightscoutApi` (SHA-1 header plus a plaintext `?api_secret=`) uploads a reading with the
+uploader's credential, but its insulin bolus is refused: a therapy write needs an attested
+installation's signed request, whatever credential comes with it. (py-nightscout
 1.3.3 fails on an entry without `delta`, which nightscout-cli does not send: the reads come
 first.) Prints one JSON line per check: {"check", "ok", "detail"}.
 
@@ -21,6 +24,9 @@ from urllib.parse import urlparse
 
 import nightscout  # python-nightscout
 import py_nightscout
+from tconnectsync.api.common import ApiException
+from tconnectsync.nightscout import NightscoutApi
+from tconnectsync.parser.nightscout import NightscoutEntry
 
 GATEWAY = os.environ["MEDGATE_GATEWAY"]
 FOLLOWER = os.environ["MEDGATE_FOLLOWER"]
@@ -99,6 +105,24 @@ def main():
         deleted is not None and deleted.returncode == 0 and "Deleted 1 entries" in deleted.stdout,
         (deleted.stdout + deleted.stderr) if deleted else "nothing listed to delete",
     )
+
+    tconnect = NightscoutApi(GATEWAY + "/", UPLOADER)
+
+    def tconnectsync_uploads_a_reading():
+        tconnect.upload_entry(NightscoutEntry.entry(155, "2026-01-01T00:10:00Z"), entity="entries")
+        return True, "uploaded"
+
+    attempt("tconnectsync uploads a reading (uploader)", tconnectsync_uploads_a_reading)
+
+    def tconnectsync_bolus_is_refused():
+        bolus = NightscoutEntry.bolus(2.5, 0, "2026-01-01T00:10:00Z")
+        try:
+            tconnect.upload_entry(bolus, entity="treatments")
+        except ApiException as error:
+            return error.status_code == 403, str(error)
+        return False, "the bolus was accepted"
+
+    attempt("tconnectsync's insulin bolus is refused (uploader)", tconnectsync_bolus_is_refused)
 
 
 main()

@@ -354,10 +354,11 @@ async fn credentials_for_therapy_commands_or_admin_cannot_be_made() {
     assert!(site.loop_notifications().is_empty());
 }
 
-/// Three Nightscout clients from PyPI (`$MEDGATE_NIGHTSCOUT_PYTHON`'s venv): see
+/// Four Nightscout clients from PyPI (`$MEDGATE_NIGHTSCOUT_PYTHON`'s venv): see
 /// interop/nightscout/clients.py.
 #[tokio::test]
-async fn nightscout_clients_from_pypi_read_with_a_follower_link_and_upload_with_an_uploader() {
+async fn nightscout_clients_from_pypi_read_with_a_follower_link_upload_with_an_uploader_and_no_bolus_passes()
+ {
     let Some(python) = medgate_testkit::tool(
         "MEDGATE_NIGHTSCOUT_PYTHON",
         "scripts/venv nightscout interop/nightscout/requirements.txt",
@@ -401,15 +402,23 @@ async fn nightscout_clients_from_pypi_read_with_a_follower_link_and_upload_with_
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(checks.len(), 7, "the script stopped early");
+    assert_eq!(checks.len(), 9, "the script stopped early");
     for check in &checks {
         assert_eq!(check["ok"], true, "{check}");
     }
     // The reading went in and came out again through the gateway; the site never saw a
     // client's credential, and knew which credential each request came with.
-    let entries = site.documents("entries");
-    assert_eq!(entries.len(), 1, "nightscout-cli deleted what it pushed");
-    assert_eq!(entries[0]["sgv"], 131);
+    let mut sgvs: Vec<i64> = site
+        .documents("entries")
+        .iter()
+        .map(|e| e["sgv"].as_i64().unwrap())
+        .collect();
+    sgvs.sort();
+    assert_eq!(sgvs, [131, 155], "nightscout-cli deleted what it pushed");
+    assert!(
+        site.documents("treatments").is_empty(),
+        "a bolus got through"
+    );
     assert_site_saw_only_its_own_secret(&site);
     for request in site.seen() {
         for secret in [&follower, &uploader] {
