@@ -194,6 +194,17 @@ async fn path_and_header_tricks_reach_the_upstream_only_in_canonical_form() {
         send(long, "/echo", &[]).await.status(),
         StatusCode::URI_TOO_LONG
     );
+    // A query is read whole for route rules, so it is bounded too (8 KiB): a filter cannot
+    // hide behind thousands of parameters.
+    let query = |len: usize| format!("/echo?{}", "a=1&".repeat(len / 4));
+    assert_eq!(
+        send(query(8000), "/echo", &[]).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(query(8200), "/echo", &[]).await.status(),
+        StatusCode::URI_TOO_LONG
+    );
     // Headers that would speak for someone else upstream.
     let spoofed: &'static [(&'static str, &'static str)] = &[
         ("x_medgate_scope", "admin"),
