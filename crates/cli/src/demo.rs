@@ -25,6 +25,7 @@ use crate::admin::AdminApi;
 use crate::{Failure, wait_for_shutdown_signal};
 
 mod interceptor;
+mod nightscout;
 
 const APP: &str = "org.example.demo-cgm";
 const VERSION: &str = "1.0.0";
@@ -47,6 +48,11 @@ pub(crate) struct DemoArgs {
     gateway_listen: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     admin_listen: SocketAddr,
+    /// The Nightscout story instead: the gateway with the Nightscout profile in front of a
+    /// Nightscout-compatible site, a caregiver's follower link, a hooked uploader, a signed
+    /// bolus, a revoked link.
+    #[arg(long)]
+    nightscout: bool,
 }
 
 struct Row {
@@ -60,6 +66,7 @@ struct Demo {
     node: Node,
     http: HttpClient,
     measurement: String,
+    app_id: &'static str,
 }
 
 impl Demo {
@@ -68,7 +75,7 @@ impl Demo {
             server_url: self.node.server_url(),
             gateway_url: self.node.public_url().to_string(),
             app: AppIdentity {
-                app_id: APP.into(),
+                app_id: self.app_id.into(),
                 app_version: version.into(),
                 binary_sha256: measurement.into(),
             },
@@ -449,12 +456,32 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
         .data_dir
         .clone()
         .unwrap_or_else(|| temporary.path().to_path_buf());
-    let upstream = SampleUpstream::start("127.0.0.1:0".parse().context("loopback")?).await?;
     let mut config = Config::default();
     config.server.listen = args.server_listen;
     config.server.data_dir = data_dir.clone();
     config.gateway.listen = args.gateway_listen;
     config.admin.listen = args.admin_listen;
+    let measurement = medgate_sdk::measure::current_executable_sha256()
+        .context("cannot measure this executable")?;
+    if args.nightscout {
+        nightscout::run(config, measurement, &args).await?;
+    } else {
+        // The upstream serves until it is dropped, after `finish`.
+        let upstream = SampleUpstream::start("127.0.0.1:0".parse().context("loopback")?).await?;
+        let demo = sample_node(config, &upstream, measurement).await?;
+        let rows = scenarios(&demo).await?;
+        finish(demo, rows, &upstream.url(), &args).await?;
+    }
+    drop(temporary);
+    Ok(())
+}
+
+/// A node in front of the sample upstream, with the demo app registered.
+async fn sample_node(
+    mut config: Config,
+    upstream: &SampleUpstream,
+    measurement: String,
+) -> Result<Demo, Failure> {
     config.gateway.upstream = Some(upstream.url());
     config.gateway.routes = vec![
         RouteConfig::new("/api/v1/entries*", &["GET"], &["entries:read"]),
@@ -475,31 +502,50 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     let node = Node::start(config, NodeOptions::default())
         .await
         .map_err(|e| Failure::Usage(e.into()))?;
-    let measurement = medgate_sdk::measure::current_executable_sha256()
-        .context("cannot measure this executable")?;
-    let admin = AdminApi::new(node.admin_url(), node.admin_token()?);
-    admin
-        .call(
-            Method::POST,
-            "/apps",
-            // The demo shows what SDK evidence catches, so it trusts it fully.
-            Some(serde_json::json!({"app_id": APP, "scopes": ["entries:read", "treatments:write", "secret:partner_key"], "limited_scopes": ["entries:read"], "sdk_evidence": "allow"})),
-        )
-        .await?;
-    admin
-        .call(
-            Method::POST,
-            &format!("/apps/{APP}/releases"),
-            Some(serde_json::json!({"version": VERSION, "sdk_binary_sha256": measurement})),
-        )
-        .await?;
-
-    let demo = Demo {
+    register(
+        &node,
+        APP,
+        // The demo shows what SDK evidence catches, so it trusts it fully.
+        serde_json::json!({"app_id": APP, "scopes": ["entries:read", "treatments:write", "secret:partner_key"], "limited_scopes": ["entries:read"], "sdk_evidence": "allow"}),
+        &measurement,
+    )
+    .await?;
+    Ok(Demo {
         node,
         http: HttpClient::default(),
         measurement,
-    };
-    let rows = scenarios(&demo).await?;
+        app_id: APP,
+    })
+}
+
+/// Registers the demo's app (`policy`, the admin API's app document) and this executable as
+/// its release.
+async fn register(
+    node: &Node,
+    app_id: &str,
+    policy: serde_json::Value,
+    measurement: &str,
+) -> Result<(), Failure> {
+    let admin = AdminApi::new(node.admin_url(), node.admin_token()?);
+    admin.call(Method::POST, "/apps", Some(policy)).await?;
+    admin
+        .call(
+            Method::POST,
+            &format!("/apps/{app_id}/releases"),
+            Some(serde_json::json!({"version": VERSION, "sdk_binary_sha256": measurement})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Prints the table and where things are, serves until Ctrl-C unless `--exit`, and stops the
+/// node; fails when a scenario misbehaved.
+async fn finish(
+    demo: Demo,
+    rows: Vec<Row>,
+    upstream_url: &str,
+    args: &DemoArgs,
+) -> Result<(), Failure> {
     println!();
     print_table(&rows);
     println!();
@@ -510,9 +556,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
         node.server_url()
     );
     println!(
-        "gateway        {}   -> sample upstream {}",
-        node.public_url(),
-        upstream.url()
+        "gateway        {}   -> upstream {upstream_url}",
+        node.public_url()
     );
     println!("data           {}", node.data_dir().display());
     println!(
@@ -529,7 +574,6 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failure> {
     }
     let Demo { node, .. } = demo;
     node.shutdown(Duration::from_secs(5)).await;
-    drop(temporary);
     if all_as_expected {
         Ok(())
     } else {

@@ -34,6 +34,29 @@ fn stderr(output: &Output) -> String {
 }
 
 #[test]
+fn the_nightscout_demo_tells_the_whole_story() {
+    let output = run(medgate().args(["demo", "--nightscout", "--exit"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    for scenario in [
+        "attested uploader posts a reading",
+        "caregiver's follower link reads",
+        "the link posts carbs",
+        "Frida-hooked uploader attests",
+        "bolus without a signature",
+        "signed bolus from the attested app",
+        "revoked follower link",
+        "what the site saw",
+    ] {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(scenario))
+            .unwrap_or_else(|| panic!("{scenario} missing"));
+        assert!(line.contains(" yes "), "{line}");
+    }
+}
+
+#[test]
 fn the_demo_runs_every_scenario_as_expected() {
     let output = run(medgate().args(["demo", "--exit"]));
     assert!(output.status.success());
