@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig,credential}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig,credential,socketio}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -140,6 +140,9 @@ printf '/a*b*c/\n/aXbYc/d' > "$corpus/routes/stars"
 # Checkpoints are compact JWS: start from the JWS seeds.
 cp "$corpus"/jws/* "$corpus/checkpoint/" 2>/dev/null || true
 printf 'eyJhbGciOiJFUzI1NiIsInR5cCI6Im1lZGdhdGUtYXVkaXQtY2hlY2twb2ludCtqd3QifQ.eyJzZXEiOjEsImhhc2giOiIwMCIsImF0IjowfQ.AA' > "$corpus/checkpoint/shape"
+# socket.io polling bodies: the first byte picks Engine.IO 3 (even) or 4 (odd).
+printf '\x01%s\x1e%s\x1e%s' '42["authorize",{"client":"web"}]' '42["dbAdd",{"collection":"entries","data":{}}]' '42/alarm,7["ack",2,"default",900000]' > "$corpus/socketio/v4"
+printf '\x002:4035:42["dbRemove",{"collection":"food"}]1:2' > "$corpus/socketio/v3"
 # Credentials: the secret, its `token=` and SHA-1 spellings, and an exchange token's shape.
 printf 'follower-0123456789abcdef0123456789abcdef' > "$corpus/credential/secret"
 printf 'token=follower-0123456789abcdef0123456789abcdef' > "$corpus/credential/token"

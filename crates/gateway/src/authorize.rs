@@ -37,6 +37,8 @@ pub struct Authorized {
     pub(crate) inject: Arc<[inject::Injection]>,
     /// What else the route requires: a signature over the body's digest.
     pub(crate) proof_mode: ProofMode,
+    /// The tunnel the route carries, whose events are checked one by one.
+    pub(crate) tunnel: Option<routes::Tunnel>,
     /// The installation key that signed the proof (none on a `session-mac` route), and its
     /// thumbprint (the token's `cnf.jkt`).
     pub(crate) key: Option<medgate_proto::PublicJwk>,
@@ -276,6 +278,7 @@ impl Gateway {
             redis_down: route.redis_down(&parts.method),
             inject: Arc::clone(route.inject()),
             proof_mode: route.proof(),
+            tunnel: route.tunnel(),
             key,
             jkt: token.jkt().as_str().to_string(),
             owner: owner_key,

@@ -161,6 +161,7 @@ impl Gateway {
             redis_down: route.redis_down(&parts.method),
             inject: Arc::clone(route.inject()),
             proof_mode: ProofMode::Dpop,
+            tunnel: route.tunnel(),
             key: None,
             jkt: String::new(),
             owner: [0; 32],

@@ -39,6 +39,7 @@ pub mod path;
 mod proxy;
 pub mod routes;
 mod signature;
+pub mod tunnel;
 
 pub use authorize::Authorized;
 pub use proxy::UpstreamError;
@@ -310,7 +311,7 @@ impl Gateway {
     ) -> Response<GatewayBody> {
         let started = Instant::now();
         let now = self.inner.clock.now();
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         if let Some(answer) = self.exchange_answer(&parts, now) {
             let outcome = match &answer {
                 Ok(_) => "credential_exchanged",
@@ -344,9 +345,17 @@ impl Gateway {
             Ok(authorized) => authorized,
             Err((refusal, installation)) => return refused(refusal, installation),
         };
-        let body = match authorized.proof_mode {
-            ProofMode::Dpop | ProofMode::SessionMac => Either::Left(body),
-            ProofMode::DpopSignature => {
+        let body = match (authorized.tunnel, authorized.proof_mode) {
+            (Some(routes::Tunnel::SocketIo), _) => {
+                match self.tunnel_body(&parts, body, &authorized).await {
+                    Ok(body) => body,
+                    Err(refusal) => {
+                        return refused(refusal, Some(authorized.installation_id.clone()));
+                    }
+                }
+            }
+            (None, ProofMode::Dpop | ProofMode::SessionMac) => Either::Left(body),
+            (None, ProofMode::DpopSignature) => {
                 match signature::check(&self.inner, &parts, body, &authorized, now).await {
                     Ok(bytes) => Either::Right(Full::new(bytes)),
                     Err(refusal) => {
@@ -355,8 +364,47 @@ impl Gateway {
                 }
             }
         };
+        // A body read whole goes on with its own length (a tunnel's is what is left of it).
+        if let Either::Right(whole) = &body
+            && let Some(length) = hyper::body::Body::size_hint(whole).exact()
+        {
+            parts
+                .headers
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
         self.forward(authorized, Request::from_parts(parts, body), client)
             .await
+    }
+
+    /// On a socket.io tunnel route: no WebSocket (its frames cannot be read here); a polling
+    /// `POST`'s packets filtered by the subject's scopes (`tunnel`); a `GET` (what the server
+    /// pushes) streamed as it is.
+    async fn tunnel_body(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        authorized: &Authorized,
+    ) -> Result<UpstreamBody, Refusal> {
+        let query = parts.uri.query();
+        let websocket = parts.headers.contains_key(http::header::UPGRADE)
+            || query.is_some_and(|q| q.split('&').any(|pair| pair == "transport=websocket"));
+        if websocket {
+            return Err(Refusal::RouteDenied);
+        }
+        if parts.method != http::Method::POST {
+            return Ok(Either::Left(body));
+        }
+        let engine = tunnel::Engine::from_query(query).ok_or(Refusal::TunnelMalformed)?;
+        let bytes = signature::read_body(&self.inner, parts, body, tunnel::MAX_PAYLOAD).await?;
+        let scopes: Vec<&str> = authorized.scope.split(' ').collect();
+        let filtered = tunnel::filter(&bytes, engine, |scope| scopes.contains(&scope))
+            .map_err(|_| Refusal::TunnelMalformed)?;
+        if filtered.dropped > 0 {
+            self.inner
+                .metrics
+                .tunnel_dropped(u64::try_from(filtered.dropped).unwrap_or(u64::MAX));
+        }
+        Ok(Either::Right(Full::new(Bytes::from(filtered.body))))
     }
 
     /// Counts the refusal in the audit tally: its kind, code, route pattern (not the raw path,

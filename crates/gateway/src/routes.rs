@@ -60,6 +60,18 @@ pub struct RouteConfig {
     /// `proof = "dpop"` routes: a signed write needs an attested installation.
     #[serde(default)]
     pub credentials: bool,
+    /// `"socket.io"`: Nightscout's socket.io tunnel, over long polling only; client events
+    /// that write or silence alarms are dropped unless the subject holds their class
+    /// (`crate::tunnel`), and WebSocket upgrades are refused.
+    #[serde(default)]
+    pub tunnel: Option<Tunnel>,
+}
+
+/// A tunnel a route carries, read by the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Tunnel {
+    #[serde(rename = "socket.io")]
+    SocketIo,
 }
 
 /// What a route requires of each request besides the token.
@@ -104,6 +116,7 @@ impl RouteConfig {
             proof: ProofMode::Dpop,
             rate_limit: None,
             credentials: false,
+            tunnel: None,
         }
     }
 }
@@ -129,6 +142,7 @@ pub struct Route {
     inject: Arc<[Injection]>,
     proof: ProofMode,
     credentials: bool,
+    tunnel: Option<Tunnel>,
     /// This route's own limit per installation, if it has one.
     limiter: Option<Arc<KeyedLimiter<String>>>,
 }
@@ -192,6 +206,11 @@ impl Route {
                 "credentials = true only on proof = \"dpop\" routes: a signed request needs an attested installation",
             ));
         }
+        if config.tunnel.is_some() && config.proof != ProofMode::Dpop {
+            return Err(error(
+                "a tunnel route takes proof = \"dpop\": its events are checked one by one",
+            ));
+        }
         if config.credentials && config.scopes.is_empty() {
             return Err(error(
                 "credentials = true needs scopes: a credential is accepted for the scopes it holds",
@@ -217,6 +236,7 @@ impl Route {
             inject: inject.into(),
             proof: config.proof,
             credentials: config.credentials,
+            tunnel: config.tunnel,
             limiter: config
                 .rate_limit
                 .map(|limit| Arc::new(KeyedLimiter::new(limit))),
@@ -225,6 +245,11 @@ impl Route {
 
     pub fn proof(&self) -> ProofMode {
         self.proof
+    }
+
+    /// The tunnel this route carries, if any.
+    pub fn tunnel(&self) -> Option<Tunnel> {
+        self.tunnel
     }
 
     /// Whether credentials of apps that cannot attest are accepted here.
@@ -362,6 +387,7 @@ mod tests {
             proof: ProofMode::Dpop,
             rate_limit: None,
             credentials: false,
+            tunnel: None,
         })
         .unwrap()
     }
@@ -431,6 +457,7 @@ mod tests {
             proof: ProofMode::Dpop,
             rate_limit: None,
             credentials: false,
+            tunnel: None,
         })
         .unwrap();
         assert!(get.allows_method(&Method::GET));
@@ -447,6 +474,7 @@ mod tests {
                 proof: ProofMode::Dpop,
                 rate_limit: None,
                 credentials: false,
+                tunnel: None,
             })
             .unwrap_err()
         };

@@ -117,7 +117,26 @@ pub(crate) async fn check(
             ReplayError::Full => Refusal::Overloaded,
         })?;
     // Step 5.
-    let limit = inner.params.max_signed_body;
+    let bytes = read_body(inner, parts, body, inner.params.max_signed_body).await?;
+    let mut computed = BodyDigest::new(claimed.iter().map(|(alg, _)| *alg));
+    computed.update(&bytes);
+    if !computed.matches(&claimed) {
+        return Err(refused(
+            "digest_mismatch",
+            "the body is not the one its Content-Digest names",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The whole body, at most `limit` bytes (413 beyond, by its `Content-Length` or as it
+/// arrives), within the upstream timeout (400 when it does not arrive whole).
+pub(crate) async fn read_body(
+    inner: &Inner,
+    parts: &Parts,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, Refusal> {
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)
@@ -132,22 +151,13 @@ pub(crate) async fn check(
     )
     .await
     .map_err(|_| Refusal::BodyIncomplete)?;
-    let bytes = match read {
-        Ok(collected) => collected.to_bytes(),
+    match read {
+        Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            return Err(Refusal::BodyTooLarge(limit));
+            Err(Refusal::BodyTooLarge(limit))
         }
-        Err(_) => return Err(Refusal::BodyIncomplete),
-    };
-    let mut computed = BodyDigest::new(claimed.iter().map(|(alg, _)| *alg));
-    computed.update(&bytes);
-    if !computed.matches(&claimed) {
-        return Err(refused(
-            "digest_mismatch",
-            "the body is not the one its Content-Digest names",
-        ));
+        Err(_) => Err(Refusal::BodyIncomplete),
     }
-    Ok(bytes)
 }
 
 /// The URI the client addressed: the gateway's public URL, the canonical path and the query

@@ -22,6 +22,7 @@ pub struct Metrics {
     shared_state: Family<Label, Counter>,
     audit_dropped: Counter,
     admin_changes: Family<Label, Counter>,
+    tunnel_dropped: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -97,6 +98,12 @@ impl Metrics {
             "Admin changes, by kind",
             admin_changes.clone(),
         );
+        let tunnel_dropped = Counter::default();
+        registry.register(
+            "gateway_tunnel_dropped_packets",
+            "socket.io packets a tunnel route dropped (writes and alarm acks the subject may not send, packets it could not read)",
+            tunnel_dropped.clone(),
+        );
         Metrics {
             registry,
             attestations,
@@ -109,6 +116,7 @@ impl Metrics {
             shared_state,
             audit_dropped,
             admin_changes,
+            tunnel_dropped,
         }
     }
 
@@ -156,6 +164,10 @@ impl Metrics {
 
     pub fn audit_dropped(&self, count: u64) {
         self.audit_dropped.inc_by(count);
+    }
+
+    pub fn tunnel_dropped(&self, count: u64) {
+        self.tunnel_dropped.inc_by(count);
     }
 
     pub fn admin_change(&self, kind: &'static str) {

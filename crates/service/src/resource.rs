@@ -47,6 +47,8 @@ pub enum Refusal {
     BodyTooLarge(usize),
     /// 400: the body did not arrive whole (the client stopped sending, or took too long).
     BodyIncomplete,
+    /// 400: a tunnel route's polling body is not socket.io the gateway can read.
+    TunnelMalformed,
     /// 403: no route rule covers this path and method.
     RouteDenied,
     /// 403 `insufficient_scope`: the scopes the route needs.
@@ -115,6 +117,7 @@ impl Refusal {
             Refusal::InvalidSignature(_) => "invalid_signature",
             Refusal::BodyTooLarge(_) => "body_too_large",
             Refusal::BodyIncomplete => "body_incomplete",
+            Refusal::TunnelMalformed => "tunnel_malformed",
             Refusal::RouteDenied => "route_denied",
             Refusal::InsufficientScope(_) => "insufficient_scope",
             Refusal::RateLimited(_) => "rate_limited",
@@ -163,6 +166,11 @@ impl Refusal {
             Refusal::BodyIncomplete => (
                 problem_type::MALFORMED_REQUEST,
                 "Request body incomplete",
+                400,
+            ),
+            Refusal::TunnelMalformed => (
+                problem_type::MALFORMED_REQUEST,
+                "Tunnel payload not accepted",
                 400,
             ),
             Refusal::RouteDenied => (problem_type::ROUTE_DENIED, "Route not allowed", 403),

@@ -13,15 +13,16 @@
 //! | command | `nightscout:command` | `dpop+signature` | 1/s, burst 2 | `POST /api/v2/notifications/loop` (remote bolus, carbs, overrides), v3 `settings` writes |
 //! | admin | `nightscout:admin` | `dpop+signature` | 1/s, burst 5 | `/api/v2/authorization/*` (subjects, roles) |
 //!
+//! | tunnel | `nightscout:tunnel` | `dpop` | | `/socket.io/` long polling; writes and alarm acks inside it dropped unless the subject holds their class, therapy writes always; no WebSocket |
+//!
 //! Followers and uploaders that cannot attest (`medgate admin follower|uploader create`) get
-//! a credential instead of the site's secret, accepted on the read and data-write classes
-//! only (`credentials = true`), as Nightscout clients send theirs: `?token=`, the
+//! a credential instead of the site's secret, accepted on the read, data-write and tunnel
+//! classes only (`credentials = true`), as Nightscout clients send theirs: `?token=`, the
 //! `api-secret` header (raw, `token=`-prefixed or SHA-1 hex), and the token exchange
 //! `GET /api/v2/authorization/request/<token>`, which the gateway answers itself with a JWT
 //! for v3 clients (never forwarded: Nightscout's own would work around the gateway).
 //!
-//! Not routed (so denied): the socket.io tunnel (it carries writes and alarm acks in-band, with
-//! no per-message check) and the web UI.
+//! Not routed (so denied): the web UI.
 //!
 //! Every route injects the site's `API_SECRET` as Nightscout's `api-secret` header (SHA-1
 //! hex), from the app's operator secret `nightscout`; every credential a client sends for
@@ -49,6 +50,8 @@ struct Class {
     rate_limit: Option<(u32, u32)>,
     /// Whether follower and uploader credentials holding the scope are accepted.
     credentials: bool,
+    /// Whether the class's routes carry the socket.io tunnel.
+    tunnel: bool,
     rules: &'static [Rule],
 }
 
@@ -73,6 +76,7 @@ const CLASSES: &[Class] = &[
         proof: "dpop+signature",
         rate_limit: Some((1, 1)),
         credentials: false,
+        tunnel: false,
         rules: &[Rule {
             path: "/api/",
             methods: &["DELETE"],
@@ -86,6 +90,7 @@ const CLASSES: &[Class] = &[
         proof: "dpop+signature",
         rate_limit: Some((1, 2)),
         credentials: false,
+        tunnel: false,
         rules: &[
             rule("/api/v2/notifications/loop", &["POST"]),
             rule("/api/v3/settings", ALL_WRITES),
@@ -98,6 +103,7 @@ const CLASSES: &[Class] = &[
         proof: "dpop+signature",
         rate_limit: Some((1, 5)),
         credentials: false,
+        tunnel: false,
         rules: &[
             rule(
                 "/api/v2/authorization/subjects",
@@ -118,6 +124,7 @@ const CLASSES: &[Class] = &[
         proof: "dpop",
         rate_limit: Some((1, 5)),
         credentials: false,
+        tunnel: false,
         rules: &[rule("/api/v*/notifications/ack", GET)],
     },
     Class {
@@ -127,6 +134,7 @@ const CLASSES: &[Class] = &[
         proof: "dpop+signature",
         rate_limit: Some((1, 10)),
         credentials: false,
+        tunnel: false,
         rules: &[
             rule("/api/v*/treatments*", ALL_WRITES),
             rule("/api/v*/profile*", ALL_WRITES),
@@ -139,6 +147,7 @@ const CLASSES: &[Class] = &[
         proof: "dpop",
         rate_limit: None,
         credentials: true,
+        tunnel: false,
         rules: &[
             rule("/api/v*/entries*", ALL_WRITES),
             rule("/api/v*/devicestatus*", ALL_WRITES),
@@ -147,12 +156,23 @@ const CLASSES: &[Class] = &[
         ],
     },
     Class {
+        name: "tunnel",
+        why: "socket.io long polling (the web UI, AndroidAPS' NSClient); writes and alarm acks inside it are dropped unless the subject holds their class, therapy writes always",
+        scope: "nightscout:tunnel",
+        proof: "dpop",
+        rate_limit: None,
+        credentials: true,
+        tunnel: true,
+        rules: &[rule("/socket.io/", &["GET", "POST"])],
+    },
+    Class {
         name: "read",
         why: "readings, treatments, status and the auth probes clients make",
         scope: "nightscout:read",
         proof: "dpop",
         rate_limit: None,
         credentials: true,
+        tunnel: false,
         rules: &[
             rule("/api/v*/entries*", GET),
             rule("/api/v*/treatments*", GET),
@@ -180,11 +200,12 @@ const CLASSES: &[Class] = &[
     },
 ];
 
-/// The classes a follower credential may hold: reading, nothing else.
-pub const FOLLOWER_CLASSES: &[&str] = &["read"];
+/// The classes a follower credential may hold: reading, and the socket.io tunnel (where its
+/// writes and alarm acks are dropped).
+pub const FOLLOWER_CLASSES: &[&str] = &["read", "tunnel"];
 /// The classes an uploader credential may hold: readings and device status, and reading.
 /// Therapy writes, commands, alarm acks, bulk deletes and admin need an attested installation.
-pub const UPLOADER_CLASSES: &[&str] = &["read", "data-write"];
+pub const UPLOADER_CLASSES: &[&str] = &["read", "data-write", "tunnel"];
 
 /// The scopes of a `follower` or `uploader` credential holding `classes`, or why not.
 pub fn credential_scopes(kind: &str, classes: &[String]) -> Result<Vec<String>, String> {
@@ -264,10 +285,10 @@ pub fn profile(upstream: &str, public_url: Option<&str>) -> String {
     line("exchange_path = \"/api/v2/authorization/request/\"");
     line("exchange_lifetime = \"1h\"");
     line("");
-    line("# Not routed, so denied:");
-    line("# - /socket.io/: the tunnel carries writes (dbAdd, dbUpdate, dbRemove) and alarm acks");
-    line("#   in-band, which the gateway cannot check per message yet;");
-    line("# - the web UI and its static files (a browser cannot make DPoP proofs).");
+    line("# Not routed, so denied: the web UI and its static files (a browser cannot make DPoP");
+    line("# proofs). The socket.io tunnel is carried over long polling only, its events read by");
+    line("# the gateway: writes (dbAdd, dbUpdate, dbRemove) and alarm acks are dropped unless the");
+    line("# subject holds their class, treatments and profiles always; WebSocket is refused.");
     for class in CLASSES {
         line("");
         line(&format!(
@@ -290,6 +311,9 @@ pub fn profile(upstream: &str, public_url: Option<&str>) -> String {
             }
             if class.credentials {
                 line("credentials = true");
+            }
+            if class.tunnel {
+                line("tunnel = \"socket.io\"");
             }
             if let Some((per_second, burst)) = class.rate_limit {
                 line(&format!(
@@ -420,6 +444,14 @@ mod tests {
                 "bulk-delete",
                 Signed,
             ),
+            // The socket.io tunnel.
+            ("GET", "/socket.io/?EIO=4&transport=polling", "tunnel", Dpop),
+            (
+                "POST",
+                "/socket.io/?EIO=3&transport=polling&sid=x",
+                "tunnel",
+                Dpop,
+            ),
             // Admin.
             ("POST", "/api/v2/authorization/subjects", "admin", Signed),
             ("GET", "/api/v2/authorization/roles", "admin", Signed),
@@ -446,9 +478,6 @@ mod tests {
                 "GET",
                 "/api/v2/authorization/request/follower-0123456789abcdef",
             ),
-            // The socket.io tunnel, long polling and upgrade alike.
-            ("GET", "/socket.io/?EIO=4&transport=polling"),
-            ("POST", "/socket.io/?EIO=4&transport=polling&sid=x"),
             // The UI, and what no rule names.
             ("GET", "/"),
             ("GET", "/bundle/js/bundle.app.js"),

@@ -22,6 +22,8 @@
 //!   a `.json` suffix as Nightscout reads them. `GET status(.json)`, `verifyauth`,
 //!   `experiments/test`, `notifications/ack`, and `POST /api/v2/notifications/loop`
 //!   (recorded, not pushed anywhere).
+//! - **socket.io.** Long polling under `/socket.io/` is recorded and answered (a handshake,
+//!   `ok`), never acted on: tests read what reached the site.
 //! - **Bodies.** `Content-Encoding: gzip` request bodies are decoded (xDrip+ sends them);
 //!   a body `secret` field is a credential, as in Nightscout.
 
@@ -207,6 +209,19 @@ fn sha512_hex(text: &str) -> String {
     )
 }
 
+fn text(body: &'static str) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    response
+}
+
 fn respond(status: StatusCode, value: &Value) -> Response<Body> {
     let mut response = Response::new(
         Full::new(Bytes::from(value.to_string()))
@@ -304,6 +319,15 @@ impl Site {
         };
         // Answered without a credential, as Nightscout does.
         match (parts.method.as_str(), path.as_str()) {
+            // socket.io's long polling: recorded (what reached the site is in `seen`), an
+            // Engine.IO 4 handshake for a GET, `ok` for the packets a POST carries; the
+            // events themselves are not acted on.
+            ("GET", p) if p.starts_with("/socket.io/") => {
+                return text(
+                    r#"0{"sid":"nightscout-double","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#,
+                );
+            }
+            ("POST", p) if p.starts_with("/socket.io/") => return text("ok"),
             ("GET", "/api/versions") => return respond(StatusCode::OK, &json!([])),
             ("GET", "/api/v1/verifyauth") => {
                 return respond(

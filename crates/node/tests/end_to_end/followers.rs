@@ -431,3 +431,112 @@ async fn nightscout_clients_from_pypi_read_with_a_follower_link_upload_with_an_u
         }
     }
 }
+
+/// What a Nightscout client sends over socket.io long polling (Engine.IO 4): the in-band
+/// authorization, a reading, a bolus, and an alarm silence.
+const SOCKET_PACKETS: [&str; 4] = [
+    r#"42["authorize",{"client":"web","secret":null,"history":48}]"#,
+    r#"42["dbAdd",{"collection":"entries","data":{"type":"sgv","sgv":99,"date":1767225600000}}]"#,
+    r#"42["dbAdd",{"collection":"treatments","data":{"eventType":"Correction Bolus","insulin":5}}]"#,
+    r#"42/alarm,["ack",2,"default",900000]"#,
+];
+
+#[tokio::test]
+async fn socket_io_writes_and_alarm_acks_reach_the_site_only_for_a_subject_holding_their_class() {
+    let (site, stack) = nightscout_stack(&[
+        "nightscout:read",
+        "nightscout:tunnel",
+        "nightscout:alarm-ack",
+    ])
+    .await;
+    let (_, follower) = credential(&stack, "follower", &["read", "tunnel"]).await;
+    let (_, uploader) = credential(&stack, "uploader", &["read", "data-write", "tunnel"]).await;
+    accepted(&stack, &follower).await;
+    accepted(&stack, &uploader).await;
+    let body = SOCKET_PACKETS.join("\x1e");
+    let poll = |secret: &str| format!("/socket.io/?EIO=4&transport=polling&sid=s1&token={secret}");
+    let post = |path: String| {
+        let (stack, body) = (&stack, body.clone());
+        async move {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain;charset=UTF-8"),
+            );
+            stack
+                .raw(
+                    Method::POST,
+                    &stack.gateway_url(&path),
+                    headers,
+                    Bytes::from(body),
+                )
+                .await
+        }
+    };
+    let delivered = |site: &NightscoutUpstream| {
+        let last = site
+            .seen()
+            .into_iter()
+            .rfind(|r| r.method == "POST" && r.uri.starts_with("/socket.io/"))
+            .unwrap();
+        assert!(!last.uri.contains("token="), "{}", last.uri);
+        String::from_utf8(last.body.to_vec()).unwrap()
+    };
+    // A follower: its in-band authorization only.
+    post(poll(&follower)).await.assert_status(StatusCode::OK);
+    assert_eq!(delivered(&site), SOCKET_PACKETS[0]);
+    // An uploader holds data-write: the reading too, never the bolus or the ack.
+    post(poll(&uploader)).await.assert_status(StatusCode::OK);
+    assert_eq!(delivered(&site), SOCKET_PACKETS[..2].join("\x1e"));
+    // An attested installation holding alarm-ack: the ack too; the bolus still not (a therapy
+    // write needs a signed request, which the tunnel cannot carry).
+    let client = stack.client();
+    client.attest().await.unwrap();
+    let reply = Reply(
+        client
+            .send(
+                Method::POST,
+                "/socket.io/?EIO=4&transport=polling&sid=s2",
+                Bytes::from(body.clone()),
+            )
+            .await
+            .unwrap(),
+    );
+    reply.assert_status(StatusCode::OK);
+    assert_eq!(
+        delivered(&site),
+        [SOCKET_PACKETS[0], SOCKET_PACKETS[3]].join("\x1e")
+    );
+    // The server's side of polling passes; WebSocket, whose frames the gateway cannot read,
+    // does not; a body it cannot read is refused whole.
+    send(&stack, Method::GET, &poll(&follower), &[])
+        .await
+        .assert_status(StatusCode::OK);
+    send(
+        &stack,
+        Method::GET,
+        &format!("/socket.io/?EIO=4&transport=websocket&token={follower}"),
+        &[],
+    )
+    .await
+    .assert_status(StatusCode::FORBIDDEN);
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    stack
+        .raw(
+            Method::POST,
+            &stack.gateway_url(&format!(
+                "/socket.io/?EIO=3&transport=polling&token={follower}"
+            )),
+            headers,
+            Bytes::from_static(b"99:42[\"dbAdd\"]"),
+        )
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
+    // A follower without the tunnel class gets no tunnel at all.
+    let (_, reader) = credential(&stack, "follower", &["read"]).await;
+    accepted(&stack, &reader).await;
+    post(poll(&reader))
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+}

@@ -1,0 +1,244 @@
+//! Nightscout's socket.io tunnel (`/socket.io/`), read by the gateway: the writes and alarm
+//! acks Nightscout accepts in-band, with no per-message check (an `ack` from any subject on
+//! the `/alarm` namespace silences an alarm), are dropped unless the request's subject holds
+//! the class. A pure parser of what a client sends over long polling (Engine.IO 3 and 4, the
+//! socket.io packets inside), no I/O; [`filter`] is fuzzed.
+//!
+//! Steps, for the body of a polling `POST`:
+//! 1. Bounded: at most [`MAX_PAYLOAD`] bytes and [`MAX_PACKETS`] packets, valid UTF-8.
+//! 2. Split into Engine.IO packets: by the record separator (`\x1e`, Engine.IO 4) or by their
+//!    `<length>:` prefixes, lengths in UTF-16 code units as JavaScript counts them (3).
+//! 3. Each message packet (`4`) is a socket.io packet: type, `<attachments>-` for binary
+//!    ones, `/<namespace>,`, an ack id, then a JSON array whose first element names the event.
+//! 4. An event is kept when it needs nothing ([`requirement`]) or the subject holds its scope;
+//!    a therapy write is never kept (it needs a signed request, which the tunnel cannot
+//!    carry); an event the gateway cannot read, and every binary packet, is dropped.
+//! 5. The kept packets are framed again as they came; none left is a single noop (`6`).
+//!
+//! WebSocket upgrades are refused on a tunnel route: the gateway cannot read their frames, and
+//! socket.io clients stay on long polling when the upgrade fails.
+
+use serde_json::Value;
+
+/// The largest polling body read (socket.io's own default `maxHttpBufferSize` is 1 MB).
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
+/// The most packets one body may carry.
+pub const MAX_PACKETS: usize = 1024;
+
+/// Engine.IO's protocol revision, from the request's `EIO` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// `EIO=3`: `<length>:<packet>` framing (socket.io 2 clients, AndroidAPS' NSClient).
+    V3,
+    /// `EIO=4`: packets separated by `\x1e` (socket.io 3 and 4).
+    V4,
+}
+
+impl Engine {
+    /// From a raw query: `EIO=3` or `EIO=4`, else `None`.
+    pub fn from_query(query: Option<&str>) -> Option<Engine> {
+        query?.split('&').find_map(|pair| match pair {
+            "EIO=3" => Some(Engine::V3),
+            "EIO=4" => Some(Engine::V4),
+            _ => None,
+        })
+    }
+}
+
+/// Why a polling body could not be read at all (refused whole, 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TunnelError {
+    #[error("the socket.io payload is too large")]
+    TooLarge,
+    #[error("the socket.io payload has too many packets")]
+    TooManyPackets,
+    #[error("the socket.io payload is not valid UTF-8")]
+    NotText,
+    #[error("the socket.io payload's framing is malformed")]
+    Framing,
+}
+
+/// What an event needs of the subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// Nothing beyond the tunnel itself.
+    None,
+    /// This scope.
+    Scope(&'static str),
+    /// Never over the tunnel.
+    Never,
+}
+
+/// Nightscout's client events that change something (`lib/server/websocket.js`,
+/// `lib/api3/alarmSocket.js`): writes by collection, and the alarm `ack`.
+pub fn requirement(event: &str, arguments: &[Value]) -> Requirement {
+    match event {
+        "dbAdd" | "dbUpdate" | "dbUpdateUnset" | "dbRemove" => {
+            match arguments
+                .first()
+                .and_then(|data| data.get("collection"))
+                .and_then(Value::as_str)
+            {
+                Some("entries" | "devicestatus" | "food" | "activity") => {
+                    Requirement::Scope("nightscout:data-write")
+                }
+                // Treatments and profiles are therapy writes; an unknown collection is not
+                // guessed at.
+                _ => Requirement::Never,
+            }
+        }
+        "ack" => Requirement::Scope("nightscout:alarm-ack"),
+        _ => Requirement::None,
+    }
+}
+
+/// What [`filter`] left, and how many packets it dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filtered {
+    pub body: String,
+    pub dropped: usize,
+}
+
+/// Steps 1–5 for a polling body; `holds` says whether the subject has a scope.
+pub fn filter(
+    payload: &[u8],
+    engine: Engine,
+    holds: impl Fn(&str) -> bool,
+) -> Result<Filtered, TunnelError> {
+    // Step 1.
+    if payload.len() > MAX_PAYLOAD {
+        return Err(TunnelError::TooLarge);
+    }
+    let text = std::str::from_utf8(payload).map_err(|_| TunnelError::NotText)?;
+    let packets = packets(text, engine)?;
+    // Steps 3 and 4.
+    let total = packets.len();
+    let kept: Vec<&str> = packets
+        .into_iter()
+        .filter(|packet| keep(packet, &holds))
+        .collect();
+    let dropped = total - kept.len();
+    // Step 5.
+    let kept = if kept.is_empty() { vec!["6"] } else { kept };
+    let body = match engine {
+        Engine::V4 => kept.join("\x1e"),
+        Engine::V3 => kept
+            .iter()
+            .map(|packet| format!("{}:{packet}", packet.encode_utf16().count()))
+            .collect(),
+    };
+    Ok(Filtered { body, dropped })
+}
+
+/// Step 2: the Engine.IO packets of a polling body.
+pub fn packets(text: &str, engine: Engine) -> Result<Vec<&str>, TunnelError> {
+    match engine {
+        Engine::V4 => {
+            let packets: Vec<&str> = text.split('\x1e').take(MAX_PACKETS + 1).collect();
+            if packets.len() > MAX_PACKETS {
+                return Err(TunnelError::TooManyPackets);
+            }
+            Ok(packets)
+        }
+        Engine::V3 => split_v3(text),
+    }
+}
+
+/// Engine.IO 3's framing: `<length>:<packet>` repeated, the length in UTF-16 code units.
+fn split_v3(text: &str) -> Result<Vec<&str>, TunnelError> {
+    let mut packets = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if packets.len() == MAX_PACKETS {
+            return Err(TunnelError::TooManyPackets);
+        }
+        let (length, after) = rest.split_once(':').ok_or(TunnelError::Framing)?;
+        if length.is_empty() || length.len() > 7 || !length.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(TunnelError::Framing);
+        }
+        let wanted: usize = length.parse().map_err(|_| TunnelError::Framing)?;
+        let mut units = 0;
+        let mut end = 0;
+        for c in after.chars() {
+            if units == wanted {
+                break;
+            }
+            units += c.len_utf16();
+            end += c.len_utf8();
+        }
+        if units != wanted || wanted == 0 {
+            return Err(TunnelError::Framing);
+        }
+        packets.push(&after[..end]);
+        rest = &after[end..];
+    }
+    Ok(packets)
+}
+
+/// What one Engine.IO packet is, as step 3 reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Packet {
+    /// Not a socket.io event: Engine.IO control packets, socket.io connect, disconnect and
+    /// acks.
+    Other,
+    /// A socket.io event: its name and arguments.
+    Event(String, Vec<Value>),
+    /// A binary packet, a binary event or ack, or an event that does not parse.
+    Unreadable,
+}
+
+/// Step 3.
+pub fn read(packet: &str) -> Packet {
+    let Some(message) = packet.strip_prefix('4') else {
+        // Binary packets (`b…`) may be a dropped event's attachments.
+        return if packet.starts_with('b') {
+            Packet::Unreadable
+        } else {
+            Packet::Other
+        };
+    };
+    let mut chars = message.chars();
+    match chars.next() {
+        // EVENT: read on.
+        Some('2') => {}
+        // CONNECT, DISCONNECT, ACK, CONNECT_ERROR: no event to check.
+        Some('0' | '1' | '3' | '4') => return Packet::Other,
+        // BINARY_EVENT and BINARY_ACK (placeholders for attachments the gateway does not
+        // read), and anything else.
+        _ => return Packet::Unreadable,
+    }
+    let mut rest = chars.as_str();
+    if rest.starts_with('/') {
+        let Some((_, after)) = rest.split_once(',') else {
+            return Packet::Unreadable;
+        };
+        rest = after;
+    }
+    rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(rest) else {
+        return Packet::Unreadable;
+    };
+    if !items.first().is_some_and(Value::is_string) {
+        return Packet::Unreadable;
+    }
+    let Value::String(name) = items.remove(0) else {
+        return Packet::Unreadable;
+    };
+    Packet::Event(name, items)
+}
+
+/// Step 4 for one Engine.IO packet.
+fn keep(packet: &str, holds: &impl Fn(&str) -> bool) -> bool {
+    match read(packet) {
+        Packet::Other => true,
+        Packet::Unreadable => false,
+        Packet::Event(name, arguments) => match requirement(&name, &arguments) {
+            Requirement::None => true,
+            Requirement::Scope(scope) => holds(scope),
+            Requirement::Never => false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

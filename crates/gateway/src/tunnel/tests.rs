@@ -1,0 +1,137 @@
+use super::*;
+
+const AUTHORIZE: &str =
+    r#"42["authorize",{"client":"web","secret":null,"token":null,"history":48}]"#;
+const ADD_ENTRY: &str =
+    r#"42["dbAdd",{"collection":"entries","data":{"type":"sgv","sgv":120,"date":1767225600000}}]"#;
+const ADD_BOLUS: &str = r#"42["dbAdd",{"collection":"treatments","data":{"eventType":"Correction Bolus","insulin":5}}]"#;
+const ACK: &str = r#"42/alarm,["ack",2,"default",900000]"#;
+const ACK_WITH_ID: &str = r#"42/alarm,17["ack",1,"default",900000]"#;
+
+fn v4(packets: &[&str]) -> String {
+    packets.join("\x1e")
+}
+
+fn run(body: &str, engine: Engine, scopes: &[&str]) -> Filtered {
+    filter(body.as_bytes(), engine, |scope| scopes.contains(&scope)).unwrap()
+}
+
+#[test]
+fn a_follower_keeps_its_reads_and_loses_writes_and_acks() {
+    let body = v4(&[
+        "2",
+        "40",
+        "40/alarm,",
+        AUTHORIZE,
+        ADD_ENTRY,
+        ADD_BOLUS,
+        ACK,
+        ACK_WITH_ID,
+    ]);
+    let kept = run(&body, Engine::V4, &["nightscout:read"]);
+    assert_eq!(kept.body, v4(&["2", "40", "40/alarm,", AUTHORIZE]));
+    assert_eq!(kept.dropped, 4);
+}
+
+#[test]
+fn a_subject_with_the_class_keeps_its_events_but_never_a_therapy_write() {
+    let body = v4(&[ADD_ENTRY, ADD_BOLUS, ACK]);
+    let kept = run(
+        &body,
+        Engine::V4,
+        &[
+            "nightscout:data-write",
+            "nightscout:alarm-ack",
+            "nightscout:therapy-write",
+        ],
+    );
+    assert_eq!(kept.body, v4(&[ADD_ENTRY, ACK]));
+    assert_eq!(kept.dropped, 1);
+}
+
+#[test]
+fn what_cannot_be_read_is_dropped() {
+    for packet in [
+        "42not json",
+        r#"42{"event":"dbAdd"}"#,
+        "42[]",
+        "42[17]",
+        r#"42/alarm["ack"]"#,
+        r#"451-["dbAdd",{"_placeholder":true,"num":0}]"#,
+        "b4AQID",
+        "4",
+        r#"42["dbAdd",{"data":{}}]"#,
+        r#"42["dbRemove",{"collection":"settings","_id":"x"}]"#,
+    ] {
+        let kept = run(
+            &v4(&[AUTHORIZE, packet]),
+            Engine::V4,
+            &["nightscout:data-write"],
+        );
+        assert_eq!(kept.body, AUTHORIZE, "{packet}");
+        assert_eq!(kept.dropped, 1, "{packet}");
+    }
+}
+
+#[test]
+fn nothing_left_is_a_noop() {
+    let kept = run(ADD_BOLUS, Engine::V4, &[]);
+    assert_eq!((kept.body.as_str(), kept.dropped), ("6", 1));
+    let kept = run(&format!("{}:{ADD_BOLUS}", ADD_BOLUS.len()), Engine::V3, &[]);
+    assert_eq!((kept.body.as_str(), kept.dropped), ("1:6", 1));
+}
+
+#[test]
+fn engine_io_3_framing_counts_utf16_units_as_javascript_does() {
+    // "😀" is one char, two UTF-16 units, four bytes.
+    let note = r#"42["authorize",{"client":"😀"}]"#;
+    let framed = |packet: &str| format!("{}:{packet}", packet.encode_utf16().count());
+    let body = [framed("2"), framed(note), framed(ADD_ENTRY), framed(ACK)].concat();
+    let kept = run(&body, Engine::V3, &["nightscout:read"]);
+    assert_eq!(kept.body, [framed("2"), framed(note)].concat());
+    assert_eq!(kept.dropped, 2);
+    for bad in ["5:abc", "x:2", ":2", "2", "0:", "3:abc3:", "99999999:2"] {
+        assert_eq!(
+            filter(bad.as_bytes(), Engine::V3, |_| true).unwrap_err(),
+            TunnelError::Framing,
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn bounds_hold() {
+    let many = vec!["2"; MAX_PACKETS + 1].join("\x1e");
+    assert_eq!(
+        filter(many.as_bytes(), Engine::V4, |_| true).unwrap_err(),
+        TunnelError::TooManyPackets
+    );
+    let many = "1:2".repeat(MAX_PACKETS + 1);
+    assert_eq!(
+        filter(many.as_bytes(), Engine::V3, |_| true).unwrap_err(),
+        TunnelError::TooManyPackets
+    );
+    let large = vec![b'2'; MAX_PAYLOAD + 1];
+    assert_eq!(
+        filter(&large, Engine::V4, |_| true).unwrap_err(),
+        TunnelError::TooLarge
+    );
+    assert_eq!(
+        filter(&[0xff, 0xfe], Engine::V4, |_| true).unwrap_err(),
+        TunnelError::NotText
+    );
+}
+
+#[test]
+fn the_engine_comes_from_the_query() {
+    assert_eq!(
+        Engine::from_query(Some("EIO=4&transport=polling&t=x")),
+        Some(Engine::V4)
+    );
+    assert_eq!(
+        Engine::from_query(Some("transport=polling&EIO=3")),
+        Some(Engine::V3)
+    );
+    assert_eq!(Engine::from_query(Some("EIO=5")), None);
+    assert_eq!(Engine::from_query(None), None);
+}
