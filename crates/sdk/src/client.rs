@@ -814,7 +814,9 @@ impl MedgateClient {
         })
     }
 
-    /// Sends a request through the gateway with a fresh proof.
+    /// Sends a request through the gateway with a fresh proof; a body goes as
+    /// `application/json` (what medical-device APIs such as Nightscout read: Express's body
+    /// parser ignores a body without it). For another type, `send_raw` with `headers_for`.
     pub async fn send(
         &self,
         method: Method,
@@ -825,7 +827,8 @@ impl MedgateClient {
     }
 
     /// Sends a write through the gateway with a fresh proof and a signature over its body
-    /// (for `proof = "dpop+signature"` routes: readings, treatments, commands).
+    /// (for `proof = "dpop+signature"` routes: readings, treatments, commands), as `send`
+    /// does.
     pub async fn send_signed(
         &self,
         method: Method,
@@ -845,13 +848,12 @@ impl MedgateClient {
         let headers = self
             .headers_for(method.as_str(), path, signed.then_some(&body[..]))
             .await?;
-        self.send_raw(
-            method,
-            &self.gateway_url(path),
-            headers.to_header_map(),
-            body,
-        )
-        .await
+        let mut headers = headers.to_header_map();
+        if !body.is_empty() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        self.send_raw(method, &self.gateway_url(path), headers, body)
+            .await
     }
 
     pub async fn get(&self, path: &str) -> Result<HttpResponse, ClientError> {

@@ -18,6 +18,7 @@ mod multinode;
 mod nightscout;
 mod platform_client;
 mod postgres;
+mod real_nightscout;
 mod sealed_secrets;
 mod secrets;
 mod sessions;

@@ -26,7 +26,14 @@ pub(crate) async fn nightscout_stack(scopes: &[&str]) -> (NightscoutUpstream, St
     let site = NightscoutUpstream::start("127.0.0.1:0".parse().unwrap(), API_SECRET)
         .await
         .unwrap();
-    let generated = Config::from_toml(&profile(&site.url(), None), "profile").unwrap();
+    let stack = nightscout_stack_for(&site.url(), scopes).await;
+    (site, stack)
+}
+
+/// A node with the Nightscout profile in front of the Nightscout at `upstream`, whose
+/// API_SECRET is [`API_SECRET`].
+pub(crate) async fn nightscout_stack_for(upstream: &str, scopes: &[&str]) -> Stack {
+    let generated = Config::from_toml(&profile(upstream, None), "profile").unwrap();
     let stack = Stack::start_with_scopes(
         |config| {
             config.gateway.upstream = generated.gateway.upstream.clone();
@@ -49,7 +56,7 @@ pub(crate) async fn nightscout_stack(scopes: &[&str]) -> (NightscoutUpstream, St
         )
         .await
         .assert_status(StatusCode::CREATED);
-    (site, stack)
+    stack
 }
 
 /// `client`'s DPoP headers for `method path_and_query`, plus every Nightscout credential a
