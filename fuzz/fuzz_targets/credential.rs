@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
             id: "cred_0011223344556677".into(),
             app_id: "org.example.cgm".into(),
             kind: "follower".into(),
+            name: "School nurse".into(),
             scopes: vec!["nightscout:read".into()],
             expires_at: None,
         },

@@ -148,6 +148,7 @@ impl Gateway {
             .audit
             .count_use(medgate_service::audit::CredentialUse {
                 credential: credential.id.clone(),
+                name: credential.name.clone(),
                 route: Some(route.pattern().to_string()),
             });
         Ok(Authorized {
@@ -203,6 +204,7 @@ impl Gateway {
             .audit
             .count_use(medgate_service::audit::CredentialUse {
                 credential: verified.credential().id.clone(),
+                name: verified.credential().name.clone(),
                 route: params.exchange_path.clone(),
             });
         let body = serde_json::to_vec(&answer).map_err(|_| Refusal::Overloaded)?;

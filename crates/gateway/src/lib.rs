@@ -275,6 +275,7 @@ impl Gateway {
                         id: record.id,
                         app_id: record.app_id,
                         kind: record.kind,
+                        name: record.name,
                         scopes: record.scopes,
                         expires_at: record.expires_at,
                     };

@@ -58,8 +58,9 @@ pub struct Refusal {
 /// uploader's token): counted per credential, route and minute.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CredentialUse {
-    /// The credential's id (`cred_…`), never its secret.
+    /// The credential's id (`cred_…`) and the operator's name for it, never its secret.
     pub credential: String,
+    pub name: String,
     /// The configured route pattern (or the exchange path).
     pub route: Option<String>,
 }
@@ -125,6 +126,7 @@ impl Tally {
                         detail: serde_json::json!({
                             "minute": minute * 60,
                             "count": count,
+                            "name": used.name,
                             "route": used.route,
                         }),
                     },
@@ -505,6 +507,7 @@ mod tests {
         for credential in ["cred_a", "cred_a", "cred_b"] {
             sink.count_use(CredentialUse {
                 credential: credential.into(),
+                name: "School nurse".into(),
                 route: Some("/api/v*/entries*".into()),
             });
         }

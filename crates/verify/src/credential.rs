@@ -74,6 +74,8 @@ pub struct Credential {
     pub id: String,
     pub app_id: String,
     pub kind: String,
+    /// The operator's label, for the audit log.
+    pub name: String,
     pub scopes: Vec<String>,
     pub expires_at: Option<UnixTime>,
 }

@@ -13,6 +13,7 @@ fn set_with(expires_at: Option<UnixTime>) -> CredentialSet {
             id: "cred_0011223344556677".into(),
             app_id: "org.example.cgm".into(),
             kind: "follower".into(),
+            name: "School nurse".into(),
             scopes: vec!["nightscout:read".into()],
             expires_at,
         },
