@@ -345,6 +345,27 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Whether what admitted `authorized` still would: its credential is live, or its
+    /// installation has not been revoked (for a tunnel that stays open).
+    pub(crate) fn still_admitted(&self, authorized: &Authorized) -> bool {
+        if authorized.credential {
+            let now = self.inner.clock.now();
+            self.inner
+                .credentials
+                .read()
+                .is_live(&authorized.installation_id, now)
+        } else {
+            !self
+                .inner
+                .revoked
+                .read()
+                .installations
+                .contains(&authorized.installation_id)
+        }
+    }
+}
+
 fn check_revocation(revoked: &Revoked, token: &VerifiedToken) -> Result<(), Refusal> {
     if revoked.installations.contains(token.installation_id()) {
         return Err(Refusal::InvalidToken(Why::new(

@@ -40,6 +40,7 @@ mod proxy;
 pub mod routes;
 mod signature;
 pub mod tunnel;
+mod websocket;
 
 pub use authorize::Authorized;
 pub use proxy::UpstreamError;
@@ -346,6 +347,25 @@ impl Gateway {
             Ok(authorized) => authorized,
             Err((refusal, installation)) => return refused(refusal, installation),
         };
+        if authorized.tunnel.is_some() && websocket::is_upgrade(&parts) {
+            if !websocket::handshake_ok(&parts) {
+                return refused(
+                    Refusal::TunnelMalformed,
+                    Some(authorized.installation_id.clone()),
+                );
+            }
+            return match self.open_tunnel(parts, authorized, client).await {
+                Ok(response) => response,
+                Err(error) => {
+                    self.inner.metrics.gateway_request(error.outcome());
+                    tracing::warn!(
+                        outcome = error.outcome(),
+                        "the tunnel's upstream side failed"
+                    );
+                    error.response(&self.algs())
+                }
+            };
+        }
         let body = match (authorized.tunnel, authorized.proof_mode) {
             (Some(routes::Tunnel::SocketIo), _) => {
                 match self.tunnel_body(&parts, body, &authorized).await {
@@ -377,9 +397,9 @@ impl Gateway {
             .await
     }
 
-    /// On a socket.io tunnel route: no WebSocket (its frames cannot be read here); a polling
-    /// `POST`'s packets filtered by the subject's scopes (`tunnel`); a `GET` (what the server
-    /// pushes) streamed as it is.
+    /// On a socket.io tunnel route (long polling; WebSocket is `websocket`'s): a `POST`'s
+    /// packets filtered by the subject's scopes (`tunnel`); a `GET` (what the server pushes)
+    /// streamed as it is.
     async fn tunnel_body(
         &self,
         parts: &Parts,
@@ -387,11 +407,6 @@ impl Gateway {
         authorized: &Authorized,
     ) -> Result<UpstreamBody, Refusal> {
         let query = parts.uri.query();
-        let websocket = parts.headers.contains_key(http::header::UPGRADE)
-            || query.is_some_and(|q| q.split('&').any(|pair| pair == "transport=websocket"));
-        if websocket {
-            return Err(Refusal::RouteDenied);
-        }
         if parts.method != http::Method::POST {
             return Ok(Either::Left(body));
         }

@@ -100,6 +100,9 @@ pub enum UpstreamError {
     },
     /// No response headers within `upstream_timeout` (504).
     Timeout,
+    /// The upstream's side of a WebSocket tunnel could not be opened (502); the cause, for
+    /// the log.
+    Tunnel(String),
 }
 
 impl UpstreamError {
@@ -114,6 +117,7 @@ impl UpstreamError {
             } => "upstream_pin_mismatch",
             UpstreamError::Exchange { .. } => "upstream_error",
             UpstreamError::Timeout => "upstream_timeout",
+            UpstreamError::Tunnel(_) => "upstream_error",
         }
     }
 
@@ -127,6 +131,7 @@ impl UpstreamError {
                 pin_mismatch: false,
                 ..
             } | UpstreamError::Timeout
+                | UpstreamError::Tunnel(_)
         )
     }
 
@@ -138,7 +143,9 @@ impl UpstreamError {
             UpstreamError::BadUri(_) => {
                 return local(crate::Refusal::UnsafePath.response(algs));
             }
-            UpstreamError::Exchange { .. } => ("Upstream unavailable", 502),
+            UpstreamError::Exchange { .. } | UpstreamError::Tunnel(_) => {
+                ("Upstream unavailable", 502)
+            }
             UpstreamError::Timeout => ("Upstream timed out", 504),
         };
         local(problem::response(&Problem::new(
@@ -159,6 +166,7 @@ impl std::fmt::Display for UpstreamError {
             UpstreamError::BadUri(error) => write!(f, "upstream URI: {error}"),
             UpstreamError::Exchange { source, .. } => write!(f, "upstream request: {source}"),
             UpstreamError::Timeout => f.write_str("the upstream did not answer in time"),
+            UpstreamError::Tunnel(cause) => write!(f, "upstream WebSocket: {cause}"),
         }
     }
 }
@@ -212,19 +220,21 @@ impl Gateway {
         }
     }
 
-    async fn exchange(
+    /// The request head as the upstream gets it: hop-by-hop and spoofable headers and the
+    /// client's upstream credentials removed, the route's injected, the URI on the upstream,
+    /// medgate's own headers and the forwarding headers set.
+    pub(crate) fn upstream_parts(
         &self,
-        authorized: Authorized,
-        request: Request<UpstreamBody>,
+        authorized: &Authorized,
+        mut parts: http::request::Parts,
         client: IpAddr,
-    ) -> Result<Response<GatewayBody>, UpstreamError> {
+    ) -> Result<(http::request::Parts, inject::Injected), UpstreamError> {
         let inner = &self.inner;
         let upstream = inner
             .params
             .upstream
             .as_ref()
             .ok_or(UpstreamError::NotConfigured)?;
-        let (mut parts, body) = request.into_parts();
         // On signed routes, the verified signature fields and the token they cover are kept
         // for the upstream (below), whatever `Connection` names. On session-MAC routes the
         // session signature goes no further: with the token from elsewhere it would let
@@ -305,6 +315,18 @@ impl Gateway {
         for (name, value) in &inner.forwarded {
             parts.headers.insert(name, value.clone());
         }
+        Ok((parts, injected))
+    }
+
+    async fn exchange(
+        &self,
+        authorized: Authorized,
+        request: Request<UpstreamBody>,
+        client: IpAddr,
+    ) -> Result<Response<GatewayBody>, UpstreamError> {
+        let inner = &self.inner;
+        let (parts, body) = request.into_parts();
+        let (parts, injected) = self.upstream_parts(&authorized, parts, client)?;
         let started = Instant::now();
         let sent = inner.client.request(Request::from_parts(parts, body));
         let response = tokio::time::timeout(inner.params.upstream_timeout, sent)

@@ -15,8 +15,8 @@
 //!    carry); an event the gateway cannot read, and every binary packet, is dropped.
 //! 5. The kept packets are framed again as they came; none left is a single noop (`6`).
 //!
-//! WebSocket upgrades are refused on a tunnel route: the gateway cannot read their frames, and
-//! socket.io clients stay on long polling when the upgrade fails.
+//! Over WebSocket (`crate::websocket`) each message the client sends is one packet, and
+//! [`allowed`] decides it alone.
 
 use serde_json::Value;
 
@@ -115,7 +115,7 @@ pub fn filter(
     let total = packets.len();
     let kept: Vec<&str> = packets
         .into_iter()
-        .filter(|packet| keep(packet, &holds))
+        .filter(|packet| allowed(packet, &holds))
         .collect();
     let dropped = total - kept.len();
     // Step 5.
@@ -227,8 +227,8 @@ pub fn read(packet: &str) -> Packet {
     Packet::Event(name, items)
 }
 
-/// Step 4 for one Engine.IO packet.
-fn keep(packet: &str, holds: &impl Fn(&str) -> bool) -> bool {
+/// Step 4 for one Engine.IO packet (over WebSocket, a message is one).
+pub fn allowed(packet: &str, holds: &impl Fn(&str) -> bool) -> bool {
     match read(packet) {
         Packet::Other => true,
         Packet::Unreadable => false,

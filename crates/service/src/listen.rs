@@ -276,7 +276,10 @@ impl Http {
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout)
             .max_buf_size(self.max_head_bytes)
-            .serve_connection(TokioIo::new(io), service);
+            .serve_connection(TokioIo::new(io), service)
+            // A service that answers 101 takes the connection over (the gateway's WebSocket
+            // tunnel); nothing else changes.
+            .with_upgrades();
         tokio::pin!(connection);
         let ended = tokio::select! {
             ended = connection.as_mut() => ended,

@@ -155,6 +155,12 @@ impl CredentialSet {
         live(credential, now)
     }
 
+    /// Whether the credential `id` is in the set and not expired at `now` (a tunnel it opened
+    /// stays open only while it is).
+    pub fn is_live(&self, id: &str, now: UnixTime) -> bool {
+        self.by_id(id, now).is_ok()
+    }
+
     fn by_id(&self, id: &str, now: UnixTime) -> Result<VerifiedCredential, CredentialError> {
         live(self.by_id.get(id).ok_or(CredentialError::Unknown)?, now)
     }

@@ -102,6 +102,8 @@ struct Data {
     collections: BTreeMap<&'static str, Vec<Value>>,
     /// Loop notifications (remote commands) received.
     loop_notifications: Vec<Value>,
+    /// Text messages received on socket.io WebSockets, in order.
+    socket_messages: Vec<String>,
     seen: Vec<Seen>,
     next_id: u64,
 }
@@ -154,7 +156,7 @@ impl NightscoutUpstream {
                 let site = Arc::clone(&serving);
                 service_fn(move |request| {
                     let site = Arc::clone(&site);
-                    async move { Ok::<_, Infallible>(site.answer(request).await) }
+                    async move { Ok::<_, Infallible>(Site::answer(site, request).await) }
                 })
             },
         ));
@@ -192,6 +194,11 @@ impl NightscoutUpstream {
     pub fn loop_notifications(&self) -> Vec<Value> {
         self.site.data.lock().loop_notifications.clone()
     }
+
+    /// The text messages clients sent on socket.io WebSockets.
+    pub fn socket_messages(&self) -> Vec<String> {
+        self.site.data.lock().socket_messages.clone()
+    }
 }
 
 impl Drop for NightscoutUpstream {
@@ -207,6 +214,102 @@ fn sha512_hex(text: &str) -> String {
     medgate_proto::hex::encode(
         ring::digest::digest(&ring::digest::SHA512, text.as_bytes()).as_ref(),
     )
+}
+
+impl Site {
+    fn record(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        body: Bytes,
+        authorized: bool,
+    ) {
+        self.data.lock().seen.push(Seen {
+            method: method.to_string(),
+            uri: uri
+                .path_and_query()
+                .map(|pq| pq.as_str().to_string())
+                .unwrap_or_default(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body,
+            authorized,
+        });
+    }
+
+    /// A socket.io WebSocket: accepted (101) when the handshake carries the site's secret as
+    /// every request must here; its text messages recorded until it closes.
+    fn websocket(self: Arc<Self>, request: &mut Request<Incoming>) -> Option<Response<Body>> {
+        use futures_util::StreamExt;
+        let headers = request.headers();
+        let upgrade = headers.get(http::header::UPGRADE)?;
+        if !upgrade.as_bytes().eq_ignore_ascii_case(b"websocket") {
+            return None;
+        }
+        let authorized = headers
+            .get("api-secret")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|value| self.is_secret(value));
+        self.record(
+            request.method(),
+            request.uri(),
+            headers,
+            Bytes::new(),
+            authorized,
+        );
+        if !authorized {
+            return Some(unauthorized());
+        }
+        let key = headers.get("sec-websocket-key")?.clone();
+        let on_upgrade = hyper::upgrade::on(request);
+        let site = Arc::clone(&self);
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let mut socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                hyper_util::rt::TokioIo::new(upgraded),
+                tokio_tungstenite::tungstenite::protocol::Role::Server,
+                None,
+            )
+            .await;
+            while let Some(Ok(message)) = socket.next().await {
+                match message {
+                    tokio_tungstenite::tungstenite::Message::Text(text) => {
+                        site.data.lock().socket_messages.push(text.to_string());
+                    }
+                    tokio_tungstenite::tungstenite::Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+        });
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let mut response = text("");
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.remove(http::header::CONTENT_TYPE);
+        headers.insert(
+            http::header::UPGRADE,
+            http::HeaderValue::from_static("websocket"),
+        );
+        headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("Upgrade"),
+        );
+        headers.insert(
+            "sec-websocket-accept",
+            http::HeaderValue::from_str(&accept).ok()?,
+        );
+        Some(response)
+    }
 }
 
 fn text(body: &'static str) -> Response<Body> {
@@ -271,7 +374,12 @@ impl Site {
         self.secret_hashes.iter().any(|hash| same(value, hash))
     }
 
-    async fn answer(&self, request: Request<Incoming>) -> Response<Body> {
+    async fn answer(self: Arc<Self>, mut request: Request<Incoming>) -> Response<Body> {
+        if request.uri().path().starts_with("/socket.io/")
+            && let Some(response) = Arc::clone(&self).websocket(&mut request)
+        {
+            return response;
+        }
         let (parts, body) = request.into_parts();
         let raw = match Limited::new(body, MAX_BODY).collect().await {
             Ok(body) => body.to_bytes(),
@@ -290,26 +398,13 @@ impl Site {
             .into_iter()
             .chain(query_secret)
             .any(|value| self.is_secret(value));
-        self.data.lock().seen.push(Seen {
-            method: parts.method.to_string(),
-            uri: parts
-                .uri
-                .path_and_query()
-                .map(|pq| pq.as_str().to_string())
-                .unwrap_or_default(),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: raw.clone(),
+        self.record(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            raw.clone(),
             authorized,
-        });
+        );
         let path = parts.uri.path();
         let path = match (path.strip_prefix("/api/v2/"), path.strip_prefix("/api/v3/")) {
             (Some(rest), _) if !rest.starts_with("notifications/") => format!("/api/v1/{rest}"),

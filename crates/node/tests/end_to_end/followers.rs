@@ -507,19 +507,10 @@ async fn socket_io_writes_and_alarm_acks_reach_the_site_only_for_a_subject_holdi
         delivered(&site),
         [SOCKET_PACKETS[0], SOCKET_PACKETS[3]].join("\x1e")
     );
-    // The server's side of polling passes; WebSocket, whose frames the gateway cannot read,
-    // does not; a body it cannot read is refused whole.
+    // The server's side of polling passes; a body the gateway cannot read is refused whole.
     send(&stack, Method::GET, &poll(&follower), &[])
         .await
         .assert_status(StatusCode::OK);
-    send(
-        &stack,
-        Method::GET,
-        &format!("/socket.io/?EIO=4&transport=websocket&token={follower}"),
-        &[],
-    )
-    .await
-    .assert_status(StatusCode::FORBIDDEN);
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     stack
@@ -539,4 +530,116 @@ async fn socket_io_writes_and_alarm_acks_reach_the_site_only_for_a_subject_holdi
     post(poll(&reader))
         .await
         .assert_status(StatusCode::FORBIDDEN);
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A WebSocket to the gateway at `path`, or the status the handshake was refused with.
+async fn websocket(stack: &Stack, path: &str) -> Result<Socket, StatusCode> {
+    let url = stack.gateway_url(path).replacen("http://", "ws://", 1);
+    let address = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    match tokio_tungstenite::client_async(url, tcp).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn socket_io_over_websocket_is_read_message_by_message_and_closed_on_revocation() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (site, stack) = nightscout_stack(&["nightscout:read"]).await;
+    let (_, follower) = credential(&stack, "follower", &["read", "tunnel"]).await;
+    let (uploader_id, uploader) =
+        credential(&stack, "uploader", &["read", "data-write", "tunnel"]).await;
+    accepted(&stack, &follower).await;
+    accepted(&stack, &uploader).await;
+    let path = |secret: &str| format!("/socket.io/?EIO=4&transport=websocket&token={secret}");
+    // The uploader's socket: the reading goes through, the bolus and the ack do not.
+    let mut socket = websocket(&stack, &path(&uploader)).await.unwrap();
+    for packet in SOCKET_PACKETS {
+        socket.send(Message::text(packet)).await.unwrap();
+    }
+    socket.send(Message::binary(vec![4u8, 1, 2])).await.unwrap();
+    let expected = vec![SOCKET_PACKETS[0].to_string(), SOCKET_PACKETS[1].to_string()];
+    stack
+        .eventually(5, || async { site.socket_messages() == expected })
+        .await;
+    socket.close(None).await.unwrap();
+    // The upstream's handshake carried the site's secret, never the client's credential.
+    let handshake = site
+        .seen()
+        .into_iter()
+        .find(|r| r.uri.starts_with("/socket.io/") && r.uri.contains("transport=websocket"))
+        .unwrap();
+    assert!(handshake.authorized);
+    assert!(!handshake.contains(&uploader) && !handshake.contains(&sha1_hex(&uploader)));
+    assert_eq!(
+        handshake.header("x-medgate-credential"),
+        Some(uploader_id.as_str())
+    );
+
+    // A follower's socket is closed within the refresh once its link is revoked.
+    let (follower_id, follower) = credential(&stack, "follower", &["read", "tunnel"]).await;
+    accepted(&stack, &follower).await;
+    let mut socket = websocket(&stack, &path(&follower)).await.unwrap();
+    socket.send(Message::text(SOCKET_PACKETS[3])).await.unwrap();
+    stack
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/credentials/{follower_id}/revoke"),
+            serde_json::Value::Null,
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(8), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the socket stayed open after revocation");
+    assert_eq!(closed, Some(1008));
+    assert_eq!(
+        site.socket_messages(),
+        expected,
+        "the follower's ack went nowhere"
+    );
+
+    // Without the tunnel class, or with a malformed handshake, no socket.
+    let (_, reader) = credential(&stack, "follower", &["read"]).await;
+    accepted(&stack, &reader).await;
+    assert_eq!(
+        websocket(&stack, &path(&reader)).await.unwrap_err(),
+        StatusCode::FORBIDDEN
+    );
+    let mut bad = HeaderMap::new();
+    for (name, value) in [
+        ("upgrade", "websocket"),
+        ("connection", "Upgrade"),
+        ("sec-websocket-version", "8"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ] {
+        bad.insert(name, HeaderValue::from_static(value));
+    }
+    stack
+        .raw(
+            Method::GET,
+            &stack.gateway_url(&path(&uploader)),
+            bad,
+            Bytes::new(),
+        )
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
 }
