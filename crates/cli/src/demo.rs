@@ -144,6 +144,22 @@ fn refusal(result: Result<medgate_sdk::client::Attestation, ClientError>) -> (St
     }
 }
 
+/// A genuine build whose detectors saw Frida's agent mapped in: refused.
+async fn hooked_app_attests(demo: &Demo, scenario: &'static str) -> Result<Row, Failure> {
+    let hooked = demo.genuine()?;
+    hooked.set_signals(vec![Signal::new(
+        SignalKind::Hook,
+        "frida_maps: /memfd:frida-agent-64.so (deleted)",
+    )]);
+    let (observed, reasons) = refusal(hooked.attest().await);
+    Ok(Row {
+        scenario,
+        expected: "403 hook_detected",
+        observed,
+        as_expected: reasons == ["hook_detected"],
+    })
+}
+
 async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
     let mut rows = Vec::new();
 
@@ -227,18 +243,7 @@ async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
         observed,
         as_expected: reasons == ["tamper_detected"],
     });
-    let hooked = demo.genuine()?;
-    hooked.set_signals(vec![Signal::new(
-        SignalKind::Hook,
-        "frida_maps: /memfd:frida-agent-64.so (deleted)",
-    )]);
-    let (observed, reasons) = refusal(hooked.attest().await);
-    rows.push(Row {
-        scenario: "hooked app",
-        expected: "403 hook_detected",
-        observed,
-        as_expected: reasons == ["hook_detected"],
-    });
+    rows.push(hooked_app_attests(demo, "hooked app").await?);
 
     // 8. A rooted phone: may read, may not write.
     let rooted = demo.genuine()?;

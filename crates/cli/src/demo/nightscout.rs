@@ -16,10 +16,9 @@ use medgate_node::config::Config;
 use medgate_node::nightscout::profile::{SECRET_NAME, credential_scopes, profile};
 use medgate_node::nightscout::upstream::{NightscoutUpstream, sha1_hex};
 use medgate_node::{Node, NodeOptions};
-use medgate_proto::wire::{Signal, SignalKind};
 use medgate_sdk::client::HttpClient;
 
-use super::{Demo, DemoArgs, Row, describe, finish, refusal, register};
+use super::{Demo, DemoArgs, Row, describe, finish, register};
 use crate::Failure;
 use crate::admin::AdminApi;
 
@@ -193,19 +192,7 @@ async fn scenarios(
         as_expected: carbs.status == StatusCode::FORBIDDEN,
     });
 
-    // A Frida-hooked uploader.
-    let hooked = demo.genuine()?;
-    hooked.set_signals(vec![Signal::new(
-        SignalKind::Hook,
-        "frida_maps: /memfd:frida-agent-64.so (deleted)",
-    )]);
-    let (observed, reasons) = refusal(hooked.attest().await);
-    rows.push(Row {
-        scenario: "Frida-hooked uploader attests",
-        expected: "403 hook_detected",
-        observed,
-        as_expected: reasons == ["hook_detected"],
-    });
+    rows.push(super::hooked_app_attests(demo, "Frida-hooked uploader attests").await?);
 
     // A bolus: signed by the attested app's key over the body, and not signed.
     let unsigned = uploader
