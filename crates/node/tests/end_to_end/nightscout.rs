@@ -255,7 +255,7 @@ async fn therapy_writes_need_a_signature_and_commands_bulk_deletes_and_token_exc
             .unwrap(),
     );
     reply.assert_status(StatusCode::FORBIDDEN);
-    // Not routed for anyone.
+    // The socket.io tunnel, without its class.
     let reply = Reply(
         client
             .send(
