@@ -413,14 +413,39 @@ impl Gateway {
         let engine = tunnel::Engine::from_query(query).ok_or(Refusal::TunnelMalformed)?;
         let bytes = signature::read_body(&self.inner, parts, body, tunnel::MAX_PAYLOAD).await?;
         let scopes: Vec<&str> = authorized.scope.split(' ').collect();
-        let filtered = tunnel::filter(&bytes, engine, |scope| scopes.contains(&scope))
-            .map_err(|_| Refusal::TunnelMalformed)?;
+        let secret = self.in_band_secret(authorized);
+        let filtered = tunnel::filter(
+            &bytes,
+            engine,
+            |scope| scopes.contains(&scope),
+            secret.as_deref().map(String::as_str),
+        )
+        .map_err(|_| Refusal::TunnelMalformed)?;
         if filtered.dropped > 0 {
             self.inner
                 .metrics
                 .tunnel_dropped(u64::try_from(filtered.dropped).unwrap_or(u64::MAX));
         }
         Ok(Either::Right(Full::new(Bytes::from(filtered.body))))
+    }
+
+    /// What a tunnel's in-band credentials become: the `api-secret` value the route injects
+    /// (Nightscout's SHA-1 of its `API_SECRET`), or none.
+    pub(crate) fn in_band_secret(
+        &self,
+        authorized: &Authorized,
+    ) -> Option<zeroize::Zeroizing<String>> {
+        let mut scratch = http::HeaderMap::new();
+        inject::apply(
+            &authorized.inject,
+            &self.inner.secrets,
+            &authorized.app_id,
+            &mut scratch,
+            None,
+        )
+        .ok()?;
+        let value = scratch.get("api-secret")?.to_str().ok()?;
+        Some(zeroize::Zeroizing::new(value.to_string()))
     }
 
     /// Counts the refusal in the audit tally: its kind, code, route pattern (not the raw path,

@@ -10,13 +10,20 @@
 //!    `<length>:` prefixes, lengths in UTF-16 code units as JavaScript counts them (3).
 //! 3. Each message packet (`4`) is a socket.io packet: type, `<attachments>-` for binary
 //!    ones, `/<namespace>,`, an ack id, then a JSON array whose first element names the event.
-//! 4. An event is kept when it needs nothing ([`requirement`]) or the subject holds its scope;
-//!    a therapy write is never kept (it needs a signed request, which the tunnel cannot
-//!    carry); an event the gateway cannot read, and every binary packet, is dropped.
-//! 5. The kept packets are framed again as they came; none left is a single noop (`6`).
+//! 4. An event is kept when it is one Nightscout's clients send and needs nothing
+//!    ([`requirement`]) or the subject holds its scope; a therapy write is never kept (it
+//!    needs a signed request, which the tunnel cannot carry), nor an event the list does not
+//!    name, nor one the gateway cannot read, nor any binary packet.
+//! 5. Credentials sent in-band are replaced: an `authorize` (and an `/alarm` `subscribe`)
+//!    carries the site's own secret, as the gateway injects it into every request, in place of
+//!    whatever the client sent (its `token`, `accessToken` and `jwtToken` removed), so no
+//!    client credential reaches the upstream and the upstream's secret never reaches a client.
+//! 6. The kept packets are framed again as they came; none left is a single noop (`6`).
 //!
 //! Over WebSocket (`crate::websocket`) each message the client sends is one packet, and
-//! [`allowed`] decides it alone.
+//! [`pass`] decides it alone.
+
+use std::borrow::Cow;
 
 use serde_json::Value;
 
@@ -69,10 +76,12 @@ pub enum Requirement {
     Never,
 }
 
-/// Nightscout's client events that change something (`lib/server/websocket.js`,
-/// `lib/api3/alarmSocket.js`): writes by collection, and the alarm `ack`.
+/// The events Nightscout's clients send (`lib/server/websocket.js`,
+/// `lib/api3/alarmSocket.js`, `lib/api3/storageSocket.js`): reads and subscriptions, writes
+/// by collection, and the alarm `ack`; any other is never forwarded.
 pub fn requirement(event: &str, arguments: &[Value]) -> Requirement {
     match event {
+        "authorize" | "loadRetro" | "subscribe" | "resubscribe" => Requirement::None,
         "dbAdd" | "dbUpdate" | "dbUpdateUnset" | "dbRemove" => {
             match arguments
                 .first()
@@ -88,7 +97,7 @@ pub fn requirement(event: &str, arguments: &[Value]) -> Requirement {
             }
         }
         "ack" => Requirement::Scope("nightscout:alarm-ack"),
-        _ => Requirement::None,
+        _ => Requirement::Never,
     }
 }
 
@@ -99,11 +108,13 @@ pub struct Filtered {
     pub dropped: usize,
 }
 
-/// Steps 1–5 for a polling body; `holds` says whether the subject has a scope.
+/// Steps 1–6 for a polling body; `holds` says whether the subject has a scope, `secret` is
+/// what in-band credentials become (the site's own, as injected; none: removed).
 pub fn filter(
     payload: &[u8],
     engine: Engine,
     holds: impl Fn(&str) -> bool,
+    secret: Option<&str>,
 ) -> Result<Filtered, TunnelError> {
     // Step 1.
     if payload.len() > MAX_PAYLOAD {
@@ -111,15 +122,19 @@ pub fn filter(
     }
     let text = std::str::from_utf8(payload).map_err(|_| TunnelError::NotText)?;
     let packets = packets(text, engine)?;
-    // Steps 3 and 4.
+    // Steps 3 to 5.
     let total = packets.len();
-    let kept: Vec<&str> = packets
+    let kept: Vec<Cow<'_, str>> = packets
         .into_iter()
-        .filter(|packet| allowed(packet, &holds))
+        .filter_map(|packet| pass(packet, &holds, secret))
         .collect();
     let dropped = total - kept.len();
-    // Step 5.
-    let kept = if kept.is_empty() { vec!["6"] } else { kept };
+    // Step 6.
+    let kept = if kept.is_empty() {
+        vec![Cow::Borrowed("6")]
+    } else {
+        kept
+    };
     let body = match engine {
         Engine::V4 => kept.join("\x1e"),
         Engine::V3 => kept
@@ -177,18 +192,23 @@ fn split_v3(text: &str) -> Result<Vec<&str>, TunnelError> {
 
 /// What one Engine.IO packet is, as step 3 reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Packet {
+pub enum Packet<'a> {
     /// Not a socket.io event: Engine.IO control packets, socket.io connect, disconnect and
     /// acks.
     Other,
-    /// A socket.io event: its name and arguments.
-    Event(String, Vec<Value>),
+    /// A socket.io event: what comes before its JSON (types, namespace, ack id), its name
+    /// and arguments.
+    Event {
+        head: &'a str,
+        name: String,
+        arguments: Vec<Value>,
+    },
     /// A binary packet, a binary event or ack, or an event that does not parse.
     Unreadable,
 }
 
 /// Step 3.
-pub fn read(packet: &str) -> Packet {
+pub fn read(packet: &str) -> Packet<'_> {
     let Some(message) = packet.strip_prefix('4') else {
         // Binary packets (`b…`) may be a dropped event's attachments.
         return if packet.starts_with('b') {
@@ -215,6 +235,7 @@ pub fn read(packet: &str) -> Packet {
         rest = after;
     }
     rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let head = &packet[..packet.len() - rest.len()];
     let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(rest) else {
         return Packet::Unreadable;
     };
@@ -224,20 +245,54 @@ pub fn read(packet: &str) -> Packet {
     let Value::String(name) = items.remove(0) else {
         return Packet::Unreadable;
     };
-    Packet::Event(name, items)
+    Packet::Event {
+        head,
+        name,
+        arguments: items,
+    }
 }
 
-/// Step 4 for one Engine.IO packet (over WebSocket, a message is one).
-pub fn allowed(packet: &str, holds: &impl Fn(&str) -> bool) -> bool {
-    match read(packet) {
-        Packet::Other => true,
-        Packet::Unreadable => false,
-        Packet::Event(name, arguments) => match requirement(&name, &arguments) {
-            Requirement::None => true,
-            Requirement::Scope(scope) => holds(scope),
-            Requirement::Never => false,
-        },
+/// Steps 4 and 5 for one Engine.IO packet (over WebSocket, a message is one): what to
+/// forward in its place, or `None` to drop it.
+pub fn pass<'a>(
+    packet: &'a str,
+    holds: &impl Fn(&str) -> bool,
+    secret: Option<&str>,
+) -> Option<Cow<'a, str>> {
+    let (head, name, mut arguments) = match read(packet) {
+        Packet::Other => return Some(Cow::Borrowed(packet)),
+        Packet::Unreadable => return None,
+        Packet::Event {
+            head,
+            name,
+            arguments,
+        } => (head, name, arguments),
+    };
+    match requirement(&name, &arguments) {
+        Requirement::None => {}
+        Requirement::Scope(scope) if holds(scope) => {}
+        Requirement::Scope(_) | Requirement::Never => return None,
     }
+    // Step 5: an event that may carry a credential carries the site's own, or none.
+    let carries = name == "authorize" || name == "subscribe" || name == "resubscribe";
+    if !carries {
+        return Some(Cow::Borrowed(packet));
+    }
+    // Its options are an object, or it is not forwarded (a credential could hide elsewhere).
+    let Some(Value::Object(fields)) = arguments.first_mut() else {
+        return None;
+    };
+    for credential in ["secret", "token", "accessToken", "jwtToken"] {
+        fields.remove(credential);
+    }
+    if let Some(secret) = secret {
+        fields.insert("secret".into(), Value::String(secret.to_string()));
+    }
+    let mut items = Vec::with_capacity(arguments.len() + 1);
+    items.push(Value::String(name));
+    items.extend(arguments);
+    let json = serde_json::to_string(&items).ok()?;
+    Some(Cow::Owned(format!("{head}{json}")))
 }
 
 #[cfg(test)]

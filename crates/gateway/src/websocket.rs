@@ -2,8 +2,8 @@
 //! the client's WebSocket and opens its own to the upstream (with the request head
 //! `proxy::upstream_parts` makes for any forwarded request: credentials stripped and
 //! injected, medgate's headers set), then carries messages both ways. Every message the
-//! client sends is one Engine.IO packet, kept or dropped by `tunnel::allowed` for the
-//! subject's scopes; binary messages are dropped. What the upstream sends passes. While the
+//! client sends is one Engine.IO packet, kept, rewritten (in-band credentials) or dropped by
+//! `tunnel::pass` for the subject's scopes; binary messages are dropped. What the upstream sends passes. While the
 //! tunnel is open its subject is checked every second: a revoked installation or credential
 //! (or one that expired) has its tunnel closed (1008, policy violation).
 
@@ -208,6 +208,7 @@ impl Gateway {
     {
         let scopes: Vec<String> = authorized.scope.split(' ').map(str::to_string).collect();
         let holds = |scope: &str| scopes.iter().any(|s| s == scope);
+        let secret = self.in_band_secret(&authorized);
         let (mut to_client, mut from_client) = client.split();
         let (mut to_upstream, mut from_upstream) = upstream.split();
         let mut check = tokio::time::interval(Duration::from_secs(1));
@@ -215,12 +216,15 @@ impl Gateway {
             tokio::select! {
                 message = from_client.next() => match message {
                     Some(Ok(Message::Text(text))) => {
-                        if tunnel::allowed(text.as_str(), &holds) {
-                            if to_upstream.send(Message::Text(text)).await.is_err() {
-                                break;
+                        let secret = secret.as_deref().map(String::as_str);
+                        match tunnel::pass(text.as_str(), &holds, secret) {
+                            Some(kept) => {
+                                let kept = Message::text(kept.into_owned());
+                                if to_upstream.send(kept).await.is_err() {
+                                    break;
+                                }
                             }
-                        } else {
-                            self.inner.metrics.tunnel_dropped(1);
+                            None => self.inner.metrics.tunnel_dropped(1),
                         }
                     }
                     Some(Ok(Message::Binary(_))) => self.inner.metrics.tunnel_dropped(1),

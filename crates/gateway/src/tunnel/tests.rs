@@ -1,7 +1,9 @@
 use super::*;
 
 const AUTHORIZE: &str =
-    r#"42["authorize",{"client":"web","secret":null,"token":null,"history":48}]"#;
+    r#"42["authorize",{"client":"web","history":48,"secret":"follower-secret","token":"x"}]"#;
+/// What the upstream gets for it: no client credential, the site's secret (none here).
+const AUTHORIZED: &str = r#"42["authorize",{"client":"web","history":48}]"#;
 const ADD_ENTRY: &str =
     r#"42["dbAdd",{"collection":"entries","data":{"type":"sgv","sgv":120,"date":1767225600000}}]"#;
 const ADD_BOLUS: &str = r#"42["dbAdd",{"collection":"treatments","data":{"eventType":"Correction Bolus","insulin":5}}]"#;
@@ -13,7 +15,13 @@ fn v4(packets: &[&str]) -> String {
 }
 
 fn run(body: &str, engine: Engine, scopes: &[&str]) -> Filtered {
-    filter(body.as_bytes(), engine, |scope| scopes.contains(&scope)).unwrap()
+    filter(
+        body.as_bytes(),
+        engine,
+        |scope| scopes.contains(&scope),
+        None,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -29,7 +37,7 @@ fn a_follower_keeps_its_reads_and_loses_writes_and_acks() {
         ACK_WITH_ID,
     ]);
     let kept = run(&body, Engine::V4, &["nightscout:read"]);
-    assert_eq!(kept.body, v4(&["2", "40", "40/alarm,", AUTHORIZE]));
+    assert_eq!(kept.body, v4(&["2", "40", "40/alarm,", AUTHORIZED]));
     assert_eq!(kept.dropped, 4);
 }
 
@@ -62,13 +70,18 @@ fn what_cannot_be_read_is_dropped() {
         "4",
         r#"42["dbAdd",{"data":{}}]"#,
         r#"42["dbRemove",{"collection":"settings","_id":"x"}]"#,
+        // Events no Nightscout client sends are not guessed at.
+        r#"42["adminDrop",{}]"#,
+        // A credential-carrying event whose options are not an object.
+        r#"42["authorize","follower-secret"]"#,
+        r#"42["dbadd",{"collection":"entries"}]"#,
     ] {
         let kept = run(
             &v4(&[AUTHORIZE, packet]),
             Engine::V4,
             &["nightscout:data-write"],
         );
-        assert_eq!(kept.body, AUTHORIZE, "{packet}");
+        assert_eq!(kept.body, AUTHORIZED, "{packet}");
         assert_eq!(kept.dropped, 1, "{packet}");
     }
 }
@@ -84,7 +97,7 @@ fn nothing_left_is_a_noop() {
 #[test]
 fn engine_io_3_framing_counts_utf16_units_as_javascript_does() {
     // "😀" is one char, two UTF-16 units, four bytes.
-    let note = r#"42["authorize",{"client":"😀"}]"#;
+    let note = r#"42["loadRetro",{"client":"😀"}]"#;
     let framed = |packet: &str| format!("{}:{packet}", packet.encode_utf16().count());
     let body = [framed("2"), framed(note), framed(ADD_ENTRY), framed(ACK)].concat();
     let kept = run(&body, Engine::V3, &["nightscout:read"]);
@@ -92,7 +105,7 @@ fn engine_io_3_framing_counts_utf16_units_as_javascript_does() {
     assert_eq!(kept.dropped, 2);
     for bad in ["5:abc", "x:2", ":2", "2", "0:", "3:abc3:", "99999999:2"] {
         assert_eq!(
-            filter(bad.as_bytes(), Engine::V3, |_| true).unwrap_err(),
+            filter(bad.as_bytes(), Engine::V3, |_| true, None).unwrap_err(),
             TunnelError::Framing,
             "{bad}"
         );
@@ -103,21 +116,21 @@ fn engine_io_3_framing_counts_utf16_units_as_javascript_does() {
 fn bounds_hold() {
     let many = vec!["2"; MAX_PACKETS + 1].join("\x1e");
     assert_eq!(
-        filter(many.as_bytes(), Engine::V4, |_| true).unwrap_err(),
+        filter(many.as_bytes(), Engine::V4, |_| true, None).unwrap_err(),
         TunnelError::TooManyPackets
     );
     let many = "1:2".repeat(MAX_PACKETS + 1);
     assert_eq!(
-        filter(many.as_bytes(), Engine::V3, |_| true).unwrap_err(),
+        filter(many.as_bytes(), Engine::V3, |_| true, None).unwrap_err(),
         TunnelError::TooManyPackets
     );
     let large = vec![b'2'; MAX_PAYLOAD + 1];
     assert_eq!(
-        filter(&large, Engine::V4, |_| true).unwrap_err(),
+        filter(&large, Engine::V4, |_| true, None).unwrap_err(),
         TunnelError::TooLarge
     );
     assert_eq!(
-        filter(&[0xff, 0xfe], Engine::V4, |_| true).unwrap_err(),
+        filter(&[0xff, 0xfe], Engine::V4, |_| true, None).unwrap_err(),
         TunnelError::NotText
     );
 }
@@ -134,4 +147,25 @@ fn the_engine_comes_from_the_query() {
     );
     assert_eq!(Engine::from_query(Some("EIO=5")), None);
     assert_eq!(Engine::from_query(None), None);
+}
+
+#[test]
+fn in_band_credentials_become_the_sites_own() {
+    let site = "0123456789abcdef0123456789abcdef01234567";
+    let body = v4(&[
+        AUTHORIZE,
+        r#"42/alarm,3["subscribe",{"accessToken":"follower-secret","jwtToken":"eyJ"}]"#,
+        r#"42/storage,["subscribe",{"accessToken":"follower-secret","collections":["entries"]}]"#,
+    ]);
+    let kept = filter(body.as_bytes(), Engine::V4, |_| false, Some(site)).unwrap();
+    assert_eq!(
+        kept.body,
+        v4(&[
+            &format!(r#"42["authorize",{{"client":"web","history":48,"secret":"{site}"}}]"#),
+            &format!(r#"42/alarm,3["subscribe",{{"secret":"{site}"}}]"#),
+            &format!(r#"42/storage,["subscribe",{{"collections":["entries"],"secret":"{site}"}}]"#),
+        ])
+    );
+    assert!(!kept.body.contains("follower-secret") && !kept.body.contains("eyJ"));
+    assert_eq!(kept.dropped, 0);
 }

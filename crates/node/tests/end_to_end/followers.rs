@@ -433,13 +433,23 @@ async fn nightscout_clients_from_pypi_read_with_a_follower_link_upload_with_an_u
 }
 
 /// What a Nightscout client sends over socket.io long polling (Engine.IO 4): the in-band
-/// authorization, a reading, a bolus, and an alarm silence.
+/// authorization (with the client's own credential), a reading, a bolus, and an alarm
+/// silence.
 const SOCKET_PACKETS: [&str; 4] = [
-    r#"42["authorize",{"client":"web","secret":null,"history":48}]"#,
+    r#"42["authorize",{"client":"web","secret":"a-clients-secret","history":48}]"#,
     r#"42["dbAdd",{"collection":"entries","data":{"type":"sgv","sgv":99,"date":1767225600000}}]"#,
     r#"42["dbAdd",{"collection":"treatments","data":{"eventType":"Correction Bolus","insulin":5}}]"#,
     r#"42/alarm,["ack",2,"default",900000]"#,
 ];
+
+/// The in-band authorization as the site gets it: with its own secret, as the gateway
+/// injects it, in place of the client's.
+fn authorized_in_band() -> String {
+    format!(
+        r#"42["authorize",{{"client":"web","history":48,"secret":"{}"}}]"#,
+        sha1_hex(crate::nightscout::API_SECRET)
+    )
+}
 
 #[tokio::test]
 async fn socket_io_writes_and_alarm_acks_reach_the_site_only_for_a_subject_holding_their_class() {
@@ -484,10 +494,13 @@ async fn socket_io_writes_and_alarm_acks_reach_the_site_only_for_a_subject_holdi
     };
     // A follower: its in-band authorization only.
     post(poll(&follower)).await.assert_status(StatusCode::OK);
-    assert_eq!(delivered(&site), SOCKET_PACKETS[0]);
+    assert_eq!(delivered(&site), authorized_in_band());
     // An uploader holds data-write: the reading too, never the bolus or the ack.
     post(poll(&uploader)).await.assert_status(StatusCode::OK);
-    assert_eq!(delivered(&site), SOCKET_PACKETS[..2].join("\x1e"));
+    assert_eq!(
+        delivered(&site),
+        [authorized_in_band().as_str(), SOCKET_PACKETS[1]].join("\x1e")
+    );
     // An attested installation holding alarm-ack: the ack too; the bolus still not (a therapy
     // write needs a signed request, which the tunnel cannot carry).
     let client = stack.client();
@@ -505,7 +518,7 @@ async fn socket_io_writes_and_alarm_acks_reach_the_site_only_for_a_subject_holdi
     reply.assert_status(StatusCode::OK);
     assert_eq!(
         delivered(&site),
-        [SOCKET_PACKETS[0], SOCKET_PACKETS[3]].join("\x1e")
+        [authorized_in_band().as_str(), SOCKET_PACKETS[3]].join("\x1e")
     );
     // The server's side of polling passes; a body the gateway cannot read is refused whole.
     send(&stack, Method::GET, &poll(&follower), &[])
@@ -568,7 +581,7 @@ async fn socket_io_over_websocket_is_read_message_by_message_and_closed_on_revoc
         socket.send(Message::text(packet)).await.unwrap();
     }
     socket.send(Message::binary(vec![4u8, 1, 2])).await.unwrap();
-    let expected = vec![SOCKET_PACKETS[0].to_string(), SOCKET_PACKETS[1].to_string()];
+    let expected = vec![authorized_in_band(), SOCKET_PACKETS[1].to_string()];
     stack
         .eventually(5, || async { site.socket_messages() == expected })
         .await;
