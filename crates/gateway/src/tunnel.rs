@@ -81,7 +81,7 @@ pub enum Requirement {
 /// by collection, and the alarm `ack`; any other is never forwarded.
 pub fn requirement(event: &str, arguments: &[Value]) -> Requirement {
     match event {
-        "authorize" | "loadRetro" | "subscribe" | "resubscribe" => Requirement::None,
+        "authorize" | "loadRetro" | "nsping" | "subscribe" | "resubscribe" => Requirement::None,
         "dbAdd" | "dbUpdate" | "dbUpdateUnset" | "dbRemove" => {
             match arguments
                 .first()

@@ -102,6 +102,7 @@ async fn the_real_nightscout_behind_medgate_takes_only_what_the_profile_lets_thr
         HeaderValue::from_str(&sha1_hex(API_SECRET)).unwrap(),
     );
     let entries = format!("{site}/api/v1/entries.json");
+    let own_headers = own.clone();
     answers(&http, &entries, &own, StatusCode::OK).await;
     // The control: the site itself refuses a read without its secret.
     answers(&http, &entries, &HeaderMap::new(), StatusCode::UNAUTHORIZED).await;
@@ -131,8 +132,8 @@ async fn the_real_nightscout_behind_medgate_takes_only_what_the_profile_lets_thr
             reply.json()["secret"].as_str().unwrap().to_string()
         }
     };
-    let uploader = made("uploader", &["read", "data-write"]).await;
-    let follower = made("follower", &["read"]).await;
+    let uploader = made("uploader", &["read", "data-write", "tunnel"]).await;
+    let follower = made("follower", &["read", "tunnel"]).await;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -234,7 +235,7 @@ async fn the_real_nightscout_behind_medgate_takes_only_what_the_profile_lets_thr
         .send(
             Method::GET,
             &format!("{site}/api/v1/treatments.json?count=10"),
-            own,
+            own.clone(),
             Bytes::new(),
         )
         .await
@@ -248,6 +249,89 @@ async fn the_real_nightscout_behind_medgate_takes_only_what_the_profile_lets_thr
         .collect();
     assert_eq!(boluses.len(), 1, "{treatments}");
     assert_eq!(boluses[0]["insulin"], 0.5);
+
+    // socket.io-client 2.1.1 (Nightscout's own) through the tunnel, over polling and WebSocket:
+    // the in-band authorize gets read access (the site's secret replaced the client's), data
+    // arrives, and a follower's in-band write and alarm ack never reach the site.
+    let nightscout_log = &logs.path().join("nightscout.log");
+    // Nightscout sends a socket its data on `authorize` only once it has processed some (a
+    // client that comes earlier waits for the next change): wait for that.
+    stack
+        .eventually(60, || async {
+            std::fs::read_to_string(nightscout_log)
+                .unwrap_or_default()
+                .contains("running websocket.update")
+        })
+        .await;
+    let socket = |credential: &str, transport: &str, marker: &str, writes: &str| {
+        let mut command = Command::new("node");
+        command.arg(dir.join("socket-client.cjs")).args([
+            &stack.gateway_url(""),
+            credential,
+            transport,
+            marker,
+            writes,
+        ]);
+        async move {
+            let output = command.output().await.unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+            if !output.status.success() {
+                let log = std::fs::read_to_string(nightscout_log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                panic!(
+                    "{stdout}\nNightscout's log, last lines first:\n{}",
+                    tail.join("\n")
+                );
+            }
+            stdout
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let event = |events: &[serde_json::Value], name: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name}: {events:?}"))
+    };
+    for transport in ["polling", "websocket"] {
+        let events = socket(&follower, transport, "medgate-follower-socket", "no").await;
+        assert_eq!(event(&events, "connect")["transport"], transport);
+        assert_eq!(event(&events, "authorized")["authorization"]["read"], true);
+        event(&events, "dataUpdate");
+        assert_eq!(event(&events, "pong")["result"], "pong");
+        assert!(
+            events.iter().all(|e| e["event"] != "dbAdd_answered"),
+            "{events:?}"
+        );
+    }
+    let events = socket(&uploader, "websocket", "medgate-uploader-socket", "yes").await;
+    assert_eq!(event(&events, "dbAdd_answered")["stored"], 1);
+    let by = |marker: &'static str| {
+        let (http, own, entries) = (&http, own_headers.clone(), &entries);
+        async move {
+            let stored = http
+                .send(
+                    Method::GET,
+                    &format!("{entries}?count=100&find[device]={marker}"),
+                    own,
+                    Bytes::new(),
+                )
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&stored.body)
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(by("medgate-uploader-socket").await, 1);
+    assert_eq!(by("medgate-follower-socket").await, 0);
+    let _ = own_headers;
     // Ended and reaped here (on a failure, when dropped).
     for process in [&mut nightscout, &mut database] {
         process.kill().await.unwrap();
