@@ -60,9 +60,9 @@ pub struct RouteConfig {
     /// `proof = "dpop"` routes: a signed write needs an attested installation.
     #[serde(default)]
     pub credentials: bool,
-    /// `"socket.io"`: Nightscout's socket.io tunnel, over long polling only; client events
-    /// that write or silence alarms are dropped unless the subject holds their class
-    /// (`crate::tunnel`), and WebSocket upgrades are refused.
+    /// `"socket.io"`: Nightscout's socket.io tunnel, long polling and WebSocket; client events
+    /// that write or silence alarms are dropped unless the subject holds their class, and
+    /// in-band credentials replaced (`crate::tunnel`, `crate::websocket`).
     #[serde(default)]
     pub tunnel: Option<Tunnel>,
 }

@@ -13,7 +13,7 @@
 //! | command | `nightscout:command` | `dpop+signature` | 1/s, burst 2 | `POST /api/v2/notifications/loop` (remote bolus, carbs, overrides), v3 `settings` writes |
 //! | admin | `nightscout:admin` | `dpop+signature` | 1/s, burst 5 | `/api/v2/authorization/*` (subjects, roles) |
 //!
-//! | tunnel | `nightscout:tunnel` | `dpop` | | `/socket.io/` long polling; writes and alarm acks inside it dropped unless the subject holds their class, therapy writes always; no WebSocket |
+//! | tunnel | `nightscout:tunnel` | `dpop` | | `/socket.io/` (polling and WebSocket); writes and alarm acks inside it dropped unless the subject holds their class, therapy writes always; in-band credentials replaced by the site's |
 //!
 //! Followers and uploaders that cannot attest (`medgate admin follower|uploader create`) get
 //! a credential instead of the site's secret, accepted on the read, data-write and tunnel
@@ -157,7 +157,7 @@ const CLASSES: &[Class] = &[
     },
     Class {
         name: "tunnel",
-        why: "socket.io long polling (the web UI, AndroidAPS' NSClient); writes and alarm acks inside it are dropped unless the subject holds their class, therapy writes always",
+        why: "socket.io, polling and WebSocket (the web UI, AndroidAPS' NSClient); writes and alarm acks inside it are dropped unless the subject holds their class, therapy writes always",
         scope: "nightscout:tunnel",
         proof: "dpop",
         rate_limit: None,
@@ -286,9 +286,15 @@ pub fn profile(upstream: &str, public_url: Option<&str>) -> String {
     line("exchange_lifetime = \"1h\"");
     line("");
     line("# Not routed, so denied: the web UI and its static files (a browser cannot make DPoP");
-    line("# proofs). The socket.io tunnel is carried over long polling only, its events read by");
-    line("# the gateway: writes (dbAdd, dbUpdate, dbRemove) and alarm acks are dropped unless the");
-    line("# subject holds their class, treatments and profiles always; WebSocket is refused.");
+    line(
+        "# proofs). In the socket.io tunnel (polling and WebSocket) the gateway reads every event:",
+    );
+    line(
+        "# writes (dbAdd, dbUpdate, dbRemove) and alarm acks are dropped unless the subject holds",
+    );
+    line(
+        "# their class, treatments and profiles always, and in-band credentials become the site's.",
+    );
     for class in CLASSES {
         line("");
         line(&format!(
