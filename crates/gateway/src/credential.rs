@@ -174,11 +174,17 @@ impl Gateway {
     pub(crate) fn exchange_answer(
         &self,
         parts: &Parts,
+        client: std::net::IpAddr,
         now: UnixTime,
     ) -> Option<Result<Response<Full<Bytes>>, Refusal>> {
         let params = self.inner.params.credentials.as_ref()?;
         let prefix = params.exchange_path.as_deref()?;
         let rest = parts.uri.path().strip_prefix(prefix)?;
+        // Within the client address's limit, as every request is.
+        let client = medgate_service::client_ip::client_key(client);
+        if let Err(wait) = self.inner.address_limiter.check(&client) {
+            return Some(Err(Refusal::RateLimited(wait)));
+        }
         Some(self.answer_exchange(params, parts, rest, now))
     }
 

@@ -168,6 +168,9 @@ pub(crate) struct Inner {
     /// Opens the operator secrets routes inject.
     sealer: Sealer,
     secrets: inject::SecretCache,
+    /// Open WebSocket tunnels, which outlive the connection slot that opened them: at most
+    /// as many as the listener's connections.
+    tunnels: Arc<tokio::sync::Semaphore>,
 }
 
 /// The gateway. Cheap to clone.
@@ -218,6 +221,9 @@ impl Gateway {
                 htu_base: medgate_verify::dpop::HtuBase::new(&params.public_url),
                 sealer,
                 secrets: inject::SecretCache::default(),
+                tunnels: Arc::new(tokio::sync::Semaphore::new(
+                    params.connections.max_connections.max(1),
+                )),
                 tokens: TokenCache::new(params.token_cache_capacity),
                 replays: ReplayCache::new(params.replay_capacity, params.replay_share),
                 limiter: KeyedLimiter::new(params.rate_limit),
@@ -314,7 +320,13 @@ impl Gateway {
         let started = Instant::now();
         let now = self.inner.clock.now();
         let (mut parts, body) = request.into_parts();
-        if let Some(answer) = self.exchange_answer(&parts, now) {
+        let client = self
+            .inner
+            .params
+            .connections
+            .trusted_proxies
+            .client(peer.ip(), &parts.headers);
+        if let Some(answer) = self.exchange_answer(&parts, client, now) {
             let outcome = match &answer {
                 Ok(_) => "credential_exchanged",
                 Err(refusal) => refusal.outcome(),
@@ -328,12 +340,6 @@ impl Gateway {
                 }
             };
         }
-        let client = self
-            .inner
-            .params
-            .connections
-            .trusted_proxies
-            .client(peer.ip(), &parts.headers);
         let decision = self.decide(&parts, client, now).await;
         self.inner
             .metrics
@@ -354,7 +360,13 @@ impl Gateway {
                     Some(authorized.installation_id.clone()),
                 );
             }
-            return match self.open_tunnel(parts, authorized, client).await {
+            let Ok(slot) = Arc::clone(&self.inner.tunnels).try_acquire_owned() else {
+                return refused(
+                    Refusal::Overloaded,
+                    Some(authorized.installation_id.clone()),
+                );
+            };
+            return match self.open_tunnel(parts, authorized, client, slot).await {
                 Ok(response) => response,
                 Err(error) => {
                     self.inner.metrics.gateway_request(error.outcome());

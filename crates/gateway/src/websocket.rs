@@ -74,6 +74,7 @@ impl Gateway {
         mut parts: Parts,
         authorized: Authorized,
         client: IpAddr,
+        slot: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<Response<GatewayBody>, UpstreamError> {
         // Checked by the caller (`handshake_ok`); hyper puts the upgrade in every request.
         let key = client_key(&parts)
@@ -110,6 +111,7 @@ impl Gateway {
             )
             .await;
             gateway.carry(authorized, client, upstream).await;
+            drop(slot);
         });
         self.inner.metrics.gateway_request("tunnel_opened");
         let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed());
