@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use clap::Subcommand;
 
 use medgate_node::nightscout::MIN_API_SECRET_LEN;
-use medgate_node::nightscout::profile::{SECRET_NAME, profile};
+use medgate_node::nightscout::profile::{SECRET_NAME, TOKEN_SECRET_NAME, profile};
 
 use crate::Failure;
 
@@ -85,5 +85,9 @@ pub fn run(command: NightscoutCommand) -> Result<(), Failure> {
         "  medgate admin app create <APP_ID> --scopes \"nightscout:read nightscout:data-write nightscout:therapy-write\""
     );
     println!("  medgate admin secret set <APP_ID> {SECRET_NAME} --from-env {api_secret_from_env}");
+    println!(
+        "and for v3 clients (AndroidAPS NSClientV3, xDrip+ follower v3), an access token of a Nightscout subject (Admin Tools), which the gateway exchanges for Nightscout's JWT:"
+    );
+    println!("  medgate admin secret set <APP_ID> {TOKEN_SECRET_NAME} --from-env NS_ACCESS_TOKEN");
     Ok(())
 }

@@ -66,6 +66,11 @@ pub enum Encoding {
     Plain,
     /// Lowercase hex of its SHA-1: what Nightscout's `api-secret` header carries.
     Sha1Hex,
+    /// The stored value is a Nightscout access token; sent is `Bearer <JWT>`, the JWT the
+    /// upstream's `/api/v2/authorization/request/<token>` hands out for it (what Nightscout's
+    /// v3 API takes), fetched in the background and again before it expires
+    /// (`crate::upstream_jwt`). Only in the `authorization` header.
+    NightscoutJwt,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +92,14 @@ impl Injection {
         if !names::is_secret_name(&config.secret) {
             return Err("inject: secret must be 1-64 characters of a-z 0-9 _ -".into());
         }
+        if config.encoding == Encoding::NightscoutJwt
+            && !config
+                .header
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case("authorization"))
+        {
+            return Err("inject: encoding nightscout-jwt goes in header \"authorization\"".into());
+        }
         let target = match (&config.header, &config.query) {
             (Some(header), None) => Target::Header(
                 credential_header(header).map_err(|problem| format!("inject: {problem}"))?,
@@ -105,6 +118,10 @@ impl Injection {
 
     pub fn secret(&self) -> &str {
         &self.secret
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
     }
 }
 
@@ -250,6 +267,18 @@ type Value = Arc<Zeroizing<Vec<u8>>>;
 #[derive(Default)]
 pub struct SecretCache {
     entries: RwLock<HashMap<(String, String), (i64, Value)>>,
+    /// Upstream JWTs for `nightscout-jwt` injections, by app, secret and the secret's version
+    /// they were fetched with, and when each expires.
+    jwts: RwLock<HashMap<(String, String), UpstreamJwt>>,
+}
+
+/// A JWT the upstream handed out for an app's access token.
+#[derive(Clone)]
+pub struct UpstreamJwt {
+    /// The version of the secret it was fetched for: a rotated secret needs a new one.
+    pub version: i64,
+    pub bearer: Arc<Zeroizing<String>>,
+    pub expires_at: i64,
 }
 
 impl std::fmt::Debug for SecretCache {
@@ -294,6 +323,36 @@ impl SecretCache {
             .get(&(app_id.to_string(), name.to_string()))
             .map(|(_, value)| Arc::clone(value))
     }
+
+    /// Every app that has a secret called `name`, with its version and value.
+    pub(crate) fn named(&self, name: &str) -> Vec<(String, i64, Value)> {
+        self.entries
+            .read()
+            .iter()
+            .filter(|((_, secret), _)| secret == name)
+            .map(|((app, _), (version, value))| (app.clone(), *version, Arc::clone(value)))
+            .collect()
+    }
+
+    /// The JWT kept for an app's secret, if it was fetched for the secret's current version.
+    pub(crate) fn jwt(&self, app_id: &str, name: &str) -> Option<UpstreamJwt> {
+        let version = self
+            .entries
+            .read()
+            .get(&(app_id.to_string(), name.to_string()))
+            .map(|(version, _)| *version)?;
+        self.jwts
+            .read()
+            .get(&(app_id.to_string(), name.to_string()))
+            .filter(|jwt| jwt.version == version)
+            .cloned()
+    }
+
+    pub(crate) fn set_jwt(&self, app_id: &str, name: &str, jwt: UpstreamJwt) {
+        self.jwts
+            .write()
+            .insert((app_id.to_string(), name.to_string()), jwt);
+    }
 }
 
 /// Why a request could not be given its credential.
@@ -305,7 +364,8 @@ pub struct Unavailable {
 
 fn encoded(value: &[u8], encoding: Encoding) -> Zeroizing<Vec<u8>> {
     match encoding {
-        Encoding::Plain => Zeroizing::new(value.to_vec()),
+        // Not from the stored value: `apply` sends the upstream's JWT.
+        Encoding::Plain | Encoding::NightscoutJwt => Zeroizing::new(value.to_vec()),
         Encoding::Sha1Hex => {
             Zeroizing::new(medgate_verify::credential::sha1_hex(value).into_bytes())
         }
@@ -369,10 +429,20 @@ pub fn apply(
     // Every value first, so a missing one changes nothing.
     let mut values = Vec::with_capacity(injections.len());
     for injection in injections {
-        let stored = secrets
-            .get(app_id, &injection.secret)
-            .ok_or_else(|| unavailable(injection))?;
-        let value = encoded(&stored, injection.encoding);
+        let value = match injection.encoding {
+            Encoding::NightscoutJwt => {
+                let jwt = secrets
+                    .jwt(app_id, &injection.secret)
+                    .ok_or_else(|| unavailable(injection))?;
+                Zeroizing::new(jwt.bearer.as_bytes().to_vec())
+            }
+            encoding => {
+                let stored = secrets
+                    .get(app_id, &injection.secret)
+                    .ok_or_else(|| unavailable(injection))?;
+                encoded(&stored, encoding)
+            }
+        };
         if let Target::Header(_) = injection.target {
             let mut header = HeaderValue::from_bytes(&value).map_err(|_| unavailable(injection))?;
             header.set_sensitive(true);

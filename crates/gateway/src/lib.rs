@@ -40,6 +40,7 @@ mod proxy;
 pub mod routes;
 mod signature;
 pub mod tunnel;
+mod upstream_jwt;
 mod websocket;
 
 pub use authorize::Authorized;
@@ -171,6 +172,8 @@ pub(crate) struct Inner {
     /// Open WebSocket tunnels, which outlive the connection slot that opened them: at most
     /// as many as the listener's connections.
     tunnels: Arc<tokio::sync::Semaphore>,
+    /// When the last fetch of an upstream JWT started, by app and secret (`upstream_jwt`).
+    jwt_attempts: parking_lot::Mutex<std::collections::HashMap<(String, String), Instant>>,
 }
 
 /// The gateway. Cheap to clone.
@@ -224,6 +227,7 @@ impl Gateway {
                 tunnels: Arc::new(tokio::sync::Semaphore::new(
                     params.connections.max_connections.max(1),
                 )),
+                jwt_attempts: parking_lot::Mutex::default(),
                 tokens: TokenCache::new(params.token_cache_capacity),
                 replays: ReplayCache::new(params.replay_capacity, params.replay_share),
                 limiter: KeyedLimiter::new(params.rate_limit),
@@ -296,6 +300,7 @@ impl Gateway {
         for route in &inner.params.routes {
             route.retain_recent();
         }
+        self.renew_upstream_jwts();
         Ok(())
     }
 

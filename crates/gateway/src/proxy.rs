@@ -351,7 +351,11 @@ impl Gateway {
     }
 }
 
-fn upstream_uri(upstream: &Uri, path: &str, query: Option<&str>) -> Result<Uri, http::Error> {
+pub(crate) fn upstream_uri(
+    upstream: &Uri,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Uri, http::Error> {
     let prefix = upstream.path().trim_end_matches('/');
     let path_and_query = match query {
         Some(query) => format!("{prefix}{path}?{query}"),

@@ -244,3 +244,47 @@ fn what_cannot_be_stripped_is_refused_at_start() {
             .contains("strip_query")
     );
 }
+
+#[test]
+fn a_nightscout_jwt_goes_only_in_authorization_and_only_once_fetched_for_the_current_version() {
+    let mut jwt = config(Some("api-secret"), None, "nightscout_token");
+    jwt.encoding = Encoding::NightscoutJwt;
+    assert!(Injection::compile(&jwt).is_err());
+    jwt.header = None;
+    jwt.query = Some("token".into());
+    assert!(Injection::compile(&jwt).is_err());
+    jwt.query = None;
+    jwt.header = Some("Authorization".into());
+    let injection = Injection::compile(&jwt).unwrap();
+    let cache = cache_with(&[("app", "nightscout_token", b"medgate-0011223344556677")]);
+    let send = |cache: &SecretCache| {
+        let mut headers = HeaderMap::new();
+        apply(
+            std::slice::from_ref(&injection),
+            cache,
+            "app",
+            &mut headers,
+            None,
+        )
+        .map(|_| {
+            headers
+                .get("authorization")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+    };
+    // Not fetched yet: unavailable, never the access token itself.
+    assert!(send(&cache).is_err());
+    let fetched = |version| UpstreamJwt {
+        version,
+        bearer: Arc::new(Zeroizing::new("Bearer ns.1.ab".into())),
+        expires_at: 1,
+    };
+    cache.set_jwt("app", "nightscout_token", fetched(1));
+    assert_eq!(send(&cache).unwrap(), "Bearer ns.1.ab");
+    // Fetched for another version of the token (it was rotated): unavailable until renewed.
+    cache.set_jwt("app", "nightscout_token", fetched(2));
+    assert!(send(&cache).is_err());
+}

@@ -30,6 +30,9 @@
 
 /// The operator secret every route injects.
 pub const SECRET_NAME: &str = "nightscout";
+/// The operator secret v3 routes exchange for a Nightscout JWT: an access token of a subject
+/// made in Nightscout's admin tools (v3 takes nothing else).
+pub const TOKEN_SECRET_NAME: &str = "nightscout_token";
 
 /// One route rule: a class's methods on a path, optionally only with certain query
 /// parameters.
@@ -304,9 +307,21 @@ pub fn profile(upstream: &str, public_url: Option<&str>) -> String {
         if class.rate_limit.is_some() {
             line("# Its rate_limit applies per installation, besides gateway.rate_limit.");
         }
-        for rule in class.rules {
+        // A rule for every API version is written twice: first for v3, which takes only a
+        // Nightscout JWT (from the access token stored as `nightscout_token`), then for the rest.
+        let written = class.rules.iter().flat_map(|rule| {
+            let v3 = rule
+                .path
+                .strip_prefix("/api/v*/")
+                .map(|rest| (format!("/api/v3/{rest}"), true));
+            let own = (rule.path.to_string(), rule.path.starts_with("/api/v3/"));
+            v3.into_iter()
+                .chain([own])
+                .map(move |(path, jwt)| (rule, path, jwt))
+        });
+        for (rule, path, jwt) in written {
             line("[[gateway.routes]]");
-            line(&format!("path = \"{}\"", rule.path));
+            line(&format!("path = \"{path}\""));
             line(&format!("methods = {}", quoted(rule.methods)));
             if !rule.query.is_empty() {
                 line(&format!("query = {}", quoted(rule.query)));
@@ -326,9 +341,16 @@ pub fn profile(upstream: &str, public_url: Option<&str>) -> String {
                     "rate_limit = {{ per_second = {per_second}, burst = {burst} }}"
                 ));
             }
-            line(&format!(
-                "inject = [{{ header = \"api-secret\", secret = \"{SECRET_NAME}\", encoding = \"sha1-hex\" }}]"
-            ));
+            let api_secret = format!(
+                "{{ header = \"api-secret\", secret = \"{SECRET_NAME}\", encoding = \"sha1-hex\" }}"
+            );
+            if jwt {
+                line(&format!(
+                    "inject = [{api_secret}, {{ header = \"authorization\", secret = \"{TOKEN_SECRET_NAME}\", encoding = \"nightscout-jwt\" }}]"
+                ));
+            } else {
+                line(&format!("inject = [{api_secret}]"));
+            }
         }
     }
     out
@@ -516,10 +538,30 @@ mod tests {
     }
 
     #[test]
-    fn every_route_injects_the_site_secret() {
+    fn every_route_injects_the_site_secret_and_v3_routes_a_jwt_too() {
+        use medgate_gateway::inject::Encoding;
         for route in routes() {
-            assert_eq!(route.inject().len(), 1, "{}", route.pattern());
-            assert_eq!(route.inject()[0].secret(), SECRET_NAME);
+            let v3 = route.pattern().starts_with("/api/v3/");
+            let injected: Vec<(&str, Encoding)> = route
+                .inject()
+                .iter()
+                .map(|i| (i.secret(), i.encoding()))
+                .collect();
+            let mut expected = vec![(SECRET_NAME, Encoding::Sha1Hex)];
+            if v3 {
+                expected.push((TOKEN_SECRET_NAME, Encoding::NightscoutJwt));
+            }
+            assert_eq!(injected, expected, "{}", route.pattern());
         }
+        // A v3 request falls under a v3 rule, one for another version does not.
+        let routes = routes();
+        let find = |path: &str| {
+            routes::find(&routes, path, &Method::GET, None)
+                .unwrap()
+                .pattern()
+                .to_string()
+        };
+        assert_eq!(find("/api/v3/entries"), "/api/v3/entries*");
+        assert_eq!(find("/api/v1/entries.json"), "/api/v*/entries*");
     }
 }

@@ -13,8 +13,9 @@
 //!   reads need it too, as on a site configured `denied`, so a read that succeeds proves the
 //!   credential was injected.
 //! - **Routes.** `/api/v2/...` re-mounts `/api/v1/...`, and so do `GET /api/v3/...` (in v1's
-//!   shape, not v3's `{status, result}` envelope, and with the same `api-secret`: a real v3
-//!   wants a Nightscout JWT). Collections `entries`, `treatments`,
+//!   shape, not v3's `{status, result}` envelope). v3 takes only a JWT, as Nightscout's does:
+//!   `GET /api/v2/authorization/request/<access token>` hands one out (an hour) for the site's
+//!   one subject ([`NightscoutUpstream::access_token`]); v1 and v2 take it too. Collections `entries`, `treatments`,
 //!   `devicestatus`, `profile`, `food`, `activity`: `GET` (newest first, `count`, default 10,
 //!   and `find[field]=v` / `find[field][$op]=v` filters), `POST` (an object or an array;
 //!   answers the stored documents with their `_id`), `PUT` (upsert by `_id`), `DELETE /<id>`
@@ -106,11 +107,16 @@ struct Data {
     socket_messages: Vec<String>,
     seen: Vec<Seen>,
     next_id: u64,
+    jwts_issued: usize,
 }
 
 struct Site {
     /// Lowercase SHA-1 and SHA-512 hex of `API_SECRET`.
     secret_hashes: [String; 2],
+    /// The access token of the site's one subject, and the key of the JWTs it is exchanged
+    /// for (v3 takes only those).
+    access_token: String,
+    jwt_key: ring::hmac::Key,
     data: Mutex<Data>,
 }
 
@@ -140,8 +146,14 @@ impl NightscoutUpstream {
         }
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let access_token = format!("medgate-{}", &sha1_hex(format!("{api_secret}/token"))[..16]);
         let site = Arc::new(Site {
             secret_hashes: [sha1_hex(api_secret), sha512_hex(api_secret)],
+            access_token,
+            jwt_key: ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA256,
+                sha512_hex(&format!("{api_secret}/jwt")).as_bytes(),
+            ),
             data: Mutex::new(Data::default()),
         });
         let (shutdown, stopped) = watch::channel(false);
@@ -191,6 +203,17 @@ impl NightscoutUpstream {
     }
 
     /// The Loop notifications (remote commands) received.
+    /// The access token of the site's subject (what an operator stores as `nightscout_token`
+    /// for v3), exchanged at `/api/v2/authorization/request/<token>` for a JWT.
+    pub fn access_token(&self) -> String {
+        self.site.access_token.clone()
+    }
+
+    /// How many JWTs the site has handed out.
+    pub fn jwts_issued(&self) -> usize {
+        self.site.data.lock().jwts_issued
+    }
+
     pub fn loop_notifications(&self) -> Vec<Value> {
         self.site.data.lock().loop_notifications.clone()
     }
@@ -374,6 +397,47 @@ impl Site {
         self.secret_hashes.iter().any(|hash| same(value, hash))
     }
 
+    /// A JWT for the subject, valid an hour: `ns.<exp>.<HMAC hex>`.
+    fn jwt(&self) -> (String, i64) {
+        let exp = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        )
+        .unwrap_or(0)
+            + 3600;
+        let tag = ring::hmac::sign(&self.jwt_key, exp.to_string().as_bytes());
+        (
+            format!("ns.{exp}.{}", medgate_proto::hex::encode(tag.as_ref())),
+            exp,
+        )
+    }
+
+    /// Whether `authorization` is `Bearer` and a JWT this site issued that has not expired.
+    fn is_jwt(&self, authorization: Option<&str>) -> bool {
+        let Some(jwt) = authorization.and_then(|v| v.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let mut parts = jwt.split('.');
+        let (Some("ns"), Some(exp), Some(tag), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let (Ok(expires), Some(tag)) = (exp.parse::<i64>(), medgate_proto::hex::decode(tag)) else {
+            return false;
+        };
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        )
+        .unwrap_or(i64::MAX);
+        now < expires && ring::hmac::verify(&self.jwt_key, exp.as_bytes(), &tag).is_ok()
+    }
+
     async fn answer(self: Arc<Self>, mut request: Request<Incoming>) -> Response<Body> {
         if request.uri().path().starts_with("/socket.io/")
             && let Some(response) = Arc::clone(&self).websocket(&mut request)
@@ -394,10 +458,20 @@ impl Site {
             .iter()
             .find(|(k, _)| k == "secret")
             .map(|(_, v)| v.as_str());
-        let authorized = header_secret
-            .into_iter()
-            .chain(query_secret)
-            .any(|value| self.is_secret(value));
+        let bearer = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        // v3 takes only a JWT; v1 and v2 the secret or a JWT.
+        let authorized = if parts.uri.path().starts_with("/api/v3/") {
+            self.is_jwt(bearer)
+        } else {
+            self.is_jwt(bearer)
+                || header_secret
+                    .into_iter()
+                    .chain(query_secret)
+                    .any(|value| self.is_secret(value))
+        };
         self.record(
             &parts.method,
             &parts.uri,
@@ -405,6 +479,23 @@ impl Site {
             raw.clone(),
             authorized,
         );
+        // The token exchange, answered for the subject's access token.
+        if let Some(token) = parts
+            .uri
+            .path()
+            .strip_prefix("/api/v2/authorization/request/")
+        {
+            let token = token.strip_prefix("token=").unwrap_or(token);
+            if !same(token, &self.access_token) {
+                return unauthorized();
+            }
+            let (jwt, exp) = self.jwt();
+            self.data.lock().jwts_issued += 1;
+            return respond(
+                StatusCode::OK,
+                &json!({"token": jwt, "sub": "medgate", "permissionGroups": [["*"]], "iat": exp - 3600, "exp": exp}),
+            );
+        }
         let path = parts.uri.path();
         let path = match (path.strip_prefix("/api/v2/"), path.strip_prefix("/api/v3/")) {
             (Some(rest), _) if !rest.starts_with("notifications/") => format!("/api/v1/{rest}"),

@@ -10,7 +10,7 @@ use medgate_node::nightscout::profile::credential_scopes;
 use medgate_node::nightscout::upstream::{NightscoutUpstream, sha1_hex};
 
 use crate::common::{APP, Reply, Stack};
-use crate::nightscout::{assert_site_saw_only_its_own_secret, nightscout_stack};
+use crate::nightscout::{assert_site_saw_only_its_own_secret, forwarded, nightscout_stack};
 
 /// A credential made through the admin API: (id, secret).
 async fn credential(stack: &Stack, kind: &str, classes: &[&str]) -> (String, String) {
@@ -76,7 +76,7 @@ async fn accepted(stack: &Stack, secret: &str) {
 /// The site saw neither the credential nor its SHA-1, and knew who asked.
 fn assert_site_never_saw(site: &NightscoutUpstream, id: &str, secret: &str) {
     assert_site_saw_only_its_own_secret(site);
-    for request in site.seen() {
+    for request in forwarded(site) {
         assert!(
             !request.contains(secret),
             "{} {}",
@@ -143,7 +143,7 @@ async fn a_follower_link_reads_wherever_nightscout_clients_put_it_and_does_nothi
         .await
         .assert_status(StatusCode::OK);
     }
-    let reached = site.seen().len();
+    let reached = forwarded(&site).len();
     // Every class but read is denied to a follower, whatever it sends.
     let denied = [
         (Method::POST, "/api/v1/entries.json"),
@@ -188,7 +188,7 @@ async fn a_follower_link_reads_wherever_nightscout_clients_put_it_and_does_nothi
     .await
     .assert_status(StatusCode::UNAUTHORIZED);
     assert_eq!(
-        site.seen().len(),
+        forwarded(&site).len(),
         reached,
         "a denied request reached the site"
     );
@@ -420,7 +420,7 @@ async fn nightscout_clients_from_pypi_read_with_a_follower_link_upload_with_an_u
         "a bolus got through"
     );
     assert_site_saw_only_its_own_secret(&site);
-    for request in site.seen() {
+    for request in forwarded(&site) {
         for secret in [&follower, &uploader] {
             assert!(!request.contains(secret) && !request.contains(&sha1_hex(secret)));
         }

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use medgate_node::config::Config;
-use medgate_node::nightscout::profile::{SECRET_NAME, profile};
-use medgate_node::nightscout::upstream::{NightscoutUpstream, sha1_hex};
+use medgate_node::nightscout::profile::{SECRET_NAME, TOKEN_SECRET_NAME, profile};
+use medgate_node::nightscout::upstream::{NightscoutUpstream, Seen, sha1_hex};
 use medgate_sdk::client::MedgateClient;
 
 use crate::common::{APP, Reply, Stack};
@@ -26,13 +26,21 @@ pub(crate) async fn nightscout_stack(scopes: &[&str]) -> (NightscoutUpstream, St
     let site = NightscoutUpstream::start("127.0.0.1:0".parse().unwrap(), API_SECRET)
         .await
         .unwrap();
-    let stack = nightscout_stack_for(&site.url(), scopes).await;
+    let stack = nightscout_stack_for(&site.url(), scopes, Some(&site.access_token())).await;
+    // v3 routes need the JWT the gateway fetches for that token in the background.
+    stack
+        .eventually(10, || async { site.jwts_issued() > 0 })
+        .await;
     (site, stack)
 }
 
 /// A node with the Nightscout profile in front of the Nightscout at `upstream`, whose
-/// API_SECRET is [`API_SECRET`].
-pub(crate) async fn nightscout_stack_for(upstream: &str, scopes: &[&str]) -> Stack {
+/// API_SECRET is [`API_SECRET`], and the access token v3 routes exchange for a JWT, if any.
+pub(crate) async fn nightscout_stack_for(
+    upstream: &str,
+    scopes: &[&str],
+    access_token: Option<&str>,
+) -> Stack {
     let generated = Config::from_toml(&profile(upstream, None), "profile").unwrap();
     let stack = Stack::start_with_scopes(
         |config| {
@@ -56,6 +64,19 @@ pub(crate) async fn nightscout_stack_for(upstream: &str, scopes: &[&str]) -> Sta
         )
         .await
         .assert_status(StatusCode::CREATED);
+    if let Some(token) = access_token {
+        stack
+            .admin(
+                Method::POST,
+                &format!("/v1/admin/apps/{APP}/secrets"),
+                serde_json::json!({
+                    "name": TOKEN_SECRET_NAME,
+                    "value": base64::engine::general_purpose::STANDARD.encode(token),
+                }),
+            )
+            .await
+            .assert_status(StatusCode::CREATED);
+    }
     stack
 }
 
@@ -94,7 +115,7 @@ async fn secret_loaded(site: &NightscoutUpstream, stack: &Stack, client: &Medgat
                 == StatusCode::OK
         })
         .await;
-    site.seen().len()
+    forwarded(site).len()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -103,10 +124,19 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
+/// What the site received from clients through the gateway: everything but the gateway's own
+/// exchanges of the access token for a JWT.
+pub(crate) fn forwarded(site: &NightscoutUpstream) -> Vec<Seen> {
+    site.seen()
+        .into_iter()
+        .filter(|r| !r.uri.starts_with("/api/v2/authorization/request/"))
+        .collect()
+}
+
 /// Every request the site received carried its own secret (as the SHA-1 hex Nightscout
 /// compares) and nothing of what clients sent as credentials.
 pub(crate) fn assert_site_saw_only_its_own_secret(site: &NightscoutUpstream) {
-    let seen = site.seen();
+    let seen = forwarded(site);
     assert!(!seen.is_empty());
     for request in seen {
         assert!(request.authorized, "{} {}", request.method, request.uri);
@@ -216,7 +246,7 @@ async fn therapy_writes_need_a_signature_and_commands_bulk_deletes_and_token_exc
     assert_eq!(treatments.len(), 1);
     assert_eq!(treatments[0]["insulin"], 1.5);
     // The upstream received the proof of origin with it.
-    let write = site.seen().pop().unwrap();
+    let write = forwarded(&site).pop().unwrap();
     assert_eq!(write.method, "POST");
     assert_eq!(
         write.header("x-medgate-key"),
@@ -281,7 +311,7 @@ async fn therapy_writes_need_a_signature_and_commands_bulk_deletes_and_token_exc
     reply.assert_status(StatusCode::UNAUTHORIZED);
     assert!(site.loop_notifications().is_empty());
     assert_eq!(
-        site.seen().len(),
+        forwarded(&site).len(),
         before + 1,
         "only the signed bolus reached the site"
     );
@@ -328,4 +358,65 @@ async fn remote_commands_are_limited_per_installation_by_their_class() {
         .await
         .unwrap();
     assert_eq!(read.status, StatusCode::OK);
+}
+
+/// v3 takes only a Nightscout JWT: the gateway exchanges the stored access token for one in
+/// the background, injects it on v3 routes, fetches a new one before it expires and when the
+/// token is rotated, and without a token v3 routes answer 503 while v1 goes on.
+#[tokio::test]
+async fn v3_routes_carry_the_jwt_the_gateway_gets_for_the_sites_access_token() {
+    let (site, stack) = nightscout_stack(&["nightscout:read"]).await;
+    let client = stack.client();
+    client.attest().await.unwrap();
+    let v3 = || async {
+        Reply(
+            client
+                .send(Method::GET, "/api/v3/entries?limit=1", Bytes::new())
+                .await
+                .unwrap(),
+        )
+    };
+    v3().await.assert_status(StatusCode::OK);
+    let reached = forwarded(&site).pop().unwrap();
+    let bearer = reached.header("authorization").unwrap().to_string();
+    assert!(bearer.starts_with("Bearer ns."), "{bearer}");
+    // One exchange serves every request until it nears expiry.
+    v3().await.assert_status(StatusCode::OK);
+    assert_eq!(site.jwts_issued(), 1);
+    // Fifty minutes on, ten are left: a new one is fetched.
+    stack.clock.advance(50 * 60);
+    stack
+        .eventually(10, || async { site.jwts_issued() == 2 })
+        .await;
+    // The client never sees it.
+    let reply = v3().await;
+    reply.assert_status(StatusCode::OK);
+    assert!(!String::from_utf8_lossy(&reply.0.body).contains("ns."));
+    assert!(
+        reply
+            .0
+            .headers
+            .iter()
+            .all(|(_, v)| !v.as_bytes().starts_with(b"Bearer"))
+    );
+
+    // Without an access token (a stack that has none): v3 is 503, v1 is served.
+    let (site, stack) = {
+        let site = NightscoutUpstream::start("127.0.0.1:0".parse().unwrap(), API_SECRET)
+            .await
+            .unwrap();
+        let stack = nightscout_stack_for(&site.url(), &["nightscout:read"], None).await;
+        (site, stack)
+    };
+    let client = stack.client();
+    client.attest().await.unwrap();
+    secret_loaded(&site, &stack, &client).await;
+    let reply = Reply(
+        client
+            .send(Method::GET, "/api/v3/entries", Bytes::new())
+            .await
+            .unwrap(),
+    );
+    reply.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(site.jwts_issued(), 0);
 }

@@ -107,6 +107,7 @@ async fn the_real_nightscout_behind_medgate_takes_only_what_the_profile_lets_thr
     // The control: the site itself refuses a read without its secret.
     answers(&http, &entries, &HeaderMap::new(), StatusCode::UNAUTHORIZED).await;
 
+    // 0.12.8 has no v3: no access token to exchange.
     let stack = crate::nightscout::nightscout_stack_for(
         &site,
         &[
@@ -114,6 +115,7 @@ async fn the_real_nightscout_behind_medgate_takes_only_what_the_profile_lets_thr
             "nightscout:data-write",
             "nightscout:therapy-write",
         ],
+        None,
     )
     .await;
     let made = |kind: &'static str, classes: &'static [&'static str]| {
