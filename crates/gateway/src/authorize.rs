@@ -24,6 +24,10 @@ pub struct Authorized {
     pub(crate) installation_id: String,
     /// Admitted by a credential of an app that cannot attest (`crate::credential`).
     pub(crate) credential: bool,
+    /// Until when what admitted it holds (the token's `exp`; a credential's expiry, or
+    /// never), and the release it came from: a tunnel that stays open is closed after.
+    pub(crate) expires_at: Option<UnixTime>,
+    pub(crate) app_version: Option<String>,
     pub(crate) app_id: String,
     pub(crate) scope: String,
     /// The canonical path the routes were checked against: what the upstream receives.
@@ -262,6 +266,8 @@ impl Gateway {
         Ok(Authorized {
             installation_id: installation.clone(),
             credential: false,
+            expires_at: Some(UnixTime::from_secs(token.claims().exp)),
+            app_version: Some(token.claims().app_version.clone()),
             app_id: token.app_id().to_string(),
             scope: token.scopes().join(" "),
             path: path.to_string(),
@@ -349,20 +355,24 @@ impl Gateway {
     /// Whether what admitted `authorized` still would: its credential is live, or its
     /// installation has not been revoked (for a tunnel that stays open).
     pub(crate) fn still_admitted(&self, authorized: &Authorized) -> bool {
+        let now = self.inner.clock.now();
+        if authorized.expires_at.is_some_and(|expires| now >= expires) {
+            return false;
+        }
         if authorized.credential {
-            let now = self.inner.clock.now();
-            self.inner
+            return self
+                .inner
                 .credentials
                 .read()
-                .is_live(&authorized.installation_id, now)
-        } else {
-            !self
-                .inner
-                .revoked
-                .read()
-                .installations
-                .contains(&authorized.installation_id)
+                .is_live(&authorized.installation_id, now);
         }
+        let revoked = self.inner.revoked.read();
+        let release = authorized
+            .app_version
+            .as_ref()
+            .map(|version| (authorized.app_id.clone(), version.clone()));
+        !revoked.installations.contains(&authorized.installation_id)
+            && !release.is_some_and(|release| revoked.releases.contains(&release))
     }
 }
 

@@ -172,6 +172,10 @@ pub(crate) struct Inner {
     /// Open WebSocket tunnels, which outlive the connection slot that opened them: at most
     /// as many as the listener's connections.
     tunnels: Arc<tokio::sync::Semaphore>,
+    /// The scopes of routes that take credentials: all a credential's scopes can count for.
+    credential_scopes: HashSet<String>,
+    /// Open WebSocket tunnels per subject (at most `websocket::MAX_TUNNELS_PER_SUBJECT`).
+    tunnels_of: Arc<parking_lot::Mutex<std::collections::HashMap<String, usize>>>,
     /// When the last fetch of an upstream JWT started, by app and secret (`upstream_jwt`).
     jwt_attempts: parking_lot::Mutex<std::collections::HashMap<(String, String), Instant>>,
 }
@@ -228,6 +232,13 @@ impl Gateway {
                     params.connections.max_connections.max(1),
                 )),
                 jwt_attempts: parking_lot::Mutex::default(),
+                credential_scopes: params
+                    .routes
+                    .iter()
+                    .filter(|route| route.accepts_credentials())
+                    .flat_map(|route| route.scopes().iter().cloned())
+                    .collect(),
+                tunnels_of: Arc::default(),
                 tokens: TokenCache::new(params.token_cache_capacity),
                 replays: ReplayCache::new(params.replay_capacity, params.replay_share),
                 limiter: KeyedLimiter::new(params.rate_limit),
@@ -365,9 +376,9 @@ impl Gateway {
                     Some(authorized.installation_id.clone()),
                 );
             }
-            let Ok(slot) = Arc::clone(&self.inner.tunnels).try_acquire_owned() else {
+            let Some(slot) = websocket::TunnelSlot::take(&self.inner, &authorized) else {
                 return refused(
-                    Refusal::Overloaded,
+                    Refusal::RateLimited(Duration::from_secs(1)),
                     Some(authorized.installation_id.clone()),
                 );
             };
@@ -424,6 +435,13 @@ impl Gateway {
         authorized: &Authorized,
     ) -> Result<UpstreamBody, Refusal> {
         let query = parts.uri.query();
+        // JSONP polling (`j=`) reads the body as a form: never through the tunnel.
+        if query.is_some_and(|q| {
+            q.split('&')
+                .any(|pair| pair == "j" || pair.starts_with("j="))
+        }) {
+            return Err(Refusal::TunnelMalformed);
+        }
         if parts.method != http::Method::POST {
             return Ok(Either::Left(body));
         }

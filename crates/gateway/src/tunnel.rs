@@ -76,19 +76,44 @@ pub enum Requirement {
     Never,
 }
 
+/// The scope a subject needs for the site's data: the in-band `authorize` gets the site's
+/// secret only then.
+pub const READ_SCOPE: &str = "nightscout:read";
+
+/// A Mongo object id, as Nightscout's handlers pass to `new ObjectID` (which throws, and
+/// stops the server, on anything else).
+fn is_object_id(value: Option<&Value>) -> bool {
+    value
+        .and_then(Value::as_str)
+        .is_some_and(|id| id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// The events Nightscout's clients send (`lib/server/websocket.js`,
-/// `lib/api3/alarmSocket.js`, `lib/api3/storageSocket.js`): reads and subscriptions, writes
-/// by collection, and the alarm `ack`; any other is never forwarded.
+/// `lib/api3/alarmSocket.js`, `lib/api3/storageSocket.js`), each with the arguments its
+/// handler reads without throwing (a handler that throws stops Nightscout: socket.io runs it
+/// outside any catch): reads and subscriptions, writes by collection, the alarm `ack`. Any
+/// other event, or one of another shape, is never forwarded. An event has one argument (the
+/// ack callback comes from the packet's id; a second argument would be called as one).
 pub fn requirement(event: &str, arguments: &[Value]) -> Requirement {
-    match event {
-        "authorize" | "loadRetro" | "nsping" | "subscribe" | "resubscribe" => Requirement::None,
-        "dbAdd" | "dbUpdate" | "dbUpdateUnset" | "dbRemove" => {
-            match arguments
-                .first()
-                .and_then(|data| data.get("collection"))
-                .and_then(Value::as_str)
-            {
-                Some("entries" | "devicestatus" | "food" | "activity") => {
+    let object = match arguments {
+        [Value::Object(object)] => Some(object),
+        _ => None,
+    };
+    match (event, object) {
+        ("authorize" | "loadRetro" | "subscribe" | "resubscribe", Some(_)) => Requirement::None,
+        ("nsping", Some(message)) if message.get("mills").is_some_and(Value::is_number) => {
+            Requirement::None
+        }
+        ("dbAdd" | "dbUpdate" | "dbUpdateUnset" | "dbRemove", Some(data)) => {
+            let shaped = match event {
+                "dbAdd" => data.get("data").is_some_and(Value::is_object),
+                "dbRemove" => is_object_id(data.get("_id")),
+                _ => {
+                    is_object_id(data.get("_id")) && data.get("data").is_some_and(Value::is_object)
+                }
+            };
+            match data.get("collection").and_then(Value::as_str) {
+                Some("entries" | "devicestatus" | "food" | "activity") if shaped => {
                     Requirement::Scope("nightscout:data-write")
                 }
                 // Treatments and profiles are therapy writes; an unknown collection is not
@@ -96,7 +121,13 @@ pub fn requirement(event: &str, arguments: &[Value]) -> Requirement {
                 _ => Requirement::Never,
             }
         }
-        "ack" => Requirement::Scope("nightscout:alarm-ack"),
+        // `ack(level, group, silenceTime)`.
+        ("ack", None) => match arguments {
+            [level, Value::String(_), silence] if level.is_number() && silence.is_number() => {
+                Requirement::Scope("nightscout:alarm-ack")
+            }
+            _ => Requirement::Never,
+        },
         _ => Requirement::Never,
     }
 }
@@ -193,9 +224,13 @@ fn split_v3(text: &str) -> Result<Vec<&str>, TunnelError> {
 /// What one Engine.IO packet is, as step 3 reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Packet<'a> {
-    /// Not a socket.io event: Engine.IO control packets, socket.io connect, disconnect and
-    /// acks.
+    /// An Engine.IO control packet exactly as clients send them (close, ping, pong, upgrade,
+    /// noop, the `probe`s), or a socket.io acknowledgement (`43`, an id, a JSON array):
+    /// forwarded as it is.
     Other,
+    /// A socket.io CONNECT or DISCONNECT: `head` is `40`/`41` and its namespace, forwarded
+    /// without any payload (socket.io 3's `auth` could carry a credential).
+    Connect { head: &'a str },
     /// A socket.io event: what comes before its JSON (types, namespace, ack id), its name
     /// and arguments.
     Event {
@@ -203,52 +238,95 @@ pub enum Packet<'a> {
         name: String,
         arguments: Vec<Value>,
     },
-    /// A binary packet, a binary event or ack, or an event that does not parse.
+    /// Anything else: binary packets, binary events and acks, a packet whose framing or JSON
+    /// does not read exactly, one of a framing the upstream could read another way.
     Unreadable,
+}
+
+/// Engine.IO control packets a client sends (engine.io-parser: 1 close, 2 ping, 3 pong,
+/// 5 upgrade, 6 noop; the WebSocket upgrade's probes). Nothing else outside a message is
+/// forwarded: a packet of another shape could be framing the upstream reads differently
+/// (an Engine.IO 3 `<length>:` prefix inside an Engine.IO 4 body, a JSONP `d=`).
+const CONTROL: [&str; 7] = ["1", "2", "3", "5", "6", "2probe", "3probe"];
+
+/// A socket.io namespace as Nightscout's clients name them (`/alarm`, `/storage`).
+fn is_namespace(text: &str) -> bool {
+    text.strip_prefix('/').is_some_and(|name| {
+        (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
 }
 
 /// Step 3.
 pub fn read(packet: &str) -> Packet<'_> {
     let Some(message) = packet.strip_prefix('4') else {
-        // Binary packets (`b…`) may be a dropped event's attachments.
-        return if packet.starts_with('b') {
-            Packet::Unreadable
-        } else {
+        return if CONTROL.contains(&packet) {
             Packet::Other
+        } else {
+            Packet::Unreadable
         };
     };
     let mut chars = message.chars();
-    match chars.next() {
-        // EVENT: read on.
-        Some('2') => {}
-        // CONNECT, DISCONNECT, ACK, CONNECT_ERROR: no event to check.
-        Some('0' | '1' | '3' | '4') => return Packet::Other,
-        // BINARY_EVENT and BINARY_ACK (placeholders for attachments the gateway does not
-        // read), and anything else.
-        _ => return Packet::Unreadable,
-    }
+    let kind = chars.next();
     let mut rest = chars.as_str();
+    // The namespace: `/name,` (or, on CONNECT and DISCONNECT, `/name` alone).
     if rest.starts_with('/') {
-        let Some((_, after)) = rest.split_once(',') else {
-            return Packet::Unreadable;
+        let (name, after) = match rest.split_once(',') {
+            Some((name, after)) => (name, after),
+            None => (rest, ""),
         };
+        if !is_namespace(name) {
+            return Packet::Unreadable;
+        }
         rest = after;
     }
-    rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
-    let head = &packet[..packet.len() - rest.len()];
-    let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(rest) else {
-        return Packet::Unreadable;
-    };
-    if !items.first().is_some_and(Value::is_string) {
-        return Packet::Unreadable;
-    }
-    let Value::String(name) = items.remove(0) else {
-        return Packet::Unreadable;
-    };
-    Packet::Event {
-        head,
-        name,
-        arguments: items,
+    match kind {
+        // CONNECT (with, from socket.io 3 on, an optional JSON object) and DISCONNECT.
+        Some('0' | '1') => {
+            let head = &packet[..packet.len() - rest.len()];
+            let payload_ok = rest.is_empty()
+                || (kind == Some('0')
+                    && matches!(serde_json::from_str::<Value>(rest), Ok(Value::Object(_))));
+            if payload_ok {
+                Packet::Connect { head }
+            } else {
+                Packet::Unreadable
+            }
+        }
+        // ACK from the client: an id, then a JSON array.
+        Some('3') => {
+            let json = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            let has_id = json.len() < rest.len();
+            if has_id && matches!(serde_json::from_str::<Value>(json), Ok(Value::Array(_))) {
+                Packet::Other
+            } else {
+                Packet::Unreadable
+            }
+        }
+        // EVENT: an optional ack id, then a JSON array led by the event's name.
+        Some('2') => {
+            rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            let head = &packet[..packet.len() - rest.len()];
+            let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(rest) else {
+                return Packet::Unreadable;
+            };
+            if !items.first().is_some_and(Value::is_string) {
+                return Packet::Unreadable;
+            }
+            let Value::String(name) = items.remove(0) else {
+                return Packet::Unreadable;
+            };
+            Packet::Event {
+                head,
+                name,
+                arguments: items,
+            }
+        }
+        // CONNECT_ERROR (a server's), BINARY_EVENT and BINARY_ACK (placeholders for
+        // attachments the gateway does not read), anything else.
+        _ => Packet::Unreadable,
     }
 }
 
@@ -261,6 +339,7 @@ pub fn pass<'a>(
 ) -> Option<Cow<'a, str>> {
     let (head, name, mut arguments) = match read(packet) {
         Packet::Other => return Some(Cow::Borrowed(packet)),
+        Packet::Connect { head } => return Some(Cow::Borrowed(head)),
         Packet::Unreadable => return None,
         Packet::Event {
             head,
@@ -285,7 +364,8 @@ pub fn pass<'a>(
     for credential in ["secret", "token", "accessToken", "jwtToken"] {
         fields.remove(credential);
     }
-    if let Some(secret) = secret {
+    // The site's secret reads everything: only for a subject that may read.
+    if let Some(secret) = secret.filter(|_| holds(READ_SCOPE)) {
         fields.insert("secret".into(), Value::String(secret.to_string()));
     }
     let mut items = Vec::with_capacity(arguments.len() + 1);

@@ -3,9 +3,12 @@
 //! `proxy::upstream_parts` makes for any forwarded request: credentials stripped and
 //! injected, medgate's headers set), then carries messages both ways. Every message the
 //! client sends is one Engine.IO packet, kept, rewritten (in-band credentials) or dropped by
-//! `tunnel::pass` for the subject's scopes; binary messages are dropped. What the upstream sends passes. While the
-//! tunnel is open its subject is checked every second: a revoked installation or credential
-//! (or one that expired) has its tunnel closed (1008, policy violation).
+//! `tunnel::pass` for the subject's scopes; binary messages are dropped. What the upstream
+//! sends passes. While the tunnel is open its subject is checked every second: a revoked
+//! installation, release or credential, an expired token or credential, has its tunnel
+//! closed (1008, policy violation), so a tunnel lives no longer than the token that opened
+//! it. A subject holds at most [`MAX_TUNNELS_PER_SUBJECT`] tunnels, the listener as many as
+//! its connections.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -27,6 +30,51 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 
 use crate::authorize::Authorized;
 use crate::{Gateway, GatewayBody, UpstreamError, tunnel};
+
+/// Open tunnels one subject (an installation or a credential) may hold.
+pub(crate) const MAX_TUNNELS_PER_SUBJECT: usize = 4;
+
+/// A place for one open tunnel: one of the listener's connections and one of its subject's;
+/// given back when dropped.
+pub(crate) struct TunnelSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    subject: String,
+    counts: std::sync::Arc<parking_lot::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl TunnelSlot {
+    /// A slot, unless the listener's or the subject's tunnels are all taken.
+    pub(crate) fn take(inner: &crate::Inner, authorized: &Authorized) -> Option<TunnelSlot> {
+        let permit = std::sync::Arc::clone(&inner.tunnels)
+            .try_acquire_owned()
+            .ok()?;
+        let mut counts = inner.tunnels_of.lock();
+        let count = counts
+            .entry(authorized.installation_id.clone())
+            .or_insert(0);
+        if *count >= MAX_TUNNELS_PER_SUBJECT {
+            return None;
+        }
+        *count += 1;
+        Some(TunnelSlot {
+            _permit: permit,
+            subject: authorized.installation_id.clone(),
+            counts: std::sync::Arc::clone(&inner.tunnels_of),
+        })
+    }
+}
+
+impl Drop for TunnelSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock();
+        if let Some(count) = counts.get_mut(&self.subject) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.subject);
+            }
+        }
+    }
+}
 
 /// A byte stream to the upstream, plain or TLS.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -74,7 +122,7 @@ impl Gateway {
         mut parts: Parts,
         authorized: Authorized,
         client: IpAddr,
-        slot: tokio::sync::OwnedSemaphorePermit,
+        slot: TunnelSlot,
     ) -> Result<Response<GatewayBody>, UpstreamError> {
         // Checked by the caller (`handshake_ok`); hyper puts the upgrade in every request.
         let key = client_key(&parts)

@@ -157,7 +157,8 @@ fn in_band_credentials_become_the_sites_own() {
         r#"42/alarm,3["subscribe",{"accessToken":"follower-secret","jwtToken":"eyJ"}]"#,
         r#"42/storage,["subscribe",{"accessToken":"follower-secret","collections":["entries"]}]"#,
     ]);
-    let kept = filter(body.as_bytes(), Engine::V4, |_| false, Some(site)).unwrap();
+    let reader = |scope: &str| scope == READ_SCOPE;
+    let kept = filter(body.as_bytes(), Engine::V4, reader, Some(site)).unwrap();
     assert_eq!(
         kept.body,
         v4(&[
@@ -168,4 +169,79 @@ fn in_band_credentials_become_the_sites_own() {
     );
     assert!(!kept.body.contains("follower-secret") && !kept.body.contains("eyJ"));
     assert_eq!(kept.dropped, 0);
+}
+
+#[test]
+fn the_sites_secret_goes_in_band_only_for_a_subject_that_may_read() {
+    let site = "0123456789abcdef0123456789abcdef01234567";
+    let kept = filter(
+        AUTHORIZE.as_bytes(),
+        Engine::V4,
+        |s| s == "nightscout:tunnel",
+        Some(site),
+    )
+    .unwrap();
+    assert_eq!(kept.body, AUTHORIZED);
+}
+
+/// Packets the upstream could read as something else, or whose handler would throw (and stop
+/// Nightscout): each dropped, whatever the subject holds.
+#[test]
+fn framing_tricks_and_handler_crashers_are_dropped() {
+    let bolus = r#"42["dbAdd",{"collection":"treatments","data":{"eventType":"Correction Bolus","insulin":10}}]"#;
+    let entry = r#"42["dbAdd",{"collection":"entries","data":{"sgv":99}}]"#;
+    // An Engine.IO 3 frame inside an Engine.IO 4 body (engine.io 3 ignores `EIO` after the
+    // handshake), and a JSONP body (`d=`) behind a noop.
+    let framed = format!("{}:{bolus}", bolus.encode_utf16().count());
+    let jsonp = format!("6&d={}", framed.replace(':', "%3A"));
+    let cases = [
+        framed.as_str(),
+        jsonp.as_str(),
+        "7",
+        "2x",
+        "40x",
+        "40/al arm,",
+        r#"40/alarm,["x"]"#,
+        "43[]",
+        r#"42["nsping"]"#,
+        r#"42["nsping",{"mills":"soon"}]"#,
+        r#"42["loadRetro",{},1]"#,
+        r#"42["authorize",{},1]"#,
+        r#"42["authorize"]"#,
+        r#"42["dbAdd",{"collection":"entries"}]"#,
+        r#"42["dbAdd",{"collection":"entries","data":7}]"#,
+        r#"42["dbRemove",{"collection":"entries","_id":"zz"}]"#,
+        r#"42["dbUpdate",{"collection":"entries","_id":"0123456789abcdef01234567"}]"#,
+        r#"42["ack",2,"default"]"#,
+        r#"42["ack","2","default",900000]"#,
+    ];
+    let everything = |_: &str| true;
+    for packet in cases {
+        let body = v4(&[entry, packet]);
+        let kept = filter(body.as_bytes(), Engine::V4, everything, None).unwrap();
+        assert_eq!((kept.body.as_str(), kept.dropped), (entry, 1), "{packet}");
+    }
+}
+
+#[test]
+fn connects_go_on_without_payload_and_client_acks_as_they_are() {
+    let kept = |packet: &str| {
+        filter(packet.as_bytes(), Engine::V4, |_| false, None)
+            .unwrap()
+            .body
+    };
+    for (sent, forwarded) in [
+        ("40", "40"),
+        ("40/alarm,", "40/alarm,"),
+        ("40/alarm", "40/alarm"),
+        (r#"40{"token":"follower-secret"}"#, "40"),
+        (r#"40/storage,{"token":"follower-secret"}"#, "40/storage,"),
+        ("41/alarm,", "41/alarm,"),
+        (r#"431["ok"]"#, r#"431["ok"]"#),
+        (r#"43/alarm,12[{}]"#, r#"43/alarm,12[{}]"#),
+        ("2probe", "2probe"),
+        ("5", "5"),
+    ] {
+        assert_eq!(kept(sent), forwarded, "{sent}");
+    }
 }

@@ -656,3 +656,59 @@ async fn socket_io_over_websocket_is_read_message_by_message_and_closed_on_revoc
         .await
         .assert_status(StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_tunnel_lives_no_longer_than_its_token_and_a_subject_holds_few() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (_site, stack) = nightscout_stack(&["nightscout:read", "nightscout:tunnel"]).await;
+    // An attested installation's socket, with its token and proof.
+    let client = stack.client();
+    client.attest().await.unwrap();
+    let path = "/socket.io/?EIO=4&transport=websocket";
+    let headers = client
+        .request_headers("GET", path)
+        .await
+        .unwrap()
+        .to_header_map();
+    let url = stack.gateway_url(path).replacen("http://", "ws://", 1);
+    let mut request = url.as_str().into_client_request().unwrap();
+    request.headers_mut().extend(headers);
+    let address = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut socket, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    // Past the token's expiry (the gateway's clock), the tunnel is closed.
+    stack.clock.advance(3600);
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(8), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the tunnel outlived its token");
+    assert_eq!(closed, Some(1008));
+
+    // One credential holds at most four tunnels at once.
+    let (_, follower) = credential(&stack, "follower", &["read", "tunnel"]).await;
+    accepted(&stack, &follower).await;
+    let path = format!("/socket.io/?EIO=4&transport=websocket&token={follower}");
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        open.push(websocket(&stack, &path).await.unwrap());
+    }
+    assert_eq!(
+        websocket(&stack, &path).await.unwrap_err(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    drop(open);
+}
