@@ -21,14 +21,21 @@
 //! 10. On a `proof = "dpop+signature"` route, the request's HTTP Message Signature and its body's
 //!     digest (`signature`).
 //!
+//! With `[gateway.credentials]`, a request that carries no `Authorization: DPoP` but a
+//! follower's or uploader's credential where Nightscout clients put one takes steps 2–7 as
+//! `credential` does them (the credential live, a route that takes credentials, its scopes),
+//! and the token exchange path is answered here. On a `tunnel = "socket.io"` route the
+//! client's packets are read and filtered (`tunnel`, and `websocket` for upgrades).
+//!
 //! Then the request is forwarded to the upstream without `Authorization` and `DPoP`, with
-//! `X-Medgate-Installation`, `X-Medgate-App` and `X-Medgate-Scope` added, bodies streamed both
-//! ways (`proxy`). The gateway never writes to storage on the request path: revocations and
+//! `X-Medgate-Installation` (or `X-Medgate-Credential`), `X-Medgate-App` and `X-Medgate-Scope`
+//! added, bodies streamed both ways (`proxy`). The gateway never writes to storage on the request path: revocations and
 //! keys are polled by [`Gateway::refresh`], and rejections are queued to the audit writer.
 //!
 //! The parts: `authorize` (steps 1–9 and the [`Authorized`] request they make), `signature`
 //! (step 10), `proxy` (the hop upstream and its [`UpstreamError`]), `cache` (verified tokens),
-//! `routes`, `path` and `inject`; the refusals are `medgate_service::resource`'s, shared with
+//! `routes`, `path`, `inject` and `upstream_jwt` (what routes add upstream), `credential`,
+//! `tunnel`, `websocket`; the refusals are `medgate_service::resource`'s, shared with
 //! the control plane.
 
 mod authorize;
