@@ -3,6 +3,9 @@
 //! socket.io polling body (four packets, one rewritten, two dropped).
 //!   cargo bench -p medgate-gateway --bench tunnel_and_credentials
 
+// Bench code: a failed unwrap is a failed bench.
+#![allow(clippy::unwrap_used)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use medgate_gateway::tunnel::{Engine, filter};
 use medgate_verify::UnixTime;
