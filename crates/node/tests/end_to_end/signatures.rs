@@ -198,6 +198,45 @@ async fn every_forgery_of_a_signed_write_is_refused_for_its_reason() {
         StatusCode::PAYLOAD_TOO_LARGE,
         problem_type::PAYLOAD_TOO_LARGE,
     );
+    // A Content-Digest of an algorithm the gateway does not take.
+    let reply = post(&stack, &client, BODY, BODY, |headers| {
+        headers.insert(
+            HeaderName::from_static("content-digest"),
+            HeaderValue::from_static("md5=:CY9rzUYh03PK3k6DJie09g==:"),
+        );
+    })
+    .await;
+    reply.assert_signature_refused("must name sha-256 or sha-512");
+    // A body that stops short of its Content-Length: refused whole (400).
+    let headers = client
+        .headers_for("POST", PATH, Some(BODY))
+        .await
+        .unwrap()
+        .to_header_map();
+    let address = stack
+        .gateway_url("")
+        .trim_start_matches("http://")
+        .to_string();
+    let mut raw = format!(
+        "POST {PATH} HTTP/1.1\r\nhost: {address}\r\ncontent-length: {}\r\n",
+        BODY.len() + 10
+    );
+    for (name, value) in &headers {
+        raw.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    raw.push_str("\r\n");
+    let answer = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(raw.as_bytes()).await.unwrap();
+        stream.write_all(BODY).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("Request body incomplete"), "{answer}");
     // And the genuine write still goes through.
     post(&stack, &client, BODY, BODY, |_| {})
         .await
