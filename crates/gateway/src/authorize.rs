@@ -79,7 +79,7 @@ impl Gateway {
         now: UnixTime,
     ) -> Result<Possession, Refusal> {
         let inner = &self.inner;
-        let refused = |code, detail| Refusal::InvalidSignature(Why::new(code, detail));
+        let refused = |code, detail| Refusal::InvalidSessionSignature(Why::new(code, detail));
         let jti = &token.claims().jti;
         let key = inner
             .params
@@ -117,7 +117,9 @@ impl Gateway {
             &inner.session_policy,
             now,
         )
-        .map_err(|error| Refusal::InvalidSignature(Why::new(error.code(), &error.to_string())))?;
+        .map_err(|error| {
+            Refusal::InvalidSessionSignature(Why::new(error.code(), &error.to_string()))
+        })?;
         Ok(Possession {
             key: None,
             replay_key: verified.replay_key(),
@@ -258,7 +260,7 @@ impl Gateway {
             .map_err(|error| {
                 theirs(match error {
                     ReplayError::Replayed if key.is_some() => Refusal::InvalidProof(replayed),
-                    ReplayError::Replayed => Refusal::InvalidSignature(replayed),
+                    ReplayError::Replayed => Refusal::InvalidSessionSignature(replayed),
                     ReplayError::ShareExhausted => Refusal::RateLimited(Duration::from_secs(1)),
                     ReplayError::Full => Refusal::Overloaded,
                 })

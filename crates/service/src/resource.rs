@@ -25,6 +25,9 @@ pub const ACCEPT_SIGNATURE: HeaderName = HeaderName::from_static("accept-signatu
 /// token's `cnf.jkt`).
 const ACCEPTED_SIGNATURE: &str =
     r#"medgate=("@method" "@target-uri" "content-digest" "authorization");alg="ecdsa-p256-sha256""#;
+/// The signature a `session-mac` route asks for (keyid the token's `jti`, the session key).
+const ACCEPTED_SESSION_SIGNATURE: &str =
+    r#"medgate=("@method" "@target-uri" "authorization");alg="hmac-sha256""#;
 
 /// Why a request was refused. Each maps to one status and problem type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,10 @@ pub enum Refusal {
     /// request and its body's `Content-Digest`, and it is missing, does not verify, or the
     /// body does not match the digest. With `Accept-Signature` saying what to sign.
     InvalidSignature(Why),
+    /// 401 `invalid_signature` on a `session-mac` route: the `hmac-sha256` signature by the
+    /// token's session key is missing or does not verify. With `Accept-Signature` saying
+    /// what to sign there.
+    InvalidSessionSignature(Why),
     /// 413: a body to be checked against its digest is larger than the route reads.
     BodyTooLarge(usize),
     /// 400: the body did not arrive whole (the client stopped sending, or took too long).
@@ -102,7 +109,8 @@ impl Refusal {
         match self {
             Refusal::InvalidToken(why)
             | Refusal::InvalidProof(why)
-            | Refusal::InvalidSignature(why) => Some(why.code),
+            | Refusal::InvalidSignature(why)
+            | Refusal::InvalidSessionSignature(why) => Some(why.code),
             _ => None,
         }
     }
@@ -114,7 +122,9 @@ impl Refusal {
             Refusal::MissingToken => "missing_token",
             Refusal::InvalidToken(_) => "invalid_token",
             Refusal::InvalidProof(_) => "invalid_dpop_proof",
-            Refusal::InvalidSignature(_) => "invalid_signature",
+            Refusal::InvalidSignature(_) | Refusal::InvalidSessionSignature(_) => {
+                "invalid_signature"
+            }
             Refusal::BodyTooLarge(_) => "body_too_large",
             Refusal::BodyIncomplete => "body_incomplete",
             Refusal::TunnelMalformed => "tunnel_malformed",
@@ -130,7 +140,8 @@ impl Refusal {
         match self {
             Refusal::InvalidToken(why)
             | Refusal::InvalidProof(why)
-            | Refusal::InvalidSignature(why) => Some(why.detail.clone()),
+            | Refusal::InvalidSignature(why)
+            | Refusal::InvalidSessionSignature(why) => Some(why.detail.clone()),
             Refusal::BodyTooLarge(limit) => Some(format!(
                 "a signed body is at most {limit} bytes on this route"
             )),
@@ -157,7 +168,7 @@ impl Refusal {
             Refusal::InvalidProof(_) => {
                 (problem_type::INVALID_DPOP_PROOF, "Invalid DPoP proof", 401)
             }
-            Refusal::InvalidSignature(_) => (
+            Refusal::InvalidSignature(_) | Refusal::InvalidSessionSignature(_) => (
                 problem_type::INVALID_SIGNATURE,
                 "Invalid request signature",
                 401,
@@ -196,7 +207,7 @@ impl Refusal {
             Refusal::InvalidProof(why) => {
                 Some(www_authenticate("invalid_dpop_proof", &why.detail, algs))
             }
-            Refusal::InvalidSignature(why) => {
+            Refusal::InvalidSignature(why) | Refusal::InvalidSessionSignature(why) => {
                 Some(www_authenticate("invalid_signature", &why.detail, algs))
             }
             Refusal::InsufficientScope(scopes) => Some(format!(
@@ -208,11 +219,15 @@ impl Refusal {
         if let Some(value) = challenge.and_then(|text| HeaderValue::from_str(&text).ok()) {
             response.headers_mut().insert(WWW_AUTHENTICATE, value);
         }
-        if let Refusal::InvalidSignature(_) = self {
-            response.headers_mut().insert(
-                ACCEPT_SIGNATURE,
-                HeaderValue::from_static(ACCEPTED_SIGNATURE),
-            );
+        let accepted = match self {
+            Refusal::InvalidSignature(_) => Some(ACCEPTED_SIGNATURE),
+            Refusal::InvalidSessionSignature(_) => Some(ACCEPTED_SESSION_SIGNATURE),
+            _ => None,
+        };
+        if let Some(accepted) = accepted {
+            response
+                .headers_mut()
+                .insert(ACCEPT_SIGNATURE, HeaderValue::from_static(accepted));
         }
         let wait = match self {
             Refusal::RateLimited(wait) => Some(*wait),

@@ -38,7 +38,7 @@ async fn get(stack: &Stack, path: &str, headers: HeaderMap) -> Reply {
 
 #[track_caller]
 fn refused(reply: &Reply, why: &str) {
-    reply.assert_signature_refused(why);
+    reply.assert_session_signature_refused(why);
 }
 
 #[tokio::test]

@@ -493,6 +493,21 @@ impl Reply {
     /// `WWW-Authenticate` challenge and the `Accept-Signature` saying what to sign.
     #[track_caller]
     pub fn assert_signature_refused(&self, why: &str) {
+        self.assert_refused_asking_for(why, r#"medgate=("@method" "@target-uri" "content-digest" "authorization");alg="ecdsa-p256-sha256""#);
+    }
+
+    /// As [`assert_signature_refused`](Self::assert_signature_refused), on a `session-mac`
+    /// route: what it asks for is an `hmac-sha256` signature without a digest.
+    #[track_caller]
+    pub fn assert_session_signature_refused(&self, why: &str) {
+        self.assert_refused_asking_for(
+            why,
+            r#"medgate=("@method" "@target-uri" "authorization");alg="hmac-sha256""#,
+        );
+    }
+
+    #[track_caller]
+    fn assert_refused_asking_for(&self, why: &str, accepted: &str) {
         let problem = self.assert_problem(
             StatusCode::UNAUTHORIZED,
             medgate_proto::wire::problem_type::INVALID_SIGNATURE,
@@ -504,12 +519,7 @@ impl Reply {
             challenge.contains(r#"error="invalid_signature""#),
             "{challenge}"
         );
-        assert!(
-            self.header("accept-signature")
-                .unwrap()
-                .contains("content-digest"),
-            "{self:?}"
-        );
+        assert_eq!(self.header("accept-signature").as_deref(), Some(accepted));
     }
 
     /// Asserts a 401 with the DPoP challenge carrying `error`.
