@@ -151,22 +151,14 @@ impl Gateway {
                 name: credential.name.clone(),
                 route: Some(route.pattern().to_string()),
             });
-        // What a credential may do is what its scopes say *and* what routes that take
-        // credentials need: a scope it was given for a class that needs an attested
-        // installation (an alarm ack, say) counts nowhere, not in the tunnel either.
-        let scopes: Vec<&str> = credential
-            .scopes
-            .iter()
-            .filter(|scope| inner.credential_scopes.contains(scope.as_str()))
-            .map(String::as_str)
-            .collect();
+        // Its scopes are those that count (kept at refresh: `Gateway::refresh`).
         Ok(Authorized {
             installation_id: credential.id.clone(),
             credential: true,
             expires_at: credential.expires_at,
             app_version: None,
             app_id: credential.app_id.clone(),
-            scope: scopes.join(" "),
+            scope: credential.scopes.join(" "),
             path: path.to_string(),
             replay_key,
             replay_lifetime: Duration::from_secs(1),

@@ -192,11 +192,15 @@ pub(crate) fn decoded_parameter<'a>(
         names
             .iter()
             .any(|wanted| wanted.as_bytes() == name.as_slice())
-            .then(|| match String::from_utf8_lossy(&decoded_name(value)) {
-                std::borrow::Cow::Borrowed(_) if !value.contains(['%', '+']) => {
+            .then(|| {
+                // Decoded only when there is something to decode.
+                if value.contains(['%', '+']) {
+                    std::borrow::Cow::Owned(
+                        String::from_utf8_lossy(&decoded_name(value)).into_owned(),
+                    )
+                } else {
                     std::borrow::Cow::Borrowed(value)
                 }
-                decoded => std::borrow::Cow::Owned(decoded.into_owned()),
             })
     })
 }

@@ -300,12 +300,21 @@ impl Gateway {
                 .into_iter()
                 .filter(|record| record.revoked_at.is_none())
                 .map(|record| {
+                    // What a credential may do is what its scopes say *and* what routes that
+                    // take credentials need: a scope it was given for a class that needs an
+                    // attested installation (an alarm ack, say) counts nowhere, not in the
+                    // tunnel either.
+                    let scopes = record
+                        .scopes
+                        .into_iter()
+                        .filter(|scope| inner.credential_scopes.contains(scope))
+                        .collect();
                     let credential = medgate_verify::credential::Credential {
                         id: record.id,
                         app_id: record.app_id,
                         kind: record.kind,
                         name: record.name,
-                        scopes: record.scopes,
+                        scopes,
                         expires_at: record.expires_at,
                     };
                     (credential, record.digest, record.sha1_digest)
