@@ -42,6 +42,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use medgate_service::listen::{self, ConnectionLimits};
+use medgate_service::{Clock as _, SystemClock};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -399,14 +400,7 @@ impl Site {
 
     /// A JWT for the subject, valid an hour: `ns.<exp>.<HMAC hex>`.
     fn jwt(&self) -> (String, i64) {
-        let exp = i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        )
-        .unwrap_or(0)
-            + 3600;
+        let exp = SystemClock.now().secs() + 3600;
         let tag = ring::hmac::sign(&self.jwt_key, exp.to_string().as_bytes());
         (
             format!("ns.{exp}.{}", medgate_proto::hex::encode(tag.as_ref())),
@@ -428,14 +422,8 @@ impl Site {
         let (Ok(expires), Some(tag)) = (exp.parse::<i64>(), medgate_proto::hex::decode(tag)) else {
             return false;
         };
-        let now = i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        )
-        .unwrap_or(i64::MAX);
-        now < expires && ring::hmac::verify(&self.jwt_key, exp.as_bytes(), &tag).is_ok()
+        SystemClock.now().secs() < expires
+            && ring::hmac::verify(&self.jwt_key, exp.as_bytes(), &tag).is_ok()
     }
 
     async fn answer(self: Arc<Self>, mut request: Request<Incoming>) -> Response<Body> {
