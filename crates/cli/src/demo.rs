@@ -504,11 +504,8 @@ async fn sample_node(
             echo
         },
     ];
-    let node = Node::start(config, NodeOptions::default())
-        .await
-        .map_err(|e| Failure::Usage(e.into()))?;
-    register(
-        &node,
+    let node = start_registered(
+        config,
         APP,
         // The demo shows what SDK evidence catches, so it trusts it fully.
         serde_json::json!({"app_id": APP, "scopes": ["entries:read", "treatments:write", "secret:partner_key"], "limited_scopes": ["entries:read"], "sdk_evidence": "allow"}),
@@ -523,14 +520,17 @@ async fn sample_node(
     })
 }
 
-/// Registers the demo's app (`policy`, the admin API's app document) and this executable as
-/// its release.
-async fn register(
-    node: &Node,
+/// Starts the demo's node and registers its app (`policy`, the admin API's app document) with
+/// this executable as its release.
+async fn start_registered(
+    config: Config,
     app_id: &str,
     policy: serde_json::Value,
     measurement: &str,
-) -> Result<(), Failure> {
+) -> Result<Node, Failure> {
+    let node = Node::start(config, NodeOptions::default())
+        .await
+        .map_err(|e| Failure::Usage(e.into()))?;
     let admin = AdminApi::new(node.admin_url(), node.admin_token()?);
     admin.call(Method::POST, "/apps", Some(policy)).await?;
     admin
@@ -540,7 +540,7 @@ async fn register(
             Some(serde_json::json!({"version": VERSION, "sdk_binary_sha256": measurement})),
         )
         .await?;
-    Ok(())
+    Ok(node)
 }
 
 /// Prints the table and where things are, serves until Ctrl-C unless `--exit`, and stops the

@@ -15,10 +15,9 @@ use http::{Method, StatusCode};
 use medgate_node::config::Config;
 use medgate_node::nightscout::profile::{SECRET_NAME, credential_scopes, profile};
 use medgate_node::nightscout::upstream::{NightscoutUpstream, sha1_hex};
-use medgate_node::{Node, NodeOptions};
 use medgate_sdk::client::HttpClient;
 
-use super::{Demo, DemoArgs, Row, describe, finish, register};
+use super::{Demo, DemoArgs, Row, describe, finish, start_registered};
 use crate::Failure;
 use crate::admin::AdminApi;
 
@@ -36,16 +35,13 @@ pub(super) async fn run(
             .await?;
     let generated = Config::from_toml(&profile(&site.url(), None), "the Nightscout profile")
         .map_err(|e| Failure::Usage(e.into()))?;
-    config.gateway.upstream = generated.gateway.upstream;
-    config.gateway.routes = generated.gateway.routes;
-    config.gateway.strip_headers = generated.gateway.strip_headers;
-    config.gateway.strip_query = generated.gateway.strip_query;
-    config.gateway.credentials = generated.gateway.credentials;
-    let node = Node::start(config, NodeOptions::default())
-        .await
-        .map_err(|e| Failure::Usage(e.into()))?;
-    register(
-        &node,
+    // The profile's whole [gateway] section, on the demo's address.
+    config.gateway = medgate_node::config::GatewayConfig {
+        listen: config.gateway.listen,
+        ..generated.gateway
+    };
+    let node = start_registered(
+        config,
         APP,
         serde_json::json!({"app_id": APP, "scopes": ["nightscout:read", "nightscout:data-write", "nightscout:therapy-write"], "limited_scopes": ["nightscout:read"], "sdk_evidence": "allow"}),
         &measurement,
