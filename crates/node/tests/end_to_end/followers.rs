@@ -396,12 +396,7 @@ async fn nightscout_clients_from_pypi_read_with_a_follower_link_upload_with_an_u
         .output()
         .await
         .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let checks: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let checks = crate::common::json_lines(&output);
     assert_eq!(checks.len(), 9, "the script stopped early");
     for check in &checks {
         assert_eq!(check["ok"], true, "{check}");
@@ -549,6 +544,16 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// A WebSocket to the gateway at `path`, or the status the handshake was refused with.
 async fn websocket(stack: &Stack, path: &str) -> Result<Socket, StatusCode> {
+    websocket_with(stack, path, HeaderMap::new()).await
+}
+
+/// As [`websocket`], with `headers` (a token and proof, say) on the handshake.
+async fn websocket_with(
+    stack: &Stack,
+    path: &str,
+    headers: HeaderMap,
+) -> Result<Socket, StatusCode> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let url = stack.gateway_url(path).replacen("http://", "ws://", 1);
     let address = url
         .trim_start_matches("ws://")
@@ -556,17 +561,37 @@ async fn websocket(stack: &Stack, path: &str) -> Result<Socket, StatusCode> {
         .next()
         .unwrap()
         .to_string();
+    let mut request = url.as_str().into_client_request().unwrap();
+    request.headers_mut().extend(headers);
     let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
-    match tokio_tungstenite::client_async(url, tcp).await {
+    match tokio_tungstenite::client_async(request, tcp).await {
         Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
         Err(other) => panic!("{other}"),
     }
 }
 
+/// The close code the gateway ends `socket` with, waiting at most eight seconds (`None`: it
+/// ended without a close frame).
+async fn close_code(socket: &mut Socket, what: &str) -> Option<u16> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(std::time::Duration::from_secs(8), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}"))
+}
+
 #[tokio::test]
 async fn socket_io_over_websocket_is_read_message_by_message_and_closed_on_revocation() {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let (site, stack) = nightscout_stack(&["nightscout:read"]).await;
     let (_, follower) = credential(&stack, "follower", &["read", "tunnel"]).await;
@@ -612,18 +637,10 @@ async fn socket_io_over_websocket_is_read_message_by_message_and_closed_on_revoc
         )
         .await
         .assert_status(StatusCode::OK);
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(8), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .expect("the socket stayed open after revocation");
-    assert_eq!(closed, Some(1008));
+    assert_eq!(
+        close_code(&mut socket, "the socket stayed open after revocation").await,
+        Some(1008)
+    );
     assert_eq!(
         site.socket_messages(),
         expected,
@@ -659,9 +676,6 @@ async fn socket_io_over_websocket_is_read_message_by_message_and_closed_on_revoc
 
 #[tokio::test]
 async fn a_tunnel_lives_no_longer_than_its_token_and_a_subject_holds_few() {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let (_site, stack) = nightscout_stack(&["nightscout:read", "nightscout:tunnel"]).await;
     // An attested installation's socket, with its token and proof.
     let client = stack.client();
@@ -672,31 +686,13 @@ async fn a_tunnel_lives_no_longer_than_its_token_and_a_subject_holds_few() {
         .await
         .unwrap()
         .to_header_map();
-    let url = stack.gateway_url(path).replacen("http://", "ws://", 1);
-    let mut request = url.as_str().into_client_request().unwrap();
-    request.headers_mut().extend(headers);
-    let address = url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
-    let (mut socket, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    let mut socket = websocket_with(&stack, path, headers).await.unwrap();
     // Past the token's expiry (the gateway's clock), the tunnel is closed.
     stack.clock.advance(3600);
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(8), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .expect("the tunnel outlived its token");
-    assert_eq!(closed, Some(1008));
+    assert_eq!(
+        close_code(&mut socket, "the tunnel outlived its token").await,
+        Some(1008)
+    );
 
     // One credential holds at most four tunnels at once.
     let (_, follower) = credential(&stack, "follower", &["read", "tunnel"]).await;

@@ -48,12 +48,7 @@ async fn independent_jose_and_dpop_libraries_interoperate() {
     .output()
     .await
     .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let checks: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let checks = crate::common::json_lines(&output);
     assert!(checks.len() >= 15, "the script stopped early");
     for check in &checks {
         assert_eq!(check["ok"], true, "{check}");

@@ -44,11 +44,11 @@ pub(crate) async fn nightscout_stack_for(
     let generated = Config::from_toml(&profile(upstream, None), "profile").unwrap();
     let stack = Stack::start_with_scopes(
         |config| {
-            config.gateway.upstream = generated.gateway.upstream.clone();
-            config.gateway.routes = generated.gateway.routes.clone();
-            config.gateway.strip_headers = generated.gateway.strip_headers.clone();
-            config.gateway.strip_query = generated.gateway.strip_query.clone();
-            config.gateway.credentials = generated.gateway.credentials.clone();
+            // The profile's whole [gateway] section, on this test's own address.
+            config.gateway = medgate_node::config::GatewayConfig {
+                listen: config.gateway.listen,
+                ..generated.gateway.clone()
+            };
         },
         scopes,
     )

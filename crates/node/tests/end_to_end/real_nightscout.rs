@@ -276,20 +276,16 @@ async fn the_real_nightscout_behind_medgate_takes_only_what_the_profile_lets_thr
         ]);
         async move {
             let output = command.output().await.unwrap();
-            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-            eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+            let events = crate::common::json_lines(&output);
             if !output.status.success() {
                 let log = std::fs::read_to_string(nightscout_log).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(60).collect();
                 panic!(
-                    "{stdout}\nNightscout's log, last lines first:\n{}",
+                    "{events:?}\nNightscout's log, last lines first:\n{}",
                     tail.join("\n")
                 );
             }
-            stdout
-                .lines()
-                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-                .collect::<Vec<_>>()
+            events
         }
     };
     let event = |events: &[serde_json::Value], name: &str| {

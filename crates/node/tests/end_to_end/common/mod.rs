@@ -428,6 +428,17 @@ pub fn client_for(
     MedgateClient::new(config, key).with_clock(Arc::new(move || clock.now().secs()))
 }
 
+/// What an external judge (a script of a library nobody here wrote) printed, one JSON value
+/// per line; what it wrote goes to the test's log first.
+pub fn json_lines(output: &std::process::Output) -> Vec<serde_json::Value> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
 /// A response with assertion helpers.
 #[derive(Debug)]
 pub struct Reply(pub HttpResponse);
