@@ -143,6 +143,20 @@ async fn a_follower_link_reads_wherever_nightscout_clients_put_it_and_does_nothi
         .await
         .assert_status(StatusCode::OK);
     }
+    // The exchange is a GET of one secret: another method, or no secret, gets nothing, and
+    // nothing of it is forwarded.
+    let exchange = format!("/api/v2/authorization/request/{secret}");
+    send(&stack, Method::POST, &exchange, &[])
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    for empty in [
+        "/api/v2/authorization/request/",
+        "/api/v2/authorization/request/token=",
+    ] {
+        send(&stack, Method::GET, empty, &[])
+            .await
+            .assert_status(StatusCode::FORBIDDEN);
+    }
     let reached = forwarded(&site).len();
     // Every class but read is denied to a follower, whatever it sends.
     let denied = [
@@ -532,6 +546,10 @@ async fn socket_io_writes_and_alarm_acks_reach_the_site_only_for_a_subject_holdi
         )
         .await
         .assert_status(StatusCode::BAD_REQUEST);
+    // JSONP polling (`j=`) reads its body as a form the gateway does not: refused.
+    post(format!("{}&j=0", poll(&follower)))
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     // A follower without the tunnel class gets no tunnel at all.
     let (_, reader) = credential(&stack, "follower", &["read"]).await;
     accepted(&stack, &reader).await;
@@ -672,6 +690,12 @@ async fn socket_io_over_websocket_is_read_message_by_message_and_closed_on_revoc
         )
         .await
         .assert_status(StatusCode::BAD_REQUEST);
+    // An upstream that is gone: the tunnel is not opened (502).
+    drop(site);
+    assert_eq!(
+        websocket(&stack, &path(&uploader)).await.unwrap_err(),
+        StatusCode::BAD_GATEWAY
+    );
 }
 
 #[tokio::test]
