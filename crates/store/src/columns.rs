@@ -4,7 +4,7 @@
 use medgate_proto::wire::Decision;
 use medgate_verify::UnixTime;
 
-use crate::{App, Installation, Revocation, RevocationTarget, StoreError};
+use crate::{App, Installation, PartnerKeys, Revocation, RevocationTarget, StoreError};
 
 /// How many of the `known` migrations a database has applied, refusing a schema newer than
 /// this medgate.
@@ -84,5 +84,27 @@ pub(crate) fn revocation_columns(target: &RevocationTarget) -> (&'static str, &s
             installation_id,
         } => ("installation", app_id, installation_id),
         RevocationTarget::Release { app_id, version } => ("release", app_id, version),
+    }
+}
+
+/// A partner's key source from its (`jwks_url`, `jwks`) columns: exactly one is set.
+pub(crate) fn partner_keys(
+    jwks_url: Option<String>,
+    jwks: Option<String>,
+) -> Result<PartnerKeys, StoreError> {
+    match (jwks_url, jwks) {
+        (Some(url), None) => Ok(PartnerKeys::Url(url)),
+        (None, Some(jwks)) => Ok(PartnerKeys::Jwks(jwks)),
+        _ => Err(StoreError::Corrupt(
+            "a partner needs exactly one of a JWKS URL and a JWKS".into(),
+        )),
+    }
+}
+
+/// The (`jwks_url`, `jwks`) columns of a partner's key source.
+pub(crate) fn partner_key_columns(keys: &PartnerKeys) -> (Option<&str>, Option<&str>) {
+    match keys {
+        PartnerKeys::Url(url) => (Some(url), None),
+        PartnerKeys::Jwks(jwks) => (None, Some(jwks)),
     }
 }

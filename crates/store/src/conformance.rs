@@ -15,9 +15,9 @@ use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
 
 use crate::{
     App, AppleKeyRecord, AttestationRecord, Challenge, CredentialRecord, Enrolment, EnrolmentClaim,
-    GrantOutcome, GrantWrites, InstallationKeys, NewAuditEntry, PinRecord, Release,
-    RevocationTarget, SecretRecord, SigningKeyRecord, Store, StoreError, TrustKeyRecord,
-    TrustMetadataRecord, verify_audit_chain,
+    GrantOutcome, GrantWrites, InstallationKeys, NewAuditEntry, PartnerKeys, PartnerRecord,
+    PinRecord, Release, RevocationTarget, SecretRecord, SigningKeyRecord, Store, StoreError,
+    TrustKeyRecord, TrustMetadataRecord, verify_audit_chain,
 };
 
 #[macro_export]
@@ -37,7 +37,8 @@ macro_rules! store_conformance_tests {
             the_trust_repository_publishes_each_version_once,
             concurrent_publications_of_one_version_yield_one_winner,
             installation_keys_commit_with_their_grant,
-            credentials_are_revoked_once_and_audited);
+            credentials_are_revoked_once_and_audited,
+            partners_are_disabled_once_rotated_and_audited);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -1597,4 +1598,146 @@ pub async fn credentials_are_revoked_once_and_audited(store: Arc<impl Store>) {
     assert_eq!(all[1].revoked_at, None);
     // Three creations and one revocation, each with its entry; the refused ones wrote nothing.
     assert_eq!(entries().await, before + 4);
+}
+
+fn partner(id: &str) -> PartnerRecord {
+    PartnerRecord {
+        id: id.into(),
+        name: "St. Elsewhere clinic EHR".into(),
+        keys: PartnerKeys::Url(format!("https://{id}.example.org/.well-known/jwks.json")),
+        scopes: vec!["system/Observation.rs".into(), "system/Patient.r".into()],
+        audience: None,
+        ip_allow: vec!["192.0.2.0/24".into(), "2001:db8::/32".into()],
+        require_dpop: false,
+        created_at: at(0),
+        rotated_at: None,
+        disabled_at: None,
+    }
+}
+
+pub async fn partners_are_disabled_once_rotated_and_audited(store: Arc<impl Store>) {
+    let entries = || async { store.audit_entries(0, 10_000).await.unwrap().len() };
+    let before = entries().await;
+    assert_eq!(store.partner("ptn_a").await.unwrap(), None);
+    // A registered JWKS document is kept as it was sent; no address list means any address.
+    let jwks = "{\"keys\": [\n  {\"kty\": \"EC\", \"crv\": \"P-384\", \"kid\": \"k1\"}\n]}";
+    let registered = PartnerRecord {
+        name: "Lab results relay".into(),
+        keys: PartnerKeys::Jwks(jwks.into()),
+        scopes: vec!["system/Observation.cruds".into()],
+        audience: Some("https://fhir.example.org/r4".into()),
+        ip_allow: vec![],
+        require_dpop: true,
+        ..partner("ptn_b")
+    };
+    // Created out of id order: the list is by id all the same.
+    for created in [&partner("ptn_c"), &registered, &partner("ptn_a")] {
+        store.create_partner(created, &change()).await.unwrap();
+    }
+    assert_eq!(entries().await, before + 3);
+    let duplicate = PartnerRecord {
+        name: "Another".into(),
+        ..partner("ptn_a")
+    };
+    assert!(matches!(
+        store.create_partner(&duplicate, &change()).await,
+        Err(StoreError::Conflict("partner"))
+    ));
+    assert_eq!(
+        store.partner("ptn_a").await.unwrap(),
+        Some(partner("ptn_a"))
+    );
+    assert_eq!(
+        store.partner("ptn_b").await.unwrap(),
+        Some(registered.clone())
+    );
+    assert_eq!(store.partner("ptn_z").await.unwrap(), None);
+    assert_eq!(
+        store.partners().await.unwrap(),
+        vec![partner("ptn_a"), registered.clone(), partner("ptn_c")]
+    );
+    assert_eq!(
+        entries().await,
+        before + 3,
+        "a refused creation writes no entry"
+    );
+
+    // Keys are replaced either way, and `rotated_at` says when.
+    let rotated =
+        PartnerKeys::Jwks(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k2"}]}"#.into());
+    store
+        .rotate_partner_keys("ptn_a", &rotated, at(30), &change())
+        .await
+        .unwrap();
+    let url = PartnerKeys::Url("https://relay.example.org/jwks".into());
+    store
+        .rotate_partner_keys("ptn_b", &url, at(31), &change())
+        .await
+        .unwrap();
+    assert_eq!(entries().await, before + 5);
+    let after_rotation = PartnerRecord {
+        keys: rotated.clone(),
+        rotated_at: Some(at(30)),
+        ..partner("ptn_a")
+    };
+    assert_eq!(
+        store.partner("ptn_a").await.unwrap(),
+        Some(after_rotation.clone())
+    );
+    assert_eq!(
+        store.partner("ptn_b").await.unwrap(),
+        Some(PartnerRecord {
+            keys: url.clone(),
+            rotated_at: Some(at(31)),
+            ..registered.clone()
+        })
+    );
+    assert!(matches!(
+        store
+            .rotate_partner_keys("ptn_z", &url, at(32), &change())
+            .await,
+        Err(StoreError::NotFound("partner"))
+    ));
+    assert_eq!(entries().await, before + 5);
+
+    // Disabled once; a disabled partner's keys stay as they were.
+    store
+        .disable_partner("ptn_a", at(60), &change())
+        .await
+        .unwrap();
+    assert_eq!(entries().await, before + 6);
+    assert!(matches!(
+        store.disable_partner("ptn_a", at(61), &change()).await,
+        Err(StoreError::Conflict("partner disabled"))
+    ));
+    assert!(matches!(
+        store.disable_partner("ptn_z", at(61), &change()).await,
+        Err(StoreError::NotFound("partner"))
+    ));
+    assert!(matches!(
+        store
+            .rotate_partner_keys("ptn_a", &url, at(62), &change())
+            .await,
+        Err(StoreError::Conflict("partner disabled"))
+    ));
+    let disabled = PartnerRecord {
+        disabled_at: Some(at(60)),
+        ..after_rotation
+    };
+    assert_eq!(
+        store.partner("ptn_a").await.unwrap(),
+        Some(disabled.clone())
+    );
+    let all = store.partners().await.unwrap();
+    assert_eq!(
+        all.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["ptn_a", "ptn_b", "ptn_c"]
+    );
+    assert_eq!(all[0], disabled);
+    assert_eq!(all[1].disabled_at, None);
+    assert_eq!(all[2], partner("ptn_c"));
+    // Three creations, two rotations and one disabling, each with its entry; the refused ones
+    // wrote nothing, and the chain holds.
+    assert_eq!(entries().await, before + 6);
+    assert!(verify_audit_chain(&*store).await.unwrap().is_ok());
 }

@@ -232,6 +232,23 @@ pub const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "partners",
+        key: 1,
+        columns: &[
+            ("id", Text),
+            ("name", Text),
+            ("jwks_url", Text),
+            ("jwks", Text),
+            ("scopes", Text),
+            ("audience", Text),
+            ("ip_allow", Text),
+            ("require_dpop", Bool),
+            ("created_at", Int),
+            ("rotated_at", Int),
+            ("disabled_at", Int),
+        ],
+    },
+    Table {
         name: "trust_metadata",
         key: 2,
         columns: &[
@@ -356,6 +373,7 @@ mod tests {
         conformance::enrolments_can_be_revoked(Arc::clone(&shared)).await;
         conformance::secrets_are_versioned_and_audited(Arc::clone(&shared)).await;
         conformance::credentials_are_revoked_once_and_audited(Arc::clone(&shared)).await;
+        conformance::partners_are_disabled_once_rotated_and_audited(Arc::clone(&shared)).await;
         conformance::installation_keys_commit_with_their_grant(Arc::clone(&shared)).await;
         conformance::the_trust_repository_publishes_each_version_once(shared).await;
         // A release with every column set, then revoked (a row in the feed).

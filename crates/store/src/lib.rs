@@ -528,6 +528,71 @@ pub trait CredentialStore: Send + Sync {
     async fn credentials(&self, app_id: Option<&str>) -> Result<Vec<CredentialRecord>, StoreError>;
 }
 
+/// Where a partner backend's public keys come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerKeys {
+    /// A JWKS URL the control plane fetches (and caches, bounded).
+    Url(String),
+    /// A JWKS document the operator registered from a file.
+    Jwks(String),
+}
+
+/// A partner backend (SMART Backend Services): a server that gets short-lived, scoped tokens
+/// with a client assertion signed by a key from its JWKS. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartnerRecord {
+    /// Public identifier and OAuth `client_id` (`ptn_` and 16 hex).
+    pub id: String,
+    /// The operator's label ("St. Elsewhere clinic EHR").
+    pub name: String,
+    pub keys: PartnerKeys,
+    /// SMART scopes it may be granted (`system/Observation.rs`, …).
+    pub scopes: Vec<String>,
+    /// The `aud` of its tokens, when not the gateway's own.
+    pub audience: Option<String>,
+    /// Client addresses (CIDR) it may come from; empty: any.
+    pub ip_allow: Vec<String>,
+    /// Tokens only with a DPoP proof (RFC 9449 §5), bound to its key.
+    pub require_dpop: bool,
+    pub created_at: UnixTime,
+    /// When its keys were last replaced.
+    pub rotated_at: Option<UnixTime>,
+    pub disabled_at: Option<UnixTime>,
+}
+
+/// Partner backends.
+#[async_trait]
+pub trait PartnerStore: Send + Sync {
+    /// Stores a new partner; `Conflict("partner")` if the id is taken.
+    async fn create_partner(
+        &self,
+        partner: &PartnerRecord,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Marks a partner disabled at `at`; `NotFound("partner")` if there is none,
+    /// `Conflict("partner disabled")` if it already was.
+    async fn disable_partner(
+        &self,
+        id: &str,
+        at: UnixTime,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Replaces a partner's key source and sets `rotated_at`; `NotFound("partner")` if there
+    /// is none, `Conflict("partner disabled")` if it is disabled.
+    async fn rotate_partner_keys(
+        &self,
+        id: &str,
+        keys: &PartnerKeys,
+        at: UnixTime,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// One partner, disabled or not.
+    async fn partner(&self, id: &str) -> Result<Option<PartnerRecord>, StoreError>;
+    /// Every partner, disabled ones too, by id.
+    async fn partners(&self) -> Result<Vec<PartnerRecord>, StoreError>;
+}
+
 /// One signed TUF metadata file the deployment published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustMetadataRecord {
@@ -628,6 +693,7 @@ pub trait Store:
     + PlatformStore
     + SecretStore
     + CredentialStore
+    + PartnerStore
     + TrustStore
     + copy::TableStore
     + 'static

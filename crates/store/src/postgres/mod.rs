@@ -28,9 +28,10 @@ use crate::columns::{self, corrupt};
 use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, CredentialRecord,
     CredentialStore, Enrolment, EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites,
-    Installation, InstallationKeys, InstallationStore, KeyStore, PinRecord, PlatformStore, Release,
-    Revocation, RevocationTarget, SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError,
-    TrustKeyRecord, TrustMetadataRecord, TrustStore,
+    Installation, InstallationKeys, InstallationStore, KeyStore, PartnerKeys, PartnerRecord,
+    PartnerStore, PinRecord, PlatformStore, Release, Revocation, RevocationTarget, SecretRecord,
+    SecretStore, SigningKeyRecord, Store, StoreError, TrustKeyRecord, TrustMetadataRecord,
+    TrustStore,
 };
 
 mod apps;
@@ -38,6 +39,7 @@ mod audit_log;
 mod credentials;
 mod installations;
 mod keys;
+mod partners;
 mod platforms;
 mod secrets;
 mod tables;
@@ -53,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0003_trust.sql"),
     include_str!("../../migrations/postgres/0004_installation_keys.sql"),
     include_str!("../../migrations/postgres/0005_credentials.sql"),
+    include_str!("../../migrations/postgres/0006_partners.sql"),
 ];
 
 /// Advisory lock keys (one 64-bit space per database).

@@ -21,9 +21,10 @@ use crate::columns::{self, corrupt};
 use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, CredentialRecord,
     CredentialStore, Enrolment, EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites,
-    Installation, InstallationKeys, InstallationStore, KeyStore, PinRecord, PlatformStore, Release,
-    Revocation, RevocationTarget, SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError,
-    TrustKeyRecord, TrustMetadataRecord, TrustStore,
+    Installation, InstallationKeys, InstallationStore, KeyStore, PartnerKeys, PartnerRecord,
+    PartnerStore, PinRecord, PlatformStore, Release, Revocation, RevocationTarget, SecretRecord,
+    SecretStore, SigningKeyRecord, Store, StoreError, TrustKeyRecord, TrustMetadataRecord,
+    TrustStore,
 };
 
 // One file per aggregate, each implementing its trait over the helpers here.
@@ -32,6 +33,7 @@ mod audit_log;
 mod credentials;
 mod installations;
 mod keys;
+mod partners;
 mod platforms;
 mod secrets;
 mod tables;
@@ -47,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_trust.sql"),
     include_str!("../../migrations/sqlite/0006_installation_keys.sql"),
     include_str!("../../migrations/sqlite/0007_credentials.sql"),
+    include_str!("../../migrations/sqlite/0008_partners.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).

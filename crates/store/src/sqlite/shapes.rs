@@ -159,3 +159,49 @@ fn platform_policy_documents_are_fixed() {
         assert_eq!(policy, expected);
     }
 }
+
+/// How a partner's row is written: the key source in one of two columns (the schema refuses
+/// both or neither), the lists space-separated, DPoP as 0/1.
+#[tokio::test]
+async fn partner_rows_are_fixed() {
+    let (store, _dir) = open();
+    let partner = PartnerRecord {
+        id: "ptn_0123456789abcdef".into(),
+        name: "St. Elsewhere clinic EHR".into(),
+        keys: PartnerKeys::Url("https://ehr.example.org/jwks.json".into()),
+        scopes: vec!["system/Observation.rs".into(), "system/Patient.r".into()],
+        audience: None,
+        ip_allow: vec![],
+        require_dpop: true,
+        created_at: UnixTime::from_secs(1_800_000_000),
+        rotated_at: None,
+        disabled_at: None,
+    };
+    store
+        .create_partner(&partner, &crate::conformance::change())
+        .await
+        .unwrap();
+    assert_eq!(
+        column(
+            &store,
+            "SELECT json_array(id, name, jwks_url, jwks, scopes, audience, ip_allow, require_dpop,
+                               created_at, rotated_at, disabled_at) FROM partners"
+        ),
+        r#"["ptn_0123456789abcdef","St. Elsewhere clinic EHR","https://ehr.example.org/jwks.json",null,"system/Observation.rs system/Patient.r",null,"",1,1800000000,null,null]"#
+    );
+    let raw = Connection::open(store.path()).unwrap();
+    for (jwks_url, jwks) in [(None, None), (Some("https://a.example"), Some("{}"))] {
+        let refused = raw.execute(
+            "INSERT INTO partners (id, name, jwks_url, jwks, scopes, ip_allow, require_dpop, created_at)
+             VALUES ('ptn_x', 'x', ?1, ?2, '', '', 0, 0)",
+            params![jwks_url, jwks],
+        );
+        assert!(
+            is_constraint(
+                &refused.unwrap_err(),
+                rusqlite::ffi::SQLITE_CONSTRAINT_CHECK
+            ),
+            "{jwks_url:?} {jwks:?}"
+        );
+    }
+}
