@@ -18,6 +18,11 @@ pub enum Alg {
     EdDsa,
     /// Ed25519 under its fully-specified name (RFC 9864), as newer clients send it.
     Ed25519,
+    /// RSASSA-PKCS1-v1_5 with SHA-384 and ECDSA P-384 with SHA-384: only partner backends'
+    /// client assertions allow them (SMART Backend Services), under keys from the partner's
+    /// JWKS, never a [`PublicJwk`].
+    Rs384,
+    Es384,
 }
 
 impl Alg {
@@ -26,6 +31,8 @@ impl Alg {
             Alg::Es256 => "ES256",
             Alg::EdDsa => "EdDSA",
             Alg::Ed25519 => "Ed25519",
+            Alg::Rs384 => "RS384",
+            Alg::Es384 => "ES384",
         }
     }
 
@@ -35,6 +42,8 @@ impl Alg {
             "ES256" => Some(Alg::Es256),
             "EdDSA" => Some(Alg::EdDsa),
             "Ed25519" => Some(Alg::Ed25519),
+            "RS384" => Some(Alg::Rs384),
+            "ES384" => Some(Alg::Es384),
             _ => None,
         }
     }
@@ -157,7 +166,9 @@ mod tests {
         assert_eq!(Alg::from_name("ES256"), Some(Alg::Es256));
         assert_eq!(Alg::from_name("EdDSA"), Some(Alg::EdDsa));
         assert_eq!(Alg::from_name("Ed25519"), Some(Alg::Ed25519));
-        for refused in ["none", "HS256", "es256", "RS256", "ES384", ""] {
+        assert_eq!(Alg::from_name("RS384"), Some(Alg::Rs384));
+        assert_eq!(Alg::from_name("ES384"), Some(Alg::Es384));
+        for refused in ["none", "HS256", "es256", "RS256", "PS384", "ES512", ""] {
             assert_eq!(Alg::from_name(refused), None, "{refused}");
         }
     }

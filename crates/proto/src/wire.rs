@@ -533,6 +533,25 @@ pub struct AccessTokenClaims {
     pub hardware_key: Option<bool>,
 }
 
+/// Claims of a partner backend's access token (RFC 9068, client credentials: `sub` is the
+/// client), bound to a DPoP key when it sent a proof. No installation claim can be added to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerTokenClaims {
+    pub iss: String,
+    /// The partner's id, as `client_id`.
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub client_id: String,
+    /// Space-separated SMART scopes.
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
 /// Claims of a DPoP proof (RFC 9449 §4.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DpopClaims {

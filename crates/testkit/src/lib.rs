@@ -124,6 +124,7 @@ pub fn unix_seconds(rfc3339: &str) -> i64 {
 }
 pub mod attestation;
 pub mod forgery;
+pub mod partner;
 pub mod pki;
 pub mod postgres;
 pub mod redis;

@@ -297,17 +297,31 @@ pub fn verify_bound<'t>(
     policy: &ProofPolicy,
     now: UnixTime,
 ) -> Result<BoundProof<'t>, ProofError> {
+    let proof = verify_proof_for(proof, token.ath(), token.jkt(), target, policy, now)?;
+    Ok(BoundProof { token, proof })
+}
+
+/// Steps 2–12 for a token that is not an installation's (a partner backend's, bound to its
+/// DPoP key): `ath` is its hash and `jkt` its `cnf.jkt`.
+pub fn verify_proof_for(
+    proof: &str,
+    ath: &str,
+    jkt: &Thumbprint,
+    target: RequestTarget<'_>,
+    policy: &ProofPolicy,
+    now: UnixTime,
+) -> Result<VerifiedProof, ProofError> {
     let proof = verify_proof(proof, target, policy, now)?;
     // Step 12.
     match proof.ath.as_deref() {
         None => return Err(ProofError::MissingAth),
-        Some(ath) if ath != token.ath() => return Err(ProofError::AthMismatch),
+        Some(presented) if presented != ath => return Err(ProofError::AthMismatch),
         Some(_) => {}
     }
-    if proof.jkt() != token.jkt() {
+    if proof.jkt() != jkt {
         return Err(ProofError::KeyMismatch);
     }
-    Ok(BoundProof { token, proof })
+    Ok(proof)
 }
 
 #[cfg(test)]

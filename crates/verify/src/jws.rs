@@ -142,6 +142,12 @@ impl ParsedJws<'_> {
         &self.payload
     }
 
+    /// `b64(header) "." b64(payload)` and the decoded signature, for a verifier whose keys are
+    /// not [`PublicJwk`]s (partner backends' JWKS).
+    pub(crate) fn signed_parts(&self) -> (&[u8], &[u8]) {
+        (self.signing_input.as_bytes(), &self.signature)
+    }
+
     /// Step 5: verifies the signature with `key`, which must fit the header's (allowed) `alg`.
     pub fn verify(&self, key: &PublicJwk) -> Result<(), JwsError> {
         if !self.header.alg.fits(key) {

@@ -10,16 +10,22 @@
 //! 6. `iss` and `aud` are the expected ones.
 //! 7. `exp` is after `now`; `iat` is not in the future beyond the leeway.
 //! 8. `cnf.jkt` is a well-formed thumbprint (the key the token is bound to).
+//!
+//! A partner backend's token (`issue_partner`, from a `partner::PartnerGrant`) has the same
+//! format with `sub` = `client_id` (RFC 9068 §2.2 for client credentials) and no installation
+//! claims; its `cnf` is there only when it is DPoP-bound. [`verify_any`] runs the same steps
+//! and tells the two apart by that `sub`, each parsed strictly as its own kind.
 
 use medgate_proto::jws::{HeaderFields, SignError, sign_compact};
 use medgate_proto::redact::Secret;
-use medgate_proto::wire::{self, AccessTokenClaims, Confirmation};
+use medgate_proto::wire::{self, AccessTokenClaims, Confirmation, PartnerTokenClaims};
 use medgate_proto::{Alg, Thumbprint, b64};
 use ring::digest;
 
 use crate::UnixTime;
 use crate::jws::{self, JwsError};
 use crate::keys::{KeySet, TokenSigningKey};
+use crate::partner::PartnerGrant;
 use crate::policy::Grant;
 
 /// The longest token the gateway reads.
@@ -74,6 +80,44 @@ pub fn issue(
     };
     let token = sign_compact(header, &claims, key)?;
     Ok(IssuedToken {
+        token: Secret::new(token),
+        claims,
+    })
+}
+
+/// A freshly signed partner token and its claims.
+#[derive(Debug)]
+pub struct IssuedPartnerToken {
+    pub token: Secret<String>,
+    pub claims: PartnerTokenClaims,
+}
+
+/// Signs a partner backend's token for `grant` (its `aud` the partner's own audience when it
+/// has one, else `params.audience`).
+pub fn issue_partner(
+    grant: &PartnerGrant,
+    key: &TokenSigningKey,
+    params: &IssueParams<'_>,
+    now: UnixTime,
+) -> Result<IssuedPartnerToken, SignError> {
+    let claims = PartnerTokenClaims {
+        iss: params.issuer.to_string(),
+        sub: grant.client_id().to_string(),
+        aud: grant.audience().unwrap_or(params.audience).to_string(),
+        iat: now.secs(),
+        exp: now.plus(params.ttl_secs).secs(),
+        jti: params.jti.to_string(),
+        client_id: grant.client_id().to_string(),
+        scope: grant.scopes().join(" "),
+        cnf: grant.jkt().map(|jkt| Confirmation { jkt: jkt.clone() }),
+    };
+    let header = HeaderFields {
+        typ: Some(wire::TYP_ACCESS_TOKEN),
+        kid: Some(key.kid()),
+        jwk: None,
+    };
+    let token = sign_compact(header, &claims, key)?;
+    Ok(IssuedPartnerToken {
         token: Secret::new(token),
         claims,
     })
@@ -175,13 +219,65 @@ pub fn access_token_hash(token: &str) -> String {
     b64::encode(digest::digest(&digest::SHA256, token.as_bytes()))
 }
 
-/// Steps 1–8.
-pub fn verify(
-    token: &str,
-    keys: &KeySet,
-    expect: &TokenExpectations<'_>,
-    now: UnixTime,
-) -> Result<VerifiedToken, TokenError> {
+/// A partner backend's token whose signature and claims have been checked. Only
+/// [`verify_any`] makes one.
+#[derive(Debug, Clone)]
+pub struct VerifiedPartnerToken {
+    claims: PartnerTokenClaims,
+    ath: String,
+}
+
+impl VerifiedPartnerToken {
+    pub fn claims(&self) -> &PartnerTokenClaims {
+        &self.claims
+    }
+    pub fn client_id(&self) -> &str {
+        &self.claims.client_id
+    }
+    /// Its SMART scopes, space-separated.
+    pub fn scope(&self) -> &str {
+        &self.claims.scope
+    }
+    /// The DPoP key it is bound to, if any.
+    pub fn jkt(&self) -> Option<&Thumbprint> {
+        self.claims.cnf.as_ref().map(|cnf| &cnf.jkt)
+    }
+    pub fn ath(&self) -> &str {
+        &self.ath
+    }
+    pub fn expires_at(&self) -> UnixTime {
+        UnixTime::from_secs(self.claims.exp)
+    }
+}
+
+/// A verified token of either kind.
+#[derive(Debug, Clone)]
+pub enum AnyToken {
+    Installation(VerifiedToken),
+    Partner(VerifiedPartnerToken),
+}
+
+impl AnyToken {
+    /// base64url(SHA-256(token)): the `ath` a proof presented with it carries.
+    pub fn ath(&self) -> &str {
+        match self {
+            AnyToken::Installation(token) => token.ath(),
+            AnyToken::Partner(token) => token.ath(),
+        }
+    }
+
+    /// Whether the token is still unexpired at `now` (for caches of verified tokens).
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        let exp = match self {
+            AnyToken::Installation(token) => token.claims.exp,
+            AnyToken::Partner(token) => token.claims.exp,
+        };
+        now.secs() < exp
+    }
+}
+
+/// Steps 1–4: the payload of a token signed by a published key.
+fn signed_payload(token: &str, keys: &KeySet) -> Result<Vec<u8>, TokenError> {
     // Step 1.
     let parsed = jws::parse(token, MAX_TOKEN_LEN, &[Alg::Es256])?;
     // Step 2.
@@ -197,23 +293,46 @@ pub fn verify(
         .ok_or(TokenError::UnknownKey)?;
     // Step 4.
     parsed.verify(key)?;
-    // Step 5.
-    let claims: AccessTokenClaims =
-        jws::from_json_object(parsed.payload()).map_err(TokenError::Claims)?;
+    Ok(parsed.payload().to_vec())
+}
+
+/// Steps 6 and 7, for the claims both kinds share.
+fn check_times_and_parties(
+    (iss, aud, iat, exp): (&str, &str, i64, i64),
+    expect: &TokenExpectations<'_>,
+    now: UnixTime,
+) -> Result<(), TokenError> {
     // Step 6.
-    if claims.iss != expect.issuer {
+    if iss != expect.issuer {
         return Err(TokenError::WrongIssuer);
     }
-    if claims.aud != expect.audience {
+    if aud != expect.audience {
         return Err(TokenError::WrongAudience);
     }
     // Step 7.
-    if now.secs() >= claims.exp {
+    if now.secs() >= exp {
         return Err(TokenError::Expired);
     }
-    if claims.iat > now.plus(expect.leeway_secs).secs() {
+    if iat > now.plus(expect.leeway_secs).secs() {
         return Err(TokenError::NotYetValid);
     }
+    Ok(())
+}
+
+/// Steps 5–8 for an installation's token.
+fn installation_token(
+    payload: &[u8],
+    token: &str,
+    expect: &TokenExpectations<'_>,
+    now: UnixTime,
+) -> Result<VerifiedToken, TokenError> {
+    // Step 5.
+    let claims: AccessTokenClaims = jws::from_json_object(payload).map_err(TokenError::Claims)?;
+    check_times_and_parties(
+        (&claims.iss, &claims.aud, claims.iat, claims.exp),
+        expect,
+        now,
+    )?;
     // Step 8.
     if claims.cnf.jkt.digest().is_none() {
         return Err(TokenError::BadConfirmation);
@@ -227,6 +346,56 @@ pub fn verify(
         ath: access_token_hash(token),
         claims,
     })
+}
+
+/// Steps 1–8 for an installation's token (a partner's is refused at step 5).
+pub fn verify(
+    token: &str,
+    keys: &KeySet,
+    expect: &TokenExpectations<'_>,
+    now: UnixTime,
+) -> Result<VerifiedToken, TokenError> {
+    let payload = signed_payload(token, keys)?;
+    installation_token(&payload, token, expect, now)
+}
+
+/// Steps 1–8 for a token of either kind: one whose `sub` is its `client_id` is a partner's,
+/// parsed with no member beyond a partner token's; any other, an installation's.
+pub fn verify_any(
+    token: &str,
+    keys: &KeySet,
+    expect: &TokenExpectations<'_>,
+    now: UnixTime,
+) -> Result<AnyToken, TokenError> {
+    #[derive(serde::Deserialize)]
+    struct Parties {
+        sub: String,
+        client_id: String,
+    }
+    let payload = signed_payload(token, keys)?;
+    // Step 5.
+    let parties: Parties = jws::from_json_object(&payload).map_err(TokenError::Claims)?;
+    if parties.sub != parties.client_id {
+        return installation_token(&payload, token, expect, now).map(AnyToken::Installation);
+    }
+    let claims: PartnerTokenClaims = jws::from_json_object(&payload).map_err(TokenError::Claims)?;
+    check_times_and_parties(
+        (&claims.iss, &claims.aud, claims.iat, claims.exp),
+        expect,
+        now,
+    )?;
+    // Step 8.
+    if claims
+        .cnf
+        .as_ref()
+        .is_some_and(|cnf| cnf.jkt.digest().is_none())
+    {
+        return Err(TokenError::BadConfirmation);
+    }
+    Ok(AnyToken::Partner(VerifiedPartnerToken {
+        ath: access_token_hash(token),
+        claims,
+    }))
 }
 
 #[cfg(test)]
@@ -393,5 +562,66 @@ pub(crate) mod tests {
         assert!(matches!(check(&garbage), TokenError::Claims(_)));
 
         assert!(verify(&good, &keys, &expectations(), now).is_ok());
+    }
+
+    #[test]
+    fn partner_tokens_are_their_own_kind() {
+        let (key, _) = TokenSigningKey::generate().unwrap();
+        let keys = keyset(&key);
+        let now = UnixTime::from_secs(NOW);
+        let params = IssueParams {
+            issuer: ISSUER,
+            audience: AUDIENCE,
+            ttl_secs: 300,
+            jti: "p-1",
+        };
+        let grant = crate::partner::tests::granted();
+        let issued = issue_partner(&grant, &key, &params, now).unwrap();
+        assert_eq!(issued.claims.sub, issued.claims.client_id);
+        assert_eq!(issued.claims.cnf, None);
+        let any = |token: &str| verify_any(token, &keys, &expectations(), now);
+        match any(issued.token.expose()).unwrap() {
+            AnyToken::Partner(token) => {
+                assert_eq!(token.client_id(), crate::partner::tests::CLIENT);
+                assert_eq!(token.scope(), "system/Observation.rs");
+                assert_eq!(token.jkt(), None);
+                assert_eq!(token.ath(), access_token_hash(issued.token.expose()));
+                assert_eq!(token.expires_at(), now.plus(300));
+            }
+            other => panic!("{other:?}"),
+        }
+        // An installation's token is still one, by either function.
+        let installation = issue_at(&key, NOW).token.into_inner();
+        assert!(matches!(any(&installation), Ok(AnyToken::Installation(_))));
+        // A partner token is no installation's: `verify` refuses it.
+        assert!(matches!(
+            verify(issued.token.expose(), &keys, &expectations(), now),
+            Err(TokenError::Claims(_))
+        ));
+        // Installation claims smuggled into a partner-shaped token are refused, as are the
+        // shared checks.
+        let header = HeaderFields {
+            typ: Some(wire::TYP_ACCESS_TOKEN),
+            kid: Some(key.kid()),
+            jwk: None,
+        };
+        let mut smuggled = serde_json::to_value(&issued.claims).unwrap();
+        smuggled["app_version"] = "1.0".into();
+        let smuggled = sign_compact(header, &smuggled, &key).unwrap();
+        assert!(matches!(any(&smuggled), Err(TokenError::Claims(_))));
+        let mut claims = issued.claims.clone();
+        claims.aud = "https://other-api.example".into();
+        let other = sign_compact(header, &claims, &key).unwrap();
+        assert_eq!(any(&other).unwrap_err(), TokenError::WrongAudience);
+        let mut claims = issued.claims.clone();
+        claims.cnf = Some(Confirmation {
+            jkt: Thumbprint::from_wire("short".into()),
+        });
+        let bad_cnf = sign_compact(header, &claims, &key).unwrap();
+        assert_eq!(any(&bad_cnf).unwrap_err(), TokenError::BadConfirmation);
+        assert_eq!(
+            verify_any(issued.token.expose(), &keys, &expectations(), now.plus(300)).unwrap_err(),
+            TokenError::Expired
+        );
     }
 }
