@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig,credential,socketio}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig,credential,socketio,partner}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -196,6 +196,10 @@ for case in json.load(open(sys.argv[1]))["cases"]:
     open(f"{sys.argv[2]}/{case['label']}", "wb").write(data)
 PY
 fi
+# partner seeds: a selector byte (0 JWKS, 1 client assertion, 2 scope request), then the input.
+printf '\000{"keys":[{"kty":"EC","crv":"P-384","kid":"k","x":"%s","y":"%s"},{"kty":"RSA","kid":"r","e":"AQAB","n":"AAAA"}]}' "$(head -c 48 /dev/zero | base64 -w0 | tr '+/' '-_' | tr -d '=')" "$(head -c 48 /dev/zero | base64 -w0 | tr '+/' '-_' | tr -d '=')" > "$corpus/partner/jwks"
+printf '\001eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0.eyJpc3MiOiJwdG5fMDEyMzQ1Njc4OWFiY2RlZiIsInN1YiI6InB0bl8wMTIzNDU2Nzg5YWJjZGVmIiwiYXVkIjoiaHR0cHM6Ly9hdHRlc3QuZXhhbXBsZS92MS9vYXV0aC90b2tlbiIsImV4cCI6MTgwMDAwMDI0MCwianRpIjoiYSJ9.AAAA' > "$corpus/partner/assertion"
+printf '\002system/Observation.read system/*.cruds system/Patient.rs patient/Observation.rs' > "$corpus/partner/scopes"
 # pins seeds: pattern, pin, host, one a line (OkHttp's spellings).
 printf '**.example.com\nsha256/XNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM=\napi.example.com' > "$corpus/pins/any-depth"
 printf '*.example.com\nXNJS+wzokyQ2+vjM0QQJgbie5K1rn+niorfnGqyyfNM=\na.b.example.com' > "$corpus/pins/one-label"

@@ -14,6 +14,7 @@ use medgate_sdk::client::{HttpClient, HttpResponse};
 use crate::{Failure, load_config};
 
 mod credential;
+mod partner;
 mod pins;
 mod secret;
 
@@ -91,6 +92,12 @@ enum AdminCommand {
     Uploader {
         #[command(subcommand)]
         command: credential::CredentialCommand,
+    },
+    /// Partner backends (clinics' record systems, research partners): OAuth client
+    /// credentials with a signed client assertion (SMART Backend Services).
+    Partner {
+        #[command(subcommand)]
+        command: partner::PartnerCommand,
     },
 }
 
@@ -729,6 +736,7 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
         AdminCommand::Follower { command } => {
             credential::run(&api, json, "follower", command).await?
         }
+        AdminCommand::Partner { command } => partner::run(&api, json, command).await?,
         AdminCommand::Uploader { command } => {
             credential::run(&api, json, "uploader", command).await?
         }

@@ -135,6 +135,7 @@ impl Bench {
                 strip: Default::default(),
                 session_secret: None,
                 credentials: None,
+                partners: None,
             },
             medgate_store::seal::Sealer::plain(),
             clock,

@@ -11,19 +11,30 @@ use medgate_service::resource::{self, Refusal, Why};
 use medgate_service::shared::{Admission, Cell};
 use medgate_verify::UnixTime;
 use medgate_verify::dpop::{self, RequestTarget};
-use medgate_verify::token::{self, TokenExpectations, VerifiedToken};
+use medgate_verify::token::{self, AnyToken, TokenError, TokenExpectations, VerifiedToken};
 
 use crate::routes::{self, FailMode, ProofMode};
 use crate::{Gateway, Revoked, inject, path};
+
+/// Who a request was admitted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subject {
+    /// An attested installation, by its token and proof.
+    Installation,
+    /// A credential of an app that cannot attest (`crate::credential`).
+    Credential,
+    /// A partner backend, by its token (`crate::partner`).
+    Partner,
+}
 
 /// A request that passed every check. Only [`Gateway::authorize`] makes one, and only an
 /// `Authorized` request is forwarded.
 #[derive(Debug)]
 pub struct Authorized {
-    /// The installation, or the credential (`cred_…`) when `credential`.
+    /// The installation, the credential (`cred_…`) or the partner (`ptn_…`), as `subject`
+    /// says.
     pub(crate) installation_id: String,
-    /// Admitted by a credential of an app that cannot attest (`crate::credential`).
-    pub(crate) credential: bool,
+    pub(crate) subject: Subject,
     /// Until when what admitted it holds (the token's `exp`; a credential's expiry, or
     /// never), and the release it came from: a tunnel that stays open is closed after.
     pub(crate) expires_at: Option<UnixTime>,
@@ -167,44 +178,39 @@ impl Gateway {
         if parts.uri.query().is_some_and(|q| q.len() > path::MAX_QUERY) {
             return Err(anonymous(Refusal::PathTooLong));
         }
-        // A follower's or uploader's credential in place of steps 2–6.
+        // A partner backend's Bearer token, then a follower's or uploader's credential, in
+        // place of steps 2–6.
+        if let Some(admitted) = self.check_partner_bearer(parts, path, now) {
+            return admitted;
+        }
         if let Some(admitted) = self.check_credential(parts, path, now) {
             return admitted.map_err(anonymous);
         }
         // Step 2.
         let token_text = resource::access_token(&parts.headers).map_err(anonymous)?;
         // Step 3.
-        let ath = token::access_token_hash(token_text);
-        let token = match inner.tokens.get(&ath, now) {
-            Some(token) => {
-                inner.metrics.token_cache(true);
-                token
-            }
-            None => {
-                inner.metrics.token_cache(false);
-                let keys = Arc::clone(&inner.keys.read());
-                let expect = TokenExpectations {
-                    issuer: &inner.params.issuer,
-                    audience: &inner.params.audience,
-                    leeway_secs: inner.params.token_leeway_secs,
-                };
-                let verified = token::verify(token_text, &keys, &expect, now)
-                    .map_err(|error| anonymous(Refusal::InvalidToken(error.into())))?;
-                let verified = Arc::new(verified);
-                inner.tokens.insert(Arc::clone(&verified), now);
-                verified
+        let any = self
+            .verified_token(token_text, now)
+            .map_err(|error| anonymous(Refusal::InvalidToken(error.into())))?;
+        let token = match &*any {
+            AnyToken::Installation(token) => token,
+            AnyToken::Partner(token) => {
+                let partner = Some(token.client_id().to_string());
+                return self
+                    .admit_partner(parts, path, token, false, now)
+                    .map_err(|refusal| (refusal, partner));
             }
         };
         let installation = token.installation_id().to_string();
         let theirs = |refusal: Refusal| (refusal, Some(installation.clone()));
         // Step 4.
-        check_revocation(&inner.revoked.read(), &token).map_err(theirs)?;
+        check_revocation(&inner.revoked.read(), token).map_err(theirs)?;
         // Step 5: possession of the key the token is bound to. The route is looked up first
         // (its proof mode decides how), but refused only at step 6, after the proof.
         let route = routes::find(&inner.params.routes, path, &parts.method, parts.uri.query());
         let possession = match route.map(|route| route.proof()) {
             Some(ProofMode::SessionMac) => self
-                .session_signature(parts, &token, path, now)
+                .session_signature(parts, token, path, now)
                 .map_err(theirs)?,
             _ => {
                 let proof_text = resource::dpop_proof(&parts.headers).map_err(theirs)?;
@@ -213,9 +219,8 @@ impl Gateway {
                     method: parts.method.as_str(),
                     uri: &uri,
                 };
-                let bound =
-                    dpop::verify_bound(proof_text, &token, target, &inner.params.proof, now)
-                        .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
+                let bound = dpop::verify_bound(proof_text, token, target, &inner.params.proof, now)
+                    .map_err(|error| theirs(Refusal::InvalidProof(error.into())))?;
                 Possession {
                     key: Some(bound.proof().key().clone()),
                     replay_key: bound.proof().replay_key(),
@@ -267,7 +272,7 @@ impl Gateway {
             })?;
         Ok(Authorized {
             installation_id: installation.clone(),
-            credential: false,
+            subject: Subject::Installation,
             expires_at: Some(UnixTime::from_secs(token.claims().exp)),
             app_version: Some(token.claims().app_version.clone()),
             app_id: token.app_id().to_string(),
@@ -307,6 +312,14 @@ impl Gateway {
         let theirs = |refusal: Refusal| (refusal, Some(authorized.installation_id.clone()));
         // An IPv6 client is its /64, as for connection limits: rotating addresses within it
         // gains nothing.
+        if authorized.subject == Subject::Partner
+            && !self.partner_address_allowed(&authorized.installation_id, client)
+        {
+            return Err(theirs(Refusal::InvalidToken(Why::new(
+                "address_not_allowed",
+                "this partner may not use its token from this address",
+            ))));
+        }
         let client = medgate_service::client_ip::client_key(client);
         inner
             .address_limiter
@@ -316,11 +329,15 @@ impl Gateway {
             return Ok(authorized);
         };
         let address = client.to_string();
+        let (kind, limit) = match (authorized.subject, &inner.params.partners) {
+            (Subject::Partner, Some(partners)) => ("p", partners.rate_limit),
+            _ => ("i", inner.params.rate_limit),
+        };
         let cells = [
             Cell {
-                kind: "i",
+                kind,
                 id: &authorized.installation_id,
-                limit: inner.params.rate_limit,
+                limit,
             },
             Cell {
                 kind: "a",
@@ -361,12 +378,22 @@ impl Gateway {
         if authorized.expires_at.is_some_and(|expires| now >= expires) {
             return false;
         }
-        if authorized.credential {
-            return self
-                .inner
-                .credentials
-                .read()
-                .is_live(&authorized.installation_id, now);
+        match authorized.subject {
+            Subject::Credential => {
+                return self
+                    .inner
+                    .credentials
+                    .read()
+                    .is_live(&authorized.installation_id, now);
+            }
+            Subject::Partner => {
+                return self
+                    .inner
+                    .partners
+                    .read()
+                    .contains_key(&authorized.installation_id);
+            }
+            Subject::Installation => {}
         }
         let revoked = self.inner.revoked.read();
         let release = authorized
@@ -375,6 +402,56 @@ impl Gateway {
             .map(|version| (authorized.app_id.clone(), version.clone()));
         !revoked.installations.contains(&authorized.installation_id)
             && !release.is_some_and(|release| revoked.releases.contains(&release))
+    }
+}
+
+impl Gateway {
+    /// Step 3: the token from the cache, or verified (either kind) and cached until `exp`.
+    fn verified_token(&self, text: &str, now: UnixTime) -> Result<Arc<AnyToken>, TokenError> {
+        let inner = &self.inner;
+        let ath = token::access_token_hash(text);
+        if let Some(token) = inner.tokens.get(&ath, now) {
+            inner.metrics.token_cache(true);
+            return Ok(token);
+        }
+        inner.metrics.token_cache(false);
+        let keys = Arc::clone(&inner.keys.read());
+        let expect = TokenExpectations {
+            issuer: &inner.params.issuer,
+            audience: &inner.params.audience,
+            leeway_secs: inner.params.token_leeway_secs,
+        };
+        let verified = Arc::new(token::verify_any(text, &keys, &expect, now)?);
+        inner.tokens.insert(Arc::clone(&verified), now);
+        Ok(verified)
+    }
+
+    /// `Authorization: Bearer` with a partner's token, on a gateway that takes partners:
+    /// `None` for every other request (a Bearer value that is no token of ours may be a
+    /// credential's exchange token).
+    fn check_partner_bearer(
+        &self,
+        parts: &Parts,
+        path: &str,
+        now: UnixTime,
+    ) -> Option<Result<Authorized, (Refusal, Option<String>)>> {
+        self.inner.params.partners.as_ref()?;
+        let value = resource::single_header(&parts.headers, &http::header::AUTHORIZATION)
+            .ok()
+            .flatten()?;
+        let (scheme, text) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let any = self.verified_token(text.trim(), now).ok()?;
+        let AnyToken::Partner(token) = &*any else {
+            return None;
+        };
+        let partner = Some(token.client_id().to_string());
+        Some(
+            self.admit_partner(parts, path, token, true, now)
+                .map_err(|refusal| (refusal, partner)),
+        )
     }
 }
 

@@ -4,14 +4,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use medgate_verify::UnixTime;
-use medgate_verify::token::VerifiedToken;
+use medgate_verify::token::AnyToken;
 use parking_lot::Mutex;
 
 /// Verified tokens by their `ath` (base64url SHA-256 of the token), kept until `exp`, so a
 /// token's signature is checked once and each request pays only for its proof.
 #[derive(Debug)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<String, Arc<VerifiedToken>>>,
+    entries: Mutex<HashMap<String, Arc<AnyToken>>>,
     capacity: usize,
 }
 
@@ -23,7 +23,7 @@ impl TokenCache {
         }
     }
 
-    pub fn get(&self, ath: &str, now: UnixTime) -> Option<Arc<VerifiedToken>> {
+    pub fn get(&self, ath: &str, now: UnixTime) -> Option<Arc<AnyToken>> {
         let mut entries = self.entries.lock();
         match entries.get(ath) {
             Some(token) if token.is_live(now) => Some(Arc::clone(token)),
@@ -35,7 +35,7 @@ impl TokenCache {
         }
     }
 
-    pub fn insert(&self, token: Arc<VerifiedToken>, now: UnixTime) {
+    pub fn insert(&self, token: Arc<AnyToken>, now: UnixTime) {
         let mut entries = self.entries.lock();
         if entries.len() >= self.capacity {
             entries.retain(|_, cached| cached.is_live(now));

@@ -147,6 +147,7 @@ impl Gateway {
         inner
             .audit
             .count_use(medgate_service::audit::CredentialUse {
+                by: medgate_service::audit::UseBy::Credential,
                 credential: credential.id.clone(),
                 name: credential.name.clone(),
                 route: Some(route.pattern().to_string()),
@@ -154,7 +155,7 @@ impl Gateway {
         // Its scopes are those that count (kept at refresh: `Gateway::refresh`).
         Ok(Authorized {
             installation_id: credential.id.clone(),
-            credential: true,
+            subject: crate::authorize::Subject::Credential,
             expires_at: credential.expires_at,
             app_version: None,
             app_id: credential.app_id.clone(),
@@ -212,6 +213,7 @@ impl Gateway {
         self.inner
             .audit
             .count_use(medgate_service::audit::CredentialUse {
+                by: medgate_service::audit::UseBy::Credential,
                 credential: verified.credential().id.clone(),
                 name: verified.credential().name.clone(),
                 route: params.exchange_path.clone(),

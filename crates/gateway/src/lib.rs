@@ -42,6 +42,7 @@ mod authorize;
 pub mod cache;
 pub mod credential;
 pub mod inject;
+pub mod partner;
 pub mod path;
 mod proxy;
 pub mod routes;
@@ -139,6 +140,8 @@ pub struct GatewayParams {
     /// Where clients of apps that cannot attest put their credentials; none: only attested
     /// installations are admitted.
     pub credentials: Option<credential::CredentialParams>,
+    /// How partner backends' tokens count here; none: no partner token is admitted.
+    pub partners: Option<partner::PartnerParams>,
 }
 
 /// Revocations learned from the store's feed.
@@ -155,6 +158,9 @@ pub(crate) struct Inner {
     revoked: RwLock<Revoked>,
     /// The live follower and uploader credentials, from the store at every refresh.
     credentials: RwLock<Arc<medgate_verify::credential::CredentialSet>>,
+    /// The enabled partner backends, from the store at every refresh.
+    partners: RwLock<Arc<partner::Partners>>,
+    partner_limiter: KeyedLimiter<String>,
     tokens: TokenCache,
     replays: ReplayCache,
     limiter: KeyedLimiter<String>,
@@ -254,6 +260,13 @@ impl Gateway {
                 keys: RwLock::new(Arc::new(KeySet::default())),
                 revoked: RwLock::new(Revoked::default()),
                 credentials: RwLock::new(Arc::default()),
+                partners: RwLock::new(Arc::default()),
+                partner_limiter: KeyedLimiter::new(
+                    params
+                        .partners
+                        .as_ref()
+                        .map_or(params.rate_limit, |partners| partners.rate_limit),
+                ),
                 signature_policy: SignaturePolicy::for_requests(params.proof.window),
                 session_policy: medgate_verify::httpsig::session_policy(params.proof.window),
                 params,
@@ -322,8 +335,31 @@ impl Gateway {
             *inner.credentials.write() =
                 Arc::new(medgate_verify::credential::CredentialSet::new(live));
         }
+        if inner.params.partners.is_some() {
+            let live: partner::Partners = store
+                .partners()
+                .await?
+                .into_iter()
+                .filter(|record| record.disabled_at.is_none())
+                .map(|record| {
+                    let ip_allow = record
+                        .ip_allow
+                        .iter()
+                        .filter_map(|block| medgate_service::client_ip::Cidr::parse(block).ok())
+                        .collect();
+                    let live = partner::LivePartner {
+                        name: record.name,
+                        ip_allow,
+                        require_dpop: record.require_dpop,
+                    };
+                    (record.id, live)
+                })
+                .collect();
+            *inner.partners.write() = Arc::new(live);
+        }
         inner.limiter.retain_recent();
         inner.address_limiter.retain_recent();
+        inner.partner_limiter.retain_recent();
         for route in &inner.params.routes {
             route.retain_recent();
         }

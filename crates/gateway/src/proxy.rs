@@ -13,13 +13,14 @@ use medgate_proto::redact::short;
 use medgate_proto::wire::{Problem, problem_type};
 use medgate_service::problem;
 
-use crate::authorize::Authorized;
+use crate::authorize::{Authorized, Subject};
 use crate::routes::ProofMode;
 use crate::signature::{CONTENT_DIGEST, SIGNATURE, SIGNATURE_INPUT};
 use crate::{Gateway, GatewayBody, UpstreamBody, inject, local};
 
 const X_INSTALLATION: HeaderName = HeaderName::from_static("x-medgate-installation");
 const X_CREDENTIAL: HeaderName = HeaderName::from_static("x-medgate-credential");
+const X_PARTNER: HeaderName = HeaderName::from_static("x-medgate-partner");
 const X_APP: HeaderName = HeaderName::from_static("x-medgate-app");
 const X_SCOPE: HeaderName = HeaderName::from_static("x-medgate-scope");
 const X_KEY: HeaderName = HeaderName::from_static("x-medgate-key");
@@ -284,16 +285,20 @@ impl Gateway {
             parts.headers.insert(HOST, authority);
         }
         // What the upstream may rely on is set here, replacing anything the client sent.
-        let subject = if authorized.credential {
-            X_CREDENTIAL
-        } else {
-            X_INSTALLATION
+        let subject = match authorized.subject {
+            Subject::Installation => X_INSTALLATION,
+            Subject::Credential => X_CREDENTIAL,
+            Subject::Partner => X_PARTNER,
         };
         for (name, value) in [
             (subject, authorized.installation_id.as_str()),
             (X_APP, authorized.app_id.as_str()),
             (X_SCOPE, authorized.scope.as_str()),
         ] {
+            // A partner belongs to no app.
+            if value.is_empty() {
+                continue;
+            }
             if let Ok(value) = HeaderValue::from_str(value) {
                 parts.headers.insert(name, value);
             }

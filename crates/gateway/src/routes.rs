@@ -60,6 +60,11 @@ pub struct RouteConfig {
     /// `proof = "dpop"` routes: a signed write needs an attested installation.
     #[serde(default)]
     pub credentials: bool,
+    /// Whether partner backends' tokens (`[gateway.partners]`) are accepted here, for the
+    /// route scopes their SMART scopes give. Only on `proof = "dpop"` routes without a tunnel
+    /// or injected secrets (those belong to an app; a partner has none).
+    #[serde(default)]
+    pub partners: bool,
     /// `"socket.io"`: Nightscout's socket.io tunnel, long polling and WebSocket; client events
     /// that write or silence alarms are dropped unless the subject holds their class, and
     /// in-band credentials replaced (`crate::tunnel`, `crate::websocket`).
@@ -116,6 +121,7 @@ impl RouteConfig {
             proof: ProofMode::Dpop,
             rate_limit: None,
             credentials: false,
+            partners: false,
             tunnel: None,
         }
     }
@@ -142,6 +148,7 @@ pub struct Route {
     inject: Arc<[Injection]>,
     proof: ProofMode,
     credentials: bool,
+    partners: bool,
     tunnel: Option<Tunnel>,
     /// This route's own limit per installation, if it has one.
     limiter: Option<Arc<KeyedLimiter<String>>>,
@@ -211,6 +218,16 @@ impl Route {
                 "a tunnel route takes proof = \"dpop\": its events are checked one by one",
             ));
         }
+        if config.partners
+            && (config.proof != ProofMode::Dpop
+                || config.tunnel.is_some()
+                || !config.inject.is_empty()
+                || config.scopes.is_empty())
+        {
+            return Err(error(
+                "partners = true needs scopes, proof = \"dpop\", no tunnel and no inject: a partner is admitted for the route scopes its SMART scopes give, and holds no app's secrets",
+            ));
+        }
         if config.credentials && config.scopes.is_empty() {
             return Err(error(
                 "credentials = true needs scopes: a credential is accepted for the scopes it holds",
@@ -236,6 +253,7 @@ impl Route {
             inject: inject.into(),
             proof: config.proof,
             credentials: config.credentials,
+            partners: config.partners,
             tunnel: config.tunnel,
             limiter: config
                 .rate_limit
@@ -250,6 +268,11 @@ impl Route {
     /// The tunnel this route carries, if any.
     pub fn tunnel(&self) -> Option<Tunnel> {
         self.tunnel
+    }
+
+    /// Whether partner backends' tokens are accepted here.
+    pub fn accepts_partners(&self) -> bool {
+        self.partners
     }
 
     /// Whether credentials of apps that cannot attest are accepted here.
@@ -387,6 +410,7 @@ mod tests {
             proof: ProofMode::Dpop,
             rate_limit: None,
             credentials: false,
+            partners: false,
             tunnel: None,
         })
         .unwrap()
@@ -457,6 +481,7 @@ mod tests {
             proof: ProofMode::Dpop,
             rate_limit: None,
             credentials: false,
+            partners: false,
             tunnel: None,
         })
         .unwrap();
@@ -474,6 +499,7 @@ mod tests {
                 proof: ProofMode::Dpop,
                 rate_limit: None,
                 credentials: false,
+                partners: false,
                 tunnel: None,
             })
             .unwrap_err()

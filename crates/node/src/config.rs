@@ -387,6 +387,35 @@ pub struct GatewayConfig {
     /// Credentials for apps that cannot attest (`medgate admin follower|uploader`): where
     /// clients put them. None: only attested installations are admitted.
     pub credentials: Option<CredentialsConfig>,
+    /// Partner backends (`medgate admin partner`): what their SMART scopes give on routes that
+    /// say `partners = true`. None: no partner token is admitted.
+    pub partners: Option<PartnersConfig>,
+}
+
+/// `[gateway.partners]`: a partner's rate limit, and `[[gateway.partners.scopes]]`, each a
+/// SMART scope a token must cover and the route scopes that gives it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnersConfig {
+    #[serde(default = "default_partner_rate_limit")]
+    pub rate_limit: RateLimit,
+    #[serde(default)]
+    pub scopes: Vec<PartnerScopeConfig>,
+}
+
+/// `smart = "system/Observation.rs"`, `grants = ["fhir:observation:read"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerScopeConfig {
+    pub smart: String,
+    pub grants: Vec<String>,
+}
+
+fn default_partner_rate_limit() -> RateLimit {
+    RateLimit {
+        per_second: 100,
+        burst: 200,
+    }
 }
 
 /// `[gateway.credentials]`: where clients of apps that cannot attest put their credential
@@ -462,6 +491,7 @@ impl Default for GatewayConfig {
             strip_headers: Vec::new(),
             strip_query: Vec::new(),
             credentials: None,
+            partners: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod config;
+mod jwks_fetch;
 pub mod nightscout;
 pub mod revocation;
 pub mod sample_upstream;
@@ -224,6 +225,39 @@ async fn shared_secret(
             medgate_store::StoreError::Corrupt(format!("the {label} is not 32 bytes"))
         })?;
     Ok(bytes)
+}
+
+/// `[gateway.partners]`, checked.
+fn partner_params(
+    config: &config::PartnersConfig,
+) -> Result<medgate_gateway::partner::PartnerParams, ConfigError> {
+    let mut scopes = Vec::new();
+    for mapping in &config.scopes {
+        if medgate_verify::smart_scope::SmartScope::parse(&mapping.smart).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "gateway.partners.scopes: {:?} is not a SMART backend scope (system/<Resource or *>.<cruds, read, write or *>)",
+                mapping.smart
+            )));
+        }
+        if mapping.grants.is_empty()
+            || !mapping
+                .grants
+                .iter()
+                .all(|scope| medgate_proto::wire::names::is_scope(scope))
+        {
+            return Err(ConfigError::Invalid(
+                "gateway.partners.scopes: grants are 1 or more route scopes".into(),
+            ));
+        }
+        scopes.push(medgate_gateway::partner::ScopeMapping {
+            smart: mapping.smart.clone(),
+            grants: mapping.grants.clone(),
+        });
+    }
+    Ok(medgate_gateway::partner::PartnerParams {
+        scopes,
+        rate_limit: config.rate_limit,
+    })
 }
 
 /// `[gateway.credentials]`, checked, with the exchange key.
@@ -499,6 +533,7 @@ impl Node {
                 revocations: Arc::clone(&revocations),
                 shared: shared.clone(),
                 session_secret: Some(Arc::clone(&session_secret)),
+                fetch_jwks: Some(jwks_fetch::fetcher()),
             },
         )
         .await?;
@@ -530,6 +565,12 @@ impl Node {
                 strip,
                 session_secret: Some(session_secret),
                 credentials,
+                partners: config
+                    .gateway
+                    .partners
+                    .as_ref()
+                    .map(partner_params)
+                    .transpose()?,
             },
             gateway_sealer,
             Arc::clone(&clock),

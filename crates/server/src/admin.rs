@@ -27,6 +27,7 @@ use crate::keyring;
 use medgate_store::published_keys as published;
 
 mod credentials;
+mod partners;
 mod secrets;
 mod trust;
 
@@ -82,6 +83,12 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
             "/credentials/{id}/revoke",
             post(credentials::revoke_credential),
         )
+        .route(
+            "/partners",
+            post(partners::create_partner).get(partners::list_partners),
+        )
+        .route("/partners/{id}/disable", post(partners::disable_partner))
+        .route("/partners/{id}/rotate", post(partners::rotate_partner))
         .route(
             "/pins",
             post(trust::add_pin)

@@ -39,7 +39,7 @@ use medgate_store::published_keys as published;
 pub(crate) const MAX_EVIDENCE: usize = 64 * 1024;
 const MAX_CHALLENGE_REQUEST: usize = 4 * 1024;
 
-fn random_b64(bytes: usize) -> Option<String> {
+pub(crate) fn random_b64(bytes: usize) -> Option<String> {
     let mut buffer = vec![0u8; bytes];
     SystemRandom::new().fill(&mut buffer).ok()?;
     Some(b64::encode(buffer))
@@ -512,6 +512,7 @@ pub(crate) async fn discovery(State(state): State<Arc<ServerState>>) -> Response
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
             "challenge_endpoint": format!("{issuer}/v1/challenge"),
             "attestation_endpoint": format!("{issuer}/v1/attest"),
+            "token_endpoint": format!("{issuer}/v1/oauth/token"),
             "access_token_audience": state.params.audience,
             "token_types_supported": ["DPoP"],
             "access_token_signing_alg_values_supported": ["ES256"],

@@ -6,6 +6,8 @@
 //! | `POST /v1/attest` | evidence in, verdict and DPoP-bound access token out |
 //! | `GET /.well-known/jwks.json` | the published token-signing keys |
 //! | `GET /.well-known/medgate-configuration` | discovery document |
+//! | `POST /v1/oauth/token` | partner backends: client credentials with a `private_key_jwt` assertion (SMART Backend Services) |
+//! | `GET /.well-known/smart-configuration`, `GET /.well-known/oauth-authorization-server` | the token endpoint's discovery (SMART, RFC 8414) |
 //! | `GET /v1/trust/…` | the TUF repository: pin sets for the apps' pinned clients |
 //! | `GET /v1/secrets/{name}` | an operator secret sealed to the calling installation (DPoP) |
 //! | `GET /v1/installations/{id}/jwk` | an installation's public key, for provenance (DPoP, scope `provenance:read`) |
@@ -22,6 +24,8 @@ mod attest;
 mod dpop_resource;
 mod http_util;
 pub mod keyring;
+mod partners;
+pub use partners::{JwksFetch, check_jwks_url};
 mod platforms;
 pub mod provenance;
 pub mod revocation;
@@ -141,6 +145,8 @@ pub(crate) struct ServerState {
     /// Session keys for `session-mac` routes derive from it.
     session_secret: Option<Arc<SessionSecret>>,
     replays: ReplayCache,
+    /// Partner backends' keys, fetched ones kept a while.
+    partner_keys: partners::PartnerKeyCache,
 }
 
 /// The control plane, ready to serve.
@@ -168,6 +174,8 @@ pub struct ServerRuntime {
     /// What `session-mac` session keys derive from (shared with the gateways); none: no
     /// session keys are handed out.
     pub session_secret: Option<Arc<SessionSecret>>,
+    /// How partner backends' JWKS URLs are fetched; none: only registered JWKS are used.
+    pub fetch_jwks: Option<JwksFetch>,
 }
 
 impl Server {
@@ -184,6 +192,7 @@ impl Server {
             revocations,
             shared,
             session_secret,
+            fetch_jwks,
         } = runtime;
         if !sealer.has_master_key() {
             tracing::warn!(
@@ -218,6 +227,7 @@ impl Server {
                 proof_policy: ProofPolicy::default(),
                 session_secret,
                 replays: ReplayCache::new(REPLAY_CAPACITY, REPLAY_SHARE),
+                partner_keys: partners::PartnerKeyCache::new(fetch_jwks),
             }),
         })
     }
@@ -229,6 +239,15 @@ impl Server {
             .route("/v1/attest", post(attest::attest))
             .route("/.well-known/jwks.json", get(attest::jwks))
             .route("/.well-known/medgate-configuration", get(attest::discovery))
+            .route(
+                "/.well-known/smart-configuration",
+                get(partners::smart_configuration),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(partners::oauth_metadata),
+            )
+            .route("/v1/oauth/token", post(partners::token))
             .route("/v1/audit/checkpoint", get(attest::checkpoint))
             .route("/v1/trust/{*file}", get(trust::serve_file))
             .route("/v1/secrets/{name}", get(secrets::sealed_secret))

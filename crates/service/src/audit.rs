@@ -55,14 +55,27 @@ pub struct Refusal {
 }
 
 /// One accepted request by a credential of an app that cannot attest (a follower's link, an
-/// uploader's token): counted per credential, route and minute.
+/// uploader's token) or by a partner backend: counted per credential (or partner), route and
+/// minute.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CredentialUse {
-    /// The credential's id (`cred_…`) and the operator's name for it, never its secret.
+    /// A credential's use, or a partner backend's.
+    pub by: UseBy,
+    /// The credential's (`cred_…`) or partner's (`ptn_…`) id and the operator's name for it,
+    /// never a secret.
     pub credential: String,
     pub name: String,
     /// The configured route pattern (or the exchange path).
     pub route: Option<String>,
+}
+
+/// Whose accepted requests a [`CredentialUse`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UseBy {
+    /// `gateway.credential_uses`.
+    Credential,
+    /// `gateway.partner_uses`.
+    Partner,
 }
 
 /// What the tally counts.
@@ -120,7 +133,11 @@ impl Tally {
                     },
                     Counted::Use(used) => NewAuditEntry {
                         at: UnixTime::from_secs(minute * 60),
-                        kind: "gateway.credential_uses".into(),
+                        kind: match used.by {
+                            UseBy::Credential => "gateway.credential_uses",
+                            UseBy::Partner => "gateway.partner_uses",
+                        }
+                        .into(),
                         actor: "gateway".into(),
                         subject: used.credential,
                         detail: serde_json::json!({
@@ -506,6 +523,7 @@ mod tests {
         }
         for credential in ["cred_a", "cred_a", "cred_b"] {
             sink.count_use(CredentialUse {
+                by: UseBy::Credential,
                 credential: credential.into(),
                 name: "School nurse".into(),
                 route: Some("/api/v*/entries*".into()),

@@ -22,6 +22,7 @@ pub struct Metrics {
     shared_state: Family<Label, Counter>,
     audit_dropped: Counter,
     admin_changes: Family<Label, Counter>,
+    partner_tokens: Family<Label, Counter>,
     tunnel_dropped: Counter,
 }
 
@@ -98,6 +99,12 @@ impl Metrics {
             "Admin changes, by kind",
             admin_changes.clone(),
         );
+        let partner_tokens = Family::<Label, Counter>::default();
+        registry.register(
+            "partner_tokens",
+            "Partner backends' token requests, by outcome (issued, or the RFC 6749 error code)",
+            partner_tokens.clone(),
+        );
         let tunnel_dropped = Counter::default();
         registry.register(
             "gateway_tunnel_dropped_packets",
@@ -116,6 +123,7 @@ impl Metrics {
             shared_state,
             audit_dropped,
             admin_changes,
+            partner_tokens,
             tunnel_dropped,
         }
     }
@@ -168,6 +176,12 @@ impl Metrics {
 
     pub fn tunnel_dropped(&self, count: u64) {
         self.tunnel_dropped.inc_by(count);
+    }
+
+    pub fn partner_token(&self, outcome: &'static str) {
+        self.partner_tokens
+            .get_or_create(&[("outcome", outcome)])
+            .inc();
     }
 
     pub fn admin_change(&self, kind: &'static str) {

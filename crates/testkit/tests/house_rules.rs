@@ -108,6 +108,7 @@ fn the_gateway_writes_nothing_to_the_store() {
         "store.put",
         "store.delete",
         "store.prune",
+        "store.disable",
     ];
     let found = offenders(&sources, &writes);
     assert!(found.is_empty(), "the gateway must not write: {found:#?}");

@@ -16,6 +16,8 @@ mod managed_roots;
 mod mitm;
 mod multinode;
 mod nightscout;
+mod partner_interop;
+mod partners;
 mod platform_client;
 mod postgres;
 mod real_nightscout;

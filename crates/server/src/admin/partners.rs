@@ -1,0 +1,247 @@
+//! Partner backends (SMART Backend Services): `/v1/admin/partners`,
+//! `/v1/admin/partners/{id}/disable` and `/v1/admin/partners/{id}/rotate`.
+//!
+//! A partner holds no secret: it is a name, where its public keys are (a JWKS URL the control
+//! plane fetches, or a JWKS registered here), the SMART scopes it may be granted, its tokens'
+//! audience, the addresses it may come from and whether its tokens must be DPoP-bound. Its id
+//! is its OAuth `client_id`. Every change is audited; a gateway learns of a disabled partner at
+//! its next refresh (at once with `[redis]`).
+
+use medgate_service::client_ip::Cidr;
+use medgate_store::{PartnerKeys, PartnerRecord};
+use medgate_verify::partner::PartnerJwks;
+use medgate_verify::smart_scope::{MAX_SCOPES, SmartScope};
+
+use super::*;
+use crate::partners::{check_jwks_url, token_endpoint};
+
+const MAX_ADDRESS_BLOCKS: usize = 32;
+const MAX_URL_LEN: usize = 512;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePartner {
+    name: String,
+    #[serde(flatten)]
+    keys: KeySource,
+    scopes: Vec<String>,
+    #[serde(default)]
+    audience: Option<String>,
+    #[serde(default)]
+    ip_allow: Vec<String>,
+    #[serde(default)]
+    require_dpop: bool,
+}
+
+/// Exactly one of the two.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeySource {
+    #[serde(default)]
+    jwks_url: Option<String>,
+    #[serde(default)]
+    jwks: Option<serde_json::Value>,
+}
+
+impl KeySource {
+    fn checked(self) -> Result<PartnerKeys, ApiError> {
+        match (self.jwks_url, self.jwks) {
+            (Some(url), None) => {
+                check_jwks_url(&url).map_err(|why| ApiError::Malformed(why.into()))?;
+                Ok(PartnerKeys::Url(url))
+            }
+            (None, Some(jwks)) => {
+                let text = jwks.to_string();
+                PartnerJwks::parse(text.as_bytes())
+                    .map_err(|error| ApiError::Malformed(format!("jwks: {error}")))?;
+                Ok(PartnerKeys::Jwks(text))
+            }
+            _ => Err(ApiError::Malformed(
+                "give the partner's keys as jwks_url or as jwks, not both".into(),
+            )),
+        }
+    }
+}
+
+fn checked(request: &CreatePartner) -> Result<(), ApiError> {
+    let malformed = |why: &str| Err(ApiError::Malformed(why.into()));
+    let name_chars = request.name.chars().count();
+    if !(1..=64).contains(&name_chars) || request.name.chars().any(char::is_control) {
+        return malformed("a name is 1-64 characters, none of them control characters");
+    }
+    if request.scopes.is_empty()
+        || request.scopes.len() > MAX_SCOPES
+        || !request
+            .scopes
+            .iter()
+            .all(|scope| SmartScope::parse(scope).is_some())
+    {
+        return malformed(
+            "scopes are 1-32 SMART backend scopes: system/<Resource or *>.<cruds, read, write or *>",
+        );
+    }
+    if request.audience.as_ref().is_some_and(|audience| {
+        audience.len() > MAX_URL_LEN
+            || !(audience.starts_with("https://") || audience.starts_with("http://"))
+            || audience
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+    }) {
+        return malformed("audience is an http(s) URL of at most 512 characters");
+    }
+    if request.ip_allow.len() > MAX_ADDRESS_BLOCKS
+        || request
+            .ip_allow
+            .iter()
+            .any(|block| Cidr::parse(block).is_err())
+    {
+        return malformed("ip_allow is at most 32 address blocks (CIDR, e.g. 192.0.2.0/24)");
+    }
+    Ok(())
+}
+
+fn listed(partner: &PartnerRecord) -> serde_json::Value {
+    let keys = match &partner.keys {
+        PartnerKeys::Url(url) => serde_json::json!({ "jwks_url": url }),
+        PartnerKeys::Jwks(text) => serde_json::json!({
+            "kids": PartnerJwks::parse(text.as_bytes())
+                .map(|keys| keys.kids().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        }),
+    };
+    serde_json::json!({
+        "id": partner.id,
+        "name": partner.name,
+        "keys": keys,
+        "scopes": partner.scopes,
+        "audience": partner.audience,
+        "ip_allow": partner.ip_allow,
+        "require_dpop": partner.require_dpop,
+        "created_at": partner.created_at,
+        "rotated_at": partner.rotated_at,
+        "disabled_at": partner.disabled_at,
+        "state": if partner.disabled_at.is_some() { "disabled" } else { "active" },
+    })
+}
+
+fn well_formed_id(id: &str) -> bool {
+    id.strip_prefix("ptn_")
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+pub(super) async fn create_partner(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    let request: CreatePartner =
+        parse_json(&body(&state, &headers, request, MAX_PARTNER_BODY).await?)?;
+    checked(&request)?;
+    let mut id = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+        .map_err(|_| ApiError::Internal)?;
+    let partner = PartnerRecord {
+        id: format!("ptn_{}", medgate_proto::hex::encode(&id)),
+        name: request.name,
+        keys: request.keys.checked()?,
+        scopes: request.scopes,
+        audience: request.audience,
+        ip_allow: request.ip_allow,
+        require_dpop: request.require_dpop,
+        created_at: state.clock.now(),
+        rotated_at: None,
+        disabled_at: None,
+    };
+    let mut detail = listed(&partner);
+    if let Some(fields) = detail.as_object_mut() {
+        fields.retain(|name, _| name != "created_at" && name != "state");
+    }
+    let change = change(&state, "admin.partner.create", &partner.id, detail);
+    state.store.create_partner(&partner, &change.entry).await?;
+    change.committed(&state);
+    let mut answer = listed(&partner);
+    answer["client_id"] = partner.id.clone().into();
+    answer["token_endpoint"] = token_endpoint(&state).into();
+    Ok(json(StatusCode::CREATED, &answer))
+}
+
+pub(super) async fn list_partners(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+) -> Result<Response, ApiError> {
+    let partners: Vec<_> = state.store.partners().await?.iter().map(listed).collect();
+    Ok(json(StatusCode::OK, &partners))
+}
+
+pub(super) async fn disable_partner(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !well_formed_id(&id) {
+        return Err(ApiError::NotFound("partner"));
+    }
+    let partner = state
+        .store
+        .partner(&id)
+        .await?
+        .ok_or(ApiError::NotFound("partner"))?;
+    let change = change(
+        &state,
+        "admin.partner.disable",
+        &id,
+        serde_json::json!({"name": partner.name}),
+    );
+    state
+        .store
+        .disable_partner(&id, state.clock.now(), &change.entry)
+        .await?;
+    change.committed(&state);
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"id": id, "disabled": true}),
+    ))
+}
+
+pub(super) async fn rotate_partner(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    request: Body,
+) -> Result<Response, ApiError> {
+    if !well_formed_id(&id) {
+        return Err(ApiError::NotFound("partner"));
+    }
+    let source: KeySource = parse_json(&body(&state, &headers, request, MAX_PARTNER_BODY).await?)?;
+    let keys = source.checked()?;
+    let partner = state
+        .store
+        .partner(&id)
+        .await?
+        .ok_or(ApiError::NotFound("partner"))?;
+    let rotated = PartnerRecord {
+        keys: keys.clone(),
+        ..partner
+    };
+    let change = change(
+        &state,
+        "admin.partner.rotate",
+        &id,
+        serde_json::json!({"name": rotated.name, "keys": listed(&rotated)["keys"]}),
+    );
+    state
+        .store
+        .rotate_partner_keys(&id, &keys, state.clock.now(), &change.entry)
+        .await?;
+    change.committed(&state);
+    state.partner_keys.forget(&id);
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"id": id, "rotated": true, "keys": listed(&rotated)["keys"]}),
+    ))
+}
+
+/// A JWKS of up to 16 RSA keys, with room for the rest of the request.
+const MAX_PARTNER_BODY: usize = medgate_verify::partner::MAX_JWKS_LEN + 4 * 1024;
