@@ -1016,3 +1016,97 @@ fn follower_and_uploader_credentials_are_made_listed_and_revoked_from_the_comman
         }
     }
 }
+
+#[test]
+fn partners_are_registered_listed_rotated_and_disabled_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = loopback_config(dir.path(), "");
+    let (server, url) = serve(&config);
+    let admin = |args: &[&str]| run(&mut admin_command(&config, &url, args));
+    let jwks_file = dir.path().join("jwks.json");
+    let signer = medgate_testkit::partner::PartnerSigner::es384();
+    let jwks = medgate_testkit::partner::jwks(&[(&signer, "2026-01")]);
+    std::fs::write(&jwks_file, jwks.to_string()).unwrap();
+    let jwks_path = jwks_file.to_str().unwrap();
+    let created = admin(&[
+        "partner",
+        "create",
+        "St. Elsewhere EHR",
+        "--jwks-file",
+        jwks_path,
+        "--scopes",
+        "system/Observation.rs system/Patient.read",
+        "--ip-allow",
+        "198.51.100.0/24",
+        "--require-dpop",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let text = stdout(&created);
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id: "))
+        .unwrap()
+        .to_string();
+    assert!(id.starts_with("ptn_") && id.len() == 20, "{text}");
+    assert!(text.contains("token endpoint: http://"), "{text}");
+    assert!(text.contains("/v1/oauth/token"), "{text}");
+    // Refused before or by the server: both key sources, a patient scope, a URL over plain
+    // http to another machine.
+    for args in [
+        &[
+            "partner",
+            "create",
+            "x",
+            "--jwks-file",
+            jwks_path,
+            "--jwks-url",
+            "https://k.example/j",
+            "--scopes",
+            "system/Patient.rs",
+        ][..],
+        &[
+            "partner",
+            "create",
+            "x",
+            "--jwks-file",
+            jwks_path,
+            "--scopes",
+            "patient/Patient.rs",
+        ][..],
+        &[
+            "partner",
+            "create",
+            "x",
+            "--jwks-url",
+            "http://k.example/j",
+            "--scopes",
+            "system/Patient.rs",
+        ][..],
+    ] {
+        let refused = admin(args);
+        assert!(!refused.status.success(), "{args:?}");
+    }
+    let listed = stdout(&admin(&["partner", "list"]));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("St. Elsewhere EHR") && l.contains("active")),
+        "{listed}"
+    );
+    assert!(listed.contains("2026-01"), "key ids are listed: {listed}");
+    let rotated = admin(&[
+        "partner",
+        "rotate",
+        &id,
+        "--jwks-url",
+        "https://ehr.example/jwks.json",
+    ]);
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert!(stdout(&admin(&["partner", "list"])).contains("https://ehr.example/jwks.json"));
+    let disabled = admin(&["partner", "disable", &id]);
+    assert!(disabled.status.success(), "{}", stderr(&disabled));
+    assert!(stdout(&admin(&["partner", "list"])).contains("disabled"));
+    let again = admin(&["partner", "disable", &id]);
+    assert_eq!(again.status.code(), Some(1));
+    stop(server);
+}

@@ -11,6 +11,7 @@ use medgate_service::resource::{self, Refusal, Why};
 use medgate_service::shared::{Admission, Cell};
 use medgate_verify::UnixTime;
 use medgate_verify::dpop::{self, RequestTarget};
+use medgate_verify::jws::JwsError;
 use medgate_verify::token::{self, AnyToken, TokenError, TokenExpectations, VerifiedToken};
 
 use crate::routes::{self, FailMode, ProofMode};
@@ -145,7 +146,7 @@ impl Gateway {
 
     /// Steps 1–8 of the module documentation.
     pub fn authorize(&self, parts: &Parts, now: UnixTime) -> Result<Authorized, Refusal> {
-        self.check(parts, now).map_err(|(refusal, _)| refusal)
+        self.check(parts, None, now).map_err(|(refusal, _)| refusal)
     }
 
     /// Steps 1–9: [`authorize`](Self::authorize), then the client address's limit and the
@@ -163,8 +164,14 @@ impl Gateway {
 
     /// Steps 1–8; a refusal comes with the installation when its token verified. The order
     /// puts every check that costs no shared state first: a refused request takes no place in
-    /// the replay cache and no one else's rate.
-    fn check(&self, parts: &Parts, now: UnixTime) -> Result<Authorized, (Refusal, Option<String>)> {
+    /// the replay cache and no one else's rate. `client` is the client's address, for a
+    /// partner's allow-list (unknown: a partner with one is refused).
+    fn check(
+        &self,
+        parts: &Parts,
+        client: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<Authorized, (Refusal, Option<String>)> {
         let inner = &self.inner;
         let anonymous = |refusal: Refusal| (refusal, None);
         // Step 1: one canonical path for the route check, the proof and the upstream.
@@ -180,7 +187,7 @@ impl Gateway {
         }
         // A partner backend's Bearer token, then a follower's or uploader's credential, in
         // place of steps 2–6.
-        if let Some(admitted) = self.check_partner_bearer(parts, path, now) {
+        if let Some(admitted) = self.check_partner_bearer(parts, path, client, now) {
             return admitted;
         }
         if let Some(admitted) = self.check_credential(parts, path, now) {
@@ -197,7 +204,7 @@ impl Gateway {
             AnyToken::Partner(token) => {
                 let partner = Some(token.client_id().to_string());
                 return self
-                    .admit_partner(parts, path, token, false, now)
+                    .admit_partner(parts, path, token, false, client, now)
                     .map_err(|refusal| (refusal, partner));
             }
         };
@@ -308,18 +315,10 @@ impl Gateway {
         now: UnixTime,
     ) -> Result<Authorized, (Refusal, Option<String>)> {
         let inner = &self.inner;
-        let authorized = self.check(parts, now)?;
+        let authorized = self.check(parts, Some(client), now)?;
         let theirs = |refusal: Refusal| (refusal, Some(authorized.installation_id.clone()));
         // An IPv6 client is its /64, as for connection limits: rotating addresses within it
         // gains nothing.
-        if authorized.subject == Subject::Partner
-            && !self.partner_address_allowed(&authorized.installation_id, client)
-        {
-            return Err(theirs(Refusal::InvalidToken(Why::new(
-                "address_not_allowed",
-                "this partner may not use its token from this address",
-            ))));
-        }
         let client = medgate_service::client_ip::client_key(client);
         inner
             .address_limiter
@@ -433,6 +432,7 @@ impl Gateway {
         &self,
         parts: &Parts,
         path: &str,
+        client: Option<IpAddr>,
         now: UnixTime,
     ) -> Option<Result<Authorized, (Refusal, Option<String>)>> {
         self.inner.params.partners.as_ref()?;
@@ -443,13 +443,24 @@ impl Gateway {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return None;
         }
-        let any = self.verified_token(text.trim(), now).ok()?;
+        let any = match self.verified_token(text.trim(), now) {
+            Ok(any) => any,
+            // Not a token of ours at all (a credential's exchange token, say): the next path.
+            Err(TokenError::Jws(
+                JwsError::AlgorithmNotAllowed
+                | JwsError::Malformed(_)
+                | JwsError::BadHeader(_)
+                | JwsError::TooLarge { .. },
+            )) => return None,
+            // One of ours that no longer holds (expired, say): its own reason.
+            Err(error) => return Some(Err((Refusal::InvalidToken(error.into()), None))),
+        };
         let AnyToken::Partner(token) = &*any else {
             return None;
         };
         let partner = Some(token.client_id().to_string());
         Some(
-            self.admit_partner(parts, path, token, true, now)
+            self.admit_partner(parts, path, token, true, client, now)
                 .map_err(|refusal| (refusal, partner)),
         )
     }

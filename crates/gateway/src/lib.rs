@@ -345,10 +345,17 @@ impl Gateway {
                     let ip_allow = record
                         .ip_allow
                         .iter()
-                        .filter_map(|block| medgate_service::client_ip::Cidr::parse(block).ok())
+                        .filter_map(|block| {
+                            medgate_service::client_ip::Cidr::parse(block)
+                                .map_err(|_| {
+                                    tracing::error!(partner = %record.id, "a stored address block of a partner does not parse; it allows nothing")
+                                })
+                                .ok()
+                        })
                         .collect();
                     let live = partner::LivePartner {
                         name: record.name,
+                        any_address: record.ip_allow.is_empty(),
                         ip_allow,
                         require_dpop: record.require_dpop,
                     };

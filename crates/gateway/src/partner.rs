@@ -14,8 +14,9 @@
 //! 5. The partner's rate limit and the route's own.
 //! 6. A proof takes its place in the replay cache, in the partner's share.
 //!
-//! Step 9 (`Gateway::decide`) adds the partner's address allow-list. Every accepted request is
-//! counted in the audit tally per partner, route and minute (`gateway.partner_uses`).
+//! The partner's address allow-list is checked right after step 1, before the request spends
+//! anything of the partner's. Every accepted request is counted in the audit tally per
+//! partner, route and minute (`gateway.partner_uses`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -57,6 +58,9 @@ pub struct ScopeMapping {
 #[derive(Debug, Clone)]
 pub(crate) struct LivePartner {
     pub(crate) name: String,
+    /// From any address (no allow-list), or only from these blocks (an entry that does not
+    /// parse allows nothing).
+    pub(crate) any_address: bool,
     pub(crate) ip_allow: Vec<Cidr>,
     pub(crate) require_dpop: bool,
 }
@@ -95,6 +99,7 @@ impl Gateway {
         path: &str,
         token: &VerifiedPartnerToken,
         bearer: bool,
+        client: Option<IpAddr>,
         now: UnixTime,
     ) -> Result<Authorized, Refusal> {
         let inner = &self.inner;
@@ -116,6 +121,15 @@ impl Gateway {
                     "the partner is not registered or disabled",
                 )
             })?;
+        let allowed = partner.any_address
+            || client
+                .is_some_and(|client| partner.ip_allow.iter().any(|block| block.contains(client)));
+        if !allowed {
+            return Err(refused(
+                "address_not_allowed",
+                "this partner may not use its token from this address",
+            ));
+        }
         let id = token.client_id().to_string();
         // Step 2.
         let proof = match (token.jkt(), bearer) {
@@ -242,14 +256,6 @@ impl Gateway {
                 .map(|jkt| jkt.as_str().to_string())
                 .unwrap_or_default(),
             owner,
-        })
-    }
-
-    /// Step 9's allow-list: whether the partner may come from `client`.
-    pub(crate) fn partner_address_allowed(&self, id: &str, client: IpAddr) -> bool {
-        self.inner.partners.read().get(id).is_some_and(|partner| {
-            partner.ip_allow.is_empty()
-                || partner.ip_allow.iter().any(|block| block.contains(client))
         })
     }
 }

@@ -63,10 +63,12 @@ const MAX_FORM: usize = 16 * 1024;
 /// SMART: access tokens for backend services live at most five minutes.
 const MAX_TOKEN_TTL_SECS: i64 = 300;
 /// A fetched JWKS is used this long, refetched sooner (at most this often) for a `kid` it
-/// lacks, and used up to a day past its freshness while its URL cannot be fetched.
+/// lacks, used up to a day past its freshness while its URL cannot be reached (not once it
+/// answers something unusable), and a URL that failed is not asked again for 30 s.
 const JWKS_FRESH_SECS: i64 = 300;
 const JWKS_UNKNOWN_KID_SECS: i64 = 30;
 const JWKS_STALE_SECS: i64 = 24 * 3600;
+const JWKS_RETRY_SECS: i64 = 30;
 const DPOP: HeaderName = HeaderName::from_static("dpop");
 
 /// The token endpoint's URL: the issuer's, plus [`TOKEN_PATH`].
@@ -100,11 +102,25 @@ pub fn check_jwks_url(text: &str) -> Result<Uri, &'static str> {
     }
 }
 
-/// Partners' keys: a registered JWKS is parsed when used; a JWKS URL's answer is kept
-/// ([`JWKS_FRESH_SECS`] and the rest above).
+/// Partners' keys: a registered JWKS parsed once per document; a JWKS URL's answer kept
+/// ([`JWKS_FRESH_SECS`] and the rest above). One fetch at a time for the whole node, none for
+/// a URL within [`JWKS_RETRY_SECS`] of its last failure: token requests (anyone may send one
+/// naming a partner) cannot make the node hammer a partner's server.
 pub(crate) struct PartnerKeyCache {
     fetch: Option<JwksFetch>,
-    fetched: Mutex<HashMap<String, Fetched>>,
+    state: Mutex<KeyState>,
+    fetching: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct KeyState {
+    /// By partner: the registered document and its keys.
+    registered: HashMap<String, (String, Arc<PartnerJwks>)>,
+    /// By partner: what its URL last answered with usable keys.
+    fetched: HashMap<String, Fetched>,
+    /// By partner: the URL's last failed fetch, and whether it answered something unusable
+    /// (then the kept keys no longer count: the partner changed them).
+    failed: HashMap<String, Failed>,
 }
 
 struct Fetched {
@@ -113,17 +129,35 @@ struct Fetched {
     at: UnixTime,
 }
 
+struct Failed {
+    url: String,
+    at: UnixTime,
+    unusable: bool,
+}
+
+/// Why a fetch gave no keys.
+enum FetchError {
+    /// The URL could not be reached (the kept keys serve a while).
+    Unreachable(String),
+    /// It answered, with no usable JWKS (the kept keys do not serve).
+    Unusable(String),
+}
+
 impl PartnerKeyCache {
     pub(crate) fn new(fetch: Option<JwksFetch>) -> Self {
         PartnerKeyCache {
             fetch,
-            fetched: Mutex::new(HashMap::new()),
+            state: Mutex::new(KeyState::default()),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Drops what was fetched for a partner whose keys were rotated.
+    /// Drops what was kept for a partner whose keys were rotated.
     pub(crate) fn forget(&self, id: &str) {
-        self.fetched.lock().remove(id);
+        let mut state = self.state.lock();
+        state.registered.remove(id);
+        state.fetched.remove(id);
+        state.failed.remove(id);
     }
 
     /// The partner's keys for an assertion naming `kid`; `None` when there are none to use.
@@ -134,32 +168,24 @@ impl PartnerKeyCache {
         now: UnixTime,
     ) -> Option<Arc<PartnerJwks>> {
         let url = match &partner.keys {
-            PartnerKeys::Jwks(text) => {
-                return PartnerJwks::parse(text.as_bytes())
-                    .map(Arc::new)
-                    .map_err(
-                        |error| tracing::error!(%error, "a registered partner JWKS does not parse"),
-                    )
-                    .ok();
-            }
+            PartnerKeys::Jwks(text) => return self.registered(&partner.id, text),
             PartnerKeys::Url(url) => url,
         };
-        let cached = self
-            .fetched
-            .lock()
-            .get(&partner.id)
-            .filter(|fetched| &fetched.url == url)
-            .map(|fetched| (Arc::clone(&fetched.keys), now.secs() - fetched.at.secs()));
-        if let Some((keys, age)) = &cached {
-            let has_kid = kid.is_none_or(|kid| keys.get(kid).is_some());
-            if *age < JWKS_FRESH_SECS && (has_kid || *age < JWKS_UNKNOWN_KID_SECS) {
-                return Some(Arc::clone(keys));
-            }
+        if let Some(kept) = self.kept(&partner.id, url, kid, now) {
+            return kept;
         }
-        match self.fetch_keys(url).await {
+        let _one_at_a_time = self.fetching.lock().await;
+        // Another request may have fetched (or failed) while this one waited.
+        if let Some(kept) = self.kept(&partner.id, url, kid, now) {
+            return kept;
+        }
+        let fetched = self.fetch_keys(url).await;
+        let mut state = self.state.lock();
+        match fetched {
             Ok(keys) => {
                 let keys = Arc::new(keys);
-                self.fetched.lock().insert(
+                state.failed.remove(&partner.id);
+                state.fetched.insert(
                     partner.id.clone(),
                     Fetched {
                         url: url.clone(),
@@ -170,24 +196,100 @@ impl PartnerKeyCache {
                 Some(keys)
             }
             Err(error) => {
-                tracing::warn!(partner = %partner.id, %error, "a partner's JWKS could not be fetched");
-                cached
-                    .filter(|(_, age)| *age < JWKS_FRESH_SECS + JWKS_STALE_SECS)
-                    .map(|(keys, _)| keys)
+                let (unusable, why) = match error {
+                    FetchError::Unreachable(why) => (false, why),
+                    FetchError::Unusable(why) => (true, why),
+                };
+                tracing::warn!(partner = %partner.id, error = %why, "a partner's JWKS could not be used");
+                if unusable {
+                    // The partner changed its keys into something unusable: what was kept
+                    // no longer stands for them.
+                    state.fetched.remove(&partner.id);
+                }
+                state.failed.insert(
+                    partner.id.clone(),
+                    Failed {
+                        url: url.clone(),
+                        at: now,
+                        unusable,
+                    },
+                );
+                usable_stale(&state, &partner.id, url, now)
             }
         }
     }
 
-    async fn fetch_keys(&self, url: &str) -> Result<PartnerJwks, String> {
+    /// A registered document's keys, parsed once.
+    fn registered(&self, id: &str, text: &str) -> Option<Arc<PartnerJwks>> {
+        let mut state = self.state.lock();
+        if let Some((known, keys)) = state.registered.get(id)
+            && known == text
+        {
+            return Some(Arc::clone(keys));
+        }
+        let keys = PartnerJwks::parse(text.as_bytes())
+            .map(Arc::new)
+            .map_err(|error| tracing::error!(%error, "a registered partner JWKS does not parse"))
+            .ok()?;
+        state
+            .registered
+            .insert(id.to_string(), (text.to_string(), Arc::clone(&keys)));
+        Some(keys)
+    }
+
+    /// What is kept and may be used without a fetch: `Some(keys)` (fresh, or stale while the
+    /// URL recently failed to answer), `Some(None)` (it recently answered nothing usable), or
+    /// `None` (fetch now).
+    fn kept(
+        &self,
+        id: &str,
+        url: &str,
+        kid: Option<&str>,
+        now: UnixTime,
+    ) -> Option<Option<Arc<PartnerJwks>>> {
+        let state = self.state.lock();
+        if let Some(fetched) = state.fetched.get(id).filter(|fetched| fetched.url == url) {
+            let age = now.secs() - fetched.at.secs();
+            let has_kid = kid.is_none_or(|kid| fetched.keys.get(kid).is_some());
+            if age < JWKS_FRESH_SECS && (has_kid || age < JWKS_UNKNOWN_KID_SECS) {
+                return Some(Some(Arc::clone(&fetched.keys)));
+            }
+        }
+        let recently_failed = state.failed.get(id).is_some_and(|failed| {
+            failed.url == url && now.secs() - failed.at.secs() < JWKS_RETRY_SECS
+        });
+        recently_failed.then(|| usable_stale(&state, id, url, now))
+    }
+
+    async fn fetch_keys(&self, url: &str) -> Result<PartnerJwks, FetchError> {
         let fetch = self
             .fetch
             .as_ref()
-            .ok_or("this node fetches no JWKS URLs")?;
+            .ok_or_else(|| FetchError::Unreachable("this node fetches no JWKS URLs".into()))?;
         let bytes = tokio::time::timeout(Duration::from_secs(10), fetch(url.to_string()))
             .await
-            .map_err(|_| "the fetch timed out".to_string())??;
-        PartnerJwks::parse(&bytes).map_err(|error| error.to_string())
+            .map_err(|_| FetchError::Unreachable("the fetch timed out".into()))?
+            .map_err(FetchError::Unreachable)?;
+        PartnerJwks::parse(&bytes).map_err(|error| FetchError::Unusable(error.to_string()))
     }
+}
+
+/// Keys fetched earlier that still serve while the URL cannot be reached: up to a day past
+/// their freshness, and never after it answered something unusable.
+fn usable_stale(state: &KeyState, id: &str, url: &str, now: UnixTime) -> Option<Arc<PartnerJwks>> {
+    if state
+        .failed
+        .get(id)
+        .is_some_and(|failed| failed.url == url && failed.unusable)
+    {
+        return None;
+    }
+    state
+        .fetched
+        .get(id)
+        .filter(|fetched| fetched.url == url)
+        .filter(|fetched| now.secs() - fetched.at.secs() < JWKS_FRESH_SECS + JWKS_STALE_SECS)
+        .map(|fetched| Arc::clone(&fetched.keys))
 }
 
 /// An RFC 6749 §5.2 error: the code, and a description that quotes nothing the client sent.

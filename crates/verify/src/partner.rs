@@ -2,8 +2,9 @@
 //! `private_key_jwt` in an RFC 6749 §4.4 client credentials request) and the grant a token is
 //! issued from.
 //!
-//! A partner's JWKS ([`PartnerJwks::parse`], bounded) holds RSA (2048–8192 bits), P-256 and
-//! P-384 signing keys, each with a `kid`; a private member anywhere refuses the whole set.
+//! A partner's JWKS ([`PartnerJwks::parse`], bounded) holds RSA (2048–4096 bits), P-256 and
+//! P-384 signing keys, each with a `kid`; keys medgate cannot use are passed over, and a
+//! private member anywhere or a repeated `kid` refuses the whole set.
 //!
 //! Verifying an assertion, for the partner the caller found by its (unverified) `iss`:
 //!
@@ -15,7 +16,8 @@
 //! 4. `iss` and `sub` are both the partner's `client_id`.
 //! 5. `aud` names this authorization server: the token endpoint's URL (SMART) or its issuer
 //!    identifier (RFC 7523's successor, and what openid-client sends); a string, or an array
-//!    holding one.
+//!    of exactly that one value (an assertion also addressed to another server could be
+//!    replayed here by it).
 //! 6. `exp` is after `now` and at most five minutes (and the leeway) ahead; `iat` and `nbf`,
 //!    when present, are not in the future beyond the leeway.
 //! 7. `jti` is present and bounded; single use is the caller's replay cache's, until `exp`.
@@ -41,7 +43,6 @@ pub const MAX_KEYS: usize = 16;
 pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
 const MAX_JTI_LEN: usize = 256;
 const MAX_KID_LEN: usize = 128;
-const MAX_AUDIENCES: usize = 8;
 
 /// The algorithms a client assertion may use.
 pub const ASSERTION_ALGS: [Alg; 3] = [Alg::Rs384, Alg::Es384, Alg::Es256];
@@ -127,22 +128,20 @@ impl PartnerJwks {
                 continue;
             }
             let key = match (text("kty"), text("crv")) {
-                (Some("RSA"), _) => rsa_key(text("n"), text("e"))?,
-                (Some("EC"), Some("P-256")) => ec_key(text("x"), text("y"), 32)?,
-                (Some("EC"), Some("P-384")) => ec_key(text("x"), text("y"), 48)?,
+                (Some("RSA"), _) => rsa_key(text("n"), text("e")),
+                (Some("EC"), Some("P-256")) => ec_key(text("x"), text("y"), 32),
+                (Some("EC"), Some("P-384")) => ec_key(text("x"), text("y"), 48),
                 _ => continue,
             };
-            if let Some(alg) = text("alg") {
-                let fits = Alg::from_name(alg).is_some_and(|alg| key_fits(alg, &key));
-                if !fits {
-                    return Err(JwksError::BadKey("its alg does not fit its type"));
-                }
-            }
-            let kid = text("kid")
-                .filter(|kid| !kid.is_empty() && kid.len() <= MAX_KID_LEN)
-                .ok_or(JwksError::BadKey(
-                    "a kid of 1 to 128 characters is required",
-                ))?;
+            // A key medgate cannot use (malformed, too short or long, for an algorithm it
+            // does not allow, without a kid) is passed over: the partner's other keys count.
+            let Ok(key) = key else { continue };
+            let fits = text("alg")
+                .is_none_or(|alg| Alg::from_name(alg).is_some_and(|alg| key_fits(alg, &key)));
+            let kid = text("kid").filter(|kid| !kid.is_empty() && kid.len() <= MAX_KID_LEN);
+            let (true, Some(kid)) = (fits, kid) else {
+                continue;
+            };
             if keys.iter().any(|(known, _)| known == kid) {
                 return Err(JwksError::DuplicateKid);
             }
@@ -176,12 +175,13 @@ fn decoded(value: Option<&str>, max: usize) -> Result<Vec<u8>, JwksError> {
 }
 
 fn rsa_key(n: Option<&str>, e: Option<&str>) -> Result<PartnerKey, JwksError> {
-    let n = decoded(n, 1024)?;
+    let n = decoded(n, 512)?;
     let e = decoded(e, 8)?;
-    // 2048 to 8192 bits, minimally encoded (SMART: RSA keys of at least 2048 bits).
-    if n.first() == Some(&0) || !(256..=1024).contains(&n.len()) {
+    // 2048 to 4096 bits, minimally encoded (SMART: RSA keys of at least 2048 bits; beyond
+    // 4096 a verification costs an unauthenticated caller's request too much).
+    if n.first() == Some(&0) || !(256..=512).contains(&n.len()) {
         return Err(JwksError::BadKey(
-            "an RSA modulus must have 2048 to 8192 bits",
+            "an RSA modulus must have 2048 to 4096 bits",
         ));
     }
     if e.is_empty() || e.len() > 4 || e.first() == Some(&0) {
@@ -364,10 +364,10 @@ impl<'a> ClientAssertion<'a> {
         // Step 5.
         let audience_ok = match &claims.aud {
             Audience::One(aud) => audiences.contains(&aud.as_str()),
-            Audience::Many(auds) => {
-                auds.len() <= MAX_AUDIENCES
-                    && auds.iter().any(|aud| audiences.contains(&aud.as_str()))
-            }
+            Audience::Many(auds) => match auds.as_slice() {
+                [aud] => audiences.contains(&aud.as_str()),
+                _ => false,
+            },
         };
         if !audience_ok {
             return Err(AssertionError::WrongAudience);
@@ -547,9 +547,9 @@ pub(crate) mod tests {
             let verified = check(&text, &keys).unwrap();
             assert_eq!(verified.client_id(), CLIENT);
             assert_eq!(verified.expires_at(), UnixTime::from_secs(NOW + 240));
-            // aud as an array holding the endpoint; no typ.
+            // aud as an array of the endpoint alone; no typ.
             let mut claims = claims();
-            claims["aud"] = serde_json::json!(["https://other.example", ENDPOINT]);
+            claims["aud"] = serde_json::json!([ENDPOINT]);
             let header = serde_json::json!({"alg": signer.alg(), "kid": "k1"});
             check(&signer.sign(&header, &claims), &keys).unwrap();
             // The issuer identifier, as openid-client sends it, with an nbf.
@@ -624,6 +624,14 @@ pub(crate) mod tests {
             with("aud", serde_json::json!(["https://x.example"])),
             "wrong_audience"
         );
+        // Also addressed to another server, which could replay it here.
+        assert_eq!(
+            with(
+                "aud",
+                serde_json::json!(["https://other-as.example", ENDPOINT])
+            ),
+            "wrong_audience"
+        );
         // Step 6.
         assert_eq!(with("exp", NOW.into()), "expired");
         assert_eq!(with("exp", (NOW + 306).into()), "exp_too_far");
@@ -678,18 +686,31 @@ pub(crate) mod tests {
             parse(serde_json::json!([key]))
         };
         assert_eq!(with("d", "AAAA".into()), Err(JwksError::PrivateKey));
-        assert_eq!(
-            with("alg", "ES256".into()).unwrap_err().to_string(),
-            "a key of the JWKS is unusable: its alg does not fit its type"
-        );
         assert!(with("alg", "RS384".into()).is_ok());
-        assert!(matches!(with("kid", "".into()), Err(JwksError::BadKey(_))));
-        assert!(matches!(
-            with("n", b64::encode([0xff; 128]).into()),
-            Err(JwksError::BadKey(_))
-        ));
-        assert!(matches!(with("e", "!!".into()), Err(JwksError::BadKey(_))));
-        assert_eq!(with("use", "enc".into()), Err(JwksError::NoUsableKey));
+        // Keys it cannot use are passed over; alone, they leave no usable key.
+        for (name, value) in [
+            ("alg", serde_json::json!("ES256")),
+            ("alg", "RS256".into()),
+            ("kid", "".into()),
+            ("kid", serde_json::Value::Null),
+            ("n", b64::encode([0xff; 128]).into()),
+            ("n", b64::encode([0xff; 513]).into()),
+            ("e", "!!".into()),
+            ("use", "enc".into()),
+        ] {
+            assert_eq!(
+                with(name, value.clone()),
+                Err(JwksError::NoUsableKey),
+                "{name}"
+            );
+            let mut unusable = good.clone();
+            unusable[name] = value;
+            if name != "kid" {
+                unusable["kid"] = "other".into();
+            }
+            let both = parse(serde_json::json!([unusable, good])).unwrap();
+            assert_eq!(both.kids().collect::<Vec<_>>(), ["k1"], "{name}");
+        }
         assert_eq!(
             parse(serde_json::json!([good, good])),
             Err(JwksError::DuplicateKid)

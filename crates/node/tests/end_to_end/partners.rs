@@ -535,9 +535,17 @@ async fn a_token_for_another_audience_is_not_this_gateways() {
     let endpoint = token_endpoint(&stack).await;
     let reply = ask(&stack, &endpoint, (&ec, "k"), &id, "system/Observation.rs").await;
     let token = reply.json()["access_token"].as_str().unwrap().to_string();
-    bearer_get(&stack, "/fhir/Observation/echo", &token)
-        .await
-        .assert_status(StatusCode::UNAUTHORIZED);
+    let refused = bearer_get(&stack, "/fhir/Observation/echo", &token).await;
+    refused.assert_status(StatusCode::UNAUTHORIZED);
+    // Refused for what it is (a token of ours for another audience), not as no token at all.
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("audience"),
+        "{:?}",
+        refused.json()
+    );
 }
 
 #[tokio::test]
@@ -572,6 +580,24 @@ async fn registration_refuses_what_it_cannot_use() {
             .json(),
         serde_json::json!([])
     );
+    // A JWKS URL's query (which may carry a token) is never shown or audited.
+    register(
+        &stack,
+        serde_json::json!({"name": "Lab", "jwks_url": "https://keys.example/jwks.json?access=s3cr3t",
+            "scopes": ["system/Observation.rs"]}),
+    )
+    .await;
+    let listed = stack
+        .admin(Method::GET, "/v1/admin/partners", serde_json::Value::Null)
+        .await
+        .json();
+    assert_eq!(
+        listed[0]["keys"]["jwks_url"],
+        "https://keys.example/jwks.json?…"
+    );
+    let audit = stack.node.store().audit_entries(0, 1000).await.unwrap();
+    assert!(audit.iter().any(|e| e.kind == "admin.partner.create"));
+    assert!(audit.iter().all(|e| !e.detail.contains("s3cr3t")));
 }
 
 /// A partner's JWKS served over http on loopback, as its own server would: what it serves can
@@ -653,6 +679,29 @@ async fn keys_by_url_are_fetched_kept_and_refetched_for_a_new_kid() {
     stack.clock.advance(24 * 3600);
     let reply = ask(&stack, &endpoint, (&second, "2026-07"), &id, scope).await;
     assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
+    // Back; then it answers with nothing usable: the kept keys stop serving at once, and do
+    // not come back when it next cannot be reached.
+    *keys.served.lock() = Some(jwks(&[(&second, "2026-07")]));
+    stack.clock.advance(31);
+    ask(&stack, &endpoint, (&second, "2026-07"), &id, scope)
+        .await
+        .assert_status(StatusCode::OK);
+    *keys.served.lock() = Some(serde_json::json!({"keys": [
+        {"kty": "RSA", "kid": "2026-07", "n": "AAAA", "e": "AQAB"}]}));
+    stack.clock.advance(300);
+    let reply = ask(&stack, &endpoint, (&second, "2026-07"), &id, scope).await;
+    assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
+    *keys.served.lock() = None;
+    stack.clock.advance(31);
+    let reply = ask(&stack, &endpoint, (&second, "2026-07"), &id, scope).await;
+    assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
+    // A URL that failed is not asked again within 30 s, however many requests name it.
+    let before = keys.fetches.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        let reply = ask(&stack, &endpoint, (&second, "2026-07"), &id, scope).await;
+        assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    assert_eq!(keys.fetches.load(Ordering::SeqCst), before);
     // A partner whose keys were never fetched is refused while they cannot be.
     let never = register(
         &stack,
@@ -661,4 +710,143 @@ async fn keys_by_url_are_fetched_kept_and_refetched_for_a_new_kid() {
     .await;
     let reply = ask(&stack, &endpoint, (&first, "2026-01"), &never, scope).await;
     assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
+}
+
+#[tokio::test]
+async fn a_partner_has_its_own_rate_limit() {
+    let stack = Stack::start_with(|config| {
+        partner_config(config);
+        if let Some(partners) = config.gateway.partners.as_mut() {
+            partners.rate_limit = RateLimit {
+                per_second: 1,
+                burst: 3,
+            };
+        }
+    })
+    .await;
+    let ec = PartnerSigner::es256();
+    let scope = "system/Observation.rs";
+    let id = register(
+        &stack,
+        serde_json::json!({"name": "Research partner", "jwks": jwks(&[(&ec, "k")]),
+            "scopes": [scope]}),
+    )
+    .await;
+    let endpoint = token_endpoint(&stack).await;
+    let reply = ask(&stack, &endpoint, (&ec, "k"), &id, scope).await;
+    let token = reply.json()["access_token"].as_str().unwrap().to_string();
+    // Its burst passes; within the same few seconds the rest are held back (429), while an
+    // app's installations, under their own limit, are not.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(
+            bearer_get(&stack, "/fhir/Observation/echo", &token)
+                .await
+                .status(),
+        );
+    }
+    assert_eq!(&statuses[..3], [StatusCode::OK; 3]);
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let client = stack.client();
+    client.attest().await.unwrap();
+    for _ in 0..4 {
+        assert_eq!(client.get("/echo").await.unwrap().status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_holds_a_partner_to_its_addresses_before_it_spends_anything() {
+    // Both listeners believe the loopback proxy's X-Forwarded-For.
+    let stack = Stack::start_with(|config| {
+        partner_config(config);
+        config.server.connections.trusted_proxies = vec!["127.0.0.1/32".into()];
+        config.gateway.connections.trusted_proxies = vec!["127.0.0.1/32".into()];
+        if let Some(partners) = config.gateway.partners.as_mut() {
+            partners.rate_limit = RateLimit {
+                per_second: 1,
+                burst: 2,
+            };
+        }
+    })
+    .await;
+    let ec = PartnerSigner::es256();
+    let scope = "system/Observation.rs";
+    let id = register(
+        &stack,
+        serde_json::json!({"name": "Clinic", "jwks": jwks(&[(&ec, "k")]), "scopes": [scope],
+            "ip_allow": ["198.51.100.0/24"]}),
+    )
+    .await;
+    let endpoint = token_endpoint(&stack).await;
+    let form_for = |assertion: &str| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(client_credentials(assertion, scope))
+            .finish()
+    };
+    let from = |address: &str, content_type: &'static str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderValue::from_str(address).unwrap(),
+        );
+        headers
+    };
+    let form = "application/x-www-form-urlencoded";
+    let assertion = ec.assertion("k", &claims(&stack, &id, &endpoint));
+    let reply = stack
+        .raw(
+            Method::POST,
+            &endpoint,
+            from("203.0.113.9", form),
+            Bytes::from(form_for(&assertion)),
+        )
+        .await;
+    assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
+    let assertion = ec.assertion("k", &claims(&stack, &id, &endpoint));
+    let reply = stack
+        .raw(
+            Method::POST,
+            &endpoint,
+            from("198.51.100.7", form),
+            Bytes::from(form_for(&assertion)),
+        )
+        .await;
+    reply.assert_status(StatusCode::OK);
+    let token = reply.json()["access_token"].as_str().unwrap().to_string();
+    let read = |address: &'static str| {
+        let mut headers = from(address, "application/json");
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        let stack = &stack;
+        async move {
+            stack
+                .raw(
+                    Method::GET,
+                    &stack.gateway_url("/fhir/Observation/echo"),
+                    headers,
+                    Bytes::new(),
+                )
+                .await
+        }
+    };
+    // A stolen token used from elsewhere, many times: refused, and none of it comes out of
+    // the partner's own rate (burst 2), nor counts as its use.
+    for _ in 0..5 {
+        let refused = read("203.0.113.9").await;
+        refused.assert_status(StatusCode::UNAUTHORIZED);
+        assert!(
+            refused.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("address")
+        );
+    }
+    read("198.51.100.7").await.assert_status(StatusCode::OK);
+    read("198.51.100.7").await.assert_status(StatusCode::OK);
 }

@@ -102,7 +102,7 @@ fn checked(request: &CreatePartner) -> Result<(), ApiError> {
 
 fn listed(partner: &PartnerRecord) -> serde_json::Value {
     let keys = match &partner.keys {
-        PartnerKeys::Url(url) => serde_json::json!({ "jwks_url": url }),
+        PartnerKeys::Url(url) => serde_json::json!({ "jwks_url": shown_url(url) }),
         PartnerKeys::Jwks(text) => serde_json::json!({
             "kids": PartnerJwks::parse(text.as_bytes())
                 .map(|keys| keys.kids().map(str::to_string).collect::<Vec<_>>())
@@ -122,6 +122,15 @@ fn listed(partner: &PartnerRecord) -> serde_json::Value {
         "disabled_at": partner.disabled_at,
         "state": if partner.disabled_at.is_some() { "disabled" } else { "active" },
     })
+}
+
+/// A JWKS URL as listings and audit entries show it: its query (which may carry a token)
+/// replaced by `…`.
+fn shown_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_string(),
+    }
 }
 
 fn well_formed_id(id: &str) -> bool {
