@@ -158,6 +158,14 @@ class AttackTest(unittest.TestCase):
         self.cleanups.append(lambda: shutil.rmtree(path, ignore_errors=True))
         return path
 
+    def shim(self):
+        """tests/attacks/shim.c built into a preloadable library."""
+        path = os.path.join(self.tempdir(), "libshim.so")
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-O2", "-o", path, os.path.join(HERE, "shim.c")], check=True
+        )
+        return path
+
     def assertDetected(self, report, kind, detector, fragment=""):
         found = detections(report)
         self.assertTrue(
@@ -334,13 +342,6 @@ class Frida(AttackTest):
 
 
 class InjectedLibraries(AttackTest):
-    def shim(self):
-        path = os.path.join(self.tempdir(), "libshim.so")
-        subprocess.run(
-            ["gcc", "-shared", "-fPIC", "-O2", "-o", path, os.path.join(HERE, "shim.c")], check=True
-        )
-        return path
-
     def test_ld_preload_shim(self):
         shim = self.shim()
         report = run_once(env={**os.environ, "LD_PRELOAD": shim})
@@ -355,6 +356,53 @@ class InjectedLibraries(AttackTest):
             report, "injected_library", "preload", f"LD_PRELOAD={shim} at start, removed from the environment"
         )
         self.assertDetected(report, "injected_library", "interposition", "ptrace resolves to")
+
+
+class LibraryAllowList(AttackTest):
+    def test_a_library_named_like_glibcs_own_from_elsewhere_is_seen(self):
+        # It hooks nothing and erases LD_PRELOAD from the environment block: only where it
+        # was loaded from gives it away.
+        path = os.path.join(self.tempdir(), "libnss_medgate.so.2")
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", path, os.path.join(HERE, "scrub.c")], check=True)
+        report = run_once(env={**os.environ, "LD_PRELOAD": path})
+        self.assertDetected(report, "injected_library", "libraries", path)
+        self.assertFalse(
+            any(d == "preload" for _, d, _ in detections(report)),
+            "the environment no longer shows the preload; the library's place must be what tells",
+        )
+
+
+class FakedProcfs(AttackTest):
+    """A root attacker hides an injected library from every detector that reads /proc: in a
+    private mount namespace, clean files are bind-mounted over the victim's own maps and
+    environment block before it starts, and the preloaded shim removes LD_PRELOAD from the
+    environment. The files the detectors read are then not procfs, and the picture they give
+    (no mapping of the detector's code, of libc, of the functions it calls) is one no running
+    process has."""
+
+    def test_bind_mounts_over_proc_files_are_seen(self):
+        shim = self.shim()
+        scratch = self.tempdir()
+        fake_maps = os.path.join(scratch, "maps")
+        fake_environ = os.path.join(scratch, "environ")
+        # Another process's clean maps, and an environment without LD_PRELOAD.
+        with open(fake_maps, "w") as f:
+            f.write(subprocess.run(["cat", "/proc/self/maps"], capture_output=True, text=True, check=True).stdout)
+        with open(fake_environ, "wb") as f:
+            f.write(b"PATH=/usr/bin:/bin\0")
+        script = (
+            'mount --bind "$1" /proc/$$/maps && mount --bind "$2" /proc/$$/environ && shift 2 '
+            f'&& exec env LD_PRELOAD={shim} SHIM_UNSET=1 "$@"'
+        )
+        wrapper = ("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", fake_maps, fake_environ)
+        report = run_once(wrapper=wrapper)
+        self.assertDetected(report, "hook", "procfs", "/proc/self/maps is not on procfs")
+        self.assertDetected(report, "hook", "procfs", "/proc/self/environ is not on procfs")
+        self.assertDetected(report, "hook", "self_view", "no executable mapping holds the detector's own code")
+        self.assertDetected(report, "hook", "self_view", "libc is needed but not mapped executable")
+        # The same namespace without the bind mounts: nothing (the namespace itself is no threat).
+        clean = run_once(wrapper=("unshare", "--mount", "--propagation", "private"))
+        self.assertEqual(detections(clean), [], clean)
 
 
 ANDROID_STOCK = {

@@ -33,7 +33,8 @@ impl State {
         if let Some(pid) = self.guard {
             return Ok(pid);
         }
-        let tids: Vec<i32> = task_ids()
+        // A faked task list is reported by the next pass; the guard attaches what is listed.
+        let tids: Vec<i32> = task_ids(&mut Report::default())
             .into_iter()
             .filter_map(|t| i32::try_from(t).ok())
             .collect();
@@ -53,18 +54,27 @@ const MAX_PATCHES: usize = 16;
 
 pub(crate) fn run(config: &DetectConfig, state: &mut State, pass: Pass, report: &mut Report) {
     let _ = pass;
-    let maps = match read_text(Path::new("/proc/self/maps")) {
-        Some(text) => procfs::parse_maps(&text),
-        None => {
-            report.note("cannot read /proc/self/maps: map-based detectors skipped");
-            Vec::new()
-        }
-    };
-    tracers(state, report);
+    // The process's own view of itself must be the kernel's: every /proc file read here is
+    // checked to be on procfs, and a picture no running process can have (no mapping, no
+    // thread, no libc where the executable needs one) is a detection, not a skipped check.
+    let maps = proc_text("/proc/self/maps", report)
+        .map(|text| procfs::parse_maps(&text))
+        .unwrap_or_default();
+    let threads = task_ids(report);
+    let needs_libc = state
+        .dependencies
+        .get_or_insert_with(|| dependencies(&maps))
+        .iter()
+        .any(|name| is_libc(name));
+    let own = run as *const () as u64;
+    report.push(impossible_states(&maps, own, needs_libc, threads.len()));
+    tracers(state, &threads, report);
     self_attach(config, state, report);
     report.push(artefacts::frida_in_maps(&maps));
-    report.push(artefacts::frida_in_fds(&fd_targets()));
-    report.push(artefacts::frida_threads(&thread_names()));
+    let fds = fd_targets(report);
+    report.push(artefacts::frida_in_fds(&fds));
+    let names = thread_names(&threads, report);
+    report.push(artefacts::frida_threads(&names));
     for &port in &config.frida_ports {
         frida_port(port, report);
     }
@@ -72,6 +82,66 @@ pub(crate) fn run(config: &DetectConfig, state: &mut State, pass: Pass, report: 
     preload(config, report);
     libraries(config, state, &maps, report);
     interposition(&maps, report);
+}
+
+/// A `/proc` file of this process, opened only if it is on procfs; one that is not is a
+/// detection. `None` when it cannot be opened or is not procfs.
+fn open_proc(path: &str, report: &mut Report) -> Option<File> {
+    let file = File::open(path).ok()?;
+    match sys::is_procfs(&file) {
+        Ok(true) => Some(file),
+        _ => {
+            report.push([Detection::new(
+                SignalKind::Hook,
+                "procfs",
+                format!(
+                    "{path} is not on procfs: something stands between this process and the kernel's view of it"
+                ),
+                Confidence::High,
+            )]);
+            None
+        }
+    }
+}
+
+/// The text of a `/proc` file of this process ([`open_proc`]), bounded.
+fn proc_text(path: &str, report: &mut Report) -> Option<String> {
+    let mut text = String::new();
+    open_proc(path, report)?
+        .take(MAX_PROC_TEXT as u64)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// What no running, untampered process shows of itself: no executable mapping holding the
+/// detector's own code, no executable mapping of libc when the executable needs it, no
+/// thread. Each means the maps or the task list were hidden or faked.
+fn impossible_states(
+    maps: &[Mapping],
+    own: u64,
+    needs_libc: bool,
+    threads: usize,
+) -> Vec<Detection> {
+    let mut found = Vec::new();
+    let mut impossible = |what: &str| {
+        found.push(Detection::new(
+            SignalKind::Hook,
+            "self_view",
+            format!("{what}: this process's view of itself is hidden or faked"),
+            Confidence::High,
+        ));
+    };
+    if !maps.iter().any(|m| m.executable && m.contains(own)) {
+        impossible("no executable mapping holds the detector's own code");
+    }
+    if needs_libc && !maps.iter().any(|m| m.executable && is_libc(m.file_name())) {
+        impossible("libc is needed but not mapped executable");
+    }
+    if threads == 0 {
+        impossible("the process lists no thread");
+    }
+    found
 }
 
 fn read_text(path: &Path) -> Option<String> {
@@ -84,8 +154,11 @@ fn read_text(path: &Path) -> Option<String> {
     Some(text)
 }
 
-/// This process's thread ids.
-fn task_ids() -> Vec<u32> {
+/// This process's thread ids (none if the task directory is not procfs).
+fn task_ids(report: &mut Report) -> Vec<u32> {
+    if open_proc("/proc/self/task", report).is_none() {
+        return Vec::new();
+    }
     std::fs::read_dir("/proc/self/task")
         .map(|entries| {
             entries
@@ -105,11 +178,11 @@ fn process_name(pid: u32) -> String {
 
 // ---- Debuggers and tracers ------------------------------------------------------------------
 
-fn tracers(state: &State, report: &mut Report) {
+fn tracers(state: &State, threads: &[u32], report: &mut Report) {
     let mut traced_by_guard = false;
     let mut seen = BTreeSet::new();
-    for tid in task_ids() {
-        let Some(status) = read_text(Path::new(&format!("/proc/self/task/{tid}/status"))) else {
+    for tid in threads {
+        let Some(status) = proc_text(&format!("/proc/self/task/{tid}/status"), report) else {
             continue;
         };
         match procfs::tracer_pid(&status) {
@@ -173,7 +246,10 @@ fn self_attach(config: &DetectConfig, state: &mut State, report: &mut Report) {
 
 // ---- Frida ------------------------------------------------------------------------------------
 
-fn fd_targets() -> Vec<String> {
+fn fd_targets(report: &mut Report) -> Vec<String> {
+    if open_proc("/proc/self/fd", report).is_none() {
+        return Vec::new();
+    }
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return Vec::new();
     };
@@ -185,10 +261,10 @@ fn fd_targets() -> Vec<String> {
         .collect()
 }
 
-fn thread_names() -> Vec<String> {
-    task_ids()
-        .into_iter()
-        .filter_map(|tid| read_text(Path::new(&format!("/proc/self/task/{tid}/comm"))))
+fn thread_names(threads: &[u32], report: &mut Report) -> Vec<String> {
+    threads
+        .iter()
+        .filter_map(|tid| proc_text(&format!("/proc/self/task/{tid}/comm"), report))
         .map(|name| name.trim().to_string())
         .collect()
 }
@@ -265,7 +341,7 @@ fn code(config: &DetectConfig, maps: &[Mapping], report: &mut Report) {
             modules.insert(&mapping.path);
         }
     }
-    let Ok(memory) = File::open("/proc/self/mem") else {
+    let Some(memory) = open_proc("/proc/self/mem", report) else {
         report.note("code: cannot read /proc/self/mem; skipped");
         return;
     };
@@ -464,7 +540,12 @@ impl Functions {
 // ---- Injected libraries -------------------------------------------------------------------
 
 fn preload(config: &DetectConfig, report: &mut Report) {
-    let environ = std::fs::read("/proc/self/environ").unwrap_or_default();
+    let mut environ = Vec::new();
+    if let Some(mut file) = open_proc("/proc/self/environ", report) {
+        let _ = (&mut file)
+            .take(MAX_PROC_TEXT as u64)
+            .read_to_end(&mut environ);
+    }
     for variable in ["LD_PRELOAD", "LD_AUDIT"] {
         if let Some(value) = std::env::var_os(variable).filter(|value| !value.is_empty()) {
             report.push([Detection::new(
@@ -500,7 +581,7 @@ fn preload(config: &DetectConfig, report: &mut Report) {
 }
 
 /// glibc's own libraries (which glibc, the Rust runtime and tools load on demand; since glibc
-/// 2.34 several are empty stubs).
+/// 2.34 several are empty stubs), allowed only from libc's own directory.
 const DEFAULT_ALLOWED: &[&str] = &[
     "libnss_*",
     "libgcc_s.so*",
@@ -524,18 +605,65 @@ const ANDROID_ALLOWED_DIRS: &[&str] = &[
     "/data/app/",
 ];
 
-fn allowed_by_pattern(path: &str, patterns: &[String]) -> bool {
-    let name = procfs::file_name(path);
-    let matches = |pattern: &str| {
-        if pattern.starts_with('/') && pattern.ends_with('/') {
-            path.starts_with(pattern)
-        } else if let Some(prefix) = pattern.strip_suffix('*') {
-            name.starts_with(prefix)
-        } else {
-            name == pattern
+/// Where libraries a process loads by name may come from: the system's library directories,
+/// libc's own, and the executable's. A library of an expected name anywhere else (`/tmp`,
+/// `/dev/shm`, a home directory) is not the one the name stands for.
+#[derive(Debug, Clone, Default)]
+struct LibraryDirs {
+    libc: Option<String>,
+    executable: Option<String>,
+}
+
+/// System library directories (and everything below them: multiarch, versioned subdirs).
+const SYSTEM_LIBRARY_DIRS: &[&str] = &["/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"];
+
+fn directory(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+impl LibraryDirs {
+    fn of(maps: &[Mapping], executable: Option<&str>) -> Self {
+        LibraryDirs {
+            libc: maps
+                .iter()
+                .find(|m| m.executable && is_libc(m.file_name()))
+                .map(|m| directory(&m.path).to_string()),
+            executable: executable.map(|path| directory(path).to_string()),
         }
+    }
+
+    /// Whether a library at `path` may be loaded there by name.
+    fn trusted(&self, path: &str) -> bool {
+        let dir = directory(path);
+        SYSTEM_LIBRARY_DIRS
+            .iter()
+            .any(|system| path.starts_with(system))
+            || self.libc.as_deref() == Some(dir)
+            || self.executable.as_deref() == Some(dir)
+    }
+}
+
+/// Whether the allow-list accounts for the library at `path`: glibc's own names from libc's
+/// directory; configured names and `prefix*` patterns from a trusted directory; configured
+/// absolute paths exactly, and absolute directories (ending in `/`) by prefix.
+fn allowed_by_pattern(path: &str, patterns: &[String], dirs: &LibraryDirs) -> bool {
+    let name = procfs::file_name(path);
+    let name_matches = |pattern: &str| match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == pattern,
     };
-    DEFAULT_ALLOWED.iter().any(|p| matches(p)) || patterns.iter().any(|p| matches(p))
+    let glibc = dirs.libc.as_deref() == Some(directory(path))
+        && DEFAULT_ALLOWED.iter().any(|p| name_matches(p));
+    glibc
+        || patterns.iter().any(|pattern| {
+            if pattern.starts_with('/') && pattern.ends_with('/') {
+                path.starts_with(pattern.as_str())
+            } else if pattern.starts_with('/') {
+                path == pattern
+            } else {
+                name_matches(pattern) && dirs.trusted(path)
+            }
+        })
 }
 
 fn is_library(mapping: &Mapping) -> bool {
@@ -615,19 +743,29 @@ fn dependencies(maps: &[Mapping]) -> BTreeSet<String> {
 }
 
 fn libraries(config: &DetectConfig, state: &mut State, maps: &[Mapping], report: &mut Report) {
+    let executable = std::fs::read_link("/proc/self/exe")
+        .ok()
+        .map(|path| path.to_string_lossy().into_owned());
+    let dirs = LibraryDirs::of(maps, executable.as_deref());
     let rule = if cfg!(target_os = "android") {
         Libraries::Android
     } else {
         Libraries::Dependencies(state.dependencies.get_or_insert_with(|| dependencies(maps)))
     };
-    report.push(unexpected_libraries(maps, &rule, &config.allowed_libraries));
+    report.push(unexpected_libraries(
+        maps,
+        &rule,
+        &config.allowed_libraries,
+        &dirs,
+    ));
 }
 
 /// Which libraries an app maps by itself.
 enum Libraries<'a> {
     /// Android: the system partitions and the app's own install directory.
     Android,
-    /// Linux: the dependency closure of the executable and of the SDK's module, by name.
+    /// Linux: the dependency closure of the executable and of the SDK's module, by name, each
+    /// from a trusted directory.
     Dependencies(&'a BTreeSet<String>),
 }
 
@@ -637,6 +775,7 @@ fn unexpected_libraries(
     maps: &[Mapping],
     rule: &Libraries<'_>,
     allowed: &[String],
+    dirs: &LibraryDirs,
 ) -> Vec<Detection> {
     let mut seen = BTreeSet::new();
     maps.iter()
@@ -648,9 +787,11 @@ fn unexpected_libraries(
                 Libraries::Android => ANDROID_ALLOWED_DIRS
                     .iter()
                     .any(|dir| mapping.path.starts_with(dir)),
-                Libraries::Dependencies(names) => names.contains(mapping.file_name()),
+                Libraries::Dependencies(names) => {
+                    names.contains(mapping.file_name()) && dirs.trusted(&mapping.path)
+                }
             };
-            !expected && !allowed_by_pattern(&mapping.path, allowed)
+            !expected && !allowed_by_pattern(&mapping.path, allowed, dirs)
         })
         .map(|mapping| {
             Detection::new(
@@ -689,6 +830,15 @@ fn watched_functions() -> [(&'static str, u64); 12] {
 fn interposition(maps: &[Mapping], report: &mut Report) {
     for (name, address) in watched_functions() {
         let Some(mapping) = maps.iter().find(|m| m.contains(address)) else {
+            // Every function this process calls is mapped somewhere.
+            report.push([Detection::new(
+                SignalKind::Hook,
+                "self_view",
+                format!(
+                    "{name} is in no mapping: this process's view of itself is hidden or faked"
+                ),
+                Confidence::High,
+            )]);
             continue;
         };
         if !is_libc(mapping.file_name()) {
@@ -723,7 +873,8 @@ mod tests {
 7a1f000000-7a1f100000 r-xp 00000000 fd:08 14 /data/local/tmp/re.frida.server/frida-agent-64.so
 ",
         );
-        let found = unexpected_libraries(&android, &Libraries::Android, &[]);
+        let dirs = LibraryDirs::of(&android, Some("/system/bin/app_process64"));
+        let found = unexpected_libraries(&android, &Libraries::Android, &[], &dirs);
         assert_eq!(found.len(), 1);
         assert!(found[0].detail.starts_with("/data/local/tmp/libinject.so"));
         // A Linux hub: dependencies by name, glibc's own always, the rest only when allowed.
@@ -733,15 +884,72 @@ mod tests {
 7f01000000-7f01100000 r-xp 00000000 fd:01 21 /usr/lib/x86_64-linux-gnu/libpthread.so.0
 7f02000000-7f02100000 r-xp 00000000 fd:01 22 /opt/hub/plugins/libsensor.so
 7f03000000-7f03100000 r-xp 00000000 fd:01 23 /tmp/libshim.so
+7f04000000-7f04100000 r-xp 00000000 fd:01 24 /tmp/x/libnss_files.so.2
+7f05000000-7f05100000 r-xp 00000000 fd:01 25 /dev/shm/libssl.so.3
+7f06000000-7f06100000 r-xp 00000000 fd:01 26 /usr/lib/x86_64-linux-gnu/libssl.so.3
 ",
         );
-        let dependencies: BTreeSet<String> = ["libc.so.6".to_string()].into();
+        let dirs = LibraryDirs::of(&linux, Some("/opt/hub/bin/hub"));
+        let dependencies: BTreeSet<String> =
+            ["libc.so.6".to_string(), "libssl.so.3".to_string()].into();
         let rule = Libraries::Dependencies(&dependencies);
-        let found = unexpected_libraries(&linux, &rule, &[]);
-        assert_eq!(found.len(), 2);
-        let found = unexpected_libraries(&linux, &rule, &["/opt/hub/plugins/".into()]);
-        assert_eq!(found.len(), 1);
+        // glibc's own names only from libc's directory, a dependency's name only from a
+        // trusted one: a copy elsewhere under either name is an injected library.
+        let found = unexpected_libraries(&linux, &rule, &[], &dirs);
+        let paths: Vec<&str> = found
+            .iter()
+            .map(|d| d.detail.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/opt/hub/plugins/libsensor.so",
+                "/tmp/libshim.so",
+                "/tmp/x/libnss_files.so.2",
+                "/dev/shm/libssl.so.3"
+            ]
+        );
+        let found = unexpected_libraries(&linux, &rule, &["/opt/hub/plugins/".into()], &dirs);
+        assert_eq!(found.len(), 3);
         assert!(found[0].detail.starts_with("/tmp/libshim.so"));
+    }
+
+    #[test]
+    fn a_view_no_running_process_has_is_a_detection() {
+        let maps = procfs::parse_maps(
+            "55d0a0000000-55d0a0100000 r-xp 00001000 08:01 100 /usr/bin/app\n\
+             7f0000000000-7f0000100000 r-xp 00028000 08:01 200 /usr/lib/x86_64-linux-gnu/libc.so.6\n",
+        );
+        let own = 0x55d0_a000_0800;
+        assert!(impossible_states(&maps, own, true, 3).is_empty());
+        let found = |maps: &[Mapping], own, needs_libc, threads| -> Vec<String> {
+            impossible_states(maps, own, needs_libc, threads)
+                .into_iter()
+                .map(|d| d.detail)
+                .collect()
+        };
+        // Own code elsewhere, libc missing, no thread, nothing mapped at all.
+        assert_eq!(found(&maps, 0x1000, true, 3).len(), 1);
+        assert_eq!(found(&maps[..1], own, true, 3).len(), 1);
+        assert!(found(&maps[..1], own, false, 3).is_empty());
+        assert_eq!(found(&maps, own, true, 0).len(), 1);
+        let all = found(&[], own, true, 0);
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(all.iter().all(|detail| detail.contains("hidden or faked")));
+    }
+
+    #[test]
+    fn this_process_reads_itself_from_procfs() {
+        let mut report = Report::default();
+        assert!(open_proc("/proc/self/maps", &mut report).is_some());
+        assert!(!task_ids(&mut report).is_empty());
+        // A file elsewhere standing in for a /proc file is a detection.
+        let copy = std::env::temp_dir().join(format!("medgate-maps-{}", std::process::id()));
+        std::fs::write(&copy, "fake").unwrap();
+        assert!(open_proc(copy.to_str().unwrap(), &mut report).is_none());
+        std::fs::remove_file(&copy).unwrap();
+        assert_eq!(report.detections.len(), 1, "{:?}", report.detections);
+        assert_eq!(report.detections[0].detector, "procfs");
     }
 
     #[test]
@@ -751,10 +959,30 @@ mod tests {
             "/opt/app/lib/".to_string(),
             "libpy*".to_string(),
         ];
-        assert!(allowed_by_pattern("/usr/lib/libnss_files.so.2", &[]));
-        assert!(allowed_by_pattern("/x/libplugin.so", &allowed));
-        assert!(allowed_by_pattern("/opt/app/lib/libanything.so", &allowed));
-        assert!(allowed_by_pattern("/usr/lib/libpython3.so", &allowed));
-        assert!(!allowed_by_pattern("/tmp/libshim.so", &allowed));
+        let dirs = LibraryDirs {
+            libc: Some("/usr/lib/x86_64-linux-gnu".into()),
+            executable: Some("/x".into()),
+        };
+        let allowed_here = |path| allowed_by_pattern(path, &allowed, &dirs);
+        assert!(allowed_by_pattern(
+            "/usr/lib/x86_64-linux-gnu/libnss_files.so.2",
+            &[],
+            &dirs
+        ));
+        assert!(!allowed_by_pattern("/tmp/libnss_files.so.2", &[], &dirs));
+        assert!(!allowed_by_pattern(
+            "/usr/local/lib/libnss_x.so",
+            &[],
+            &dirs
+        ));
+        assert!(allowed_here("/x/libplugin.so"));
+        assert!(!allowed_here("/tmp/libplugin.so"));
+        assert!(allowed_here("/opt/app/lib/libanything.so"));
+        assert!(allowed_here("/usr/lib/libpython3.so"));
+        assert!(!allowed_here("/home/u/libpython3.so"));
+        assert!(!allowed_here("/tmp/libshim.so"));
+        let exact = vec!["/srv/app/libvendor.so".to_string()];
+        assert!(allowed_by_pattern("/srv/app/libvendor.so", &exact, &dirs));
+        assert!(!allowed_by_pattern("/tmp/libvendor.so", &exact, &dirs));
     }
 }

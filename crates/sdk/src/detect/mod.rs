@@ -178,8 +178,10 @@ pub struct DetectConfig {
     /// The measurement the app expects of itself (for example delivered by the server);
     /// a different one is a tamper detection.
     pub expected_measurement: Option<String>,
-    /// Extra libraries that may be mapped: a file name (`libfoo.so`), a name prefix ending in
-    /// `*` (`libnss_*`), or an absolute directory ending in `/`.
+    /// Extra libraries that may be mapped: an absolute path, an absolute directory ending in
+    /// `/`, or a file name (`libfoo.so`) or name prefix ending in `*` (`libfoo*`), which count
+    /// only in the system's library directories, libc's or the executable's (a library of an
+    /// allowed name in `/tmp` is still reported).
     pub allowed_libraries: Vec<String>,
     /// Extra shared objects whose code is compared with their file, by file name.
     pub code_modules: Vec<String>,

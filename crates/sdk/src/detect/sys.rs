@@ -1,6 +1,7 @@
-//! The two system calls detection needs that `std` does not offer: `fork` and `ptrace`, for
-//! the self-attach probe and the self-ptrace guard. This is the only module in medgate with
-//! `unsafe` code; every block says why it is sound.
+//! The system calls detection needs that `std` does not offer: `fork` and `ptrace`, for the
+//! self-attach probe and the self-ptrace guard, and `fstatfs`, to know a `/proc` file is on
+//! procfs. This is the only module in medgate with `unsafe` code; every block says why it is
+//! sound.
 //!
 //! After `fork` in a multi-threaded process the child may only make async-signal-safe calls:
 //! the child code here calls `read`, `write`, `close`, `prctl`, `ptrace`, `waitpid` and
@@ -267,4 +268,26 @@ fn guard_loop(parent: i32) -> ! {
             restart(libc::PTRACE_CONT as libc::c_int, tid, signal);
         }
     }
+}
+
+/// `PROC_SUPER_MAGIC` (include/uapi/linux/magic.h).
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Whether `file` is on procfs. A bind mount over a `/proc` file, or a descriptor a hooked
+/// `open` handed back (a memfd, a copy on tmpfs), would not be: such a file feeds the detectors
+/// a picture someone chose.
+pub fn is_procfs(file: &std::fs::File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `stat` is a valid, writable statfs buffer, and the descriptor belongs to `file`,
+    // which outlives the call.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatfs returned 0, so it filled the buffer.
+    let stat = unsafe { stat.assume_init() };
+    // `f_type`'s width differs between libcs and architectures.
+    #[allow(clippy::unnecessary_cast, clippy::cast_possible_wrap)]
+    let kind = stat.f_type as i64;
+    Ok(kind == PROC_SUPER_MAGIC)
 }
