@@ -215,6 +215,25 @@ class Debuggers(AttackTest):
             report, "debugger", "code", "software breakpoint at medgate-victim!medgate_victim::victim_dose"
         )
 
+    def test_code_written_into_the_dynamic_linker_and_libm_and_left_there(self):
+        # gdb writes a breakpoint into the dynamic linker and a jump into libm (functions the
+        # victim never calls) and detaches: no tracer remains, only the changed code.
+        victim = self.victim()
+        gdb = subprocess.run(
+            ["gdb", "-q", "-nx", "-batch", "-p", str(victim.pid),
+             "-ex", "set {unsigned char}_dl_mcount = 0xcc",
+             "-ex", "set {unsigned char}jn = 0xe9",
+             "-ex", "set {int}((char *)jn + 1) = 0",
+             "-ex", "detach"],
+            capture_output=True, text=True, timeout=60,
+        )
+        self.assertEqual(gdb.returncode, 0, gdb.stdout + gdb.stderr)
+        wait_for(lambda: tracer_of(victim.pid) == 0, what="gdb to detach")
+        report = victim.check()
+        self.assertDetected(report, "debugger", "code", "ld-linux-x86-64.so.2!_dl_mcount")
+        self.assertDetected(report, "hook", "code", "libm.so.6!jn")
+        self.assertEqual(victim.command("dose 3"), {"dose": 30})
+
     def test_strace_attach(self):
         victim = self.victim()
         self.tool("strace", "-p", str(victim.pid), "-o", "/dev/null")
@@ -477,6 +496,32 @@ class Tamper(AttackTest):
             f.write(b"\0patched by an attacker\0")
         self.assertEqual(detections(run_once("--expected-sha256", original)), [])
         report = run_once("--expected-sha256", original, executable=copy)
+        self.assertNotEqual(report["measurement"], original)
+        self.assertDetected(report, "tamper", "tamper", f"is not the expected {original}")
+
+
+class MeasuredByPath(AttackTest):
+    def test_a_preload_that_hands_over_the_genuine_file_is_not_believed(self):
+        original = victim_sha256()
+        copy = os.path.join(self.tempdir(), "medgate-victim")
+        shutil.copy2(VICTIM, copy)
+        with open(copy, "ab") as f:
+            f.write(b"\0patched by an attacker\0")
+        redirect = os.path.join(self.tempdir(), "libredirect.so")
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-O2", "-o", redirect, os.path.join(HERE, "redirect.c"), "-ldl"],
+            check=True,
+        )
+        # The redirect works: a process that opens /proc/self/exe through libc's open (as
+        # Python does, and Rust's std) reads the genuine victim instead of itself.
+        env = {**os.environ, "LD_PRELOAD": redirect, "GENUINE": VICTIM}
+        through_libc = subprocess.run(
+            [sys.executable, "-c",
+             "import hashlib; print(hashlib.sha256(open('/proc/self/exe', 'rb').read()).hexdigest())"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        self.assertEqual(through_libc, original)
+        report = run_once("--expected-sha256", original, executable=copy, env=env)
         self.assertNotEqual(report["measurement"], original)
         self.assertDetected(report, "tamper", "tamper", f"is not the expected {original}")
 

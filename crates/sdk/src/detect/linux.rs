@@ -26,6 +26,8 @@ pub(crate) struct State {
     guard: Option<u32>,
     /// Library names the executable and the SDK's own module depend on, once computed.
     dependencies: Option<BTreeSet<String>>,
+    /// Where the code check's round of the other modules goes on next pass.
+    code_cursor: usize,
 }
 
 impl State {
@@ -51,6 +53,10 @@ const MAX_ENTRIES: usize = 4096;
 const CODE_CHUNK: usize = 64 * 1024;
 /// Patches reported per module.
 const MAX_PATCHES: usize = 16;
+/// Modules beyond the dynamic linker, libc, the executable, the SDK's and the configured ones
+/// compared per pass, in turn (all of them on a small Linux hub; a round over several passes
+/// in an Android app's hundreds).
+const OTHER_MODULES_PER_PASS: usize = 8;
 
 pub(crate) fn run(config: &DetectConfig, state: &mut State, pass: Pass, report: &mut Report) {
     let _ = pass;
@@ -78,7 +84,7 @@ pub(crate) fn run(config: &DetectConfig, state: &mut State, pass: Pass, report: 
     for &port in &config.frida_ports {
         frida_port(port, report);
     }
-    code(config, &maps, report);
+    code(config, state, &maps, report);
     preload(config, report);
     libraries(config, state, &maps, report);
     interposition(&maps, report);
@@ -174,6 +180,51 @@ fn process_name(pid: u32) -> String {
     read_text(Path::new(&format!("/proc/{pid}/comm")))
         .map(|name| name.trim().to_string())
         .unwrap_or_else(|| "unknown".into())
+}
+
+// ---- The executable's measurement ------------------------------------------------------------
+
+/// SHA-256 of the running executable, read with system calls of its own (no libc wrapper a
+/// preload could redirect to the genuine file), from a file that must be the one mapped: its
+/// inode is that of an executable mapping in (procfs-checked) maps.
+pub(crate) fn measure_executable(report: &mut Report) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let file = match sys::open_raw(c"/proc/self/exe") {
+        Ok(file) => file,
+        Err(error) => {
+            report.note(format!("tamper: cannot open the executable: {error}"));
+            return None;
+        }
+    };
+    let maps = proc_text("/proc/self/maps", report)
+        .map(|text| procfs::parse_maps(&text))
+        .unwrap_or_default();
+    let inode = sys::inode_raw(&file).ok();
+    let mapped = inode.is_some_and(|inode| {
+        maps.iter()
+            .any(|m| m.executable && m.is_file() && m.inode == inode)
+    });
+    if !mapped {
+        report.push([Detection::new(
+            SignalKind::Tamper,
+            "tamper",
+            "the executable file measured is not the one mapped",
+            Confidence::High,
+        )]);
+    }
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match sys::read_raw(&file, &mut buffer) {
+            Ok(0) => break,
+            Ok(read) => hasher.update(&buffer[..read]),
+            Err(error) => {
+                report.note(format!("tamper: cannot read the executable: {error}"));
+                return None;
+            }
+        }
+    }
+    Some(medgate_proto::hex::encode(&hasher.finalize()))
 }
 
 // ---- Debuggers and tracers ------------------------------------------------------------------
@@ -319,9 +370,57 @@ fn is_libc(file_name: &str) -> bool {
     file_name == "libc.so" || file_name.starts_with("libc.so.") || file_name.starts_with("libc-2.")
 }
 
-/// Compares the executable mappings of libc, the executable, the module holding this code and
-/// the configured modules with their files.
-fn code(config: &DetectConfig, maps: &[Mapping], report: &mut Report) {
+/// Whether a library is the dynamic linker (glibc's, musl's, bionic's).
+fn is_dynamic_linker(file_name: &str) -> bool {
+    file_name.starts_with("ld-linux")
+        || file_name.starts_with("ld-musl")
+        || file_name == "ld.so"
+        || file_name.starts_with("linker")
+}
+
+/// The modules whose code the check compares this pass: the dynamic linker first, libc, the
+/// executable, the module holding this code and the configured ones every pass, then the
+/// other file-backed executable mappings in turn, [`OTHER_MODULES_PER_PASS`] at a time from
+/// `cursor` (which moves on).
+fn modules_to_compare<'m>(
+    maps: &'m [Mapping],
+    exe: Option<&str>,
+    own: u64,
+    configured: &[String],
+    cursor: &mut usize,
+) -> Vec<&'m str> {
+    let mut always: Vec<&str> = Vec::new();
+    let mut others: BTreeSet<&str> = BTreeSet::new();
+    for mapping in maps.iter().filter(|m| m.executable && m.is_file()) {
+        let name = mapping.file_name();
+        let core = is_dynamic_linker(name)
+            || is_libc(name)
+            || Some(mapping.path.as_str()) == exe
+            || mapping.contains(own)
+            || configured.iter().any(|module| module == name);
+        if core {
+            if !always.contains(&mapping.path.as_str()) {
+                always.push(&mapping.path);
+            }
+        } else {
+            others.insert(&mapping.path);
+        }
+    }
+    always.sort_by_key(|path| !is_dynamic_linker(procfs::file_name(path)));
+    let others: Vec<&str> = others.into_iter().filter(|p| !always.contains(p)).collect();
+    if !others.is_empty() {
+        let start = *cursor % others.len();
+        let take = OTHER_MODULES_PER_PASS.min(others.len());
+        always.extend(others.iter().cycle().skip(start).take(take));
+        *cursor = (start + take) % others.len();
+    }
+    always
+}
+
+/// Compares the code of every file-backed executable mapping with its file: the dynamic
+/// linker, libc, the executable, the SDK's module and the configured ones every pass, the rest
+/// in turn ([`modules_to_compare`]).
+fn code(config: &DetectConfig, state: &mut State, maps: &[Mapping], report: &mut Report) {
     let Some(arch) = Arch::current() else {
         report.note("code: no patch classifier for this architecture; skipped");
         return;
@@ -330,17 +429,13 @@ fn code(config: &DetectConfig, maps: &[Mapping], report: &mut Report) {
     let exe = std::fs::read_link("/proc/self/exe")
         .ok()
         .map(|path| path.to_string_lossy().into_owned());
-    let mut modules: BTreeSet<&str> = BTreeSet::new();
-    for mapping in maps.iter().filter(|m| m.executable && m.is_file()) {
-        let name = mapping.file_name();
-        if is_libc(name)
-            || Some(&mapping.path) == exe.as_ref()
-            || mapping.contains(own)
-            || config.code_modules.iter().any(|module| module == name)
-        {
-            modules.insert(&mapping.path);
-        }
-    }
+    let modules = modules_to_compare(
+        maps,
+        exe.as_deref(),
+        own,
+        &config.code_modules,
+        &mut state.code_cursor,
+    );
     let Some(memory) = open_proc("/proc/self/mem", report) else {
         report.note("code: cannot read /proc/self/mem; skipped");
         return;
@@ -950,6 +1045,65 @@ mod tests {
         std::fs::remove_file(&copy).unwrap();
         assert_eq!(report.detections.len(), 1, "{:?}", report.detections);
         assert_eq!(report.detections[0].detector, "procfs");
+    }
+
+    #[test]
+    fn every_executable_module_is_compared_the_dynamic_linker_first_the_rest_in_turn() {
+        let mut text = String::from(
+            "55d0a0000000-55d0a0100000 r-xp 00001000 08:01 100 /usr/bin/app\n\
+             7f0000000000-7f0000100000 r-xp 00028000 08:01 200 /usr/lib/x86_64-linux-gnu/libc.so.6\n\
+             7f0100000000-7f0100100000 r--p 00000000 08:01 201 /usr/lib/x86_64-linux-gnu/libdata.so\n\
+             7f0200000000-7f0200100000 r-xp 00001000 08:01 202 /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n",
+        );
+        for n in 0..10 {
+            text.push_str(&format!(
+                "7f1{n}00000000-7f1{n}00100000 r-xp 00001000 08:01 3{n:02} /usr/lib/libextra{n}.so\n"
+            ));
+        }
+        let maps = procfs::parse_maps(&text);
+        let mut cursor = 0;
+        let first = modules_to_compare(
+            &maps,
+            Some("/usr/bin/app"),
+            0x55d0_a000_0800,
+            &[],
+            &mut cursor,
+        );
+        assert_eq!(
+            &first[..3],
+            [
+                "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                "/usr/bin/app",
+                "/usr/lib/x86_64-linux-gnu/libc.so.6"
+            ]
+        );
+        assert_eq!(first.len(), 3 + OTHER_MODULES_PER_PASS);
+        assert!(
+            !first.contains(&"/usr/lib/x86_64-linux-gnu/libdata.so"),
+            "not executable"
+        );
+        let second = modules_to_compare(
+            &maps,
+            Some("/usr/bin/app"),
+            0x55d0_a000_0800,
+            &[],
+            &mut cursor,
+        );
+        // Over two passes every other module has had its turn.
+        let mut seen: BTreeSet<&str> = first[3..].iter().chain(&second[3..]).copied().collect();
+        seen.retain(|path| path.contains("libextra"));
+        assert_eq!(seen.len(), 10);
+    }
+
+    #[test]
+    fn the_measurement_is_of_the_mapped_executable_read_by_system_calls() {
+        let mut report = Report::default();
+        let measured = measure_executable(&mut report).unwrap();
+        assert_eq!(
+            measured,
+            crate::measure::current_executable_sha256().unwrap()
+        );
+        assert!(report.detections.is_empty(), "{:?}", report.detections);
     }
 
     #[test]

@@ -250,7 +250,11 @@ impl Detector {
 }
 
 fn measure(config: &DetectConfig, report: &mut Report) {
-    match crate::measure::current_executable_sha256() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let measured = linux::measure_executable(report).ok_or("see the notes");
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let measured = crate::measure::current_executable_sha256();
+    match measured {
         Ok(measurement) => {
             if let Some(expected) = &config.expected_measurement
                 && !expected.eq_ignore_ascii_case(&measurement)

@@ -291,3 +291,67 @@ pub fn is_procfs(file: &std::fs::File) -> io::Result<bool> {
     let kind = stat.f_type as i64;
     Ok(kind == PROC_SUPER_MAGIC)
 }
+
+/// Opens `path` read-only with the `openat` system call itself, not libc's wrapper: a preload
+/// that redirects `open` (to hand the genuine executable to the measurement, say) does not
+/// see it.
+pub fn open_raw(path: &std::ffi::CStr) -> io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call; the
+    // arguments are openat's (dirfd, path, flags, mode).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(io::Error::other)?;
+    // SAFETY: the kernel just returned this descriptor to us; the File takes sole ownership.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Reads into `buffer` with the `read` system call itself (see [`open_raw`]).
+pub fn read_raw(file: &std::fs::File, buffer: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: `buffer` is valid and writable for its length; the descriptor belongs to
+        // `file`, which outlives the call.
+        let read = unsafe {
+            libc::syscall(
+                libc::SYS_read,
+                file.as_raw_fd(),
+                buffer.as_mut_ptr(),
+                buffer.len(),
+            )
+        };
+        if read >= 0 {
+            return usize::try_from(read).map_err(io::Error::other);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// The inode of an open file, from the `fstat` system call itself (see [`open_raw`]).
+pub fn inode_raw(file: &std::fs::File) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `stat` is a valid, writable buffer of the kernel's struct stat for this target;
+    // the descriptor belongs to `file`, which outlives the call.
+    let result = unsafe { libc::syscall(libc::SYS_fstat, file.as_raw_fd(), stat.as_mut_ptr()) };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat returned 0, so it filled the buffer.
+    let stat = unsafe { stat.assume_init() };
+    #[allow(clippy::unnecessary_cast)]
+    Ok(stat.st_ino as u64)
+}
