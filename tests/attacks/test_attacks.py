@@ -500,6 +500,56 @@ class Tamper(AttackTest):
         self.assertDetected(report, "tamper", "tamper", f"is not the expected {original}")
 
 
+def got_slot(executable, symbol):
+    """The offset of `symbol`'s GOT slot in `executable` (its GLOB_DAT or JUMP_SLOT relocation)."""
+    relocations = subprocess.run(["readelf", "-rW", executable], capture_output=True, text=True, check=True)
+    for line in relocations.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[4].split("@")[0] == symbol and fields[2].endswith(("GLOB_DAT", "JUMP_SLOT")):
+            return int(fields[0], 16)
+    raise AssertionError(f"no GOT slot for {symbol} in {executable}")
+
+
+def mapped_base(pid, path_suffix):
+    """Where the file whose path ends with `path_suffix` is mapped in `pid` (its offset-0 mapping)."""
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) >= 6 and fields[2] == "00000000" and fields[5].endswith(path_suffix):
+                return int(fields[0].split("-")[0], 16), fields[5]
+    raise AssertionError(f"{path_suffix} is not mapped in {pid}")
+
+
+def symbol_value(library, symbol):
+    names = subprocess.run(["nm", "-D", "--defined-only", library], capture_output=True, text=True, check=True)
+    for line in names.stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[2].split("@")[0] == symbol:
+            return int(fields[0], 16)
+    raise AssertionError(f"{symbol} is not in {library}")
+
+
+class GotWrites(AttackTest):
+    def test_a_data_only_got_write_does_not_blind_the_thread_scan_or_the_probe(self):
+        # gdb sits attached; then, with no ptrace and no code byte changed, the victim's GOT
+        # slots are rewritten through /proc/<pid>/mem: `open64` now calls `close` (every open
+        # through libc fails) and `ptrace` calls `sched_yield` (returns 0: "attached").
+        victim = self.victim()
+        # A clean pass first: the probe learns that a child can attach here.
+        self.assertEqual(detections(victim.check()), [])
+        self.tool("gdb", "-q", "-nx", "-batch", "-p", str(victim.pid), "-ex", "continue")
+        wait_for(lambda: tracer_of(victim.pid), what="gdb to attach")
+        base, _ = mapped_base(victim.pid, "/" + os.path.basename(VICTIM))
+        libc_base, libc = mapped_base(victim.pid, "/libc.so.6")
+        with open(f"/proc/{victim.pid}/mem", "r+b", buffering=0) as memory:
+            for slot, target in [("open64", "close"), ("ptrace", "sched_yield")]:
+                memory.seek(base + got_slot(VICTIM, slot))
+                memory.write((libc_base + symbol_value(libc, target)).to_bytes(8, "little"))
+        report = victim.check()
+        self.assertDetected(report, "debugger", "tracer", "(gdb)")
+        self.assertDetected(report, "debugger", "self_attach", "another tracer holds the process")
+
+
 class MeasuredByPath(AttackTest):
     def test_a_preload_that_hands_over_the_genuine_file_is_not_believed(self):
         original = victim_sha256()

@@ -4,7 +4,6 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -90,10 +89,12 @@ pub(crate) fn run(config: &DetectConfig, state: &mut State, pass: Pass, report: 
     interposition(&maps, report);
 }
 
-/// A `/proc` file of this process, opened only if it is on procfs; one that is not is a
+/// A `/proc` file of this process, opened with system calls of the SDK's own (no libc
+/// wrapper or GOT slot to redirect) and only if it is on procfs; one that is not is a
 /// detection. `None` when it cannot be opened or is not procfs.
 fn open_proc(path: &str, report: &mut Report) -> Option<File> {
-    let file = File::open(path).ok()?;
+    let path_c = std::ffi::CString::new(path).ok()?;
+    let file = sys::open_raw(&path_c).ok()?;
     match sys::is_procfs(&file) {
         Ok(true) => Some(file),
         _ => {
@@ -110,14 +111,43 @@ fn open_proc(path: &str, report: &mut Report) -> Option<File> {
     }
 }
 
-/// The text of a `/proc` file of this process ([`open_proc`]), bounded.
+/// The largest ELF file read whole (for its symbols or `DT_NEEDED`).
+const MAX_ELF_FILE: u64 = 512 * 1024 * 1024;
+
+/// A whole file, read with the SDK's own system calls (a rewritten `open` or `read` cannot
+/// make the ELF files the detectors consult disappear or change).
+fn read_file_raw(path: &str) -> std::io::Result<Vec<u8>> {
+    let path = std::ffi::CString::new(path).map_err(std::io::Error::other)?;
+    let file = sys::open_raw(&path)?;
+    let (_, size) = sys::stat_raw(&file)?;
+    if size > MAX_ELF_FILE {
+        return Err(std::io::Error::other("too large"));
+    }
+    let mut data = vec![0u8; usize::try_from(size).map_err(std::io::Error::other)?];
+    sys::pread_exact_raw(&file, &mut data, 0)?;
+    Ok(data)
+}
+
+/// The text of a `/proc` file of this process ([`open_proc`]), bounded, read with the
+/// `read` system call itself.
 fn proc_text(path: &str, report: &mut Report) -> Option<String> {
-    let mut text = String::new();
-    open_proc(path, report)?
-        .take(MAX_PROC_TEXT as u64)
-        .read_to_string(&mut text)
-        .ok()?;
-    Some(text)
+    String::from_utf8(proc_bytes(path, report)?).ok()
+}
+
+/// The bytes of a `/proc` file of this process, as [`proc_text`].
+fn proc_bytes(path: &str, report: &mut Report) -> Option<Vec<u8>> {
+    let file = open_proc(path, report)?;
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    while bytes.len() < MAX_PROC_TEXT {
+        match sys::read_raw(&file, &mut buffer) {
+            Ok(0) => break,
+            Ok(read) => bytes.extend_from_slice(&buffer[..read]),
+            Err(_) => return None,
+        }
+    }
+    bytes.truncate(MAX_PROC_TEXT);
+    Some(bytes)
 }
 
 /// What no running, untampered process shows of itself: no executable mapping holding the
@@ -177,7 +207,7 @@ fn task_ids(report: &mut Report) -> Vec<u32> {
 }
 
 fn process_name(pid: u32) -> String {
-    read_text(Path::new(&format!("/proc/{pid}/comm")))
+    proc_text(&format!("/proc/{pid}/comm"), &mut Report::default())
         .map(|name| name.trim().to_string())
         .unwrap_or_else(|| "unknown".into())
 }
@@ -199,7 +229,7 @@ pub(crate) fn measure_executable(report: &mut Report) -> Option<String> {
     let maps = proc_text("/proc/self/maps", report)
         .map(|text| procfs::parse_maps(&text))
         .unwrap_or_default();
-    let inode = sys::inode_raw(&file).ok();
+    let inode = sys::stat_raw(&file).ok().map(|(inode, _)| inode);
     let mapped = inode.is_some_and(|inode| {
         maps.iter()
             .any(|m| m.executable && m.is_file() && m.inode == inode)
@@ -465,23 +495,23 @@ fn compare_mapping(
     mapping: &Mapping,
     patches: &mut Vec<Difference>,
 ) -> Result<(), String> {
-    let file = File::open(&mapping.path).map_err(|e| format!("cannot open: {e}"))?;
-    let metadata = file.metadata().map_err(|e| e.to_string())?;
-    if metadata.ino() != mapping.inode {
+    // Opened, examined and read with the SDK's own system calls, as the memory is: a
+    // rewritten `open`, `fstat` or `pread` cannot hand either side a copy of the other.
+    let path = std::ffi::CString::new(mapping.path.as_str()).map_err(|e| e.to_string())?;
+    let file = sys::open_raw(&path).map_err(|e| format!("cannot open: {e}"))?;
+    let (inode, size) = sys::stat_raw(&file).map_err(|e| e.to_string())?;
+    if inode != mapping.inode {
         return Err("the file on disk was replaced since it was mapped; not compared".into());
     }
-    let length = mapping
-        .len()
-        .min(metadata.len().saturating_sub(mapping.offset));
+    let length = mapping.len().min(size.saturating_sub(mapping.offset));
     let mut in_memory = vec![0u8; CODE_CHUNK];
     let mut on_disk = vec![0u8; CODE_CHUNK];
     let mut position = 0u64;
     while position < length {
         let want = usize::try_from((length - position).min(CODE_CHUNK as u64)).unwrap_or(0);
-        memory
-            .read_exact_at(&mut in_memory[..want], mapping.start + position)
+        sys::pread_exact_raw(memory, &mut in_memory[..want], mapping.start + position)
             .map_err(|e| format!("cannot read memory: {e}"))?;
-        file.read_exact_at(&mut on_disk[..want], mapping.offset + position)
+        sys::pread_exact_raw(&file, &mut on_disk[..want], mapping.offset + position)
             .map_err(|e| format!("cannot read the file: {e}"))?;
         if in_memory[..want] == on_disk[..want] {
             position += want as u64;
@@ -513,7 +543,7 @@ fn compare_mapping(
 
 /// Names each patch by the function it lies in and what it is.
 fn describe_patches(arch: Arch, module: &str, patches: &[Difference]) -> Vec<Detection> {
-    let data = std::fs::read(module).unwrap_or_default();
+    let data = read_file_raw(module).unwrap_or_default();
     let functions = object::File::parse(&*data)
         .map(|elf| Functions::of(&elf))
         .unwrap_or_default();
@@ -635,12 +665,7 @@ impl Functions {
 // ---- Injected libraries -------------------------------------------------------------------
 
 fn preload(config: &DetectConfig, report: &mut Report) {
-    let mut environ = Vec::new();
-    if let Some(mut file) = open_proc("/proc/self/environ", report) {
-        let _ = (&mut file)
-            .take(MAX_PROC_TEXT as u64)
-            .read_to_end(&mut environ);
-    }
+    let environ = proc_bytes("/proc/self/environ", report).unwrap_or_default();
     for variable in ["LD_PRELOAD", "LD_AUDIT"] {
         if let Some(value) = std::env::var_os(variable).filter(|value| !value.is_empty()) {
             report.push([Detection::new(
@@ -796,7 +821,7 @@ fn needed(path: &str) -> Vec<String> {
         }
         names
     }
-    let Ok(data) = std::fs::read(path) else {
+    let Ok(data) = read_file_raw(path) else {
         return Vec::new();
     };
     if let Ok(elf) = ElfFile64::<object::Endianness>::parse(&*data) {

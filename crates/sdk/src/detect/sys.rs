@@ -15,6 +15,68 @@ use std::io;
 const PTRACE_SEIZE: libc::c_int = 0x4206;
 const PTRACE_LISTEN: libc::c_int = 0x4208;
 
+/// A system call made by this code itself, not through libc: on x86-64 and AArch64 the
+/// instruction is here, so no GOT slot, PLT stub or libc wrapper an injected library or a
+/// data-only write rewrote stands between the detectors and the kernel (elsewhere, libc's
+/// `syscall`). Returns the kernel's result, or its errno.
+fn raw_syscall(number: libc::c_long, args: [usize; 4]) -> Result<usize, i32> {
+    #[cfg(target_arch = "x86_64")]
+    let result: isize = {
+        let result: isize;
+        // SAFETY: the `syscall` instruction with the Linux x86-64 convention (number in rax,
+        // arguments in rdi, rsi, rdx, r10; rcx and r11 clobbered). The callers below pass the
+        // arguments each system call documents, pointers only to memory valid for it.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") number as isize => result,
+                in("rdi") args[0],
+                in("rsi") args[1],
+                in("rdx") args[2],
+                in("r10") args[3],
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        result
+    };
+    #[cfg(target_arch = "aarch64")]
+    let result: isize = {
+        let result: isize;
+        // SAFETY: `svc 0` with the Linux AArch64 convention (number in x8, arguments and the
+        // result in x0..x3); the callers pass what each system call documents.
+        unsafe {
+            std::arch::asm!(
+                "svc 0",
+                in("x8") number,
+                inlateout("x0") args[0] as isize => result,
+                in("x1") args[1],
+                in("x2") args[2],
+                in("x3") args[3],
+                options(nostack),
+            );
+        }
+        result
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let result: isize = {
+        // SAFETY: libc's `syscall` with the same arguments; see above.
+        let result = unsafe { libc::syscall(number, args[0], args[1], args[2], args[3]) };
+        if result < 0 {
+            -(errno() as isize)
+        } else {
+            result as isize
+        }
+    };
+    // The kernel returns -errno in -4095..-1.
+    if (-4095..0).contains(&result) {
+        Err(i32::try_from(-result).unwrap_or(libc::EIO))
+    } else {
+        Ok(result.unsigned_abs())
+    }
+}
+
 /// What a forked child's `PTRACE_SEIZE` of its parent returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
@@ -82,17 +144,18 @@ fn allow_tracer(child: i32) {
 
 /// `PTRACE_SEIZE` of `tid` with `options`; the errno on failure.
 fn seize(tid: i32, options: libc::c_int) -> Result<(), i32> {
-    // SAFETY: PTRACE_SEIZE reads no memory of ours: addr is ignored (0) and data carries the
-    // options by value.
-    let result = unsafe {
-        libc::ptrace(
-            PTRACE_SEIZE as _,
-            tid,
-            std::ptr::null_mut::<libc::c_void>(),
-            options as libc::c_long as *mut libc::c_void,
-        )
-    };
-    if result == 0 { Ok(()) } else { Err(errno()) }
+    // PTRACE_SEIZE reads no memory of ours: addr is ignored (0) and data carries the options
+    // by value. Made by raw_syscall: a rewritten `ptrace` GOT slot cannot answer for it.
+    raw_syscall(
+        libc::SYS_ptrace,
+        [
+            PTRACE_SEIZE as usize,
+            tid.unsigned_abs() as usize,
+            0,
+            options.unsigned_abs() as usize,
+        ],
+    )
+    .map(|_| ())
 }
 
 /// A restarting ptrace request (`PTRACE_CONT`, `PTRACE_LISTEN`) delivering `signal`.
@@ -279,11 +342,18 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 pub fn is_procfs(file: &std::fs::File) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     let mut stat = std::mem::MaybeUninit::<libc::statfs>::zeroed();
-    // SAFETY: `stat` is a valid, writable statfs buffer, and the descriptor belongs to `file`,
-    // which outlives the call.
-    if unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // `stat` is a valid, writable statfs buffer; the descriptor belongs to `file`, which
+    // outlives the call. Made by raw_syscall, as are the reads: no GOT slot answers for it.
+    raw_syscall(
+        libc::SYS_fstatfs,
+        [
+            file.as_raw_fd().unsigned_abs() as usize,
+            stat.as_mut_ptr() as usize,
+            0,
+            0,
+        ],
+    )
+    .map_err(io::Error::from_raw_os_error)?;
     // SAFETY: fstatfs returned 0, so it filled the buffer.
     let stat = unsafe { stat.assume_init() };
     // `f_type`'s width differs between libcs and architectures.
@@ -292,66 +362,93 @@ pub fn is_procfs(file: &std::fs::File) -> io::Result<bool> {
     Ok(kind == PROC_SUPER_MAGIC)
 }
 
-/// Opens `path` read-only with the `openat` system call itself, not libc's wrapper: a preload
-/// that redirects `open` (to hand the genuine executable to the measurement, say) does not
-/// see it.
+/// Opens `path` read-only with the `openat` system call itself ([`raw_syscall`]): a preload
+/// or a GOT write that redirects `open` (to hand over a clean copy, or the genuine
+/// executable) does not see it.
 pub fn open_raw(path: &std::ffi::CStr) -> io::Result<std::fs::File> {
     use std::os::fd::FromRawFd;
-    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call; the
-    // arguments are openat's (dirfd, path, flags, mode).
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
+    let flags = (libc::O_RDONLY | libc::O_CLOEXEC).unsigned_abs() as usize;
+    // AT_FDCWD is negative; the kernel reads the register as an int.
+    let fd = raw_syscall(
+        libc::SYS_openat,
+        [
+            libc::AT_FDCWD as isize as usize,
+            path.as_ptr() as usize,
+            flags,
             0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+        ],
+    )
+    .map_err(io::Error::from_raw_os_error)?;
     let fd = i32::try_from(fd).map_err(io::Error::other)?;
     // SAFETY: the kernel just returned this descriptor to us; the File takes sole ownership.
     Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
-/// Reads into `buffer` with the `read` system call itself (see [`open_raw`]).
+/// Reads into `buffer` with the `read` system call itself ([`raw_syscall`]).
 pub fn read_raw(file: &std::fs::File, buffer: &mut [u8]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
     loop {
-        // SAFETY: `buffer` is valid and writable for its length; the descriptor belongs to
-        // `file`, which outlives the call.
-        let read = unsafe {
-            libc::syscall(
-                libc::SYS_read,
-                file.as_raw_fd(),
-                buffer.as_mut_ptr(),
+        // `buffer` is valid and writable for its length; the descriptor belongs to `file`.
+        match raw_syscall(
+            libc::SYS_read,
+            [
+                file.as_raw_fd().unsigned_abs() as usize,
+                buffer.as_mut_ptr() as usize,
                 buffer.len(),
-            )
-        };
-        if read >= 0 {
-            return usize::try_from(read).map_err(io::Error::other);
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
+                0,
+            ],
+        ) {
+            Ok(read) => return Ok(read),
+            Err(libc::EINTR) => continue,
+            Err(error) => return Err(io::Error::from_raw_os_error(error)),
         }
     }
 }
 
-/// The inode of an open file, from the `fstat` system call itself (see [`open_raw`]).
-pub fn inode_raw(file: &std::fs::File) -> io::Result<u64> {
+/// The inode and size of an open file, from the `fstat` system call itself
+/// ([`raw_syscall`]).
+pub fn stat_raw(file: &std::fs::File) -> io::Result<(u64, u64)> {
     use std::os::fd::AsRawFd;
     let mut stat = std::mem::MaybeUninit::<libc::stat>::zeroed();
-    // SAFETY: `stat` is a valid, writable buffer of the kernel's struct stat for this target;
-    // the descriptor belongs to `file`, which outlives the call.
-    let result = unsafe { libc::syscall(libc::SYS_fstat, file.as_raw_fd(), stat.as_mut_ptr()) };
-    if result != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // `stat` is a writable buffer of the kernel's struct stat for this target.
+    raw_syscall(
+        libc::SYS_fstat,
+        [
+            file.as_raw_fd().unsigned_abs() as usize,
+            stat.as_mut_ptr() as usize,
+            0,
+            0,
+        ],
+    )
+    .map_err(io::Error::from_raw_os_error)?;
     // SAFETY: fstat returned 0, so it filled the buffer.
     let stat = unsafe { stat.assume_init() };
     #[allow(clippy::unnecessary_cast)]
-    Ok(stat.st_ino as u64)
+    Ok((stat.st_ino as u64, u64::try_from(stat.st_size).unwrap_or(0)))
+}
+
+/// Fills `buffer` from `offset` of `file` with the `pread64` system call itself
+/// ([`raw_syscall`]): how the code check reads this process's memory through `/proc/self/mem`.
+pub fn pread_exact_raw(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut done = 0;
+    while done < buffer.len() {
+        let at = usize::try_from(offset + done as u64).map_err(io::Error::other)?;
+        // `buffer[done..]` is valid and writable for its length; the descriptor is `file`'s.
+        match raw_syscall(
+            libc::SYS_pread64,
+            [
+                file.as_raw_fd().unsigned_abs() as usize,
+                buffer[done..].as_mut_ptr() as usize,
+                buffer.len() - done,
+                at,
+            ],
+        ) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(read) => done += read,
+            Err(libc::EINTR) => {}
+            Err(error) => return Err(io::Error::from_raw_os_error(error)),
+        }
+    }
+    Ok(())
 }
