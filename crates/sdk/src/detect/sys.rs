@@ -333,6 +333,17 @@ fn guard_loop(parent: i32) -> ! {
     }
 }
 
+/// The `fstat` and `fstatfs` system call numbers: the generic table's on AArch64 (the libc
+/// crate lacks them for Android there), libc's elsewhere.
+#[cfg(target_arch = "aarch64")]
+const SYS_FSTAT: libc::c_long = 80;
+#[cfg(target_arch = "aarch64")]
+const SYS_FSTATFS: libc::c_long = 44;
+#[cfg(not(target_arch = "aarch64"))]
+const SYS_FSTAT: libc::c_long = libc::SYS_fstat;
+#[cfg(not(target_arch = "aarch64"))]
+const SYS_FSTATFS: libc::c_long = libc::SYS_fstatfs;
+
 /// `PROC_SUPER_MAGIC` (include/uapi/linux/magic.h).
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
@@ -341,11 +352,13 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 /// a picture someone chose.
 pub fn is_procfs(file: &std::fs::File) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
-    let mut stat = std::mem::MaybeUninit::<libc::statfs>::zeroed();
-    // `stat` is a valid, writable statfs buffer; the descriptor belongs to `file`, which
-    // outlives the call. Made by raw_syscall, as are the reads: no GOT slot answers for it.
+    // The kernel's struct statfs starts with `f_type`, a long on every Linux architecture the
+    // SDK targets; the buffer is larger than the whole struct anywhere (120 bytes on 64-bit).
+    let mut stat: [libc::c_long; 64] = [0; 64];
+    // The buffer is valid and writable; the descriptor belongs to `file`, which outlives the
+    // call. Made by raw_syscall, as are the reads: no GOT slot answers for it.
     raw_syscall(
-        libc::SYS_fstatfs,
+        SYS_FSTATFS,
         [
             file.as_raw_fd().unsigned_abs() as usize,
             stat.as_mut_ptr() as usize,
@@ -354,11 +367,9 @@ pub fn is_procfs(file: &std::fs::File) -> io::Result<bool> {
         ],
     )
     .map_err(io::Error::from_raw_os_error)?;
-    // SAFETY: fstatfs returned 0, so it filled the buffer.
-    let stat = unsafe { stat.assume_init() };
-    // `f_type`'s width differs between libcs and architectures.
-    #[allow(clippy::unnecessary_cast, clippy::cast_possible_wrap)]
-    let kind = stat.f_type as i64;
+    // `c_long` is i64 here and i32 on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    let kind = i64::from(stat[0]);
     Ok(kind == PROC_SUPER_MAGIC)
 }
 
@@ -409,20 +420,26 @@ pub fn read_raw(file: &std::fs::File, buffer: &mut [u8]) -> io::Result<usize> {
 /// ([`raw_syscall`]).
 pub fn stat_raw(file: &std::fs::File) -> io::Result<(u64, u64)> {
     use std::os::fd::AsRawFd;
-    let mut stat = std::mem::MaybeUninit::<libc::stat>::zeroed();
-    // `stat` is a writable buffer of the kernel's struct stat for this target.
+    /// libc's struct stat for this target is the kernel's; the spare room is for safety.
+    #[repr(C)]
+    struct Buffer {
+        stat: libc::stat,
+        _spare: [u64; 16],
+    }
+    let mut buffer = std::mem::MaybeUninit::<Buffer>::zeroed();
+    // The buffer is writable and larger than the kernel's struct stat for this target.
     raw_syscall(
-        libc::SYS_fstat,
+        SYS_FSTAT,
         [
             file.as_raw_fd().unsigned_abs() as usize,
-            stat.as_mut_ptr() as usize,
+            buffer.as_mut_ptr() as usize,
             0,
             0,
         ],
     )
     .map_err(io::Error::from_raw_os_error)?;
-    // SAFETY: fstat returned 0, so it filled the buffer.
-    let stat = unsafe { stat.assume_init() };
+    // SAFETY: fstat returned 0, so it filled the struct (and the rest was zeroed).
+    let stat = unsafe { buffer.assume_init() }.stat;
     #[allow(clippy::unnecessary_cast)]
     Ok((stat.st_ino as u64, u64::try_from(stat.st_size).unwrap_or(0)))
 }
