@@ -548,6 +548,9 @@ class GotWrites(AttackTest):
         report = victim.check()
         self.assertDetected(report, "debugger", "tracer", "(gdb)")
         self.assertDetected(report, "debugger", "self_attach", "another tracer holds the process")
+        # And the slots themselves: each holds a libc function, but not its own.
+        self.assertDetected(report, "hook", "got", "the GOT slot of open64 holds an address in")
+        self.assertDetected(report, "hook", "got", "the GOT slot of ptrace holds an address in")
 
 
 class MeasuredByPath(AttackTest):

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use medgate_proto::wire::SignalKind;
-use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, ObjectSymbolTable, SymbolKind};
 
 use super::artefacts;
 use super::patterns::{self, Arch, Patch};
@@ -27,6 +27,11 @@ pub(crate) struct State {
     dependencies: Option<BTreeSet<String>>,
     /// Where the code check's round of the other modules goes on next pass.
     code_cursor: usize,
+    /// Where libraries loaded by name may come from, once computed.
+    library_dirs: Option<LibraryDirs>,
+    /// The GOT slots of the executable and the SDK's module, and what mapped modules export,
+    /// read from their files once.
+    got: Option<GotModel>,
 }
 
 impl State {
@@ -87,6 +92,7 @@ pub(crate) fn run(config: &DetectConfig, state: &mut State, pass: Pass, report: 
     preload(config, report);
     libraries(config, state, &maps, report);
     interposition(&maps, report);
+    got(state, &maps, report);
 }
 
 /// A `/proc` file of this process, opened with system calls of the SDK's own (no libc
@@ -729,9 +735,11 @@ const ANDROID_ALLOWED_DIRS: &[&str] = &[
 /// libc's own, and the executable's. A library of an expected name anywhere else (`/tmp`,
 /// `/dev/shm`, a home directory) is not the one the name stands for.
 #[derive(Debug, Clone, Default)]
-struct LibraryDirs {
+pub(crate) struct LibraryDirs {
     libc: Option<String>,
     executable: Option<String>,
+    /// The executable's and the SDK module's `DT_RUNPATH`/`DT_RPATH` (with `$ORIGIN`).
+    runpaths: Vec<String>,
 }
 
 /// System library directories (and everything below them: multiarch, versioned subdirs).
@@ -749,6 +757,7 @@ impl LibraryDirs {
                 .find(|m| m.executable && is_libc(m.file_name()))
                 .map(|m| directory(&m.path).to_string()),
             executable: executable.map(|path| directory(path).to_string()),
+            runpaths: Vec::new(),
         }
     }
 
@@ -760,6 +769,7 @@ impl LibraryDirs {
             .any(|system| path.starts_with(system))
             || self.libc.as_deref() == Some(dir)
             || self.executable.as_deref() == Some(dir)
+            || self.runpaths.iter().any(|runpath| runpath == dir)
     }
 }
 
@@ -790,6 +800,44 @@ fn is_library(mapping: &Mapping) -> bool {
     let name = mapping.file_name();
     (mapping.path.starts_with('/') || mapping.path.starts_with("memfd:"))
         && (name.contains(".so") || name.ends_with(".dylib"))
+}
+
+/// The directories an ELF file's `DT_RUNPATH` and `DT_RPATH` name, `$ORIGIN` expanded (a
+/// self-built Python's `lib/` beside its `bin/`, say): its own dependencies are loaded from
+/// there.
+fn runpaths(path: &str) -> Vec<String> {
+    use object::read::elf::{Dyn, ElfFile64};
+    let Ok(data) = read_file_raw(path) else {
+        return Vec::new();
+    };
+    let Ok(elf) = ElfFile64::<object::Endianness>::parse(&*data) else {
+        return Vec::new();
+    };
+    let endian = elf.endian();
+    let sections = elf.elf_section_table();
+    let origin = directory(path);
+    let mut found = Vec::new();
+    if let Ok(Some((entries, link))) = sections.dynamic(endian, &*data)
+        && let Ok(strings) = sections.strings(endian, &*data, link)
+    {
+        for entry in entries {
+            let tag = entry.tag(endian);
+            if tag != object::elf::DT_RUNPATH && tag != object::elf::DT_RPATH {
+                continue;
+            }
+            let Ok(list) = entry.string(endian, strings) else {
+                continue;
+            };
+            for dir in String::from_utf8_lossy(list).split(':') {
+                let dir = dir.replace("${ORIGIN}", origin).replace("$ORIGIN", origin);
+                let dir = dir.trim_end_matches('/');
+                if dir.starts_with('/') && !dir.split('/').any(|part| part == "..") {
+                    found.push(dir.to_string());
+                }
+            }
+        }
+    }
+    found
 }
 
 /// `DT_NEEDED` names and the interpreter's name of an ELF file (32- or 64-bit).
@@ -863,10 +911,24 @@ fn dependencies(maps: &[Mapping]) -> BTreeSet<String> {
 }
 
 fn libraries(config: &DetectConfig, state: &mut State, maps: &[Mapping], report: &mut Report) {
-    let executable = std::fs::read_link("/proc/self/exe")
-        .ok()
-        .map(|path| path.to_string_lossy().into_owned());
-    let dirs = LibraryDirs::of(maps, executable.as_deref());
+    let dirs = state
+        .library_dirs
+        .get_or_insert_with(|| {
+            let executable = std::fs::read_link("/proc/self/exe")
+                .ok()
+                .map(|path| path.to_string_lossy().into_owned());
+            let mut dirs = LibraryDirs::of(maps, executable.as_deref());
+            let own = libraries as *const () as u64;
+            let own_module = maps
+                .iter()
+                .find(|m| m.contains(own) && m.is_file())
+                .map(|m| m.path.clone());
+            for module in executable.iter().chain(own_module.iter()) {
+                dirs.runpaths.extend(runpaths(module));
+            }
+            dirs
+        })
+        .clone();
     let rule = if cfg!(target_os = "android") {
         Libraries::Android
     } else {
@@ -973,6 +1035,192 @@ fn interposition(maps: &[Mapping], report: &mut Report) {
                 format!("{name} resolves to {place}, not libc"),
                 Confidence::High,
             )]);
+        }
+    }
+}
+
+// ---- GOT slots -------------------------------------------------------------------------------
+
+/// The most GOT slot findings reported per module, and the largest GOT region read.
+const MAX_GOT_FINDINGS: usize = 16;
+const MAX_GOT_REGION: u64 = 1024 * 1024;
+
+/// What the GOT check needs of the files, read once.
+#[derive(Debug, Default)]
+pub(crate) struct GotModel {
+    /// By module path: (slot offset from the module's load bias, symbol).
+    slots: Vec<(String, Vec<(u64, String)>)>,
+    /// By module path: its defined dynamic symbols, each name with every value it has
+    /// (versioned symbols repeat a name) and whether it is an IFUNC.
+    exports: std::collections::HashMap<String, std::collections::HashMap<String, Vec<(u64, bool)>>>,
+}
+
+/// The GOT slots (`GLOB_DAT`, `JUMP_SLOT`) of an ELF file and the symbols they are for.
+fn got_slots(data: &[u8]) -> Vec<(u64, String)> {
+    use object::elf;
+    use object::read::elf::ElfFile64;
+    let Ok(file) = ElfFile64::<object::Endianness>::parse(data) else {
+        return Vec::new();
+    };
+    let (Some(relocations), Some(symbols)) =
+        (file.dynamic_relocations(), file.dynamic_symbol_table())
+    else {
+        return Vec::new();
+    };
+    relocations
+        .filter_map(|(offset, relocation)| {
+            let object::RelocationFlags::Elf { r_type } = relocation.flags() else {
+                return None;
+            };
+            let got = matches!(
+                r_type,
+                elf::R_X86_64_GLOB_DAT
+                    | elf::R_X86_64_JUMP_SLOT
+                    | elf::R_AARCH64_GLOB_DAT
+                    | elf::R_AARCH64_JUMP_SLOT
+            );
+            let object::RelocationTarget::Symbol(index) = relocation.target() else {
+                return None;
+            };
+            let name = symbols.symbol_by_index(index).ok()?.name().ok()?;
+            (got && !name.is_empty()).then(|| (offset, name.to_string()))
+        })
+        .collect()
+}
+
+/// The defined dynamic symbols of an ELF file.
+fn exports(data: &[u8]) -> std::collections::HashMap<String, Vec<(u64, bool)>> {
+    use object::read::elf::ElfFile64;
+    let mut exported: std::collections::HashMap<String, Vec<(u64, bool)>> =
+        std::collections::HashMap::new();
+    let Ok(file) = ElfFile64::<object::Endianness>::parse(data) else {
+        return exported;
+    };
+    for symbol in file.dynamic_symbols() {
+        if symbol.is_undefined() {
+            continue;
+        }
+        let Ok(name) = symbol.name() else { continue };
+        let ifunc = symbol.elf_symbol().st_type() == object::elf::STT_GNU_IFUNC;
+        exported
+            .entry(name.to_string())
+            .or_default()
+            .push((symbol.address(), ifunc));
+    }
+    exported
+}
+
+/// Where a mapped module's file offset 0 is (its load bias for files whose first segment is
+/// at address 0, as shared objects and position-independent executables are).
+fn load_bias(maps: &[Mapping], path: &str) -> Option<u64> {
+    maps.iter()
+        .find(|m| m.path == path && m.offset == 0)
+        .map(|m| m.start)
+}
+
+/// Every GOT slot of the executable and of the module holding the SDK must hold exactly the
+/// address of its symbol in a module that defines it (for an IFUNC, an address in that
+/// module's code): a slot rewritten to another function, even one inside libc, is a hook.
+fn got(state: &mut State, maps: &[Mapping], report: &mut Report) {
+    let model = state.got.get_or_insert_with(|| {
+        let own = got as *const () as u64;
+        let exe = std::fs::read_link("/proc/self/exe")
+            .ok()
+            .map(|path| path.to_string_lossy().into_owned());
+        let mut checked: Vec<String> = exe.into_iter().collect();
+        if let Some(mapping) = maps.iter().find(|m| m.contains(own) && m.is_file())
+            && !checked.contains(&mapping.path)
+        {
+            checked.push(mapping.path.clone());
+        }
+        let mut model = GotModel::default();
+        for path in checked {
+            if let Ok(data) = read_file_raw(&path) {
+                model.slots.push((path, got_slots(&data)));
+            }
+        }
+        let mut modules: Vec<&str> = maps
+            .iter()
+            .filter(|m| m.is_file() && m.offset == 0)
+            .map(|m| m.path.as_str())
+            .collect();
+        modules.dedup();
+        for path in modules {
+            if let Ok(data) = read_file_raw(path) {
+                model.exports.insert(path.to_string(), exports(&data));
+            }
+        }
+        model
+    });
+    let Some(memory) = open_proc("/proc/self/mem", report) else {
+        return;
+    };
+    for (module, slots) in &model.slots {
+        let (Some(bias), Some(low), Some(high)) = (
+            load_bias(maps, module),
+            slots.iter().map(|(offset, _)| *offset).min(),
+            slots.iter().map(|(offset, _)| *offset).max(),
+        ) else {
+            continue;
+        };
+        let length = high - low + 8;
+        if length > MAX_GOT_REGION {
+            continue;
+        }
+        let mut region = vec![0u8; usize::try_from(length).unwrap_or(0)];
+        if sys::pread_exact_raw(&memory, &mut region, bias + low).is_err() {
+            report.note(format!("got: cannot read the GOT of {module}"));
+            continue;
+        }
+        let mut findings = 0;
+        for (offset, symbol) in slots {
+            let at = usize::try_from(offset - low).unwrap_or(usize::MAX);
+            let Some(bytes) = region.get(at..at + 8) else {
+                continue;
+            };
+            let value = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+            if value == 0 {
+                // An unresolved weak symbol.
+                continue;
+            }
+            let mut defined = false;
+            let mut holds = false;
+            for (path, exported) in &model.exports {
+                let (Some(values), Some(bias)) = (exported.get(symbol), load_bias(maps, path))
+                else {
+                    continue;
+                };
+                defined = true;
+                holds |= values.iter().any(|(address, ifunc)| {
+                    value == bias + address
+                        || (*ifunc
+                            && maps
+                                .iter()
+                                .any(|m| m.path == *path && m.executable && m.contains(value)))
+                });
+            }
+            if defined && !holds && findings < MAX_GOT_FINDINGS {
+                findings += 1;
+                let place =
+                    maps.iter()
+                        .find(|m| m.contains(value))
+                        .map_or("unmapped memory", |m| {
+                            if m.path.is_empty() {
+                                "anonymous memory"
+                            } else {
+                                m.path.as_str()
+                            }
+                        });
+                report.push([Detection::new(
+                    SignalKind::Hook,
+                    "got",
+                    format!(
+                        "{}: the GOT slot of {symbol} holds an address in {place} that is not {symbol}",
+                        procfs::file_name(module)
+                    ),
+                    Confidence::High,
+                )]);
+            }
         }
     }
 }
@@ -1132,6 +1380,28 @@ mod tests {
     }
 
     #[test]
+    fn every_got_slot_of_this_process_holds_its_symbol() {
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let slots = got_slots(&std::fs::read(&exe).unwrap());
+        assert!(
+            slots.iter().any(|(_, symbol)| symbol == "read"),
+            "{} slots",
+            slots.len()
+        );
+        let mut state = State::default();
+        let mut report = Report::default();
+        let maps = procfs::parse_maps(&std::fs::read_to_string("/proc/self/maps").unwrap());
+        got(&mut state, &maps, &mut report);
+        let found: Vec<_> = report
+            .detections
+            .iter()
+            .filter(|d| d.detector == "got")
+            .collect();
+        assert!(found.is_empty(), "{found:?}");
+        assert!(!state.got.unwrap().exports.is_empty());
+    }
+
+    #[test]
     fn library_allow_list_patterns() {
         let allowed = vec![
             "libplugin.so".to_string(),
@@ -1141,6 +1411,7 @@ mod tests {
         let dirs = LibraryDirs {
             libc: Some("/usr/lib/x86_64-linux-gnu".into()),
             executable: Some("/x".into()),
+            runpaths: vec!["/opt/py/lib".into()],
         };
         let allowed_here = |path| allowed_by_pattern(path, &allowed, &dirs);
         assert!(allowed_by_pattern(
@@ -1159,6 +1430,8 @@ mod tests {
         assert!(allowed_here("/opt/app/lib/libanything.so"));
         assert!(allowed_here("/usr/lib/libpython3.so"));
         assert!(!allowed_here("/home/u/libpython3.so"));
+        // A name from the executable's RUNPATH counts there.
+        assert!(allowed_here("/opt/py/lib/libpython3.so"));
         assert!(!allowed_here("/tmp/libshim.so"));
         let exact = vec!["/srv/app/libvendor.so".to_string()];
         assert!(allowed_by_pattern("/srv/app/libvendor.so", &exact, &dirs));
