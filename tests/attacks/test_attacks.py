@@ -553,6 +553,28 @@ class GotWrites(AttackTest):
         self.assertDetected(report, "hook", "got", "the GOT slot of ptrace holds an address in")
 
 
+class ShortHooks(AttackTest):
+    def test_a_hook_written_and_removed_between_passes_is_seen(self):
+        # No ptrace: a jump written into libc's `access` through /proc/<pid>/mem while the
+        # victim runs, left 0.1 s, then the original bytes put back before the next pass.
+        victim = self.victim("--sentinel-ms", "2")
+        self.assertEqual(detections(victim.check()), [])
+        libc_base, libc = mapped_base(victim.pid, "/libc.so.6")
+        address = libc_base + symbol_value(libc, "access")
+        with open(f"/proc/{victim.pid}/mem", "r+b", buffering=0) as memory:
+            memory.seek(address)
+            original = memory.read(5)
+            memory.seek(address)
+            memory.write(b"\xe9\x00\x00\x00\x00")
+            time.sleep(0.1)
+            memory.seek(address)
+            memory.write(original)
+        report = victim.check()
+        self.assertDetected(report, "hook", "sentinel", "the code of access changed between passes")
+        # The code is whole again; the sentinel's finding stays.
+        self.assertFalse(any(d == "code" for _, d, _ in detections(report)), report)
+
+
 class MeasuredByPath(AttackTest):
     def test_a_preload_that_hands_over_the_genuine_file_is_not_believed(self):
         original = victim_sha256()

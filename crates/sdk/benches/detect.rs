@@ -1,6 +1,7 @@
 //! The cost of runtime detection on this process: one full pass (what an attestation runs
 //! first, including hashing the executable), one periodic pass (what the monitor runs every
-//! interval), and a periodic pass without the self-attach probe (its fork is the probe's cost).
+//! interval), a periodic pass without the self-attach probe (its fork is the probe's cost), and
+//! one look of the sentinel (what its thread does every few milliseconds).
 //! Numbers scale with the size of the executable's and libc's code (the code check reads both)
 //! and of the memory map.
 //!
@@ -27,6 +28,9 @@ fn detection(c: &mut Criterion) {
     group.bench_function("periodic_pass_without_probe", |b| {
         b.iter(|| without_probe.run(Pass::Periodic))
     });
+    // What the sentinel thread does every few milliseconds, measured as one look.
+    let sentinel = medgate_sdk::detect::sentinel_look();
+    group.bench_function("sentinel_look", |b| b.iter(&sentinel));
     group.finish();
 }
 

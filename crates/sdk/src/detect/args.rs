@@ -22,6 +22,10 @@ pub struct DetectArgs {
     /// Start the self-ptrace guard first (Linux, Android): no debugger can attach after.
     #[arg(long)]
     pub guard: bool,
+    /// Start the sentinel after a first pass: watched prologues and GOT slots compared every
+    /// this many milliseconds (Linux, Android).
+    #[arg(long, value_name = "MS")]
+    pub sentinel_ms: Option<u64>,
 }
 
 impl DetectArgs {
@@ -59,6 +63,21 @@ impl DetectArgs {
         } else {
             None
         };
+        if let Some(ms) = self.sentinel_ms {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            {
+                detector.run(super::Pass::Periodic);
+                detector.start_sentinel(std::time::Duration::from_millis(ms.max(1)))?;
+            }
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            {
+                let _ = ms;
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "the sentinel needs Linux or Android",
+                ));
+            }
+        }
         Ok((detector, guard))
     }
 }

@@ -1039,6 +1039,108 @@ fn interposition(maps: &[Mapping], report: &mut Report) {
     }
 }
 
+// ---- The sentinel: a fast check between passes ------------------------------------------------
+
+/// Bytes of each watched function's prologue the sentinel keeps.
+const PROLOGUE: usize = 16;
+
+/// What the sentinel watches between passes: the prologues of the watched functions and the
+/// GOT regions of the executable and the SDK's module, as they were when it started. A hook
+/// written and removed between two passes (a short attach, a `/proc/<pid>/mem` write) is
+/// seen if it stays longer than the sentinel's interval.
+pub(crate) struct Sentinel {
+    memory: File,
+    /// (name, address, bytes).
+    prologues: Vec<(&'static str, u64, Vec<u8>)>,
+    /// (module, address, bytes).
+    gots: Vec<(String, u64, Vec<u8>)>,
+}
+
+impl Sentinel {
+    /// Takes the picture to keep; `None` where `/proc/self/mem` cannot be read.
+    pub(crate) fn start(state: &mut State) -> Option<Sentinel> {
+        let mut report = Report::default();
+        let memory = open_proc("/proc/self/mem", &mut report)?;
+        let maps = proc_text("/proc/self/maps", &mut report)
+            .map(|text| procfs::parse_maps(&text))
+            .unwrap_or_default();
+        let mut prologues = Vec::new();
+        for (name, address) in watched_functions() {
+            let mut bytes = vec![0u8; PROLOGUE];
+            if sys::pread_exact_raw(&memory, &mut bytes, address).is_ok() {
+                prologues.push((name, address, bytes));
+            }
+        }
+        // The GOT model of the full pass (read from the files once).
+        got(state, &maps, &mut report);
+        let mut gots = Vec::new();
+        let model = state.got.as_ref();
+        let bound_now = model.map_or(&[][..], |model| &model.bound_now[..]);
+        for (module, slots) in model.map_or(&[][..], |model| &model.slots[..]) {
+            // A lazily bound module's slots change at each first call; only the prologues
+            // are watched there.
+            if !bound_now.contains(module) {
+                continue;
+            }
+            let (Some(bias), Some(low), Some(high)) = (
+                load_bias(&maps, module),
+                slots.iter().map(|(offset, _)| *offset).min(),
+                slots.iter().map(|(offset, _)| *offset).max(),
+            ) else {
+                continue;
+            };
+            let length = high - low + 8;
+            if length > MAX_GOT_REGION {
+                continue;
+            }
+            let mut bytes = vec![0u8; usize::try_from(length).unwrap_or(0)];
+            if sys::pread_exact_raw(&memory, &mut bytes, bias + low).is_ok() {
+                gots.push((module.clone(), bias + low, bytes));
+            }
+        }
+        Some(Sentinel {
+            memory,
+            prologues,
+            gots,
+        })
+    }
+
+    /// One look: what changed since the start (nothing, normally).
+    pub(crate) fn check(&self) -> Vec<Detection> {
+        let mut found = Vec::new();
+        let mut now = vec![0u8; PROLOGUE];
+        for (name, address, bytes) in &self.prologues {
+            let changed =
+                sys::pread_exact_raw(&self.memory, &mut now, *address).is_err() || &now != bytes;
+            if changed {
+                found.push(Detection::new(
+                    SignalKind::Hook,
+                    "sentinel",
+                    format!("the code of {name} changed between passes"),
+                    Confidence::High,
+                ));
+            }
+        }
+        for (module, address, bytes) in &self.gots {
+            let mut current = vec![0u8; bytes.len()];
+            let changed = sys::pread_exact_raw(&self.memory, &mut current, *address).is_err()
+                || &current != bytes;
+            if changed {
+                found.push(Detection::new(
+                    SignalKind::Hook,
+                    "sentinel",
+                    format!(
+                        "the GOT of {} changed between passes",
+                        procfs::file_name(module)
+                    ),
+                    Confidence::High,
+                ));
+            }
+        }
+        found
+    }
+}
+
 // ---- GOT slots -------------------------------------------------------------------------------
 
 /// The most GOT slot findings reported per module, and the largest GOT region read.
@@ -1050,6 +1152,8 @@ const MAX_GOT_REGION: u64 = 1024 * 1024;
 pub(crate) struct GotModel {
     /// By module path: (slot offset from the module's load bias, symbol).
     slots: Vec<(String, Vec<(u64, String)>)>,
+    /// The modules among them bound at load (`BIND_NOW`): their slots never change after.
+    bound_now: Vec<String>,
     /// By module path: its defined dynamic symbols, each name with every value it has
     /// (versioned symbols repeat a name) and whether it is an IFUNC.
     exports: std::collections::HashMap<String, std::collections::HashMap<String, Vec<(u64, bool)>>>,
@@ -1088,6 +1192,25 @@ fn got_slots(data: &[u8]) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// Whether an ELF file asks to be bound at load (`DF_BIND_NOW`, `DF_1_NOW`, `DT_BIND_NOW`).
+fn binds_now(data: &[u8]) -> bool {
+    use object::read::elf::{Dyn, ElfFile64};
+    let Ok(elf) = ElfFile64::<object::Endianness>::parse(data) else {
+        return false;
+    };
+    let endian = elf.endian();
+    let Ok(Some((entries, _))) = elf.elf_section_table().dynamic(endian, data) else {
+        return false;
+    };
+    entries.iter().any(|entry| {
+        let (tag, value) = (entry.tag(endian), entry.val(endian));
+        // DF_BIND_NOW (0x8) in DT_FLAGS, DF_1_NOW (0x1) in DT_FLAGS_1 (the ELF gABI's values).
+        tag == object::elf::DT_BIND_NOW
+            || (tag == object::elf::DT_FLAGS && value & 0x8 != 0)
+            || (tag == object::elf::DT_FLAGS_1 && value & 0x1 != 0)
+    })
+}
+
 /// The defined dynamic symbols of an ELF file.
 fn exports(data: &[u8]) -> std::collections::HashMap<String, Vec<(u64, bool)>> {
     use object::read::elf::ElfFile64;
@@ -1120,7 +1243,8 @@ fn load_bias(maps: &[Mapping], path: &str) -> Option<u64> {
 
 /// Every GOT slot of the executable and of the module holding the SDK must hold exactly the
 /// address of its symbol in a module that defines it (for an IFUNC, an address in that
-/// module's code): a slot rewritten to another function, even one inside libc, is a hook.
+/// module's code or the vDSO; a slot of a lazily bound module not resolved yet, its own PLT):
+/// a slot rewritten to another function, even one inside libc, is a hook.
 fn got(state: &mut State, maps: &[Mapping], report: &mut Report) {
     let model = state.got.get_or_insert_with(|| {
         let own = got as *const () as u64;
@@ -1136,6 +1260,9 @@ fn got(state: &mut State, maps: &[Mapping], report: &mut Report) {
         let mut model = GotModel::default();
         for path in checked {
             if let Ok(data) = read_file_raw(&path) {
+                if binds_now(&data) {
+                    model.bound_now.push(path.clone());
+                }
                 model.slots.push((path, got_slots(&data)));
             }
         }
@@ -1183,6 +1310,14 @@ fn got(state: &mut State, maps: &[Mapping], report: &mut Report) {
                 // An unresolved weak symbol.
                 continue;
             }
+            // A slot not resolved yet (lazy binding) points at its own module's PLT.
+            if maps
+                .iter()
+                .any(|m| m.path == *module && m.executable && m.contains(value))
+                && !model.bound_now.contains(module)
+            {
+                continue;
+            }
             let mut defined = false;
             let mut holds = false;
             for (path, exported) in &model.exports {
@@ -1191,12 +1326,16 @@ fn got(state: &mut State, maps: &[Mapping], report: &mut Report) {
                     continue;
                 };
                 defined = true;
+                // An IFUNC resolves to an implementation in its module, or in the vDSO
+                // (glibc's `time`, `gettimeofday`).
                 holds |= values.iter().any(|(address, ifunc)| {
                     value == bias + address
                         || (*ifunc
-                            && maps
-                                .iter()
-                                .any(|m| m.path == *path && m.executable && m.contains(value)))
+                            && maps.iter().any(|m| {
+                                (m.path == *path || m.path == "[vdso]")
+                                    && m.executable
+                                    && m.contains(value)
+                            }))
                 });
             }
             if defined && !holds && findings < MAX_GOT_FINDINGS {
@@ -1399,6 +1538,16 @@ mod tests {
             .collect();
         assert!(found.is_empty(), "{found:?}");
         assert!(!state.got.unwrap().exports.is_empty());
+    }
+
+    #[test]
+    fn the_sentinel_sees_nothing_change_in_an_untouched_process() {
+        let mut state = State::default();
+        let sentinel = Sentinel::start(&mut state).unwrap();
+        assert_eq!(sentinel.prologues.len(), watched_functions().len());
+        for _ in 0..3 {
+            assert!(sentinel.check().is_empty());
+        }
     }
 
     #[test]

@@ -206,6 +206,19 @@ impl Default for DetectConfig {
     }
 }
 
+/// One look of a sentinel started on this process, for the benchmark: what the sentinel's
+/// thread does every interval.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[doc(hidden)]
+pub fn sentinel_look() -> impl Fn() -> usize {
+    let sentinel = linux::Sentinel::start(&mut linux::State::default());
+    move || {
+        sentinel
+            .as_ref()
+            .map_or(0, |sentinel| sentinel.check().len())
+    }
+}
+
 /// Runs passes, remembering what held at the first one (whether the self-attach probe works
 /// here, the guard) so later passes can tell a change from a property of the platform.
 #[derive(Debug)]
@@ -213,6 +226,9 @@ pub struct Detector {
     config: DetectConfig,
     #[cfg(any(target_os = "linux", target_os = "android"))]
     state: linux::State,
+    /// What the sentinel thread saw change between passes (kept: a hook that came and went
+    /// still happened).
+    sentinel: Option<std::sync::Arc<std::sync::Mutex<Vec<Detection>>>>,
 }
 
 impl Detector {
@@ -221,7 +237,44 @@ impl Detector {
             config,
             #[cfg(any(target_os = "linux", target_os = "android"))]
             state: linux::State::default(),
+            sentinel: None,
         }
+    }
+
+    /// Starts the sentinel (Linux and Android): a thread that, every `interval` (a few
+    /// milliseconds), compares the prologues of the watched functions and the GOT of the
+    /// executable and the SDK's module with what they were at the start, so that a hook
+    /// written and removed between two passes is still reported by the next one. Call it after
+    /// a clean first pass.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn start_sentinel(&mut self, interval: std::time::Duration) -> std::io::Result<()> {
+        if self.sentinel.is_some() {
+            return Ok(());
+        }
+        let sentinel = linux::Sentinel::start(&mut self.state)
+            .ok_or_else(|| std::io::Error::other("/proc/self/mem cannot be read"))?;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let shared = std::sync::Arc::downgrade(&seen);
+        std::thread::Builder::new()
+            .name("medgate-sentinel".into())
+            .spawn(move || {
+                // Ends when the detector is dropped.
+                while let Some(seen) = shared.upgrade() {
+                    let found = sentinel.check();
+                    if !found.is_empty() {
+                        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        for detection in found {
+                            if !seen.contains(&detection) && seen.len() < 64 {
+                                seen.push(detection);
+                            }
+                        }
+                    }
+                    drop(seen);
+                    std::thread::sleep(interval);
+                }
+            })?;
+        self.sentinel = Some(seen);
+        Ok(())
     }
 
     pub fn config(&self) -> &DetectConfig {
@@ -242,6 +295,14 @@ impl Detector {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         linux::run(&self.config, &mut self.state, pass, &mut report);
         device::run(&self.config, &mut report);
+        if let Some(seen) = &self.sentinel {
+            report.push(
+                seen.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned(),
+            );
+        }
         if pass == Pass::Full {
             measure(&self.config, &mut report);
         }
