@@ -158,6 +158,14 @@ class AttackTest(unittest.TestCase):
         self.cleanups.append(lambda: shutil.rmtree(path, ignore_errors=True))
         return path
 
+    def modified_copy(self):
+        """A copy of the victim with bytes appended, as a repackaged build differs."""
+        copy = os.path.join(self.tempdir(), "medgate-victim")
+        shutil.copy2(VICTIM, copy)
+        with open(copy, "ab") as f:
+            f.write(b"\0patched by an attacker\0")
+        return copy
+
     def shim(self):
         """tests/attacks/shim.c built into a preloadable library."""
         path = os.path.join(self.tempdir(), "libshim.so")
@@ -490,10 +498,7 @@ def victim_sha256(path=VICTIM):
 class Tamper(AttackTest):
     def test_a_modified_copy_of_the_victim(self):
         original = victim_sha256()
-        copy = os.path.join(self.tempdir(), "medgate-victim")
-        shutil.copy2(VICTIM, copy)
-        with open(copy, "ab") as f:
-            f.write(b"\0patched by an attacker\0")
+        copy = self.modified_copy()
         self.assertEqual(detections(run_once("--expected-sha256", original)), [])
         report = run_once("--expected-sha256", original, executable=copy)
         self.assertNotEqual(report["measurement"], original)
@@ -578,10 +583,7 @@ class ShortHooks(AttackTest):
 class MeasuredByPath(AttackTest):
     def test_a_preload_that_hands_over_the_genuine_file_is_not_believed(self):
         original = victim_sha256()
-        copy = os.path.join(self.tempdir(), "medgate-victim")
-        shutil.copy2(VICTIM, copy)
-        with open(copy, "ab") as f:
-            f.write(b"\0patched by an attacker\0")
+        copy = self.modified_copy()
         redirect = os.path.join(self.tempdir(), "libredirect.so")
         subprocess.run(
             ["gcc", "-shared", "-fPIC", "-O2", "-o", redirect, os.path.join(HERE, "redirect.c"), "-ldl"],

@@ -49,6 +49,16 @@ pub fn partner_config(config: &mut Config) {
     });
 }
 
+/// A partner may send `burst` requests at once, then one a second.
+fn partner_limit(config: &mut Config, burst: u32) {
+    if let Some(partners) = config.gateway.partners.as_mut() {
+        partners.rate_limit = RateLimit {
+            per_second: 1,
+            burst,
+        };
+    }
+}
+
 /// Registers a partner through the admin API; its id, once the gateway knows it (a gateway
 /// learns of partners at its refresh, here run at once).
 pub async fn register(stack: &Stack, body: serde_json::Value) -> String {
@@ -716,12 +726,7 @@ async fn keys_by_url_are_fetched_kept_and_refetched_for_a_new_kid() {
 async fn a_partner_has_its_own_rate_limit() {
     let stack = Stack::start_with(|config| {
         partner_config(config);
-        if let Some(partners) = config.gateway.partners.as_mut() {
-            partners.rate_limit = RateLimit {
-                per_second: 1,
-                burst: 3,
-            };
-        }
+        partner_limit(config, 3);
     })
     .await;
     let ec = PartnerSigner::es256();
@@ -764,12 +769,7 @@ async fn the_gateway_holds_a_partner_to_its_addresses_before_it_spends_anything(
         partner_config(config);
         config.server.connections.trusted_proxies = vec!["127.0.0.1/32".into()];
         config.gateway.connections.trusted_proxies = vec!["127.0.0.1/32".into()];
-        if let Some(partners) = config.gateway.partners.as_mut() {
-            partners.rate_limit = RateLimit {
-                per_second: 1,
-                burst: 2,
-            };
-        }
+        partner_limit(config, 2);
     })
     .await;
     let ec = PartnerSigner::es256();

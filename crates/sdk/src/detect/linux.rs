@@ -1082,20 +1082,12 @@ impl Sentinel {
             if !bound_now.contains(module) {
                 continue;
             }
-            let (Some(bias), Some(low), Some(high)) = (
-                load_bias(&maps, module),
-                slots.iter().map(|(offset, _)| *offset).min(),
-                slots.iter().map(|(offset, _)| *offset).max(),
-            ) else {
+            let Some((address, _, length)) = got_region(&maps, module, slots) else {
                 continue;
             };
-            let length = high - low + 8;
-            if length > MAX_GOT_REGION {
-                continue;
-            }
-            let mut bytes = vec![0u8; usize::try_from(length).unwrap_or(0)];
-            if sys::pread_exact_raw(&memory, &mut bytes, bias + low).is_ok() {
-                gots.push((module.clone(), bias + low, bytes));
+            let mut bytes = vec![0u8; length];
+            if sys::pread_exact_raw(&memory, &mut bytes, address).is_ok() {
+                gots.push((module.clone(), address, bytes));
             }
         }
         Some(Sentinel {
@@ -1233,6 +1225,23 @@ fn exports(data: &[u8]) -> std::collections::HashMap<String, Vec<(u64, bool)>> {
     exported
 }
 
+/// Where a module's GOT slots lie in memory: (address of the lowest, its offset from the load
+/// bias, length of the whole run); `None` if the module is not mapped or the run is too long.
+fn got_region(
+    maps: &[Mapping],
+    module: &str,
+    slots: &[(u64, String)],
+) -> Option<(u64, u64, usize)> {
+    let bias = load_bias(maps, module)?;
+    let low = slots.iter().map(|(offset, _)| *offset).min()?;
+    let high = slots.iter().map(|(offset, _)| *offset).max()?;
+    let length = high - low + 8;
+    if length > MAX_GOT_REGION {
+        return None;
+    }
+    Some((bias + low, low, usize::try_from(length).ok()?))
+}
+
 /// Where a mapped module's file offset 0 is (its load bias for files whose first segment is
 /// at address 0, as shared objects and position-independent executables are).
 fn load_bias(maps: &[Mapping], path: &str) -> Option<u64> {
@@ -1283,19 +1292,11 @@ fn got(state: &mut State, maps: &[Mapping], report: &mut Report) {
         return;
     };
     for (module, slots) in &model.slots {
-        let (Some(bias), Some(low), Some(high)) = (
-            load_bias(maps, module),
-            slots.iter().map(|(offset, _)| *offset).min(),
-            slots.iter().map(|(offset, _)| *offset).max(),
-        ) else {
+        let Some((address, low, length)) = got_region(maps, module, slots) else {
             continue;
         };
-        let length = high - low + 8;
-        if length > MAX_GOT_REGION {
-            continue;
-        }
-        let mut region = vec![0u8; usize::try_from(length).unwrap_or(0)];
-        if sys::pread_exact_raw(&memory, &mut region, bias + low).is_err() {
+        let mut region = vec![0u8; length];
+        if sys::pread_exact_raw(&memory, &mut region, address).is_err() {
             report.note(format!("got: cannot read the GOT of {module}"));
             continue;
         }
