@@ -795,26 +795,24 @@ async fn the_gateway_holds_a_partner_to_its_addresses_before_it_spends_anything(
         );
         headers
     };
-    let form = "application/x-www-form-urlencoded";
-    let assertion = ec.assertion("k", &claims(&stack, &id, &endpoint));
-    let reply = stack
-        .raw(
-            Method::POST,
-            &endpoint,
-            from("203.0.113.9", form),
-            Bytes::from(form_for(&assertion)),
-        )
-        .await;
+    let ask_from = |address: &'static str| {
+        let assertion = ec.assertion("k", &claims(&stack, &id, &endpoint));
+        let headers = from(address, "application/x-www-form-urlencoded");
+        let (stack, endpoint) = (&stack, endpoint.clone());
+        async move {
+            stack
+                .raw(
+                    Method::POST,
+                    &endpoint,
+                    headers,
+                    Bytes::from(form_for(&assertion)),
+                )
+                .await
+        }
+    };
+    let reply = ask_from("203.0.113.9").await;
     assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
-    let assertion = ec.assertion("k", &claims(&stack, &id, &endpoint));
-    let reply = stack
-        .raw(
-            Method::POST,
-            &endpoint,
-            from("198.51.100.7", form),
-            Bytes::from(form_for(&assertion)),
-        )
-        .await;
+    let reply = ask_from("198.51.100.7").await;
     reply.assert_status(StatusCode::OK);
     let token = reply.json()["access_token"].as_str().unwrap().to_string();
     let read = |address: &'static str| {
