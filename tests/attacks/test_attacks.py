@@ -561,7 +561,8 @@ class GotWrites(AttackTest):
 class ShortHooks(AttackTest):
     def test_a_hook_written_and_removed_between_passes_is_seen(self):
         # No ptrace: a jump written into libc's `access` through /proc/<pid>/mem while the
-        # victim runs, left 0.1 s, then the original bytes put back before the next pass.
+        # victim runs, left 0.3 s (a hundred looks of the sentinel), then the original bytes
+        # put back before the next pass.
         victim = self.victim("--sentinel-ms", "2")
         self.assertEqual(detections(victim.check()), [])
         libc_base, libc = mapped_base(victim.pid, "/libc.so.6")
@@ -571,7 +572,7 @@ class ShortHooks(AttackTest):
             original = memory.read(5)
             memory.seek(address)
             memory.write(b"\xe9\x00\x00\x00\x00")
-            time.sleep(0.1)
+            time.sleep(0.3)
             memory.seek(address)
             memory.write(original)
         report = victim.check()
