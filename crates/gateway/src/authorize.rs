@@ -241,15 +241,9 @@ impl Gateway {
         };
         // Step 6.
         let route = route.ok_or_else(|| theirs(Refusal::RouteDenied))?;
-        let missing: Vec<String> = route
-            .scopes()
-            .iter()
-            .filter(|s| !token.has_scope(s))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return Err(theirs(Refusal::InsufficientScope(missing)));
-        }
+        route
+            .require_scopes(|scope| token.has_scope(scope))
+            .map_err(theirs)?;
         // Step 7: the installation's limit, then the route's own.
         inner
             .limiter
@@ -270,12 +264,10 @@ impl Gateway {
             .replays
             .admit(replay_key, owner_key, acceptable_until, now)
             .map_err(|error| {
-                theirs(match error {
-                    ReplayError::Replayed if key.is_some() => Refusal::InvalidProof(replayed),
-                    ReplayError::Replayed => Refusal::InvalidSessionSignature(replayed),
-                    ReplayError::ShareExhausted => Refusal::RateLimited(Duration::from_secs(1)),
-                    ReplayError::Full => Refusal::Overloaded,
-                })
+                theirs(replay_refusal(error, || match key {
+                    Some(_) => Refusal::InvalidProof(replayed),
+                    None => Refusal::InvalidSessionSignature(replayed),
+                }))
             })?;
         Ok(Authorized {
             installation_id: installation.clone(),
@@ -286,15 +278,7 @@ impl Gateway {
             scope: token.scopes().join(" "),
             path: path.to_string(),
             replay_key,
-            // Until the proof's iat leaves the window, on the slowest gateway clock the skew
-            // allows, plus a second for whole-second clocks.
-            replay_lifetime: Duration::from_secs(
-                (acceptable_until.secs() - now.secs()
-                    + inner.params.proof.window.max_skew_secs
-                    + 1)
-                .max(1)
-                .unsigned_abs(),
-            ),
+            replay_lifetime: replay_lifetime(&inner.params.proof, acceptable_until, now),
             redis_down: route.redis_down(&parts.method),
             inject: Arc::clone(route.inject()),
             proof_mode: route.proof(),
@@ -464,6 +448,41 @@ impl Gateway {
                 .map_err(|refusal| (refusal, partner)),
         )
     }
+}
+
+/// How long a proof's replay key stays taken in the shared state: until the proof's `iat`
+/// leaves the window (`acceptable_until`), on the slowest gateway clock the skew allows, plus
+/// a second for whole-second clocks.
+pub(crate) fn replay_lifetime(
+    policy: &dpop::ProofPolicy,
+    acceptable_until: UnixTime,
+    now: UnixTime,
+) -> Duration {
+    Duration::from_secs(
+        (acceptable_until.secs() - now.secs() + policy.window.max_skew_secs + 1)
+            .max(1)
+            .unsigned_abs(),
+    )
+}
+
+/// What the replay cache's refusal is for the client: `replayed` for a proof seen before.
+pub(crate) fn replay_refusal(error: ReplayError, replayed: impl FnOnce() -> Refusal) -> Refusal {
+    match error {
+        ReplayError::Replayed => replayed(),
+        ReplayError::ShareExhausted => Refusal::RateLimited(Duration::from_secs(1)),
+        ReplayError::Full => Refusal::Overloaded,
+    }
+}
+
+/// The shared state's replay slot for a request with no proof (a credential, a partner's
+/// Bearer token): a fresh random key, which can never collide, held a second.
+pub(crate) fn unreplayable_key() -> Result<([u8; 32], Duration), Refusal> {
+    use ring::rand::SecureRandom;
+    let mut key = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| Refusal::Overloaded)?;
+    Ok((key, Duration::from_secs(1)))
 }
 
 fn check_revocation(revoked: &Revoked, token: &VerifiedToken) -> Result<(), Refusal> {

@@ -17,7 +17,6 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderName;
@@ -27,7 +26,6 @@ use http_body_util::Full;
 use medgate_service::resource::{Refusal, Why};
 use medgate_verify::UnixTime;
 use medgate_verify::credential::{CredentialError, CredentialSet, ExchangeKey, VerifiedCredential};
-use ring::rand::SecureRandom;
 
 use crate::authorize::Authorized;
 use crate::routes::{self, ProofMode};
@@ -124,26 +122,14 @@ impl Gateway {
         let route = routes::find(&inner.params.routes, path, &parts.method, parts.uri.query())
             .filter(|route| route.accepts_credentials())
             .ok_or(Refusal::RouteDenied)?;
-        let missing: Vec<String> = route
-            .scopes()
-            .iter()
-            .filter(|s| !verified.has_scope(s))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return Err(Refusal::InsufficientScope(missing));
-        }
+        route.require_scopes(|scope| verified.has_scope(scope))?;
         inner
             .limiter
             .check(&credential.id)
             .and_then(|()| route.check_limit(&credential.id))
             .map_err(Refusal::RateLimited)?;
-        // No proof, so nothing to replay: a fresh random key takes the shared state's replay
-        // slot (with `[redis]`) and can never collide.
-        let mut replay_key = [0u8; 32];
-        ring::rand::SystemRandom::new()
-            .fill(&mut replay_key)
-            .map_err(|_| Refusal::Overloaded)?;
+        // No proof, so nothing to replay.
+        let (replay_key, replay_lifetime) = crate::authorize::unreplayable_key()?;
         inner
             .audit
             .count_use(medgate_service::audit::CredentialUse {
@@ -162,7 +148,7 @@ impl Gateway {
             scope: credential.scopes.join(" "),
             path: path.to_string(),
             replay_key,
-            replay_lifetime: Duration::from_secs(1),
+            replay_lifetime,
             redis_down: route.redis_down(&parts.method),
             inject: Arc::clone(route.inject()),
             proof_mode: ProofMode::Dpop,

@@ -21,7 +21,6 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::request::Parts;
 use medgate_service::client_ip::Cidr;
@@ -31,10 +30,9 @@ use medgate_verify::UnixTime;
 use medgate_verify::dpop::{self, RequestTarget};
 use medgate_verify::smart_scope::{self, SmartScope};
 use medgate_verify::token::VerifiedPartnerToken;
-use ring::rand::SecureRandom;
 
 use crate::Gateway;
-use crate::authorize::{Authorized, Subject};
+use crate::authorize::{Authorized, Subject, replay_lifetime, replay_refusal, unreplayable_key};
 use crate::routes::{self, ProofMode};
 
 /// `[gateway.partners]`.
@@ -177,15 +175,7 @@ impl Gateway {
             .ok_or(Refusal::RouteDenied)?;
         // Step 4.
         let granted = self.partner_route_scopes(params, token);
-        let missing: Vec<String> = route
-            .scopes()
-            .iter()
-            .filter(|scope| !granted.contains(scope))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return Err(Refusal::InsufficientScope(missing));
-        }
+        route.require_scopes(|scope| granted.iter().any(|held| held == scope))?;
         // Step 5.
         inner
             .partner_limiter
@@ -200,32 +190,23 @@ impl Gateway {
                 inner
                     .replays
                     .admit(proof.replay_key(), owner, until, now)
-                    .map_err(|error| match error {
-                        medgate_service::replay::ReplayError::Replayed => Refusal::InvalidProof(
-                            Why::new("replayed", "DPoP proof jti was already used"),
-                        ),
-                        medgate_service::replay::ReplayError::ShareExhausted => {
-                            Refusal::RateLimited(Duration::from_secs(1))
-                        }
-                        _ => Refusal::Overloaded,
+                    .map_err(|error| {
+                        replay_refusal(error, || {
+                            Refusal::InvalidProof(Why::new(
+                                "replayed",
+                                "DPoP proof jti was already used",
+                            ))
+                        })
                     })?;
-                let lifetime =
-                    (until.secs() - now.secs() + inner.params.proof.window.max_skew_secs + 1)
-                        .max(1)
-                        .unsigned_abs();
                 (
                     proof.replay_key(),
-                    Duration::from_secs(lifetime),
+                    replay_lifetime(&inner.params.proof, until, now),
                     Some(proof.key().clone()),
                 )
             }
             None => {
-                // No proof, nothing to replay: a fresh random key takes the shared state's slot.
-                let mut replay_key = [0u8; 32];
-                ring::rand::SystemRandom::new()
-                    .fill(&mut replay_key)
-                    .map_err(|_| Refusal::Overloaded)?;
-                (replay_key, Duration::from_secs(1), None)
+                let (key, lifetime) = unreplayable_key()?;
+                (key, lifetime, None)
             }
         };
         inner

@@ -270,6 +270,27 @@ impl Route {
         self.tunnel
     }
 
+    /// Step 6's scope check: refused with the scopes the route needs that the subject does not
+    /// hold.
+    pub(crate) fn require_scopes(
+        &self,
+        holds: impl Fn(&str) -> bool,
+    ) -> Result<(), medgate_service::resource::Refusal> {
+        let missing: Vec<String> = self
+            .scopes
+            .iter()
+            .filter(|scope| !holds(scope))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(medgate_service::resource::Refusal::InsufficientScope(
+                missing,
+            ))
+        }
+    }
+
     /// Whether partner backends' tokens are accepted here.
     pub fn accepts_partners(&self) -> bool {
         self.partners
