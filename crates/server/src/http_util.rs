@@ -37,6 +37,23 @@ pub(crate) fn problem(
     into_axum(problem::response(&problem))
 }
 
+/// Random bytes as lowercase hex (ids and credential secrets), zeroed after encoding.
+pub(crate) fn random_hex(bytes: usize) -> Result<String, ApiError> {
+    use ring::rand::SecureRandom;
+    let mut buffer = zeroize::Zeroizing::new(vec![0u8; bytes]);
+    ring::rand::SystemRandom::new()
+        .fill(&mut buffer)
+        .map_err(|_| ApiError::Internal)?;
+    Ok(medgate_proto::hex::encode(&buffer))
+}
+
+/// Whether `id` is one of medgate's public ids: `prefix` and 16 hex digits (`cred_…`,
+/// `ptn_…`), as `random_hex(8)` makes them.
+pub(crate) fn is_public_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix)
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     into_axum(problem::json(status, value))
 }

@@ -49,7 +49,7 @@ use medgate_verify::token::{self, IssueParams};
 use parking_lot::Mutex;
 
 use crate::ServerState;
-use crate::http_util::{ApiError, body, content_type_is, json, limit_client};
+use crate::http_util::{ApiError, body, content_type_is, is_public_id, json, limit_client};
 
 /// Fetches a partner's JWKS URL (the node gives one that speaks https, and plain http only to
 /// this machine); the answer is at most `partner::MAX_JWKS_LEN` bytes.
@@ -58,6 +58,8 @@ pub type JwksFetch = Arc<
 >;
 
 const TOKEN_PATH: &str = "/v1/oauth/token";
+/// What a partner's id (its `client_id`) starts with.
+pub(crate) const PARTNER_ID_PREFIX: &str = "ptn_";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const MAX_FORM: usize = 16 * 1024;
 /// SMART: access tokens for backend services live at most five minutes.
@@ -441,10 +443,7 @@ async fn issue(
     if field("client_id").is_some_and(|id| id != client_id) {
         return Err(CLIENT_REFUSED.into());
     }
-    let well_formed = client_id
-        .strip_prefix("ptn_")
-        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
-    let partner = match well_formed {
+    let partner = match is_public_id(&client_id, PARTNER_ID_PREFIX) {
         true => state
             .store
             .partner(&client_id)

@@ -1071,15 +1071,13 @@ impl Sentinel {
                 prologues.push((name, address, bytes));
             }
         }
-        // The GOT model of the full pass (read from the files once).
-        got(state, &maps, &mut report);
+        // The GOT model of the passes (read from the files once).
+        let model = got_model(state, &maps);
         let mut gots = Vec::new();
-        let model = state.got.as_ref();
-        let bound_now = model.map_or(&[][..], |model| &model.bound_now[..]);
-        for (module, slots) in model.map_or(&[][..], |model| &model.slots[..]) {
+        for (module, slots) in &model.slots {
             // A lazily bound module's slots change at each first call; only the prologues
             // are watched there.
-            if !bound_now.contains(module) {
+            if !model.bound_now.contains(module) {
                 continue;
             }
             let Some((address, _, length)) = got_region(&maps, module, slots) else {
@@ -1250,13 +1248,11 @@ fn load_bias(maps: &[Mapping], path: &str) -> Option<u64> {
         .map(|m| m.start)
 }
 
-/// Every GOT slot of the executable and of the module holding the SDK must hold exactly the
-/// address of its symbol in a module that defines it (for an IFUNC, an address in that
-/// module's code or the vDSO; a slot of a lazily bound module not resolved yet, its own PLT):
-/// a slot rewritten to another function, even one inside libc, is a hook.
-fn got(state: &mut State, maps: &[Mapping], report: &mut Report) {
-    let model = state.got.get_or_insert_with(|| {
-        let own = got as *const () as u64;
+/// The GOT model, read from the files at the first call: the slots of the executable and of
+/// the module holding this code, and what every mapped module exports (each file read once).
+fn got_model<'s>(state: &'s mut State, maps: &[Mapping]) -> &'s GotModel {
+    state.got.get_or_insert_with(|| {
+        let own = got_model as *const () as u64;
         let exe = std::fs::read_link("/proc/self/exe")
             .ok()
             .map(|path| path.to_string_lossy().into_owned());
@@ -1272,22 +1268,27 @@ fn got(state: &mut State, maps: &[Mapping], report: &mut Report) {
                 if binds_now(&data) {
                     model.bound_now.push(path.clone());
                 }
+                model.exports.insert(path.clone(), exports(&data));
                 model.slots.push((path, got_slots(&data)));
             }
         }
-        let mut modules: Vec<&str> = maps
-            .iter()
-            .filter(|m| m.is_file() && m.offset == 0)
-            .map(|m| m.path.as_str())
-            .collect();
-        modules.dedup();
-        for path in modules {
-            if let Ok(data) = read_file_raw(path) {
-                model.exports.insert(path.to_string(), exports(&data));
+        for mapping in maps.iter().filter(|m| m.is_file() && m.offset == 0) {
+            if !model.exports.contains_key(&mapping.path)
+                && let Ok(data) = read_file_raw(&mapping.path)
+            {
+                model.exports.insert(mapping.path.clone(), exports(&data));
             }
         }
         model
-    });
+    })
+}
+
+/// Every GOT slot of the executable and of the module holding the SDK must hold exactly the
+/// address of its symbol in a module that defines it (for an IFUNC, an address in that
+/// module's code or the vDSO; a slot of a lazily bound module not resolved yet, its own PLT):
+/// a slot rewritten to another function, even one inside libc, is a hook.
+fn got(state: &mut State, maps: &[Mapping], report: &mut Report) {
+    let model = got_model(state, maps);
     let Some(memory) = open_proc("/proc/self/mem", report) else {
         return;
     };

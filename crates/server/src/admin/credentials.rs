@@ -8,10 +8,10 @@
 //! scopes it holds; it learns of a new or revoked one at its next refresh (at once with
 //! `[redis]`).
 
+use crate::http_util::{is_public_id, random_hex};
 use medgate_store::CredentialRecord;
 use medgate_verify::UnixTime;
 use medgate_verify::credential::digests;
-use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use super::*;
@@ -30,14 +30,6 @@ struct CreateCredential {
     scopes: Vec<String>,
     /// Seconds from now; none: until revoked.
     expires_in_secs: Option<i64>,
-}
-
-fn random_hex(bytes: usize) -> Result<String, ApiError> {
-    let mut buffer = Zeroizing::new(vec![0u8; bytes]);
-    SystemRandom::new()
-        .fill(&mut buffer)
-        .map_err(|_| ApiError::Internal)?;
-    Ok(medgate_proto::hex::encode(&buffer))
 }
 
 fn checked(request: &CreateCredential) -> Result<(), ApiError> {
@@ -163,10 +155,7 @@ pub(super) async fn revoke_credential(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let well_formed = id
-        .strip_prefix("cred_")
-        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
-    if !well_formed {
+    if !is_public_id(&id, "cred_") {
         return Err(ApiError::NotFound("credential"));
     }
     let credential = state

@@ -13,7 +13,8 @@ use medgate_verify::partner::PartnerJwks;
 use medgate_verify::smart_scope::{MAX_SCOPES, SmartScope};
 
 use super::*;
-use crate::partners::{check_jwks_url, token_endpoint};
+use crate::http_util::{is_public_id, random_hex};
+use crate::partners::{PARTNER_ID_PREFIX, check_jwks_url, token_endpoint};
 
 const MAX_ADDRESS_BLOCKS: usize = 32;
 const MAX_URL_LEN: usize = 512;
@@ -133,11 +134,6 @@ fn shown_url(url: &str) -> String {
     }
 }
 
-fn well_formed_id(id: &str) -> bool {
-    id.strip_prefix("ptn_")
-        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 pub(super) async fn create_partner(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -147,11 +143,8 @@ pub(super) async fn create_partner(
     let request: CreatePartner =
         parse_json(&body(&state, &headers, request, MAX_PARTNER_BODY).await?)?;
     checked(&request)?;
-    let mut id = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
-        .map_err(|_| ApiError::Internal)?;
     let partner = PartnerRecord {
-        id: format!("ptn_{}", medgate_proto::hex::encode(&id)),
+        id: format!("{PARTNER_ID_PREFIX}{}", random_hex(8)?),
         name: request.name,
         keys: request.keys.checked()?,
         scopes: request.scopes,
@@ -188,7 +181,7 @@ pub(super) async fn disable_partner(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !well_formed_id(&id) {
+    if !is_public_id(&id, PARTNER_ID_PREFIX) {
         return Err(ApiError::NotFound("partner"));
     }
     let partner = state
@@ -220,7 +213,7 @@ pub(super) async fn rotate_partner(
     Path(id): Path<String>,
     request: Body,
 ) -> Result<Response, ApiError> {
-    if !well_formed_id(&id) {
+    if !is_public_id(&id, PARTNER_ID_PREFIX) {
         return Err(ApiError::NotFound("partner"));
     }
     let source: KeySource = parse_json(&body(&state, &headers, request, MAX_PARTNER_BODY).await?)?;
