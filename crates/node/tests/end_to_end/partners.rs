@@ -849,3 +849,64 @@ async fn the_gateway_holds_a_partner_to_its_addresses_before_it_spends_anything(
     read("198.51.100.7").await.assert_status(StatusCode::OK);
     read("198.51.100.7").await.assert_status(StatusCode::OK);
 }
+
+#[tokio::test]
+async fn malformed_token_requests_get_their_own_errors() {
+    let stack = Stack::start_with(partner_config).await;
+    let ec = PartnerSigner::es256();
+    let scope = "system/Observation.rs";
+    let id = register(
+        &stack,
+        serde_json::json!({"name": "Lab", "jwks": jwks(&[(&ec, "k")]), "scopes": [scope]}),
+    )
+    .await;
+    let endpoint = token_endpoint(&stack).await;
+    let assertion = ec.assertion("k", &claims(&stack, &id, &endpoint));
+    let without = |name: &str| {
+        let mut form = client_credentials(&assertion, scope);
+        form.retain(|(field, _)| *field != name);
+        form
+    };
+    for (form, status, error) in [
+        (
+            without("grant_type"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            without("client_assertion_type"),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            without("client_assertion"),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (without("scope"), StatusCode::BAD_REQUEST, "invalid_scope"),
+    ] {
+        let reply = token_request(&stack, &endpoint, &form, None).await;
+        assert_oauth_error(&reply, status, error);
+    }
+    // Not a form; two DPoP headers.
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let reply = stack
+        .raw(Method::POST, &endpoint, headers, Bytes::from_static(b"{}"))
+        .await;
+    assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    headers.append("dpop", HeaderValue::from_static("a.b.c"));
+    headers.append("dpop", HeaderValue::from_static("d.e.f"));
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(client_credentials(&assertion, scope))
+        .finish();
+    let reply = stack
+        .raw(Method::POST, &endpoint, headers, Bytes::from(body))
+        .await;
+    assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_dpop_proof");
+}
