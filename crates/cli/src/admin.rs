@@ -329,6 +329,10 @@ enum AppCommand {
         /// Signals that degrade to the limited scopes, comma-separated.
         #[arg(long, value_delimiter = ',')]
         degrade_on: Option<Vec<String>>,
+        /// Refuse (as a hook) evidence without its detection pass's coverage: an SDK whose
+        /// detectors were replaced reports none (App Attest evidence exempt).
+        #[arg(long)]
+        require_coverage: bool,
     },
     /// List apps.
     List,
@@ -479,11 +483,13 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                     limited_scopes,
                     reject_on,
                     degrade_on,
+                    require_coverage,
                 },
         } => {
             let mut body = serde_json::json!({"app_id": app_id, "scopes": words(&scopes),
                 "limited_scopes": words(&limited_scopes),
-                "sdk_evidence": if hardware_only { "deny" } else { sdk_evidence.as_str() }});
+                "sdk_evidence": if hardware_only { "deny" } else { sdk_evidence.as_str() },
+                "require_coverage": require_coverage});
             if let Some(kinds) = reject_on {
                 body["reject_on"] = kinds.into();
             }

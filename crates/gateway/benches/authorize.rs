@@ -175,6 +175,7 @@ impl Bench {
             reject_on: Default::default(),
             degrade_on: Default::default(),
             sdk_evidence: medgate_verify::policy::SdkEvidence::Allow,
+            require_coverage: false,
         };
         let Verdict::Granted(grant) = decide(
             &verified,

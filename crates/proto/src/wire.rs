@@ -115,6 +115,29 @@ pub struct EvidenceClaims {
     /// bound to it; the control plane seals secrets to it (`GET /v1/secrets/{name}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key: Option<crate::PublicJwk>,
+    /// What the runtime detection pass behind `signals` examined (Linux and Android SDKs). A
+    /// pass whose detectors were replaced or skipped reports none, so a silenced pass does
+    /// not look like a clean one; an app's policy can require it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+}
+
+/// A detection pass's positive evidence of work done: how much of the process it examined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coverage {
+    /// Lines of the process's memory map examined.
+    pub maps_lines: u32,
+    /// Threads examined (tracer and name of each).
+    pub threads: u32,
+    /// Executable modules whose code in memory was compared with their files.
+    pub modules: u32,
+    /// Bytes of code compared.
+    pub code_bytes: u64,
+    /// GOT slots checked against the addresses of their symbols.
+    pub got_slots: u32,
+    /// Lowercase hex SHA-256 of the compared code, module by module in the order compared.
+    pub code_sha256: String,
 }
 
 /// The platform-specific part of the evidence. Exactly the member named by `platform` is read.

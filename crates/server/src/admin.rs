@@ -195,6 +195,9 @@ struct CreateApp {
     /// How far SDK evidence is trusted; `limited` unless said.
     #[serde(default)]
     sdk_evidence: SdkEvidence,
+    /// Evidence must carry its detection pass's coverage.
+    #[serde(default)]
+    require_coverage: bool,
 }
 
 impl CreateApp {
@@ -219,6 +222,7 @@ impl CreateApp {
             reject_on,
             degrade_on,
             sdk_evidence: self.sdk_evidence,
+            require_coverage: self.require_coverage,
         }
     }
 }
@@ -530,6 +534,7 @@ mod tests {
             reject_on: Some([SignalKind::Root, SignalKind::Hook].into()),
             degrade_on: None,
             sdk_evidence: SdkEvidence::Allow,
+            require_coverage: false,
         };
         let policy = request.policy();
         assert_eq!(
@@ -667,7 +672,8 @@ async fn list_platforms(
         StatusCode::OK,
         &serde_json::json!({
             "app_id": app_id,
-            "sdk": {"evidence": app.policy.sdk_evidence.as_str()},
+            "sdk": {"evidence": app.policy.sdk_evidence.as_str(),
+                "require_coverage": app.policy.require_coverage},
             "platforms": platforms,
             "play_integrity_keys_configured": play_keys,
         }),

@@ -22,8 +22,8 @@ use medgate_store::{
 use medgate_verify::UnixTime;
 use medgate_verify::evidence::{self, VerifiedEvidence};
 use medgate_verify::policy::{
-    self, ConsumedChallenge, FreshChallenge, InstallationCheck, RegisteredRelease, ReleaseCheck,
-    Verdict,
+    self, ConsumedChallenge, CoverageFinding, FreshChallenge, InstallationCheck, RegisteredRelease,
+    ReleaseCheck, Verdict,
 };
 use medgate_verify::token::{self, IssueParams};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -158,6 +158,7 @@ async fn reject(
     now: UnixTime,
     reasons: Vec<Reason>,
     detail: Option<String>,
+    coverage: Option<CoverageFinding>,
 ) -> Result<AttestResponse, Refusal> {
     if record_installation {
         let record = record(evidence, now, Decision::Reject, &reasons);
@@ -169,6 +170,9 @@ async fn reject(
     let mut entry = decision_entry(evidence, now, Decision::Reject, &reasons, None);
     if let Some(detail) = &detail {
         entry.detail["error"] = detail.as_str().into();
+    }
+    if let Some(coverage) = coverage {
+        entry.detail["coverage"] = coverage.as_str().into();
     }
     state.audit.write(entry).await?;
     Err(Refusal::Rejected { reasons, detail })
@@ -232,7 +236,16 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
     };
     // The app, and the installation key's standing.
     let Some(app) = state.store.get_app(evidence.app_id()).await? else {
-        return reject(state, &evidence, false, now, vec![Reason::AppUnknown], None).await;
+        return reject(
+            state,
+            &evidence,
+            false,
+            now,
+            vec![Reason::AppUnknown],
+            None,
+            None,
+        )
+        .await;
     };
     let installation = state
         .store
@@ -250,6 +263,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
             now,
             vec![Reason::EvidenceInvalid],
             Some(detail),
+            None,
         )
         .await;
     }
@@ -265,7 +279,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
     let platform = match platforms::check(state, &evidence, &app, now).await {
         Ok(platform) => platform,
         Err(PlatformRefusal::Rejected { reason, detail }) => {
-            return reject(state, &evidence, known, now, vec![reason], detail).await;
+            return reject(state, &evidence, known, now, vec![reason], detail, None).await;
         }
         Err(PlatformRefusal::Unavailable(detail)) => return Err(Refusal::Unavailable(detail)),
         Err(PlatformRefusal::Internal) => return Err(Refusal::Internal),
@@ -283,6 +297,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
             revoked: release.revoked_at.is_some(),
         })
         .collect();
+    let coverage = policy::coverage_finding(&evidence, &app.policy);
     let verdict = policy::decide(
         &evidence,
         &fresh,
@@ -294,7 +309,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
     let grant = match verdict {
         Verdict::Granted(grant) => grant,
         Verdict::Rejected(reasons) => {
-            return reject(state, &evidence, known, now, reasons, None).await;
+            return reject(state, &evidence, known, now, reasons, None, coverage).await;
         }
     };
     // What a grant stores: the installation, a new App Attest key, a claimed enrolment.
@@ -329,6 +344,9 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
         Some((&jti, key.kid())),
     );
     entry.detail["integrity_level"] = grant.integrity_level().as_str().into();
+    if let Some(coverage) = coverage {
+        entry.detail["coverage"] = coverage.as_str().into();
+    }
     entry.detail["hardware_key"] = grant.hardware_key().into();
     if let Some(identity) = &identity {
         entry.detail["identity"] = identity.as_str().into();
@@ -367,6 +385,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
                 now,
                 vec![Reason::EvidenceInvalid],
                 Some(detail),
+                None,
             )
             .await;
         }
@@ -377,6 +396,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
                 known,
                 now,
                 vec![Reason::EnrolmentInvalid],
+                None,
                 None,
             )
             .await;

@@ -64,6 +64,7 @@ fn policy() -> AppPolicy {
         reject_on: default_reject_on(),
         degrade_on: default_degrade_on(),
         sdk_evidence: medgate_verify::policy::SdkEvidence::Allow,
+        require_coverage: false,
     }
 }
 

@@ -11,7 +11,7 @@
 //! The installation id is the key's RFC 7638 thumbprint. The challenge is *not* checked here:
 //! it is single-use state the caller consumes and hands to [`crate::policy::FreshChallenge`].
 
-use medgate_proto::wire::{self, EvidenceClaims, Signal, names};
+use medgate_proto::wire::{self, Coverage, EvidenceClaims, Signal, names};
 use medgate_proto::{Alg, PublicJwk, Thumbprint};
 
 use crate::UnixTime;
@@ -162,6 +162,7 @@ pub struct VerifiedEvidence {
     platform: Platform,
     platform_evidence: PlatformEvidence,
     signals: Vec<Signal>,
+    coverage: Option<Coverage>,
     enrolment_code: Option<String>,
     encryption_key: Option<PublicJwk>,
     iat: UnixTime,
@@ -205,6 +206,10 @@ impl VerifiedEvidence {
     }
     pub fn signals(&self) -> &[Signal] {
         &self.signals
+    }
+    /// What the detection pass behind the signals examined, as the app reported it.
+    pub fn coverage(&self) -> Option<&Coverage> {
+        self.coverage.as_ref()
     }
     pub fn iat(&self) -> UnixTime {
         self.iat
@@ -258,6 +263,7 @@ pub fn verify(
         platform,
         platform_evidence,
         signals: claims.signals,
+        coverage: claims.coverage,
         enrolment_code: claims.enrolment_code,
         encryption_key: claims.encryption_key,
         iat: UnixTime::from_secs(claims.iat),
@@ -320,6 +326,13 @@ fn check_fields(claims: &EvidenceClaims, limits: &EvidenceLimits) -> Result<(), 
         {
             return Err(EvidenceError::Field("signals: confidence"));
         }
+    }
+    if claims
+        .coverage
+        .as_ref()
+        .is_some_and(|coverage| !names::is_sha256_hex(&coverage.code_sha256))
+    {
+        return Err(EvidenceError::Field("coverage: code_sha256"));
     }
     Ok(())
 }
@@ -514,6 +527,27 @@ pub(crate) mod tests {
             verify_now(&key.evidence(&bad)).unwrap_err(),
             EvidenceError::Field("signals: too many")
         );
+        let coverage = serde_json::json!({"maps_lines": 40, "threads": 2, "modules": 3,
+            "code_bytes": 100_000, "got_slots": 90, "code_sha256": "0f".repeat(32)});
+        let mut covered = claims(NOW);
+        covered["coverage"] = coverage.clone();
+        let verified = verify_now(&key.evidence(&covered)).unwrap();
+        assert_eq!(verified.coverage().map(|c| c.modules), Some(3));
+        let mut bad = covered.clone();
+        bad["coverage"]["code_sha256"] = "0F".repeat(32).into();
+        assert_eq!(
+            verify_now(&key.evidence(&bad)).unwrap_err(),
+            EvidenceError::Field("coverage: code_sha256")
+        );
+        for (member, value) in [
+            ("threads", serde_json::json!(-1)),
+            ("modules", serde_json::json!(1u64 << 32)),
+            ("extra", serde_json::json!(1)),
+        ] {
+            let mut bad = covered.clone();
+            bad["coverage"][member] = value;
+            assert!(verify_now(&key.evidence(&bad)).unwrap_err().is_malformed());
+        }
         let mut bad = claims(NOW);
         bad.as_object_mut().unwrap().remove("iat");
         let error = verify_now(&key.evidence(&bad)).unwrap_err();

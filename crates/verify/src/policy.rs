@@ -12,7 +12,9 @@
 //!    version code attests the claimed release's (`version_mismatch`).
 //! 4. The installation is not revoked (`installation_revoked`).
 //! 5. Every reported signal is mapped through the app's policy: `reject_on` rejects with
-//!    `<kind>_detected`, `degrade_on` grants only the limited scopes.
+//!    `<kind>_detected`, `degrade_on` grants only the limited scopes. A detection pass that
+//!    examined too little to be a real one, or none reported where the app requires it
+//!    ([`coverage_finding`]), counts as a `hook` signal: the detectors were silenced.
 //! 6. The platform outcome (`crate::platform::evaluate`) adds its rejections and degradations,
 //!    and sets the integrity level the token carries.
 //!
@@ -21,7 +23,7 @@
 use std::collections::BTreeSet;
 
 use medgate_proto::Thumbprint;
-use medgate_proto::wire::{Decision, IntegrityLevel, Reason, SignalKind, names};
+use medgate_proto::wire::{Coverage, Decision, IntegrityLevel, Reason, SignalKind, names};
 use serde::{Deserialize, Serialize};
 
 use crate::UnixTime;
@@ -69,6 +71,10 @@ pub struct AppPolicy {
     pub degrade_on: BTreeSet<SignalKind>,
     /// How far SDK evidence is trusted.
     pub sdk_evidence: SdkEvidence,
+    /// Evidence must carry the coverage of its detection pass (SDKs on Linux and Android
+    /// report it; App Attest evidence is exempt, the iOS SDK has no code checks to cover).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_coverage: bool,
 }
 
 /// The stored form, also as written before `sdk_evidence` existed (`allow_sdk_evidence`: true
@@ -87,6 +93,8 @@ struct StoredAppPolicy {
     sdk_evidence: Option<SdkEvidence>,
     #[serde(default)]
     allow_sdk_evidence: Option<bool>,
+    #[serde(default)]
+    require_coverage: bool,
 }
 
 impl From<StoredAppPolicy> for AppPolicy {
@@ -104,6 +112,7 @@ impl From<StoredAppPolicy> for AppPolicy {
             reject_on: stored.reject_on,
             degrade_on: stored.degrade_on,
             sdk_evidence: stored.sdk_evidence.or(legacy).unwrap_or_default(),
+            require_coverage: stored.require_coverage,
         }
     }
 }
@@ -155,6 +164,58 @@ impl AppPolicy {
         }
         Ok(())
     }
+}
+
+/// Why a report's coverage is a signal (step 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoverageFinding {
+    /// The app requires coverage and the evidence has none.
+    Missing,
+    /// Less than any real pass examines: the detectors were replaced or skipped.
+    Implausible,
+}
+
+impl CoverageFinding {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CoverageFinding::Missing => "missing",
+            CoverageFinding::Implausible => "implausible",
+        }
+    }
+}
+
+/// The least a real pass examines in any process: a dynamically or statically linked one
+/// maps its executable's segments, a stack, the vDSO and its data (at least eight lines), has a
+/// thread, and compares at least one module of at least a page of code.
+const MIN_MAPS_LINES: u32 = 8;
+const MIN_CODE_BYTES: u64 = 4096;
+
+/// Whether the evidence's coverage is a signal under `policy`: present but below what any
+/// real pass examines, or absent where the app requires it (App Attest evidence exempt).
+pub fn coverage_finding(
+    evidence: &VerifiedEvidence,
+    policy: &AppPolicy,
+) -> Option<CoverageFinding> {
+    match evidence.coverage() {
+        Some(coverage) if !plausible(coverage) => Some(CoverageFinding::Implausible),
+        Some(_) => None,
+        None if policy.require_coverage
+            && !matches!(
+                evidence.platform_evidence(),
+                PlatformEvidence::AppleAttestation { .. } | PlatformEvidence::AppleAssertion { .. }
+            ) =>
+        {
+            Some(CoverageFinding::Missing)
+        }
+        None => None,
+    }
+}
+
+fn plausible(coverage: &Coverage) -> bool {
+    coverage.maps_lines >= MIN_MAPS_LINES
+        && coverage.threads >= 1
+        && coverage.modules >= 1
+        && coverage.code_bytes >= MIN_CODE_BYTES
 }
 
 /// A challenge as the store handed it back when the caller consumed it.
@@ -352,11 +413,14 @@ pub fn decide(
         rejections.push(Reason::InstallationRevoked);
     }
     // Step 5. Signal kinds this server does not know are recorded by the caller, not acted on.
-    let reported: BTreeSet<SignalKind> = evidence
+    let mut reported: BTreeSet<SignalKind> = evidence
         .signals()
         .iter()
         .filter_map(|signal| SignalKind::from_name(&signal.kind))
         .collect();
+    if coverage_finding(evidence, policy).is_some() {
+        reported.insert(SignalKind::Hook);
+    }
     let mut degradations = Vec::new();
     for kind in reported {
         if policy.reject_on.contains(&kind) {
@@ -422,6 +486,25 @@ pub(crate) mod tests {
         .unwrap()
     }
 
+    fn evidence_covered(platform: &str, coverage: Option<serde_json::Value>) -> VerifiedEvidence {
+        let mut claims = evidence::tests::claims(NOW);
+        claims["signals"] = serde_json::json!([]);
+        if platform == "apple-app-attest" {
+            claims["platform"] = platform.into();
+            claims["evidence"] =
+                serde_json::json!({"apple_app_attest": {"key_id": "AAAA", "assertion": "AAAA"}});
+        }
+        if let Some(coverage) = coverage {
+            claims["coverage"] = coverage;
+        }
+        evidence::verify(
+            &TestKey::new(7).evidence(&claims),
+            &EvidenceLimits::default(),
+            UnixTime::from_secs(NOW),
+        )
+        .unwrap()
+    }
+
     pub(crate) fn fresh(evidence: &VerifiedEvidence) -> FreshChallenge {
         let consumed = ConsumedChallenge {
             app_id: evidence.app_id(),
@@ -437,6 +520,7 @@ pub(crate) mod tests {
             reject_on: default_reject_on(),
             degrade_on: default_degrade_on(),
             sdk_evidence: SdkEvidence::Allow,
+            require_coverage: false,
         }
     }
 
@@ -722,6 +806,89 @@ pub(crate) mod tests {
         assert_eq!(parsed.reject_on, default_reject_on());
         assert!(
             serde_json::from_str::<AppPolicy>(r#"{"scopes":[],"reject_on":["teleport"]}"#).is_err()
+        );
+    }
+
+    /// A pass that examined nothing (its detectors replaced) or no pass at all where the app
+    /// requires one is a hook; a real pass's coverage, or none where not required, is not.
+    #[test]
+    fn silenced_or_missing_coverage_is_a_hook() {
+        let real = serde_json::json!({"maps_lines": 412, "threads": 5, "modules": 11,
+            "code_bytes": 9_500_000, "got_slots": 240, "code_sha256": "0f".repeat(32)});
+        let silenced = |member: &str, value: u64| {
+            let mut coverage = real.clone();
+            coverage[member] = value.into();
+            Some(coverage)
+        };
+        let requiring = AppPolicy {
+            require_coverage: true,
+            ..policy()
+        };
+        let lenient = AppPolicy {
+            degrade_on: [SignalKind::Hook].into(),
+            reject_on: [SignalKind::Debugger].into(),
+            ..policy()
+        };
+        let verdict = |evidence: &VerifiedEvidence, policy: &AppPolicy| {
+            decide(
+                evidence,
+                &fresh(evidence),
+                Some(policy),
+                ReleaseCheck::Matched,
+                InstallationCheck::Known,
+                &PlatformOutcome::sdk(),
+            )
+        };
+        // Granted: a real pass's coverage, or none where not required, or none from App Attest.
+        for (evidence, policy) in [
+            (evidence_covered("sdk", Some(real.clone())), &requiring),
+            (evidence_covered("sdk", None), &policy()),
+            (evidence_covered("apple-app-attest", None), &requiring),
+        ] {
+            assert_eq!(coverage_finding(&evidence, policy), None);
+            assert!(matches!(verdict(&evidence, policy), Verdict::Granted(_)));
+        }
+        // A hook, whatever the app requires: too little examined.
+        for coverage in [
+            silenced("maps_lines", 7),
+            silenced("threads", 0),
+            silenced("modules", 0),
+            silenced("code_bytes", 4095),
+        ] {
+            let evidence = evidence_covered("sdk", coverage);
+            assert_eq!(
+                coverage_finding(&evidence, &policy()),
+                Some(CoverageFinding::Implausible)
+            );
+            assert_eq!(
+                reasons(verdict(&evidence, &policy())),
+                [Reason::HookDetected]
+            );
+        }
+        // Missing where required; the app's policy says what a hook costs.
+        let evidence = evidence_covered("sdk", None);
+        assert_eq!(
+            coverage_finding(&evidence, &requiring),
+            Some(CoverageFinding::Missing)
+        );
+        assert_eq!(
+            reasons(verdict(&evidence, &requiring)),
+            [Reason::HookDetected]
+        );
+        let evidence = evidence_covered("sdk", silenced("modules", 0));
+        let Verdict::Granted(grant) = verdict(&evidence, &lenient) else {
+            panic!("a policy that degrades on hooks degrades");
+        };
+        assert_eq!(grant.reasons(), [Reason::HookDetected]);
+        // Stored policies without the member read as not requiring; true round-trips.
+        let stored: AppPolicy = serde_json::from_str(r#"{"scopes":[]}"#).unwrap();
+        assert!(!stored.require_coverage);
+        assert!(!serde_json::to_string(&stored).unwrap().contains("coverage"));
+        let json = serde_json::to_string(&requiring).unwrap();
+        assert!(
+            serde_json::from_str::<AppPolicy>(&json)
+                .unwrap()
+                .require_coverage
         );
     }
 }

@@ -4,9 +4,9 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use medgate_proto::jws::HeaderFields;
-use medgate_proto::wire::{self, Decision, Reason, Signal, SignalKind};
+use medgate_proto::wire::{self, Coverage, Decision, Reason, Signal, SignalKind};
 use medgate_sdk::client::ClientError;
-use medgate_sdk::evidence::{AppIdentity, sdk_evidence};
+use medgate_sdk::evidence::{AppIdentity, EvidenceContext, PlatformEvidence, sdk_evidence};
 use medgate_sdk::key::InstallationKey;
 use medgate_sdk::signer::sign_compact;
 
@@ -168,6 +168,82 @@ async fn each_rejecting_signal_has_its_reason_code() {
         reasons(strict.attest().await.unwrap_err()),
         [Reason::RootDetected, Reason::EmulatorDetected]
     );
+}
+
+/// An app that requires coverage: evidence from a pass that examined something plausible is
+/// granted; none, or a silenced pass's, is refused as a hook, and the audit entry says why.
+#[tokio::test]
+async fn evidence_without_plausible_coverage_is_a_hook_where_the_app_requires_it() {
+    let stack = Stack::start().await;
+    let covered = "org.example.covered";
+    stack
+        .admin(
+            Method::POST,
+            "/v1/admin/apps",
+            serde_json::json!({"app_id": covered, "scopes": ["entries:read"],
+                "sdk_evidence": "allow", "require_coverage": true}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+    stack
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/apps/{covered}/releases"),
+            serde_json::json!({"version": VERSION, "sdk_binary_sha256": MEASUREMENT}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+    let real = Coverage {
+        maps_lines: 412,
+        threads: 6,
+        modules: 9,
+        code_bytes: 7_340_032,
+        got_slots: 230,
+        code_sha256: "3c".repeat(32),
+    };
+    let silenced = Coverage {
+        modules: 0,
+        code_bytes: 0,
+        ..real.clone()
+    };
+    let attest = |coverage: Option<Coverage>| {
+        let stack = &stack;
+        async move {
+            let key = InstallationKey::generate().unwrap();
+            let value = challenge(stack, covered).await;
+            let context = EvidenceContext {
+                app_id: covered,
+                app_version: VERSION,
+                challenge: &value,
+                signals: Vec::new(),
+                coverage,
+                enrolment_code: None,
+                encryption_key: None,
+                iat: stack.now(),
+            };
+            let platform = PlatformEvidence::Sdk {
+                binary_sha256: MEASUREMENT.into(),
+            };
+            let compact = medgate_sdk::evidence::evidence(&key, context, &platform).unwrap();
+            post_evidence(stack, wire::MEDIA_JOSE, compact).await
+        }
+    };
+    attest(Some(real)).await.assert_status(StatusCode::OK);
+    for (coverage, finding) in [(None, "missing"), (Some(silenced), "implausible")] {
+        let problem = attest(coverage).await.assert_problem(
+            StatusCode::FORBIDDEN,
+            wire::problem_type::ATTESTATION_REJECTED,
+        );
+        assert_eq!(problem["reasons"], serde_json::json!(["hook_detected"]));
+        let entries = stack.node.store().audit_entries(0, 1000).await.unwrap();
+        let last = entries
+            .iter()
+            .rev()
+            .find(|entry| entry.kind == "attest.reject")
+            .unwrap();
+        let detail: serde_json::Value = serde_json::from_str(&last.detail).unwrap();
+        assert_eq!(detail["coverage"], finding, "{detail}");
+    }
 }
 
 #[tokio::test]

@@ -629,6 +629,7 @@ async fn android_attest_raw(stack: &Stack, client: &MedgateClient) -> Reply {
         app_version: VERSION,
         challenge: &challenge.value,
         signals: Vec::new(),
+        coverage: None,
         enrolment_code: None,
         encryption_key: None,
         iat: stack.now(),
