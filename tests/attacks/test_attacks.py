@@ -277,6 +277,20 @@ class Debuggers(AttackTest):
         wait_for(lambda: tracer_of(victim.pid) == 0, what="the guard to go")
         self.assertDetected(victim.check(), "debugger", "guard", "no longer traces")
 
+    def test_code_written_through_proc_mem_ends_a_guarded_process(self):
+        # Root writes through /proc/<pid>/mem need no ptrace, so the guard cannot refuse them.
+        # It looks at the watched functions' code from outside every few milliseconds and ends
+        # the process at a change: it fails closed even if the detectors inside were silenced.
+        victim = self.victim("--guard")
+        self.assertEqual(victim.command("dose 2"), {"dose": 20})
+        libc_base, libc = mapped_base(victim.pid, "/libc.so.6")
+        address = libc_base + symbol_value(libc, "access")
+        with open(f"/proc/{victim.pid}/mem", "r+b", buffering=0) as memory:
+            memory.seek(address)
+            memory.write(b"\xe9\x00\x00\x00\x00")
+        victim.process.wait(timeout=10)
+        self.assertEqual(victim.process.returncode, -9, "ended by SIGKILL from its guard")
+
 
 HOOK_DOSE = """
 const symbol = Process.mainModule.enumerateSymbols().find(s => s.name.includes('victim_dose'));
@@ -394,9 +408,29 @@ class LibraryAllowList(AttackTest):
         report = run_once(env={**os.environ, "LD_PRELOAD": path})
         self.assertDetected(report, "injected_library", "libraries", path)
         self.assertFalse(
-            any(d == "preload" for _, d, _ in detections(report)),
+            any("LD_PRELOAD" in detail for _, _, detail in detections(report)),
             "the environment no longer shows the preload; the library's place must be what tells",
         )
+
+
+class LinkMaps(AttackTest):
+    def test_preloaded_and_audit_libraries_from_an_allowed_directory_that_erase_the_environment(self):
+        # Class 5: both come from a directory the app allows (its plugins), so their place does
+        # not give them away, and they erase LD_PRELOAD and LD_AUDIT from the environment block;
+        # the dynamic linker's own list, read from memory, still does.
+        plugins = self.tempdir()
+        preloaded = os.path.join(plugins, "libplugin.so")
+        audit = os.path.join(plugins, "libaudit.so")
+        for path in (preloaded, audit):
+            subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", path, os.path.join(HERE, "scrub.c")], check=True)
+        allowed = ("--allow-library", plugins + "/")
+        report = run_once(*allowed, env={**os.environ, "LD_PRELOAD": preloaded})
+        self.assertDetected(report, "injected_library", "preload", f"{preloaded} was loaded before the executable's dependencies")
+        report = run_once(*allowed, env={**os.environ, "LD_AUDIT": audit})
+        self.assertDetected(report, "injected_library", "preload", f"{audit} is in a further link namespace")
+        for _, detector, detail in detections(report):
+            self.assertNotIn("LD_AUDIT=", detail, "the environment no longer shows it")
+            self.assertNotEqual(detector, "libraries", "its place is allowed")
 
 
 class FakedProcfs(AttackTest):
@@ -664,10 +698,25 @@ class EndToEnd(AttackTest):
         cls.medgate.admin(
             "release", "add", "org.example.lenient", "--version", "1.0.0", "--sdk-binary-sha256", sha
         )
+        # The victim as an app ships: stripped of its symbol table (`cargo build --profile
+        # app`, or Gradle and Xcode stripping native code), by an app that requires every
+        # evidence to say what its detection pass examined.
+        cls.scratch = tempfile.mkdtemp(prefix="medgate-attack-")
+        cls.shipped = os.path.join(cls.scratch, "medgate-victim")
+        subprocess.run(["strip", "--strip-all", "-o", cls.shipped, VICTIM], check=True)
+        cls.medgate.admin(
+            "app", "create", "org.example.covered", "--scopes", "entries:read write", "--sdk-evidence", "allow",
+            "--require-coverage",
+        )
+        cls.medgate.admin(
+            "release", "add", "org.example.covered", "--version", "1.0.0",
+            "--sdk-binary-sha256", victim_sha256(cls.shipped),
+        )
 
     @classmethod
     def tearDownClass(cls):
         cls.medgate.close()
+        shutil.rmtree(cls.scratch, ignore_errors=True)
 
     def client(self, app_id="org.example.victim", executable=VICTIM):
         return self.victim(
@@ -707,6 +756,43 @@ class EndToEnd(AttackTest):
         self.assertEqual(attested["scope"], "entries:read")
         self.assertIn("hook_detected", attested["reasons"])
         self.assertEqual(victim.command("get /api/entries"), {"status": 200})
+
+    def test_a_replaced_detector_pass_is_refused_as_a_hook(self):
+        # Class 4: one Interceptor.replace of the detector's pass made every later pass report
+        # "clean". The shipped build has no symbol to find the pass by.
+        names = subprocess.run(["nm", self.shipped], capture_output=True, text=True)
+        self.assertIn("no symbols", names.stderr)
+        victim = self.client("org.example.covered", executable=self.shipped)
+        clean = victim.command("attest")
+        self.assertEqual(clean.get("attested", {}).get("decision"), "allow", clean)
+        session = frida.attach(victim.pid)
+        self.cleanups.append(session.detach)
+        # An attacker who found the pass anyway (here: its offset in the unstripped build,
+        # standing in for reverse engineering) makes it do nothing.
+        offset = None
+        for line in subprocess.run(["nm", "-C", VICTIM], capture_output=True, text=True, check=True).stdout.splitlines():
+            if line.endswith(" medgate_sdk::detect::linux::run"):
+                offset = int(line.split()[0], 16)
+        self.assertIsNotNone(offset, "the unstripped victim names its detector pass")
+        messages = []
+        script = session.create_script(f"""
+            const named = Process.mainModule.enumerateSymbols().filter(s => s.name.includes('detect'));
+            Interceptor.replace(Process.mainModule.base.add({offset}),
+                new NativeCallback(() => {{}}, 'void', ['pointer', 'pointer', 'int', 'pointer']));
+            send(named.length);
+        """)
+        script.on("message", lambda message, data: messages.append(message))
+        script.load()
+        wait_for(lambda: messages, timeout=10)
+        self.assertEqual(messages[0].get("payload"), 0, messages)
+        # Silenced: Frida is attached and nothing is reported, but nothing was examined either.
+        report = victim.check()
+        self.assertEqual(detections(report), [], report)
+        self.assertNotIn("coverage", report)
+        refused = victim.command("attest")
+        self.assertEqual(refused.get("refused", {}).get("reasons"), ["hook_detected"], refused)
+        installation = self.medgate.installation(clean["attested"]["installation_id"])
+        self.assertEqual(installation["last_decision"], "reject")
 
     def test_a_modified_copy_is_refused_as_tampered(self):
         copy = os.path.join(self.tempdir(), "medgate-victim")

@@ -16,7 +16,7 @@ use http::{Method, StatusCode};
 use medgate_proto::Thumbprint;
 use medgate_proto::redact::Secret;
 use medgate_proto::wire::{
-    AttestResponse, ChallengeRequest, ChallengeResponse, MEDIA_JOSE, Problem, Signal,
+    AttestResponse, ChallengeRequest, ChallengeResponse, Coverage, MEDIA_JOSE, Problem, Signal,
 };
 use medgate_trust::jwe::{self, KeyAgreement, KeyManagement};
 use tokio::sync::Mutex;
@@ -225,16 +225,17 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// The signals reported with the next attestation (a std mutex, held only for a copy).
+/// The signals reported with the next attestation, and the coverage of the pass that found
+/// them (a std mutex, held only for a copy).
 #[derive(Default)]
-struct SignalSlot(std::sync::Mutex<Vec<Signal>>);
+struct SignalSlot(std::sync::Mutex<(Vec<Signal>, Option<Coverage>)>);
 
 impl SignalSlot {
-    fn set(&self, signals: Vec<Signal>) {
-        *lock(&self.0) = signals;
+    fn set(&self, signals: Vec<Signal>, coverage: Option<Coverage>) {
+        *lock(&self.0) = (signals, coverage);
     }
 
-    fn get(&self) -> Vec<Signal> {
+    fn get(&self) -> (Vec<Signal>, Option<Coverage>) {
         lock(&self.0).clone()
     }
 }
@@ -370,7 +371,7 @@ impl MedgateClient {
 
     /// Makes `report`'s signals the ones the next attestation carries.
     fn report(&self, report: Report) {
-        self.signals.set(report.signals());
+        self.signals.set(report.signals(), report.coverage.clone());
         if let Some(detection) = &self.detection {
             *lock(&detection.reported) = Some(report);
         }
@@ -439,9 +440,10 @@ impl MedgateClient {
         &self.config
     }
 
-    /// Sets the threat signals reported with every later attestation.
+    /// Sets the threat signals reported with every later attestation (found by the app's
+    /// own detection, which reports no coverage).
     pub fn set_signals(&self, signals: Vec<Signal>) {
-        self.signals.set(signals);
+        self.signals.set(signals, None);
     }
 
     /// Fetches a challenge, signs evidence with the current signals, and exchanges it for an
@@ -584,16 +586,16 @@ impl MedgateClient {
     ) -> Result<(Attestation, Issued), ClientError> {
         let base = self.config.server_url.trim_end_matches('/');
         let enrolment_code = lock(&self.standing).enrolment_code.clone();
+        let (signals, coverage) = self.signals.get();
         let context = EvidenceContext {
             app_id: &self.config.app.app_id,
             app_version: &self.config.app.app_version,
             challenge: &challenge.value,
-            signals: self
-                .signals
-                .get()
+            signals: signals
                 .into_iter()
                 .chain(lock(&self.mitm).clone())
                 .collect(),
+            coverage,
             enrolment_code,
             encryption_key: self.encryption_key().map(|key| key.public_jwk().clone()),
             iat: (self.now)(),

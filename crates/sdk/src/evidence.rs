@@ -8,8 +8,8 @@
 
 use medgate_proto::jws::HeaderFields;
 use medgate_proto::wire::{
-    self, AndroidKeyAttestationEvidence, AppleAppAttestEvidence, Evidence, EvidenceClaims,
-    PlayIntegrityEvidence, SdkEvidence, Signal,
+    self, AndroidKeyAttestationEvidence, AppleAppAttestEvidence, Coverage, Evidence,
+    EvidenceClaims, PlayIntegrityEvidence, SdkEvidence, Signal,
 };
 use medgate_proto::{PublicJwk, b64};
 use sha2::{Digest, Sha256};
@@ -137,6 +137,8 @@ pub struct EvidenceContext<'a> {
     pub app_version: &'a str,
     pub challenge: &'a str,
     pub signals: Vec<Signal>,
+    /// What the detection pass behind `signals` examined.
+    pub coverage: Option<Coverage>,
     /// A one-time code enrolling a self-built app.
     pub enrolment_code: Option<String>,
     /// The installation's key-agreement key, for secrets sealed to it.
@@ -159,6 +161,7 @@ pub fn evidence(
         iat: context.iat,
         evidence,
         signals: context.signals,
+        coverage: context.coverage,
         enrolment_code: context.enrolment_code,
         encryption_key: context.encryption_key,
     };
@@ -183,6 +186,7 @@ pub fn sdk_evidence(
         app_version: &app.app_version,
         challenge,
         signals,
+        coverage: None,
         enrolment_code: None,
         encryption_key: None,
         iat,
@@ -224,6 +228,7 @@ mod tests {
             app_version: "1",
             challenge: "c",
             signals: vec![],
+            coverage: None,
             enrolment_code: Some("mge_x".into()),
             encryption_key: None,
             iat: 1,

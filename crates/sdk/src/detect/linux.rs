@@ -7,10 +7,11 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use medgate_proto::wire::SignalKind;
+use medgate_proto::wire::{Coverage, SignalKind};
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, ObjectSymbolTable, SymbolKind};
 
 use super::artefacts;
+use super::linkmap;
 use super::patterns::{self, Arch, Patch};
 use super::procfs::{self, MAX_PROC_TEXT, Mapping};
 use super::sys::{self, Probe};
@@ -44,7 +45,18 @@ impl State {
             .into_iter()
             .filter_map(|t| i32::try_from(t).ok())
             .collect();
-        let pid = sys::start_guard(&tids)?;
+        // The guard watches the prologues of the watched functions from outside.
+        let memory = open_proc("/proc/self/mem", &mut Report::default())
+            .ok_or_else(|| std::io::Error::other("/proc/self/mem cannot be read"))?;
+        let sites: Vec<(u64, [u8; sys::GUARD_SITE])> = watched_functions()
+            .into_iter()
+            .filter_map(|(_, address)| {
+                let mut bytes = [0u8; sys::GUARD_SITE];
+                sys::pread_exact_raw(&memory, &mut bytes, address).ok()?;
+                Some((address, bytes))
+            })
+            .collect();
+        let pid = sys::start_guard(&tids, sys::GuardWatch::new(&memory, &sites))?;
         let pid = u32::try_from(pid).map_err(std::io::Error::other)?;
         self.guard = Some(pid);
         Ok(pid)
@@ -88,11 +100,40 @@ pub(crate) fn run(config: &DetectConfig, state: &mut State, pass: Pass, report: 
     for &port in &config.frida_ports {
         frida_port(port, report);
     }
-    code(config, state, &maps, report);
+    let mut tally = Tally::default();
+    code(config, state, &maps, &mut tally, report);
     preload(config, report);
+    if let Some(dependencies) = &state.dependencies {
+        link_maps(dependencies, report);
+    }
     libraries(config, state, &maps, report);
     interposition(&maps, report);
-    got(state, &maps, report);
+    got(state, &maps, &mut tally, report);
+    report.coverage = Some(tally.coverage(maps.len(), threads.len()));
+}
+
+/// What the code and GOT checks of a pass examined, for the report's [`Coverage`].
+#[derive(Default)]
+struct Tally {
+    modules: u32,
+    code_bytes: u64,
+    code: sha2::Sha256,
+    got_slots: u32,
+}
+
+impl Tally {
+    fn coverage(self, maps_lines: usize, threads: usize) -> Coverage {
+        use sha2::Digest;
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Coverage {
+            maps_lines: count(maps_lines),
+            threads: count(threads),
+            modules: self.modules,
+            code_bytes: self.code_bytes,
+            got_slots: self.got_slots,
+            code_sha256: medgate_proto::hex::encode(&self.code.finalize()),
+        }
+    }
 }
 
 /// A `/proc` file of this process, opened with system calls of the SDK's own (no libc
@@ -456,7 +497,13 @@ fn modules_to_compare<'m>(
 /// Compares the code of every file-backed executable mapping with its file: the dynamic
 /// linker, libc, the executable, the SDK's module and the configured ones every pass, the rest
 /// in turn ([`modules_to_compare`]).
-fn code(config: &DetectConfig, state: &mut State, maps: &[Mapping], report: &mut Report) {
+fn code(
+    config: &DetectConfig,
+    state: &mut State,
+    maps: &[Mapping],
+    tally: &mut Tally,
+    report: &mut Report,
+) {
     let Some(arch) = Arch::current() else {
         report.note("code: no patch classifier for this architecture; skipped");
         return;
@@ -478,11 +525,14 @@ fn code(config: &DetectConfig, state: &mut State, maps: &[Mapping], report: &mut
     };
     for module in modules {
         let mut patches = Vec::new();
+        let mut compared = false;
         for mapping in maps.iter().filter(|m| m.executable && m.path == module) {
-            if let Err(note) = compare_mapping(&memory, mapping, &mut patches) {
-                report.note(format!("code: {module}: {note}"));
+            match compare_mapping(&memory, mapping, tally, &mut patches) {
+                Ok(()) => compared = true,
+                Err(note) => report.note(format!("code: {module}: {note}")),
             }
         }
+        tally.modules += u32::from(compared);
         if !patches.is_empty() {
             report.push(describe_patches(arch, module, &patches));
         }
@@ -499,8 +549,10 @@ struct Difference {
 fn compare_mapping(
     memory: &File,
     mapping: &Mapping,
+    tally: &mut Tally,
     patches: &mut Vec<Difference>,
 ) -> Result<(), String> {
+    use sha2::Digest;
     // Opened, examined and read with the SDK's own system calls, as the memory is: a
     // rewritten `open`, `fstat` or `pread` cannot hand either side a copy of the other.
     let path = std::ffi::CString::new(mapping.path.as_str()).map_err(|e| e.to_string())?;
@@ -519,6 +571,8 @@ fn compare_mapping(
             .map_err(|e| format!("cannot read memory: {e}"))?;
         sys::pread_exact_raw(&file, &mut on_disk[..want], mapping.offset + position)
             .map_err(|e| format!("cannot read the file: {e}"))?;
+        tally.code.update(&in_memory[..want]);
+        tally.code_bytes += want as u64;
         if in_memory[..want] == on_disk[..want] {
             position += want as u64;
             continue;
@@ -704,6 +758,78 @@ fn preload(config: &DetectConfig, report: &mut Report) {
             )]);
         }
     }
+}
+
+/// `/proc/self/mem` as the link-map walker reads it.
+struct OwnMemory(File);
+
+impl linkmap::Memory for OwnMemory {
+    fn read(&self, address: u64, buffer: &mut [u8]) -> bool {
+        sys::pread_exact_raw(&self.0, buffer, address).is_ok()
+    }
+}
+
+/// What the dynamic linker itself lists ([`linkmap`]), whatever the environment says: objects
+/// loaded before the executable's dependencies were preloaded, objects in a further link
+/// namespace were loaded by an audit interface (`LD_AUDIT`) or `dlmopen`. A list that cannot be
+/// walked in a dynamically linked process is a detection, not a skipped check.
+fn link_maps(dependencies: &BTreeSet<String>, report: &mut Report) {
+    let (Some(auxv), Some(memory)) = (
+        proc_bytes("/proc/self/auxv", report),
+        open_proc("/proc/self/mem", report),
+    ) else {
+        return;
+    };
+    let Some((phdr, phnum)) = linkmap::program_headers(&auxv) else {
+        report.note("preload: the auxiliary vector names no program headers; link maps not read");
+        return;
+    };
+    let namespaces = match linkmap::namespaces(&OwnMemory(memory), phdr, phnum) {
+        Ok(namespaces) => namespaces,
+        Err(
+            error @ (linkmap::LinkMapError::NoDynamicSection | linkmap::LinkMapError::NoDebugEntry),
+        ) => {
+            report.note(format!("preload: {}; link maps not read", error.as_str()));
+            return;
+        }
+        Err(error) => {
+            report.push([Detection::new(
+                SignalKind::Hook,
+                "self_view",
+                format!(
+                    "{}: the dynamic linker's list of loaded objects is broken",
+                    error.as_str()
+                ),
+                Confidence::High,
+            )]);
+            return;
+        }
+    };
+    let dependencies: Vec<String> = dependencies.iter().cloned().collect();
+    let mut found: Vec<Detection> = linkmap::preloaded(&namespaces[0], &dependencies)
+        .into_iter()
+        .map(|path| {
+            Detection::new(
+                SignalKind::InjectedLibrary,
+                "preload",
+                format!("{path} was loaded before the executable's dependencies (preloaded)"),
+                Confidence::High,
+            )
+        })
+        .collect();
+    for namespace in &namespaces[1..] {
+        if let Some(first) = namespace.iter().find(|name| !name.is_empty()) {
+            found.push(Detection::new(
+                SignalKind::InjectedLibrary,
+                "preload",
+                format!(
+                    "{first} is in a further link namespace, where audit libraries (LD_AUDIT) and dlmopen load"
+                ),
+                Confidence::Medium,
+            ));
+        }
+    }
+    report.push(found);
 }
 
 /// glibc's own libraries (which glibc, the Rust runtime and tools load on demand; since glibc
@@ -1287,7 +1413,7 @@ fn got_model<'s>(state: &'s mut State, maps: &[Mapping]) -> &'s GotModel {
 /// address of its symbol in a module that defines it (for an IFUNC, an address in that
 /// module's code or the vDSO; a slot of a lazily bound module not resolved yet, its own PLT):
 /// a slot rewritten to another function, even one inside libc, is a hook.
-fn got(state: &mut State, maps: &[Mapping], report: &mut Report) {
+fn got(state: &mut State, maps: &[Mapping], tally: &mut Tally, report: &mut Report) {
     let model = got_model(state, maps);
     let Some(memory) = open_proc("/proc/self/mem", report) else {
         return;
@@ -1308,6 +1434,7 @@ fn got(state: &mut State, maps: &[Mapping], report: &mut Report) {
                 continue;
             };
             let value = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+            tally.got_slots += 1;
             if value == 0 {
                 // An unresolved weak symbol.
                 continue;
@@ -1532,7 +1659,14 @@ mod tests {
         let mut state = State::default();
         let mut report = Report::default();
         let maps = procfs::parse_maps(&std::fs::read_to_string("/proc/self/maps").unwrap());
-        got(&mut state, &maps, &mut report);
+        let mut tally = Tally::default();
+        got(&mut state, &maps, &mut tally, &mut report);
+        // Every slot of the executable and the SDK's module was read and checked.
+        assert!(
+            tally.got_slots as usize >= slots.len(),
+            "{}",
+            tally.got_slots
+        );
         let found: Vec<_> = report
             .detections
             .iter()

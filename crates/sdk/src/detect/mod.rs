@@ -23,6 +23,10 @@
 //! | `ios_jailbreak` | root | jailbreak paths, a write outside the sandbox (iOS only) |
 //! | `tamper` | tamper | the app's measurement differs from the expected one |
 //!
+//! Every Linux and Android pass also says what it examined ([`Report::coverage`], sent in the
+//! evidence): a pass whose detectors were replaced or skipped reports none, and the server's
+//! policy counts that, or coverage too small for a real pass, as a hook.
+//!
 //! Detectors that read the device take a file-system root ([`DetectConfig::fs_root`]) so
 //! tests run them against fake Android and iOS trees. Pure parsers of `/proc` text, property
 //! files, tool artefacts and code bytes live in [`procfs`], [`props`], [`artefacts`] and
@@ -34,13 +38,14 @@
 
 use std::path::PathBuf;
 
-use medgate_proto::wire::{Signal, SignalKind};
+use medgate_proto::wire::{Coverage, Signal, SignalKind};
 use serde::Serialize;
 
 #[cfg(feature = "cli-args")]
 pub mod args;
 pub mod artefacts;
 pub mod device;
+pub mod linkmap;
 pub mod patterns;
 pub mod procfs;
 pub mod props;
@@ -136,6 +141,10 @@ pub struct Report {
     /// The app's measurement (lowercase hex SHA-256 of the executable), in a full pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measurement: Option<String>,
+    /// What the pass examined (Linux and Android): sent with the signals, so that a pass that
+    /// was silenced (its detectors replaced or skipped) is told apart from a clean one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
 }
 
 impl Report {
@@ -388,6 +397,20 @@ mod tests {
         }
         assert_eq!(first.detections, [], "{first:?}");
         assert_eq!(first.measurement.as_ref().map(String::len), Some(64));
-        assert_eq!(detector.run(Pass::Periodic).detections, []);
+        // The pass says what it examined: the map, the threads, the code of the test binary,
+        // libc and the dynamic linker, their GOT slots.
+        let coverage = first.coverage.expect("a pass reports its coverage");
+        assert!(coverage.maps_lines > 8, "{coverage:?}");
+        assert!(coverage.threads >= 1, "{coverage:?}");
+        assert!(coverage.modules >= 3, "{coverage:?}");
+        assert!(coverage.code_bytes > 1 << 20, "{coverage:?}");
+        assert!(coverage.got_slots > 10, "{coverage:?}");
+        let periodic = detector.run(Pass::Periodic);
+        assert_eq!(periodic.detections, []);
+        // The same code compared again hashes the same (nothing in it changed).
+        assert_eq!(
+            periodic.coverage.map(|c| c.code_sha256),
+            Some(coverage.code_sha256)
+        );
     }
 }

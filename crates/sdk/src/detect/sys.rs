@@ -4,8 +4,9 @@
 //! sound.
 //!
 //! After `fork` in a multi-threaded process the child may only make async-signal-safe calls:
-//! the child code here calls `read`, `write`, `close`, `prctl`, `ptrace`, `waitpid` and
-//! `_exit`, allocates nothing and takes no lock.
+//! the child code here calls `read`, `write`, `close`, `prctl`, `ptrace`, `waitpid`,
+//! `sigprocmask`, `signalfd`, `poll`, `pread64`, `kill` and `_exit`, allocates nothing and
+//! takes no lock.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -260,11 +261,65 @@ pub fn probe_attach() -> Probe {
     }
 }
 
+/// Code the guard compares from outside this process while it runs: the bytes at each address
+/// when the guard started, read again through a descriptor of this process's
+/// `/proc/self/mem` (opened here, inherited by the guard). Fixed-size: the guard allocates
+/// nothing.
+#[derive(Clone, Copy)]
+pub struct GuardWatch {
+    memory: i32,
+    sites: [(u64, [u8; GUARD_SITE]); GUARD_SITES],
+    count: usize,
+}
+
+/// Bytes per watched site, the most sites, and how often the guard looks (milliseconds).
+pub const GUARD_SITE: usize = 16;
+const GUARD_SITES: usize = 16;
+const GUARD_WATCH_MS: libc::c_int = 5;
+
+impl GuardWatch {
+    /// Watches `sites` (address, current bytes), the first [`GUARD_SITES`] of them, read through
+    /// `memory`, which must stay open until the guard has started.
+    pub fn new(memory: &std::fs::File, sites: &[(u64, [u8; GUARD_SITE])]) -> GuardWatch {
+        use std::os::fd::AsRawFd;
+        let mut watch = GuardWatch {
+            memory: memory.as_raw_fd(),
+            sites: [(0, [0; GUARD_SITE]); GUARD_SITES],
+            count: sites.len().min(GUARD_SITES),
+        };
+        watch.sites[..watch.count].copy_from_slice(&sites[..watch.count]);
+        watch
+    }
+
+    /// Whether a watched site now holds other bytes. A site that cannot be read (the process
+    /// replaced its image with `exec`) is not a change.
+    fn changed(&self) -> bool {
+        self.sites[..self.count].iter().any(|(address, bytes)| {
+            let mut now = [0u8; GUARD_SITE];
+            // `now` is writable for its length; the descriptor was inherited from the parent.
+            let read = raw_syscall(
+                libc::SYS_pread64,
+                [
+                    self.memory.unsigned_abs() as usize,
+                    now.as_mut_ptr() as usize,
+                    GUARD_SITE,
+                    *address as usize,
+                ],
+            );
+            read == Ok(GUARD_SITE) && now != *bytes
+        })
+    }
+}
+
 /// Starts a guard process that seizes every thread in `tids` (this process's threads) and
 /// then forwards every signal, so the process behaves as if untraced while no other tracer
-/// can attach. New threads are traced automatically (`PTRACE_O_TRACECLONE`). The guard dies
-/// with this process (`PR_SET_PDEATHSIG`). Returns the guard's pid once it is attached.
-pub fn start_guard(tids: &[i32]) -> io::Result<i32> {
+/// can attach. New threads are traced automatically (`PTRACE_O_TRACECLONE`). Between
+/// signals, every few milliseconds, it compares the `watch`ed code from outside the process:
+/// a change (a hook written through `/proc/<pid>/mem`, which no tracer can refuse root) ends
+/// the process with `SIGKILL` — it fails closed, even where the detectors inside were
+/// silenced. The guard dies with this process (`PR_SET_PDEATHSIG`). Returns the guard's pid
+/// once it is attached.
+pub fn start_guard(tids: &[i32], watch: GuardWatch) -> io::Result<i32> {
     let (pid, report) = fork_tracer(|parent, report| {
         // SAFETY: PR_SET_PDEATHSIG takes a signal number by value.
         unsafe {
@@ -278,7 +333,7 @@ pub fn start_guard(tids: &[i32]) -> io::Result<i32> {
         }
         write_byte(report, b'a');
         close(report);
-        guard_loop(parent);
+        guard_loop(parent, &watch);
     })?;
     let outcome = read_byte(report);
     close(report);
@@ -293,43 +348,89 @@ pub fn start_guard(tids: &[i32]) -> io::Result<i32> {
     }
 }
 
-/// The guard's life: restart every stopped thread, delivering the signal it stopped for, until
-/// the traced process is gone.
-fn guard_loop(parent: i32) -> ! {
+/// The guard's life: restart every stopped thread, delivering the signal it stopped for, and
+/// look at the watched code every [`GUARD_WATCH_MS`], until the traced process is gone.
+fn guard_loop(parent: i32, watch: &GuardWatch) -> ! {
+    let signals = child_signals();
     loop {
-        let (tid, status) = match wait(-1, libc::__WALL) {
-            Ok(waited) => waited,
-            Err(_) => exit_child(0),
+        // Every stopped or ended thread, without blocking.
+        loop {
+            match wait(-1, libc::__WALL | libc::WNOHANG) {
+                Ok((0, _)) => break,
+                Ok((tid, status)) => on_stop(parent, tid, status),
+                Err(_) => exit_child(0),
+            }
+        }
+        if watch.changed() {
+            // SAFETY: `kill` takes a pid and a signal number by value.
+            unsafe {
+                libc::kill(parent, libc::SIGKILL);
+            }
+            exit_child(0);
+        }
+        // Wake on the next SIGCHLD (a thread stopped or ended) or after the interval. Without a
+        // signalfd, `poll` ignores the negative descriptor and just waits.
+        let mut ready = libc::pollfd {
+            fd: signals,
+            events: libc::POLLIN,
+            revents: 0,
         };
-        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-            if tid == parent {
-                exit_child(0);
+        // SAFETY: one valid pollfd.
+        let woke = unsafe { libc::poll(&mut ready, 1, GUARD_WATCH_MS) };
+        if woke > 0 && ready.revents & libc::POLLIN != 0 {
+            let mut drained = [0u8; 128 * 8];
+            // SAFETY: `drained` is writable for its length (a whole number of
+            // signalfd_siginfo records).
+            unsafe {
+                libc::read(signals, drained.as_mut_ptr().cast(), drained.len());
             }
-            continue;
         }
-        if !libc::WIFSTOPPED(status) {
-            continue;
+    }
+}
+
+/// A descriptor SIGCHLD is read from (blocked for delivery), or -1.
+fn child_signals() -> i32 {
+    // SAFETY: `set` is a valid sigset_t that sigemptyset initialises before use; sigprocmask
+    // and signalfd read it.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
+    }
+}
+
+/// One traced thread's stop or end.
+fn on_stop(parent: i32, tid: i32, status: i32) {
+    if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+        if tid == parent {
+            exit_child(0);
         }
-        let signal = libc::WSTOPSIG(status);
-        let event = status >> 16;
-        if event == libc::PTRACE_EVENT_STOP {
-            if matches!(
-                signal,
-                libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
-            ) {
-                // Group-stop: stay stopped (job control keeps working) until SIGCONT.
-                restart(PTRACE_LISTEN, tid, 0);
-            } else {
-                // A new thread's first stop, or an interrupt.
-                restart(libc::PTRACE_CONT as libc::c_int, tid, 0);
-            }
-        } else if event != 0 {
-            // PTRACE_EVENT_CLONE: the new thread is traced; let the creator go on.
-            restart(libc::PTRACE_CONT as libc::c_int, tid, 0);
+        return;
+    }
+    if !libc::WIFSTOPPED(status) {
+        return;
+    }
+    let signal = libc::WSTOPSIG(status);
+    let event = status >> 16;
+    if event == libc::PTRACE_EVENT_STOP {
+        if matches!(
+            signal,
+            libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+        ) {
+            // Group-stop: stay stopped (job control keeps working) until SIGCONT.
+            restart(PTRACE_LISTEN, tid, 0);
         } else {
-            // Signal-delivery-stop: deliver the signal as if no one were tracing.
-            restart(libc::PTRACE_CONT as libc::c_int, tid, signal);
+            // A new thread's first stop, or an interrupt.
+            restart(libc::PTRACE_CONT as libc::c_int, tid, 0);
         }
+    } else if event != 0 {
+        // PTRACE_EVENT_CLONE: the new thread is traced; let the creator go on.
+        restart(libc::PTRACE_CONT as libc::c_int, tid, 0);
+    } else {
+        // Signal-delivery-stop: deliver the signal as if no one were tracing.
+        restart(libc::PTRACE_CONT as libc::c_int, tid, signal);
     }
 }
 
