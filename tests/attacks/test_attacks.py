@@ -328,6 +328,7 @@ class Frida(AttackTest):
 
     def test_frida_interceptor_hook_on_a_named_function(self):
         victim = self.victim()
+        clean = victim.check()["coverage"]
         session = self.attach(victim.pid)
         script = session.create_script(HOOK_DOSE)
         names = []
@@ -336,9 +337,14 @@ class Frida(AttackTest):
         wait_for(lambda: names, what="the script to load")
         # The hook is real: it changes the function's result.
         self.assertEqual(victim.command("dose 4"), {"dose": 7})
+        hooked = victim.check()
         self.assertDetected(
-            victim.check(), "hook", "code", "inline hook) at medgate-victim!medgate_victim::victim_dose+0x0"
+            hooked, "hook", "code", "inline hook) at medgate-victim!medgate_victim::victim_dose+0x0"
         )
+        # The report's digest of the compared code is not the clean one's (and Frida's agent
+        # brought modules of its own to compare).
+        self.assertGreaterEqual(hooked["coverage"]["modules"], clean["modules"])
+        self.assertNotEqual(hooked["coverage"]["code_sha256"], clean["code_sha256"])
 
     def test_frida_spawn(self):
         out = os.path.join(self.tempdir(), "report.json")

@@ -136,7 +136,9 @@ pub struct Coverage {
     pub code_bytes: u64,
     /// GOT slots checked against the addresses of their symbols.
     pub got_slots: u32,
-    /// Lowercase hex SHA-256 of the compared code, module by module in the order compared.
+    /// Lowercase hex SHA-256 over what was compared, mapping by mapping in the order compared:
+    /// the SHA-256 of the mapping's bytes in its file, then each difference found in memory
+    /// (its file offset, 8 bytes big-endian, and the bytes in memory there).
     pub code_sha256: String,
 }
 

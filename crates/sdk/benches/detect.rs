@@ -1,7 +1,8 @@
 //! The cost of runtime detection on this process: one full pass (what an attestation runs
 //! first, including hashing the executable), one periodic pass (what the monitor runs every
 //! interval), a periodic pass without the self-attach probe (its fork is the probe's cost), and
-//! one look of the sentinel (what its thread does every few milliseconds).
+//! one look of the sentinel (what its thread does every few milliseconds), and one look of the
+//! guard (what the guard process does every 5 ms).
 //! Numbers scale with the size of the executable's and libc's code (the code check reads both)
 //! and of the memory map.
 //!
@@ -31,6 +32,9 @@ fn detection(c: &mut Criterion) {
     // What the sentinel thread does every few milliseconds, measured as one look.
     let sentinel = medgate_sdk::detect::sentinel_look();
     group.bench_function("sentinel_look", |b| b.iter(&sentinel));
+    let guard = medgate_sdk::detect::guard_look();
+    assert!(!guard(), "the watched code changed under the benchmark");
+    group.bench_function("guard_look", |b| b.iter(&guard));
     group.finish();
 }
 

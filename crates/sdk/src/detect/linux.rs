@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use medgate_proto::wire::{Coverage, SignalKind};
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, ObjectSymbolTable, SymbolKind};
+use sha2::Digest;
 
 use super::artefacts;
 use super::linkmap;
@@ -28,6 +29,9 @@ pub(crate) struct State {
     dependencies: Option<BTreeSet<String>>,
     /// Where the code check's round of the other modules goes on next pass.
     code_cursor: usize,
+    /// SHA-256 of each compared mapping's bytes in its file, by (inode, offset, length), read
+    /// once: memory found equal to the file byte for byte has the same digest.
+    file_digests: std::collections::HashMap<(u64, u64, u64), [u8; 32]>,
     /// Where libraries loaded by name may come from, once computed.
     library_dirs: Option<LibraryDirs>,
     /// The GOT slots of the executable and the SDK's module, and what mapped modules export,
@@ -45,22 +49,29 @@ impl State {
             .into_iter()
             .filter_map(|t| i32::try_from(t).ok())
             .collect();
-        // The guard watches the prologues of the watched functions from outside.
-        let memory = open_proc("/proc/self/mem", &mut Report::default())
-            .ok_or_else(|| std::io::Error::other("/proc/self/mem cannot be read"))?;
-        let sites: Vec<(u64, [u8; sys::GUARD_SITE])> = watched_functions()
-            .into_iter()
-            .filter_map(|(_, address)| {
-                let mut bytes = [0u8; sys::GUARD_SITE];
-                sys::pread_exact_raw(&memory, &mut bytes, address).ok()?;
-                Some((address, bytes))
-            })
-            .collect();
-        let pid = sys::start_guard(&tids, sys::GuardWatch::new(&memory, &sites))?;
+        let (_memory, watch) =
+            guard_watch().ok_or_else(|| std::io::Error::other("/proc/self/mem cannot be read"))?;
+        let pid = sys::start_guard(&tids, watch)?;
         let pid = u32::try_from(pid).map_err(std::io::Error::other)?;
         self.guard = Some(pid);
         Ok(pid)
     }
+}
+
+/// What the guard watches from outside: the prologues of the watched functions as they are
+/// now, read through the returned `/proc/self/mem` (keep it open until the guard started).
+pub(crate) fn guard_watch() -> Option<(File, sys::GuardWatch)> {
+    let memory = open_proc("/proc/self/mem", &mut Report::default())?;
+    let sites: Vec<(u64, [u8; sys::GUARD_SITE])> = watched_functions()
+        .into_iter()
+        .filter_map(|(_, address)| {
+            let mut bytes = [0u8; sys::GUARD_SITE];
+            sys::pread_exact_raw(&memory, &mut bytes, address).ok()?;
+            Some((address, bytes))
+        })
+        .collect();
+    let watch = sys::GuardWatch::new(&memory, &sites);
+    Some((memory, watch))
 }
 
 /// The most threads and descriptors examined.
@@ -112,7 +123,8 @@ pub(crate) fn run(config: &DetectConfig, state: &mut State, pass: Pass, report: 
     report.coverage = Some(tally.coverage(maps.len(), threads.len()));
 }
 
-/// What the code and GOT checks of a pass examined, for the report's [`Coverage`].
+/// What the code and GOT checks of a pass examined, for the report's [`Coverage`]: `code`
+/// hashes each compared mapping's file digest and every difference from it.
 #[derive(Default)]
 struct Tally {
     modules: u32,
@@ -123,7 +135,6 @@ struct Tally {
 
 impl Tally {
     fn coverage(self, maps_lines: usize, threads: usize) -> Coverage {
-        use sha2::Digest;
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Coverage {
             maps_lines: count(maps_lines),
@@ -265,7 +276,7 @@ fn process_name(pid: u32) -> String {
 /// preload could redirect to the genuine file), from a file that must be the one mapped: its
 /// inode is that of an executable mapping in (procfs-checked) maps.
 pub(crate) fn measure_executable(report: &mut Report) -> Option<String> {
-    use sha2::{Digest, Sha256};
+    use sha2::Sha256;
     let file = match sys::open_raw(c"/proc/self/exe") {
         Ok(file) => file,
         Err(error) => {
@@ -527,8 +538,26 @@ fn code(
         let mut patches = Vec::new();
         let mut compared = false;
         for mapping in maps.iter().filter(|m| m.executable && m.path == module) {
-            match compare_mapping(&memory, mapping, tally, &mut patches) {
-                Ok(()) => compared = true,
+            let key = (mapping.inode, mapping.offset, mapping.len());
+            let cached = state.file_digests.get(&key).copied();
+            let mut file = cached.is_none().then(sha2::Sha256::new);
+            let before = patches.len();
+            match compare_mapping(&memory, mapping, file.as_mut(), tally, &mut patches) {
+                Ok(()) => {
+                    compared = true;
+                    // The coverage digest: the file's digest, then every difference found.
+                    let digest = cached.unwrap_or_else(|| {
+                        let digest: [u8; 32] =
+                            file.map(|f| f.finalize().into()).unwrap_or_default();
+                        state.file_digests.insert(key, digest);
+                        digest
+                    });
+                    tally.code.update(digest);
+                    for patch in &patches[before..] {
+                        tally.code.update(patch.file_offset.to_be_bytes());
+                        tally.code.update(&patch.memory);
+                    }
+                }
                 Err(note) => report.note(format!("code: {module}: {note}")),
             }
         }
@@ -546,13 +575,15 @@ struct Difference {
     memory: Vec<u8>,
 }
 
+/// Compares one mapping with its file, adding the differences to `patches`, the file's bytes
+/// to `file` (when its digest is not known yet) and the bytes compared to `tally`.
 fn compare_mapping(
     memory: &File,
     mapping: &Mapping,
+    mut file_digest: Option<&mut sha2::Sha256>,
     tally: &mut Tally,
     patches: &mut Vec<Difference>,
 ) -> Result<(), String> {
-    use sha2::Digest;
     // Opened, examined and read with the SDK's own system calls, as the memory is: a
     // rewritten `open`, `fstat` or `pread` cannot hand either side a copy of the other.
     let path = std::ffi::CString::new(mapping.path.as_str()).map_err(|e| e.to_string())?;
@@ -571,7 +602,9 @@ fn compare_mapping(
             .map_err(|e| format!("cannot read memory: {e}"))?;
         sys::pread_exact_raw(&file, &mut on_disk[..want], mapping.offset + position)
             .map_err(|e| format!("cannot read the file: {e}"))?;
-        tally.code.update(&in_memory[..want]);
+        if let Some(digest) = file_digest.as_mut() {
+            digest.update(&on_disk[..want]);
+        }
         tally.code_bytes += want as u64;
         if in_memory[..want] == on_disk[..want] {
             position += want as u64;

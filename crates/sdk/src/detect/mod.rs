@@ -228,6 +228,15 @@ pub fn sentinel_look() -> impl Fn() -> usize {
     }
 }
 
+/// One look of the guard at this process's watched code, for the benchmark: what the guard
+/// process does every 5 ms.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[doc(hidden)]
+pub fn guard_look() -> impl Fn() -> bool {
+    let watch = linux::guard_watch();
+    move || watch.as_ref().is_some_and(|(_, watch)| watch.changed())
+}
+
 /// Runs passes, remembering what held at the first one (whether the self-attach probe works
 /// here, the guard) so later passes can tell a change from a property of the platform.
 #[derive(Debug)]

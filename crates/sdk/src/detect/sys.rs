@@ -293,7 +293,7 @@ impl GuardWatch {
 
     /// Whether a watched site now holds other bytes. A site that cannot be read (the process
     /// replaced its image with `exec`) is not a change.
-    fn changed(&self) -> bool {
+    pub fn changed(&self) -> bool {
         self.sites[..self.count].iter().any(|(address, bytes)| {
             let mut now = [0u8; GUARD_SITE];
             // `now` is writable for its length; the descriptor was inherited from the parent.
