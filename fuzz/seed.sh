@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig,credential,socketio,partner}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig,credential,socketio,partner,audit_export}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -211,4 +211,5 @@ for role in root timestamp snapshot targets; do
   case $role in root) b='\000' ;; timestamp) b='\002' ;; snapshot) b='\003' ;; targets) b='\004' ;; esac
   { printf "$b"; printf '{"signatures":[],"signed":{"_type":"%s","spec_version":"1.0.31","version":1,"expires":"2030-01-01T00:00:00Z","meta":{},"targets":{},"keys":{},"roles":{}}}' "$role"; } > "$tm/$role"
 done
+cp "$here"/../crates/store/testdata/audit-export.{jsonl,cef} "$corpus/audit_export/"
 echo "seeded $(find "$corpus" -type f | wc -l) corpus files"

@@ -5,18 +5,23 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use clap::Subcommand;
-use medgate_store::Store;
+use medgate_store::audit_export::{self, Format, Header};
 use medgate_store::sqlite::FILE_NAME;
+use medgate_store::{AuditEntry, Store};
 
 use crate::{Failure, load_config};
 
 #[derive(Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Check every link of the hash chain; name the first entry that does not verify.
+    /// Check every link of the hash chain; name the first entry that does not verify. With
+    /// `--file`, check an export instead (no database needed).
     Verify {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// An export written by `medgate audit export` (either format).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["expect_head", "checkpoint"])]
+        file: Option<std::path::PathBuf>,
         /// A head hash recorded earlier, outside the database (hex): the chain must still
         /// contain it, or its tail was cut off or rewritten (exit 1).
         #[arg(long, value_name = "HASH", conflicts_with = "checkpoint")]
@@ -26,14 +31,29 @@ pub(crate) enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<std::path::PathBuf>,
         /// The checkpoint key's thumbprint, as recorded when the node first started (base64url:
-        /// it may start with `-`).
-        #[arg(
-            long,
-            value_name = "THUMBPRINT",
-            requires = "checkpoint",
-            allow_hyphen_values = true
-        )]
+        /// it may start with `-`); with `--checkpoint` or `--file`.
+        #[arg(long, value_name = "THUMBPRINT", allow_hyphen_values = true)]
         checkpoint_key: Option<String>,
+    },
+    /// Write the entries recorded from `--from` until `--to` (a contiguous range of the chain)
+    /// with what proves them: the hash before the range, the head, and the latest signed
+    /// checkpoint inside it. JSON Lines or CEF for a SIEM; `audit verify --file` (or the
+    /// README's recipe, in any language) checks it offline.
+    Export {
+        /// The first moment included: RFC 3339 or Unix seconds (default: the first entry).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// The first moment no longer included (default: now).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        #[arg(long, value_parser = ["jsonl", "cef"], default_value = "jsonl")]
+        format: String,
+        /// Where to write (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// The checkpoint file (default: `<data_dir>/audit-checkpoints` when there is one).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
     },
     /// Delete the entries before the last signed checkpoint in FILE (which must verify, pinned
     /// to the checkpoint key, and be an entry of this chain); what remains still verifies.
@@ -50,11 +70,57 @@ pub(crate) enum AuditCommand {
 pub(crate) async fn run(config: Option<&Path>, command: AuditCommand) -> Result<(), Failure> {
     match command {
         AuditCommand::Verify {
+            file: Some(file),
+            json,
+            checkpoint_key,
+            ..
+        } => verify_export(&file, json, checkpoint_key.as_deref()),
+        AuditCommand::Export {
+            from,
+            to,
+            format,
+            out,
+            checkpoint,
+        } => {
+            let config = load_config(config)?;
+            let checkpoint = checkpoint.or_else(|| {
+                let default = config
+                    .server
+                    .data_dir
+                    .join(medgate_node::checkpoint::CHECKPOINT_FILE);
+                default.exists().then_some(default)
+            });
+            let range = (
+                from.as_deref().map(moment).transpose()?.unwrap_or(i64::MIN),
+                to.as_deref().map(moment).transpose()?.unwrap_or(i64::MAX),
+            );
+            let format = if format == "cef" {
+                Format::Cef
+            } else {
+                Format::Jsonl
+            };
+            let store = open_store_of(&config).await?;
+            export(
+                &*store,
+                range,
+                format,
+                out.as_deref(),
+                checkpoint.as_deref(),
+            )
+            .await
+        }
+        AuditCommand::Verify {
+            file: None,
             json,
             expect_head,
             checkpoint,
             checkpoint_key,
         } => {
+            if checkpoint_key.is_some() && checkpoint.is_none() {
+                return Err(Failure::Usage(anyhow!(
+                    "--checkpoint-key needs --checkpoint or --file"
+                )));
+            }
             let expected = match (expect_head.as_deref(), checkpoint) {
                 (Some(text), _) => Some(
                     medgate_proto::hex::decode(text.trim())
@@ -105,7 +171,12 @@ pub(crate) async fn run(config: Option<&Path>, command: AuditCommand) -> Result<
 /// The store the config names; an embedded database that is not there yet is an error (not
 /// a new, empty one).
 async fn open_store(config: Option<&Path>) -> Result<std::sync::Arc<dyn Store>, Failure> {
-    let config = load_config(config)?;
+    open_store_of(&load_config(config)?).await
+}
+
+async fn open_store_of(
+    config: &medgate_node::config::Config,
+) -> Result<std::sync::Arc<dyn Store>, Failure> {
     let location = config
         .store_location()
         .map_err(|e| Failure::Usage(e.into()))?;
@@ -118,9 +189,166 @@ async fn open_store(config: Option<&Path>) -> Result<std::sync::Arc<dyn Store>, 
             )));
         }
     }
-    medgate_node::open_store(&config)
+    medgate_node::open_store(config)
         .await
         .map_err(|e| Failure::Usage(e.into()))
+}
+
+/// RFC 3339 or Unix seconds.
+fn moment(text: &str) -> Result<i64, Failure> {
+    if let Ok(secs) = text.parse::<i64>() {
+        return Ok(secs);
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|moment| moment.unix_timestamp())
+        .map_err(|_| Failure::Usage(anyhow!("{text:?} is neither RFC 3339 nor Unix seconds")))
+}
+
+/// Every entry of the chain in seq order, a page at a time, from after `after`, until `visit`
+/// says stop.
+async fn walk(
+    store: &dyn Store,
+    mut after: i64,
+    mut visit: impl FnMut(AuditEntry) -> Result<bool, Failure>,
+) -> Result<(), Failure> {
+    loop {
+        let batch = store.audit_entries(after, 1000).await?;
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        after = last.seq;
+        for entry in batch {
+            if !visit(entry)? {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Two passes: the range (first and last entry recorded in `[from, to)`, contiguous), then
+/// the entries themselves, streamed.
+async fn export(
+    store: &dyn Store,
+    (from, to): (i64, i64),
+    format: Format,
+    out: Option<&Path>,
+    checkpoints: Option<&Path>,
+) -> Result<(), Failure> {
+    let mut range: Option<(AuditEntry, AuditEntry)> = None;
+    walk(store, 0, |entry| {
+        if entry.at.secs() >= to {
+            return Ok(false);
+        }
+        if entry.at.secs() >= from || range.is_some() {
+            match &mut range {
+                Some((_, last)) => *last = entry,
+                None => range = Some((entry.clone(), entry)),
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    let (first, last) = range.ok_or_else(|| {
+        Failure::Refused(anyhow!("no audit entries were recorded in that time range"))
+    })?;
+    let checkpoint = match checkpoints {
+        Some(path) => latest_checkpoint_in(path, first.seq..=last.seq)?,
+        None => None,
+    };
+    let header = Header::of(&first, &last, checkpoint.as_deref());
+    let mut writer: Box<dyn std::io::Write> = match out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| Failure::Usage(anyhow!("cannot create {}: {e}", path.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let failed = |e: std::io::Error| Failure::Usage(anyhow!("cannot write the export: {e}"));
+    audit_export::write_header(&mut writer, format, &header).map_err(failed)?;
+    walk(store, first.seq - 1, |entry| {
+        if entry.seq > last.seq {
+            return Ok(false);
+        }
+        audit_export::write_entry(&mut writer, format, &entry).map_err(failed)?;
+        Ok(entry.seq < last.seq)
+    })
+    .await?;
+    writer.flush().map_err(failed)?;
+    if out.is_some() {
+        eprintln!(
+            "exported audit entries {} to {}, head {}{}",
+            first.seq,
+            last.seq,
+            header.head_hash,
+            match &checkpoint {
+                Some(_) => ", with a signed checkpoint inside the range",
+                None => ", without a signed checkpoint inside the range",
+            }
+        );
+    }
+    Ok(())
+}
+
+/// The last checkpoint in `path` that verifies and signs an entry in `range`.
+fn latest_checkpoint_in(
+    path: &Path,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<Option<String>, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(anyhow!("cannot read {}: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| {
+            medgate_verify::checkpoint::verify(line, None)
+                .is_ok_and(|signed| range.contains(&signed.seq()))
+        })
+        .map(str::to_string))
+}
+
+fn verify_export(path: &Path, json: bool, pinned: Option<&str>) -> Result<(), Failure> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Failure::Usage(anyhow!("cannot read {}: {e}", path.display())))?;
+    let pinned = pinned.map(|t| medgate_proto::Thumbprint::from_wire(t.trim().to_string()));
+    match audit_export::verify(&mut std::io::BufReader::new(file), pinned.as_ref()) {
+        Ok(verified) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "export": verified, "checkpoint_key_pinned": pinned.is_some()})
+                );
+            } else {
+                println!(
+                    "export verifies ({}): audit entries {} to {}, head {}",
+                    verified.format, verified.first_seq, verified.last_seq, verified.head_hash
+                );
+                match (verified.checkpoint_seq, &pinned) {
+                    (Some(seq), Some(_)) => println!(
+                        "entries up to {seq} are vouched for by a checkpoint signed with the pinned key"
+                    ),
+                    (Some(seq), None) => println!(
+                        "entries up to {seq} are vouched for by a checkpoint; pin its key (--checkpoint-key) to know whose"
+                    ),
+                    (None, _) => println!(
+                        "no signed checkpoint inside the range: the export is consistent, not vouched for"
+                    ),
+                }
+            }
+            Ok(())
+        }
+        Err(error) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "problem": error.to_string()})
+                );
+            }
+            Err(Failure::Refused(anyhow!(
+                "the export does not verify: {error}"
+            )))
+        }
+    }
 }
 
 async fn verify(store: &dyn Store, json: bool, expected: Option<[u8; 32]>) -> Result<(), Failure> {

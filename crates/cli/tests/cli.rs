@@ -395,6 +395,123 @@ fn the_audit_log_is_pruned_up_to_a_signed_checkpoint() {
     assert!(stdout(&verified).contains("were pruned"));
 }
 
+/// An export of a time range verifies offline, in both formats, under the pinned checkpoint key
+/// (with medgate and with an auditor's own verifier written from the README in Python, which
+/// checks the checkpoint with joserfc); a changed line, a cut tail or another key does not.
+#[test]
+fn an_audit_export_verifies_offline_and_a_changed_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = loopback_config(dir.path(), "");
+    let (server, url) = serve(&config);
+    for app in ["org.example.one", "org.example.two", "org.example.three"] {
+        let created = run(medgate().arg("--config").arg(&config).args([
+            "admin", "--server", &url, "app", "create", app, "--scopes", "a",
+        ]));
+        assert!(created.status.success(), "{}", stderr(&created));
+    }
+    stop(server);
+    let checkpoints = std::fs::read_to_string(dir.path().join("data/audit-checkpoints")).unwrap();
+    let signed =
+        medgate_verify::checkpoint::verify(checkpoints.lines().last().unwrap(), None).unwrap();
+    let key = signed.key().as_str().to_string();
+    let other = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    let audit = |args: &[&str]| {
+        run(medgate()
+            .arg("--config")
+            .arg(&config)
+            .arg("audit")
+            .args(args))
+    };
+    let python = medgate_testkit::tool(
+        "MEDGATE_PARTNER_PYTHON",
+        "scripts/venv partner interop/partner/requirements.txt",
+    );
+    let judge = |file: &Path, key: &str| {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/audit/verify_export.py");
+        python.as_ref().map(|python| {
+            let output = run(std::process::Command::new(python)
+                .arg(script)
+                .arg(file)
+                .args(["--checkpoint-key", key]));
+            let answer: serde_json::Value = serde_json::from_str(stdout(&output).trim())
+                .unwrap_or_else(|_| panic!("{} {}", stdout(&output), stderr(&output)));
+            (output.status.success(), answer)
+        })
+    };
+    for format in ["jsonl", "cef"] {
+        let file = dir.path().join(format!("export.{format}"));
+        // From the first moment to one far ahead: every entry, the checkpoint inside.
+        let exported = audit(&[
+            "export",
+            "--from",
+            "1970-01-01T00:00:00Z",
+            "--to",
+            "4000000000",
+            "--format",
+            format,
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        assert!(exported.status.success(), "{}", stderr(&exported));
+        assert!(stderr(&exported).contains("with a signed checkpoint inside the range"));
+        let verified = audit(&[
+            "verify",
+            "--file",
+            file.to_str().unwrap(),
+            "--checkpoint-key",
+            &key,
+        ]);
+        assert!(verified.status.success(), "{}", stderr(&verified));
+        assert!(
+            stdout(&verified).contains("vouched for by a checkpoint signed with the pinned key"),
+            "{}",
+            stdout(&verified)
+        );
+        if let Some((ok, answer)) = judge(&file, &key) {
+            assert!(ok, "{answer}");
+            assert_eq!(answer["checkpoint_seq"], signed.seq());
+        }
+        // Another key, a changed subject, a cut tail: refused by both.
+        let refused = audit(&[
+            "verify",
+            "--file",
+            file.to_str().unwrap(),
+            "--checkpoint-key",
+            other,
+        ]);
+        assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let changed = dir.path().join(format!("changed.{format}"));
+        std::fs::write(
+            &changed,
+            text.replacen("org.example.two", "org.example.tw0", 1),
+        )
+        .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let cut = dir.path().join(format!("cut.{format}"));
+        std::fs::write(&cut, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+        for bad in [&changed, &cut] {
+            let refused = audit(&["verify", "--file", bad.to_str().unwrap(), "--json"]);
+            assert_eq!(refused.status.code(), Some(1));
+            assert!(
+                stdout(&refused).contains("\"ok\":false"),
+                "{}",
+                stdout(&refused)
+            );
+            if let Some((ok, answer)) = judge(bad, &key) {
+                assert!(!ok, "{answer}");
+            }
+        }
+        if let Some((ok, _)) = judge(&file, other) {
+            assert!(!ok);
+        }
+    }
+    // A range with nothing in it is refused, not an empty file.
+    let empty = audit(&["export", "--from", "1000", "--to", "2000"]);
+    assert_eq!(empty.status.code(), Some(1));
+}
+
 #[test]
 fn configuration_errors_exit_2_with_the_reason() {
     let missing = run(medgate().args(["--config", "/nonexistent/medgate.toml", "serve"]));

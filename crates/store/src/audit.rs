@@ -114,6 +114,14 @@ impl ChainVerifier {
         }
     }
 
+    /// For a range of the chain from `first_seq`, whose predecessor's hash is `prev_hash`.
+    pub fn after(first_seq: i64, prev_hash: [u8; 32]) -> Self {
+        ChainVerifier {
+            next_seq: first_seq,
+            prev_hash: Some(prev_hash),
+        }
+    }
+
     /// For a log pruned before `first_seq`: the chain is checked from that entry on.
     pub fn resuming_at(first_seq: i64) -> Self {
         ChainVerifier {

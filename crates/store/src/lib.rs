@@ -22,6 +22,7 @@
 //!   sequence value still in flight, or takes the feed's lock for each append.
 
 pub mod audit;
+pub mod audit_export;
 mod columns;
 pub mod copy;
 #[cfg(feature = "postgres")]
