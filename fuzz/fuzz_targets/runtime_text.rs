@@ -65,7 +65,9 @@ fuzz_target!(|data: &[u8]| {
             if let Some((&phnum, _)) = rest.split_first()
                 && let Ok(found) = linkmap::namespaces(&Input(rest), BASE + 1, u64::from(phnum))
             {
-                let _ = linkmap::preloaded(&found[0], &["libc.so.6".to_string()]);
+                let _ = linkmap::preloaded(&found[0], &["libc.so.6".to_string()], &|name| {
+                    name.ends_with("/ld-linux-x86-64.so.2")
+                });
             }
         }
         _ => {

@@ -193,11 +193,16 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 
 /// The objects of the base namespace loaded before the executable's first dependency:
 /// preloaded (`LD_PRELOAD`, `/etc/ld.so.preload`). Entries that are not paths (the
-/// executable's empty name, the vDSO's) are not objects from files.
-pub fn preloaded<'n>(base: &'n [String], dependencies: &[String]) -> Vec<&'n str> {
+/// executable's empty name, the vDSO's) are not objects from files, and the dynamic linker
+/// (`is_linker`, by path), which bionic lists right after the executable, is neither.
+pub fn preloaded<'n>(
+    base: &'n [String],
+    dependencies: &[String],
+    is_linker: &dyn Fn(&str) -> bool,
+) -> Vec<&'n str> {
     base.iter()
         .skip(1)
-        .filter(|name| name.starts_with('/'))
+        .filter(|name| name.starts_with('/') && !is_linker(name))
         .take_while(|name| {
             let file = name.rsplit('/').next().unwrap_or(name);
             !dependencies.iter().any(|dependency| dependency == file)
@@ -298,9 +303,14 @@ mod tests {
         );
         let found = namespaces(&memory, phdr, 2).unwrap();
         assert_eq!(found.len(), 2);
-        let dependencies = ["libgcc_s.so.1".to_string(), "libc.so.6".to_string()];
+        let dependencies = [
+            "libgcc_s.so.1".to_string(),
+            "libc.so.6".to_string(),
+            "linker64".to_string(),
+        ];
+        let linker = |name: &str| name.ends_with("/linker64");
         assert_eq!(
-            preloaded(&found[0], &dependencies),
+            preloaded(&found[0], &dependencies, &linker),
             ["/opt/plugins/libplugin.so"]
         );
         assert_eq!(found[1][0], "/opt/plugins/libaudit.so");
@@ -308,7 +318,24 @@ mod tests {
         let (memory, phdr) = process(&["", "linux-vdso.so.1", "/lib/libc.so.6"], &[]);
         let found = namespaces(&memory, phdr, 2).unwrap();
         assert_eq!(found.len(), 1);
-        assert!(preloaded(&found[0], &dependencies).is_empty());
+        assert!(preloaded(&found[0], &dependencies, &linker).is_empty());
+        // Bionic lists the linker right after the executable; preloads still follow it.
+        let (memory, phdr) = process(
+            &[
+                "/system/bin/app_process64",
+                "/system/bin/linker64",
+                "[vdso]",
+                "/data/local/tmp/libhook.so",
+                "/system/lib64/libc.so",
+            ],
+            &[],
+        );
+        let found = namespaces(&memory, phdr, 2).unwrap();
+        let dependencies = ["libc.so".to_string(), "linker64".to_string()];
+        assert_eq!(
+            preloaded(&found[0], &dependencies, &linker),
+            ["/data/local/tmp/libhook.so"]
+        );
     }
 
     #[test]

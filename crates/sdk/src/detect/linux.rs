@@ -839,7 +839,8 @@ fn link_maps(dependencies: &BTreeSet<String>, report: &mut Report) {
         }
     };
     let dependencies: Vec<String> = dependencies.iter().cloned().collect();
-    let mut found: Vec<Detection> = linkmap::preloaded(&namespaces[0], &dependencies)
+    let is_linker = |path: &str| is_dynamic_linker(procfs::file_name(path));
+    let mut found: Vec<Detection> = linkmap::preloaded(&namespaces[0], &dependencies, &is_linker)
         .into_iter()
         .map(|path| {
             Detection::new(
