@@ -234,12 +234,24 @@ async fn export(
     out: Option<&Path>,
     checkpoints: Option<&Path>,
 ) -> Result<(), Failure> {
+    let signed = match checkpoints {
+        Some(path) => signed_checkpoints(path)?,
+        None => Vec::new(),
+    };
     let mut range: Option<(AuditEntry, AuditEntry)> = None;
+    // The latest checkpoint that signs an entry of the range as this chain has it.
+    let mut checkpoint: Option<(i64, &str)> = None;
     walk(store, 0, |entry| {
         if entry.at.secs() >= to {
             return Ok(false);
         }
         if entry.at.secs() >= from || range.is_some() {
+            if let Some((_, line)) = signed.iter().find(|(checkpoint, _)| {
+                checkpoint.seq() == entry.seq && checkpoint.hash() == entry.hash
+            }) && checkpoint.is_none_or(|(seq, _)| seq < entry.seq)
+            {
+                checkpoint = Some((entry.seq, line.as_str()));
+            }
             match &mut range {
                 Some((_, last)) => *last = entry,
                 None => range = Some((entry.clone(), entry)),
@@ -251,10 +263,7 @@ async fn export(
     let (first, last) = range.ok_or_else(|| {
         Failure::Refused(anyhow!("no audit entries were recorded in that time range"))
     })?;
-    let checkpoint = match checkpoints {
-        Some(path) => latest_checkpoint_in(path, first.seq..=last.seq)?,
-        None => None,
-    };
+    let checkpoint = checkpoint.map(|(_, line)| line.to_string());
     let header = Header::of(&first, &last, checkpoint.as_deref());
     let mut writer: Box<dyn std::io::Write> = match out {
         Some(path) => Box::new(std::io::BufWriter::new(
@@ -289,22 +298,21 @@ async fn export(
     Ok(())
 }
 
-/// The last checkpoint in `path` that verifies and signs an entry in `range`.
-fn latest_checkpoint_in(
+/// The checkpoints in `path` whose signatures verify, with their lines.
+fn signed_checkpoints(
     path: &Path,
-    range: std::ops::RangeInclusive<i64>,
-) -> Result<Option<String>, Failure> {
+) -> Result<Vec<(medgate_verify::checkpoint::VerifiedCheckpoint, String)>, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Usage(anyhow!("cannot read {}: {e}", path.display())))?;
     Ok(text
         .lines()
-        .rev()
         .map(str::trim)
-        .find(|line| {
+        .filter_map(|line| {
             medgate_verify::checkpoint::verify(line, None)
-                .is_ok_and(|signed| range.contains(&signed.seq()))
+                .ok()
+                .map(|signed| (signed, line.to_string()))
         })
-        .map(str::to_string))
+        .collect())
 }
 
 fn verify_export(path: &Path, json: bool, pinned: Option<&str>) -> Result<(), Failure> {

@@ -156,7 +156,10 @@ impl ChainVerifier {
         if entry.hash != expected {
             return Err(broken("content does not match its hash"));
         }
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.checked_add(1).ok_or(ChainBreak {
+            seq: entry.seq,
+            problem: "sequence number overflow",
+        })?;
         self.prev_hash = Some(entry.hash);
         Ok(())
     }

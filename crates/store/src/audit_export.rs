@@ -235,7 +235,11 @@ pub fn verify(
         let header: Header = serde_json::from_str(&first).map_err(|_| ExportError::NoHeader)?;
         (Format::Jsonl, header)
     };
-    if header.format != FORMAT || header.first_seq < 1 || header.last_seq < header.first_seq {
+    if header.format != FORMAT
+        || header.first_seq < 1
+        || header.last_seq < header.first_seq
+        || header.last_seq == i64::MAX
+    {
         return Err(ExportError::NoHeader);
     }
     let prev_hash = hash_of(&header.prev_hash).ok_or(ExportError::NoHeader)?;
@@ -257,9 +261,6 @@ pub fn verify(
     let mut verifier = ChainVerifier::after(header.first_seq, prev_hash);
     let mut last = None;
     while let Some(text) = lines.next()? {
-        if text.is_empty() {
-            continue;
-        }
         let entry = match format {
             Format::Jsonl => jsonl_entry(&text),
             Format::Cef => cef_entry(&text),
@@ -392,12 +393,17 @@ fn cef_extension(text: &str) -> Option<Pairs> {
     let bytes = text.as_bytes();
     let mut keys = Vec::new();
     let mut index = 0;
+    // Where the word the scan is in began: just after the last space.
+    let mut word = 0;
     while index < bytes.len() {
         match bytes[index] {
             b'\\' => index += 2,
             b'=' => {
-                let start = text[..index].rfind(' ').map_or(0, |space| space + 1);
-                keys.push((start, index));
+                keys.push((word, index));
+                index += 1;
+            }
+            b' ' => {
+                word = index + 1;
                 index += 1;
             }
             _ => index += 1,
@@ -445,36 +451,94 @@ fn value<'p>(pairs: &'p [(String, String)], key: &str) -> Option<&'p str> {
     found.next().is_none().then_some(value.as_str())
 }
 
+/// The record's header fields are `0|medgate|medgate|1|<name>|<name or title>|<severity>`
+/// exactly, and its keys exactly `keys` (labels with their values), each once: nothing a SIEM
+/// shows is left outside what the verifier checks.
+fn cef_strict<'p>(
+    fields: &[String],
+    pairs: &'p [(String, String)],
+    title: &str,
+    severity: u8,
+    keys: &[(&str, Option<&str>)],
+) -> Option<&'p [(String, String)]> {
+    let expected = ["0", "medgate", "medgate", "1"];
+    if fields.len() != 7
+        || fields[..4] != expected
+        || fields[5] != title
+        || fields[6] != severity.to_string()
+        || pairs.len() != keys.len()
+    {
+        return None;
+    }
+    for (key, label) in keys {
+        let found = value(pairs, key)?;
+        if label.is_some_and(|label| label != found) {
+            return None;
+        }
+    }
+    Some(pairs)
+}
+
 fn cef_header_record(text: &str) -> Option<Header> {
     let (fields, pairs) = cef_record(text)?;
     if fields.get(4).map(String::as_str) != Some("audit.export") {
         return None;
     }
+    let mut keys = vec![
+        ("cn1Label", Some("first_seq")),
+        ("cn1", None),
+        ("cn2Label", Some("last_seq")),
+        ("cn2", None),
+        ("cs3Label", Some("prev_hash")),
+        ("cs3", None),
+        ("cs4Label", Some("head_hash")),
+        ("cs4", None),
+    ];
+    if value(&pairs, "cs5").is_some() {
+        keys.extend([("cs5Label", Some("checkpoint")), ("cs5", None)]);
+    }
+    let pairs = cef_strict(&fields, &pairs, "audit export", 1, &keys)?;
     Some(Header {
         format: FORMAT.into(),
-        first_seq: value(&pairs, "cn1")?.parse().ok()?,
-        last_seq: value(&pairs, "cn2")?.parse().ok()?,
-        prev_hash: value(&pairs, "cs3")?.to_string(),
-        head_hash: value(&pairs, "cs4")?.to_string(),
-        checkpoint: value(&pairs, "cs5").map(str::to_string),
+        first_seq: value(pairs, "cn1")?.parse().ok()?,
+        last_seq: value(pairs, "cn2")?.parse().ok()?,
+        prev_hash: value(pairs, "cs3")?.to_string(),
+        head_hash: value(pairs, "cs4")?.to_string(),
+        checkpoint: value(pairs, "cs5").map(str::to_string),
     })
 }
 
 fn cef_entry(text: &str) -> Option<AuditEntry> {
     let (fields, pairs) = cef_record(text)?;
-    let rt: i64 = value(&pairs, "rt")?.parse().ok()?;
+    let kind = fields.get(4)?;
+    let keys = [
+        ("rt", None),
+        ("suser", None),
+        ("cs1Label", Some("subject")),
+        ("cs1", None),
+        ("cs2Label", Some("detail")),
+        ("cs2", None),
+        ("cn1Label", Some("seq")),
+        ("cn1", None),
+        ("cs3Label", Some("prev_hash")),
+        ("cs3", None),
+        ("cs4Label", Some("hash")),
+        ("cs4", None),
+    ];
+    let pairs = cef_strict(&fields, &pairs, kind, severity(kind), &keys)?;
+    let rt: i64 = value(pairs, "rt")?.parse().ok()?;
     if rt % 1000 != 0 {
         return None;
     }
     Some(AuditEntry {
-        seq: value(&pairs, "cn1")?.parse().ok()?,
+        seq: value(pairs, "cn1")?.parse().ok()?,
         at: UnixTime::from_secs(rt / 1000),
-        kind: fields.get(4)?.clone(),
-        actor: value(&pairs, "suser")?.to_string(),
-        subject: value(&pairs, "cs1")?.to_string(),
-        detail: value(&pairs, "cs2")?.to_string(),
-        prev_hash: hash_of(value(&pairs, "cs3")?)?,
-        hash: hash_of(value(&pairs, "cs4")?)?,
+        kind: kind.clone(),
+        actor: value(pairs, "suser")?.to_string(),
+        subject: value(pairs, "cs1")?.to_string(),
+        detail: value(pairs, "cs2")?.to_string(),
+        prev_hash: hash_of(value(pairs, "cs3")?)?,
+        hash: hash_of(value(pairs, "cs4")?)?,
     })
 }
 
@@ -643,6 +707,47 @@ mod tests {
             assert_eq!((verified.format, verified.last_seq), (format, 2));
             assert_eq!(verified.head_hash, head);
         }
+    }
+
+    /// What a SIEM shows is all checked: another title, severity, label or an extra or
+    /// repeated key (which one reader takes first and another last) is refused.
+    #[test]
+    fn cef_records_carry_nothing_the_verifier_does_not_check() {
+        let entries = chain(2);
+        let text = exported(Format::Cef, &entries);
+        let lines: Vec<&str> = text.lines().collect();
+        let entry = lines[2];
+        for forged in [
+            entry.replacen("|admin.app.create|6|", "|admin.app.create|1|", 1),
+            entry.replacen(
+                "admin.app.create|admin.app.create",
+                "admin.app.create|all fine",
+                1,
+            ),
+            entry.replacen("cs1Label=subject", "cs1Label=patient", 1),
+            format!("{entry} msg=all fine"),
+            entry.replacen(" cs2Label=detail", " cs2=forged cs2Label=detail", 1),
+            entry.replacen("CEF:0|medgate|medgate|1|", "CEF:0|medgate|other|1|", 1),
+        ] {
+            assert_ne!(forged, entry);
+            let changed = [lines[0], lines[1], &forged].join("\n");
+            assert_eq!(
+                check(&changed),
+                Err(ExportError::Unreadable(3, "not an entry of this format")),
+                "{forged}"
+            );
+        }
+        let header = format!("{} msg=x", lines[0]);
+        assert_eq!(
+            check(&[header.as_str(), lines[1], lines[2]].join("\n")),
+            Err(ExportError::NoHeader)
+        );
+        // A blank line is not skipped.
+        assert!(check(&[lines[0], "", lines[1], lines[2]].join("\n")).is_err());
+        // The largest sequence number is refused, not overflowed.
+        let json = exported(Format::Jsonl, &entries);
+        let huge = json.replacen("\"last_seq\":2", &format!("\"last_seq\":{}", i64::MAX), 1);
+        assert_eq!(check(&huge), Err(ExportError::NoHeader));
     }
 
     #[test]

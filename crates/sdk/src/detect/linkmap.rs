@@ -56,6 +56,8 @@ const MAX_DYN_ENTRIES: u64 = 1024;
 const MAX_OBJECTS: usize = 4096;
 const MAX_NAMESPACES: usize = 64;
 const MAX_NAME: usize = 4096;
+/// Bytes of names read in one walk, all namespaces together.
+const MAX_NAMES_TOTAL: usize = 1024 * 1024;
 
 /// `AT_PHDR` and `AT_PHNUM` of a 64-bit auxiliary vector.
 pub fn program_headers(auxv: &[u8]) -> Option<(u64, u64)> {
@@ -97,10 +99,12 @@ pub fn namespaces(
             _ => {}
         }
     }
-    // A non-PIE executable without PT_PHDR is loaded where its headers say.
+    // Without PT_PHDR the load bias is unknown (the headers may even be the dynamic linker's,
+    // when it was run as a command): nothing is read.
+    let bias = bias.ok_or(LinkMapError::NoProgramHeaders)?;
     let dynamic = dynamic
         .ok_or(LinkMapError::NoDynamicSection)?
-        .wrapping_add(bias.unwrap_or(0));
+        .wrapping_add(bias);
     // Step 3.
     let mut r_debug = None;
     for index in 0..MAX_DYN_ENTRIES {
@@ -117,6 +121,7 @@ pub fn namespaces(
     let mut r_debug = r_debug.ok_or(LinkMapError::NoDebugEntry)?;
     // Step 4.
     let mut found = Vec::new();
+    let mut budget = MAX_NAMES_TOTAL;
     loop {
         let mut header = [0u8; 48];
         if !memory.read(r_debug, &mut header[..40]) {
@@ -124,7 +129,7 @@ pub fn namespaces(
         }
         let version = u32::from_le_bytes(header[..4].try_into().unwrap_or_default());
         let first = u64_at(&header, 8).ok_or(LinkMapError::Unreadable)?;
-        found.push(objects(memory, first)?);
+        found.push(objects(memory, first, &mut budget)?);
         let next = if version >= 2 && memory.read(r_debug.wrapping_add(40), &mut header[40..]) {
             u64_at(&header, 40).unwrap_or(0)
         } else {
@@ -141,7 +146,11 @@ pub fn namespaces(
 }
 
 /// One namespace's `link_map` list from `first`: `l_name` at 8, `l_next` at 24.
-fn objects(memory: &dyn Memory, first: u64) -> Result<Vec<String>, LinkMapError> {
+fn objects(
+    memory: &dyn Memory,
+    first: u64,
+    budget: &mut usize,
+) -> Result<Vec<String>, LinkMapError> {
     let mut names = Vec::new();
     let mut entry = first;
     while entry != 0 {
@@ -153,11 +162,15 @@ fn objects(memory: &dyn Memory, first: u64) -> Result<Vec<String>, LinkMapError>
             return Err(LinkMapError::Unreadable);
         }
         let name = u64_at(&fields, 8).ok_or(LinkMapError::Unreadable)?;
-        names.push(if name == 0 {
+        let name = if name == 0 {
             String::new()
         } else {
             c_string(memory, name)?
-        });
+        };
+        *budget = budget
+            .checked_sub(name.len())
+            .ok_or(LinkMapError::TooLong)?;
+        names.push(name);
         entry = u64_at(&fields, 24).ok_or(LinkMapError::Unreadable)?;
     }
     Ok(names)
@@ -192,23 +205,28 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 }
 
 /// The objects of the base namespace loaded before the executable's first dependency:
-/// preloaded (`LD_PRELOAD`, `/etc/ld.so.preload`). Entries that are not paths (the
-/// executable's empty name, the vDSO's) are not objects from files, and the dynamic linker
-/// (`is_linker`, by path), which bionic lists right after the executable, is neither.
+/// preloaded (`LD_PRELOAD`, `/etc/ld.so.preload`, relative paths included). Names without a
+/// `/` (the executable's empty one, the vDSO's) are not objects from files, and the dynamic
+/// linker (`is_linker`, by path), which bionic lists right after the executable, is neither.
+/// `None` when no dependency is listed at all: then the load order tells nothing.
 pub fn preloaded<'n>(
     base: &'n [String],
     dependencies: &[String],
     is_linker: &dyn Fn(&str) -> bool,
-) -> Vec<&'n str> {
-    base.iter()
+) -> Option<Vec<&'n str>> {
+    let mut found = Vec::new();
+    for name in base
+        .iter()
         .skip(1)
-        .filter(|name| name.starts_with('/') && !is_linker(name))
-        .take_while(|name| {
-            let file = name.rsplit('/').next().unwrap_or(name);
-            !dependencies.iter().any(|dependency| dependency == file)
-        })
-        .map(String::as_str)
-        .collect()
+        .filter(|name| name.contains('/') && !is_linker(name))
+    {
+        let file = name.rsplit('/').next().unwrap_or(name);
+        if dependencies.iter().any(|dependency| dependency == file) {
+            return Some(found);
+        }
+        found.push(name.as_str());
+    }
+    None
 }
 
 #[cfg(test)]
@@ -311,14 +329,16 @@ mod tests {
         let linker = |name: &str| name.ends_with("/linker64");
         assert_eq!(
             preloaded(&found[0], &dependencies, &linker),
-            ["/opt/plugins/libplugin.so"]
+            Some(vec!["/opt/plugins/libplugin.so"])
         );
         assert_eq!(found[1][0], "/opt/plugins/libaudit.so");
         // Nothing preloaded: the first object after the vDSO is a dependency.
         let (memory, phdr) = process(&["", "linux-vdso.so.1", "/lib/libc.so.6"], &[]);
         let found = namespaces(&memory, phdr, 2).unwrap();
         assert_eq!(found.len(), 1);
-        assert!(preloaded(&found[0], &dependencies, &linker).is_empty());
+        assert_eq!(preloaded(&found[0], &dependencies, &linker), Some(vec![]));
+        // No dependency listed at all: the order tells nothing.
+        assert_eq!(preloaded(&found[0], &["libz.so.1".into()], &linker), None);
         // Bionic lists the linker right after the executable; preloads still follow it.
         let (memory, phdr) = process(
             &[
@@ -326,6 +346,7 @@ mod tests {
                 "/system/bin/linker64",
                 "[vdso]",
                 "/data/local/tmp/libhook.so",
+                "./libpreloaded-relative.so",
                 "/system/lib64/libc.so",
             ],
             &[],
@@ -334,7 +355,10 @@ mod tests {
         let dependencies = ["libc.so".to_string(), "linker64".to_string()];
         assert_eq!(
             preloaded(&found[0], &dependencies, &linker),
-            ["/data/local/tmp/libhook.so"]
+            Some(vec![
+                "/data/local/tmp/libhook.so",
+                "./libpreloaded-relative.so"
+            ])
         );
     }
 

@@ -29,9 +29,9 @@ pub(crate) struct State {
     dependencies: Option<BTreeSet<String>>,
     /// Where the code check's round of the other modules goes on next pass.
     code_cursor: usize,
-    /// SHA-256 of each compared mapping's bytes in its file, by (inode, offset, length), read
+    /// SHA-256 of each compared mapping's bytes in its file, by (path, inode, offset, length), read
     /// once: memory found equal to the file byte for byte has the same digest.
-    file_digests: std::collections::HashMap<(u64, u64, u64), [u8; 32]>,
+    file_digests: std::collections::HashMap<(String, u64, u64, u64), [u8; 32]>,
     /// Where libraries loaded by name may come from, once computed.
     library_dirs: Option<LibraryDirs>,
     /// The GOT slots of the executable and the SDK's module, and what mapped modules export,
@@ -120,30 +120,47 @@ pub(crate) fn run(config: &DetectConfig, state: &mut State, pass: Pass, report: 
     libraries(config, state, &maps, report);
     interposition(&maps, report);
     got(state, &maps, &mut tally, report);
-    report.coverage = Some(tally.coverage(maps.len(), threads.len()));
+    report.coverage = tally.coverage(maps.len(), threads.len());
 }
 
 /// What the code and GOT checks of a pass examined, for the report's [`Coverage`]: `code`
 /// hashes each compared mapping's file digest and every difference from it.
-#[derive(Default)]
 struct Tally {
+    /// Whether this platform has a code check at all (a pass on one without claims no
+    /// coverage, rather than an implausibly small one).
+    code_check: bool,
     modules: u32,
     code_bytes: u64,
     code: sha2::Sha256,
     got_slots: u32,
 }
 
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            code_check: true,
+            modules: 0,
+            code_bytes: 0,
+            code: sha2::Sha256::new(),
+            got_slots: 0,
+        }
+    }
+}
+
 impl Tally {
-    fn coverage(self, maps_lines: usize, threads: usize) -> Coverage {
+    fn coverage(self, maps_lines: usize, threads: usize) -> Option<Coverage> {
+        if !self.code_check {
+            return None;
+        }
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        Coverage {
+        Some(Coverage {
             maps_lines: count(maps_lines),
             threads: count(threads),
             modules: self.modules,
             code_bytes: self.code_bytes,
             got_slots: self.got_slots,
             code_sha256: medgate_proto::hex::encode(&self.code.finalize()),
-        }
+        })
     }
 }
 
@@ -517,6 +534,7 @@ fn code(
 ) {
     let Some(arch) = Arch::current() else {
         report.note("code: no patch classifier for this architecture; skipped");
+        tally.code_check = false;
         return;
     };
     let own = code as *const () as u64;
@@ -538,7 +556,12 @@ fn code(
         let mut patches = Vec::new();
         let mut compared = false;
         for mapping in maps.iter().filter(|m| m.executable && m.path == module) {
-            let key = (mapping.inode, mapping.offset, mapping.len());
+            let key = (
+                mapping.path.clone(),
+                mapping.inode,
+                mapping.offset,
+                mapping.len(),
+            );
             let cached = state.file_digests.get(&key).copied();
             let mut file = cached.is_none().then(sha2::Sha256::new);
             let before = patches.len();
@@ -817,7 +840,17 @@ fn link_maps(dependencies: &BTreeSet<String>, report: &mut Report) {
         report.note("preload: the auxiliary vector names no program headers; link maps not read");
         return;
     };
-    let namespaces = match linkmap::namespaces(&OwnMemory(memory), phdr, phnum) {
+    // A library loaded or unloaded by another thread meanwhile can break one walk: only a list
+    // that cannot be walked three times running is a finding.
+    let memory = OwnMemory(memory);
+    let mut walked = linkmap::namespaces(&memory, phdr, phnum);
+    for _ in 0..2 {
+        if walked.is_ok() {
+            break;
+        }
+        walked = linkmap::namespaces(&memory, phdr, phnum);
+    }
+    let namespaces = match walked {
         Ok(namespaces) => namespaces,
         Err(
             error @ (linkmap::LinkMapError::NoDynamicSection | linkmap::LinkMapError::NoDebugEntry),
@@ -840,7 +873,11 @@ fn link_maps(dependencies: &BTreeSet<String>, report: &mut Report) {
     };
     let dependencies: Vec<String> = dependencies.iter().cloned().collect();
     let is_linker = |path: &str| is_dynamic_linker(procfs::file_name(path));
-    let mut found: Vec<Detection> = linkmap::preloaded(&namespaces[0], &dependencies, &is_linker)
+    let Some(preloaded) = linkmap::preloaded(&namespaces[0], &dependencies, &is_linker) else {
+        report.note("preload: none of the executable's dependencies is in the link map; load order not judged");
+        return;
+    };
+    let mut found: Vec<Detection> = preloaded
         .into_iter()
         .map(|path| {
             Detection::new(

@@ -4,9 +4,9 @@
 //! sound.
 //!
 //! After `fork` in a multi-threaded process the child may only make async-signal-safe calls:
-//! the child code here calls `read`, `write`, `close`, `prctl`, `ptrace`, `waitpid`,
-//! `sigprocmask`, `signalfd`, `poll`, `pread64`, `kill` and `_exit`, allocates nothing and
-//! takes no lock.
+//! the child code here calls `sigprocmask` (first: it blocks every signal, so none of the
+//! app's handlers run in the child), `read`, `write`, `close`, `prctl`, `ptrace`, `waitpid`,
+//! `signalfd`, `poll`, `pread64`, `kill` and `_exit`, allocates nothing and takes no lock.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -214,6 +214,15 @@ fn fork_tracer(child: impl FnOnce(i32, i32)) -> io::Result<(i32, i32)> {
     // and leaves with `_exit`; the parent branch continues normally.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // The child keeps the app's signal handlers, which must not run here (a Ctrl-C reaches
+        // the whole process group): every signal is blocked. The guard reads SIGCHLD from a
+        // signalfd; SIGKILL, which ends it with its parent, cannot be blocked.
+        // SAFETY: `all` is a valid sigset_t that sigfillset initialises; sigprocmask reads it.
+        unsafe {
+            let mut all = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigfillset(&mut all);
+            libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        }
         close(go[1]);
         close(report[0]);
         if read_byte(go[0]).is_none() {
@@ -388,15 +397,14 @@ fn guard_loop(parent: i32, watch: &GuardWatch) -> ! {
     }
 }
 
-/// A descriptor SIGCHLD is read from (blocked for delivery), or -1.
+/// A descriptor SIGCHLD (blocked since the fork) is read from, or -1.
 fn child_signals() -> i32 {
-    // SAFETY: `set` is a valid sigset_t that sigemptyset initialises before use; sigprocmask
-    // and signalfd read it.
+    // SAFETY: `set` is a valid sigset_t that sigemptyset initialises before use; signalfd
+    // reads it.
     unsafe {
         let mut set = std::mem::zeroed::<libc::sigset_t>();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
     }
 }
