@@ -5,7 +5,7 @@
 //!
 //! After `fork` in a multi-threaded process the child may only make async-signal-safe calls:
 //! the child code here calls `sigprocmask` (first: it blocks every signal, so none of the
-//! app's handlers run in the child), `read`, `write`, `close`, `prctl`, `ptrace`, `waitpid`,
+//! app's handlers run in the child), `read`, `write`, `close`, `ptrace`, `waitpid`, `getppid`,
 //! `signalfd`, `poll`, `pread64`, `kill` and `_exit`, allocates nothing and takes no lock.
 #![allow(unsafe_code)]
 
@@ -326,14 +326,12 @@ impl GuardWatch {
 /// signals, every few milliseconds, it compares the `watch`ed code from outside the process:
 /// a change (a hook written through `/proc/<pid>/mem`, which no tracer can refuse root) ends
 /// the process with `SIGKILL` — it fails closed, even where the detectors inside were
-/// silenced. The guard dies with this process (`PR_SET_PDEATHSIG`). Returns the guard's pid
-/// once it is attached.
+/// silenced. The guard ends when this process does: when its main thread's exit is reported,
+/// when no traced thread is left, or when it is no longer this process's child (not with
+/// `PR_SET_PDEATHSIG`, which follows the thread that forked it: a guard started from a thread
+/// that later ends would die with it). Returns the guard's pid once it is attached.
 pub fn start_guard(tids: &[i32], watch: GuardWatch) -> io::Result<i32> {
     let (pid, report) = fork_tracer(|parent, report| {
-        // SAFETY: PR_SET_PDEATHSIG takes a signal number by value.
-        unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-        }
         for &tid in tids {
             if seize(tid, libc::PTRACE_O_TRACECLONE).is_err() && tid == parent {
                 write_byte(report, b'r');
@@ -369,6 +367,10 @@ fn guard_loop(parent: i32, watch: &GuardWatch) -> ! {
                 Ok((tid, status)) => on_stop(parent, tid, status),
                 Err(_) => exit_child(0),
             }
+        }
+        // SAFETY: `getppid` has no preconditions.
+        if unsafe { libc::getppid() } != parent {
+            exit_child(0);
         }
         if watch.changed() {
             // SAFETY: `kill` takes a pid and a signal number by value.
