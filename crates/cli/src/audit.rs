@@ -174,7 +174,7 @@ async fn open_store(config: Option<&Path>) -> Result<std::sync::Arc<dyn Store>, 
     open_store_of(&load_config(config)?).await
 }
 
-async fn open_store_of(
+pub(crate) async fn open_store_of(
     config: &medgate_node::config::Config,
 ) -> Result<std::sync::Arc<dyn Store>, Failure> {
     let location = config
@@ -195,7 +195,7 @@ async fn open_store_of(
 }
 
 /// RFC 3339 or Unix seconds.
-fn moment(text: &str) -> Result<i64, Failure> {
+pub(crate) fn moment(text: &str) -> Result<i64, Failure> {
     if let Ok(secs) = text.parse::<i64>() {
         return Ok(secs);
     }
@@ -206,7 +206,7 @@ fn moment(text: &str) -> Result<i64, Failure> {
 
 /// Every entry of the chain in seq order, a page at a time, from after `after`, until `visit`
 /// says stop.
-async fn walk(
+pub(crate) async fn walk(
     store: &dyn Store,
     mut after: i64,
     mut visit: impl FnMut(AuditEntry) -> Result<bool, Failure>,
@@ -299,7 +299,7 @@ async fn export(
 }
 
 /// The checkpoints in `path` whose signatures verify, with their lines.
-fn signed_checkpoints(
+pub(crate) fn signed_checkpoints(
     path: &Path,
 ) -> Result<Vec<(medgate_verify::checkpoint::VerifiedCheckpoint, String)>, Failure> {
     let text = std::fs::read_to_string(path)

@@ -8,6 +8,7 @@ mod demo;
 mod inspect;
 mod nightscout;
 mod provenance;
+mod report;
 mod selfcheck;
 mod store;
 mod tls;
@@ -62,6 +63,11 @@ enum Command {
     /// Run the SDK's runtime threat detectors against this process and print the signals
     /// (exit 1 when the last pass saw a threat).
     Selfcheck(selfcheck::SelfcheckArgs),
+    /// Reports for regulators and the security team, built offline from the store.
+    Report {
+        #[command(subcommand)]
+        command: report::ReportCommand,
+    },
     /// Move a deployment between stores.
     Store {
         #[command(subcommand)]
@@ -254,6 +260,7 @@ async fn main() -> ExitCode {
         Command::Inspect { command } => inspect::run(command).await,
         Command::Nightscout { command } => nightscout::run(command),
         Command::Selfcheck(args) => selfcheck::run(args).await,
+        Command::Report { command } => report::run(config, command).await,
         Command::Store { command } => store::run(config, command).await,
         Command::Tls { command } => tls::run(command),
         Command::Trust { command } => trust::run(config, command).await,

@@ -512,6 +512,83 @@ fn an_audit_export_verifies_offline_and_a_changed_one_does_not() {
     assert_eq!(empty.status.code(), Some(1));
 }
 
+/// The postmarket report is built from the store and a verified audit chain: releases with
+/// their registration and revocation, the checkpoint the chain contains; a broken chain builds
+/// no report.
+#[test]
+fn the_postmarket_report_is_built_from_a_verified_chain_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = loopback_config(dir.path(), "");
+    let (server, url) = serve(&config);
+    let admin = |args: &[&str]| run(&mut admin_command(&config, &url, args));
+    assert!(
+        admin(&["app", "create", "org.example.cgm", "--scopes", "a"])
+            .status
+            .success()
+    );
+    for version in ["1.0.0", "1.1.0"] {
+        let added = admin(&[
+            "release",
+            "add",
+            "org.example.cgm",
+            "--version",
+            version,
+            "--sdk-binary-sha256",
+            &"ab".repeat(32),
+        ]);
+        assert!(added.status.success(), "{}", stderr(&added));
+    }
+    assert!(
+        admin(&["release", "revoke", "org.example.cgm", "1.0.0"])
+            .status
+            .success()
+    );
+    stop(server);
+    let out = dir.path().join("report");
+    let report = |out: &Path| {
+        run(medgate().arg("--config").arg(&config).args([
+            "report",
+            "postmarket",
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+    };
+    let built = report(&out);
+    assert!(built.status.success(), "{}", stderr(&built));
+    assert!(stdout(&built).contains("2 releases"), "{}", stdout(&built));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let releases = metrics["report"]["releases"].as_array().unwrap();
+    assert_eq!(releases.len(), 2);
+    assert!(releases[0]["revoked_at"].is_i64() && releases[1]["revoked_at"].is_null());
+    assert_eq!(metrics["report"]["releases_revoked"][0]["version"], "1.0.0");
+    assert!(metrics["audit"]["checkpoint"]["seq"].is_i64(), "{metrics}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for expected in [
+        "<h1>Postmarket report</h1>",
+        "<svg",
+        "org.example.cgm",
+        "The chain contains the signed checkpoint",
+    ] {
+        assert!(html.contains(expected), "{expected}");
+    }
+    assert!(!html.contains("<script"));
+    // Someone edits an entry: no report is built on that log.
+    let database = rusqlite::Connection::open(dir.path().join("data/medgate.db")).unwrap();
+    database
+        .execute("UPDATE audit_log SET detail = '{}' WHERE seq = 2", [])
+        .unwrap();
+    drop(database);
+    let refused = report(&dir.path().join("refused"));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("does not verify"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!dir.path().join("refused/report.html").exists());
+}
+
 #[test]
 fn configuration_errors_exit_2_with_the_reason() {
     let missing = run(medgate().args(["--config", "/nonexistent/medgate.toml", "serve"]));

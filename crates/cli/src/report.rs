@@ -1,0 +1,141 @@
+//! `medgate report postmarket`: what a manufacturer reports after release, built from the
+//! store and the audit log, offline (SQLite's WAL lets it run beside a serving node).
+//! Writes `report.html` (one static page, see [`html`]) and `metrics.json` (the same figures)
+//! into a directory. The audit chain must verify first: a report is evidence only if the log
+//! behind it is.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use clap::Subcommand;
+use medgate_store::Store;
+
+use crate::audit::{moment, open_store_of, signed_checkpoints, walk};
+use crate::{Failure, load_config};
+
+mod html;
+mod model;
+
+#[derive(Subcommand)]
+pub(crate) enum ReportCommand {
+    /// Attestation and threat statistics, release adoption (time from a release to 50 % and
+    /// 90 % of the installations), revoked releases still in use and revocations, with the
+    /// audit chain head and signed checkpoint it was built from.
+    Postmarket {
+        /// The first moment included: RFC 3339 or Unix seconds (default: the first entry).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// The first moment no longer included (default: now).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// The directory to write `report.html` and `metrics.json` into (created).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The checkpoint file (default: `<data_dir>/audit-checkpoints` when there is one).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result<(), Failure> {
+    let ReportCommand::Postmarket {
+        from,
+        to,
+        out,
+        checkpoint,
+    } = command;
+    let config = load_config(config)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let from = from.as_deref().map(moment).transpose()?.unwrap_or(i64::MIN);
+    // By default everything so far, this very second included.
+    let to = to.as_deref().map(moment).transpose()?.unwrap_or(now + 1);
+    let checkpoint = checkpoint.or_else(|| {
+        let default = config
+            .server
+            .data_dir
+            .join(medgate_node::checkpoint::CHECKPOINT_FILE);
+        default.exists().then_some(default)
+    });
+    let store = open_store_of(&config).await?;
+    let provenance = provenance(&*store, checkpoint.as_deref(), now).await?;
+    let mut builder = model::Builder::new(from, to);
+    walk(&*store, 0, |entry| Ok(builder.add(&entry))).await?;
+    let mut releases = Vec::new();
+    for app in store.list_apps().await? {
+        releases.extend(store.list_releases(&app.id).await?);
+    }
+    let mut installations = Vec::new();
+    loop {
+        let after = installations
+            .last()
+            .map(|i: &medgate_store::Installation| i.id.clone());
+        let page = store
+            .list_installations(None, after.as_deref(), 1000)
+            .await?;
+        let full = page.len() == 1000;
+        installations.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let report = builder.finish(&releases, &installations);
+    std::fs::create_dir_all(&out)
+        .map_err(|e| Failure::Usage(anyhow!("cannot create {}: {e}", out.display())))?;
+    let write = |name: &str, text: String| {
+        std::fs::write(out.join(name), text)
+            .map_err(|e| Failure::Usage(anyhow!("cannot write {}: {e}", out.join(name).display())))
+    };
+    write("report.html", html::page(&report, &provenance))?;
+    let metrics = serde_json::json!({
+        "report": report,
+        "audit": {
+            "head_seq": provenance.head_seq,
+            "head_hash": provenance.head_hash,
+            "checkpoint": provenance.checkpoint.as_ref().map(|(seq, hash)| serde_json::json!({"seq": seq, "hash": hash})),
+        },
+        "generated_at": provenance.generated_at,
+    });
+    write(
+        "metrics.json",
+        serde_json::to_string_pretty(&metrics).map_err(anyhow::Error::from)?,
+    )?;
+    println!(
+        "postmarket report in {}: {} attestations, {} releases, audit head {}",
+        out.display(),
+        report.attestations.total(),
+        report.releases.len(),
+        provenance.head_seq
+    );
+    Ok(())
+}
+
+/// The chain's head once it verifies, and the latest signed checkpoint it contains.
+async fn provenance(
+    store: &dyn Store,
+    checkpoints: Option<&Path>,
+    now: i64,
+) -> Result<html::Provenance, Failure> {
+    let signed = match checkpoints {
+        Some(path) => signed_checkpoints(path)?,
+        None => Vec::new(),
+    };
+    let latest = signed.last().map(|(checkpoint, _)| checkpoint);
+    let report = medgate_store::audit_chain_report(store, latest.map(|c| c.hash()))
+        .await?
+        .map_err(|broken| {
+            Failure::Refused(anyhow!(
+                "the audit log does not verify (entry {}: {}): no report is built on it",
+                broken.seq,
+                broken.problem
+            ))
+        })?;
+    let checkpoint = latest
+        .filter(|_| report.contains_expected)
+        .map(|c| (c.seq(), medgate_proto::hex::encode(&c.hash())));
+    Ok(html::Provenance {
+        head_seq: i64::try_from(report.entries).unwrap_or(i64::MAX),
+        head_hash: report.head,
+        checkpoint,
+        generated_at: now,
+    })
+}
