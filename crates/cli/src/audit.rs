@@ -83,13 +83,7 @@ pub(crate) async fn run(config: Option<&Path>, command: AuditCommand) -> Result<
             checkpoint,
         } => {
             let config = load_config(config)?;
-            let checkpoint = checkpoint.or_else(|| {
-                let default = config
-                    .server
-                    .data_dir
-                    .join(medgate_node::checkpoint::CHECKPOINT_FILE);
-                default.exists().then_some(default)
-            });
+            let checkpoint = checkpoint.or_else(|| node_checkpoints(&config));
             let range = (
                 from.as_deref().map(moment).transpose()?.unwrap_or(i64::MIN),
                 to.as_deref().map(moment).transpose()?.unwrap_or(i64::MAX),
@@ -192,6 +186,17 @@ pub(crate) async fn open_store_of(
     medgate_node::open_store(config)
         .await
         .map_err(|e| Failure::Usage(e.into()))
+}
+
+/// The node's own checkpoint file, `<data_dir>/audit-checkpoints`, when there is one.
+pub(crate) fn node_checkpoints(
+    config: &medgate_node::config::Config,
+) -> Option<std::path::PathBuf> {
+    let file = config
+        .server
+        .data_dir
+        .join(medgate_node::checkpoint::CHECKPOINT_FILE);
+    file.exists().then_some(file)
 }
 
 /// RFC 3339 or Unix seconds.

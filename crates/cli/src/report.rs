@@ -10,7 +10,7 @@ use anyhow::anyhow;
 use clap::Subcommand;
 use medgate_store::Store;
 
-use crate::audit::{moment, open_store_of, signed_checkpoints, walk};
+use crate::audit::{moment, node_checkpoints, open_store_of, signed_checkpoints, walk};
 use crate::{Failure, load_config};
 
 mod html;
@@ -49,13 +49,7 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
     let from = from.as_deref().map(moment).transpose()?.unwrap_or(i64::MIN);
     // By default everything so far, this very second included.
     let to = to.as_deref().map(moment).transpose()?.unwrap_or(now + 1);
-    let checkpoint = checkpoint.or_else(|| {
-        let default = config
-            .server
-            .data_dir
-            .join(medgate_node::checkpoint::CHECKPOINT_FILE);
-        default.exists().then_some(default)
-    });
+    let checkpoint = checkpoint.or_else(|| node_checkpoints(&config));
     let store = open_store_of(&config).await?;
     let provenance = provenance(&*store, checkpoint.as_deref(), now).await?;
     let mut builder = model::Builder::new(from, to);
