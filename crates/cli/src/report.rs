@@ -34,7 +34,32 @@ pub(crate) enum ReportCommand {
         /// The checkpoint file (default: `<data_dir>/audit-checkpoints` when there is one).
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+        /// medgate's SBOM (`scripts/sbom` makes it: CycloneDX 1.5 JSON), copied into the report
+        /// as `sbom.cdx.json` and summarised in it.
+        #[arg(long, value_name = "FILE")]
+        sbom: Option<PathBuf>,
     },
+}
+
+/// The largest SBOM read.
+const MAX_SBOM: u64 = 64 * 1024 * 1024;
+
+/// The number of components of a CycloneDX 1.5 JSON document, or why it is not one.
+fn sbom_components(path: &Path) -> Result<usize, Failure> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_SBOM).read_to_string(&mut text))
+        .map_err(|e| Failure::Usage(anyhow!("cannot read {}: {e}", path.display())))?;
+    let bom: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|_| Failure::Usage(anyhow!("{} is not JSON", path.display())))?;
+    if bom["bomFormat"] != "CycloneDX" || bom["specVersion"] != "1.5" {
+        return Err(Failure::Usage(anyhow!(
+            "{} is not a CycloneDX 1.5 document",
+            path.display()
+        )));
+    }
+    Ok(bom["components"].as_array().map_or(0, Vec::len))
 }
 
 pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result<(), Failure> {
@@ -43,7 +68,11 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
         to,
         out,
         checkpoint,
+        sbom,
     } = command;
+    let sbom = sbom
+        .map(|path| sbom_components(&path).map(|components| (path, components)))
+        .transpose()?;
     let config = load_config(config)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let from = from.as_deref().map(moment).transpose()?.unwrap_or(i64::MIN);
@@ -51,7 +80,8 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
     let to = to.as_deref().map(moment).transpose()?.unwrap_or(now + 1);
     let checkpoint = checkpoint.or_else(|| node_checkpoints(&config));
     let store = open_store_of(&config).await?;
-    let provenance = provenance(&*store, checkpoint.as_deref(), now).await?;
+    let mut provenance = provenance(&*store, checkpoint.as_deref(), now).await?;
+    provenance.sbom_components = sbom.as_ref().map(|(_, components)| *components);
     let mut builder = model::Builder::new(from, to);
     walk(&*store, 0, |entry| Ok(builder.add(&entry))).await?;
     let mut releases = Vec::new();
@@ -79,6 +109,10 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
         std::fs::write(out.join(name), text)
             .map_err(|e| Failure::Usage(anyhow!("cannot write {}: {e}", out.join(name).display())))
     };
+    if let Some((path, _)) = &sbom {
+        std::fs::copy(path, out.join("sbom.cdx.json"))
+            .map_err(|e| Failure::Usage(anyhow!("cannot copy {}: {e}", path.display())))?;
+    }
     write("report.html", html::page(&report, &provenance))?;
     let metrics = serde_json::json!({
         "report": report,
@@ -88,6 +122,7 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
             "checkpoint": provenance.checkpoint.as_ref().map(|(seq, hash)| serde_json::json!({"seq": seq, "hash": hash})),
         },
         "generated_at": provenance.generated_at,
+        "sbom": provenance.sbom_components.map(|components| serde_json::json!({"file": "sbom.cdx.json", "components": components})),
     });
     write(
         "metrics.json",
@@ -131,5 +166,6 @@ async fn provenance(
         head_hash: report.head,
         checkpoint,
         generated_at: now,
+        sbom_components: None,
     })
 }

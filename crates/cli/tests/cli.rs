@@ -545,12 +545,22 @@ fn the_postmarket_report_is_built_from_a_verified_chain_only() {
     );
     stop(server);
     let out = dir.path().join("report");
+    // An SBOM as scripts/sbom makes one (its schema validation is that script's; here, the
+    // report carries it).
+    let sbom = dir.path().join("medgate.cdx.json");
+    std::fs::write(
+        &sbom,
+        r#"{"bomFormat":"CycloneDX","specVersion":"1.5","version":1,"components":[{"type":"library","name":"a","version":"1"},{"type":"library","name":"b","version":"2"}]}"#,
+    )
+    .unwrap();
     let report = |out: &Path| {
         run(medgate().arg("--config").arg(&config).args([
             "report",
             "postmarket",
             "--out",
             out.to_str().unwrap(),
+            "--sbom",
+            sbom.to_str().unwrap(),
         ]))
     };
     let built = report(&out);
@@ -573,6 +583,9 @@ fn the_postmarket_report_is_built_from_a_verified_chain_only() {
         assert!(html.contains(expected), "{expected}");
     }
     assert!(!html.contains("<script"));
+    assert!(html.contains("CycloneDX 1.5, 2 components"));
+    assert_eq!(metrics["sbom"]["components"], 2);
+    assert!(out.join("sbom.cdx.json").exists());
     // Someone edits an entry: no report is built on that log.
     let database = rusqlite::Connection::open(dir.path().join("data/medgate.db")).unwrap();
     database

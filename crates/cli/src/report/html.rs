@@ -12,6 +12,8 @@ pub(crate) struct Provenance {
     /// (seq, hash) of the latest signed checkpoint the chain contains, if any.
     pub checkpoint: Option<(i64, String)>,
     pub generated_at: i64,
+    /// The components of the SBOM shipped beside the report, when there is one.
+    pub sbom_components: Option<usize>,
 }
 
 pub(crate) fn escape(text: &str) -> String {
@@ -172,9 +174,9 @@ pub(crate) fn page(report: &Postmarket, provenance: &Provenance) -> String {
             escape(&date(revoked.at))
         );
     }
-    let _ = writeln!(
+    let _ = write!(
         html,
-        "</ul><h2>Audit evidence</h2><p>Built from the audit chain up to entry {}, head <code>{}</code>. {}</p></body></html>",
+        "</ul><h2>Audit evidence</h2><p>Built from the audit chain up to entry {}, head <code>{}</code>. {}</p>",
         provenance.head_seq,
         escape(&provenance.head_hash),
         match &provenance.checkpoint {
@@ -183,6 +185,16 @@ pub(crate) fn page(report: &Postmarket, provenance: &Provenance) -> String {
                 escape(hash)
             ),
             None => "No signed checkpoint inside the chain was found.".into(),
+        }
+    );
+    let _ = writeln!(
+        html,
+        "<h2>Software bill of materials</h2><p>{}</p></body></html>",
+        match provenance.sbom_components {
+            Some(components) => format!(
+                "<a href=\"sbom.cdx.json\">sbom.cdx.json</a>: CycloneDX 1.5, {components} components, each with its support level and end of support."
+            ),
+            None => "None was given (<code>scripts/sbom</code> makes one; <code>--sbom FILE</code> adds it).".into(),
         }
     );
     html
