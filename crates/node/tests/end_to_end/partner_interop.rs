@@ -86,7 +86,9 @@ async fn authlibs_private_key_jwt_client_gets_a_token_and_reads_through_the_gate
                 .args(["fetch", "--token-endpoint", &endpoint, "--client-id", &id])
                 .arg("--key")
                 .arg(&key)
-                .args(["--kid", &kid, "--alg", alg, "--scope", SCOPE])
+                // `--kid=…`: a thumbprint may start with `-`, which argparse would take for an
+                // option.
+                .args([&format!("--kid={kid}"), "--alg", alg, "--scope", SCOPE])
                 .args(["--get", &stack.gateway_url(PATH)])
                 .args(extra);
             command
