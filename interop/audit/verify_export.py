@@ -5,7 +5,7 @@ signature is checked with joserfc (PyPI), a JOSE library nobody at medgate wrote
     python verify_export.py EXPORT [--checkpoint-key THUMBPRINT]
 
 Prints one JSON object: {"ok": true, "first_seq", "last_seq", "head_hash", "checkpoint_seq"}
-or {"ok": false, "problem"}; exits 0 or 1.
+or {"ok": false, "problem"}; exits 0 or 1 (2: this verifier failed, no verdict).
 """
 
 import base64
@@ -15,6 +15,7 @@ import struct
 import sys
 
 from joserfc import jws
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 FORMAT = "medgate-audit-export/1"
@@ -238,12 +239,13 @@ def main():
         del args[index:index + 2]
     try:
         print(json.dumps(verify(args[0], pinned)))
-    except (Invalid, KeyError, ValueError, IndexError) as problem:
+    except (Invalid, KeyError, ValueError, IndexError, TypeError) as problem:
         print(json.dumps({"ok": False, "problem": str(problem)}))
         sys.exit(1)
-    except Exception as problem:  # noqa: BLE001 - joserfc's signature errors
+    except JoseError as problem:
         print(json.dumps({"ok": False, "problem": f"checkpoint: {type(problem).__name__}"}))
         sys.exit(1)
+    # Anything else is a bug in this verifier: exit 2 (a traceback), never a verdict.
 
 
 if __name__ == "__main__":

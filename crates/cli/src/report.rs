@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use clap::Subcommand;
-use medgate_store::Store;
+use medgate_store::audit::ChainVerifier;
 
 use crate::audit::{moment, node_checkpoints, open_store_of, signed_checkpoints, walk};
 use crate::{Failure, load_config};
@@ -31,9 +31,14 @@ pub(crate) enum ReportCommand {
         /// The directory to write `report.html` and `metrics.json` into (created).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// The checkpoint file (default: `<data_dir>/audit-checkpoints` when there is one).
+        /// The checkpoint file (default: `<data_dir>/audit-checkpoints` when there is one): the
+        /// chain must contain its last checkpoint's entry.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+        /// The checkpoint key's thumbprint (as `medgate serve` printed it; it may start with `-`):
+        /// the last checkpoint must be signed by it.
+        #[arg(long, value_name = "THUMBPRINT", allow_hyphen_values = true)]
+        checkpoint_key: Option<String>,
         /// medgate's SBOM (`scripts/sbom` makes it: CycloneDX 1.5 JSON), copied into the report
         /// as `sbom.cdx.json` and summarised in it.
         #[arg(long, value_name = "FILE")]
@@ -68,6 +73,7 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
         to,
         out,
         checkpoint,
+        checkpoint_key,
         sbom,
     } = command;
     let sbom = sbom
@@ -75,15 +81,79 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
         .transpose()?;
     let config = load_config(config)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let from = from.as_deref().map(moment).transpose()?.unwrap_or(i64::MIN);
+    let from = from.as_deref().map(moment).transpose()?;
     // By default everything so far, this very second included.
     let to = to.as_deref().map(moment).transpose()?.unwrap_or(now + 1);
-    let checkpoint = checkpoint.or_else(|| node_checkpoints(&config));
+    let checkpoint = match checkpoint.or_else(|| node_checkpoints(&config)) {
+        Some(path) => {
+            let signed = signed_checkpoints(&path)?;
+            let pinned = checkpoint_key
+                .map(|key| medgate_proto::Thumbprint::from_wire(key.trim().to_string()));
+            match signed.into_iter().last() {
+                Some((signed, _)) if pinned.as_ref().is_none_or(|key| signed.key() == key) => {
+                    Some(signed)
+                }
+                Some(_) => {
+                    return Err(Failure::Refused(anyhow!(
+                        "the last checkpoint is signed by a key other than the pinned one"
+                    )));
+                }
+                None => None,
+            }
+        }
+        None => None,
+    };
     let store = open_store_of(&config).await?;
-    let mut provenance = provenance(&*store, checkpoint.as_deref(), now).await?;
-    provenance.sbom_components = sbom.as_ref().map(|(_, components)| *components);
+    // One pass: the chain is checked entry by entry as the figures are counted, so the report
+    // says nothing the verified chain does not (a node may append meanwhile; the head says
+    // where the report stopped).
     let mut builder = model::Builder::new(from, to);
-    walk(&*store, 0, |entry| Ok(builder.add(&entry))).await?;
+    let mut chain: Option<ChainVerifier> = None;
+    let mut first_seq = 1;
+    let mut head: Option<(i64, [u8; 32])> = None;
+    let mut contains_checkpoint = false;
+    walk(&*store, 0, |entry| {
+        let verifier = chain.get_or_insert_with(|| {
+            first_seq = entry.seq;
+            // A pruned log starts after 1; its first entry is vouched for by a checkpoint.
+            if entry.seq == 1 {
+                ChainVerifier::new()
+            } else {
+                ChainVerifier::resuming_at(entry.seq)
+            }
+        });
+        verifier.check(&entry).map_err(|broken| {
+            Failure::Refused(anyhow!(
+                "the audit log does not verify (entry {}: {}): no report is built on it",
+                broken.seq,
+                broken.problem
+            ))
+        })?;
+        contains_checkpoint |= checkpoint
+            .as_ref()
+            .is_some_and(|c| c.seq() == entry.seq && c.hash() == entry.hash);
+        head = Some((entry.seq, entry.hash));
+        builder.add(&entry);
+        Ok(true)
+    })
+    .await?;
+    if let Some(signed) = &checkpoint
+        && !contains_checkpoint
+    {
+        return Err(Failure::Refused(anyhow!(
+            "the audit log no longer contains the checkpoint's entry {}: its tail was cut off or the chain rewritten; no report is built on it",
+            signed.seq()
+        )));
+    }
+    let (head_seq, head_hash) = head.unwrap_or((0, [0; 32]));
+    let provenance = html::Provenance {
+        head_seq,
+        head_hash: medgate_proto::hex::encode(&head_hash),
+        checkpoint: checkpoint.map(|c| (c.seq(), medgate_proto::hex::encode(&c.hash()))),
+        pruned_before: (first_seq > 1).then_some(first_seq),
+        generated_at: now,
+        sbom_components: sbom.as_ref().map(|(_, components)| *components),
+    };
     let mut releases = Vec::new();
     for app in store.list_apps().await? {
         releases.extend(store.list_releases(&app.id).await?);
@@ -136,36 +206,4 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
         provenance.head_seq
     );
     Ok(())
-}
-
-/// The chain's head once it verifies, and the latest signed checkpoint it contains.
-async fn provenance(
-    store: &dyn Store,
-    checkpoints: Option<&Path>,
-    now: i64,
-) -> Result<html::Provenance, Failure> {
-    let signed = match checkpoints {
-        Some(path) => signed_checkpoints(path)?,
-        None => Vec::new(),
-    };
-    let latest = signed.last().map(|(checkpoint, _)| checkpoint);
-    let report = medgate_store::audit_chain_report(store, latest.map(|c| c.hash()))
-        .await?
-        .map_err(|broken| {
-            Failure::Refused(anyhow!(
-                "the audit log does not verify (entry {}: {}): no report is built on it",
-                broken.seq,
-                broken.problem
-            ))
-        })?;
-    let checkpoint = latest
-        .filter(|_| report.contains_expected)
-        .map(|c| (c.seq(), medgate_proto::hex::encode(&c.hash())));
-    Ok(html::Provenance {
-        head_seq: i64::try_from(report.entries).unwrap_or(i64::MAX),
-        head_hash: report.head,
-        checkpoint,
-        generated_at: now,
-        sbom_components: None,
-    })
 }

@@ -436,6 +436,8 @@ fn an_audit_export_verifies_offline_and_a_changed_one_does_not() {
                 .args(["--checkpoint-key", key]));
             let answer: serde_json::Value = serde_json::from_str(stdout(&output).trim())
                 .unwrap_or_else(|_| panic!("{} {}", stdout(&output), stderr(&output)));
+            // 0 verifies, 1 does not; anything else is the judge failing, never a verdict.
+            assert!(matches!(output.status.code(), Some(0 | 1)), "{}", stderr(&output));
             (output.status.success(), answer)
         })
     };
@@ -519,12 +521,33 @@ fn an_audit_export_verifies_offline_and_a_changed_one_does_not() {
 fn the_postmarket_report_is_built_from_a_verified_chain_only() {
     let dir = tempfile::tempdir().unwrap();
     let config = loopback_config(dir.path(), "");
-    let (server, url) = serve(&config);
+    let (server, announced) = serve_announcing(&config);
+    let url = announced
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+    let control_plane = announced
+        .iter()
+        .find_map(|line| line.strip_prefix("medgate control plane on "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
     let admin = |args: &[&str]| run(&mut admin_command(&config, &url, args));
     assert!(
-        admin(&["app", "create", "org.example.cgm", "--scopes", "a"])
-            .status
-            .success()
+        admin(&[
+            "app",
+            "create",
+            "org.example.cgm",
+            "--scopes",
+            "a",
+            "--sdk-evidence",
+            "allow"
+        ])
+        .status
+        .success()
     );
     for version in ["1.0.0", "1.1.0"] {
         let added = admin(&[
@@ -538,11 +561,36 @@ fn the_postmarket_report_is_built_from_a_verified_chain_only() {
         ]);
         assert!(added.status.success(), "{}", stderr(&added));
     }
+    // Real attestations through the SDK, as the server audits them: one granted on 1.1.0, one
+    // refused (a version never registered).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (version, granted) in [("1.1.0", true), ("9.9.9", false)] {
+        let client = medgate_sdk::client::MedgateClient::new(
+            medgate_sdk::client::ClientConfig {
+                server_url: control_plane.clone(),
+                gateway_url: control_plane.clone(),
+                app: medgate_sdk::evidence::AppIdentity {
+                    app_id: "org.example.cgm".into(),
+                    app_version: version.into(),
+                    binary_sha256: "ab".repeat(32),
+                },
+                refresh_margin_secs: 30,
+            },
+            medgate_sdk::key::InstallationKey::generate().unwrap(),
+        );
+        assert_eq!(
+            runtime.block_on(client.attest()).is_ok(),
+            granted,
+            "{version}"
+        );
+    }
     assert!(
         admin(&["release", "revoke", "org.example.cgm", "1.0.0"])
             .status
             .success()
     );
+    // Revoked again: audited, but it changes nothing and counts once.
+    admin(&["release", "revoke", "org.example.cgm", "1.0.0"]);
     stop(server);
     let out = dir.path().join("report");
     // An SBOM as scripts/sbom makes one (its schema validation is that script's; here, the
@@ -572,6 +620,31 @@ fn the_postmarket_report_is_built_from_a_verified_chain_only() {
     assert_eq!(releases.len(), 2);
     assert!(releases[0]["revoked_at"].is_i64() && releases[1]["revoked_at"].is_null());
     assert_eq!(metrics["report"]["releases_revoked"][0]["version"], "1.0.0");
+    assert_eq!(
+        metrics["report"]["releases_revoked"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let attestations = &metrics["report"]["attestations"];
+    assert_eq!(
+        (
+            attestations["allow"].as_u64(),
+            attestations["reject"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(metrics["report"]["reasons"][0][0], "release_unknown");
+    assert_eq!(releases[1]["version"], "1.1.0");
+    assert_eq!(
+        (
+            releases[1]["population"].as_u64(),
+            releases[1]["adopted"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert!(releases[1]["seconds_to_50_percent"].is_i64());
     assert!(metrics["audit"]["checkpoint"]["seq"].is_i64(), "{metrics}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     for expected in [
@@ -586,8 +659,32 @@ fn the_postmarket_report_is_built_from_a_verified_chain_only() {
     assert!(html.contains("CycloneDX 1.5, 2 components"));
     assert_eq!(metrics["sbom"]["components"], 2);
     assert!(out.join("sbom.cdx.json").exists());
-    // Someone edits an entry: no report is built on that log.
+    // Pinned to another checkpoint key: refused.
+    let other = run(medgate().arg("--config").arg(&config).args([
+        "report",
+        "postmarket",
+        "--out",
+        dir.path().join("other").to_str().unwrap(),
+        "--checkpoint-key",
+        "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+    ]));
+    assert_eq!(other.status.code(), Some(1), "{}", stderr(&other));
+    // The tail cut off (the last checkpoint signed the head at shutdown): refused.
     let database = rusqlite::Connection::open(dir.path().join("data/medgate.db")).unwrap();
+    database
+        .execute(
+            "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)",
+            [],
+        )
+        .unwrap();
+    let cut = report(&dir.path().join("cut"));
+    assert_eq!(cut.status.code(), Some(1));
+    assert!(
+        stderr(&cut).contains("no longer contains the checkpoint's entry"),
+        "{}",
+        stderr(&cut)
+    );
+    // Someone edits an entry: no report is built on that log.
     database
         .execute("UPDATE audit_log SET detail = '{}' WHERE seq = 2", [])
         .unwrap();
@@ -599,7 +696,9 @@ fn the_postmarket_report_is_built_from_a_verified_chain_only() {
         "{}",
         stderr(&refused)
     );
-    assert!(!dir.path().join("refused/report.html").exists());
+    for refused in ["other", "cut", "refused"] {
+        assert!(!dir.path().join(refused).join("report.html").exists());
+    }
 }
 
 #[test]

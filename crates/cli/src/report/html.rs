@@ -11,6 +11,8 @@ pub(crate) struct Provenance {
     pub head_hash: String,
     /// (seq, hash) of the latest signed checkpoint the chain contains, if any.
     pub checkpoint: Option<(i64, String)>,
+    /// The first entry, when the entries before it were pruned (the figures lack them).
+    pub pruned_before: Option<i64>,
     pub generated_at: i64,
     /// The components of the SBOM shipped beside the report, when there is one.
     pub sbom_components: Option<usize>,
@@ -184,9 +186,15 @@ pub(crate) fn page(report: &Postmarket, provenance: &Provenance) -> String {
                 "The chain contains the signed checkpoint of entry {seq} (<code>{}</code>); `medgate audit export` with `audit verify --file` proves the entries behind these figures.",
                 escape(hash)
             ),
-            None => "No signed checkpoint inside the chain was found.".into(),
+            None => "No signed checkpoint was given.".into(),
         }
     );
+    if let Some(first) = provenance.pruned_before {
+        let _ = write!(
+            html,
+            "<p>Entries before {first} were pruned: the figures count only what remains.</p>"
+        );
+    }
     let _ = writeln!(
         html,
         "<h2>Software bill of materials</h2><p>{}</p></body></html>",

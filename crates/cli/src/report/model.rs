@@ -91,27 +91,47 @@ pub(crate) struct Postmarket {
 const SAMPLE: usize = 20;
 const DAY: i64 = 86_400;
 
+/// The days from the first to the last with attestations, those without any included (so the
+/// chart's axis is time), when they are at most ten years apart.
+fn every_day(counted: BTreeMap<i64, Outcomes>) -> Vec<(i64, Outcomes)> {
+    let (Some(first), Some(last)) = (counted.keys().next(), counted.keys().next_back()) else {
+        return Vec::new();
+    };
+    if last.saturating_sub(*first) > 3660 * DAY {
+        return counted.into_iter().collect();
+    }
+    (0..=(last - first) / DAY)
+        .map(|n| {
+            let day = first + n * DAY;
+            (day, counted.get(&day).copied().unwrap_or_default())
+        })
+        .collect()
+}
+
 /// Takes the audit log's entries in seq order (all of them up to `to`: adoption needs what
 /// came before the period), then [`Builder::finish`] with the store's state.
 pub(crate) struct Builder {
-    from: i64,
+    /// `None`: from the first entry on.
+    from: Option<i64>,
+    first_at: Option<i64>,
     to: i64,
     attestations: Outcomes,
     per_day: BTreeMap<i64, Outcomes>,
     reasons: BTreeMap<String, u64>,
     threats: BTreeMap<(String, String), u64>,
-    /// (app, installation, version) → first grant on it.
-    first_on: HashMap<(String, String, String), i64>,
-    /// (app, installation) → last grant.
-    last_grant: HashMap<(String, String), i64>,
+    /// app → version → installation → first grant on it.
+    first_on: HashMap<String, HashMap<String, HashMap<String, i64>>>,
+    /// app → installation → last grant.
+    last_grant: HashMap<String, HashMap<String, i64>>,
     installations_revoked: u64,
     releases_revoked: Vec<ReleaseRevocation>,
 }
 
 impl Builder {
-    pub fn new(from: i64, to: i64) -> Builder {
+    pub fn new(from: Option<i64>, to: i64) -> Builder {
         Builder {
             from,
+            first_at: None,
             to,
             attestations: Outcomes::default(),
             per_day: BTreeMap::new(),
@@ -124,45 +144,65 @@ impl Builder {
         }
     }
 
-    /// One entry; `false` once entries are past `to`.
-    pub fn add(&mut self, entry: &AuditEntry) -> bool {
+    /// One entry. The log's order is not quite the order of `at` (decisions are written in
+    /// batches), so every entry is offered and those at or after `to` are left out.
+    pub fn add(&mut self, entry: &AuditEntry) {
         let at = entry.at.secs();
         if at >= self.to {
-            return false;
+            return;
         }
-        let in_period = at >= self.from;
+        self.first_at.get_or_insert(at);
+        let in_period = self.from.is_none_or(|from| at >= from);
         let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap_or_default();
         match entry.kind.as_str() {
             "attest.allow" | "attest.allow_limited" | "attest.reject" => {
-                let Some(installation) = entry.actor.strip_prefix("installation:") else {
-                    return true;
-                };
-                let granted = entry.kind != "attest.reject";
-                if granted {
-                    let app = entry.subject.clone();
-                    let version = detail["app_version"].as_str().unwrap_or_default();
-                    self.first_on
-                        .entry((app.clone(), installation.to_string(), version.to_string()))
-                        .or_insert(at);
-                    self.last_grant.insert((app, installation.to_string()), at);
-                }
+                // Evidence too broken to name its installation is still a refusal to count.
                 if in_period {
                     self.count_attestation(&entry.kind, at, &detail);
                 }
+                let Some(installation) = entry.actor.strip_prefix("installation:") else {
+                    return;
+                };
+                if entry.kind != "attest.reject" {
+                    let version = detail["app_version"].as_str().unwrap_or_default();
+                    self.first_on
+                        .entry(entry.subject.clone())
+                        .or_default()
+                        .entry(version.to_string())
+                        .or_default()
+                        .entry(installation.to_string())
+                        .or_insert(at);
+                    let last = self
+                        .last_grant
+                        .entry(entry.subject.clone())
+                        .or_default()
+                        .entry(installation.to_string())
+                        .or_insert(at);
+                    *last = (*last).max(at);
+                }
             }
-            "admin.installation.revoke" if in_period => self.installations_revoked += 1,
-            "admin.release.revoke" if in_period => self.releases_revoked.push(ReleaseRevocation {
-                app_id: entry.subject.clone(),
-                version: detail["version"].as_str().unwrap_or_default().to_string(),
-                at,
-            }),
+            // Only what changed counts: revoking again is audited, but revokes nothing.
+            "admin.installation.revoke" if in_period && detail["newly_revoked"] == true => {
+                self.installations_revoked += 1;
+            }
+            "admin.release.revoke"
+                if in_period && detail["revoked"].as_u64().is_some_and(|n| n > 0) =>
+            {
+                self.releases_revoked.push(ReleaseRevocation {
+                    app_id: entry.subject.clone(),
+                    version: detail["version"].as_str().unwrap_or_default().to_string(),
+                    at,
+                });
+            }
             _ => {}
         }
-        true
     }
 
     fn count_attestation(&mut self, kind: &str, at: i64, detail: &serde_json::Value) {
-        let day = self.per_day.entry(at - at.rem_euclid(DAY)).or_default();
+        let day = self
+            .per_day
+            .entry(at.div_euclid(DAY).saturating_mul(DAY))
+            .or_default();
         for outcomes in [&mut self.attestations, day] {
             match kind {
                 "attest.allow" => outcomes.allow += 1,
@@ -200,34 +240,45 @@ impl Builder {
             row.0 = row.0.min(release.created_at.secs());
             row.1 = row.1.or(release.revoked_at.map(|at| at.secs()));
         }
-        let live = |installation: &&Installation| installation.revoked_at.is_none();
+        // Live installations per (app, version), once.
+        let mut on_version: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+        for installation in installations.iter().filter(|i| i.revoked_at.is_none()) {
+            on_version
+                .entry((
+                    installation.app_id.as_str(),
+                    installation.app_version.as_str(),
+                ))
+                .or_default()
+                .push(installation.id.as_str());
+        }
+        let none = HashMap::new();
         let adoption = versions
             .iter()
             .map(|((app, version), (registered_at, revoked_at))| {
+                let last_grant = self.last_grant.get(app).unwrap_or(&none);
+                let active = |installation: &String| {
+                    last_grant
+                        .get(installation)
+                        .is_some_and(|last| last >= registered_at)
+                };
+                let population = last_grant.keys().filter(|i| active(i)).count() as u64;
                 let mut adopted: Vec<i64> = self
-                    .last_grant
-                    .iter()
-                    .filter(|((granted_app, _), last)| {
-                        granted_app == app && **last >= *registered_at
+                    .first_on
+                    .get(app)
+                    .and_then(|versions| versions.get(version))
+                    .map(|firsts| {
+                        firsts
+                            .iter()
+                            .filter(|(installation, _)| active(installation))
+                            .map(|(_, at)| (*at).max(*registered_at))
+                            .collect()
                     })
-                    .filter_map(|((_, installation), _)| {
-                        self.first_on
-                            .get(&(app.clone(), installation.clone(), version.clone()))
-                            .map(|at| (*at).max(*registered_at))
-                    })
-                    .collect();
+                    .unwrap_or_default();
                 adopted.sort_unstable();
-                let population = self
-                    .last_grant
-                    .iter()
-                    .filter(|((granted_app, _), last)| {
-                        granted_app == app && **last >= *registered_at
-                    })
-                    .count() as u64;
                 let reached = |share: u64| {
                     let needed = (population * share).div_ceil(100);
                     (population > 0 && adopted.len() as u64 >= needed)
-                        .then(|| adopted[needed.max(1) as usize - 1] - registered_at)
+                        .then(|| adopted[needed.max(1) as usize - 1].saturating_sub(*registered_at))
                 };
                 Adoption {
                     app_id: app.clone(),
@@ -238,11 +289,9 @@ impl Builder {
                     adopted: adopted.len() as u64,
                     seconds_to_50_percent: reached(50),
                     seconds_to_90_percent: reached(90),
-                    on_it_now: installations
-                        .iter()
-                        .filter(live)
-                        .filter(|i| i.app_id == *app && i.app_version == *version)
-                        .count() as u64,
+                    on_it_now: on_version
+                        .get(&(app.as_str(), version.as_str()))
+                        .map_or(0, |ids| ids.len() as u64),
                 }
             })
             .collect();
@@ -250,16 +299,12 @@ impl Builder {
             .iter()
             .filter(|(_, (_, revoked_at))| revoked_at.is_some())
             .filter_map(|((app, version), _)| {
-                let on_it: Vec<&Installation> = installations
-                    .iter()
-                    .filter(live)
-                    .filter(|i| i.app_id == *app && i.app_version == *version)
-                    .collect();
-                (!on_it.is_empty()).then(|| RevokedInUse {
+                let on_it = on_version.get(&(app.as_str(), version.as_str()))?;
+                Some(RevokedInUse {
                     app_id: app.clone(),
                     version: version.clone(),
                     installations: on_it.len() as u64,
-                    sample: on_it.iter().take(SAMPLE).map(|i| i.id.clone()).collect(),
+                    sample: on_it.iter().take(SAMPLE).map(|id| id.to_string()).collect(),
                 })
             })
             .collect();
@@ -276,10 +321,10 @@ impl Builder {
             .collect();
         threats.sort_by_key(|threat| std::cmp::Reverse(threat.count));
         Postmarket {
-            from: self.from,
+            from: self.from.or(self.first_at).unwrap_or(self.to),
             to: self.to,
             attestations: self.attestations,
-            per_day: self.per_day.into_iter().collect(),
+            per_day: every_day(self.per_day),
             reasons,
             threats,
             releases: adoption,
@@ -376,14 +421,14 @@ mod tests {
     #[test]
     fn adoption_times_are_measured_from_the_release() {
         let day = 86_400;
-        let mut builder = Builder::new(T0, T0 + 30 * day);
+        let mut builder = Builder::new(Some(T0), T0 + 30 * day);
         let mut seq = 0;
         let mut next = || {
             seq += 1;
             seq
         };
         for n in 0..10 {
-            assert!(builder.add(&attest(next(), T0 + n, "allow", &format!("i{n}"), "1.0")));
+            builder.add(&attest(next(), T0 + n, "allow", &format!("i{n}"), "1.0"));
         }
         let released = T0 + day;
         for n in 0..10 {
@@ -414,16 +459,37 @@ mod tests {
             "org.example.cgm",
             serde_json::json!({"version": "1.0", "revoked": 1}),
         ));
+        // Revoked, then revoked again (audited, but nothing changed); a release revoked again.
+        for newly in [true, false] {
+            builder.add(&entry(
+                next(),
+                released + 11 * HOUR,
+                "admin.installation.revoke",
+                "admin",
+                "i7",
+                serde_json::json!({"newly_revoked": newly}),
+            ));
+        }
         builder.add(&entry(
             next(),
-            released + 11 * HOUR,
-            "admin.installation.revoke",
+            released + 12 * HOUR,
+            "admin.release.revoke",
             "admin",
-            "i7",
-            serde_json::json!({}),
+            "org.example.cgm",
+            serde_json::json!({"version": "1.0", "revoked": 0}),
         ));
-        // After `to`: not counted, and the walk may stop.
-        assert!(!builder.add(&attest(next(), T0 + 31 * day, "allow", "i0", "1.1")));
+        // Refused evidence that names no installation is still counted.
+        builder.add(&entry(
+            next(),
+            released + 13 * HOUR,
+            "attest.reject",
+            "unknown",
+            "org.example.cgm",
+            serde_json::json!({"decision": "reject", "reasons": ["evidence_invalid"]}),
+        ));
+        // After `to`: not counted; an entry before it that comes later in the log still is.
+        builder.add(&attest(next(), T0 + 31 * day, "allow", "i0", "1.1"));
+        builder.add(&attest(next(), T0 + 3 * day, "allow", "i0", "1.1"));
         let installations: Vec<Installation> = (0..10)
             .map(|n| installation(&format!("i{n}"), if n < 8 { "1.1" } else { "1.0" }, n == 7))
             .collect();
@@ -437,13 +503,21 @@ mod tests {
         assert_eq!(
             report.attestations,
             Outcomes {
-                allow: 28,
+                allow: 29,
                 allow_limited: 0,
-                reject: 1
+                reject: 2
             }
         );
-        assert_eq!(report.per_day.len(), 2);
-        assert_eq!(report.reasons, [("hook_detected".to_string(), 1)]);
+        // Four days, the one without attestations included.
+        assert_eq!(report.per_day.len(), 4);
+        assert_eq!(report.per_day[2].1.total(), 0);
+        assert_eq!(
+            report.reasons,
+            [
+                ("evidence_invalid".to_string(), 1),
+                ("hook_detected".to_string(), 1)
+            ]
+        );
         assert_eq!(
             report.threats,
             [Threat {
