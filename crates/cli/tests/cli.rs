@@ -437,7 +437,11 @@ fn an_audit_export_verifies_offline_and_a_changed_one_does_not() {
             let answer: serde_json::Value = serde_json::from_str(stdout(&output).trim())
                 .unwrap_or_else(|_| panic!("{} {}", stdout(&output), stderr(&output)));
             // 0 verifies, 1 does not; anything else is the judge failing, never a verdict.
-            assert!(matches!(output.status.code(), Some(0 | 1)), "{}", stderr(&output));
+            assert!(
+                matches!(output.status.code(), Some(0 | 1)),
+                "{}",
+                stderr(&output)
+            );
             (output.status.success(), answer)
         })
     };
