@@ -62,13 +62,9 @@ impl State {
 /// now, read through the returned `/proc/self/mem` (keep it open until the guard started).
 pub(crate) fn guard_watch() -> Option<(File, sys::GuardWatch)> {
     let memory = open_proc("/proc/self/mem", &mut Report::default())?;
-    let sites: Vec<(u64, [u8; sys::GUARD_SITE])> = watched_functions()
+    let sites: Vec<(u64, [u8; PROLOGUE])> = watched_prologues(&memory)
         .into_iter()
-        .filter_map(|(_, address)| {
-            let mut bytes = [0u8; sys::GUARD_SITE];
-            sys::pread_exact_raw(&memory, &mut bytes, address).ok()?;
-            Some((address, bytes))
-        })
+        .map(|(_, address, bytes)| (address, bytes))
         .collect();
     let watch = sys::GuardWatch::new(&memory, &sites);
     Some((memory, watch))
@@ -1238,8 +1234,21 @@ fn interposition(maps: &[Mapping], report: &mut Report) {
 
 // ---- The sentinel: a fast check between passes ------------------------------------------------
 
-/// Bytes of each watched function's prologue the sentinel keeps.
-const PROLOGUE: usize = 16;
+/// Bytes of each watched function's prologue the sentinel and the guard keep.
+const PROLOGUE: usize = sys::GUARD_SITE;
+
+/// The prologue of each watched function as it is now, read through `memory` (those that
+/// cannot be read are left out): the picture the sentinel and the guard compare with.
+fn watched_prologues(memory: &File) -> Vec<(&'static str, u64, [u8; PROLOGUE])> {
+    watched_functions()
+        .into_iter()
+        .filter_map(|(name, address)| {
+            let mut bytes = [0u8; PROLOGUE];
+            sys::pread_exact_raw(memory, &mut bytes, address).ok()?;
+            Some((name, address, bytes))
+        })
+        .collect()
+}
 
 /// What the sentinel watches between passes: the prologues of the watched functions and the
 /// GOT regions of the executable and the SDK's module, as they were when it started. A hook
@@ -1248,7 +1257,7 @@ const PROLOGUE: usize = 16;
 pub(crate) struct Sentinel {
     memory: File,
     /// (name, address, bytes).
-    prologues: Vec<(&'static str, u64, Vec<u8>)>,
+    prologues: Vec<(&'static str, u64, [u8; PROLOGUE])>,
     /// (module, address, bytes).
     gots: Vec<(String, u64, Vec<u8>)>,
 }
@@ -1261,13 +1270,7 @@ impl Sentinel {
         let maps = proc_text("/proc/self/maps", &mut report)
             .map(|text| procfs::parse_maps(&text))
             .unwrap_or_default();
-        let mut prologues = Vec::new();
-        for (name, address) in watched_functions() {
-            let mut bytes = vec![0u8; PROLOGUE];
-            if sys::pread_exact_raw(&memory, &mut bytes, address).is_ok() {
-                prologues.push((name, address, bytes));
-            }
-        }
+        let prologues = watched_prologues(&memory);
         // The GOT model of the passes (read from the files once).
         let model = got_model(state, &maps);
         let mut gots = Vec::new();
@@ -1295,7 +1298,7 @@ impl Sentinel {
     /// One look: what changed since the start (nothing, normally).
     pub(crate) fn check(&self) -> Vec<Detection> {
         let mut found = Vec::new();
-        let mut now = vec![0u8; PROLOGUE];
+        let mut now = [0u8; PROLOGUE];
         for (name, address, bytes) in &self.prologues {
             let changed =
                 sys::pread_exact_raw(&self.memory, &mut now, *address).is_err() || &now != bytes;
