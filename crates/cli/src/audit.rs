@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use clap::Subcommand;
 use medgate_store::audit_export::{self, Format, Header};
 use medgate_store::sqlite::FILE_NAME;
-use medgate_store::{AuditEntry, Store};
+use medgate_store::{AuditEntry, Store, each_audit_entry};
 
 use crate::{Failure, load_config};
 
@@ -209,27 +209,6 @@ pub(crate) fn moment(text: &str) -> Result<i64, Failure> {
         .map_err(|_| Failure::Usage(anyhow!("{text:?} is neither RFC 3339 nor Unix seconds")))
 }
 
-/// Every entry of the chain in seq order, a page at a time, from after `after`, until `visit`
-/// says stop.
-pub(crate) async fn walk(
-    store: &dyn Store,
-    mut after: i64,
-    mut visit: impl FnMut(AuditEntry) -> Result<bool, Failure>,
-) -> Result<(), Failure> {
-    loop {
-        let batch = store.audit_entries(after, 1000).await?;
-        let Some(last) = batch.last() else {
-            return Ok(());
-        };
-        after = last.seq;
-        for entry in batch {
-            if !visit(entry)? {
-                return Ok(());
-            }
-        }
-    }
-}
-
 /// Two passes: the range (first and last entry recorded in `[from, to)`, contiguous), then
 /// the entries themselves, streamed.
 async fn export(
@@ -246,7 +225,7 @@ async fn export(
     let mut range: Option<(AuditEntry, AuditEntry)> = None;
     // The latest checkpoint that signs an entry of the range as this chain has it.
     let mut checkpoint: Option<(i64, &str)> = None;
-    walk(store, 0, |entry| {
+    each_audit_entry::<Failure>(store, 0, |entry| {
         if entry.at.secs() >= to {
             return Ok(false);
         }
@@ -279,7 +258,7 @@ async fn export(
     };
     let failed = |e: std::io::Error| Failure::Usage(anyhow!("cannot write the export: {e}"));
     audit_export::write_header(&mut writer, format, &header).map_err(failed)?;
-    walk(store, first.seq - 1, |entry| {
+    each_audit_entry::<Failure>(store, first.seq - 1, |entry| {
         if entry.seq > last.seq {
             return Ok(false);
         }

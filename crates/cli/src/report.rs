@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use clap::Subcommand;
-use medgate_store::audit::ChainVerifier;
 
-use crate::audit::{moment, node_checkpoints, open_store_of, signed_checkpoints, walk};
+use crate::audit::{moment, node_checkpoints, open_store_of, signed_checkpoints};
 use crate::{Failure, load_config};
 
 mod html;
@@ -108,49 +107,32 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
     // says nothing the verified chain does not (a node may append meanwhile; the head says
     // where the report stopped).
     let mut builder = model::Builder::new(from, to);
-    let mut chain: Option<ChainVerifier> = None;
-    let mut first_seq = 1;
-    let mut head: Option<(i64, [u8; 32])> = None;
-    let mut contains_checkpoint = false;
-    walk(&*store, 0, |entry| {
-        let verifier = chain.get_or_insert_with(|| {
-            first_seq = entry.seq;
-            // A pruned log starts after 1; its first entry is vouched for by a checkpoint.
-            if entry.seq == 1 {
-                ChainVerifier::new()
-            } else {
-                ChainVerifier::resuming_at(entry.seq)
-            }
-        });
-        verifier.check(&entry).map_err(|broken| {
-            Failure::Refused(anyhow!(
-                "the audit log does not verify (entry {}: {}): no report is built on it",
-                broken.seq,
-                broken.problem
-            ))
-        })?;
-        contains_checkpoint |= checkpoint
-            .as_ref()
-            .is_some_and(|c| c.seq() == entry.seq && c.hash() == entry.hash);
-        head = Some((entry.seq, entry.hash));
-        builder.add(&entry);
-        Ok(true)
-    })
-    .await?;
+    let chain = medgate_store::audit_chain_report_visiting(
+        &*store,
+        checkpoint.as_ref().map(|c| c.hash()),
+        |entry| builder.add(entry),
+    )
+    .await?
+    .map_err(|broken| {
+        Failure::Refused(anyhow!(
+            "the audit log does not verify (entry {}: {}): no report is built on it",
+            broken.seq,
+            broken.problem
+        ))
+    })?;
     if let Some(signed) = &checkpoint
-        && !contains_checkpoint
+        && !chain.contains_expected
     {
         return Err(Failure::Refused(anyhow!(
             "the audit log no longer contains the checkpoint's entry {}: its tail was cut off or the chain rewritten; no report is built on it",
             signed.seq()
         )));
     }
-    let (head_seq, head_hash) = head.unwrap_or((0, [0; 32]));
     let provenance = html::Provenance {
-        head_seq,
-        head_hash: medgate_proto::hex::encode(&head_hash),
+        head_seq: i64::try_from(chain.entries).unwrap_or(i64::MAX),
+        head_hash: chain.head,
         checkpoint: checkpoint.map(|c| (c.seq(), medgate_proto::hex::encode(&c.hash()))),
-        pruned_before: (first_seq > 1).then_some(first_seq),
+        pruned_before: (chain.first_seq > 1).then_some(chain.first_seq),
         generated_at: now,
         sbom_components: sbom.as_ref().map(|(_, components)| *components),
     };

@@ -708,7 +708,7 @@ pub trait Store:
 pub async fn verify_audit_chain(
     store: &dyn Store,
 ) -> Result<Result<(u64, String), ChainBreak>, StoreError> {
-    Ok(walk_audit_chain(store, None)
+    Ok(audit_chain_report(store, None)
         .await?
         .map(|report| (report.entries, report.head)))
 }
@@ -727,6 +727,27 @@ pub struct ChainReport {
     pub contains_expected: bool,
 }
 
+/// Every audit entry after seq `after`, in seq order, a page at a time, until `visit` says
+/// stop (`false`) or fails.
+pub async fn each_audit_entry<E: From<StoreError>>(
+    store: &dyn Store,
+    mut after: i64,
+    mut visit: impl FnMut(AuditEntry) -> Result<bool, E>,
+) -> Result<(), E> {
+    loop {
+        let batch = store.audit_entries(after, 1000).await?;
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        after = last.seq;
+        for entry in batch {
+            if !visit(entry)? {
+                return Ok(());
+            }
+        }
+    }
+}
+
 /// As [`verify_audit_chain`], for a log that may have been pruned, and whether an entry with
 /// hash `expected` is in the chain: a head kept outside the database that is no longer found
 /// means the tail was cut off or the chain rewritten.
@@ -734,35 +755,40 @@ pub async fn audit_chain_report(
     store: &dyn Store,
     expected: Option<[u8; 32]>,
 ) -> Result<Result<ChainReport, ChainBreak>, StoreError> {
-    walk_audit_chain(store, expected).await
+    audit_chain_report_visiting(store, expected, |_| {}).await
 }
 
-async fn walk_audit_chain(
+/// As [`audit_chain_report`], handing `visit` each entry once it verified, in one pass (what a
+/// caller counts is then exactly what the chain vouches for).
+pub async fn audit_chain_report_visiting(
     store: &dyn Store,
     expected: Option<[u8; 32]>,
+    mut visit: impl FnMut(&AuditEntry),
 ) -> Result<Result<ChainReport, ChainBreak>, StoreError> {
     let mut verifier = None;
     let mut first_seq = 1;
     let mut found = expected.is_none();
-    let mut after = 0;
-    loop {
-        let batch = store.audit_entries(after, 1000).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.seq;
-        for entry in &batch {
-            let verifier = verifier.get_or_insert_with(|| {
-                first_seq = entry.seq;
-                if entry.seq == 1 {
-                    audit::ChainVerifier::new()
-                } else {
-                    audit::ChainVerifier::resuming_at(entry.seq)
-                }
-            });
-            if let Err(broken) = verifier.check(entry) {
-                return Ok(Err(broken));
+    let mut broken = None;
+    each_audit_entry(store, 0, |entry| {
+        let verifier = verifier.get_or_insert_with(|| {
+            first_seq = entry.seq;
+            if entry.seq == 1 {
+                audit::ChainVerifier::new()
+            } else {
+                audit::ChainVerifier::resuming_at(entry.seq)
             }
-            found |= expected == Some(entry.hash);
+        });
+        if let Err(chain_break) = verifier.check(&entry) {
+            broken = Some(chain_break);
+            return Ok::<_, StoreError>(false);
         }
+        found |= expected == Some(entry.hash);
+        visit(&entry);
+        Ok(true)
+    })
+    .await?;
+    if let Some(chain_break) = broken {
+        return Ok(Err(chain_break));
     }
     let (entries, head) = verifier.unwrap_or_default().finish();
     Ok(Ok(ChainReport {
