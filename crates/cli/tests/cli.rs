@@ -342,11 +342,15 @@ fn serve_admin_and_audit_verify_work_together() {
     );
 }
 
-/// Old entries are pruned up to a signed checkpoint; what remains still verifies against it.
-#[test]
-fn the_audit_log_is_pruned_up_to_a_signed_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = loopback_config(dir.path(), "");
+/// A node in `dir` that registered three apps and stopped: its config and the last checkpoint
+/// it signed (at shutdown, of the head).
+fn node_with_three_apps(
+    dir: &Path,
+) -> (
+    std::path::PathBuf,
+    medgate_verify::checkpoint::VerifiedCheckpoint,
+) {
+    let config = loopback_config(dir, "");
     let (server, url) = serve(&config);
     for app in ["org.example.one", "org.example.two", "org.example.three"] {
         let created = run(medgate().arg("--config").arg(&config).args([
@@ -355,17 +359,28 @@ fn the_audit_log_is_pruned_up_to_a_signed_checkpoint() {
         assert!(created.status.success(), "{}", stderr(&created));
     }
     stop(server);
-    let checkpoints = dir.path().join("data/audit-checkpoints");
-    let written = std::fs::read_to_string(&checkpoints).unwrap();
+    let written = std::fs::read_to_string(dir.join("data/audit-checkpoints")).unwrap();
     let signed = medgate_verify::checkpoint::verify(written.lines().last().unwrap(), None).unwrap();
+    (config, signed)
+}
+
+/// `medgate --config CONFIG audit ARGS…`.
+fn audit(config: &Path, args: &[&str]) -> Output {
+    run(medgate()
+        .arg("--config")
+        .arg(config)
+        .arg("audit")
+        .args(args))
+}
+
+/// Old entries are pruned up to a signed checkpoint; what remains still verifies against it.
+#[test]
+fn the_audit_log_is_pruned_up_to_a_signed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, signed) = node_with_three_apps(dir.path());
+    let checkpoints = dir.path().join("data/audit-checkpoints");
     let key = signed.key().as_str().to_string();
-    let audit = |args: &[&str]| {
-        run(medgate()
-            .arg("--config")
-            .arg(&config)
-            .arg("audit")
-            .args(args))
-    };
+    let audit = |args: &[&str]| audit(&config, args);
     // A checkpoint under another key prunes nothing.
     let refused = audit(&[
         "prune",
@@ -401,27 +416,10 @@ fn the_audit_log_is_pruned_up_to_a_signed_checkpoint() {
 #[test]
 fn an_audit_export_verifies_offline_and_a_changed_one_does_not() {
     let dir = tempfile::tempdir().unwrap();
-    let config = loopback_config(dir.path(), "");
-    let (server, url) = serve(&config);
-    for app in ["org.example.one", "org.example.two", "org.example.three"] {
-        let created = run(medgate().arg("--config").arg(&config).args([
-            "admin", "--server", &url, "app", "create", app, "--scopes", "a",
-        ]));
-        assert!(created.status.success(), "{}", stderr(&created));
-    }
-    stop(server);
-    let checkpoints = std::fs::read_to_string(dir.path().join("data/audit-checkpoints")).unwrap();
-    let signed =
-        medgate_verify::checkpoint::verify(checkpoints.lines().last().unwrap(), None).unwrap();
+    let (config, signed) = node_with_three_apps(dir.path());
     let key = signed.key().as_str().to_string();
     let other = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
-    let audit = |args: &[&str]| {
-        run(medgate()
-            .arg("--config")
-            .arg(&config)
-            .arg("audit")
-            .args(args))
-    };
+    let audit = |args: &[&str]| audit(&config, args);
     let python = medgate_testkit::tool(
         "MEDGATE_PARTNER_PYTHON",
         "scripts/venv partner interop/partner/requirements.txt",
