@@ -283,7 +283,7 @@ async fn export(
 }
 
 /// The checkpoints in `path` whose signatures verify, with their lines.
-pub(crate) fn signed_checkpoints(
+fn signed_checkpoints(
     path: &Path,
 ) -> Result<Vec<(medgate_verify::checkpoint::VerifiedCheckpoint, String)>, Failure> {
     let text = std::fs::read_to_string(path)
@@ -392,7 +392,7 @@ async fn verify(store: &dyn Store, json: bool, expected: Option<[u8; 32]>) -> Re
 }
 
 /// The last checkpoint in `path`, once its signature (and pinned key) verify.
-fn checkpoint_head(
+pub(crate) fn checkpoint_head(
     path: &Path,
     pinned: Option<&str>,
 ) -> Result<medgate_verify::checkpoint::VerifiedCheckpoint, Failure> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use clap::Subcommand;
 
-use crate::audit::{moment, node_checkpoints, open_store_of, signed_checkpoints};
+use crate::audit::{checkpoint_head, moment, node_checkpoints, open_store_of};
 use crate::{Failure, load_config};
 
 mod html;
@@ -83,25 +83,11 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
     let from = from.as_deref().map(moment).transpose()?;
     // By default everything so far, this very second included.
     let to = to.as_deref().map(moment).transpose()?.unwrap_or(now + 1);
-    let checkpoint = match checkpoint.or_else(|| node_checkpoints(&config)) {
-        Some(path) => {
-            let signed = signed_checkpoints(&path)?;
-            let pinned = checkpoint_key
-                .map(|key| medgate_proto::Thumbprint::from_wire(key.trim().to_string()));
-            match signed.into_iter().last() {
-                Some((signed, _)) if pinned.as_ref().is_none_or(|key| signed.key() == key) => {
-                    Some(signed)
-                }
-                Some(_) => {
-                    return Err(Failure::Refused(anyhow!(
-                        "the last checkpoint is signed by a key other than the pinned one"
-                    )));
-                }
-                None => None,
-            }
-        }
-        None => None,
-    };
+    // The last checkpoint must verify (under the pinned key, when given), as for `audit verify`.
+    let checkpoint = checkpoint
+        .or_else(|| node_checkpoints(&config))
+        .map(|path| checkpoint_head(&path, checkpoint_key.as_deref()))
+        .transpose()?;
     let store = open_store_of(&config).await?;
     // One pass: the chain is checked entry by entry as the figures are counted, so the report
     // says nothing the verified chain does not (a node may append meanwhile; the head says
