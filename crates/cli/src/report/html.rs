@@ -33,14 +33,9 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
-pub(crate) fn date(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
+/// RFC 3339, UTC, to the second (the service's formatting).
+fn date(secs: i64) -> String {
+    medgate_service::clock::rfc3339(medgate_verify::UnixTime::from_secs(secs))
 }
 
 fn duration(secs: Option<i64>) -> String {
