@@ -655,6 +655,24 @@ mod tests {
                 check(&garbage),
                 Err(ExportError::Unreadable(2, "not an entry of this format"))
             );
+            // A header naming another head than the last entry's.
+            let head = hex::encode(&entries[5].hash);
+            let header = lines[0].replacen(&head, &other, 1);
+            let mut other_head = lines.clone();
+            other_head[0] = &header;
+            assert_eq!(check(&join(&other_head)), Err(ExportError::HeadMismatch));
+            // A line that is not UTF-8, and one longer than any line may be.
+            let mut bytes = join(&lines[..2]).into_bytes();
+            bytes.extend_from_slice(b"\xff\xfe\n");
+            assert_eq!(
+                verify(&mut &bytes[..], None),
+                Err(ExportError::Unreadable(3, "not UTF-8"))
+            );
+            let long = format!("{}\n{}\n", lines[0], "x".repeat(MAX_LINE + 1));
+            assert_eq!(
+                check(&long),
+                Err(ExportError::Unreadable(2, "longer than a line may be"))
+            );
         }
     }
 
