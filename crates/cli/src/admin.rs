@@ -9,7 +9,12 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use http::Method;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use medgate_proto::admin;
+use medgate_proto::policy::SdkEvidence;
+use medgate_proto::wire::SignalKind;
 use medgate_sdk::client::{HttpClient, HttpResponse};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::{Failure, load_config};
 
@@ -312,8 +317,8 @@ enum AppCommand {
         app_id: String,
         /// How far SDK evidence (the app's own word) is trusted: `allow` grants the scopes,
         /// `limited` only the limited scopes, `deny` refuses it.
-        #[arg(long, value_parser = ["allow", "limited", "deny"], default_value = "limited")]
-        sdk_evidence: String,
+        #[arg(long, value_parser = parse_sdk_evidence, default_value = "limited")]
+        sdk_evidence: SdkEvidence,
         /// Refuse SDK evidence: only hardware-backed platforms attest (`--sdk-evidence deny`).
         #[arg(long, conflicts_with = "sdk_evidence")]
         hardware_only: bool,
@@ -387,8 +392,29 @@ enum KeysCommand {
     List,
 }
 
+/// Signal kinds by name, as `--reject-on` and `--degrade-on` take them.
+fn signal_kinds(names: &[String]) -> Result<std::collections::BTreeSet<SignalKind>, Failure> {
+    names
+        .iter()
+        .map(|name| {
+            SignalKind::from_name(name.trim()).ok_or_else(|| {
+                let known: Vec<&str> = SignalKind::ALL.iter().map(|kind| kind.as_str()).collect();
+                Failure::Usage(anyhow!(
+                    "{name:?} is not a signal kind (one of {})",
+                    known.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
 fn words(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_string).collect()
+}
+
+fn parse_sdk_evidence(text: &str) -> Result<SdkEvidence, String> {
+    serde_json::from_value(serde_json::Value::String(text.into()))
+        .map_err(|_| "one of allow, limited, deny".to_string())
 }
 
 /// The URL for a listen address: unspecified addresses are reached on loopback.
@@ -417,25 +443,46 @@ impl AdminApi {
         }
     }
 
-    pub(crate) async fn call(
+    /// A request without a body.
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<serde_json::Value, Failure> {
+    ) -> Result<T, Failure> {
+        self.exchange(method, path, Bytes::new()).await
+    }
+
+    /// A request with a JSON body.
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, Failure> {
+        let body = serde_json::to_vec(body).context("the request does not serialise")?;
+        self.exchange(method, path, Bytes::from(body)).await
+    }
+
+    async fn exchange<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<T, Failure> {
         let mut headers = HeaderMap::new();
         let bearer = HeaderValue::from_str(&format!("Bearer {}", self.token))
             .context("the admin token is not a valid header value")?;
         headers.insert(AUTHORIZATION, bearer);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
         let url = format!("{}/v1/admin{path}", self.base);
         let response = self.http.send(method, &url, headers, body).await?;
         if !response.status.is_success() {
             return Err(Failure::Refused(refusal(&response)));
         }
         serde_json::from_slice(&response.body)
-            .with_context(|| format!("{url} answered with something other than JSON"))
+            .with_context(|| {
+                format!("{url} answered with something other than the admin API's JSON")
+            })
             .map_err(Failure::from)
     }
 }
@@ -486,28 +533,32 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                     require_coverage,
                 },
         } => {
-            let mut body = serde_json::json!({"app_id": app_id, "scopes": words(&scopes),
-                "limited_scopes": words(&limited_scopes),
-                "sdk_evidence": if hardware_only { "deny" } else { sdk_evidence.as_str() },
-                "require_coverage": require_coverage});
-            if let Some(kinds) = reject_on {
-                body["reject_on"] = kinds.into();
-            }
-            if let Some(kinds) = degrade_on {
-                body["degrade_on"] = kinds.into();
-            }
-            let app = api.call(Method::POST, "/apps", Some(body)).await?;
+            let body = admin::CreateApp {
+                app_id,
+                scopes: words(&scopes),
+                limited_scopes: words(&limited_scopes),
+                reject_on: reject_on.as_deref().map(signal_kinds).transpose()?,
+                degrade_on: degrade_on.as_deref().map(signal_kinds).transpose()?,
+                sdk_evidence: if hardware_only {
+                    SdkEvidence::Deny
+                } else {
+                    sdk_evidence
+                },
+                require_coverage,
+            };
+            let app: admin::App = api.send(Method::POST, "/apps", &body).await?;
             summary(json, &app, || {
                 format!(
                     "created app {} (scopes: {})",
-                    app["id"], app["policy"]["scopes"]
+                    app.id,
+                    app.policy.scopes.join(" ")
                 )
             })
         }
         AdminCommand::App {
             command: AppCommand::List,
         } => {
-            let apps = api.call(Method::GET, "/apps", None).await?;
+            let apps: Vec<admin::App> = api.call(Method::GET, "/apps").await?;
             summary(json, &apps, || {
                 table(
                     &apps,
@@ -528,16 +579,15 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                     version_code,
                 },
         } => {
-            let body = serde_json::json!({"version": version, "sdk_binary_sha256": sdk_binary_sha256,
-                "version_code": version_code});
-            let release = api
-                .call(
-                    Method::POST,
-                    &format!("/apps/{app_id}/releases"),
-                    Some(body),
-                )
+            let body = admin::AddRelease {
+                version: version.clone(),
+                sdk_binary_sha256,
+                version_code,
+            };
+            let release: admin::Release = api
+                .send(Method::POST, &format!("/apps/{app_id}/releases"), &body)
                 .await?;
-            summary(json, &release, || match release["binary_sha256"].as_str() {
+            summary(json, &release, || match &release.binary_sha256 {
                 Some(hash) => format!("registered {app_id} {version} ({hash})"),
                 None => format!("registered {app_id} {version} (hardware platforms only)"),
             })
@@ -545,25 +595,24 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
         AdminCommand::Release {
             command: ReleaseCommand::Revoke { app_id, version },
         } => {
-            let revoked = api
+            let revoked: admin::ReleaseRevoked = api
                 .call(
                     Method::POST,
                     &format!("/apps/{app_id}/releases/{version}/revoke"),
-                    None,
                 )
                 .await?;
             summary(json, &revoked, || {
                 format!(
                     "revoked {app_id} {version} ({} builds newly revoked)",
-                    revoked["revoked"]
+                    revoked.revoked
                 )
             })
         }
         AdminCommand::Release {
             command: ReleaseCommand::List { app_id },
         } => {
-            let releases = api
-                .call(Method::GET, &format!("/apps/{app_id}/releases"), None)
+            let releases: Vec<admin::Release> = api
+                .call(Method::GET, &format!("/apps/{app_id}/releases"))
                 .await?;
             summary(json, &releases, || {
                 table(
@@ -588,15 +637,13 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
             if let Some(after) = after {
                 query.push_str(&format!("&after={after}"));
             }
-            let installations = api
-                .call(Method::GET, &format!("/installations{query}"), None)
+            let installations: Vec<admin::Installation> = api
+                .call(Method::GET, &format!("/installations{query}"))
                 .await?;
-            let next = installations
-                .as_array()
+            let next = Some(&installations)
                 .filter(|page| page.len() == limit)
                 .and_then(|page| page.last())
-                .and_then(|last| last["id"].as_str())
-                .map(str::to_string);
+                .map(|last| last.id.clone());
             let columns = [
                 "id",
                 "app_id",
@@ -617,19 +664,19 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
         AdminCommand::Installation {
             command: InstallationCommand::Revoke { id },
         } => {
-            let revoked = api
-                .call(Method::POST, &format!("/installations/{id}/revoke"), None)
+            let revoked: admin::InstallationRevoked = api
+                .call(Method::POST, &format!("/installations/{id}/revoke"))
                 .await?;
             summary(json, &revoked, || format!("revoked installation {id}"))
         }
         AdminCommand::Keys {
             command: KeysCommand::Rotate,
         } => {
-            let rotated = api.call(Method::POST, "/keys/rotate", None).await?;
+            let rotated: admin::KeysRotated = api.call(Method::POST, "/keys/rotate").await?;
             summary(json, &rotated, || {
                 format!(
                     "new signing key {}; {} retired (still published until its tokens expire)",
-                    rotated["kid"], rotated["retired"]
+                    rotated.kid, rotated.retired
                 )
             })
         }
@@ -637,22 +684,22 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
             command: PlatformCommand::Set { app_id, platform },
         } => {
             let (name, policy) = platform.name_and_policy();
-            let set = api
-                .call(
+            let set: admin::PlatformPolicy = api
+                .send(
                     Method::PUT,
                     &format!("/apps/{app_id}/platforms/{name}"),
-                    Some(policy),
+                    &policy,
                 )
                 .await?;
             summary(json, &set, || {
-                format!("{app_id} accepts {name}: {}", set["policy"])
+                format!("{app_id} accepts {name}: {}", set.policy)
             })
         }
         AdminCommand::Platform {
             command: PlatformCommand::Show { app_id },
         } => {
-            let shown = api
-                .call(Method::GET, &format!("/apps/{app_id}/platforms"), None)
+            let shown: admin::Platforms = api
+                .call(Method::GET, &format!("/apps/{app_id}/platforms"))
                 .await?;
             summary(json, &shown, || {
                 serde_json::to_string_pretty(&shown).unwrap_or_default()
@@ -666,12 +713,15 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                     verification_key,
                 },
         } => {
-            let body = serde_json::json!({"decryption_key": decryption_key, "verification_key": verification_key});
-            let set = api
-                .call(
+            let body = admin::PlayIntegrityKeys {
+                decryption_key,
+                verification_key,
+            };
+            let set: admin::PlayIntegrityKeysSet = api
+                .send(
                     Method::PUT,
                     &format!("/apps/{app_id}/play-integrity-keys"),
-                    Some(body),
+                    &body,
                 )
                 .await?;
             summary(json, &set, || {
@@ -683,27 +733,24 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
         } => {
             let ttl = humantime::parse_duration(&ttl)
                 .map_err(|e| Failure::Usage(anyhow!("--ttl {ttl:?}: {e}")))?;
-            let body = serde_json::json!({"ttl_secs": ttl.as_secs()});
-            let created = api
-                .call(
-                    Method::POST,
-                    &format!("/apps/{app_id}/enrolments"),
-                    Some(body),
-                )
+            let body = admin::CreateEnrolment {
+                ttl_secs: Some(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            };
+            let created: admin::EnrolmentCreated = api
+                .send(Method::POST, &format!("/apps/{app_id}/enrolments"), &body)
                 .await?;
             summary(json, &created, || {
                 format!(
                     "enrolment code for {app_id}: {} (single use, until {})",
-                    created["code"].as_str().unwrap_or_default(),
-                    created["expires_at"].as_str().unwrap_or_default()
+                    created.code, created.expires_at
                 )
             })
         }
         AdminCommand::Enrolment {
             command: EnrolmentCommand::List { app_id },
         } => {
-            let listed = api
-                .call(Method::GET, &format!("/apps/{app_id}/enrolments"), None)
+            let listed: Vec<admin::Enrolment> = api
+                .call(Method::GET, &format!("/apps/{app_id}/enrolments"))
                 .await?;
             let columns = [
                 "code_sha256",
@@ -724,34 +771,33 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                     code_sha256,
                 },
         } => {
-            let revoked = api
+            let revoked: admin::EnrolmentRevoked = api
                 .call(
                     Method::POST,
                     &format!("/apps/{app_id}/enrolments/{code_sha256}/revoke"),
-                    None,
                 )
                 .await?;
             summary(json, &revoked, || {
                 format!(
                     "revoked enrolment {code_sha256} of {app_id} (installation {})",
-                    revoked["installation_id"]
+                    revoked.installation_id.as_deref().unwrap_or("none")
                 )
             })
         }
         AdminCommand::Secret { command } => secret::run(&api, json, command).await?,
         AdminCommand::Follower { command } => {
-            credential::run(&api, json, "follower", command).await?
+            credential::run(&api, json, admin::CredentialKind::Follower, command).await?
         }
         AdminCommand::Partner { command } => partner::run(&api, json, command).await?,
         AdminCommand::Uploader { command } => {
-            credential::run(&api, json, "uploader", command).await?
+            credential::run(&api, json, admin::CredentialKind::Uploader, command).await?
         }
         AdminCommand::Pins { command } => pins::pins(&api, json, command).await?,
         AdminCommand::Trust { command } => pins::trust(&api, json, command).await?,
         AdminCommand::Keys {
             command: KeysCommand::List,
         } => {
-            let keys = api.call(Method::GET, "/keys", None).await?;
+            let keys: Vec<admin::SigningKey> = api.call(Method::GET, "/keys").await?;
             summary(json, &keys, || {
                 table(
                     &keys,
@@ -765,17 +811,26 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
     Ok(())
 }
 
-fn summary(json: bool, value: &serde_json::Value, text: impl FnOnce() -> String) -> String {
-    if json { value.to_string() } else { text() }
+/// The server's answer as JSON with `--json`, else `text`.
+fn summary(json: bool, value: &impl Serialize, text: impl FnOnce() -> String) -> String {
+    if json {
+        serde_json::to_string(value).unwrap_or_default()
+    } else {
+        text()
+    }
 }
 
-/// A plain text table: a header row, then one row per element of the JSON array.
-fn table(
-    rows: &serde_json::Value,
+/// A plain text table: a header row, then one row per element, each cell read from the row
+/// as JSON by `cell`.
+fn table<T: Serialize>(
+    rows: &[T],
     columns: &[&str],
     cell: impl Fn(&serde_json::Value, &str) -> String,
 ) -> String {
-    let rows = rows.as_array().cloned().unwrap_or_default();
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .filter_map(|row| serde_json::to_value(row).ok())
+        .collect();
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
@@ -833,11 +888,13 @@ mod tests {
 
     #[test]
     fn tables_align_columns() {
-        let rows = serde_json::json!([{"id": "a", "n": 1}, {"id": "longer", "n": null}]);
+        let rows = [
+            serde_json::json!({"id": "a", "n": 1}),
+            serde_json::json!({"id": "longer", "n": null}),
+        ];
         let text = table(&rows, &["id", "n"], |r, c| r[c].to_string());
         assert_eq!(text, "id      n\na       1\nlonger  null");
-        assert!(
-            table(&serde_json::json!([]), &["id"], |r, c| r[c].to_string()).ends_with("(none)")
-        );
+        let none: [serde_json::Value; 0] = [];
+        assert!(table(&none, &["id"], |r, c| r[c].to_string()).ends_with("(none)"));
     }
 }

@@ -15,6 +15,7 @@ use http::{Method, StatusCode};
 use medgate_node::config::{Config, RouteConfig};
 use medgate_node::sample_upstream::SampleUpstream;
 use medgate_node::{Node, NodeOptions};
+use medgate_proto::admin;
 use medgate_proto::wire::{Signal, SignalKind};
 use medgate_sdk::client::{ClientConfig, ClientError, HttpClient, HttpResponse, MedgateClient};
 use medgate_sdk::evidence::AppIdentity;
@@ -275,11 +276,14 @@ async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
     // stored once by the operator, added by the gateway to what the `/echo` route forwards,
     // in place of the copy a hooked app might send.
     let admin = AdminApi::new(demo.node.admin_url(), demo.node.admin_token()?);
-    admin
-        .call(
+    let _: admin::SecretVersion = admin
+        .send(
             Method::POST,
             &format!("/apps/{APP}/secrets"),
-            Some(serde_json::json!({"name": "nightscout", "value": base64::engine::general_purpose::STANDARD.encode(DEMO_API_SECRET)})),
+            &admin::SetSecret {
+                name: "nightscout".into(),
+                value: base64::engine::general_purpose::STANDARD.encode(DEMO_API_SECRET),
+            },
         )
         .await?;
     let expected_header = medgate_proto::hex::encode(&{
@@ -313,11 +317,14 @@ async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
 
     // 10. A secret the app itself needs, sealed to the key-agreement key its evidence named:
     // only that installation opens it.
-    admin
-        .call(
+    let _: admin::SecretVersion = admin
+        .send(
             Method::POST,
             &format!("/apps/{APP}/secrets"),
-            Some(serde_json::json!({"name": "partner_key", "value": base64::engine::general_purpose::STANDARD.encode(DEMO_PARTNER_KEY)})),
+            &admin::SetSecret {
+                name: "partner_key".into(),
+                value: base64::engine::general_purpose::STANDARD.encode(DEMO_PARTNER_KEY),
+            },
         )
         .await?;
     let sealed_to = demo.genuine()?.with_encryption_key(Arc::new(
@@ -343,11 +350,10 @@ async fn scenarios(demo: &Demo) -> Result<Vec<Row>, Failure> {
     rows.extend(man_in_the_middle(demo).await?);
 
     // 13. Revocation of the genuine installation reaches the gateway within seconds.
-    admin
+    let _: admin::InstallationRevoked = admin
         .call(
             Method::POST,
             &format!("/installations/{}/revoke", genuine.installation_id()),
-            None,
         )
         .await?;
     let started = Instant::now();
@@ -506,9 +512,11 @@ async fn sample_node(
     ];
     let node = start_registered(
         config,
-        APP,
-        // The demo shows what SDK evidence catches, so it trusts it fully.
-        serde_json::json!({"app_id": APP, "scopes": ["entries:read", "treatments:write", "secret:partner_key"], "limited_scopes": ["entries:read"], "sdk_evidence": "allow"}),
+        demo_app(
+            APP,
+            &["entries:read", "treatments:write", "secret:partner_key"],
+            &["entries:read"],
+        ),
         &measurement,
     )
     .await?;
@@ -520,24 +528,41 @@ async fn sample_node(
     })
 }
 
-/// Starts the demo's node and registers its app (`policy`, the admin API's app document) with
-/// this executable as its release.
+/// A demo app: it shows what SDK evidence catches, so it trusts it fully.
+fn demo_app(app_id: &str, scopes: &[&str], limited_scopes: &[&str]) -> admin::CreateApp {
+    let owned = |scopes: &[&str]| scopes.iter().map(|scope| scope.to_string()).collect();
+    admin::CreateApp {
+        app_id: app_id.into(),
+        scopes: owned(scopes),
+        limited_scopes: owned(limited_scopes),
+        reject_on: None,
+        degrade_on: None,
+        sdk_evidence: medgate_proto::policy::SdkEvidence::Allow,
+        require_coverage: false,
+    }
+}
+
+/// Starts the demo's node and registers its app with this executable as its release.
 async fn start_registered(
     config: Config,
-    app_id: &str,
-    policy: serde_json::Value,
+    app: admin::CreateApp,
     measurement: &str,
 ) -> Result<Node, Failure> {
     let node = Node::start(config, NodeOptions::default())
         .await
         .map_err(|e| Failure::Usage(e.into()))?;
     let admin = AdminApi::new(node.admin_url(), node.admin_token()?);
-    admin.call(Method::POST, "/apps", Some(policy)).await?;
-    admin
-        .call(
+    let app: admin::App = admin.send(Method::POST, "/apps", &app).await?;
+    let release = admin::AddRelease {
+        version: VERSION.into(),
+        sdk_binary_sha256: Some(measurement.into()),
+        version_code: None,
+    };
+    let _: admin::Release = admin
+        .send(
             Method::POST,
-            &format!("/apps/{app_id}/releases"),
-            Some(serde_json::json!({"version": VERSION, "sdk_binary_sha256": measurement})),
+            &format!("/apps/{}/releases", app.id),
+            &release,
         )
         .await?;
     Ok(node)

@@ -193,7 +193,10 @@ fn serve_admin_and_audit_verify_work_together() {
         "debugger,hook,root",
     ]);
     assert!(created.status.success());
-    assert!(stdout(&created).contains("created app \"org.example.cgm\""));
+    assert_eq!(
+        stdout(&created).trim(),
+        "created app org.example.cgm (scopes: a b)"
+    );
     let added = admin(&[
         "release",
         "add",

@@ -8,12 +8,15 @@
 //! It performs no I/O, reads no clock and carries no crypto backend, so it compiles for every
 //! target the SDK runs on. Verification lives in `medgate-verify`.
 
+pub mod admin;
 pub mod b64;
 pub mod hex;
 pub mod httpsig;
 pub mod jwk;
 pub mod jws;
+pub mod policy;
 pub mod redact;
+pub mod time;
 pub mod uri;
 pub mod wire;
 

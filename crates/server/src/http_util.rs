@@ -71,6 +71,9 @@ pub(crate) enum ApiError {
     Unauthorized,
     NotFound(&'static str),
     Conflict(&'static str),
+    /// The target is not in a state that allows the request (HTTP 409), e.g. a publication
+    /// before the repository exists; the detail says what to do first.
+    NotReady(String),
     RateLimited(Duration),
     Unavailable(String),
     /// The body did not arrive within `server.body_read_timeout` (HTTP 408).
@@ -153,6 +156,9 @@ impl IntoResponse for ApiError {
                 409,
                 Some(format!("{what} already exists")),
             ),
+            ApiError::NotReady(detail) => {
+                problem(problem_type::CONFLICT, "Conflict", 409, Some(detail))
+            }
             ApiError::RateLimited(wait) => {
                 let mut response =
                     problem(problem_type::RATE_LIMITED, "Too many requests", 429, None);

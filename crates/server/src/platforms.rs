@@ -374,12 +374,8 @@ async fn play_keys(
     })
 }
 
-/// The Play Console strings, as sealed in `app_secrets`.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct PlayKeysDocument {
-    pub decryption_key: String,
-    pub verification_key: String,
-}
+/// The Play Console strings, as the admin API takes them and as sealed in `app_secrets`.
+pub(crate) use medgate_proto::admin::PlayIntegrityKeys as PlayKeysDocument;
 
 /// Steps 3 and 4.
 #[allow(clippy::too_many_arguments)]

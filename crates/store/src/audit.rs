@@ -55,6 +55,22 @@ pub struct AuditEntry {
     pub hash: [u8; 32],
 }
 
+impl AuditEntry {
+    /// The entry as the admin API shows it.
+    pub fn to_admin(&self) -> medgate_proto::admin::AuditEntry {
+        medgate_proto::admin::AuditEntry {
+            seq: self.seq,
+            at: self.at,
+            kind: self.kind.clone(),
+            actor: self.actor.clone(),
+            subject: self.subject.clone(),
+            detail: self.detail.clone(),
+            prev_hash: medgate_proto::hex::encode(&self.prev_hash),
+            hash: medgate_proto::hex::encode(&self.hash),
+        }
+    }
+}
+
 fn hex<S: serde::Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&medgate_proto::hex::encode(bytes))
 }

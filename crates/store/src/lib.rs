@@ -38,8 +38,9 @@ use async_trait::async_trait;
 use medgate_proto::PublicJwk;
 use medgate_proto::wire::{Decision, IntegrityLevel, Reason};
 use medgate_verify::UnixTime;
+
+pub use medgate_proto::admin::{App, Enrolment, Installation, Pin as PinRecord, Release};
 use medgate_verify::keys::KeySet;
-use medgate_verify::policy::AppPolicy;
 use serde::Serialize;
 
 pub use audit::{AuditEntry, ChainBreak, NewAuditEntry};
@@ -63,45 +64,6 @@ pub enum StoreError {
     /// The backend failed (I/O, locking, a bug). Retrying may help.
     #[error("storage backend error: {0}")]
     Backend(String),
-}
-
-/// A registered app and its policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct App {
-    pub id: String,
-    pub policy: AppPolicy,
-    pub created_at: UnixTime,
-}
-
-/// A registered build of an app: a version and, for SDK evidence, the SHA-256 of one of its
-/// binaries (hardware platforms attest the build by its signer instead).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Release {
-    pub app_id: String,
-    pub version: String,
-    pub binary_sha256: Option<String>,
-    /// The build's version code (Android `versionCode`), for platforms that attest it.
-    pub version_code: Option<i64>,
-    pub created_at: UnixTime,
-    pub revoked_at: Option<UnixTime>,
-}
-
-/// An app installation, known by its key's thumbprint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Installation {
-    pub id: String,
-    pub app_id: String,
-    pub platform: String,
-    pub app_version: String,
-    pub first_seen: UnixTime,
-    pub last_seen: UnixTime,
-    pub last_decision: Decision,
-    pub last_reasons: Vec<Reason>,
-    pub revoked_at: Option<UnixTime>,
-    pub integrity_level: Option<IntegrityLevel>,
-    pub hardware_key: bool,
-    /// The build identity the platform attested (Apple app id, Android signer), if any.
-    pub identity: Option<String>,
 }
 
 /// The outcome of one attestation, recorded against the installation.
@@ -185,20 +147,6 @@ pub struct AppleKeyRecord {
     /// Apple's receipt, kept for fraud-metric requests.
     pub receipt: Vec<u8>,
     pub created_at: UnixTime,
-}
-
-/// A one-time enrolment code (by hash) and what it enrolled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Enrolment {
-    pub code_sha256: String,
-    pub app_id: String,
-    pub created_at: UnixTime,
-    pub expires_at: UnixTime,
-    pub used_at: Option<UnixTime>,
-    pub installation_id: Option<String>,
-    pub identity: Option<String>,
-    /// When an operator revoked it: its identity is no longer admitted.
-    pub revoked_at: Option<UnixTime>,
 }
 
 /// A single-use attestation challenge.
@@ -614,15 +562,6 @@ pub struct TrustKeyRecord {
     pub sealed: Vec<u8>,
     pub created_at: UnixTime,
     pub retired_at: Option<UnixTime>,
-}
-
-/// One pinned key of a host pattern.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PinRecord {
-    pub pattern: String,
-    /// Base64 SHA-256 of a SubjectPublicKeyInfo.
-    pub pin: String,
-    pub created_at: UnixTime,
 }
 
 /// The deployment's TUF repository: published metadata, online keys, and the pins the next

@@ -1,29 +1,6 @@
 //! Time as a value. Nothing in this crate reads a clock; callers pass `now`.
 
-use serde::{Deserialize, Serialize};
-
-/// Seconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UnixTime(i64);
-
-impl UnixTime {
-    pub const fn from_secs(secs: i64) -> Self {
-        UnixTime(secs)
-    }
-
-    pub const fn secs(self) -> i64 {
-        self.0
-    }
-
-    pub const fn plus(self, secs: i64) -> Self {
-        UnixTime(self.0.saturating_add(secs))
-    }
-
-    pub const fn minus(self, secs: i64) -> Self {
-        UnixTime(self.0.saturating_sub(secs))
-    }
-}
+pub use medgate_proto::time::UnixTime;
 
 /// An acceptance window around `now` for a claimed issue time (`iat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

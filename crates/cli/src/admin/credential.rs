@@ -6,6 +6,7 @@ use anyhow::anyhow;
 use clap::Subcommand;
 use http::Method;
 use medgate_node::nightscout::profile::credential_scopes;
+use medgate_proto::admin::{self, CredentialKind};
 
 use super::{AdminApi, summary, table};
 use crate::Failure;
@@ -34,9 +35,10 @@ pub(super) enum CredentialCommand {
 pub(super) async fn run(
     api: &AdminApi,
     json: bool,
-    kind: &'static str,
+    kind: CredentialKind,
     command: CredentialCommand,
 ) -> Result<String, Failure> {
+    let kind_name = kind.as_str();
     Ok(match command {
         CredentialCommand::Create {
             app_id,
@@ -45,53 +47,50 @@ pub(super) async fn run(
             expires,
         } => {
             let scopes =
-                credential_scopes(kind, &classes).map_err(|e| Failure::Usage(anyhow!(e)))?;
+                credential_scopes(kind_name, &classes).map_err(|e| Failure::Usage(anyhow!(e)))?;
             let expires_in_secs = expires
                 .map(|text| {
                     humantime::parse_duration(&text)
-                        .map(|d| d.as_secs())
+                        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
                         .map_err(|e| Failure::Usage(anyhow!("--expires {text:?}: {e}")))
                 })
                 .transpose()?;
-            let body = serde_json::json!({
-                "kind": kind,
-                "name": name,
-                "scopes": scopes,
-                "expires_in_secs": expires_in_secs,
-            });
-            let created = api
-                .call(
-                    Method::POST,
-                    &format!("/apps/{app_id}/credentials"),
-                    Some(body),
-                )
+            let body = admin::CreateCredential {
+                kind,
+                name: name.clone(),
+                scopes: scopes.clone(),
+                expires_in_secs,
+            };
+            let created: admin::CredentialCreated = api
+                .send(Method::POST, &format!("/apps/{app_id}/credentials"), &body)
                 .await?;
             summary(json, &created, || {
                 format!(
-                    "{kind} {} ({name}) of {app_id}: {}\n\
+                    "{kind_name} {} ({name}) of {app_id}: {}\n\
                      secret (shown once): {}\n\
                      share link: {}\n\
                      expires: {}",
-                    created["id"].as_str().unwrap_or_default(),
+                    created.credential.id,
                     scopes.join(" "),
-                    created["secret"].as_str().unwrap_or_default(),
-                    created["share_link"].as_str().unwrap_or_default(),
-                    created["expires_at"]
-                        .as_i64()
-                        .map_or("never (until revoked)".to_string(), |t| t.to_string()),
+                    created.secret,
+                    created.share_link,
+                    created
+                        .credential
+                        .expires_at
+                        .map_or("never (until revoked)".to_string(), |t| t
+                            .secs()
+                            .to_string()),
                 )
             })
         }
         CredentialCommand::List { app_id } => {
-            let listed = api
-                .call(Method::GET, &format!("/apps/{app_id}/credentials"), None)
+            let listed: Vec<admin::Credential> = api
+                .call(Method::GET, &format!("/apps/{app_id}/credentials"))
                 .await?;
-            let mine = serde_json::Value::Array(
-                listed
-                    .as_array()
-                    .map(|all| all.iter().filter(|c| c["kind"] == kind).cloned().collect())
-                    .unwrap_or_default(),
-            );
+            let mine: Vec<admin::Credential> = listed
+                .into_iter()
+                .filter(|credential| credential.kind == kind)
+                .collect();
             summary(json, &mine, || {
                 table(
                     &mine,
@@ -106,10 +105,12 @@ pub(super) async fn run(
             })
         }
         CredentialCommand::Revoke { id } => {
-            let revoked = api
-                .call(Method::POST, &format!("/credentials/{id}/revoke"), None)
+            let revoked: admin::CredentialRevoked = api
+                .call(Method::POST, &format!("/credentials/{id}/revoke"))
                 .await?;
-            summary(json, &revoked, || format!("{kind} credential {id} revoked"))
+            summary(json, &revoked, || {
+                format!("{kind_name} credential {id} revoked")
+            })
         }
     })
 }

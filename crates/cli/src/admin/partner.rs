@@ -8,6 +8,8 @@ use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use http::Method;
 
+use medgate_proto::admin;
+
 use super::{AdminApi, summary, table};
 use crate::Failure;
 
@@ -24,16 +26,22 @@ pub(super) struct KeySource {
 }
 
 impl KeySource {
-    fn body(self) -> Result<serde_json::Value, Failure> {
+    fn body(self) -> Result<admin::PartnerKeySource, Failure> {
         match (self.jwks_url, self.jwks_file) {
-            (Some(url), _) => Ok(serde_json::json!({ "jwks_url": url })),
+            (Some(url), _) => Ok(admin::PartnerKeySource {
+                jwks_url: Some(url),
+                jwks: None,
+            }),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| Failure::Usage(anyhow!("--jwks-file {}: {e}", path.display())))?;
                 let jwks: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
                     Failure::Usage(anyhow!("--jwks-file {} is not JSON: {e}", path.display()))
                 })?;
-                Ok(serde_json::json!({ "jwks": jwks }))
+                Ok(admin::PartnerKeySource {
+                    jwks_url: None,
+                    jwks: Some(jwks),
+                })
             }
             (None, None) => Err(Failure::Usage(anyhow!("give --jwks-url or --jwks-file"))),
         }
@@ -89,28 +97,33 @@ pub(super) async fn run(
             ip_allow,
             require_dpop,
         } => {
-            let mut body = keys.body()?;
-            let scopes: Vec<&str> = scopes
+            let scopes: Vec<String> = scopes
                 .split(|c: char| c == ',' || c.is_ascii_whitespace())
                 .filter(|s| !s.is_empty())
+                .map(str::to_string)
                 .collect();
-            body["name"] = name.clone().into();
-            body["scopes"] = serde_json::json!(scopes);
-            body["audience"] = serde_json::json!(audience);
-            body["ip_allow"] = serde_json::json!(ip_allow);
-            body["require_dpop"] = require_dpop.into();
-            let created = api.call(Method::POST, "/partners", Some(body)).await?;
+            let source = keys.body()?;
+            let body = admin::CreatePartner {
+                name: name.clone(),
+                jwks_url: source.jwks_url,
+                jwks: source.jwks,
+                scopes: scopes.clone(),
+                audience,
+                ip_allow,
+                require_dpop,
+            };
+            let created: admin::PartnerCreated = api.send(Method::POST, "/partners", &body).await?;
             summary(json, &created, || {
                 format!(
                     "partner {name}\nclient_id: {}\ntoken endpoint: {}\nscopes: {}\nDPoP required: {require_dpop}",
-                    created["client_id"].as_str().unwrap_or_default(),
-                    created["token_endpoint"].as_str().unwrap_or_default(),
+                    created.client_id,
+                    created.token_endpoint,
                     scopes.join(" "),
                 )
             })
         }
         PartnerCommand::List => {
-            let listed = api.call(Method::GET, "/partners", None).await?;
+            let listed: Vec<admin::Partner> = api.call(Method::GET, "/partners").await?;
             summary(json, &listed, || {
                 table(
                     &listed,
@@ -125,21 +138,26 @@ pub(super) async fn run(
             })
         }
         PartnerCommand::Disable { id } => {
-            let disabled = api
-                .call(Method::POST, &format!("/partners/{id}/disable"), None)
+            let disabled: admin::PartnerDisabled = api
+                .call(Method::POST, &format!("/partners/{id}/disable"))
                 .await?;
             summary(json, &disabled, || format!("partner {id} disabled"))
         }
         PartnerCommand::Rotate { id, keys } => {
-            let rotated = api
-                .call(
+            let rotated: admin::PartnerRotated = api
+                .send(
                     Method::POST,
                     &format!("/partners/{id}/rotate"),
-                    Some(keys.body()?),
+                    &keys.body()?,
                 )
                 .await?;
             summary(json, &rotated, || {
-                format!("partner {id}: keys replaced ({})", rotated["keys"])
+                let keys = match (&rotated.keys.jwks_url, &rotated.keys.kids) {
+                    (Some(url), _) => url.clone(),
+                    (None, Some(kids)) => format!("kids {}", kids.join(", ")),
+                    (None, None) => "none".into(),
+                };
+                format!("partner {id}: keys replaced ({keys})")
             })
         }
     })

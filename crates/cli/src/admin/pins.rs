@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 use http::Method;
+use medgate_proto::admin;
 use medgate_trust::pins::Pin;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -72,10 +73,10 @@ pub(super) async fn pins(
 ) -> Result<String, Failure> {
     Ok(match command {
         PinsCommand::Add { host, spki_sha256 } => {
-            let body = serde_json::json!({"host": host, "spki_sha256": spki_sha256});
-            let added = api.call(Method::POST, "/pins", Some(body)).await?;
+            let body = admin::AddPin { host, spki_sha256 };
+            let added: admin::Pin = api.send(Method::POST, "/pins", &body).await?;
             summary(json, &added, || {
-                format!("pinned {} for {}", added["pin"], added["pattern"])
+                format!("pinned {} for {}", added.pin, added.pattern)
             })
         }
         PinsCommand::Remove { host, spki_sha256 } => {
@@ -84,15 +85,15 @@ pub(super) async fn pins(
             if let Some(pin) = &spki_sha256 {
                 query.append_pair("spki_sha256", pin);
             }
-            let removed = api
-                .call(Method::DELETE, &format!("/pins?{}", query.finish()), None)
+            let removed: admin::PinsRemoved = api
+                .call(Method::DELETE, &format!("/pins?{}", query.finish()))
                 .await?;
             summary(json, &removed, || {
-                format!("removed {} pin(s) of {host}", removed["removed"])
+                format!("removed {} pin(s) of {host}", removed.removed)
             })
         }
         PinsCommand::List => {
-            let listed = api.call(Method::GET, "/pins", None).await?;
+            let listed: Vec<admin::Pin> = api.call(Method::GET, "/pins").await?;
             summary(json, &listed, || {
                 table(&listed, &["pattern", "pin", "created_at"], |p, c| {
                     p[c].to_string()
@@ -127,41 +128,33 @@ pub(super) async fn trust(
 ) -> Result<String, Failure> {
     Ok(match command {
         TrustAdminCommand::Publish => {
-            let published = api.call(Method::POST, "/trust/publish", None).await?;
+            let published: admin::Published = api.call(Method::POST, "/trust/publish").await?;
             summary(json, &published, || {
-                format!(
-                    "published in targets version {}",
-                    published["targets_version"]
-                )
+                format!("published in targets version {}", published.targets_version)
             })
         }
         TrustAdminCommand::Status => {
-            let status = api.call(Method::GET, "/trust", None).await?;
+            let status: admin::TrustStatus = api.call(Method::GET, "/trust").await?;
             summary(json, &status, || {
-                let mut lines: Vec<String> = ["root", "timestamp", "snapshot", "targets"]
+                let roles = [
+                    ("root", &status.root),
+                    ("timestamp", &status.timestamp),
+                    ("snapshot", &status.snapshot),
+                    ("targets", &status.targets),
+                ];
+                let mut lines: Vec<String> = roles
                     .iter()
-                    .map(|role| {
-                        let file = &status[role];
-                        if file.is_null() {
-                            format!("{role:<9}  (none)")
-                        } else {
-                            format!(
-                                "{role:<9}  version {}  expires {}",
-                                file["version"],
-                                file["expires_at"].as_str().unwrap_or_default()
-                            )
-                        }
+                    .map(|(role, file)| match file {
+                        None => format!("{role:<9}  (none)"),
+                        Some(file) => format!(
+                            "{role:<9}  version {}  expires {}",
+                            file.version,
+                            medgate_service::clock::rfc3339(file.expires_at)
+                        ),
                     })
                     .collect();
-                lines.push(match status["managed_roots"]["hosts"].as_array() {
-                    Some(hosts) => format!(
-                        "roots.pem  for {}",
-                        hosts
-                            .iter()
-                            .filter_map(|h| h.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ),
+                lines.push(match &status.managed_roots {
+                    Some(roots) => format!("roots.pem  for {}", roots.hosts.join(" ")),
                     None => "roots.pem  (none: the phone's roots)".into(),
                 });
                 lines.join("\n")
@@ -172,12 +165,15 @@ pub(super) async fn trust(
         } => {
             let pem = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let body = serde_json::json!({"pem": pem, "hosts": hosts});
-            let set = api.call(Method::PUT, "/trust/roots", Some(body)).await?;
+            let body = admin::SetRoots {
+                pem,
+                hosts: hosts.clone(),
+            };
+            let set: admin::RootsSet = api.send(Method::PUT, "/trust/roots", &body).await?;
             summary(json, &set, || {
                 format!(
                     "{} root certificate(s) for {}; published with the next `medgate admin trust publish`",
-                    set["certificates"],
+                    set.certificates,
                     hosts.join(" ")
                 )
             })
@@ -185,7 +181,7 @@ pub(super) async fn trust(
         TrustAdminCommand::Roots {
             command: RootsCommand::Clear,
         } => {
-            let cleared = api.call(Method::DELETE, "/trust/roots", None).await?;
+            let cleared: admin::RootsCleared = api.call(Method::DELETE, "/trust/roots").await?;
             summary(json, &cleared, || {
                 "managed roots cleared; published with the next `medgate admin trust publish`"
                     .into()

@@ -9,7 +9,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use clap::{Args, Subcommand};
 use http::Method;
-use zeroize::Zeroizing;
+use medgate_proto::admin;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{AdminApi, summary, table};
 use crate::Failure;
@@ -90,17 +91,22 @@ pub(super) async fn run(
             value,
         } => {
             let value = value.read()?;
-            let body = serde_json::json!({"name": name, "value": encoded(&value).as_str()});
-            let set = api
-                .call(Method::POST, &format!("/apps/{app_id}/secrets"), Some(body))
-                .await?;
+            let mut body = admin::SetSecret {
+                name: name.clone(),
+                value: encoded(&value).to_string(),
+            };
+            let set: Result<admin::SecretVersion, _> = api
+                .send(Method::POST, &format!("/apps/{app_id}/secrets"), &body)
+                .await;
+            body.value.zeroize();
+            let set = set?;
             summary(json, &set, || {
                 format!("secret {name} of {app_id} stored (version 1, sealed)")
             })
         }
         SecretCommand::List { app_id } => {
-            let listed = api
-                .call(Method::GET, &format!("/apps/{app_id}/secrets"), None)
+            let listed: Vec<admin::Secret> = api
+                .call(Method::GET, &format!("/apps/{app_id}/secrets"))
                 .await?;
             let columns = [
                 "name",
@@ -134,28 +140,28 @@ pub(super) async fn run(
             value,
         } => {
             let value = value.read()?;
-            let body = serde_json::json!({"value": encoded(&value).as_str()});
-            let rotated = api
-                .call(
+            let mut body = admin::RotateSecret {
+                value: encoded(&value).to_string(),
+            };
+            let rotated: Result<admin::SecretVersion, _> = api
+                .send(
                     Method::PUT,
                     &format!("/apps/{app_id}/secrets/{name}"),
-                    Some(body),
+                    &body,
                 )
-                .await?;
+                .await;
+            body.value.zeroize();
+            let rotated = rotated?;
             summary(json, &rotated, || {
                 format!(
                     "secret {name} of {app_id} rotated to version {}",
-                    rotated["version"]
+                    rotated.version
                 )
             })
         }
         SecretCommand::Delete { app_id, name } => {
-            let deleted = api
-                .call(
-                    Method::DELETE,
-                    &format!("/apps/{app_id}/secrets/{name}"),
-                    None,
-                )
+            let deleted: admin::SecretDeleted = api
+                .call(Method::DELETE, &format!("/apps/{app_id}/secrets/{name}"))
                 .await?;
             summary(json, &deleted, || {
                 format!("secret {name} of {app_id} deleted")

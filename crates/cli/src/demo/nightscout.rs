@@ -15,9 +15,10 @@ use http::{Method, StatusCode};
 use medgate_node::config::Config;
 use medgate_node::nightscout::profile::{SECRET_NAME, credential_scopes, profile};
 use medgate_node::nightscout::upstream::{NightscoutUpstream, sha1_hex};
+use medgate_proto::admin;
 use medgate_sdk::client::HttpClient;
 
-use super::{Demo, DemoArgs, Row, describe, finish, start_registered};
+use super::{Demo, DemoArgs, Row, demo_app, describe, finish, start_registered};
 use crate::Failure;
 use crate::admin::AdminApi;
 
@@ -42,17 +43,27 @@ pub(super) async fn run(
     };
     let node = start_registered(
         config,
-        APP,
-        serde_json::json!({"app_id": APP, "scopes": ["nightscout:read", "nightscout:data-write", "nightscout:therapy-write"], "limited_scopes": ["nightscout:read"], "sdk_evidence": "allow"}),
+        demo_app(
+            APP,
+            &[
+                "nightscout:read",
+                "nightscout:data-write",
+                "nightscout:therapy-write",
+            ],
+            &["nightscout:read"],
+        ),
         &measurement,
     )
     .await?;
     let admin = AdminApi::new(node.admin_url(), node.admin_token()?);
-    admin
-        .call(
+    let _: admin::SecretVersion = admin
+        .send(
             Method::POST,
             &format!("/apps/{APP}/secrets"),
-            Some(serde_json::json!({"name": SECRET_NAME, "value": base64::engine::general_purpose::STANDARD.encode(SITE_API_SECRET)})),
+            &admin::SetSecret {
+                name: SECRET_NAME.into(),
+                value: base64::engine::general_purpose::STANDARD.encode(SITE_API_SECRET),
+            },
         )
         .await?;
     let demo = Demo {
@@ -147,15 +158,17 @@ async fn scenarios(
     // A caregiver's follower link: made once, read-only.
     let scopes = credential_scopes("follower", &["read".to_string()])
         .map_err(|e| Failure::Usage(anyhow::anyhow!(e)))?;
-    let created = admin
-        .call(
-            Method::POST,
-            &format!("/apps/{APP}/credentials"),
-            Some(serde_json::json!({"kind": "follower", "name": "Grandma", "scopes": scopes, "expires_in_secs": 30 * 24 * 3600})),
-        )
+    let follower = admin::CreateCredential {
+        kind: admin::CredentialKind::Follower,
+        name: "Grandma".into(),
+        scopes,
+        expires_in_secs: Some(30 * 24 * 3600),
+    };
+    let created: admin::CredentialCreated = admin
+        .send(Method::POST, &format!("/apps/{APP}/credentials"), &follower)
         .await?;
-    let secret = created["secret"].as_str().unwrap_or_default().to_string();
-    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let secret = created.secret;
+    let id = created.credential.id;
     let read_path = format!("/api/v1/entries.json?count=1&token={secret}");
     let (read, _) = poll(demo, &read_path, |status| status == StatusCode::OK).await?;
     let sgv = serde_json::from_slice::<serde_json::Value>(&read.body)
@@ -223,8 +236,8 @@ async fn scenarios(
     });
 
     // The link is revoked.
-    admin
-        .call(Method::POST, &format!("/credentials/{id}/revoke"), None)
+    let _: admin::CredentialRevoked = admin
+        .call(Method::POST, &format!("/credentials/{id}/revoke"))
         .await?;
     let (stopped, took) = poll(demo, &read_path, |status| status != StatusCode::OK).await?;
     rows.push(Row {

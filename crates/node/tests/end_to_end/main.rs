@@ -16,6 +16,7 @@ mod managed_roots;
 mod mitm;
 mod multinode;
 mod nightscout;
+mod openapi;
 mod partner_interop;
 mod partners;
 mod platform_client;

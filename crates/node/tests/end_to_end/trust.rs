@@ -78,14 +78,15 @@ async fn pins_published_by_the_node_reach_python_tuf_and_medgates_client_through
     let store = stack.node.store();
     let sealer = Sealer::plain();
 
-    // Nothing before init; publishing needs a repository.
+    // Nothing before init; publishing needs a repository (a conflict with the node's state,
+    // not a malformed request).
     get(&stack, "1.root.json")
         .await
         .assert_status(StatusCode::NOT_FOUND);
     stack
         .publish_pins()
         .await
-        .assert_status(StatusCode::BAD_REQUEST);
+        .assert_status(StatusCode::CONFLICT);
 
     stack.init_trust(&offline_dir).await;
     use std::os::unix::fs::PermissionsExt;
@@ -104,8 +105,9 @@ async fn pins_published_by_the_node_reach_python_tuf_and_medgates_client_through
         .add_pin("**.example.org", PIN_A)
         .await
         .assert_status(StatusCode::CREATED);
+    // The request is well formed: the pin set is not ready to publish.
     let refused = stack.publish_pins().await;
-    refused.assert_status(StatusCode::BAD_REQUEST);
+    refused.assert_status(StatusCode::CONFLICT);
     assert!(String::from_utf8_lossy(&refused.0.body).contains("backup pin"));
     stack
         .add_pin("**.example.org", &format!("sha256/{PIN_B}"))

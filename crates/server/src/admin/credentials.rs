@@ -16,27 +16,12 @@ use zeroize::Zeroizing;
 
 use super::*;
 
-/// The kinds of credential, and what each is for (the scopes are the operator's choice).
-const KINDS: [&str; 2] = ["follower", "uploader"];
 const MAX_SCOPES: usize = 16;
 /// At most ten years: a credential is meant to expire.
 const MAX_EXPIRES_IN_SECS: i64 = 10 * 366 * 24 * 3600;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateCredential {
-    kind: String,
-    name: String,
-    scopes: Vec<String>,
-    /// Seconds from now; none: until revoked.
-    expires_in_secs: Option<i64>,
-}
-
-fn checked(request: &CreateCredential) -> Result<(), ApiError> {
+fn checked(request: &admin::CreateCredential) -> Result<(), ApiError> {
     let malformed = |why: &str| Err(ApiError::Malformed(why.into()));
-    if !KINDS.contains(&request.kind.as_str()) {
-        return malformed("kind is follower or uploader");
-    }
     let name_chars = request.name.chars().count();
     if !(1..=64).contains(&name_chars) || request.name.chars().any(char::is_control) {
         return malformed("a name is 1-64 characters, none of them control characters");
@@ -56,25 +41,33 @@ fn checked(request: &CreateCredential) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn listed(credential: &CredentialRecord, now: UnixTime) -> serde_json::Value {
+fn listed(credential: &CredentialRecord, now: UnixTime) -> Result<admin::Credential, ApiError> {
     let state = match (credential.revoked_at, credential.expires_at) {
-        (Some(_), _) => "revoked",
-        (None, Some(expires)) if now >= expires => "expired",
-        _ => "active",
+        (Some(_), _) => admin::CredentialState::Revoked,
+        (None, Some(expires)) if now >= expires => admin::CredentialState::Expired,
+        _ => admin::CredentialState::Active,
     };
-    serde_json::json!({
-        "id": credential.id,
-        "app_id": credential.app_id,
-        "kind": credential.kind,
-        "name": credential.name,
-        "scopes": credential.scopes,
-        "created_at": credential.created_at,
-        "expires_at": credential.expires_at,
-        "revoked_at": credential.revoked_at,
-        "state": state,
+    let kind = admin::CredentialKind::from_name(&credential.kind).ok_or_else(|| {
+        tracing::error!("a stored credential has a kind this version does not know");
+        ApiError::Internal
+    })?;
+    Ok(admin::Credential {
+        id: credential.id.clone(),
+        app_id: credential.app_id.clone(),
+        kind,
+        name: credential.name.clone(),
+        scopes: credential.scopes.clone(),
+        created_at: credential.created_at,
+        expires_at: credential.expires_at,
+        revoked_at: credential.revoked_at,
+        state,
     })
 }
 
+/// Create a credential; its secret is answered this once.
+#[utoipa::path(post, path = "/apps/{app_id}/credentials", tag = "credentials",
+    params(("app_id" = String, Path)), request_body = admin::CreateCredential,
+    responses((status = 201, description = "The credential and its secret", body = admin::CredentialCreated), ApiError))]
 pub(super) async fn create_credential(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -85,17 +78,17 @@ pub(super) async fn create_credential(
     if !names::is_app_id(&app_id) {
         return Err(ApiError::NotFound("app"));
     }
-    let request: CreateCredential =
-        parse_json(&body(&state, &headers, request, MAX_ADMIN_BODY).await?)?;
+    let request: admin::CreateCredential =
+        super::request(&state, &headers, request, MAX_ADMIN_BODY).await?;
     checked(&request)?;
     // `<kind>-<32 hex>`: Nightscout's access-token shape, 128 random bits.
-    let secret = Zeroizing::new(format!("{}-{}", request.kind, random_hex(16)?));
+    let secret = Zeroizing::new(format!("{}-{}", request.kind.as_str(), random_hex(16)?));
     let (digest, sha1_digest) = digests(&secret);
     let now = state.clock.now();
     let credential = CredentialRecord {
         id: format!("cred_{}", random_hex(8)?),
         app_id,
-        kind: request.kind,
+        kind: request.kind.as_str().to_string(),
         name: request.name,
         scopes: request.scopes,
         digest,
@@ -121,16 +114,22 @@ pub(super) async fn create_credential(
         .create_credential(&credential, &change.entry)
         .await?;
     change.committed(&state);
-    let mut answer = listed(&credential, now);
-    answer["secret"] = serde_json::Value::String(secret.to_string());
-    answer["share_link"] = serde_json::Value::String(format!(
-        "{}/?token={}",
-        state.params.audience.trim_end_matches('/'),
-        secret.as_str()
-    ));
+    let answer = admin::CredentialCreated {
+        credential: listed(&credential, now)?,
+        secret: secret.to_string(),
+        share_link: format!(
+            "{}/?token={}",
+            state.params.audience.trim_end_matches('/'),
+            secret.as_str()
+        ),
+    };
     Ok(json(StatusCode::CREATED, &answer))
 }
 
+/// An app's credentials, never their secrets.
+#[utoipa::path(get, path = "/apps/{app_id}/credentials", tag = "credentials",
+    params(("app_id" = String, Path)),
+    responses((status = 200, description = "The credentials", body = Vec<admin::Credential>), ApiError))]
 pub(super) async fn list_credentials(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -140,16 +139,20 @@ pub(super) async fn list_credentials(
         return Err(ApiError::NotFound("app"));
     }
     let now = state.clock.now();
-    let credentials: Vec<_> = state
+    let credentials = state
         .store
         .credentials(Some(&app_id))
         .await?
         .iter()
         .map(|credential| listed(credential, now))
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(json(StatusCode::OK, &credentials))
 }
 
+/// Revoke a credential: gateways refuse it at their next refresh.
+#[utoipa::path(post, path = "/credentials/{id}/revoke", tag = "credentials",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Revoked", body = admin::CredentialRevoked), ApiError))]
 pub(super) async fn revoke_credential(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -178,6 +181,10 @@ pub(super) async fn revoke_credential(
     change.committed(&state);
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"id": id, "app_id": credential.app_id, "revoked": true}),
+        &admin::CredentialRevoked {
+            id,
+            app_id: credential.app_id,
+            revoked: true,
+        },
     ))
 }

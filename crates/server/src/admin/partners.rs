@@ -19,52 +19,26 @@ use crate::partners::{PARTNER_ID_PREFIX, check_jwks_url, token_endpoint};
 const MAX_ADDRESS_BLOCKS: usize = 32;
 const MAX_URL_LEN: usize = 512;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreatePartner {
-    name: String,
-    #[serde(flatten)]
-    keys: KeySource,
-    scopes: Vec<String>,
-    #[serde(default)]
-    audience: Option<String>,
-    #[serde(default)]
-    ip_allow: Vec<String>,
-    #[serde(default)]
-    require_dpop: bool,
-}
-
-/// Exactly one of the two.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeySource {
-    #[serde(default)]
-    jwks_url: Option<String>,
-    #[serde(default)]
-    jwks: Option<serde_json::Value>,
-}
-
-impl KeySource {
-    fn checked(self) -> Result<PartnerKeys, ApiError> {
-        match (self.jwks_url, self.jwks) {
-            (Some(url), None) => {
-                check_jwks_url(&url).map_err(|why| ApiError::Malformed(why.into()))?;
-                Ok(PartnerKeys::Url(url))
-            }
-            (None, Some(jwks)) => {
-                let text = jwks.to_string();
-                PartnerJwks::parse(text.as_bytes())
-                    .map_err(|error| ApiError::Malformed(format!("jwks: {error}")))?;
-                Ok(PartnerKeys::Jwks(text))
-            }
-            _ => Err(ApiError::Malformed(
-                "give the partner's keys as jwks_url or as jwks, not both".into(),
-            )),
+/// Where the partner's keys are: exactly one of the two.
+fn keys(source: admin::PartnerKeySource) -> Result<PartnerKeys, ApiError> {
+    match (source.jwks_url, source.jwks) {
+        (Some(url), None) => {
+            check_jwks_url(&url).map_err(|why| ApiError::Malformed(why.into()))?;
+            Ok(PartnerKeys::Url(url))
         }
+        (None, Some(jwks)) => {
+            let text = jwks.to_string();
+            PartnerJwks::parse(text.as_bytes())
+                .map_err(|error| ApiError::Malformed(format!("jwks: {error}")))?;
+            Ok(PartnerKeys::Jwks(text))
+        }
+        _ => Err(ApiError::Malformed(
+            "give the partner's keys as jwks_url or as jwks, not both".into(),
+        )),
     }
 }
 
-fn checked(request: &CreatePartner) -> Result<(), ApiError> {
+fn checked(request: &admin::CreatePartner) -> Result<(), ApiError> {
     let malformed = |why: &str| Err(ApiError::Malformed(why.into()));
     let name_chars = request.name.chars().count();
     if !(1..=64).contains(&name_chars) || request.name.chars().any(char::is_control) {
@@ -101,32 +75,43 @@ fn checked(request: &CreatePartner) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn listed(partner: &PartnerRecord) -> serde_json::Value {
-    let keys = match &partner.keys {
-        PartnerKeys::Url(url) => serde_json::json!({ "jwks_url": shown_url(url) }),
-        PartnerKeys::Jwks(text) => serde_json::json!({
-            "kids": PartnerJwks::parse(text.as_bytes())
-                .map(|keys| keys.kids().map(str::to_string).collect::<Vec<_>>())
-                .unwrap_or_default(),
-        }),
-    };
-    serde_json::json!({
-        "id": partner.id,
-        "name": partner.name,
-        "keys": keys,
-        "scopes": partner.scopes,
-        "audience": partner.audience,
-        "ip_allow": partner.ip_allow,
-        "require_dpop": partner.require_dpop,
-        "created_at": partner.created_at,
-        "rotated_at": partner.rotated_at,
-        "disabled_at": partner.disabled_at,
-        "state": if partner.disabled_at.is_some() { "disabled" } else { "active" },
-    })
+fn shown_keys(keys: &PartnerKeys) -> admin::PartnerKeysShown {
+    match keys {
+        PartnerKeys::Url(url) => admin::PartnerKeysShown {
+            jwks_url: Some(shown_url(url)),
+            kids: None,
+        },
+        PartnerKeys::Jwks(text) => admin::PartnerKeysShown {
+            jwks_url: None,
+            kids: Some(
+                PartnerJwks::parse(text.as_bytes())
+                    .map(|keys| keys.kids().map(str::to_string).collect())
+                    .unwrap_or_default(),
+            ),
+        },
+    }
 }
 
-/// A JWKS URL as listings and audit entries show it: its query (which may carry a token)
-/// replaced by `…`.
+fn listed(partner: &PartnerRecord) -> admin::Partner {
+    admin::Partner {
+        id: partner.id.clone(),
+        name: partner.name.clone(),
+        keys: shown_keys(&partner.keys),
+        scopes: partner.scopes.clone(),
+        audience: partner.audience.clone(),
+        ip_allow: partner.ip_allow.clone(),
+        require_dpop: partner.require_dpop,
+        created_at: partner.created_at,
+        rotated_at: partner.rotated_at,
+        disabled_at: partner.disabled_at,
+        state: if partner.disabled_at.is_some() {
+            admin::PartnerState::Disabled
+        } else {
+            admin::PartnerState::Active
+        },
+    }
+}
+
 fn shown_url(url: &str) -> String {
     match url.split_once('?') {
         Some((base, _)) => format!("{base}?…"),
@@ -134,19 +119,23 @@ fn shown_url(url: &str) -> String {
     }
 }
 
+/// Register a partner backend.
+#[utoipa::path(post, path = "/partners", tag = "partners", request_body = admin::CreatePartner,
+    responses((status = 201, description = "The partner and its client id", body = admin::PartnerCreated), ApiError))]
 pub(super) async fn create_partner(
     _: Admin,
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let request: CreatePartner =
-        parse_json(&body(&state, &headers, request, MAX_PARTNER_BODY).await?)?;
+    let request: admin::CreatePartner =
+        super::request(&state, &headers, request, MAX_PARTNER_BODY).await?;
     checked(&request)?;
+    let keys = keys(request.key_source())?;
     let partner = PartnerRecord {
         id: format!("{PARTNER_ID_PREFIX}{}", random_hex(8)?),
         name: request.name,
-        keys: request.keys.checked()?,
+        keys,
         scopes: request.scopes,
         audience: request.audience,
         ip_allow: request.ip_allow,
@@ -155,27 +144,36 @@ pub(super) async fn create_partner(
         rotated_at: None,
         disabled_at: None,
     };
-    let mut detail = listed(&partner);
+    let mut detail = serde_json::to_value(listed(&partner)).map_err(|_| ApiError::Internal)?;
     if let Some(fields) = detail.as_object_mut() {
         fields.retain(|name, _| name != "created_at" && name != "state");
     }
     let change = change(&state, "admin.partner.create", &partner.id, detail);
     state.store.create_partner(&partner, &change.entry).await?;
     change.committed(&state);
-    let mut answer = listed(&partner);
-    answer["client_id"] = partner.id.clone().into();
-    answer["token_endpoint"] = token_endpoint(&state).into();
+    let answer = admin::PartnerCreated {
+        client_id: partner.id.clone(),
+        token_endpoint: token_endpoint(&state),
+        partner: listed(&partner),
+    };
     Ok(json(StatusCode::CREATED, &answer))
 }
 
+/// Every partner.
+#[utoipa::path(get, path = "/partners", tag = "partners",
+    responses((status = 200, description = "The partners", body = Vec<admin::Partner>), ApiError))]
 pub(super) async fn list_partners(
     _: Admin,
     State(state): State<Arc<ServerState>>,
 ) -> Result<Response, ApiError> {
-    let partners: Vec<_> = state.store.partners().await?.iter().map(listed).collect();
+    let partners: Vec<admin::Partner> = state.store.partners().await?.iter().map(listed).collect();
     Ok(json(StatusCode::OK, &partners))
 }
 
+/// Disable a partner: it gets no more tokens, and gateways refuse its tokens.
+#[utoipa::path(post, path = "/partners/{id}/disable", tag = "partners",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Disabled", body = admin::PartnerDisabled), ApiError))]
 pub(super) async fn disable_partner(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -202,10 +200,14 @@ pub(super) async fn disable_partner(
     change.committed(&state);
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"id": id, "disabled": true}),
+        &admin::PartnerDisabled { id, disabled: true },
     ))
 }
 
+/// Replace a partner's keys.
+#[utoipa::path(post, path = "/partners/{id}/rotate", tag = "partners",
+    params(("id" = String, Path)), request_body = admin::PartnerKeySource,
+    responses((status = 200, description = "Rotated", body = admin::PartnerRotated), ApiError))]
 pub(super) async fn rotate_partner(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -216,8 +218,9 @@ pub(super) async fn rotate_partner(
     if !is_public_id(&id, PARTNER_ID_PREFIX) {
         return Err(ApiError::NotFound("partner"));
     }
-    let source: KeySource = parse_json(&body(&state, &headers, request, MAX_PARTNER_BODY).await?)?;
-    let keys = source.checked()?;
+    let source: admin::PartnerKeySource =
+        super::request(&state, &headers, request, MAX_PARTNER_BODY).await?;
+    let keys = keys(source)?;
     let partner = state
         .store
         .partner(&id)
@@ -231,7 +234,7 @@ pub(super) async fn rotate_partner(
         &state,
         "admin.partner.rotate",
         &id,
-        serde_json::json!({"name": rotated.name, "keys": listed(&rotated)["keys"]}),
+        serde_json::json!({"name": rotated.name, "keys": shown_keys(&rotated.keys)}),
     );
     state
         .store
@@ -241,7 +244,11 @@ pub(super) async fn rotate_partner(
     state.partner_keys.forget(&id);
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"id": id, "rotated": true, "keys": listed(&rotated)["keys"]}),
+        &admin::PartnerRotated {
+            id,
+            rotated: true,
+            keys: shown_keys(&rotated.keys),
+        },
     ))
 }
 

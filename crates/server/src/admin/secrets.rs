@@ -16,20 +16,6 @@ use super::*;
 /// The largest secret value: an API key or a token, not a file.
 const MAX_SECRET_BYTES: usize = 8 * 1024;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetSecret {
-    name: String,
-    /// Standard base64 of the value.
-    value: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RotateSecret {
-    value: String,
-}
-
 fn checked_name(name: &str) -> Result<(), ApiError> {
     if names::is_secret_name(name) {
         Ok(())
@@ -76,6 +62,10 @@ fn seal(
         .map_err(|_| ApiError::Internal)
 }
 
+/// Store a new secret (version 1), sealed.
+#[utoipa::path(post, path = "/apps/{app_id}/secrets", tag = "secrets",
+    params(("app_id" = String, Path)), request_body = admin::SetSecret,
+    responses((status = 201, description = "Stored", body = admin::SecretVersion), ApiError))]
 pub(super) async fn set_secret(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -84,7 +74,8 @@ pub(super) async fn set_secret(
     request: Body,
 ) -> Result<Response, ApiError> {
     checked_app(&app_id)?;
-    let request: SetSecret = parse_json(&body(&state, &headers, request, MAX_ADMIN_BODY).await?)?;
+    let request: admin::SetSecret =
+        super::request(&state, &headers, request, MAX_ADMIN_BODY).await?;
     checked_name(&request.name)?;
     let value = value(&request.value)?;
     let now = state.clock.now();
@@ -106,10 +97,19 @@ pub(super) async fn set_secret(
     change.committed(&state);
     Ok(json(
         StatusCode::CREATED,
-        &serde_json::json!({"app_id": secret.app_id, "name": secret.name, "version": 1}),
+        &admin::SecretVersion {
+            app_id: secret.app_id,
+            name: secret.name,
+            version: 1,
+        },
     ))
 }
 
+/// Replace a secret's value with a new version.
+#[utoipa::path(put, path = "/apps/{app_id}/secrets/{name}", tag = "secrets",
+    params(("app_id" = String, Path),
+        ("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), request_body = admin::RotateSecret,
+    responses((status = 200, description = "Rotated", body = admin::SecretVersion), ApiError))]
 pub(super) async fn rotate_secret(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -119,8 +119,8 @@ pub(super) async fn rotate_secret(
 ) -> Result<Response, ApiError> {
     checked_app(&app_id)?;
     checked_name(&name)?;
-    let request: RotateSecret =
-        parse_json(&body(&state, &headers, request, MAX_ADMIN_BODY).await?)?;
+    let request: admin::RotateSecret =
+        super::request(&state, &headers, request, MAX_ADMIN_BODY).await?;
     let value = value(&request.value)?;
     let current = state
         .store
@@ -152,10 +152,19 @@ pub(super) async fn rotate_secret(
     change.committed(&state);
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"app_id": app_id, "name": name, "version": version}),
+        &admin::SecretVersion {
+            app_id,
+            name,
+            version,
+        },
     ))
 }
 
+/// Delete a secret and every version of it.
+#[utoipa::path(delete, path = "/apps/{app_id}/secrets/{name}", tag = "secrets",
+    params(("app_id" = String, Path),
+        ("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")),
+    responses((status = 200, description = "Deleted", body = admin::SecretDeleted), ApiError))]
 pub(super) async fn delete_secret(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -176,12 +185,19 @@ pub(super) async fn delete_secret(
     change.committed(&state);
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"app_id": app_id, "name": name, "deleted": true}),
+        &admin::SecretDeleted {
+            app_id,
+            name,
+            deleted: true,
+        },
     ))
 }
 
 /// Names, versions and times, and who uses each: the gateway routes that inject it (as this
 /// node is configured), and whether installations may fetch it sealed. Never a value.
+#[utoipa::path(get, path = "/apps/{app_id}/secrets", tag = "secrets",
+    params(("app_id" = String, Path)),
+    responses((status = 200, description = "The secrets, never their values", body = Vec<admin::Secret>), ApiError))]
 pub(super) async fn list_secrets(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -193,29 +209,32 @@ pub(super) async fn list_secrets(
         .get_app(&app_id)
         .await?
         .ok_or(ApiError::NotFound("app"))?;
-    let secrets: Vec<_> = state
+    let secrets: Vec<admin::Secret> = state
         .store
         .secrets(Some(&app_id))
         .await?
         .into_iter()
         .map(|secret| {
-            let injected_by: Vec<&str> = state
+            let injected_by_routes = state
                 .params
                 .secret_routes
                 .iter()
                 .filter(|(_, name)| *name == secret.name)
-                .map(|(route, _)| route.as_str())
+                .map(|(route, _)| route.clone())
                 .collect();
-            serde_json::json!({
-                "name": secret.name,
-                "version": secret.version,
-                "created_at": secret.created_at,
-                "updated_at": secret.updated_at,
-                "injected_by_routes": injected_by,
+            admin::Secret {
                 // Whether the app's policy grants `secret:<name>`: then its installations
                 // that attest an encryption key with a full allow fetch it, sealed.
-                "sealed_to_installations": app.policy.scopes.contains(&crate::secrets::scope_for(&secret.name)),
-            })
+                sealed_to_installations: app
+                    .policy
+                    .scopes
+                    .contains(&crate::secrets::scope_for(&secret.name)),
+                name: secret.name,
+                version: secret.version,
+                created_at: secret.created_at,
+                updated_at: secret.updated_at,
+                injected_by_routes,
+            }
         })
         .collect();
     Ok(json(StatusCode::OK, &secrets))

@@ -8,19 +8,6 @@ use medgate_trust::pins::{HostPattern, Pin};
 use super::*;
 use crate::trust::{self, TrustError};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddPin {
-    host: String,
-    spki_sha256: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct RemovePins {
-    host: String,
-    spki_sha256: Option<String>,
-}
-
 fn pattern(text: &str) -> Result<String, ApiError> {
     HostPattern::parse(text)
         .map(|pattern| pattern.to_string())
@@ -33,13 +20,16 @@ fn pin(text: &str) -> Result<String, ApiError> {
         .map_err(|error| ApiError::Malformed(error.to_string()))
 }
 
+/// Pin a key for a host pattern (published with the next `POST /trust/publish`).
+#[utoipa::path(post, path = "/pins", tag = "trust", request_body = admin::AddPin,
+    responses((status = 201, description = "The pin", body = admin::Pin), ApiError))]
 pub(super) async fn add_pin(
     _: Admin,
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let request: AddPin = parse_json(&body(&state, &headers, request, MAX_ADMIN_BODY).await?)?;
+    let request: admin::AddPin = super::request(&state, &headers, request, MAX_ADMIN_BODY).await?;
     let record = PinRecord {
         pattern: pattern(&request.host)?,
         pin: pin(&request.spki_sha256)?,
@@ -56,10 +46,13 @@ pub(super) async fn add_pin(
     Ok(json(StatusCode::CREATED, &record))
 }
 
+/// Remove one pin of a host pattern, or all of them.
+#[utoipa::path(delete, path = "/pins", tag = "trust", params(admin::RemovePins),
+    responses((status = 200, description = "Removed", body = admin::PinsRemoved), ApiError))]
 pub(super) async fn remove_pins(
     _: Admin,
     State(state): State<Arc<ServerState>>,
-    Query(query): Query<RemovePins>,
+    Query(query): Query<admin::RemovePins>,
 ) -> Result<Response, ApiError> {
     let host = pattern(&query.host)?;
     let one = query.spki_sha256.as_deref().map(pin).transpose()?;
@@ -76,24 +69,22 @@ pub(super) async fn remove_pins(
     change.committed(&state);
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"host": host, "removed": removed}),
+        &admin::PinsRemoved {
+            host,
+            removed: removed as u64,
+        },
     ))
 }
 
+/// Every pin.
+#[utoipa::path(get, path = "/pins", tag = "trust",
+    responses((status = 200, description = "The pins", body = Vec<admin::Pin>), ApiError))]
 pub(super) async fn list_pins(
     _: Admin,
     State(state): State<Arc<ServerState>>,
 ) -> Result<Response, ApiError> {
-    Ok(json(StatusCode::OK, &state.store.pins().await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetRoots {
-    /// CA certificates, PEM.
-    pem: String,
-    /// The host patterns whose only roots they are.
-    hosts: Vec<String>,
+    let pins: Vec<admin::Pin> = state.store.pins().await?;
+    Ok(json(StatusCode::OK, &pins))
 }
 
 /// The largest managed roots body (the PEM, its hosts and JSON around them).
@@ -112,13 +103,16 @@ fn roots_error(error: TrustError) -> ApiError {
 
 /// Sets the managed roots the next publication carries (`roots.pem`): the only roots the SDK
 /// trusts for `hosts`.
+#[utoipa::path(put, path = "/trust/roots", tag = "trust", request_body = admin::SetRoots,
+    responses((status = 200, description = "Set", body = admin::RootsSet), ApiError))]
 pub(super) async fn set_roots(
     _: Admin,
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let request: SetRoots = parse_json(&body(&state, &headers, request, MAX_ROOTS_BODY).await?)?;
+    let request: admin::SetRoots =
+        super::request(&state, &headers, request, MAX_ROOTS_BODY).await?;
     let hosts = request
         .hosts
         .iter()
@@ -144,11 +138,17 @@ pub(super) async fn set_roots(
     change.committed(&state);
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"hosts": hosts, "certificates": certificates, "published": false}),
+        &admin::RootsSet {
+            hosts,
+            certificates: certificates as u64,
+            published: false,
+        },
     ))
 }
 
 /// Clears the managed roots: the next publication has no `roots.pem`.
+#[utoipa::path(delete, path = "/trust/roots", tag = "trust",
+    responses((status = 200, description = "Cleared", body = admin::RootsCleared), ApiError))]
 pub(super) async fn clear_roots(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -163,10 +163,12 @@ pub(super) async fn clear_roots(
         .await
         .map_err(roots_error)?;
     change.committed(&state);
-    Ok(json(StatusCode::OK, &serde_json::json!({"cleared": true})))
+    Ok(json(StatusCode::OK, &admin::RootsCleared { cleared: true }))
 }
 
 /// Signs a new release of the pins (targets, snapshot, timestamp) with the online keys.
+#[utoipa::path(post, path = "/trust/publish", tag = "trust",
+    responses((status = 200, description = "Published", body = admin::Published), ApiError))]
 pub(super) async fn publish(
     _: Admin,
     State(state): State<Arc<ServerState>>,
@@ -186,7 +188,7 @@ pub(super) async fn publish(
     .await
     .map_err(|error| match error {
         TrustError::NotInitialised | TrustError::NoBackupPin(_) => {
-            ApiError::Malformed(error.to_string())
+            ApiError::NotReady(error.to_string())
         }
         TrustError::Store(error) => error.into(),
         other => {
@@ -198,35 +200,38 @@ pub(super) async fn publish(
     *state.trust.write() = Arc::new(trust::TrustFiles::load(&*state.store).await?);
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"targets_version": version}),
+        &admin::Published {
+            targets_version: version,
+        },
     ))
 }
 
 /// Each role's latest version and expiry.
+#[utoipa::path(get, path = "/trust", tag = "trust",
+    responses((status = 200, description = "Each role's latest version", body = admin::TrustStatus), ApiError))]
 pub(super) async fn status(
     _: Admin,
     State(state): State<Arc<ServerState>>,
 ) -> Result<Response, ApiError> {
-    let mut roles = serde_json::Map::new();
-    for role in ["root", "timestamp", "snapshot", "targets"] {
-        let latest = state.store.trust_metadata(role, None).await?;
-        roles.insert(
-            role.into(),
-            latest.map_or(
-                serde_json::Value::Null,
-                |file| serde_json::json!({"version": file.version, "expires_at": file.expires_at}),
-            ),
-        );
-    }
+    let role = |name: &'static str| {
+        let store = &state.store;
+        async move {
+            let latest = store.trust_metadata(name, None).await?;
+            Ok::<_, ApiError>(latest.map(|file| admin::RoleStatus {
+                version: file.version,
+                expires_at: file.expires_at,
+            }))
+        }
+    };
     let managed = trust::managed_roots(&*state.store)
         .await
         .map_err(roots_error)?;
-    roles.insert(
-        "managed_roots".into(),
-        managed.map_or(
-            serde_json::Value::Null,
-            |(_, hosts)| serde_json::json!({"hosts": hosts}),
-        ),
-    );
-    Ok(json(StatusCode::OK, &serde_json::Value::Object(roles)))
+    let status = admin::TrustStatus {
+        root: role("root").await?,
+        timestamp: role("timestamp").await?,
+        snapshot: role("snapshot").await?,
+        targets: role("targets").await?,
+        managed_roots: managed.map(|(_, hosts)| admin::ManagedRootsStatus { hosts }),
+    };
+    Ok(json(StatusCode::OK, &status))
 }
