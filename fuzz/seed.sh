@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig,credential,socketio,partner,audit_export}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig,credential,socketio,partner,audit_export,admin_bodies}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -212,4 +212,11 @@ for role in root timestamp snapshot targets; do
   { printf "$b"; printf '{"signatures":[],"signed":{"_type":"%s","spec_version":"1.0.31","version":1,"expires":"2030-01-01T00:00:00Z","meta":{},"targets":{},"keys":{},"roles":{}}}' "$role"; } > "$tm/$role"
 done
 cp "$here"/../crates/store/testdata/audit-export.{jsonl,cef} "$corpus/audit_export/"
+# admin_bodies seeds: each request body and query the admin API takes.
+printf '{"app_id":"org.example.cgm","scopes":["entries:read","treatments:write"],"limited_scopes":["entries:read"],"reject_on":["hook","root"],"sdk_evidence":"limited","require_coverage":true}' > "$corpus/admin_bodies/app"
+printf '{"version":"1.2.3","sdk_binary_sha256":"%s","version_code":42}' "$(printf 'ab%.0s' $(seq 32))" > "$corpus/admin_bodies/release"
+printf '{"kind":"follower","name":"School nurse","scopes":["nightscout:read"],"expires_in_secs":86400}' > "$corpus/admin_bodies/credential"
+printf '{"name":"Clinic","jwks_url":"https://ehr.example/jwks","scopes":["system/Observation.rs"],"ip_allow":["192.0.2.0/24"],"require_dpop":true}' > "$corpus/admin_bodies/partner"
+printf '{"host":"**.example.org","spki_sha256":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}' > "$corpus/admin_bodies/pin"
+printf 'from=1800000000&to=1800086400&step=3600' > "$corpus/admin_bodies/telemetry"
 echo "seeded $(find "$corpus" -type f | wc -l) corpus files"

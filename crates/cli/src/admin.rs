@@ -11,8 +11,10 @@ use http::Method;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use medgate_proto::admin;
 use medgate_proto::policy::SdkEvidence;
+use medgate_proto::time::UnixTime;
 use medgate_proto::wire::SignalKind;
 use medgate_sdk::client::{HttpClient, HttpResponse};
+use medgate_service::clock::Clock as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -103,6 +105,15 @@ enum AdminCommand {
     Partner {
         #[command(subcommand)]
         command: partner::PartnerCommand,
+    },
+    /// Attestation decisions and gateway outcomes counted per period (the telemetry series).
+    Telemetry {
+        /// How far back (e.g. 1h, 24h, 7d).
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// The period each row sums (a whole number of minutes).
+        #[arg(long, default_value = "1h")]
+        step: String,
     },
 }
 
@@ -794,6 +805,32 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
         }
         AdminCommand::Pins { command } => pins::pins(&api, json, command).await?,
         AdminCommand::Trust { command } => pins::trust(&api, json, command).await?,
+        AdminCommand::Telemetry { since, step } => {
+            let seconds = |flag: &str, text: &str| {
+                humantime::parse_duration(text)
+                    .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                    .map_err(|e| Failure::Usage(anyhow!("--{flag} {text:?}: {e}")))
+            };
+            let (since, step) = (seconds("since", &since)?, seconds("step", &step)?);
+            let to = medgate_service::clock::SystemClock.now().secs();
+            let query = format!("?from={}&to={to}&step={step}", to.saturating_sub(since));
+            let counts: Vec<admin::TelemetryCount> =
+                api.call(Method::GET, &format!("/telemetry{query}")).await?;
+            summary(json, &counts, || {
+                let columns = ["at", "series", "outcome", "reason", "platform", "count"];
+                table(&counts, &columns, |row, column| match column {
+                    "at" => row[column]
+                        .as_i64()
+                        .map(|at| medgate_service::clock::rfc3339(UnixTime::from_secs(at)))
+                        .unwrap_or_default(),
+                    "reason" | "platform" => match row[column].as_str() {
+                        Some("") | None => "-".into(),
+                        Some(text) => text.into(),
+                    },
+                    _ => row[column].to_string(),
+                })
+            })
+        }
         AdminCommand::Keys {
             command: KeysCommand::List,
         } => {

@@ -218,6 +218,15 @@ fn serve_admin_and_audit_verify_work_together() {
         serde_json::json!(["emulator", "mitm"])
     );
     assert!(stdout(&admin(&["installation", "list"])).contains("(none)"));
+    // Nothing has attested or passed the gateway yet: the series is empty, the table says so.
+    let telemetry = admin(&["telemetry", "--since", "2h", "--step", "10m"]);
+    assert_eq!(
+        stdout(&telemetry).trim(),
+        "at  series  outcome  reason  platform  count\n(none)"
+    );
+    let refused = admin(&["telemetry", "--step", "90s"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("step is a whole number of minutes"));
     let rotated = admin(&["keys", "rotate"]);
     assert!(stdout(&rotated).starts_with("new signing key"));
     let keys = admin(&["keys", "list"]);

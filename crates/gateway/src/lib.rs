@@ -402,11 +402,11 @@ impl Gateway {
             .trusted_proxies
             .client(peer.ip(), &parts.headers);
         if let Some(answer) = self.exchange_answer(&parts, client, now) {
-            let outcome = match &answer {
-                Ok(_) => "credential_exchanged",
-                Err(refusal) => refusal.outcome(),
+            let (outcome, code) = match &answer {
+                Ok(_) => ("credential_exchanged", None),
+                Err(refusal) => (refusal.outcome(), refusal.code()),
             };
-            self.inner.metrics.gateway_request(outcome);
+            self.counted(outcome, code);
             return match answer {
                 Ok(response) => local(response),
                 Err(refusal) => {
@@ -420,7 +420,7 @@ impl Gateway {
             .metrics
             .gateway_check(started.elapsed().as_secs_f64());
         let refused = |refusal: Refusal, installation: Option<String>| {
-            self.inner.metrics.gateway_request(refusal.outcome());
+            self.counted(refusal.outcome(), refusal.code());
             self.audit_refusal(&parts, &refusal, installation);
             local(refusal.response(&self.algs()))
         };
@@ -444,7 +444,7 @@ impl Gateway {
             return match self.open_tunnel(parts, authorized, client, slot).await {
                 Ok(response) => response,
                 Err(error) => {
-                    self.inner.metrics.gateway_request(error.outcome());
+                    self.counted(error.outcome(), None);
                     tracing::warn!(
                         outcome = error.outcome(),
                         "the tunnel's upstream side failed"
@@ -540,6 +540,16 @@ impl Gateway {
         .ok()?;
         let value = scratch.get("api-secret")?.to_str().ok()?;
         Some(zeroize::Zeroizing::new(value.to_string()))
+    }
+
+    /// Counts a request's outcome in the metrics and the telemetry series.
+    fn counted(&self, outcome: &'static str, code: Option<&'static str>) {
+        self.inner.metrics.gateway_request(outcome);
+        self.inner
+            .audit
+            .observe(medgate_service::telemetry::Observation::gateway(
+                outcome, code,
+            ));
     }
 
     /// Counts the refusal in the audit tally: its kind, code, route pattern (not the raw path,

@@ -195,7 +195,7 @@ impl Gateway {
         let app = authorized.app_id.clone();
         match self.exchange(authorized, request, client).await {
             Ok(response) => {
-                self.inner.metrics.gateway_request("forwarded");
+                self.counted("forwarded", None);
                 response
             }
             Err(error) => {
@@ -215,7 +215,7 @@ impl Gateway {
                     ),
                     _ => {}
                 }
-                self.inner.metrics.gateway_request(outcome);
+                self.counted(outcome, None);
                 error.response(&self.algs())
             }
         }

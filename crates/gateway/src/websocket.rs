@@ -161,7 +161,7 @@ impl Gateway {
             gateway.carry(authorized, client, upstream).await;
             drop(slot);
         });
-        self.inner.metrics.gateway_request("tunnel_opened");
+        self.counted("tunnel_opened", None);
         let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();

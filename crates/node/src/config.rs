@@ -128,12 +128,17 @@ pub struct AuditConfig {
     /// How often a signed checkpoint of the chain's head is made (also at start).
     #[serde(deserialize_with = "medgate_service::duration::deserialize")]
     pub checkpoint_interval: Duration,
+    /// How long the telemetry series (decisions and gateway outcomes counted per minute, for
+    /// charts) is kept.
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub telemetry_retention: Duration,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             checkpoint_interval: Duration::from_secs(3600),
+            telemetry_retention: medgate_service::audit::DEFAULT_TELEMETRY_RETENTION,
         }
     }
 }

@@ -582,7 +582,11 @@ impl Node {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = vec![
-            tokio::spawn(audit_writer.run(shutdown_rx.clone())),
+            tokio::spawn(
+                audit_writer
+                    .telemetry_retention(config.audit.telemetry_retention)
+                    .run(shutdown_rx.clone()),
+            ),
             tokio::spawn(serve_router(
                 server_listener,
                 shutdown_rx.clone(),

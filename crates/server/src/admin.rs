@@ -19,6 +19,7 @@ use http::request::Parts;
 use medgate_proto::admin;
 use medgate_proto::wire::names;
 use medgate_store::NewAuditEntry;
+use medgate_verify::UnixTime;
 use ring::digest;
 use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
@@ -36,6 +37,7 @@ mod openapi;
 mod partners;
 mod platforms;
 mod secrets;
+mod telemetry;
 mod trust;
 
 const MAX_ADMIN_BODY: usize = 16 * 1024;
@@ -52,6 +54,7 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
         .routes(routes!(keys::list_keys))
         .routes(routes!(keys::rotate_keys))
         .routes(routes!(keys::audit_entries))
+        .routes(routes!(telemetry::telemetry))
         .routes(routes!(platforms::list_platforms))
         .routes(routes!(platforms::set_platform, platforms::get_platform))
         .routes(routes!(platforms::set_play_keys))

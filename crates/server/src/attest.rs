@@ -15,6 +15,7 @@ use medgate_proto::wire::{
 };
 use medgate_service::clock::rfc3339;
 use medgate_service::problem;
+use medgate_service::telemetry::Observation;
 use medgate_store::{
     AttestationRecord, Challenge, EnrolmentClaim, GrantOutcome, GrantWrites, InstallationKeys,
     NewAuditEntry,
@@ -149,6 +150,24 @@ pub(crate) async fn attest(
     }
 }
 
+/// Counts a decision in the metrics and the telemetry series (by its first reason and, when
+/// the evidence verified, its platform).
+fn counted(
+    state: &ServerState,
+    decision: Decision,
+    reasons: &[Reason],
+    evidence: Option<&VerifiedEvidence>,
+) {
+    state
+        .metrics
+        .attestation(decision.as_str(), reasons.iter().map(|r| r.as_str()));
+    state.audit.observe(Observation::attestation(
+        decision.as_str(),
+        reasons.first().map(|reason| reason.as_str()),
+        evidence.map(|evidence| evidence.platform().as_str()),
+    ));
+}
+
 /// A refusal after the evidence verified: recorded against the installation (when it was
 /// granted before), counted and audited.
 async fn reject(
@@ -164,9 +183,7 @@ async fn reject(
         let record = record(evidence, now, Decision::Reject, &reasons);
         state.store.record_attestation(&record).await?;
     }
-    state
-        .metrics
-        .attestation("reject", reasons.iter().map(|r| r.as_str()));
+    counted(state, Decision::Reject, &reasons, Some(evidence));
     let mut entry = decision_entry(evidence, now, Decision::Reject, &reasons, None);
     if let Some(detail) = &detail {
         entry.detail["error"] = detail.as_str().into();
@@ -191,9 +208,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
             } else {
                 ("attest.reject", vec![Reason::EvidenceInvalid])
             };
-            state
-                .metrics
-                .attestation("reject", reasons.iter().map(|r| r.as_str()));
+            counted(state, Decision::Reject, &reasons, None);
             state.audit.record(NewAuditEntry {
                 at: now,
                 kind: kind.into(),
@@ -220,7 +235,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
     let fresh = match FreshChallenge::check(consumed, &evidence, now) {
         Ok(fresh) => fresh,
         Err(reason) => {
-            state.metrics.attestation("reject", [reason.as_str()]);
+            counted(state, Decision::Reject, &[reason], Some(&evidence));
             state.audit.record(decision_entry(
                 &evidence,
                 now,
@@ -402,10 +417,7 @@ async fn attest_evidence(state: &ServerState, compact: &str) -> Result<AttestRes
             .await;
         }
     }
-    state.metrics.attestation(
-        grant.decision().as_str(),
-        grant.reasons().iter().map(|r| r.as_str()),
-    );
+    counted(state, grant.decision(), grant.reasons(), Some(&evidence));
     tracing::info!(
         installation = medgate_proto::redact::short(grant.installation_id().as_str()),
         app = grant.app_id(),

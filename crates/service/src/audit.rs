@@ -15,6 +15,9 @@
 //! comes from a fixed set or from medgate's own state, never from the request's text, and the
 //! number of buckets held is bounded (beyond it, refusals are counted in one overflow bucket).
 //!
+//! The sink also counts the telemetry series ([`AuditSink::observe`], see [`crate::telemetry`]),
+//! and the writer hands finished minutes to the store and prunes them after their retention.
+//!
 //! When the store cannot take entries (a full disk, say) nothing is lost silently: entries that
 //! could not be written are counted as dropped, the sink reports [`AuditSink::recording`]
 //! false (the node's `/readyz` says not ready and attestation answers 503), and the writer keeps
@@ -32,6 +35,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::telemetry::{Counts, Observation};
 
 const QUEUE: usize = 4096;
 const BATCH: usize = 256;
@@ -39,6 +43,10 @@ const BATCH: usize = 256;
 const MAX_BUCKETS: usize = 10_000;
 /// How often the writer looks for finished minutes.
 const TALLY_FLUSH: Duration = Duration::from_secs(5);
+/// How long the telemetry series is kept unless the node says otherwise.
+pub const DEFAULT_TELEMETRY_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+/// How often the writer prunes the series.
+const TELEMETRY_PRUNE_EVERY: i64 = 3600;
 
 /// One counted refusal: what it was, where, and whose (when known). Nothing in it is text the
 /// client sent.
@@ -178,6 +186,7 @@ pub struct AuditSink {
     dropped: Arc<AtomicU64>,
     health: Arc<Health>,
     tally: Arc<Mutex<Tally>>,
+    telemetry: Arc<Mutex<Counts>>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
 }
@@ -196,6 +205,8 @@ pub struct AuditWriter {
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     tally: Arc<Mutex<Tally>>,
+    telemetry: Arc<Mutex<Counts>>,
+    telemetry_retention: Duration,
     clock: Arc<dyn Clock>,
 }
 
@@ -241,6 +252,7 @@ impl AuditSink {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let tally = Arc::new(Mutex::new(Tally::default()));
+        let telemetry = Arc::new(Mutex::new(Counts::default()));
         let health = Arc::new(Health::default());
         let sink = AuditSink {
             store: Arc::clone(&store),
@@ -248,6 +260,7 @@ impl AuditSink {
             dropped: Arc::clone(&dropped),
             health: Arc::clone(&health),
             tally: Arc::clone(&tally),
+            telemetry: Arc::clone(&telemetry),
             clock: Arc::clone(&clock),
             metrics: Arc::clone(&metrics),
         };
@@ -258,6 +271,8 @@ impl AuditSink {
             health,
             metrics,
             tally,
+            telemetry,
+            telemetry_retention: DEFAULT_TELEMETRY_RETENTION,
             clock,
         };
         (sink, writer)
@@ -308,6 +323,16 @@ impl AuditSink {
             .add(minute, counted);
     }
 
+    /// Counts a decision or request outcome in its minute of the telemetry series; never
+    /// waits, never writes a row of its own.
+    pub fn observe(&self, observation: Observation) {
+        let minute = self.clock.now().secs().div_euclid(60);
+        self.telemetry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .add(minute, observation);
+    }
+
     /// Queues the entry for the background writer; never waits.
     pub fn record(&self, entry: NewAuditEntry) {
         if self.queue.try_send(entry).is_err() {
@@ -318,11 +343,19 @@ impl AuditSink {
 }
 
 impl AuditWriter {
+    /// Keeps the telemetry series for `retention` ([`DEFAULT_TELEMETRY_RETENTION`] unless
+    /// said).
+    pub fn telemetry_retention(mut self, retention: Duration) -> Self {
+        self.telemetry_retention = retention;
+        self
+    }
+
     /// Appends queued entries in batches until every sink is dropped or `shutdown` changes;
     /// on shutdown, what is already queued is written before returning.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(BATCH);
         let mut flush = tokio::time::interval(TALLY_FLUSH);
+        let mut pruned_at: Option<i64> = None;
         loop {
             let received = tokio::select! {
                 received = self.queue.recv_many(&mut batch, BATCH) => received,
@@ -332,6 +365,8 @@ impl AuditWriter {
                     // While failing, the dropped record is retried even when nothing else is
                     // pending: its success is what ends the outage.
                     self.write(&mut batch).await;
+                    self.write_telemetry(Some(minute)).await;
+                    self.prune_telemetry(&mut pruned_at).await;
                     continue;
                 }
                 _ = shutdown.changed() => {
@@ -340,12 +375,14 @@ impl AuditWriter {
                     }
                     batch.extend(self.drain_tally(None));
                     self.write(&mut batch).await;
+                    self.write_telemetry(None).await;
                     return;
                 }
             };
             if received == 0 {
                 batch.extend(self.drain_tally(None));
                 self.write(&mut batch).await;
+                self.write_telemetry(None).await;
                 return;
             }
             self.write(&mut batch).await;
@@ -357,6 +394,36 @@ impl AuditWriter {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .drain(before)
+    }
+
+    /// Hands the finished minutes of the telemetry series to the store. The series is a
+    /// summary (the audit log holds the decisions), so a minute the store refuses is not
+    /// retried: it is logged and left out.
+    async fn write_telemetry(&self, before: Option<i64>) {
+        let counts = self
+            .telemetry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .drain(before);
+        if counts.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.add_telemetry(&counts).await {
+            tracing::warn!(%error, rows = counts.len(), "telemetry counts could not be stored");
+        }
+    }
+
+    /// Removes the series' minutes older than the retention, once an hour.
+    async fn prune_telemetry(&self, pruned_at: &mut Option<i64>) {
+        let now = self.clock.now();
+        if pruned_at.is_some_and(|at| now.secs() - at < TELEMETRY_PRUNE_EVERY) {
+            return;
+        }
+        *pruned_at = Some(now.secs());
+        let retention = i64::try_from(self.telemetry_retention.as_secs()).unwrap_or(i64::MAX);
+        if let Err(error) = self.store.prune_telemetry(now.minus(retention)).await {
+            tracing::warn!(%error, "the telemetry series could not be pruned");
+        }
     }
 
     async fn write(&self, batch: &mut Vec<NewAuditEntry>) {

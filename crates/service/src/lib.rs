@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod replay;
 pub mod resource;
 pub mod shared;
+pub mod telemetry;
 pub mod tls;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -17,7 +17,7 @@ use crate::{
     App, AppleKeyRecord, AttestationRecord, Challenge, CredentialRecord, Enrolment, EnrolmentClaim,
     GrantOutcome, GrantWrites, InstallationKeys, NewAuditEntry, PartnerKeys, PartnerRecord,
     PinRecord, Release, RevocationTarget, SecretRecord, SigningKeyRecord, Store, StoreError,
-    TrustKeyRecord, TrustMetadataRecord, verify_audit_chain,
+    TelemetryCount, TelemetrySeries, TrustKeyRecord, TrustMetadataRecord, verify_audit_chain,
 };
 
 #[macro_export]
@@ -38,7 +38,8 @@ macro_rules! store_conformance_tests {
             concurrent_publications_of_one_version_yield_one_winner,
             installation_keys_commit_with_their_grant,
             credentials_are_revoked_once_and_audited,
-            partners_are_disabled_once_rotated_and_audited);
+            partners_are_disabled_once_rotated_and_audited,
+            telemetry_adds_up_per_period_and_prunes);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -1741,4 +1742,99 @@ pub async fn partners_are_disabled_once_rotated_and_audited(store: Arc<impl Stor
     // wrote nothing, and the chain holds.
     assert_eq!(entries().await, before + 6);
     assert!(verify_audit_chain(&*store).await.unwrap().is_ok());
+}
+
+fn count(
+    at: i64,
+    series: TelemetrySeries,
+    outcome: &str,
+    reason: &str,
+    platform: &str,
+    n: u64,
+) -> TelemetryCount {
+    TelemetryCount {
+        at: UnixTime::from_secs(at),
+        series,
+        outcome: outcome.into(),
+        reason: reason.into(),
+        platform: platform.into(),
+        count: n,
+    }
+}
+
+pub async fn telemetry_adds_up_per_period_and_prunes(store: Arc<impl Store>) {
+    use TelemetrySeries::{Attestation, Gateway};
+    let minute = |n: i64| T0 - T0 % 60 + 60 * n;
+    store
+        .add_telemetry(&[
+            count(minute(0), Attestation, "allow", "", "sdk", 3),
+            count(minute(0), Attestation, "reject", "hook_detected", "sdk", 1),
+            count(minute(1), Gateway, "forwarded", "", "", 10),
+            count(minute(2), Attestation, "allow", "", "sdk", 2),
+        ])
+        .await
+        .unwrap();
+    // A second flush of the same minute adds to it.
+    store
+        .add_telemetry(&[count(minute(0), Attestation, "allow", "", "sdk", 4)])
+        .await
+        .unwrap();
+    store.add_telemetry(&[]).await.unwrap();
+    let per_minute = store
+        .telemetry(
+            UnixTime::from_secs(minute(0)),
+            UnixTime::from_secs(minute(3)),
+            60,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        per_minute,
+        [
+            count(minute(0), Attestation, "allow", "", "sdk", 7),
+            count(minute(0), Attestation, "reject", "hook_detected", "sdk", 1),
+            count(minute(1), Gateway, "forwarded", "", "", 10),
+            count(minute(2), Attestation, "allow", "", "sdk", 2),
+        ]
+    );
+    // Periods of two minutes from the first: minutes 0 and 1 sum, 2 starts the next.
+    let per_two = store
+        .telemetry(
+            UnixTime::from_secs(minute(0)),
+            UnixTime::from_secs(minute(3)),
+            120,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        per_two,
+        [
+            count(minute(0), Attestation, "allow", "", "sdk", 7),
+            count(minute(0), Attestation, "reject", "hook_detected", "sdk", 1),
+            count(minute(0), Gateway, "forwarded", "", "", 10),
+            count(minute(2), Attestation, "allow", "", "sdk", 2),
+        ]
+    );
+    // `to` is exclusive; `from` inclusive.
+    let middle = store
+        .telemetry(
+            UnixTime::from_secs(minute(1)),
+            UnixTime::from_secs(minute(2)),
+            60,
+        )
+        .await
+        .unwrap();
+    assert_eq!(middle, [count(minute(1), Gateway, "forwarded", "", "", 10)]);
+    assert_eq!(
+        store
+            .prune_telemetry(UnixTime::from_secs(minute(2)))
+            .await
+            .unwrap(),
+        3
+    );
+    let left = store
+        .telemetry(UnixTime::from_secs(0), UnixTime::from_secs(minute(10)), 60)
+        .await
+        .unwrap();
+    assert_eq!(left, [count(minute(2), Attestation, "allow", "", "sdk", 2)]);
 }

@@ -275,6 +275,18 @@ pub const TABLES: &[Table] = &[
         key: 2,
         columns: &[("pattern", Text), ("pin", Text), ("created_at", Int)],
     },
+    Table {
+        name: "telemetry",
+        key: 5,
+        columns: &[
+            ("minute", Int),
+            ("series", Text),
+            ("outcome", Text),
+            ("reason", Text),
+            ("platform", Text),
+            ("count", Int),
+        ],
+    },
 ];
 
 /// Whole-table reads and writes, for [`copy`] only.
@@ -375,7 +387,8 @@ mod tests {
         conformance::credentials_are_revoked_once_and_audited(Arc::clone(&shared)).await;
         conformance::partners_are_disabled_once_rotated_and_audited(Arc::clone(&shared)).await;
         conformance::installation_keys_commit_with_their_grant(Arc::clone(&shared)).await;
-        conformance::the_trust_repository_publishes_each_version_once(shared).await;
+        conformance::the_trust_repository_publishes_each_version_once(Arc::clone(&shared)).await;
+        conformance::telemetry_adds_up_per_period_and_prunes(shared).await;
         // A release with every column set, then revoked (a row in the feed).
         let release = Release {
             app_id: "org.example.cgm".into(),

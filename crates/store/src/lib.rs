@@ -39,7 +39,9 @@ use medgate_proto::PublicJwk;
 use medgate_proto::wire::{Decision, IntegrityLevel, Reason};
 use medgate_verify::UnixTime;
 
-pub use medgate_proto::admin::{App, Enrolment, Installation, Pin as PinRecord, Release};
+pub use medgate_proto::admin::{
+    App, Enrolment, Installation, Pin as PinRecord, Release, TelemetryCount, TelemetrySeries,
+};
 use medgate_verify::keys::KeySet;
 use serde::Serialize;
 
@@ -617,6 +619,26 @@ pub trait TrustStore: Send + Sync {
     async fn pins(&self) -> Result<Vec<PinRecord>, StoreError>;
 }
 
+/// The telemetry series: counts per minute of decisions and gateway outcomes
+/// ([`TelemetryCount`], each part from a fixed set). Not audited: the audit log holds the
+/// decisions themselves; this is a summary of them for charts, and is pruned.
+#[async_trait]
+pub trait TelemetryStore: Send + Sync {
+    /// Adds each count to its minute's row (`at` is the minute's start), creating it.
+    async fn add_telemetry(&self, counts: &[TelemetryCount]) -> Result<(), StoreError>;
+    /// The counts of minutes in `[from, to)`, summed per period of `step` seconds counted from
+    /// `from` (`at` is the period's start), ordered by period, series, outcome, reason and
+    /// platform.
+    async fn telemetry(
+        &self,
+        from: UnixTime,
+        to: UnixTime,
+        step: i64,
+    ) -> Result<Vec<TelemetryCount>, StoreError>;
+    /// Removes the minutes before `before`; returns how many rows went.
+    async fn prune_telemetry(&self, before: UnixTime) -> Result<u64, StoreError>;
+}
+
 /// Persistence for every part of medgate: one trait per aggregate, so a backend implements
 /// (and a reader finds) each part on its own. Callers hold an `Arc<dyn Store>`.
 ///
@@ -635,6 +657,7 @@ pub trait Store:
     + CredentialStore
     + PartnerStore
     + TrustStore
+    + TelemetryStore
     + copy::TableStore
     + 'static
 {

@@ -65,7 +65,7 @@ async fn the_document_names_every_operation_the_node_serves_and_no_other() {
     }
     // The router is built from the documented handlers (utoipa-axum), so nothing is served
     // that the document does not name; the count changes with the API, on purpose.
-    assert_eq!(operations.len(), 36, "{operations:#?}");
+    assert_eq!(operations.len(), 37, "{operations:#?}");
     for refused in ["/apps/x/nothing", "/keys/x"] {
         let reply = stack
             .raw(
@@ -110,6 +110,100 @@ async fn schemathesis_finds_the_admin_api_as_its_document_says() {
         String::from_utf8_lossy(&output.stderr)
     );
     // It ran: every operation, and a summary with no failure.
-    assert!(stdout.contains("Tested: 36"), "{stdout}");
+    assert!(stdout.contains("Tested: 37"), "{stdout}");
     assert!(stdout.contains(" passed"), "{stdout}");
+}
+
+/// The telemetry series after a workload of genuine and hostile clients: counted per minute
+/// as they happen, handed to the store once the minute is over, and read per period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_and_gateway_outcomes_reach_the_telemetry_series() {
+    let stack = Stack::start().await;
+    // The workload's minute starts on a minute boundary, so it is one period.
+    stack.clock.advance(60 - stack.now().rem_euclid(60));
+    let start = stack.now();
+    let genuine = stack.client();
+    genuine.attest().await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(genuine.get("/echo").await.unwrap().status, StatusCode::OK);
+    }
+    stack
+        .client_with_signals(&["hook"])
+        .attest()
+        .await
+        .unwrap_err();
+    stack.client_with_signals(&["root"]).attest().await.unwrap();
+    let anonymous = stack.gateway(Method::GET, "/echo", None, None).await;
+    anonymous.assert_status(StatusCode::UNAUTHORIZED);
+    // The minute is over: the writer (every few seconds) stores it.
+    stack.clock.advance(60);
+    let query = format!(
+        "/v1/admin/telemetry?from={start}&to={}&step=60",
+        start + 120
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let counts = loop {
+        let counts = stack
+            .admin(Method::GET, &query, serde_json::Value::Null)
+            .await
+            .json();
+        if counts.as_array().is_some_and(|rows| !rows.is_empty()) {
+            break counts;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the minute was not stored within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let rows: Vec<(String, String, String, String, u64)> = counts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            assert_eq!(row["at"], start, "{row}");
+            (
+                row["series"].as_str().unwrap().into(),
+                row["outcome"].as_str().unwrap().into(),
+                row["reason"].as_str().unwrap().into(),
+                row["platform"].as_str().unwrap().into(),
+                row["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let row = |series: &str, outcome: &str, reason: &str, platform: &str, count: u64| {
+        (
+            series.into(),
+            outcome.into(),
+            reason.into(),
+            platform.into(),
+            count,
+        )
+    };
+    // The Stack's app trusts SDK evidence fully and degrades on root.
+    assert_eq!(
+        rows,
+        [
+            row("attestation", "allow", "", "sdk", 1),
+            row("attestation", "allow_limited", "root_detected", "sdk", 1),
+            row("attestation", "reject", "hook_detected", "sdk", 1),
+            row("gateway", "forwarded", "", "", 3),
+            row("gateway", "missing_token", "", "", 1),
+        ]
+    );
+    // Bad ranges are refused, not clamped.
+    for bad in [
+        format!("?from={start}&to={start}"),
+        format!("?from={start}&to={}&step=90", start + 600),
+        format!("?from=0&to={}&step=60", 1441 * 60),
+    ] {
+        stack
+            .admin(
+                Method::GET,
+                &format!("/v1/admin/telemetry{bad}"),
+                serde_json::Value::Null,
+            )
+            .await
+            .assert_status(StatusCode::BAD_REQUEST);
+    }
 }

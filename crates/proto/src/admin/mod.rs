@@ -13,6 +13,7 @@ mod installations;
 mod keys;
 mod partners;
 mod secrets;
+mod telemetry;
 mod trust;
 
 pub use apps::*;
@@ -21,6 +22,7 @@ pub use installations::*;
 pub use keys::*;
 pub use partners::*;
 pub use secrets::*;
+pub use telemetry::*;
 pub use trust::*;
 
 /// Schemas the derive cannot say alone: the rules the server checks, so the OpenAPI document

@@ -43,6 +43,7 @@ mod partners;
 mod platforms;
 mod secrets;
 mod tables;
+mod telemetry;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testing;
 mod tls;
@@ -56,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0004_installation_keys.sql"),
     include_str!("../../migrations/postgres/0005_credentials.sql"),
     include_str!("../../migrations/postgres/0006_partners.sql"),
+    include_str!("../../migrations/postgres/0007_telemetry.sql"),
 ];
 
 /// Advisory lock keys (one 64-bit space per database).

@@ -37,6 +37,7 @@ mod partners;
 mod platforms;
 mod secrets;
 mod tables;
+mod telemetry;
 mod trust;
 mod writer;
 
@@ -50,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_installation_keys.sql"),
     include_str!("../../migrations/sqlite/0007_credentials.sql"),
     include_str!("../../migrations/sqlite/0008_partners.sql"),
+    include_str!("../../migrations/sqlite/0009_telemetry.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).

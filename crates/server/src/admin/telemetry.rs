@@ -1,0 +1,37 @@
+//! The telemetry series: decisions and gateway outcomes per period.
+
+use super::*;
+
+const DEFAULT_RANGE: i64 = 24 * 3600;
+const DEFAULT_STEP: i64 = 3600;
+const MAX_STEP: i64 = 30 * 24 * 3600;
+const MAX_PERIODS: i64 = 1440;
+
+/// Counts in `[from, to)` summed per `step`, each part from a fixed set.
+#[utoipa::path(get, path = "/telemetry", tag = "telemetry", params(admin::TelemetryQuery),
+    responses((status = 200, description = "Counts per period, series, outcome, reason and platform",
+        body = Vec<admin::TelemetryCount>), ApiError))]
+pub(super) async fn telemetry(
+    _: Admin,
+    State(state): State<Arc<ServerState>>,
+    Query(query): Query<admin::TelemetryQuery>,
+) -> Result<Response, ApiError> {
+    let to = query.to.unwrap_or(state.clock.now().secs());
+    let from = query.from.unwrap_or(to.saturating_sub(DEFAULT_RANGE));
+    let step = query.step.unwrap_or(DEFAULT_STEP);
+    if !(60..=MAX_STEP).contains(&step) || step % 60 != 0 {
+        return Err(ApiError::Malformed(
+            "step is a whole number of minutes, 60 seconds to 30 days".into(),
+        ));
+    }
+    if from < 0 || from >= to || (to - from) / step > MAX_PERIODS {
+        return Err(ApiError::Malformed(
+            "from must be before to, and the range hold at most 1440 steps".into(),
+        ));
+    }
+    let counts: Vec<admin::TelemetryCount> = state
+        .store
+        .telemetry(UnixTime::from_secs(from), UnixTime::from_secs(to), step)
+        .await?;
+    Ok(json(StatusCode::OK, &counts))
+}

@@ -1,0 +1,90 @@
+//! The telemetry series.
+
+use super::*;
+use crate::{TelemetryCount, TelemetrySeries, TelemetryStore};
+
+#[async_trait]
+impl TelemetryStore for SqliteStore {
+    async fn add_telemetry(&self, counts: &[TelemetryCount]) -> Result<(), StoreError> {
+        let counts = counts.to_vec();
+        self.run(move |tx| {
+            for count in &counts {
+                tx.prepare_cached(
+                    "INSERT INTO telemetry (minute, series, outcome, reason, platform, count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (minute, series, outcome, reason, platform)
+                     DO UPDATE SET count = count + excluded.count",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        count.at.secs(),
+                        count.series.as_str(),
+                        count.outcome,
+                        count.reason,
+                        count.platform,
+                        i64::try_from(count.count).unwrap_or(i64::MAX),
+                    ])
+                })
+                .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn telemetry(
+        &self,
+        from: UnixTime,
+        to: UnixTime,
+        step: i64,
+    ) -> Result<Vec<TelemetryCount>, StoreError> {
+        let step = step.max(1);
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT minute - ((minute - ?1) % ?3) AS at, series, outcome, reason, platform,
+                            SUM(count) AS count
+                     FROM telemetry WHERE minute >= ?1 AND minute < ?2
+                     GROUP BY at, series, outcome, reason, platform
+                     ORDER BY at, series, outcome, reason, platform",
+                )
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(params![from.secs(), to.secs(), step], |row| {
+                    Ok((
+                        time(row, "at")?,
+                        row.get::<_, String>("series")?,
+                        row.get::<_, String>("outcome")?,
+                        row.get::<_, String>("reason")?,
+                        row.get::<_, String>("platform")?,
+                        row.get::<_, i64>("count")?,
+                    ))
+                })
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (at, series, outcome, reason, platform, count) = row.map_err(backend)?;
+                Ok(TelemetryCount {
+                    at,
+                    series: TelemetrySeries::from_name(&series)
+                        .ok_or_else(|| StoreError::Corrupt("telemetry series".into()))?,
+                    outcome,
+                    reason,
+                    platform,
+                    count: u64::try_from(count).unwrap_or(0),
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn prune_telemetry(&self, before: UnixTime) -> Result<u64, StoreError> {
+        self.run(move |tx| {
+            tx.prepare_cached("DELETE FROM telemetry WHERE minute < ?1")
+                .and_then(|mut statement| statement.execute(params![before.secs()]))
+                .map(|removed| removed as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+}
