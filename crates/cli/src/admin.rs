@@ -812,7 +812,10 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
                     .map_err(|e| Failure::Usage(anyhow!("--{flag} {text:?}: {e}")))
             };
             let (since, step) = (seconds("since", &since)?, seconds("step", &step)?);
-            let to = medgate_service::clock::SystemClock.now().secs();
+            // The range ends at the end of the running period, so whole hours are read from
+            // the store's hourly sums.
+            let now = medgate_service::clock::SystemClock.now().secs();
+            let to = now.saturating_add(step.max(1) - now.rem_euclid(step.max(1)));
             let query = format!("?from={}&to={to}&step={step}", to.saturating_sub(since));
             let counts: Vec<admin::TelemetryCount> =
                 api.call(Method::GET, &format!("/telemetry{query}")).await?;

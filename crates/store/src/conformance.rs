@@ -1815,6 +1815,24 @@ pub async fn telemetry_adds_up_per_period_and_prunes(store: Arc<impl Store>) {
             count(minute(2), Attestation, "allow", "", "sdk", 2),
         ]
     );
+    // Whole hours are read from the hours: the same sums.
+    let hour = minute(0) - minute(0).rem_euclid(3600);
+    let per_hour = store
+        .telemetry(
+            UnixTime::from_secs(hour),
+            UnixTime::from_secs(hour + 3600),
+            3600,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        per_hour,
+        [
+            count(hour, Attestation, "allow", "", "sdk", 9),
+            count(hour, Attestation, "reject", "hook_detected", "sdk", 1),
+            count(hour, Gateway, "forwarded", "", "", 10),
+        ]
+    );
     // `to` is exclusive; `from` inclusive.
     let middle = store
         .telemetry(
@@ -1825,6 +1843,7 @@ pub async fn telemetry_adds_up_per_period_and_prunes(store: Arc<impl Store>) {
         .await
         .unwrap();
     assert_eq!(middle, [count(minute(1), Gateway, "forwarded", "", "", 10)]);
+    // Three minutes go; their hour stays until all of it is past.
     assert_eq!(
         store
             .prune_telemetry(UnixTime::from_secs(minute(2)))
@@ -1837,4 +1856,12 @@ pub async fn telemetry_adds_up_per_period_and_prunes(store: Arc<impl Store>) {
         .await
         .unwrap();
     assert_eq!(left, [count(minute(2), Attestation, "allow", "", "sdk", 2)]);
+    assert_eq!(
+        store
+            .prune_telemetry(UnixTime::from_secs(hour + 3600))
+            .await
+            .unwrap(),
+        4,
+        "the last minute and the hour's three rows"
+    );
 }

@@ -287,6 +287,18 @@ pub const TABLES: &[Table] = &[
             ("count", Int),
         ],
     },
+    Table {
+        name: "telemetry_hours",
+        key: 5,
+        columns: &[
+            ("hour", Int),
+            ("series", Text),
+            ("outcome", Text),
+            ("reason", Text),
+            ("platform", Text),
+            ("count", Int),
+        ],
+    },
 ];
 
 /// Whole-table reads and writes, for [`copy`] only.
@@ -389,6 +401,19 @@ mod tests {
         conformance::installation_keys_commit_with_their_grant(Arc::clone(&shared)).await;
         conformance::the_trust_repository_publishes_each_version_once(Arc::clone(&shared)).await;
         conformance::telemetry_adds_up_per_period_and_prunes(shared).await;
+        // That scenario ends with nothing kept: one minute (and so its hour) to copy.
+        use crate::TelemetryStore as _;
+        store
+            .add_telemetry(&[crate::TelemetryCount {
+                at: conformance::change().at,
+                series: crate::TelemetrySeries::Gateway,
+                outcome: "forwarded".into(),
+                reason: String::new(),
+                platform: String::new(),
+                count: 5,
+            }])
+            .await
+            .unwrap();
         // A release with every column set, then revoked (a row in the feed).
         let release = Release {
             app_id: "org.example.cgm".into(),

@@ -29,6 +29,7 @@ pub mod copy;
 pub mod postgres;
 pub mod seal;
 pub mod sqlite;
+mod telemetry;
 
 /// The conformance suite every backend runs (feature `conformance`, for backend crates' tests).
 #[cfg(any(test, feature = "conformance"))]

@@ -58,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0005_credentials.sql"),
     include_str!("../../migrations/postgres/0006_partners.sql"),
     include_str!("../../migrations/postgres/0007_telemetry.sql"),
+    include_str!("../../migrations/postgres/0008_telemetry_hours.sql"),
 ];
 
 /// Advisory lock keys (one 64-bit space per database).

@@ -1,7 +1,18 @@
 //! The telemetry series.
 
 use super::*;
+use crate::telemetry::{hour_of, source};
 use crate::{TelemetryCount, TelemetrySeries, TelemetryStore};
+
+const ADD_MINUTE: &str = "INSERT INTO telemetry (minute, series, outcome, reason, platform, count)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (minute, series, outcome, reason, platform)
+     DO UPDATE SET count = telemetry.count + excluded.count";
+const ADD_HOUR: &str =
+    "INSERT INTO telemetry_hours (hour, series, outcome, reason, platform, count)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (hour, series, outcome, reason, platform)
+     DO UPDATE SET count = telemetry_hours.count + excluded.count";
 
 #[async_trait]
 impl TelemetryStore for PostgresStore {
@@ -11,30 +22,28 @@ impl TelemetryStore for PostgresStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let statement = tx
-            .prepare_cached(
-                "INSERT INTO telemetry (minute, series, outcome, reason, platform, count)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (minute, series, outcome, reason, platform)
-                 DO UPDATE SET count = telemetry.count + excluded.count",
-            )
-            .await
-            .map_err(backend)?;
+        let minute = tx.prepare_cached(ADD_MINUTE).await.map_err(backend)?;
+        let hour = tx.prepare_cached(ADD_HOUR).await.map_err(backend)?;
         for count in counts {
             let added = i64::try_from(count.count).unwrap_or(i64::MAX);
-            tx.execute(
-                &statement,
-                &[
-                    &count.at.secs(),
-                    &count.series.as_str(),
-                    &count.outcome,
-                    &count.reason,
-                    &count.platform,
-                    &added,
-                ],
-            )
-            .await
-            .map_err(backend)?;
+            for (statement, at) in [
+                (&minute, count.at.secs()),
+                (&hour, hour_of(count.at.secs())),
+            ] {
+                tx.execute(
+                    statement,
+                    &[
+                        &at,
+                        &count.series.as_str(),
+                        &count.outcome,
+                        &count.reason,
+                        &count.platform,
+                        &added,
+                    ],
+                )
+                .await
+                .map_err(backend)?;
+            }
         }
         tx.commit().await.map_err(backend)
     }
@@ -46,18 +55,19 @@ impl TelemetryStore for PostgresStore {
         step: i64,
     ) -> Result<Vec<TelemetryCount>, StoreError> {
         let step = step.max(1);
+        let (table, column) = source(from, to, step);
+        let query = format!(
+            "SELECT {column} - (({column} - $1) % $3) AS at, series, outcome, reason, platform,
+                    SUM(count)::BIGINT AS count
+             FROM {table} WHERE {column} >= $1 AND {column} < $2
+             GROUP BY 1, series, outcome, reason, platform
+             ORDER BY 1, series COLLATE \"C\", outcome COLLATE \"C\", reason COLLATE \"C\",
+                      platform COLLATE \"C\""
+        );
         let rows = self
             .client()
             .await?
-            .query(
-                "SELECT minute - ((minute - $1) % $3) AS at, series, outcome, reason, platform,
-                        SUM(count)::BIGINT AS count
-                 FROM telemetry WHERE minute >= $1 AND minute < $2
-                 GROUP BY 1, series, outcome, reason, platform
-                 ORDER BY 1, series COLLATE \"C\", outcome COLLATE \"C\", reason COLLATE \"C\",
-                          platform COLLATE \"C\"",
-                &[&from.secs(), &to.secs(), &step],
-            )
+            .query(&query, &[&from.secs(), &to.secs(), &step])
             .await
             .map_err(backend)?;
         rows.iter()
@@ -77,10 +87,18 @@ impl TelemetryStore for PostgresStore {
     }
 
     async fn prune_telemetry(&self, before: UnixTime) -> Result<u64, StoreError> {
-        self.client()
-            .await?
+        let client = self.client().await?;
+        let minutes = client
             .execute("DELETE FROM telemetry WHERE minute < $1", &[&before.secs()])
             .await
-            .map_err(backend)
+            .map_err(backend)?;
+        let hours = client
+            .execute(
+                "DELETE FROM telemetry_hours WHERE hour <= $1::BIGINT - 3600",
+                &[&before.secs()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(minutes + hours)
     }
 }

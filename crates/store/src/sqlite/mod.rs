@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0007_credentials.sql"),
     include_str!("../../migrations/sqlite/0008_partners.sql"),
     include_str!("../../migrations/sqlite/0009_telemetry.sql"),
+    include_str!("../../migrations/sqlite/0010_telemetry_hours.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).

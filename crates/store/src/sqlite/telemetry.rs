@@ -1,7 +1,18 @@
 //! The telemetry series.
 
 use super::*;
+use crate::telemetry::{hour_of, source};
 use crate::{TelemetryCount, TelemetrySeries, TelemetryStore};
+
+const ADD_MINUTE: &str = "INSERT INTO telemetry (minute, series, outcome, reason, platform, count)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (minute, series, outcome, reason, platform)
+     DO UPDATE SET count = count + excluded.count";
+const ADD_HOUR: &str =
+    "INSERT INTO telemetry_hours (hour, series, outcome, reason, platform, count)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (hour, series, outcome, reason, platform)
+     DO UPDATE SET count = count + excluded.count";
 
 #[async_trait]
 impl TelemetryStore for SqliteStore {
@@ -9,23 +20,23 @@ impl TelemetryStore for SqliteStore {
         let counts = counts.to_vec();
         self.run(move |tx| {
             for count in &counts {
-                tx.prepare_cached(
-                    "INSERT INTO telemetry (minute, series, outcome, reason, platform, count)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (minute, series, outcome, reason, platform)
-                     DO UPDATE SET count = count + excluded.count",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
-                        count.at.secs(),
-                        count.series.as_str(),
-                        count.outcome,
-                        count.reason,
-                        count.platform,
-                        i64::try_from(count.count).unwrap_or(i64::MAX),
-                    ])
-                })
-                .map_err(backend)?;
+                for (at, sql) in [
+                    (count.at.secs(), ADD_MINUTE),
+                    (hour_of(count.at.secs()), ADD_HOUR),
+                ] {
+                    tx.prepare_cached(sql)
+                        .and_then(|mut statement| {
+                            statement.execute(params![
+                                at,
+                                count.series.as_str(),
+                                count.outcome,
+                                count.reason,
+                                count.platform,
+                                i64::try_from(count.count).unwrap_or(i64::MAX),
+                            ])
+                        })
+                        .map_err(backend)?;
+                }
             }
             Ok(())
         })
@@ -39,16 +50,16 @@ impl TelemetryStore for SqliteStore {
         step: i64,
     ) -> Result<Vec<TelemetryCount>, StoreError> {
         let step = step.max(1);
+        let (table, column) = source(from, to, step);
+        let query = format!(
+            "SELECT {column} - (({column} - ?1) % ?3) AS at, series, outcome, reason, platform,
+                    SUM(count) AS count
+             FROM {table} WHERE {column} >= ?1 AND {column} < ?2
+             GROUP BY at, series, outcome, reason, platform
+             ORDER BY at, series, outcome, reason, platform"
+        );
         self.run(move |conn| {
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT minute - ((minute - ?1) % ?3) AS at, series, outcome, reason, platform,
-                            SUM(count) AS count
-                     FROM telemetry WHERE minute >= ?1 AND minute < ?2
-                     GROUP BY at, series, outcome, reason, platform
-                     ORDER BY at, series, outcome, reason, platform",
-                )
-                .map_err(backend)?;
+            let mut statement = conn.prepare_cached(&query).map_err(backend)?;
             let rows = statement
                 .query_map(params![from.secs(), to.secs(), step], |row| {
                     Ok((
@@ -80,10 +91,15 @@ impl TelemetryStore for SqliteStore {
 
     async fn prune_telemetry(&self, before: UnixTime) -> Result<u64, StoreError> {
         self.run(move |tx| {
-            tx.prepare_cached("DELETE FROM telemetry WHERE minute < ?1")
+            let minutes = tx
+                .prepare_cached("DELETE FROM telemetry WHERE minute < ?1")
                 .and_then(|mut statement| statement.execute(params![before.secs()]))
-                .map(|removed| removed as u64)
-                .map_err(backend)
+                .map_err(backend)?;
+            let hours = tx
+                .prepare_cached("DELETE FROM telemetry_hours WHERE hour <= ?1 - 3600")
+                .and_then(|mut statement| statement.execute(params![before.secs()]))
+                .map_err(backend)?;
+            Ok((minutes + hours) as u64)
         })
         .await
     }
