@@ -24,6 +24,15 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// A SHA-256 written as 64 lowercase hex digits (`names::is_sha256_hex`); `None` for anything
+/// else.
+pub fn sha256(text: &str) -> Option<[u8; 32]> {
+    if !crate::wire::names::is_sha256_hex(text) {
+        return None;
+    }
+    decode(text)?.try_into().ok()
+}
+
 fn nibble(digit: u8) -> Option<u8> {
     match digit {
         b'0'..=b'9' => Some(digit - b'0'),
@@ -47,6 +56,11 @@ mod tests {
         assert_eq!(decode(&text.to_uppercase()), Some(all));
         assert_eq!(encode(&[]), "");
         assert_eq!(decode(""), Some(Vec::new()));
+        let digest = "ab".repeat(32);
+        assert_eq!(sha256(&digest), Some([0xab; 32]));
+        assert_eq!(sha256(&digest.to_uppercase()), None, "lowercase only");
+        assert_eq!(sha256(&digest[2..]), None);
+        assert_eq!(sha256("zz"), None);
     }
 
     #[test]

@@ -203,7 +203,7 @@ impl Server {
         let admin_token_sha256 = store
             .get_meta(ADMIN_TOKEN_META)
             .await?
-            .and_then(|hex| admin::parse_hash(&hex));
+            .and_then(|hex| medgate_proto::hex::sha256(&hex));
         if admin_token_sha256.is_none() {
             tracing::warn!("no admin token is configured: the admin API refuses every request");
         }

@@ -242,8 +242,8 @@ pub fn verify(
     {
         return Err(ExportError::NoHeader);
     }
-    let prev_hash = hash_of(&header.prev_hash).ok_or(ExportError::NoHeader)?;
-    let head_hash = hash_of(&header.head_hash).ok_or(ExportError::NoHeader)?;
+    let prev_hash = hex::sha256(&header.prev_hash).ok_or(ExportError::NoHeader)?;
+    let head_hash = hex::sha256(&header.head_hash).ok_or(ExportError::NoHeader)?;
     let checkpoint = header
         .checkpoint
         .as_deref()
@@ -339,13 +339,6 @@ impl Lines<'_> {
     }
 }
 
-fn hash_of(text: &str) -> Option<[u8; 32]> {
-    if !medgate_proto::wire::names::is_sha256_hex(text) {
-        return None;
-    }
-    hex::decode(text)?.try_into().ok()
-}
-
 fn jsonl_entry(text: &str) -> Option<AuditEntry> {
     let line: Line = serde_json::from_str(text).ok()?;
     Some(AuditEntry {
@@ -355,8 +348,8 @@ fn jsonl_entry(text: &str) -> Option<AuditEntry> {
         actor: line.actor,
         subject: line.subject,
         detail: line.detail,
-        prev_hash: hash_of(&line.prev_hash)?,
-        hash: hash_of(&line.hash)?,
+        prev_hash: hex::sha256(&line.prev_hash)?,
+        hash: hex::sha256(&line.hash)?,
     })
 }
 
@@ -537,8 +530,8 @@ fn cef_entry(text: &str) -> Option<AuditEntry> {
         actor: value(pairs, "suser")?.to_string(),
         subject: value(pairs, "cs1")?.to_string(),
         detail: value(pairs, "cs2")?.to_string(),
-        prev_hash: hash_of(value(pairs, "cs3")?)?,
-        hash: hash_of(value(pairs, "cs4")?)?,
+        prev_hash: hex::sha256(value(pairs, "cs3")?)?,
+        hash: hex::sha256(value(pairs, "cs4")?)?,
     })
 }
 
