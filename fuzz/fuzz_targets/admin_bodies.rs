@@ -10,11 +10,12 @@ use serde::de::DeserializeOwned;
 
 fn round_trip<T>(data: &[u8]) -> Option<T>
 where
-    T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+    T: Serialize + DeserializeOwned + PartialEq,
 {
     let parsed: T = serde_json::from_slice(data).ok()?;
     let again: T = serde_json::from_slice(&serde_json::to_vec(&parsed).unwrap()).unwrap();
-    assert_eq!(parsed, again);
+    // Compared without printing: some bodies carry secrets and have no Debug.
+    assert!(parsed == again, "a body does not survive its own round trip");
     Some(parsed)
 }
 
@@ -29,10 +30,9 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<admin::PartnerKeySource>(data);
     round_trip::<admin::AddPin>(data);
     round_trip::<admin::SetRoots>(data);
-    // Bodies without Debug (they carry secrets) only need to parse or not.
-    let _ = serde_json::from_slice::<admin::SetSecret>(data);
-    let _ = serde_json::from_slice::<admin::RotateSecret>(data);
-    let _ = serde_json::from_slice::<admin::PlayIntegrityKeys>(data);
+    round_trip::<admin::SetSecret>(data);
+    round_trip::<admin::RotateSecret>(data);
+    round_trip::<admin::PlayIntegrityKeys>(data);
     // Queries as axum reads them.
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = serde_urlencoded::from_str::<admin::InstallationQuery>(text);

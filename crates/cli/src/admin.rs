@@ -813,7 +813,7 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
             };
             let (since, step) = (seconds("since", &since)?, seconds("step", &step)?);
             // The range ends at the end of the running period, so whole hours are read from
-            // the store's hourly sums.
+            // the store's hourly sums (the server reads a range over 48 hours only so).
             let now = medgate_service::clock::SystemClock.now().secs();
             let to = now.saturating_add(step.max(1) - now.rem_euclid(step.max(1)));
             let query = format!("?from={}&to={to}&step={step}", to.saturating_sub(since));

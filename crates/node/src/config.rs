@@ -553,6 +553,11 @@ impl Config {
                 "audit.checkpoint_interval must be at least 1s".into(),
             ));
         }
+        if self.audit.telemetry_retention < Duration::from_secs(3600) {
+            return Err(ConfigError::Invalid(
+                "audit.telemetry_retention must be at least 1h".into(),
+            ));
+        }
         if self.server.body_read_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "server.body_read_timeout must be greater than 0".into(),
@@ -601,6 +606,19 @@ mod tests {
         ] {
             assert!(location(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_telemetry_series_is_kept_at_least_an_hour() {
+        let retention = |toml: &str| {
+            Config::from_toml(toml, "t").map(|config| config.audit.telemetry_retention)
+        };
+        assert_eq!(retention("").unwrap(), Duration::from_secs(90 * 24 * 3600));
+        assert_eq!(
+            retention("[audit]\ntelemetry_retention = \"7d\"\n").unwrap(),
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        assert!(retention("[audit]\ntelemetry_retention = \"30m\"\n").is_err());
     }
 
     #[test]

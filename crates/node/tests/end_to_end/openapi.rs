@@ -196,6 +196,10 @@ async fn decisions_and_gateway_outcomes_reach_the_telemetry_series() {
         format!("?from={start}&to={start}"),
         format!("?from={start}&to={}&step=90", start + 600),
         format!("?from=0&to={}&step=60", 1441 * 60),
+        format!("?from=0&to={}&step=60", 1440 * 60 + 59),
+        // Over 48 hours, only whole hours.
+        format!("?from=0&to={}&step=1800", 49 * 3600),
+        format!("?from=60&to={}&step=3600", 72 * 3600 + 60),
     ] {
         stack
             .admin(
@@ -206,4 +210,12 @@ async fn decisions_and_gateway_outcomes_reach_the_telemetry_series() {
             .await
             .assert_status(StatusCode::BAD_REQUEST);
     }
+    stack
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/telemetry?from=0&to={}&step=3600", 72 * 3600),
+            serde_json::Value::Null,
+        )
+        .await
+        .assert_status(StatusCode::OK);
 }

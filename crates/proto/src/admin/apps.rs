@@ -174,8 +174,9 @@ pub struct CreateEnrolment {
     pub ttl_secs: Option<i64>,
 }
 
-/// A new enrolment code: shown once, the server keeps only its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A new enrolment code: shown once, the server keeps only its SHA-256. No `Debug`: the code
+/// admits a build.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolmentCreated {
     pub app_id: String,

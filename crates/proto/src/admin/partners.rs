@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::UnixTime;
 
-/// Where a partner's public keys come from: exactly one of the two.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Where a partner's public keys come from: exactly one of the two. No `Debug`: a JWKS URL's
+/// query may carry a token.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PartnerKeySource {
@@ -19,8 +20,8 @@ pub struct PartnerKeySource {
 }
 
 /// `POST /partners`. (The key source's two fields are repeated here rather than flattened: a
-/// flattened struct cannot refuse unknown fields.)
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// flattened struct cannot refuse unknown fields.) No `Debug`, as for [`PartnerKeySource`].
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatePartner {

@@ -63,7 +63,8 @@ pub struct TelemetryQuery {
     #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub to: Option<i64>,
     /// Seconds per period, a whole number of minutes; the range holds at most 1440 periods.
-    /// One hour unless said.
+    /// One hour unless said. A range over 48 hours is read in whole hours: `from`, `to` and
+    /// `step` multiples of 3600.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "openapi",

@@ -6,6 +6,8 @@ const DEFAULT_RANGE: i64 = 24 * 3600;
 const DEFAULT_STEP: i64 = 3600;
 const MAX_STEP: i64 = 30 * 24 * 3600;
 const MAX_PERIODS: i64 = 1440;
+/// The longest range read from the per-minute rows; longer ones are read in whole hours.
+const MAX_MINUTE_RANGE: i64 = 48 * 3600;
 
 /// Counts in `[from, to)` summed per `step`, each part from a fixed set.
 #[utoipa::path(get, path = "/telemetry", tag = "telemetry", params(admin::TelemetryQuery),
@@ -24,9 +26,18 @@ pub(super) async fn telemetry(
             "step is a whole number of minutes, 60 seconds to 30 days".into(),
         ));
     }
-    if from < 0 || from >= to || (to - from) / step > MAX_PERIODS {
+    if from < 0 || from >= to || to - from > MAX_PERIODS * step {
         return Err(ApiError::Malformed(
             "from must be before to, and the range hold at most 1440 steps".into(),
+        ));
+    }
+    // A long range is summed from the hourly rows, so that no read walks weeks of minutes
+    // (on SQLite, reads share the writer's thread).
+    let whole_hours = [from, to, step].iter().all(|secs| secs % 3600 == 0);
+    if to - from > MAX_MINUTE_RANGE && !whole_hours {
+        return Err(ApiError::Malformed(
+            "a range over 48 hours is read in whole hours: from, to and step multiples of 3600"
+                .into(),
         ));
     }
     let counts: Vec<admin::TelemetryCount> = state
