@@ -39,8 +39,8 @@ impl NewAuditEntry {
     }
 }
 
-/// A stored entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A stored entry. The admin API shows it as [`medgate_proto::admin::AuditEntry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: UnixTime,
@@ -49,9 +49,7 @@ pub struct AuditEntry {
     pub subject: String,
     /// The JSON text exactly as stored and hashed.
     pub detail: String,
-    #[serde(serialize_with = "hex")]
     pub prev_hash: [u8; 32],
-    #[serde(serialize_with = "hex")]
     pub hash: [u8; 32],
 }
 
@@ -69,10 +67,6 @@ impl AuditEntry {
             hash: medgate_proto::hex::encode(&self.hash),
         }
     }
-}
-
-fn hex<S: serde::Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&medgate_proto::hex::encode(bytes))
 }
 
 /// The hash an entry must carry.
