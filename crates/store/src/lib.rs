@@ -30,6 +30,7 @@ pub mod postgres;
 pub mod seal;
 pub mod sqlite;
 mod telemetry;
+pub use telemetry::reads_hours;
 
 /// The conformance suite every backend runs (feature `conformance`, for backend crates' tests).
 #[cfg(any(test, feature = "conformance"))]

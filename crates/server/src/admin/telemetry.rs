@@ -31,18 +31,15 @@ pub(super) async fn telemetry(
             "from must be before to, and the range hold at most 1440 steps".into(),
         ));
     }
+    let (from, to) = (UnixTime::from_secs(from), UnixTime::from_secs(to));
     // A long range is summed from the hourly rows, so that no read walks weeks of minutes
     // (on SQLite, reads share the writer's thread).
-    let whole_hours = [from, to, step].iter().all(|secs| secs % 3600 == 0);
-    if to - from > MAX_MINUTE_RANGE && !whole_hours {
+    if to.secs() - from.secs() > MAX_MINUTE_RANGE && !medgate_store::reads_hours(from, to, step) {
         return Err(ApiError::Malformed(
             "a range over 48 hours is read in whole hours: from, to and step multiples of 3600"
                 .into(),
         ));
     }
-    let counts: Vec<admin::TelemetryCount> = state
-        .store
-        .telemetry(UnixTime::from_secs(from), UnixTime::from_secs(to), step)
-        .await?;
+    let counts: Vec<admin::TelemetryCount> = state.store.telemetry(from, to, step).await?;
     Ok(json(StatusCode::OK, &counts))
 }

@@ -1,8 +1,8 @@
 //! The telemetry series.
 
 use super::*;
-use crate::telemetry::{hour_of, source};
-use crate::{TelemetryCount, TelemetrySeries, TelemetryStore};
+use crate::telemetry::{hour_of, read, source, stored};
+use crate::{TelemetryCount, TelemetryStore};
 
 const ADD_MINUTE: &str = "INSERT INTO telemetry (minute, series, outcome, reason, platform, count)
      VALUES ($1, $2, $3, $4, $5, $6)
@@ -25,7 +25,7 @@ impl TelemetryStore for PostgresStore {
         let minute = tx.prepare_cached(ADD_MINUTE).await.map_err(backend)?;
         let hour = tx.prepare_cached(ADD_HOUR).await.map_err(backend)?;
         for count in counts {
-            let added = i64::try_from(count.count).unwrap_or(i64::MAX);
+            let added = stored(count.count);
             for (statement, at) in [
                 (&minute, count.at.secs()),
                 (&hour, hour_of(count.at.secs())),
@@ -72,15 +72,14 @@ impl TelemetryStore for PostgresStore {
             .map_err(backend)?;
         rows.iter()
             .map(|row| {
-                let series: String = get(row, "series")?;
+                let (series, count) = read(&get::<String>(row, "series")?, get(row, "count")?)?;
                 Ok(TelemetryCount {
                     at: time(row, "at")?,
-                    series: TelemetrySeries::from_name(&series)
-                        .ok_or_else(|| StoreError::Corrupt("telemetry series".into()))?,
+                    series,
                     outcome: get(row, "outcome")?,
                     reason: get(row, "reason")?,
                     platform: get(row, "platform")?,
-                    count: u64::try_from(get::<i64>(row, "count")?).unwrap_or(0),
+                    count,
                 })
             })
             .collect()

@@ -1,8 +1,8 @@
 //! The telemetry series.
 
 use super::*;
-use crate::telemetry::{hour_of, source};
-use crate::{TelemetryCount, TelemetrySeries, TelemetryStore};
+use crate::telemetry::{hour_of, read, source, stored};
+use crate::{TelemetryCount, TelemetryStore};
 
 const ADD_MINUTE: &str = "INSERT INTO telemetry (minute, series, outcome, reason, platform, count)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -32,7 +32,7 @@ impl TelemetryStore for SqliteStore {
                                 count.outcome,
                                 count.reason,
                                 count.platform,
-                                i64::try_from(count.count).unwrap_or(i64::MAX),
+                                stored(count.count),
                             ])
                         })
                         .map_err(backend)?;
@@ -73,15 +73,15 @@ impl TelemetryStore for SqliteStore {
                 })
                 .map_err(backend)?;
             rows.map(|row| {
-                let (at, series, outcome, reason, platform, count) = row.map_err(backend)?;
+                let (at, series, outcome, reason, platform, sum) = row.map_err(backend)?;
+                let (series, count) = read(&series, sum)?;
                 Ok(TelemetryCount {
                     at,
-                    series: TelemetrySeries::from_name(&series)
-                        .ok_or_else(|| StoreError::Corrupt("telemetry series".into()))?,
+                    series,
                     outcome,
                     reason,
                     platform,
-                    count: u64::try_from(count).unwrap_or(0),
+                    count,
                 })
             })
             .collect()
