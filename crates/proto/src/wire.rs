@@ -74,6 +74,15 @@ pub mod names {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
     }
 
+    /// A console operator's name: 1–64 characters of `a–z 0–9 . _ -` (it becomes an audit
+    /// entry's actor, `operator:<name>`).
+    pub fn is_operator_name(text: &str) -> bool {
+        (1..=64).contains(&text.len())
+            && text.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+    }
+
     /// Lowercase hex SHA-256 (64 characters).
     pub fn is_sha256_hex(text: &str) -> bool {
         text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))

@@ -108,3 +108,9 @@ pub(crate) fn partner_key_columns(keys: &PartnerKeys) -> (Option<&str>, Option<&
         PartnerKeys::Jwks(jwks) => (None, Some(jwks)),
     }
 }
+
+/// An operator's role from its column.
+pub(crate) fn operator_role(text: &str) -> Result<crate::OperatorRole, StoreError> {
+    crate::OperatorRole::from_name(text)
+        .ok_or_else(|| StoreError::Corrupt("operator role: not a known role".into()))
+}

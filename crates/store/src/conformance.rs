@@ -14,10 +14,11 @@ use medgate_verify::UnixTime;
 use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
 
 use crate::{
-    App, AppleKeyRecord, AttestationRecord, Challenge, CredentialRecord, Enrolment, EnrolmentClaim,
-    GrantOutcome, GrantWrites, InstallationKeys, NewAuditEntry, PartnerKeys, PartnerRecord,
-    PinRecord, Release, RevocationTarget, SecretRecord, SigningKeyRecord, Store, StoreError,
-    TelemetryCount, TelemetrySeries, TrustKeyRecord, TrustMetadataRecord, verify_audit_chain,
+    App, AppleKeyRecord, AttestationRecord, Challenge, ConsoleSession, CredentialRecord, Enrolment,
+    EnrolmentClaim, GrantOutcome, GrantWrites, InstallationKeys, NewAuditEntry, OperatorRecord,
+    OperatorRole, PartnerKeys, PartnerRecord, PinRecord, Release, RevocationTarget, SecretRecord,
+    SigningKeyRecord, Store, StoreError, TelemetryCount, TelemetrySeries, TrustKeyRecord,
+    TrustMetadataRecord, verify_audit_chain,
 };
 
 #[macro_export]
@@ -39,7 +40,8 @@ macro_rules! store_conformance_tests {
             installation_keys_commit_with_their_grant,
             credentials_are_revoked_once_and_audited,
             partners_are_disabled_once_rotated_and_audited,
-            telemetry_adds_up_per_period_and_prunes);
+            telemetry_adds_up_per_period_and_prunes,
+            operators_and_their_sessions_end_together);
     };
     (@each $open:expr; $($name:ident),*) => {
         $(
@@ -1864,4 +1866,118 @@ pub async fn telemetry_adds_up_per_period_and_prunes(store: Arc<impl Store>) {
         4,
         "the last minute and the hour's three rows"
     );
+}
+
+pub async fn operators_and_their_sessions_end_together(store: Arc<impl Store>) {
+    // Audit entries this scenario added (the copy test runs it on a store with others).
+    let before = store.audit_entries(0, 1000).await.unwrap().len();
+    let entries = || async { store.audit_entries(0, 1000).await.unwrap().len() - before };
+    let operator = |name: &str, role| OperatorRecord {
+        name: name.into(),
+        role,
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1${name}"),
+        created_at: at(0),
+    };
+    let session = |id: &str, name: &str, expires: i64| ConsoleSession {
+        id_sha256: id.repeat(64),
+        operator: name.into(),
+        created_at: at(0),
+        expires_at: at(expires),
+    };
+    store
+        .create_operator(&operator("bob", OperatorRole::Viewer), &change())
+        .await
+        .unwrap();
+    store
+        .create_operator(&operator("alice", OperatorRole::Operator), &change())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_operator(&operator("alice", OperatorRole::Admin), &change())
+            .await,
+        Err(StoreError::Conflict("operator"))
+    ));
+    assert_eq!(
+        entries().await,
+        2,
+        "each operator with its entry, the refused one without"
+    );
+    let listed = store.operators().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|o| (o.name.as_str(), o.role))
+            .collect::<Vec<_>>(),
+        [
+            ("alice", OperatorRole::Operator),
+            ("bob", OperatorRole::Viewer)
+        ]
+    );
+    assert!(store.operator("carol").await.unwrap().is_none());
+    let alice = store.operator("alice").await.unwrap().unwrap();
+    assert!(alice == operator("alice", OperatorRole::Operator));
+
+    // Sessions: only for an operator that exists, found until they expire.
+    assert!(matches!(
+        store
+            .create_console_session(&session("c", "carol", 100), &change())
+            .await,
+        Err(StoreError::NotFound("operator"))
+    ));
+    for (id, name, expires) in [("a", "alice", 100), ("b", "alice", 10), ("d", "bob", 100)] {
+        store
+            .create_console_session(&session(id, name, expires), &change())
+            .await
+            .unwrap();
+    }
+    assert_eq!(entries().await, 5, "each sign-in with its entry");
+    let (found, who) = store
+        .console_session(&"a".repeat(64), at(50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, session("a", "alice", 100));
+    assert!(who == alice);
+    assert!(
+        store
+            .console_session(&"b".repeat(64), at(10))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired at its expiry"
+    );
+    assert!(
+        store
+            .console_session(&"e".repeat(64), at(0))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.purge_console_sessions(at(10)).await.unwrap(), 1);
+    // Signing out ends one session, twice is no error.
+    store.end_console_session(&"d".repeat(64)).await.unwrap();
+    store.end_console_session(&"d".repeat(64)).await.unwrap();
+    assert!(
+        store
+            .console_session(&"d".repeat(64), at(0))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Removing an operator ends their sessions with it.
+    store.remove_operator("alice", &change()).await.unwrap();
+    assert!(
+        store
+            .console_session(&"a".repeat(64), at(0))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store.remove_operator("alice", &change()).await,
+        Err(StoreError::NotFound("operator"))
+    ));
+    assert_eq!(entries().await, 6);
+    assert_eq!(store.operators().await.unwrap().len(), 1);
 }

@@ -1,6 +1,7 @@
 //! Moving a deployment between backends (`medgate store copy`): every table but the
-//! short-lived challenges, row for row, into an empty store, in one transaction on the target,
-//! with the audit chain verified on both sides and its head compared.
+//! short-lived challenges and console sessions, row for row, into an empty store, in one
+//! transaction on the target, with the audit chain verified on both sides and its head
+//! compared.
 //!
 //! The tables and their columns are listed here once, in an order that respects the foreign
 //! keys; the two backends share the column names and read and write each kind of value
@@ -299,6 +300,17 @@ pub const TABLES: &[Table] = &[
             ("count", Int),
         ],
     },
+    // Console sessions are not copied: operators sign in again on the new store.
+    Table {
+        name: "operators",
+        key: 1,
+        columns: &[
+            ("name", Text),
+            ("role", Text),
+            ("password_hash", Text),
+            ("created_at", Int),
+        ],
+    },
 ];
 
 /// Whole-table reads and writes, for [`copy`] only.
@@ -400,7 +412,9 @@ mod tests {
         conformance::partners_are_disabled_once_rotated_and_audited(Arc::clone(&shared)).await;
         conformance::installation_keys_commit_with_their_grant(Arc::clone(&shared)).await;
         conformance::the_trust_repository_publishes_each_version_once(Arc::clone(&shared)).await;
-        conformance::telemetry_adds_up_per_period_and_prunes(shared).await;
+        conformance::telemetry_adds_up_per_period_and_prunes(Arc::clone(&shared)).await;
+        // It leaves bob, a viewer.
+        conformance::operators_and_their_sessions_end_together(shared).await;
         // That scenario ends with nothing kept: one minute (and so its hour) to copy.
         use crate::TelemetryStore as _;
         store
@@ -507,7 +521,7 @@ mod tests {
 
     /// A migration that adds a column or a table must add it here too, or copies lose it.
     #[test]
-    fn the_table_list_is_the_whole_schema_but_challenges() {
+    fn the_table_list_is_the_whole_schema_but_challenges_and_console_sessions() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("data")).unwrap();
         let connection = rusqlite::Connection::open(store.path()).unwrap();
@@ -519,7 +533,7 @@ mod tests {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        tables.retain(|name| name != "challenges");
+        tables.retain(|name| name != "challenges" && name != "console_sessions");
         let mut listed: Vec<&str> = TABLES.iter().map(|table| table.name).collect();
         listed.sort_unstable();
         assert_eq!(tables, listed);

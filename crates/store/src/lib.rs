@@ -42,7 +42,8 @@ use medgate_proto::wire::{Decision, IntegrityLevel, Reason};
 use medgate_verify::UnixTime;
 
 pub use medgate_proto::admin::{
-    App, Enrolment, Installation, Pin as PinRecord, Release, TelemetryCount, TelemetrySeries,
+    App, Enrolment, Installation, OperatorRole, Pin as PinRecord, Release, TelemetryCount,
+    TelemetrySeries,
 };
 use medgate_verify::keys::KeySet;
 use serde::Serialize;
@@ -641,6 +642,62 @@ pub trait TelemetryStore: Send + Sync {
     async fn prune_telemetry(&self, before: UnixTime) -> Result<u64, StoreError>;
 }
 
+/// A console operator: a name, a role and the Argon2id hash of their password (PHC string).
+/// No `Debug`: the hash is a secret's stand-in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OperatorRecord {
+    pub name: String,
+    pub role: OperatorRole,
+    pub password_hash: String,
+    pub created_at: UnixTime,
+}
+
+/// A console session: the SHA-256 (hex) of the cookie's random value, never the value, so the
+/// table cannot be replayed as cookies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub id_sha256: String,
+    pub operator: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// Console operators and their sessions. Adding and removing an operator are admin changes,
+/// audited; a session's start is audited with it (the operator's name as actor); a session
+/// belongs to its operator, and removing the operator ends every one of its sessions in the
+/// same unit.
+#[async_trait]
+pub trait OperatorStore: Send + Sync {
+    /// `Conflict("operator")` if the name is taken.
+    async fn create_operator(
+        &self,
+        operator: &OperatorRecord,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    async fn operator(&self, name: &str) -> Result<Option<OperatorRecord>, StoreError>;
+    /// Every operator, by name.
+    async fn operators(&self) -> Result<Vec<OperatorRecord>, StoreError>;
+    /// Removes an operator and ends their sessions; `NotFound("operator")` if there is none.
+    async fn remove_operator(&self, name: &str, audit: &NewAuditEntry) -> Result<(), StoreError>;
+    /// Starts a session of an existing operator (`NotFound("operator")` otherwise), with the
+    /// sign-in's audit entry.
+    async fn create_console_session(
+        &self,
+        session: &ConsoleSession,
+        audit: &NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// The session and its operator, if the session exists and has not expired at `now`.
+    async fn console_session(
+        &self,
+        id_sha256: &str,
+        now: UnixTime,
+    ) -> Result<Option<(ConsoleSession, OperatorRecord)>, StoreError>;
+    /// Ends a session (signing out); ending one that is gone is not an error.
+    async fn end_console_session(&self, id_sha256: &str) -> Result<(), StoreError>;
+    /// Removes sessions expired at `now`; how many went.
+    async fn purge_console_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
+}
+
 /// Persistence for every part of medgate: one trait per aggregate, so a backend implements
 /// (and a reader finds) each part on its own. Callers hold an `Arc<dyn Store>`.
 ///
@@ -660,6 +717,7 @@ pub trait Store:
     + PartnerStore
     + TrustStore
     + TelemetryStore
+    + OperatorStore
     + copy::TableStore
     + 'static
 {

@@ -11,6 +11,7 @@ mod apps;
 mod credentials;
 mod installations;
 mod keys;
+mod operators;
 mod partners;
 mod secrets;
 mod telemetry;
@@ -20,6 +21,7 @@ pub use apps::*;
 pub use credentials::*;
 pub use installations::*;
 pub use keys::*;
+pub use operators::*;
 pub use partners::*;
 pub use secrets::*;
 pub use telemetry::*;
@@ -63,6 +65,10 @@ mod schema {
 
     pub(super) fn name() -> Schema {
         text(super::NAME_PATTERN, 64)
+    }
+
+    pub(super) fn operator_name() -> Schema {
+        text(super::OPERATOR_NAME_PATTERN, 64)
     }
 
     pub(super) fn secret_name() -> Schema {
@@ -111,6 +117,8 @@ pub const VERSION_PATTERN: &str = "^[A-Za-z0-9._+-]{1,64}$";
 pub const NAME_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]{1,64}$";
 /// A secret's name (`names::is_secret_name`).
 pub const SECRET_NAME_PATTERN: &str = "^[a-z0-9_-]{1,64}$";
+/// An operator's name (`names::is_operator_name`).
+pub const OPERATOR_NAME_PATTERN: &str = "^[a-z0-9._-]{1,64}$";
 /// A SHA-256 in hex, either case.
 pub const SHA256_HEX_PATTERN: &str = "^[0-9a-fA-F]{64}$";
 /// Canonical standard base64 of 1 to 8192 bytes (at least 4 characters): up to 2730 groups of
@@ -160,6 +168,7 @@ mod tests {
         agree(VERSION_PATTERN, names::is_version);
         agree(SCOPE_PATTERN, names::is_scope);
         agree(SECRET_NAME_PATTERN, names::is_secret_name);
+        agree(OPERATOR_NAME_PATTERN, names::is_operator_name);
         agree(SHA256_HEX_PATTERN, |text| {
             names::is_sha256_hex(&text.to_ascii_lowercase())
         });

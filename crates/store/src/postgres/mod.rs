@@ -39,6 +39,7 @@ mod audit_log;
 mod credentials;
 mod installations;
 mod keys;
+mod operators;
 mod partners;
 mod platforms;
 mod secrets;
@@ -59,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0006_partners.sql"),
     include_str!("../../migrations/postgres/0007_telemetry.sql"),
     include_str!("../../migrations/postgres/0008_telemetry_hours.sql"),
+    include_str!("../../migrations/postgres/0009_operators.sql"),
 ];
 
 /// Advisory lock keys (one 64-bit space per database).

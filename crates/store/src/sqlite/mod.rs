@@ -33,6 +33,7 @@ mod audit_log;
 mod credentials;
 mod installations;
 mod keys;
+mod operators;
 mod partners;
 mod platforms;
 mod secrets;
@@ -53,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0008_partners.sql"),
     include_str!("../../migrations/sqlite/0009_telemetry.sql"),
     include_str!("../../migrations/sqlite/0010_telemetry_hours.sql"),
+    include_str!("../../migrations/sqlite/0011_operators.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).
