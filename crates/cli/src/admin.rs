@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use crate::{Failure, load_config};
 
 mod credential;
+mod operator;
 mod partner;
 mod pins;
 mod secret;
@@ -105,6 +106,12 @@ enum AdminCommand {
     Partner {
         #[command(subcommand)]
         command: partner::PartnerCommand,
+    },
+    /// The people who sign in to the console (`/console` on the admin listener), and their
+    /// roles.
+    Operator {
+        #[command(subcommand)]
+        command: operator::OperatorCommand,
     },
     /// Attestation decisions and gateway outcomes counted per period (the telemetry series).
     Telemetry {
@@ -800,6 +807,7 @@ pub(crate) async fn run(config_path: Option<&Path>, args: AdminArgs) -> Result<(
             credential::run(&api, json, admin::CredentialKind::Follower, command).await?
         }
         AdminCommand::Partner { command } => partner::run(&api, json, command).await?,
+        AdminCommand::Operator { command } => operator::run(&api, json, command).await?,
         AdminCommand::Uploader { command } => {
             credential::run(&api, json, admin::CredentialKind::Uploader, command).await?
         }

@@ -28,12 +28,15 @@ use utoipa_axum::routes;
 use crate::ServerState;
 use crate::http_util::{ApiError, body, json, parse_json};
 
+pub(crate) use installations::revoke as revoke_installation;
+
 mod apps;
 mod credentials;
 mod enrolments;
 mod installations;
 mod keys;
 mod openapi;
+mod operators;
 mod partners;
 mod platforms;
 mod secrets;
@@ -51,6 +54,11 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
         .routes(routes!(apps::revoke_release))
         .routes(routes!(installations::list_installations))
         .routes(routes!(installations::revoke_installation))
+        .routes(routes!(
+            operators::create_operator,
+            operators::list_operators
+        ))
+        .routes(routes!(operators::remove_operator))
         .routes(routes!(keys::list_keys))
         .routes(routes!(keys::rotate_keys))
         .routes(routes!(keys::audit_entries))
@@ -153,8 +161,20 @@ struct Change {
     entry: NewAuditEntry,
 }
 
+/// A change made with the admin token (actor `admin`).
 fn change(
     state: &ServerState,
+    kind: &'static str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> Change {
+    change_by(state, "admin".into(), kind, subject, detail)
+}
+
+/// A change made by `actor` (`admin`, or `operator:<name>` from the console).
+fn change_by(
+    state: &ServerState,
+    actor: String,
     kind: &'static str,
     subject: &str,
     detail: serde_json::Value,
@@ -164,7 +184,7 @@ fn change(
         entry: NewAuditEntry {
             at: state.clock.now(),
             kind: kind.into(),
-            actor: "admin".into(),
+            actor,
             subject: subject.into(),
             detail,
         },

@@ -14,6 +14,7 @@
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (store reachable, revocation list within its maximum age) |
 //! | `/v1/admin/…` | the admin API (bearer admin token) |
+//! | `/console/…` | the console: pages for named operators (admin listener) |
 //!
 //! The server is built in-process from [`ServerParams`] and a [`Store`], so tests start it on
 //! a loopback port in milliseconds.
@@ -21,6 +22,7 @@
 mod admin;
 pub use admin::admin_token_hash;
 mod attest;
+mod console;
 mod dpop_resource;
 mod http_util;
 pub mod keyring;
@@ -147,6 +149,8 @@ pub(crate) struct ServerState {
     replays: ReplayCache,
     /// Partner backends' keys, fetched ones kept a while.
     partner_keys: partners::PartnerKeyCache,
+    /// The console's sign-in limits.
+    console: console::ConsoleState,
 }
 
 /// The control plane, ready to serve.
@@ -228,6 +232,7 @@ impl Server {
                 session_secret,
                 replays: ReplayCache::new(REPLAY_CAPACITY, REPLAY_SHARE),
                 partner_keys: partners::PartnerKeyCache::new(fetch_jwks),
+                console: console::ConsoleState::new(),
             }),
         })
     }
@@ -261,12 +266,14 @@ impl Server {
             .with_state(Arc::clone(&self.state))
     }
 
-    /// The admin plane, on its own (loopback) listener: the admin API and `/metrics`.
+    /// The admin plane, on its own (loopback) listener: the admin API, the console and
+    /// `/metrics`.
     pub fn admin_router(&self) -> Router {
         Router::new()
             .route("/metrics", get(http_util::metrics))
             .route("/healthz", get(http_util::healthz))
             .nest("/v1/admin", admin::router())
+            .nest("/console", console::router())
             .fallback(http_util::not_found)
             .with_state(Arc::clone(&self.state))
     }
@@ -304,6 +311,7 @@ impl Server {
     /// Forgets idle per-client rate-limit state.
     pub fn trim(&self) {
         self.state.client_limiter.retain_recent();
+        self.state.console.trim();
     }
 
     pub fn params(&self) -> &ServerParams {

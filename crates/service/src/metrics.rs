@@ -24,6 +24,7 @@ pub struct Metrics {
     admin_changes: Family<Label, Counter>,
     partner_tokens: Family<Label, Counter>,
     tunnel_dropped: Counter,
+    console_sign_ins: Family<Label, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -105,6 +106,12 @@ impl Metrics {
             "Partner backends' token requests, by outcome (issued, or the RFC 6749 error code)",
             partner_tokens.clone(),
         );
+        let console_sign_ins = Family::<Label, Counter>::default();
+        registry.register(
+            "console_sign_ins",
+            "Console sign-in attempts, by outcome (signed_in, refused)",
+            console_sign_ins.clone(),
+        );
         let tunnel_dropped = Counter::default();
         registry.register(
             "gateway_tunnel_dropped_packets",
@@ -125,6 +132,7 @@ impl Metrics {
             admin_changes,
             partner_tokens,
             tunnel_dropped,
+            console_sign_ins,
         }
     }
 
@@ -180,6 +188,13 @@ impl Metrics {
 
     pub fn partner_token(&self, outcome: &'static str) {
         self.partner_tokens
+            .get_or_create(&[("outcome", outcome)])
+            .inc();
+    }
+
+    pub fn console_sign_in(&self, signed_in: bool) {
+        let outcome = if signed_in { "signed_in" } else { "refused" };
+        self.console_sign_ins
             .get_or_create(&[("outcome", outcome)])
             .inc();
     }

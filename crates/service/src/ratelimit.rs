@@ -40,6 +40,17 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         }
     }
 
+    /// `burst` at once, then one more per `period` (a slow limit, such as sign-in attempts
+    /// per minute, that `per_second` cannot state).
+    pub fn per_period(burst: NonZeroU32, period: Duration) -> Self {
+        let limiter =
+            Quota::with_period(period).map(|quota| RateLimiter::keyed(quota.allow_burst(burst)));
+        KeyedLimiter {
+            limiter,
+            clock: DefaultClock::default(),
+        }
+    }
+
     /// `Err(wait)` when `key` is over its limit: how long until one more request conforms.
     pub fn check(&self, key: &K) -> Result<(), Duration> {
         match &self.limiter {

@@ -6,6 +6,8 @@
 mod admin;
 mod attest;
 mod common;
+mod console;
+mod console_browser;
 mod followers;
 mod forgeries;
 mod gateway;

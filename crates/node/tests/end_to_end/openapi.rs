@@ -65,7 +65,7 @@ async fn the_document_names_every_operation_the_node_serves_and_no_other() {
     }
     // The router is built from the documented handlers (utoipa-axum), so nothing is served
     // that the document does not name; the count changes with the API, on purpose.
-    assert_eq!(operations.len(), 37, "{operations:#?}");
+    assert_eq!(operations.len(), 40, "{operations:#?}");
     for refused in ["/apps/x/nothing", "/keys/x"] {
         let reply = stack
             .raw(
@@ -110,7 +110,7 @@ async fn schemathesis_finds_the_admin_api_as_its_document_says() {
         String::from_utf8_lossy(&output.stderr)
     );
     // It ran: every operation, and a summary with no failure.
-    assert!(stdout.contains("Tested: 37"), "{stdout}");
+    assert!(stdout.contains("Tested: 40"), "{stdout}");
     assert!(stdout.contains(" passed"), "{stdout}");
 }
 
@@ -119,43 +119,8 @@ async fn schemathesis_finds_the_admin_api_as_its_document_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_and_gateway_outcomes_reach_the_telemetry_series() {
     let stack = Stack::start().await;
-    // The workload's minute starts on a minute boundary, so it is one period.
-    stack.clock.advance(60 - stack.now().rem_euclid(60));
-    let start = stack.now();
-    let genuine = stack.client();
-    genuine.attest().await.unwrap();
-    for _ in 0..3 {
-        assert_eq!(genuine.get("/echo").await.unwrap().status, StatusCode::OK);
-    }
-    stack
-        .client_with_signals(&["hook"])
-        .attest()
-        .await
-        .unwrap_err();
-    stack.client_with_signals(&["root"]).attest().await.unwrap();
-    let anonymous = stack.gateway(Method::GET, "/echo", None, None).await;
-    anonymous.assert_status(StatusCode::UNAUTHORIZED);
-    // The minute is over: the writer (every few seconds) stores it.
-    stack.clock.advance(60);
-    let query = format!(
-        "/v1/admin/telemetry?from={start}&to={}&step=60",
-        start + 120
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let counts = loop {
-        let counts = stack
-            .admin(Method::GET, &query, serde_json::Value::Null)
-            .await
-            .json();
-        if counts.as_array().is_some_and(|rows| !rows.is_empty()) {
-            break counts;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the minute was not stored within 20 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let (start, _) = stack.mixed_minute().await;
+    let counts = stack.stored_minute(start).await;
     let rows: Vec<(String, String, String, String, u64)> = counts
         .as_array()
         .unwrap()

@@ -68,3 +68,11 @@ pub struct Operator {
     pub role: OperatorRole,
     pub created_at: UnixTime,
 }
+
+/// `DELETE /operators/{name}`: the operator and every session of theirs are gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OperatorRemoved {
+    pub name: String,
+    pub removed: bool,
+}

@@ -42,18 +42,7 @@ pub(super) async fn revoke_installation(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    // The store adds whether it was newly revoked (`newly_revoked`).
-    let change = change(
-        &state,
-        "admin.installation.revoke",
-        &id,
-        serde_json::json!({}),
-    );
-    let newly_revoked = state
-        .store
-        .revoke_installation(&id, state.clock.now(), &change.entry)
-        .await?;
-    change.committed(&state);
+    let newly_revoked = revoke(&state, "admin".into(), &id).await?;
     Ok(json(
         StatusCode::OK,
         &admin::InstallationRevoked {
@@ -62,4 +51,23 @@ pub(super) async fn revoke_installation(
             newly_revoked,
         },
     ))
+}
+
+/// Revokes an installation as `actor` (the admin API, or an operator in the console); whether
+/// it was not revoked before.
+pub(crate) async fn revoke(state: &ServerState, actor: String, id: &str) -> Result<bool, ApiError> {
+    // The store adds whether it was newly revoked (`newly_revoked`).
+    let change = change_by(
+        state,
+        actor,
+        "admin.installation.revoke",
+        id,
+        serde_json::json!({}),
+    );
+    let newly_revoked = state
+        .store
+        .revoke_installation(id, state.clock.now(), &change.entry)
+        .await?;
+    change.committed(state);
+    Ok(newly_revoked)
 }

@@ -389,6 +389,54 @@ impl Stack {
         .await
     }
 
+    /// A minute of genuine and hostile clients, from a minute's start (so it is one period of
+    /// the telemetry series): a genuine client attests and makes three requests, a hooked one
+    /// is rejected, a rooted one limited, and one request comes without a token. The clock then
+    /// moves past the minute. Returns the minute's start and the genuine client.
+    pub async fn mixed_minute(&self) -> (i64, MedgateClient) {
+        self.clock.advance(60 - self.now().rem_euclid(60));
+        let start = self.now();
+        let genuine = self.client();
+        genuine.attest().await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(genuine.get("/echo").await.unwrap().status, StatusCode::OK);
+        }
+        self.client_with_signals(&["hook"])
+            .attest()
+            .await
+            .unwrap_err();
+        self.client_with_signals(&["root"]).attest().await.unwrap();
+        self.gateway(Method::GET, "/echo", None, None)
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+        self.clock.advance(60);
+        (start, genuine)
+    }
+
+    /// The telemetry series per minute from `start` for two minutes, once the audit writer
+    /// (every few seconds) has stored the finished minute; at most 20 s.
+    pub async fn stored_minute(&self, start: i64) -> serde_json::Value {
+        let query = format!(
+            "/v1/admin/telemetry?from={start}&to={}&step=60",
+            start + 120
+        );
+        let started = std::time::Instant::now();
+        loop {
+            let counts = self
+                .admin(Method::GET, &query, serde_json::Value::Null)
+                .await
+                .json();
+            if counts.as_array().is_some_and(|rows| !rows.is_empty()) {
+                return counts;
+            }
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "the minute was not stored within 20 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits (real time, polling) until `check` holds, for at most `secs` seconds.
     pub async fn eventually<F, Fut>(&self, secs: u64, mut check: F) -> std::time::Duration
     where
