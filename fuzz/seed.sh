@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 vectors=${MEDGATE_VECTORS:-$here/../../shared/vectors}
 corpus=$here/corpus
-mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig,credential,socketio,partner,audit_export,admin_bodies}
+mkdir -p "$corpus"/{jws,access_token,dpop_proof,evidence,jwk,config,routes,path,forwarded,checkpoint,play_integrity,key_description,apple_attestation,apple_assertion,x509,runtime_text,revocation_list,platform_key,pins,tuf_metadata,jwe,managed_roots,httpsig,credential,socketio,partner,audit_export,admin_bodies,console_input}
 if [ -d "$vectors/standards" ]; then
   python3 - "$vectors" "$corpus" <<'PY'
 import json, sys, os, hashlib
@@ -219,4 +219,7 @@ printf '{"kind":"follower","name":"School nurse","scopes":["nightscout:read"],"e
 printf '{"name":"Clinic","jwks_url":"https://ehr.example/jwks","scopes":["system/Observation.rs"],"ip_allow":["192.0.2.0/24"],"require_dpop":true}' > "$corpus/admin_bodies/partner"
 printf '{"host":"**.example.org","spki_sha256":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}' > "$corpus/admin_bodies/pin"
 printf 'from=1800000000&to=1800086400&step=3600' > "$corpus/admin_bodies/telemetry"
+# console_input seeds: a cookie jar, an Origin, a Host and Sec-Fetch-Site, one per line.
+printf '__Host-medgate-session=%s; theme=dark\nhttp://127.0.0.1:9090\n127.0.0.1:9090\nsame-origin' "$(printf 'A%.0s' $(seq 43))" > "$corpus/console_input/browser"
+printf 'csrf=abc&name=alice&password=correct+horse%%20battery' > "$corpus/console_input/form"
 echo "seeded $(find "$corpus" -type f | wc -l) corpus files"

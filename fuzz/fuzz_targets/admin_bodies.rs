@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<admin::SetSecret>(data);
     round_trip::<admin::RotateSecret>(data);
     round_trip::<admin::PlayIntegrityKeys>(data);
+    round_trip::<admin::CreateOperator>(data);
     // Queries as axum reads them.
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = serde_urlencoded::from_str::<admin::InstallationQuery>(text);

@@ -23,6 +23,7 @@ mod admin;
 pub use admin::admin_token_hash;
 mod attest;
 mod console;
+pub use console::input as console_input;
 mod dpop_resource;
 mod http_util;
 pub mod keyring;

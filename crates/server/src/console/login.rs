@@ -22,9 +22,10 @@ use medgate_service::ratelimit::KeyedLimiter;
 use medgate_store::{ConsoleSession, NewAuditEntry};
 use subtle::ConstantTimeEq;
 
+use super::input::cookie;
 use super::{
-    ConsoleError, Form, SESSION_COOKIE, SESSION_SECS, SignedIn, cookie, layout, password,
-    random_value, see_other, set_cookie, sha256_hex,
+    ConsoleError, Form, SESSION_COOKIE, SESSION_SECS, SignedIn, layout, password, random_value,
+    see_other, set_cookie, sha256_hex,
 };
 use crate::ServerState;
 

@@ -18,6 +18,7 @@
 //!   a token. Text from the store is escaped by the templates (maud).
 
 mod chart;
+pub mod input;
 mod installations;
 mod layout;
 mod login;
@@ -258,7 +259,8 @@ impl SignedIn {
 impl SignedIn {
     /// The operator whose live session the request's cookie names, if any.
     async fn find(state: &ServerState, headers: &HeaderMap) -> Result<Option<Self>, ConsoleError> {
-        let Some(raw) = cookie(headers, SESSION_COOKIE).and_then(|value| session_value(&value))
+        let Some(raw) =
+            input::cookie(headers, SESSION_COOKIE).and_then(|value| input::session_value(&value))
         else {
             return Ok(None);
         };
@@ -289,11 +291,6 @@ impl FromRequestParts<Arc<ServerState>> for SignedIn {
     }
 }
 
-/// A session cookie's value: 32 bytes in base64url.
-fn session_value(text: &str) -> Option<[u8; 32]> {
-    medgate_proto::b64::decode_array(text).ok()
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     medgate_proto::hex::encode(digest::digest(&digest::SHA256, bytes).as_ref())
 }
@@ -302,18 +299,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn csrf_token(session: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, session);
     medgate_proto::b64::encode(hmac::sign(&key, b"medgate console csrf v1").as_ref())
-}
-
-/// A cookie's value from the request's `Cookie` headers.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|cookie| cookie.name() == name)
-        .map(|cookie| cookie.value().to_string())
 }
 
 /// A `Set-Cookie` for the console: secure, script-proof, never sent cross-site.
@@ -347,7 +332,7 @@ impl Form {
         headers: &HeaderMap,
         request: Body,
     ) -> Result<Form, ConsoleError> {
-        if method != Method::POST || !same_origin(headers) {
+        if method != Method::POST || !input::same_origin(headers) {
             return Err(ConsoleError::Forbidden(
                 "The form was not sent from this console.",
             ));
@@ -360,11 +345,7 @@ impl Form {
             return Err(ConsoleError::BadRequest("send the form as a form"));
         }
         let bytes = body(state, headers, request, MAX_FORM).await?;
-        Ok(Form(
-            form_urlencoded::parse(&bytes)
-                .map(|(name, value)| (name.into_owned(), value.into_owned()))
-                .collect(),
-        ))
+        Ok(Form(input::form_fields(&bytes)))
     }
 
     /// A field's first value.
@@ -376,58 +357,9 @@ impl Form {
     }
 }
 
-/// Whether a POST comes from a page of this console: a browser says where a request comes from
-/// (`Sec-Fetch-Site`, `Origin`); a request that says another site is refused. (A client that
-/// sends neither is not a browser, and still needs the cookie and the form's token.)
-fn same_origin(headers: &HeaderMap) -> bool {
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    if let Some(site) = header("sec-fetch-site")
-        && site != "same-origin"
-        && site != "none"
-    {
-        return false;
-    }
-    match (header("origin"), header("host")) {
-        (None, _) => true,
-        (Some(origin), Some(host)) => {
-            origin.split_once("://").is_some_and(|(scheme, authority)| {
-                (scheme == "http" || scheme == "https") && authority == host
-            })
-        }
-        (Some(_), None) => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_this_origin_may_post() {
-        let headers = |pairs: &[(&'static str, &'static str)]| {
-            let mut map = HeaderMap::new();
-            for (name, value) in pairs {
-                map.insert(*name, HeaderValue::from_static(value));
-            }
-            map
-        };
-        assert!(same_origin(&headers(&[("host", "127.0.0.1:9")])));
-        assert!(same_origin(&headers(&[
-            ("host", "127.0.0.1:9"),
-            ("origin", "http://127.0.0.1:9"),
-            ("sec-fetch-site", "same-origin"),
-        ])));
-        for refused in [
-            headers(&[("host", "127.0.0.1:9"), ("origin", "http://evil.example")]),
-            headers(&[("host", "127.0.0.1:9"), ("origin", "http://127.0.0.1:10")]),
-            headers(&[("host", "127.0.0.1:9"), ("origin", "null")]),
-            headers(&[("host", "127.0.0.1:9"), ("sec-fetch-site", "cross-site")]),
-            headers(&[("host", "127.0.0.1:9"), ("sec-fetch-site", "same-site")]),
-            headers(&[("origin", "http://127.0.0.1:9")]),
-        ] {
-            assert!(!same_origin(&refused), "{refused:?}");
-        }
-    }
 
     #[test]
     fn a_csrf_token_belongs_to_its_session() {
@@ -435,10 +367,13 @@ mod tests {
         assert_eq!(a, csrf_token(&[1; 32]));
         assert_ne!(a, csrf_token(&[2; 32]));
         assert_eq!(
-            session_value(&medgate_proto::b64::encode([7u8; 32])),
+            input::session_value(&medgate_proto::b64::encode([7u8; 32])),
             Some([7; 32])
         );
-        assert_eq!(session_value(&medgate_proto::b64::encode([7u8; 31])), None);
-        assert_eq!(session_value("not base64url!"), None);
+        assert_eq!(
+            input::session_value(&medgate_proto::b64::encode([7u8; 31])),
+            None
+        );
+        assert_eq!(input::session_value("not base64url!"), None);
     }
 }
