@@ -142,6 +142,18 @@ def main():
         check(page.get_by_role("button", name="Revoke installation").count() == 0, "revoked: no button any more")
         page.screenshot(path=f"{SHOTS}/revoked.png", full_page=True)
         step("screenshot revoked.png")
+
+        # The audit log holds the revocation, as the operator's; the chain verifies.
+        page.get_by_role("link", name="Audit").click()
+        page.wait_for_url(f"{BASE}/console/audit")
+        row = page.locator("table.audit tbody tr", has_text="admin.installation.revoke").first
+        expect(row).to_contain_text(f"operator:{credentials('MEDGATE_OPERATOR')[0]}")
+        expect(row).to_contain_text(REVOKE_ID)
+        page.screenshot(path=f"{SHOTS}/audit.png", full_page=True)
+        step("screenshot audit.png")
+        page.get_by_role("link", name="Verify the whole chain against it").click()
+        expect(page.get_by_role("status")).to_have_text("The chain verifies.")
+        step("the audit chain verifies against the signed checkpoint")
         context.close()
 
         # The viewer, on a phone: reads, cannot revoke.

@@ -324,6 +324,35 @@ async fn an_operator_signs_in_reads_the_overview_and_revokes_what_a_viewer_canno
         "no session value in the audit log"
     );
 
+    // The audit log in the console: alice's entries by filter, the signed checkpoint, the
+    // chain verified against it.
+    let log = text(&alice.get("/console/audit?actor=operator:alice").await);
+    assert!(
+        log.contains("<td>admin.installation.revoke</td><td>operator:alice</td>"),
+        "{log}"
+    );
+    assert!(
+        log.contains("<td>console.sign_in</td><td>operator:alice</td>"),
+        "{log}"
+    );
+    assert!(!log.contains("<td>operator:vic</td>"), "{log}");
+    assert!(log.contains("Latest signed checkpoint"), "{log}");
+    assert!(
+        !log.contains("None published yet."),
+        "the node signs one at start: {log}"
+    );
+    let only_sign_ins = text(&alice.get("/console/audit?kind=console.").await);
+    assert!(
+        only_sign_ins.contains("<td>operator:vic</td>"),
+        "{only_sign_ins}"
+    );
+    assert!(
+        !only_sign_ins.contains("admin.installation.revoke"),
+        "{only_sign_ins}"
+    );
+    let verified = text(&alice.get("/console/audit/verify").await);
+    assert!(verified.contains("The chain verifies."), "{verified}");
+
     // Signing out ends the session: the old cookie no longer works.
     let sign_out_csrf = hidden(&text(&alice.get("/console").await), "csrf");
     assert_redirect(

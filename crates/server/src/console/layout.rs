@@ -12,6 +12,7 @@ use super::SignedIn;
 pub(super) enum Section {
     Overview,
     Installations,
+    Audit,
 }
 
 /// htmx's settings: nothing evaluated, no script from a response, no inline style added (the
@@ -52,6 +53,7 @@ pub(super) fn page(
                         nav {
                             (link("/console", "Overview", Section::Overview))
                             (link("/console/installations", "Installations", Section::Installations))
+                            (link("/console/audit", "Audit", Section::Audit))
                         }
                         form.signout method="post" action="/console/logout" {
                             span.who { (signed_in.name) " · " (signed_in.role.as_str()) }

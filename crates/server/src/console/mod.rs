@@ -17,6 +17,7 @@
 //! - **What a page shows**: counts from the telemetry series, installations, never a secret or
 //!   a token. Text from the store is escaped by the templates (maud).
 
+mod audit;
 mod chart;
 pub mod input;
 mod installations;
@@ -63,6 +64,8 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
         .route("/installations", get(installations::list))
         .route("/installations/{id}", get(installations::detail))
         .route("/installations/{id}/revoke", post(installations::revoke))
+        .route("/audit", get(audit::page))
+        .route("/audit/verify", get(audit::verify))
         .route("/static/{file}", get(static_file))
         .fallback(|| async { ConsoleError::NotFound })
         .layer(axum::middleware::map_response(security_headers))
