@@ -154,6 +154,14 @@ def main():
         page.get_by_role("link", name="Verify the whole chain against it").click()
         expect(page.get_by_role("status")).to_have_text("The chain verifies.")
         step("the audit chain verifies against the signed checkpoint")
+
+        # Apps and releases: who is still on each release.
+        page.get_by_role("link", name="Apps").click()
+        page.wait_for_url(f"{BASE}/console/apps")
+        page.locator("main table a").first.click()
+        expect(page.locator("table.releases")).to_be_visible()
+        page.screenshot(path=f"{SHOTS}/apps.png", full_page=True)
+        step("screenshot apps.png")
         context.close()
 
         # The viewer, on a phone: reads, cannot revoke.

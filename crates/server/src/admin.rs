@@ -28,6 +28,7 @@ use utoipa_axum::routes;
 use crate::ServerState;
 use crate::http_util::{ApiError, body, json, parse_json};
 
+pub(crate) use apps::revoke as revoke_release;
 pub(crate) use installations::revoke as revoke_installation;
 
 mod apps;

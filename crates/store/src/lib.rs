@@ -263,6 +263,12 @@ pub trait InstallationStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Installation>, StoreError>;
+    /// How many of an app's installations are not revoked, by the version they last attested
+    /// with (what revoking a release would cut off), by version.
+    async fn active_installations_by_version(
+        &self,
+        app_id: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
     /// Creates or updates the installation with the outcome of an attestation (a refusal;
     /// a grant goes through [`Store::record_grant`]).
     async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError>;

@@ -427,3 +427,76 @@ async fn sign_in_attempts_are_limited_per_name() {
         .await
         .assert_status(StatusCode::CONFLICT);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_revokes_a_release_knowing_who_is_still_on_it() {
+    let stack = Stack::start().await;
+    add_operator(&stack, "alice", "operator", "correct horse battery").await;
+    add_operator(&stack, "vic", "viewer", "staple of the viewer").await;
+    let on_it = stack.client();
+    on_it.attest().await.unwrap();
+    assert_eq!(on_it.get("/echo").await.unwrap().status, StatusCode::OK);
+
+    let mut alice = Browser::new(&stack);
+    assert_redirect(
+        &alice.sign_in("alice", "correct horse battery").await,
+        "/console",
+    );
+    let apps = text(&alice.get("/console/apps").await);
+    assert!(
+        apps.contains(r#"<a href="/console/apps/org.example.cgm">"#),
+        "{apps}"
+    );
+    let app = text(&alice.get("/console/apps/org.example.cgm").await);
+    // Version 1.2.3: one build, one installation on it, not revoked.
+    assert!(
+        app.contains(r#"<td>1.2.3</td><td>1</td>"#) && app.contains(r#"<td class="n">1</td>"#),
+        "{app}"
+    );
+    assert!(app.contains("Revoke 1.2.3"), "{app}");
+    let csrf = hidden(&app, "csrf");
+    let revoke = "/console/apps/org.example.cgm/releases/1.2.3/revoke";
+
+    // A viewer sees the count but no button, and is refused with their own token.
+    let mut vic = Browser::new(&stack);
+    assert_redirect(
+        &vic.sign_in("vic", "staple of the viewer").await,
+        "/console",
+    );
+    let seen = text(&vic.get("/console/apps/org.example.cgm").await);
+    assert!(!seen.contains("Revoke 1.2.3"), "{seen}");
+    let vic_csrf = hidden(&seen, "csrf");
+    vic.post(revoke, &[("csrf", &vic_csrf)])
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    alice
+        .post(revoke, &[])
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    assert_eq!(on_it.get("/echo").await.unwrap().status, StatusCode::OK);
+
+    assert_redirect(
+        &alice.post(revoke, &[("csrf", &csrf)]).await,
+        "/console/apps/org.example.cgm",
+    );
+    let after = text(&alice.get("/console/apps/org.example.cgm").await);
+    assert!(!after.contains("Revoke 1.2.3"), "{after}");
+    stack
+        .eventually(5, || async {
+            on_it.get("/echo").await.unwrap().status == StatusCode::UNAUTHORIZED
+        })
+        .await;
+    // An unknown release is not found; the audit entry is alice's.
+    alice
+        .post(
+            "/console/apps/org.example.cgm/releases/9.9.9/revoke",
+            &[("csrf", &csrf)],
+        )
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    let log = text(&alice.get("/console/audit?kind=admin.release.revoke").await);
+    assert!(
+        log.contains("<td>admin.release.revoke</td><td>operator:alice</td>"),
+        "{log}"
+    );
+}

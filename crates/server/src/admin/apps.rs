@@ -148,18 +148,7 @@ pub(super) async fn revoke_release(
     State(state): State<Arc<ServerState>>,
     Path((app_id, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    // The store adds how many releases it revoked (`revoked`).
-    let change = change(
-        &state,
-        "admin.release.revoke",
-        &app_id,
-        serde_json::json!({"version": version}),
-    );
-    let revoked = state
-        .store
-        .revoke_release(&app_id, &version, state.clock.now(), &change.entry)
-        .await?;
-    change.committed(&state);
+    let revoked = revoke(&state, "admin".into(), &app_id, &version).await?;
     Ok(json(
         StatusCode::OK,
         &admin::ReleaseRevoked {
@@ -168,4 +157,28 @@ pub(super) async fn revoke_release(
             revoked: revoked as u64,
         },
     ))
+}
+
+/// Revokes every build of a release as `actor` (the admin API, or an operator in the
+/// console); how many builds were revoked.
+pub(crate) async fn revoke(
+    state: &ServerState,
+    actor: String,
+    app_id: &str,
+    version: &str,
+) -> Result<usize, ApiError> {
+    // The store adds how many releases it revoked (`revoked`).
+    let change = change_by(
+        state,
+        actor,
+        "admin.release.revoke",
+        app_id,
+        serde_json::json!({"version": version}),
+    );
+    let revoked = state
+        .store
+        .revoke_release(app_id, version, state.clock.now(), &change.entry)
+        .await?;
+    change.committed(state);
+    Ok(revoked)
 }

@@ -12,6 +12,7 @@ use super::SignedIn;
 pub(super) enum Section {
     Overview,
     Installations,
+    Apps,
     Audit,
 }
 
@@ -53,6 +54,7 @@ pub(super) fn page(
                         nav {
                             (link("/console", "Overview", Section::Overview))
                             (link("/console/installations", "Installations", Section::Installations))
+                            (link("/console/apps", "Apps", Section::Apps))
                             (link("/console/audit", "Audit", Section::Audit))
                         }
                         form.signout method="post" action="/console/logout" {

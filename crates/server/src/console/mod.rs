@@ -17,6 +17,7 @@
 //! - **What a page shows**: counts from the telemetry series, installations, never a secret or
 //!   a token. Text from the store is escaped by the templates (maud).
 
+mod apps;
 mod audit;
 mod chart;
 pub mod input;
@@ -64,6 +65,12 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
         .route("/installations", get(installations::list))
         .route("/installations/{id}", get(installations::detail))
         .route("/installations/{id}/revoke", post(installations::revoke))
+        .route("/apps", get(apps::list))
+        .route("/apps/{app_id}", get(apps::detail))
+        .route(
+            "/apps/{app_id}/releases/{version}/revoke",
+            post(apps::revoke_release),
+        )
         .route("/audit", get(audit::page))
         .route("/audit/verify", get(audit::verify))
         .route("/static/{file}", get(static_file))

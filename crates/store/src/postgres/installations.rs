@@ -42,6 +42,28 @@ impl InstallationStore for PostgresStore {
             .collect()
     }
 
+    async fn active_installations_by_version(
+        &self,
+        app_id: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.client()
+            .await?
+            .query(
+                "SELECT app_version, COUNT(*) AS count FROM installations
+                 WHERE app_id = $1 AND revoked_at IS NULL
+                 GROUP BY app_version ORDER BY app_version COLLATE \"C\"",
+                &[&app_id],
+            )
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| {
+                let count: i64 = get(row, "count")?;
+                Ok((get(row, "app_version")?, u64::try_from(count).unwrap_or(0)))
+            })
+            .collect()
+    }
+
     async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError> {
         upsert_installation(&self.client().await?, record).await
     }

@@ -44,6 +44,32 @@ impl InstallationStore for SqliteStore {
             .await?;
         rows.into_iter().map(decode_installation).collect()
     }
+    async fn active_installations_by_version(
+        &self,
+        app_id: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let app_id = app_id.to_string();
+        self.run(move |conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT app_version, COUNT(*) FROM installations
+                     WHERE app_id = ?1 AND revoked_at IS NULL
+                     GROUP BY app_version ORDER BY app_version",
+                )
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(params![app_id], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (version, count) = row.map_err(backend)?;
+                Ok((version, u64::try_from(count).unwrap_or(0)))
+            })
+            .collect()
+        })
+        .await
+    }
     async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError> {
         let record = record.clone();
         self.run(move |conn| upsert_installation(conn, &record))
