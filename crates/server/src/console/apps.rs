@@ -7,8 +7,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use http::Method;
 use http::header::HeaderMap;
-use http::{Method, StatusCode};
 use maud::html;
 use medgate_proto::wire::names;
 use medgate_service::clock::rfc3339;
@@ -152,9 +152,5 @@ pub(super) async fn revoke_release(
         return Err(ConsoleError::NotFound);
     }
     crate::admin::revoke_release(&state, signed_in.actor(), &app_id, &version).await?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(http::header::LOCATION, app_link(&app_id))],
-    )
-        .into_response())
+    Ok(super::see_other(&app_link(&app_id)))
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use http::Method;
 use http::header::HeaderMap;
-use http::{Method, StatusCode};
 use maud::{Markup, html};
 use medgate_proto::admin::Installation;
 use medgate_proto::wire::names;
@@ -198,9 +198,5 @@ pub(super) async fn revoke(
     let form = Form::read(&state, &method, &headers, request).await?;
     signed_in.may_change(&form)?;
     crate::admin::revoke_installation(&state, signed_in.actor(), &id).await?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(http::header::LOCATION, detail_link(&id))],
-    )
-        .into_response())
+    Ok(super::see_other(&detail_link(&id)))
 }

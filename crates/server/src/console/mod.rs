@@ -217,9 +217,12 @@ impl IntoResponse for ConsoleError {
     }
 }
 
-/// A redirect after a form (303: the browser follows with GET).
-fn see_other(location: &'static str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+/// A redirect after a form (303: the browser follows with GET) to a console path.
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+        Err(_) => ConsoleError::Internal.into_response(),
+    }
 }
 
 /// A signed-in operator, from the session cookie; handlers that need one take it.
