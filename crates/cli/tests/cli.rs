@@ -1050,6 +1050,100 @@ fn admin_secrets_are_read_from_a_file_or_the_environment_and_never_printed() {
 }
 
 #[test]
+fn operators_are_added_listed_and_removed_from_the_command_line_without_echoing_a_password() {
+    const PASSWORD: &str = "correct horse battery staple";
+    let dir = tempfile::tempdir().unwrap();
+    let config = loopback_config(dir.path(), "");
+    let (server, url) = serve(&config);
+    let admin = |args: &[&str]| run(&mut admin_command(&config, &url, args));
+    let added = run(admin_command(
+        &config,
+        &url,
+        &[
+            "operator",
+            "add",
+            "alice",
+            "--role",
+            "operator",
+            "--password-env",
+            "PW",
+        ],
+    )
+    .env("PW", PASSWORD));
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(
+        stdout(&added).contains("operator alice added as operator"),
+        "{}",
+        stdout(&added)
+    );
+    let file = dir.path().join("bob.pass");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let from_file = admin(&[
+        "operator",
+        "add",
+        "bob",
+        "--role",
+        "viewer",
+        "--password-file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(from_file.status.success(), "{}", stderr(&from_file));
+    // No terminal to ask on, and no file or variable: a usage error, nothing added.
+    let unasked = admin(&["operator", "add", "carol", "--role", "viewer"]);
+    assert_eq!(unasked.status.code(), Some(2), "{}", stderr(&unasked));
+    // A password on the command line is not an option; a short one is refused.
+    assert_eq!(
+        admin(&["operator", "add", "carol", "--role", "viewer", PASSWORD])
+            .status
+            .code(),
+        Some(2)
+    );
+    let short = run(admin_command(
+        &config,
+        &url,
+        &[
+            "operator",
+            "add",
+            "carol",
+            "--role",
+            "viewer",
+            "--password-env",
+            "PW",
+        ],
+    )
+    .env("PW", "short"));
+    assert_eq!(short.status.code(), Some(2), "{}", stderr(&short));
+    let listed = admin(&["operator", "list"]);
+    let table = stdout(&listed);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("alice") && l.contains("operator")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("bob") && l.contains("viewer")),
+        "{table}"
+    );
+    assert!(!table.contains("carol"), "{table}");
+    let removed = admin(&["operator", "remove", "bob"]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    let again = admin(&["operator", "remove", "bob"]);
+    assert_eq!(again.status.code(), Some(1));
+    stop(server);
+    for output in [added, from_file, listed, removed, again] {
+        for text in [stdout(&output), stderr(&output)] {
+            assert!(
+                !text.contains(PASSWORD) && !text.contains("argon2"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_trust_repository_is_initialised_offline_and_published_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let config = loopback_config(dir.path(), "");
