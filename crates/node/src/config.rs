@@ -41,6 +41,42 @@ pub struct Config {
     pub audit: AuditConfig,
     pub store: StoreConfig,
     pub redis: RedisConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// Alerts to the security team's webhook (`[alerts]`): threat spikes, a new kind of threat, a
+/// revoked release still in use, an audit chain that does not verify; signed as Standard
+/// Webhooks with a shared secret. No URL: no alerts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Where alerts are POSTed: https, or plain http only to this machine.
+    pub url: Option<String>,
+    /// The file holding the shared secret: `whsec_` and the base64 of 24 to 64 random bytes.
+    pub secret_file: Option<PathBuf>,
+    /// How often the rules are evaluated (and undelivered alerts retried).
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub interval: Duration,
+    /// A minute with at least this many attestations refused or limited for a threat…
+    pub spike_threshold: u64,
+    /// …and at least this many times the hour before's average per minute is a spike.
+    pub spike_factor: u64,
+    /// How often the whole audit chain is verified (it is read from the start each time).
+    #[serde(deserialize_with = "medgate_service::duration::deserialize")]
+    pub chain_check_interval: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            url: None,
+            secret_file: None,
+            interval: Duration::from_secs(60),
+            spike_threshold: 10,
+            spike_factor: 3,
+            chain_check_interval: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Short-lived state shared by several gateways (`[redis]`): proof replay keys, cluster-wide
@@ -171,6 +207,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             store: StoreConfig::default(),
             redis: RedisConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -557,6 +594,26 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "audit.telemetry_retention must be at least 1h".into(),
             ));
+        }
+        if let Some(url) = &self.alerts.url {
+            medgate_server::check_outbound_url(url).map_err(|_| {
+                ConfigError::Invalid(
+                    "alerts.url is an https URL (plain http only to 127.0.0.1, [::1] or localhost), without user information, of at most 512 characters".into(),
+                )
+            })?;
+            if self.alerts.secret_file.is_none() {
+                return Err(ConfigError::Invalid(
+                    "alerts.url needs alerts.secret_file: alerts are signed".into(),
+                ));
+            }
+            if self.alerts.interval < Duration::from_secs(1)
+                || self.alerts.chain_check_interval < Duration::from_secs(1)
+                || self.alerts.spike_threshold == 0
+            {
+                return Err(ConfigError::Invalid(
+                    "alerts.interval and alerts.chain_check_interval are at least 1s, alerts.spike_threshold at least 1".into(),
+                ));
+            }
         }
         if self.server.body_read_timeout.is_zero() {
             return Err(ConfigError::Invalid(

@@ -7,19 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use medgate_server::{JwksFetch, check_jwks_url};
 use medgate_verify::partner::MAX_JWKS_LEN;
 
 /// The fetcher the node gives the server.
 pub fn fetcher() -> JwksFetch {
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let client: crate::outbound::OutboundClient<Empty<Bytes>> = crate::outbound::client();
     Arc::new(move |url: String| {
         let client = client.clone();
         Box::pin(async move {

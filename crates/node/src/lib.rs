@@ -4,10 +4,12 @@
 //! [`Node::start`] takes a [`Config`] value and returns once both listeners are bound, so
 //! tests and `medgate demo` run a whole node on loopback ports chosen by the OS.
 
+pub mod alerts;
 pub mod checkpoint;
 pub mod config;
 mod jwks_fetch;
 pub mod nightscout;
+mod outbound;
 pub mod revocation;
 pub mod sample_upstream;
 mod sealed_meta;
@@ -634,6 +636,20 @@ impl Node {
             config.audit.checkpoint_interval,
             shutdown_rx.clone(),
         )));
+        if let Some(alerts) =
+            alerts::Alerts::from_config(&config.alerts).map_err(ConfigError::Invalid)?
+        {
+            tasks.push(tokio::spawn(alerts::keep_alerting(
+                alerts,
+                alerts::AlertContext {
+                    store: Arc::clone(&store),
+                    server: server.clone(),
+                    clock: Arc::clone(&clock),
+                    metrics: Arc::clone(&metrics),
+                },
+                shutdown_rx.clone(),
+            )));
+        }
         let changed = Arc::new(Notify::new());
         let shared_for_upkeep = shared.clone();
         if let Some(shared) = shared {

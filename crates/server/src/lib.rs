@@ -28,7 +28,7 @@ mod dpop_resource;
 mod http_util;
 pub mod keyring;
 mod partners;
-pub use partners::{JwksFetch, check_jwks_url};
+pub use partners::{JwksFetch, OutboundUrlRefused, check_jwks_url, check_outbound_url};
 mod platforms;
 pub mod provenance;
 pub mod revocation;
@@ -277,6 +277,11 @@ impl Server {
             .nest("/console", console::router())
             .fallback(http_util::not_found)
             .with_state(Arc::clone(&self.state))
+    }
+
+    /// The latest signed checkpoint published, if any.
+    pub fn checkpoint(&self) -> Option<String> {
+        self.state.checkpoint.read().clone()
     }
 
     /// Publishes a signed checkpoint of the audit chain's head at `/v1/audit/checkpoint`.

@@ -81,7 +81,20 @@ pub(crate) fn token_endpoint(state: &ServerState) -> String {
 /// A JWKS URL must be https, or plain http to this machine (a partner's JWKS served beside the
 /// node); no user information.
 pub fn check_jwks_url(text: &str) -> Result<Uri, &'static str> {
-    const WHY: &str = "jwks_url is an https URL (plain http only to 127.0.0.1, [::1] or localhost), without user information, of at most 512 characters";
+    check_outbound_url(text).map_err(|_| {
+        "jwks_url is an https URL (plain http only to 127.0.0.1, [::1] or localhost), without user information, of at most 512 characters"
+    })
+}
+
+/// Why an outbound URL is refused: it is not https (nor http to this machine), has user
+/// information, or is too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboundUrlRefused;
+
+/// A URL the node sends to (a JWKS it fetches, the alerts webhook): https, or plain http only
+/// to this machine; no user information; at most 512 characters.
+pub fn check_outbound_url(text: &str) -> Result<Uri, OutboundUrlRefused> {
+    const WHY: OutboundUrlRefused = OutboundUrlRefused;
     if text.len() > 512 {
         return Err(WHY);
     }

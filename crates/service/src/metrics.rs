@@ -25,6 +25,7 @@ pub struct Metrics {
     partner_tokens: Family<Label, Counter>,
     tunnel_dropped: Counter,
     console_sign_ins: Family<Label, Counter>,
+    alerts: Family<[(&'static str, &'static str); 2], Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -112,6 +113,12 @@ impl Metrics {
             "Console sign-in attempts, by outcome (signed_in, refused)",
             console_sign_ins.clone(),
         );
+        let alerts = Family::<[(&'static str, &'static str); 2], Counter>::default();
+        registry.register(
+            "alerts",
+            "Alerts sent to the webhook, by kind and outcome (delivered, failed)",
+            alerts.clone(),
+        );
         let tunnel_dropped = Counter::default();
         registry.register(
             "gateway_tunnel_dropped_packets",
@@ -133,6 +140,7 @@ impl Metrics {
             partner_tokens,
             tunnel_dropped,
             console_sign_ins,
+            alerts,
         }
     }
 
@@ -196,6 +204,13 @@ impl Metrics {
         let outcome = if signed_in { "signed_in" } else { "refused" };
         self.console_sign_ins
             .get_or_create(&[("outcome", outcome)])
+            .inc();
+    }
+
+    pub fn alert(&self, kind: &'static str, delivered: bool) {
+        let outcome = if delivered { "delivered" } else { "failed" };
+        self.alerts
+            .get_or_create(&[("kind", kind), ("outcome", outcome)])
             .inc();
     }
 

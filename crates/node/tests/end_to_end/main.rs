@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod alerts;
 mod attest;
 mod common;
 mod console;
