@@ -1,8 +1,8 @@
 //! `medgate report postmarket`: what a manufacturer reports after release, built from the
 //! store and the audit log, offline (SQLite's WAL lets it run beside a serving node).
 //! Writes `report.html` (one static page, see [`html`]) and `metrics.json` (the same figures)
-//! into a directory. The audit chain must verify first: a report is evidence only if the log
-//! behind it is.
+//! into a directory, and with `--pdf` `report.pdf`, printed by a headless Chromium. The audit
+//! chain must verify first: a report is evidence only if the log behind it is.
 
 use std::path::{Path, PathBuf};
 
@@ -42,7 +42,73 @@ pub(crate) enum ReportCommand {
         /// as `sbom.cdx.json` and summarised in it.
         #[arg(long, value_name = "FILE")]
         sbom: Option<PathBuf>,
+        /// Also print the report to `report.pdf` with a headless Chromium.
+        #[arg(long)]
+        pdf: bool,
+        /// The browser that prints it (default: `chromium`, `chromium-browser` or
+        /// `google-chrome` on the PATH).
+        #[arg(long, value_name = "PATH", env = "MEDGATE_CHROMIUM")]
+        chromium: Option<PathBuf>,
     },
+}
+
+/// How long the browser may take to print.
+const PDF_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The browser to print with: the one named, else the first known one on the PATH.
+fn browser(named: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    if let Some(path) = named {
+        return Ok(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .flat_map(|dir| {
+            ["chromium", "chromium-browser", "google-chrome"].map(|name| dir.join(name))
+        })
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            Failure::Usage(anyhow!(
+                "--pdf needs a Chromium: none on the PATH (apt-get install chromium), or name one with --chromium"
+            ))
+        })
+}
+
+/// Prints `html` (the report's own static page: no script, nothing fetched) to `pdf` with a
+/// headless Chromium in a throwaway profile. Its sandbox is off because Chromium refuses it to
+/// root, which is who runs it on many servers; the page it renders is medgate's own.
+async fn print_pdf(chromium: &Path, html: &Path, pdf: &Path) -> Result<(), Failure> {
+    let profile = tempfile::tempdir().map_err(anyhow::Error::from)?;
+    let page = url::Url::from_file_path(html)
+        .map_err(|()| Failure::Usage(anyhow!("{} is not an absolute path", html.display())))?;
+    let run = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(page.as_str())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(PDF_DEADLINE, run)
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "{} did not print the report within a minute",
+                chromium.display()
+            )
+        })?
+        .map_err(|e| Failure::Usage(anyhow!("cannot run {}: {e}", chromium.display())))?;
+    let printed = std::fs::read(pdf).unwrap_or_default();
+    if !status.success() || !printed.starts_with(b"%PDF-") {
+        return Err(anyhow!("{} did not print the report to PDF", chromium.display()).into());
+    }
+    Ok(())
 }
 
 /// The largest SBOM read.
@@ -74,7 +140,11 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
         checkpoint,
         checkpoint_key,
         sbom,
+        pdf,
+        chromium,
     } = command;
+    // Before any work: a PDF asked for needs a browser.
+    let chromium = pdf.then(|| browser(chromium)).transpose()?;
     let sbom = sbom
         .map(|path| sbom_components(&path).map(|components| (path, components)))
         .transpose()?;
@@ -152,6 +222,10 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
             .map_err(|e| Failure::Usage(anyhow!("cannot copy {}: {e}", path.display())))?;
     }
     write("report.html", html::page(&report, &provenance))?;
+    if let Some(chromium) = &chromium {
+        let out = std::path::absolute(&out).map_err(anyhow::Error::from)?;
+        print_pdf(chromium, &out.join("report.html"), &out.join("report.pdf")).await?;
+    }
     let metrics = serde_json::json!({
         "report": report,
         "audit": {

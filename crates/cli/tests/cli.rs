@@ -673,6 +673,47 @@ fn the_postmarket_report_is_built_from_a_verified_chain_only() {
     assert!(html.contains("CycloneDX 1.5, 2 components"));
     assert_eq!(metrics["sbom"]["components"], 2);
     assert!(out.join("sbom.cdx.json").exists());
+    // Printed to PDF by Debian's Chromium (scripts/test installs it; CI must have it).
+    let chromium = std::env::var("MEDGATE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if Path::new(&chromium).exists() {
+        let printed = dir.path().join("printed");
+        let pdf = run(medgate()
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "report",
+                "postmarket",
+                "--pdf",
+                "--chromium",
+                &chromium,
+                "--out",
+            ])
+            .arg(&printed));
+        assert!(pdf.status.success(), "{}", stderr(&pdf));
+        let bytes = std::fs::read(printed.join("report.pdf")).unwrap();
+        assert!(
+            bytes.starts_with(b"%PDF-") && bytes.len() > 1000,
+            "{} bytes",
+            bytes.len()
+        );
+    } else {
+        assert!(
+            std::env::var_os("MEDGATE_CI").is_none(),
+            "{chromium} is missing in CI: scripts/test installs Debian's chromium"
+        );
+        eprintln!("skipped: the PDF (no Chromium at {chromium}; apt-get install chromium)");
+    }
+    // A PDF asked of a browser that is not there: a usage error, before any work.
+    let no_browser = run(medgate().arg("--config").arg(&config).args([
+        "report",
+        "postmarket",
+        "--pdf",
+        "--chromium",
+        "/nonexistent/chromium",
+        "--out",
+        dir.path().join("unprinted").to_str().unwrap(),
+    ]));
+    assert_eq!(no_browser.status.code(), Some(2), "{}", stderr(&no_browser));
     // Pinned to another checkpoint key: refused.
     let other = run(medgate().arg("--config").arg(&config).args([
         "report",
