@@ -1173,6 +1173,9 @@ fn operators_are_added_listed_and_removed_from_the_command_line_without_echoing_
     assert!(removed.status.success(), "{}", stderr(&removed));
     let again = admin(&["operator", "remove", "bob"]);
     assert_eq!(again.status.code(), Some(1));
+    // A name that is none is not sent as a path.
+    let traversal = admin(&["operator", "remove", "../apps/x"]);
+    assert_eq!(traversal.status.code(), Some(2), "{}", stderr(&traversal));
     stop(server);
     for output in [added, from_file, listed, removed, again] {
         for text in [stdout(&output), stderr(&output)] {

@@ -263,8 +263,9 @@ pub trait InstallationStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Installation>, StoreError>;
-    /// How many of an app's installations are not revoked, by the version they last attested
-    /// with (what revoking a release would cut off), by version.
+    /// How many of an app's installations are in use on each version: not revoked, and
+    /// granted at their last attestation, with that version (what revoking a release cuts
+    /// off; an installation refused since, for a revoked release say, is not counted).
     async fn active_installations_by_version(
         &self,
         app_id: &str,

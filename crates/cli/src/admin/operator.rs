@@ -142,6 +142,11 @@ pub(super) async fn run(
             })
         }
         OperatorCommand::Remove { name } => {
+            if !medgate_proto::wire::names::is_operator_name(&name) {
+                return Err(Failure::Usage(anyhow!(
+                    "an operator's name is 1-64 characters of a-z 0-9 . _ -"
+                )));
+            }
             let removed: admin::OperatorRemoved = api
                 .call(Method::DELETE, &format!("/operators/{name}"))
                 .await?;

@@ -268,10 +268,10 @@ impl Sender<'_> {
             "data": alert.data,
         }))
         .map_err(|_| "the alert could not be written")?;
-        let mut id = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
-            .map_err(|_| "no randomness for the message id")?;
-        let id = format!("msg_{}", medgate_proto::hex::encode(&id));
+        // The same id each time an alert is tried, so a receiver that took one whose answer
+        // was lost drops the retry as a duplicate.
+        let digest = ring::digest::digest(&ring::digest::SHA256, alert.key.as_bytes());
+        let id = format!("msg_{}", medgate_proto::hex::encode(&digest.as_ref()[..16]));
         let signature = webhook::sign(&self.alerts.secret, &id, now.secs(), &body);
         let request = http::Request::post(self.alerts.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")

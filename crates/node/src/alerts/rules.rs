@@ -6,8 +6,8 @@
 //!   man-in-the-middle), and at least `factor` times the hour before's average per minute.
 //! - `threat.new_kind`: a threat (reason and platform) seen now and not in the history read
 //!   before it.
-//! - `release.revoked_in_use`: a revoked release that installations, not revoked, still last
-//!   attested with (once a day while it lasts).
+//! - `release.revoked_in_use`: a revoked release that installations are still in use on (not
+//!   revoked, granted at their last attestation with it; once a day while it lasts).
 //! - `audit.chain_broken`: an entry that does not verify; `audit.checkpoint_missing`: the
 //!   chain no longer holds the latest signed checkpoint's entry (cut off or rewritten).
 
@@ -55,7 +55,7 @@ pub fn spikes(
     baseline_minutes: u64,
     rule: SpikeRule,
 ) -> Vec<Alert> {
-    let usual: u64 = threats(baseline).map(|count| count.count).sum();
+    let usual = threats(baseline).fold(0u64, |sum, count| sum.saturating_add(count.count));
     let per_minute = usual / baseline_minutes.max(1);
     let mut minutes: BTreeMap<i64, Vec<&TelemetryCount>> = BTreeMap::new();
     for count in threats(window) {
@@ -64,7 +64,9 @@ pub fn spikes(
     minutes
         .into_iter()
         .filter_map(|(minute, counts)| {
-            let total: u64 = counts.iter().map(|count| count.count).sum();
+            let total = counts
+                .iter()
+                .fold(0u64, |sum, count| sum.saturating_add(count.count));
             (total >= rule.threshold && total >= rule.factor.saturating_mul(per_minute)).then(
                 || Alert {
                     kind: "threat.spike",
@@ -105,7 +107,8 @@ pub fn new_kinds(window: &[TelemetryCount], history: &[TelemetryCount]) -> Vec<A
         .into_iter()
         .map(|((reason, platform), (minute, count))| Alert {
             kind: "threat.new_kind",
-            key: format!("threat.new_kind:{reason}:{platform}"),
+            // With its first minute: a kind that comes back after a quiet week is new again.
+            key: format!("threat.new_kind:{reason}:{platform}:{minute}"),
             data: json!({
                 "reason": reason,
                 "platform": platform,
@@ -222,7 +225,7 @@ mod tests {
         let history = [count(0, "reject", "hook_detected", "ios", 7)];
         let alerts = new_kinds(&window, &history);
         assert_eq!(alerts.len(), 1, "{alerts:?}");
-        assert_eq!(alerts[0].key, "threat.new_kind:hook_detected:sdk");
+        assert_eq!(alerts[0].key, "threat.new_kind:hook_detected:sdk:120");
         assert_eq!(alerts[0].data["first_minute"], 120);
         assert_eq!(alerts[0].data["count"], 3);
     }

@@ -261,6 +261,25 @@ async fn an_operator_signs_in_reads_the_overview_and_revokes_what_a_viewer_canno
         .post_from(&revoke, &[("csrf", &csrf)], "https://evil.example")
         .await
         .assert_status(StatusCode::FORBIDDEN);
+    // A browser that says the form came from another site (Sec-Fetch-Site) is refused too.
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    headers.insert(
+        HeaderName::from_static("sec-fetch-site"),
+        HeaderValue::from_static("cross-site"),
+    );
+    alice
+        .send(
+            Method::POST,
+            &revoke,
+            headers,
+            Bytes::from(format!("csrf={csrf}")),
+        )
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
     // A viewer's own session and token do not let them revoke either.
     let mut vic = Browser::new(&stack);
     assert_redirect(
@@ -324,6 +343,21 @@ async fn an_operator_signs_in_reads_the_overview_and_revokes_what_a_viewer_canno
         "no session value in the audit log"
     );
 
+    // Text an admin gave (a follower credential's name) is shown as text, never as markup.
+    stack
+        .admin(
+            Method::POST,
+            "/v1/admin/apps/org.example.cgm/credentials",
+            serde_json::json!({"kind": "follower", "name": "<script>alert(1)</script>", "scopes": ["entries:read"]}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+    let escaped = text(&alice.get("/console/audit?kind=admin.credential").await);
+    assert!(
+        escaped.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{escaped}"
+    );
+    assert!(!escaped.contains("<script>alert"), "{escaped}");
     // The audit log in the console: alice's entries by filter, the signed checkpoint, the
     // chain verified against it.
     let log = text(&alice.get("/console/audit?actor=operator:alice").await);

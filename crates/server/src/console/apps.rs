@@ -131,7 +131,7 @@ pub(super) async fn detail(
                     }
                 }
             }
-            p.quiet { "Revoking a release refuses every installation on it at the gateway within seconds and at its next attestation; the count is of installations not revoked that last attested with that version." }
+            p.quiet { "Revoking a release refuses every installation on it at the gateway within seconds and at its next attestation; the count is of installations in use on it: not revoked, and granted at their last attestation, with that version." }
         }
     };
     Ok(layout::page(&app.id, &signed_in, Section::Apps, content).into_response())

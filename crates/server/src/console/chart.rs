@@ -55,7 +55,7 @@ pub(super) fn stacked_bars(title: &str, starts: &[i64], step: i64, stacks: &[Sta
             stacks
                 .iter()
                 .map(|stack| stack.values.get(i).copied().unwrap_or(0))
-                .sum()
+                .fold(0u64, u64::saturating_add)
         })
         .collect();
     let ceiling = nice_ceiling(totals.iter().copied().max().unwrap_or(0));
@@ -128,7 +128,7 @@ pub(super) fn stacked_bars(title: &str, starts: &[i64], step: i64, stacks: &[Sta
                         svg.swatch viewBox="0 0 10 10" aria-hidden="true" {
                             rect class=(stack.class) width="10" height="10" {}
                         }
-                        (stack.label) " " (stack.values.iter().sum::<u64>())
+                        (stack.label) " " (stack.values.iter().copied().fold(0u64, u64::saturating_add))
                     }
                 }
             }

@@ -18,6 +18,7 @@ use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 use medgate_proto::admin::OPERATOR_PASSWORD_CHARS;
 use medgate_proto::wire::names;
+use medgate_service::client_ip::client_key;
 use medgate_service::ratelimit::KeyedLimiter;
 use medgate_store::{ConsoleSession, NewAuditEntry};
 use subtle::ConstantTimeEq;
@@ -47,6 +48,9 @@ pub(super) struct Limits {
     by_name: KeyedLimiter<String>,
     /// A hash of a password nobody knows, checked when the name is unknown.
     decoy: OnceLock<Option<String>>,
+    /// Argon2id checks running at once, at most one per core: each takes 19 MiB and tens of
+    /// milliseconds, and many addresses must not add up to gigabytes.
+    checks: tokio::sync::Semaphore,
 }
 
 impl Limits {
@@ -55,6 +59,9 @@ impl Limits {
             by_address: KeyedLimiter::per_period(ADDRESS_BURST, ADDRESS_PERIOD),
             by_name: KeyedLimiter::per_period(NAME_BURST, NAME_PERIOD),
             decoy: OnceLock::new(),
+            checks: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            ),
         }
     }
 
@@ -118,7 +125,8 @@ pub(super) async fn sign_in(
     let name = form.get("name").unwrap_or_default();
     let given = form.get("password").unwrap_or_default();
     let limits = &state.console.login;
-    let client = state.params.trusted_proxies.client(peer.ip(), &headers);
+    // An IPv6 client by its /64, as the API's limits count it.
+    let client = client_key(state.params.trusted_proxies.client(peer.ip(), &headers));
     limits
         .by_address
         .check(&client)
@@ -136,14 +144,21 @@ pub(super) async fn sign_in(
     } else {
         None
     };
-    // The same work whether or not the name exists.
-    let stored = match &operator {
-        Some(operator) => Some(operator.password_hash.clone()),
-        None => limits.decoy(),
-    };
+    // The same work whether or not the name exists, a core's worth at a time.
+    let stored = operator
+        .as_ref()
+        .map(|operator| operator.password_hash.clone());
     let given = given.to_string();
+    let _permit = limits
+        .checks
+        .acquire()
+        .await
+        .map_err(|_| ConsoleError::Internal)?;
+    let checking = Arc::clone(&state);
     let matched = tokio::task::spawn_blocking(move || {
-        stored.is_some_and(|stored| password::matches(&given, &stored))
+        stored
+            .or_else(|| checking.console.login.decoy())
+            .is_some_and(|stored| password::matches(&given, &stored))
     })
     .await
     .map_err(|_| ConsoleError::Internal)?;

@@ -78,15 +78,18 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
         .layer(axum::middleware::map_response(security_headers))
 }
 
-/// State the console keeps in memory: sign-in attempt limits.
+/// State the console keeps in memory: sign-in attempt limits, the last chain check.
 pub(crate) struct ConsoleState {
     login: login::Limits,
+    /// The last whole-chain check: one at a time, its answer reused for a minute.
+    chain: audit::LastCheck,
 }
 
 impl ConsoleState {
     pub(crate) fn new() -> Self {
         ConsoleState {
             login: login::Limits::new(),
+            chain: audit::LastCheck::default(),
         }
     }
 

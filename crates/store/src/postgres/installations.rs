@@ -50,7 +50,7 @@ impl InstallationStore for PostgresStore {
             .await?
             .query(
                 "SELECT app_version, COUNT(*) AS count FROM installations
-                 WHERE app_id = $1 AND revoked_at IS NULL
+                 WHERE app_id = $1 AND revoked_at IS NULL AND last_decision <> 'reject'
                  GROUP BY app_version ORDER BY app_version COLLATE \"C\"",
                 &[&app_id],
             )

@@ -75,12 +75,10 @@ impl OperatorStore for PostgresStore {
             .execute("DELETE FROM operators WHERE name = $1", &[&name])
             .await
             .map_err(backend)?;
+        // Their sessions go with them (ON DELETE CASCADE).
         if removed == 0 {
             return Err(StoreError::NotFound("operator"));
         }
-        tx.execute("DELETE FROM console_sessions WHERE operator = $1", &[&name])
-            .await
-            .map_err(backend)?;
         commit_change(tx, audit, None).await
     }
 
@@ -91,7 +89,9 @@ impl OperatorStore for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        // A session whose operator is removed meanwhile is never found: reads join operators.
+        // The foreign key holds the operator's row until this commits: a removal at the same
+        // time either waits and takes this session with it, or comes first and leaves nothing
+        // to insert.
         let inserted = tx
             .execute(
                 "INSERT INTO console_sessions (id_sha256, operator, created_at, expires_at)

@@ -53,7 +53,7 @@ impl InstallationStore for SqliteStore {
             let mut statement = conn
                 .prepare_cached(
                     "SELECT app_version, COUNT(*) FROM installations
-                     WHERE app_id = ?1 AND revoked_at IS NULL
+                     WHERE app_id = ?1 AND revoked_at IS NULL AND last_decision <> 'reject'
                      GROUP BY app_version ORDER BY app_version",
                 )
                 .map_err(backend)?;

@@ -88,14 +88,10 @@ impl OperatorStore for SqliteStore {
             let removed = tx
                 .cached_execute("DELETE FROM operators WHERE name = ?1", params![name])
                 .map_err(backend)?;
+            // Their sessions go with them (ON DELETE CASCADE).
             if removed == 0 {
                 return Err(StoreError::NotFound("operator"));
             }
-            tx.cached_execute(
-                "DELETE FROM console_sessions WHERE operator = ?1",
-                params![name],
-            )
-            .map_err(backend)?;
             Ok(((), None))
         })
         .await
@@ -108,7 +104,7 @@ impl OperatorStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let s = session.clone();
         self.change(audit, move |tx| {
-            // Only an operator that exists (and is not being removed in this batch) gets one.
+            // Only an operator that exists gets one (the foreign key says so too).
             let inserted = tx
                 .cached_execute(
                     "INSERT INTO console_sessions (id_sha256, operator, created_at, expires_at)
