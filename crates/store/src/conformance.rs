@@ -348,8 +348,16 @@ pub async fn installations_record_and_revoke(store: Arc<impl Store>) {
         .await
         .unwrap();
 
-    // In use: by the version each was last granted on; inst-2, refused at its last
-    // attestation, is not; nor is a revoked one (below).
+    // In use: inst-1 (last seen at 5), not inst-2, refused at its last attestation; nor a
+    // revoked one (below).
+    for (since, in_use) in [(0, 1), (5, 1), (6, 0)] {
+        assert_eq!(
+            store.installations_in_use_since(at(since)).await.unwrap(),
+            in_use,
+            "since {since}"
+        );
+    }
+    // By the version each was last granted on.
     assert_eq!(
         store
             .active_installations_by_version("org.example.cgm")
@@ -425,6 +433,7 @@ pub async fn installations_record_and_revoke(store: Arc<impl Store>) {
             .unwrap()
             .is_empty()
     );
+    assert_eq!(store.installations_in_use_since(at(0)).await.unwrap(), 0);
     assert!(
         store
             .active_installations_by_version("org.example.other")

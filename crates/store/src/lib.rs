@@ -270,6 +270,9 @@ pub trait InstallationStore: Send + Sync {
         &self,
         app_id: &str,
     ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// How many installations are in use (not revoked, granted at their last attestation)
+    /// and were last seen at `since` or later.
+    async fn installations_in_use_since(&self, since: UnixTime) -> Result<u64, StoreError>;
     /// Creates or updates the installation with the outcome of an attestation (a refusal;
     /// a grant goes through [`Store::record_grant`]).
     async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError>;

@@ -231,6 +231,11 @@ async fn an_operator_signs_in_reads_the_overview_and_revokes_what_a_viewer_canno
         "{page}"
     );
     assert!(page.contains("alice · operator"), "{page}");
+    // The genuine and the rooted (limited) client are in use; the hooked one was refused.
+    assert!(
+        page.contains("<strong>2</strong> installations in use"),
+        "{page}"
+    );
     alice
         .get("/console?range=2y")
         .await

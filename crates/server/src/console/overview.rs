@@ -54,6 +54,10 @@ pub(super) async fn page(
         .store
         .telemetry(UnixTime::from_secs(from), UnixTime::from_secs(to), step)
         .await?;
+    let in_use = state
+        .store
+        .installations_in_use_since(UnixTime::from_secs(from))
+        .await?;
     let starts: Vec<i64> = (0..periods).map(|i| from + step * i as i64).collect();
     let per_period = |series: TelemetrySeries, keep: &dyn Fn(&TelemetryCount) -> bool| {
         let mut values = vec![0u64; periods];
@@ -128,6 +132,9 @@ pub(super) async fn page(
                 a href=(format!("/console?range={name}"))
                     aria-current=[(name == range).then_some("page")] { (name) }
             }
+        }
+        p.stat {
+            strong { (in_use) } " installations in use, seen in this range (not revoked, granted at their last attestation)"
         }
         div.charts {
             (attestations)

@@ -64,6 +64,21 @@ impl InstallationStore for PostgresStore {
             .collect()
     }
 
+    async fn installations_in_use_since(&self, since: UnixTime) -> Result<u64, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT COUNT(*) AS count FROM installations
+                 WHERE revoked_at IS NULL AND last_decision <> 'reject' AND last_seen >= $1",
+                &[&since.secs()],
+            )
+            .await
+            .map_err(backend)?;
+        let count: i64 = get(&row, "count")?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError> {
         upsert_installation(&self.client().await?, record).await
     }

@@ -70,6 +70,20 @@ impl InstallationStore for SqliteStore {
         })
         .await
     }
+    async fn installations_in_use_since(&self, since: UnixTime) -> Result<u64, StoreError> {
+        self.run(move |conn| {
+            conn.cached_row(
+                "SELECT COUNT(*) FROM installations
+                 WHERE revoked_at IS NULL AND last_decision <> 'reject' AND last_seen >= ?1",
+                params![since.secs()],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|count| u64::try_from(count).unwrap_or(0))
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn record_attestation(&self, record: &AttestationRecord) -> Result<(), StoreError> {
         let record = record.clone();
         self.run(move |conn| upsert_installation(conn, &record))
