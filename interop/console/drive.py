@@ -162,6 +162,13 @@ def main():
         expect(page.locator("table.releases")).to_be_visible()
         page.screenshot(path=f"{SHOTS}/apps.png", full_page=True)
         step("screenshot apps.png")
+
+        # Keys, pins and secrets: names and versions only.
+        page.get_by_role("link", name="Keys").click()
+        page.wait_for_url(f"{BASE}/console/keys")
+        expect(page.get_by_role("heading", name="Token-signing keys")).to_be_visible()
+        page.screenshot(path=f"{SHOTS}/keys.png", full_page=True)
+        step("screenshot keys.png")
         context.close()
 
         # The viewer, on a phone: reads, cannot revoke.

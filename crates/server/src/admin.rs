@@ -29,7 +29,12 @@ use crate::ServerState;
 use crate::http_util::{ApiError, body, json, parse_json};
 
 pub(crate) use apps::revoke as revoke_release;
+pub(crate) use credentials::app_credentials;
 pub(crate) use installations::revoke as revoke_installation;
+pub(crate) use keys::signing_keys;
+pub(crate) use partners::partners;
+pub(crate) use secrets::app_secrets;
+pub(crate) use trust::trust_status;
 
 mod apps;
 mod credentials;

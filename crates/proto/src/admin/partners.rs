@@ -75,6 +75,15 @@ pub enum PartnerState {
     Disabled,
 }
 
+impl PartnerState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PartnerState::Active => "active",
+            PartnerState::Disabled => "disabled",
+        }
+    }
+}
+
 /// A partner as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -138,15 +138,25 @@ pub(super) async fn list_credentials(
     if !names::is_app_id(&app_id) {
         return Err(ApiError::NotFound("app"));
     }
+    Ok(json(
+        StatusCode::OK,
+        &app_credentials(&state, &app_id).await?,
+    ))
+}
+
+/// An app's credentials as listed (the admin API, the console): never a secret.
+pub(crate) async fn app_credentials(
+    state: &ServerState,
+    app_id: &str,
+) -> Result<Vec<admin::Credential>, ApiError> {
     let now = state.clock.now();
-    let credentials = state
+    state
         .store
-        .credentials(Some(&app_id))
+        .credentials(Some(app_id))
         .await?
         .iter()
         .map(|credential| listed(credential, now))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(json(StatusCode::OK, &credentials))
+        .collect()
 }
 
 /// Revoke a credential: gateways refuse it at their next refresh.

@@ -12,9 +12,14 @@ pub(super) async fn list_keys(
     _: Admin,
     State(state): State<Arc<ServerState>>,
 ) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::OK, &signing_keys(&state)))
+}
+
+/// The token-signing keys as listed (the admin API, the console): never the key itself.
+pub(crate) fn signing_keys(state: &ServerState) -> Vec<admin::SigningKey> {
     let now = state.clock.now();
     let retention = state.params.key_retention_secs();
-    let keys: Vec<admin::SigningKey> = state
+    state
         .keys
         .read()
         .records()
@@ -26,8 +31,7 @@ pub(super) async fn list_keys(
             active: record.retired_at.is_none(),
             published: record.is_published(now, retention),
         })
-        .collect();
-    Ok(json(StatusCode::OK, &keys))
+        .collect()
 }
 
 /// Sign new tokens with a new key; the old one stays published until its tokens expire.

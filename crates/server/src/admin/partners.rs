@@ -166,8 +166,12 @@ pub(super) async fn list_partners(
     _: Admin,
     State(state): State<Arc<ServerState>>,
 ) -> Result<Response, ApiError> {
-    let partners: Vec<admin::Partner> = state.store.partners().await?.iter().map(listed).collect();
-    Ok(json(StatusCode::OK, &partners))
+    Ok(json(StatusCode::OK, &partners(&state).await?))
+}
+
+/// Partner backends as listed (the admin API, the console): their key sources, never a key.
+pub(crate) async fn partners(state: &ServerState) -> Result<Vec<admin::Partner>, ApiError> {
+    Ok(state.store.partners().await?.iter().map(listed).collect())
 }
 
 /// Disable a partner: it gets no more tokens, and gateways refuse its tokens.

@@ -209,9 +209,17 @@ pub(super) async fn list_secrets(
         .get_app(&app_id)
         .await?
         .ok_or(ApiError::NotFound("app"))?;
-    let secrets: Vec<admin::Secret> = state
+    Ok(json(StatusCode::OK, &app_secrets(&state, &app).await?))
+}
+
+/// An app's secrets as listed (the admin API, the console): never a value.
+pub(crate) async fn app_secrets(
+    state: &ServerState,
+    app: &admin::App,
+) -> Result<Vec<admin::Secret>, ApiError> {
+    let secrets = state
         .store
-        .secrets(Some(&app_id))
+        .secrets(Some(&app.id))
         .await?
         .into_iter()
         .map(|secret| {
@@ -237,5 +245,5 @@ pub(super) async fn list_secrets(
             }
         })
         .collect();
-    Ok(json(StatusCode::OK, &secrets))
+    Ok(secrets)
 }

@@ -213,6 +213,11 @@ pub(super) async fn status(
     _: Admin,
     State(state): State<Arc<ServerState>>,
 ) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::OK, &trust_status(&state).await?))
+}
+
+/// Each TUF role's latest version and expiry, and the managed roots' hosts.
+pub(crate) async fn trust_status(state: &ServerState) -> Result<admin::TrustStatus, ApiError> {
     let role = |name: &'static str| {
         let store = &state.store;
         async move {
@@ -233,5 +238,5 @@ pub(super) async fn status(
         targets: role("targets").await?,
         managed_roots: managed.map(|(_, hosts)| admin::ManagedRootsStatus { hosts }),
     };
-    Ok(json(StatusCode::OK, &status))
+    Ok(status)
 }

@@ -13,6 +13,7 @@ pub(super) enum Section {
     Overview,
     Installations,
     Apps,
+    Keys,
     Audit,
 }
 
@@ -55,6 +56,7 @@ pub(super) fn page(
                             (link("/console", "Overview", Section::Overview))
                             (link("/console/installations", "Installations", Section::Installations))
                             (link("/console/apps", "Apps", Section::Apps))
+                            (link("/console/keys", "Keys", Section::Keys))
                             (link("/console/audit", "Audit", Section::Audit))
                         }
                         form.signout method="post" action="/console/logout" {

@@ -22,6 +22,7 @@ mod audit;
 mod chart;
 pub mod input;
 mod installations;
+mod keys;
 mod layout;
 mod login;
 mod overview;
@@ -71,6 +72,7 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
             "/apps/{app_id}/releases/{version}/revoke",
             post(apps::revoke_release),
         )
+        .route("/keys", get(keys::page))
         .route("/audit", get(audit::page))
         .route("/audit/verify", get(audit::verify))
         .route("/static/{file}", get(static_file))
