@@ -539,4 +539,44 @@ async fn an_operator_revokes_a_release_knowing_who_is_still_on_it() {
         log.contains("<td>admin.release.revoke</td><td>operator:alice</td>"),
         "{log}"
     );
+
+    // Keys, pins and secrets: names, versions and states, never a value.
+    let value = "the-upstream-api-key-0123456789";
+    stack
+        .admin(
+            Method::POST,
+            "/v1/admin/apps/org.example.cgm/secrets",
+            serde_json::json!({"name": "nightscout", "value": base64::engine::general_purpose::STANDARD.encode(value)}),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+    let created = stack
+        .admin(
+            Method::POST,
+            "/v1/admin/apps/org.example.cgm/credentials",
+            serde_json::json!({"kind": "follower", "name": "School nurse", "scopes": ["entries:read"]}),
+        )
+        .await
+        .json();
+    let follower_secret = created["secret"].as_str().unwrap().to_string();
+    let kid = stack
+        .admin(Method::GET, "/v1/admin/keys", serde_json::Value::Null)
+        .await
+        .json()[0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let keys = text(&vic.get("/console/keys").await);
+    for shown in [
+        kid.as_str(),
+        r#"<td>nightscout</td><td class="n">1</td>"#,
+        "School nurse",
+        "not published",
+    ] {
+        assert!(keys.contains(shown), "{shown}: {keys}");
+    }
+    assert!(
+        !keys.contains(value) && !keys.contains(&follower_secret),
+        "{keys}"
+    );
 }

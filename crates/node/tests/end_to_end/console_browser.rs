@@ -74,6 +74,9 @@ async fn chromium_signs_in_reads_the_charts_and_revokes_an_installation() {
         "overview.png",
         "installations.png",
         "revoked.png",
+        "audit.png",
+        "apps.png",
+        "keys.png",
         "overview-phone.png",
     ] {
         let bytes = std::fs::read(shots.join(shot)).unwrap();
