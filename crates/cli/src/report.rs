@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use clap::Subcommand;
 
+use medgate_service::postmarket;
+
 use crate::audit::{checkpoint_head, moment, node_checkpoints, open_store_of};
 use crate::{Failure, load_config};
 
 mod html;
-mod model;
 
 #[derive(Subcommand)]
 pub(crate) enum ReportCommand {
@@ -159,23 +160,16 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
         .map(|path| checkpoint_head(&path, checkpoint_key.as_deref()))
         .transpose()?;
     let store = open_store_of(&config).await?;
-    // One pass: the chain is checked entry by entry as the figures are counted, so the report
-    // says nothing the verified chain does not (a node may append meanwhile; the head says
-    // where the report stopped).
-    let mut builder = model::Builder::new(from, to);
-    let chain = medgate_store::audit_chain_report_visiting(
-        &*store,
-        checkpoint.as_ref().map(|c| c.hash()),
-        |entry| builder.add(entry),
-    )
-    .await?
-    .map_err(|broken| {
-        Failure::Refused(anyhow!(
-            "the audit log does not verify (entry {}: {}): no report is built on it",
-            broken.seq,
-            broken.problem
-        ))
-    })?;
+    let (report, chain) =
+        postmarket::gather(&*store, from, to, checkpoint.as_ref().map(|c| c.hash()))
+            .await?
+            .map_err(|broken| {
+                Failure::Refused(anyhow!(
+                    "the audit log does not verify (entry {}: {}): no report is built on it",
+                    broken.seq,
+                    broken.problem
+                ))
+            })?;
     if let Some(signed) = &checkpoint
         && !chain.contains_expected
     {
@@ -192,25 +186,6 @@ pub(crate) async fn run(config: Option<&Path>, command: ReportCommand) -> Result
         generated_at: now,
         sbom_components: sbom.as_ref().map(|(_, components)| *components),
     };
-    let mut releases = Vec::new();
-    for app in store.list_apps().await? {
-        releases.extend(store.list_releases(&app.id).await?);
-    }
-    let mut installations = Vec::new();
-    loop {
-        let after = installations
-            .last()
-            .map(|i: &medgate_store::Installation| i.id.clone());
-        let page = store
-            .list_installations(None, after.as_deref(), 1000)
-            .await?;
-        let full = page.len() == 1000;
-        installations.extend(page);
-        if !full {
-            break;
-        }
-    }
-    let report = builder.finish(&releases, &installations);
     std::fs::create_dir_all(&out)
         .map_err(|e| Failure::Usage(anyhow!("cannot create {}: {e}", out.display())))?;
     let write = |name: &str, text: String| {

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod duration;
 pub mod listen;
 pub mod metrics;
+pub mod postmarket;
 pub mod problem;
 pub mod ratelimit;
 pub mod replay;

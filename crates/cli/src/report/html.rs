@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Outcomes, Postmarket};
+use medgate_service::postmarket::{Outcomes, Postmarket};
 
 /// The audit chain the report was built from.
 pub(crate) struct Provenance {

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 /// Attestations by decision.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub(crate) struct Outcomes {
+pub struct Outcomes {
     pub allow: u64,
     pub allow_limited: u64,
     pub reject: u64,
@@ -32,14 +32,14 @@ impl Outcomes {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Threat {
+pub struct Threat {
     pub kind: String,
     pub platform: String,
     pub count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Adoption {
+pub struct Adoption {
     pub app_id: String,
     pub version: String,
     pub registered_at: i64,
@@ -55,7 +55,7 @@ pub(crate) struct Adoption {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct RevokedInUse {
+pub struct RevokedInUse {
     pub app_id: String,
     pub version: String,
     pub installations: u64,
@@ -64,7 +64,7 @@ pub(crate) struct RevokedInUse {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct ReleaseRevocation {
+pub struct ReleaseRevocation {
     pub app_id: String,
     pub version: String,
     pub at: i64,
@@ -72,7 +72,7 @@ pub(crate) struct ReleaseRevocation {
 
 /// Everything the report shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Postmarket {
+pub struct Postmarket {
     pub from: i64,
     pub to: i64,
     pub attestations: Outcomes,
@@ -110,7 +110,7 @@ fn every_day(counted: BTreeMap<i64, Outcomes>) -> Vec<(i64, Outcomes)> {
 
 /// Takes the audit log's entries in seq order (all of them up to `to`: adoption needs what
 /// came before the period), then [`Builder::finish`] with the store's state.
-pub(crate) struct Builder {
+pub struct Builder {
     /// `None`: from the first entry on.
     from: Option<i64>,
     first_at: Option<i64>,
