@@ -163,6 +163,13 @@ def main():
         page.screenshot(path=f"{SHOTS}/apps.png", full_page=True)
         step("screenshot apps.png")
 
+        # Versions in the field: each release's adoption, who is on a revoked one.
+        page.get_by_role("link", name="Versions").click()
+        page.wait_for_url(f"{BASE}/console/versions")
+        expect(page.locator("table.versions")).to_be_visible()
+        page.screenshot(path=f"{SHOTS}/versions.png", full_page=True)
+        step("screenshot versions.png")
+
         # Keys, pins and secrets: names and versions only.
         page.get_by_role("link", name="Keys").click()
         page.wait_for_url(f"{BASE}/console/keys")

@@ -540,6 +540,25 @@ async fn an_operator_revokes_a_release_knowing_who_is_still_on_it() {
         "{log}"
     );
 
+    // Versions in the field: 1.2.3 took every installation granted since it was registered,
+    // and the installation on it is still on a revoked release.
+    let versions = text(&vic.get("/console/versions").await);
+    assert!(
+        versions.contains("<td>org.example.cgm</td><td>1.2.3</td>"),
+        "{versions}"
+    );
+    assert!(
+        versions.contains("Still on a revoked release"),
+        "{versions}"
+    );
+    assert!(
+        versions.contains(&format!(
+            "/console/installations/{}",
+            on_it.installation_id().as_str()
+        )),
+        "{versions}"
+    );
+
     // Keys, pins and secrets: names, versions and states, never a value.
     let value = "the-upstream-api-key-0123456789";
     stack

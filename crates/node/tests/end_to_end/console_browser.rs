@@ -77,6 +77,7 @@ async fn chromium_signs_in_reads_the_charts_and_revokes_an_installation() {
         "audit.png",
         "apps.png",
         "keys.png",
+        "versions.png",
         "overview-phone.png",
     ] {
         let bytes = std::fs::read(shots.join(shot)).unwrap();

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use medgate_service::clock::rfc3339;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use medgate_store::{AuditEntry, ChainBreak, ChainReport};
 
@@ -153,17 +153,11 @@ fn entries(shown: &[AuditEntry]) -> Markup {
 /// How long a whole-chain check's answer is shown again instead of walking the chain anew.
 const CHECK_REUSED_FOR: Duration = Duration::from_secs(60);
 
-/// A whole-chain check's answer and when it was made.
-type Checked = (
-    Instant,
+/// A whole-chain check's answer, and the checkpoint it was checked against.
+pub(super) type Checked = (
     Result<ChainReport, ChainBreak>,
     Option<(i64, String, String, String)>,
 );
-
-/// The last whole-chain check. Walking the chain reads every entry (on SQLite, through the
-/// writer's thread), so one runs at a time and its answer serves every page for a minute.
-#[derive(Default)]
-pub(super) struct LastCheck(tokio::sync::Mutex<Option<Checked>>);
 
 /// `GET /console/audit/verify`: walks the whole chain (or shows the walk of the last minute),
 /// and says whether it holds the latest signed checkpoint's entry (a chain cut or rewritten
@@ -172,25 +166,20 @@ pub(super) async fn verify(
     State(state): State<Arc<ServerState>>,
     signed_in: SignedIn,
 ) -> Result<Response, ConsoleError> {
-    let mut last = state.console.chain.0.lock().await;
-    let fresh = last
-        .as_ref()
-        .is_some_and(|(at, _, _)| at.elapsed() < CHECK_REUSED_FOR);
-    if !fresh {
-        let latest = checkpoint(&state);
-        let expected = latest
-            .as_ref()
-            .and_then(|(_, hash, _, _)| medgate_proto::hex::sha256(hash));
-        let report = medgate_store::audit_chain_report(&*state.store, expected).await?;
-        *last = Some((Instant::now(), report, latest));
-    }
-    let Some((at, report, latest)) = last.clone() else {
-        return Err(ConsoleError::Internal);
-    };
-    drop(last);
-    let age = at.elapsed().as_secs();
+    let ((report, latest), age) = state
+        .console
+        .chain
+        .get(CHECK_REUSED_FOR, || async {
+            let latest = checkpoint(&state);
+            let expected = latest
+                .as_ref()
+                .and_then(|(_, hash, _, _)| medgate_proto::hex::sha256(hash));
+            let report = medgate_store::audit_chain_report(&*state.store, expected).await?;
+            Ok((report, latest))
+        })
+        .await?;
     let content = html! {
-        p.quiet { "Checked " (age) " s ago (a check is shown again for a minute)." }
+        p.quiet { "Checked " (age.as_secs()) " s ago (a check is shown again for a minute)." }
         @match report {
             Ok(report) => {
                 @if report.contains_expected {

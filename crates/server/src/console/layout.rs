@@ -13,6 +13,7 @@ pub(super) enum Section {
     Overview,
     Installations,
     Apps,
+    Versions,
     Keys,
     Audit,
 }
@@ -56,6 +57,7 @@ pub(super) fn page(
                             (link("/console", "Overview", Section::Overview))
                             (link("/console/installations", "Installations", Section::Installations))
                             (link("/console/apps", "Apps", Section::Apps))
+                            (link("/console/versions", "Versions", Section::Versions))
                             (link("/console/keys", "Keys", Section::Keys))
                             (link("/console/audit", "Audit", Section::Audit))
                         }

@@ -27,6 +27,7 @@ mod layout;
 mod login;
 mod overview;
 pub(crate) mod password;
+mod versions;
 
 use std::sync::Arc;
 
@@ -72,6 +73,7 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
             "/apps/{app_id}/releases/{version}/revoke",
             post(apps::revoke_release),
         )
+        .route("/versions", get(versions::page))
         .route("/keys", get(keys::page))
         .route("/audit", get(audit::page))
         .route("/audit/verify", get(audit::verify))
@@ -84,14 +86,50 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
 pub(crate) struct ConsoleState {
     login: login::Limits,
     /// The last whole-chain check: one at a time, its answer reused for a minute.
-    chain: audit::LastCheck,
+    chain: Reused<audit::Checked>,
+    /// The last postmarket figures (a walk of the whole chain too).
+    versions: Reused<versions::Figures>,
+}
+
+/// The answer of an expensive read (a walk of the whole audit chain), made one at a time and
+/// reused while it is fresh: a page asked for by many, or often, walks the chain once.
+pub(crate) struct Reused<T>(tokio::sync::Mutex<Option<(std::time::Instant, T)>>);
+
+impl<T> Default for Reused<T> {
+    fn default() -> Self {
+        Reused(tokio::sync::Mutex::new(None))
+    }
+}
+
+impl<T: Clone> Reused<T> {
+    /// The answer, computed now unless one younger than `fresh_for` is kept, and its age.
+    async fn get<F, Fut>(
+        &self,
+        fresh_for: std::time::Duration,
+        compute: F,
+    ) -> Result<(T, std::time::Duration), ConsoleError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ConsoleError>>,
+    {
+        let mut kept = self.0.lock().await;
+        if let Some((at, value)) = kept.as_ref()
+            && at.elapsed() < fresh_for
+        {
+            return Ok((value.clone(), at.elapsed()));
+        }
+        let value = compute().await?;
+        *kept = Some((std::time::Instant::now(), value.clone()));
+        Ok((value, std::time::Duration::ZERO))
+    }
 }
 
 impl ConsoleState {
     pub(crate) fn new() -> Self {
         ConsoleState {
             login: login::Limits::new(),
-            chain: audit::LastCheck::default(),
+            chain: Reused::default(),
+            versions: Reused::default(),
         }
     }
 
