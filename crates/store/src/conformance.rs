@@ -15,10 +15,10 @@ use medgate_verify::policy::{AppPolicy, default_degrade_on, default_reject_on};
 
 use crate::{
     App, AppleKeyRecord, AttestationRecord, Challenge, ConsoleSession, CredentialRecord, Enrolment,
-    EnrolmentClaim, GrantOutcome, GrantWrites, InstallationKeys, NewAuditEntry, OperatorRecord,
-    OperatorRole, PartnerKeys, PartnerRecord, PinRecord, Release, RevocationTarget, SecretRecord,
-    SigningKeyRecord, Store, StoreError, TelemetryCount, TelemetrySeries, TrustKeyRecord,
-    TrustMetadataRecord, verify_audit_chain,
+    EnrolmentClaim, GrantOutcome, GrantWrites, InstallationFilter, InstallationKeys, NewAuditEntry,
+    OperatorRecord, OperatorRole, PartnerKeys, PartnerRecord, PinRecord, Release, RevocationTarget,
+    SecretRecord, SigningKeyRecord, Store, StoreError, TelemetryCount, TelemetrySeries,
+    TrustKeyRecord, TrustMetadataRecord, verify_audit_chain,
 };
 
 #[macro_export]
@@ -348,6 +348,74 @@ pub async fn installations_record_and_revoke(store: Arc<impl Store>) {
         .await
         .unwrap();
 
+    // Filtered by version, platform, last decision and integrity level.
+    let ids = |filter: InstallationFilter<'static>| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .list_installations(&filter, None, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|installation| installation.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = InstallationFilter::app(Some("org.example.cgm"));
+    for (filter, expected) in [
+        (
+            InstallationFilter {
+                decision: Some(Decision::Reject),
+                ..all
+            },
+            vec!["inst-2"],
+        ),
+        (
+            InstallationFilter {
+                version: Some("1.0.5"),
+                ..all
+            },
+            vec!["inst-1"],
+        ),
+        (
+            InstallationFilter {
+                platform: Some("sdk"),
+                ..all
+            },
+            vec!["inst-1", "inst-2"],
+        ),
+        (
+            InstallationFilter {
+                platform: Some("ios"),
+                ..all
+            },
+            vec![],
+        ),
+        (
+            InstallationFilter {
+                integrity_level: Some(IntegrityLevel::SelfReported),
+                ..all
+            },
+            vec!["inst-1", "inst-2"],
+        ),
+        (
+            InstallationFilter {
+                integrity_level: Some(IntegrityLevel::Hardware),
+                ..all
+            },
+            vec![],
+        ),
+        (
+            InstallationFilter {
+                decision: Some(Decision::AllowLimited),
+                version: Some("1.0.5"),
+                ..InstallationFilter::default()
+            },
+            vec!["inst-1"],
+        ),
+    ] {
+        assert_eq!(ids(filter).await, expected, "{filter:?}");
+    }
     // In use: inst-1 (last seen at 5), not inst-2, refused at its last attestation; nor a
     // revoked one (below).
     for (since, in_use) in [(0, 1), (5, 1), (6, 0)] {
@@ -373,7 +441,7 @@ pub async fn installations_record_and_revoke(store: Arc<impl Store>) {
     assert!(first.revoked_at.is_none());
     assert_eq!(
         store
-            .list_installations(Some("org.example.cgm"), None, 100)
+            .list_installations(&InstallationFilter::app(Some("org.example.cgm")), None, 100)
             .await
             .unwrap()
             .len(),
@@ -381,30 +449,33 @@ pub async fn installations_record_and_revoke(store: Arc<impl Store>) {
     );
     assert_eq!(
         store
-            .list_installations(None, None, 100)
+            .list_installations(&InstallationFilter::app(None), None, 100)
             .await
             .unwrap()
             .len(),
         2
     );
     // Pages, in id order.
-    let first = store.list_installations(None, None, 1).await.unwrap();
+    let first = store
+        .list_installations(&InstallationFilter::app(None), None, 1)
+        .await
+        .unwrap();
     let second = store
-        .list_installations(None, Some(&first[0].id), 1)
+        .list_installations(&InstallationFilter::app(None), Some(&first[0].id), 1)
         .await
         .unwrap();
     assert_eq!((first.len(), second.len()), (1, 1));
     assert!(first[0].id < second[0].id);
     assert!(
         store
-            .list_installations(None, Some(&second[0].id), 1)
+            .list_installations(&InstallationFilter::app(None), Some(&second[0].id), 1)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         store
-            .list_installations(Some("org.other"), None, 100)
+            .list_installations(&InstallationFilter::app(Some("org.other")), None, 100)
             .await
             .unwrap()
             .is_empty()
@@ -1110,7 +1181,7 @@ pub async fn concurrent_grants_claiming_one_code_yield_one_winner(store: Arc<imp
     }
     assert_eq!(winners, 1);
     let installations = store
-        .list_installations(Some("org.example.cgm"), None, 100)
+        .list_installations(&InstallationFilter::app(Some("org.example.cgm")), None, 100)
         .await
         .unwrap();
     assert_eq!(

@@ -250,16 +250,37 @@ pub trait AppStore: Send + Sync {
     ) -> Result<usize, StoreError>;
 }
 
+/// Which installations a listing holds: every one, unless a field narrows it (to one app,
+/// version, platform, last decision or integrity level).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstallationFilter<'a> {
+    pub app_id: Option<&'a str>,
+    pub version: Option<&'a str>,
+    pub platform: Option<&'a str>,
+    pub decision: Option<Decision>,
+    pub integrity_level: Option<IntegrityLevel>,
+}
+
+impl<'a> InstallationFilter<'a> {
+    /// One app's installations, or every one.
+    pub fn app(app_id: Option<&'a str>) -> Self {
+        InstallationFilter {
+            app_id,
+            ..InstallationFilter::default()
+        }
+    }
+}
+
 /// Installations and the state of attesting: challenges, grants, App Attest keys and
 /// counters, and the revocation feed the gateways poll.
 #[async_trait]
 pub trait InstallationStore: Send + Sync {
     async fn get_installation(&self, id: &str) -> Result<Option<Installation>, StoreError>;
-    /// One page of installations (of one app, or all) in id order: at most `limit`, those
+    /// One page of the installations `filter` admits, in id order: at most `limit`, those
     /// whose id sorts after `after`.
     async fn list_installations(
         &self,
-        app_id: Option<&str>,
+        filter: &InstallationFilter<'_>,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Installation>, StoreError>;

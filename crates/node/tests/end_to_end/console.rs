@@ -242,6 +242,25 @@ async fn an_operator_signs_in_reads_the_overview_and_revokes_what_a_viewer_canno
         .await
         .assert_status(StatusCode::BAD_REQUEST);
 
+    // Filter by last decision: the hooked client was refused and left no row (a refused key
+    // never granted); the rooted one was limited.
+    let limited = text(
+        &alice
+            .get("/console/installations?app=org.example.cgm&decision=allow_limited&platform=sdk&integrity=self_reported&version=1.2.3")
+            .await,
+    );
+    assert_eq!(
+        limited
+            .matches("<tr><td><a href=\"/console/installations/")
+            .count(),
+        1,
+        "{limited}"
+    );
+    assert!(!limited.contains(&id), "{limited}");
+    alice
+        .get("/console/installations?decision=maybe")
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
     // Find the installation, open it.
     let found = text(&alice.get(&format!("/console/installations?q={id}")).await);
     assert!(

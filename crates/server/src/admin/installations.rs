@@ -1,6 +1,7 @@
 //! Installations: listing and revoking.
 
 use http::header::HeaderValue;
+use medgate_store::InstallationFilter;
 
 use super::*;
 
@@ -20,7 +21,11 @@ pub(super) async fn list_installations(
     let limit = super::page_limit(query.limit)?;
     let installations: Vec<admin::Installation> = state
         .store
-        .list_installations(query.app_id.as_deref(), query.after.as_deref(), limit)
+        .list_installations(
+            &InstallationFilter::app(query.app_id.as_deref()),
+            query.after.as_deref(),
+            limit,
+        )
         .await?;
     let mut response = json(StatusCode::OK, &installations);
     if installations.len() == limit

@@ -9,8 +9,9 @@ use http::Method;
 use http::header::HeaderMap;
 use maud::{Markup, html};
 use medgate_proto::admin::Installation;
-use medgate_proto::wire::names;
+use medgate_proto::wire::{Decision, IntegrityLevel, names, platform};
 use medgate_service::clock::rfc3339;
+use medgate_store::InstallationFilter;
 
 use super::layout::{self, Section};
 use super::{ConsoleError, Form, SignedIn};
@@ -26,10 +27,42 @@ pub(super) struct Search {
     /// An installation id, exactly.
     q: Option<String>,
     app: Option<String>,
+    version: Option<String>,
+    platform: Option<String>,
+    decision: Option<String>,
+    integrity: Option<String>,
     after: Option<String>,
 }
 
-/// `GET /console/installations?q=&app=&after=`.
+/// The integrity levels an installation may reach, and the decisions.
+const LEVELS: [IntegrityLevel; 5] = [
+    IntegrityLevel::SelfReported,
+    IntegrityLevel::Basic,
+    IntegrityLevel::Device,
+    IntegrityLevel::Hardware,
+    IntegrityLevel::Strongbox,
+];
+const DECISIONS: [Decision; 3] = [Decision::Allow, Decision::AllowLimited, Decision::Reject];
+
+/// A search field's value: none when empty, refused when it is not one of `choices`.
+fn chosen<T: Copy>(
+    text: Option<&str>,
+    choices: &[T],
+    name: impl Fn(T) -> &'static str,
+    why: &'static str,
+) -> Result<Option<T>, ConsoleError> {
+    match text.filter(|text| !text.is_empty()) {
+        None => Ok(None),
+        Some(text) => choices
+            .iter()
+            .copied()
+            .find(|choice| name(*choice) == text)
+            .map(Some)
+            .ok_or(ConsoleError::BadRequest(why)),
+    }
+}
+
+/// `GET /console/installations?q=&app=&version=&platform=&decision=&integrity=&after=`.
 pub(super) async fn list(
     State(state): State<Arc<ServerState>>,
     signed_in: SignedIn,
@@ -46,10 +79,35 @@ pub(super) async fn list(
     if !app.is_empty() && !names::is_app_id(app) {
         return Err(ConsoleError::BadRequest("that is not an app id"));
     }
+    let version = search.version.as_deref().unwrap_or_default();
+    if !version.is_empty() && !names::is_version(version) {
+        return Err(ConsoleError::BadRequest("that is not a version"));
+    }
+    let filter = InstallationFilter {
+        app_id: (!app.is_empty()).then_some(app),
+        version: (!version.is_empty()).then_some(version),
+        platform: chosen(
+            search.platform.as_deref(),
+            &platform::ALL,
+            |platform| platform,
+            "that is not a platform",
+        )?,
+        decision: chosen(
+            search.decision.as_deref(),
+            &DECISIONS,
+            Decision::as_str,
+            "that is not a decision",
+        )?,
+        integrity_level: chosen(
+            search.integrity.as_deref(),
+            &LEVELS,
+            IntegrityLevel::as_str,
+            "that is not an integrity level",
+        )?,
+    };
     let apps = state.store.list_apps().await?;
     let found: Vec<Installation> = if q.is_empty() {
-        let app = (!app.is_empty()).then_some(app);
-        state.store.list_installations(app, after, PAGE).await?
+        state.store.list_installations(&filter, after, PAGE).await?
     } else {
         state.store.get_installation(q).await?.into_iter().collect()
     };
@@ -71,6 +129,12 @@ pub(super) async fn list(
                     }
                 }
             }
+            label { "Version" input name="version" value=(version) maxlength="64"; }
+            (select("platform", "Platform", "every platform", &platform::ALL, filter.platform))
+            (select("decision", "Last decision", "any decision",
+                &DECISIONS.map(Decision::as_str), filter.decision.map(Decision::as_str)))
+            (select("integrity", "Integrity", "any level",
+                &LEVELS.map(IntegrityLevel::as_str), filter.integrity_level.map(IntegrityLevel::as_str)))
             button type="submit" { "Search" }
         }
         div #results {
@@ -80,19 +144,53 @@ pub(super) async fn list(
                 (table(&found))
             }
             @if let Some(next) = next {
-                p { a href=(next_link(app, &next)) { "Next page" } }
+                p { a href=(next_link(&filter, &next)) { "Next page" } }
             }
         }
     };
     Ok(layout::page("Installations", &signed_in, Section::Installations, content).into_response())
 }
 
-fn next_link(app: &str, after: &str) -> String {
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("app", app)
-        .append_pair("after", after)
-        .finish();
-    format!("/console/installations?{query}")
+/// A `select` of fixed choices, `current` selected.
+fn select(
+    name: &str,
+    label: &str,
+    any: &str,
+    choices: &[&'static str],
+    current: Option<&str>,
+) -> Markup {
+    html! {
+        label {
+            (label)
+            select name=(name) {
+                option value="" { (any) }
+                @for choice in choices {
+                    option value=(choice) selected[current == Some(*choice)] { (choice) }
+                }
+            }
+        }
+    }
+}
+
+/// The next page of the same search.
+fn next_link(filter: &InstallationFilter<'_>, after: &str) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [
+        ("app", filter.app_id),
+        ("version", filter.version),
+        ("platform", filter.platform),
+        ("decision", filter.decision.map(Decision::as_str)),
+        (
+            "integrity",
+            filter.integrity_level.map(IntegrityLevel::as_str),
+        ),
+    ] {
+        if let Some(value) = value {
+            query.append_pair(name, value);
+        }
+    }
+    query.append_pair("after", after);
+    format!("/console/installations?{}", query.finish())
 }
 
 fn detail_link(id: &str) -> String {

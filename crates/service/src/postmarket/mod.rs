@@ -8,7 +8,7 @@ pub mod model;
 
 pub use model::*;
 
-use medgate_store::{ChainBreak, ChainReport, Installation, Store, StoreError};
+use medgate_store::{ChainBreak, ChainReport, Installation, InstallationFilter, Store, StoreError};
 
 /// Installations read per page.
 const PAGE: usize = 1000;
@@ -41,7 +41,7 @@ pub async fn gather(
     loop {
         let after = installations.last().map(|i| i.id.clone());
         let page = store
-            .list_installations(None, after.as_deref(), PAGE)
+            .list_installations(&InstallationFilter::app(None), after.as_deref(), PAGE)
             .await?;
         let full = page.len() == PAGE;
         installations.extend(page);

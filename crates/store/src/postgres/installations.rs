@@ -1,6 +1,7 @@
 //! Installations, challenges, grants, App Attest keys and counters, the revocation feed.
 
 use super::*;
+use medgate_proto::wire::{Decision, IntegrityLevel};
 
 const INSTALLATION_COLUMNS: &str = "id, app_id, platform, app_version, first_seen, last_seen, last_decision, last_reasons, revoked_at, integrity_level, hardware_key, identity";
 
@@ -21,19 +22,33 @@ impl InstallationStore for PostgresStore {
 
     async fn list_installations(
         &self,
-        app_id: Option<&str>,
+        filter: &InstallationFilter<'_>,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Installation>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let decision = filter.decision.map(Decision::as_str);
+        let level = filter.integrity_level.map(IntegrityLevel::as_str);
         self.client()
             .await?
             .query(
                 &format!(
                     "SELECT {INSTALLATION_COLUMNS} FROM installations
-                     WHERE ($1::TEXT IS NULL OR app_id = $1) AND id > $2 ORDER BY id LIMIT $3"
+                     WHERE ($1::TEXT IS NULL OR app_id = $1) AND ($2::TEXT IS NULL OR app_version = $2)
+                       AND ($3::TEXT IS NULL OR platform = $3)
+                       AND ($4::TEXT IS NULL OR last_decision = $4)
+                       AND ($5::TEXT IS NULL OR integrity_level = $5) AND id > $6
+                     ORDER BY id LIMIT $7"
                 ),
-                &[&app_id, &after.unwrap_or(""), &limit],
+                &[
+                    &filter.app_id,
+                    &filter.version,
+                    &filter.platform,
+                    &decision,
+                    &level,
+                    &after.unwrap_or(""),
+                    &limit,
+                ],
             )
             .await
             .map_err(backend)?

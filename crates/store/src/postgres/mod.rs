@@ -28,10 +28,10 @@ use crate::columns::{self, corrupt};
 use crate::{
     App, AppStore, AppleKeyRecord, AttestationRecord, AuditStore, Challenge, CredentialRecord,
     CredentialStore, Enrolment, EnrolmentClaim, EnrolmentRevocation, GrantOutcome, GrantWrites,
-    Installation, InstallationKeys, InstallationStore, KeyStore, PartnerKeys, PartnerRecord,
-    PartnerStore, PinRecord, PlatformStore, Release, Revocation, RevocationTarget, SecretRecord,
-    SecretStore, SigningKeyRecord, Store, StoreError, TrustKeyRecord, TrustMetadataRecord,
-    TrustStore,
+    Installation, InstallationFilter, InstallationKeys, InstallationStore, KeyStore, PartnerKeys,
+    PartnerRecord, PartnerStore, PinRecord, PlatformStore, Release, Revocation, RevocationTarget,
+    SecretRecord, SecretStore, SigningKeyRecord, Store, StoreError, TrustKeyRecord,
+    TrustMetadataRecord, TrustStore,
 };
 
 mod apps;

@@ -1,6 +1,7 @@
 //! Installations, challenges, grants, App Attest keys and counters, the revocation feed.
 
 use super::*;
+use medgate_proto::wire::IntegrityLevel;
 
 #[async_trait]
 impl InstallationStore for SqliteStore {
@@ -21,11 +22,18 @@ impl InstallationStore for SqliteStore {
     }
     async fn list_installations(
         &self,
-        app_id: Option<&str>,
+        filter: &InstallationFilter<'_>,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Installation>, StoreError> {
-        let app_id = app_id.map(str::to_string);
+        let owned = |text: Option<&str>| text.map(str::to_string);
+        let (app_id, version, platform) = (
+            owned(filter.app_id),
+            owned(filter.version),
+            owned(filter.platform),
+        );
+        let decision = filter.decision.map(Decision::as_str);
+        let level = filter.integrity_level.map(IntegrityLevel::as_str);
         let after = after.unwrap_or("").to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
@@ -33,11 +41,17 @@ impl InstallationStore for SqliteStore {
                 let mut statement = conn
                     .prepare_cached(&format!(
                         "SELECT {INSTALLATION_COLUMNS} FROM installations
-                         WHERE (?1 IS NULL OR app_id = ?1) AND id > ?2 ORDER BY id LIMIT ?3"
+                         WHERE (?1 IS NULL OR app_id = ?1) AND (?2 IS NULL OR app_version = ?2)
+                           AND (?3 IS NULL OR platform = ?3) AND (?4 IS NULL OR last_decision = ?4)
+                           AND (?5 IS NULL OR integrity_level = ?5) AND id > ?6
+                         ORDER BY id LIMIT ?7"
                     ))
                     .map_err(backend)?;
                 let rows = statement
-                    .query_map(params![app_id, after, limit], installation_from_row)
+                    .query_map(
+                        params![app_id, version, platform, decision, level, after, limit],
+                        installation_from_row,
+                    )
                     .map_err(backend)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(backend)
             })
