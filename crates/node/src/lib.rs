@@ -905,8 +905,9 @@ struct Upkeep {
 
 /// Every `gateway.refresh_interval`, and at once when a change is announced: the gateway reads
 /// new revocations and keys. Every second: the server trims its limiters; every 30 s it purges
-/// expired challenges, reloads signing keys and the TUF repository (also at an announcement,
-/// for changes made at another replica) and renews the TUF timestamp when it is due.
+/// expired challenges and console sessions, reloads signing keys and the TUF repository (also
+/// at an announcement, for changes made at another replica) and renews the TUF timestamp when
+/// it is due.
 async fn maintain(upkeep: Upkeep, mut shutdown: watch::Receiver<bool>) {
     let Upkeep {
         store,
@@ -956,6 +957,9 @@ async fn maintain(upkeep: Upkeep, mut shutdown: watch::Receiver<bool>) {
                 if ticks.is_multiple_of(30) {
                     if let Err(error) = store.purge_challenges(clock.now()).await {
                         tracing::error!(%error, "challenge purge failed");
+                    }
+                    if let Err(error) = store.purge_console_sessions(clock.now()).await {
+                        tracing::error!(%error, "console session purge failed");
                     }
                     if let Err(error) = server.refresh_keys().await {
                         tracing::error!(%error, "signing key reload failed");

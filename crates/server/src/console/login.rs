@@ -170,8 +170,6 @@ pub(super) async fn sign_in(
         );
     };
     let now = state.clock.now();
-    // Each sign-in clears the sessions that have expired.
-    state.store.purge_console_sessions(now).await?;
     let (raw, value) = random_value()?;
     let session = ConsoleSession {
         id_sha256: sha256_hex(&raw),
