@@ -101,7 +101,7 @@ pub(crate) fn router() -> Router<Arc<ServerState>> {
 
 /// SHA-256 of an admin token, lowercase hex: what the store keeps.
 pub fn admin_token_hash(token: &str) -> String {
-    medgate_proto::hex::encode(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
+    crate::http_util::sha256_hex(token.as_bytes())
 }
 
 /// Proof that the request carries the admin token; handlers take it as an argument.

@@ -54,6 +54,12 @@ pub(crate) fn is_public_id(id: &str, prefix: &str) -> bool {
         .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// SHA-256 of `bytes`, lowercase hex: how the store keeps the admin token, enrolment codes
+/// and console sessions.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    medgate_proto::hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
 pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     into_axum(problem::json(status, value))
 }

@@ -25,7 +25,6 @@ use medgate_verify::platform::{
     PlayIntegrityPolicy,
 };
 use medgate_verify::play_integrity::{self, Expectations, PlayIntegrityKeys, RequestBinding};
-use ring::digest;
 use serde::de::DeserializeOwned;
 
 use crate::ServerState;
@@ -87,7 +86,7 @@ impl PlatformCheck {
 
 /// SHA-256 of an enrolment code, lowercase hex: what the store keeps.
 pub(crate) fn enrolment_hash(code: &str) -> String {
-    medgate_proto::hex::encode(digest::digest(&digest::SHA256, code.as_bytes()).as_ref())
+    crate::http_util::sha256_hex(code.as_bytes())
 }
 
 async fn policy<P: DeserializeOwned>(

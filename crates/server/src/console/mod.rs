@@ -40,11 +40,11 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, StatusCode};
 use medgate_proto::admin::OperatorRole;
-use ring::{digest, hmac};
+use ring::hmac;
 use subtle::ConstantTimeEq;
 
 use crate::ServerState;
-use crate::http_util::{ApiError, body};
+use crate::http_util::{ApiError, body, sha256_hex};
 
 /// The session cookie. `__Host-`: only set over a secure origin, for the whole host, never
 /// for a domain (browsers count `http://127.0.0.1` and `localhost` as secure).
@@ -345,10 +345,6 @@ impl FromRequestParts<Arc<ServerState>> for SignedIn {
             .await?
             .ok_or(ConsoleError::SignIn)
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    medgate_proto::hex::encode(digest::digest(&digest::SHA256, bytes).as_ref())
 }
 
 /// The CSRF token of a session: HMAC-SHA-256 keyed by the session's cookie value.
