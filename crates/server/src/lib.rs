@@ -154,6 +154,14 @@ pub(crate) struct ServerState {
     console: console::ConsoleState,
 }
 
+/// The latest signed checkpoint the node published, its signature and claims checked.
+fn latest_checkpoint(
+    state: &ServerState,
+) -> Option<medgate_verify::checkpoint::VerifiedCheckpoint> {
+    let jws = state.checkpoint.read().clone()?;
+    medgate_verify::checkpoint::verify(&jws, None).ok()
+}
+
 /// The control plane, ready to serve.
 #[derive(Clone)]
 pub struct Server {
@@ -279,9 +287,9 @@ impl Server {
             .with_state(Arc::clone(&self.state))
     }
 
-    /// The latest signed checkpoint published, if any.
-    pub fn checkpoint(&self) -> Option<String> {
-        self.state.checkpoint.read().clone()
+    /// The latest signed checkpoint published, checked, if any.
+    pub fn checkpoint(&self) -> Option<medgate_verify::checkpoint::VerifiedCheckpoint> {
+        latest_checkpoint(&self.state)
     }
 
     /// Publishes a signed checkpoint of the audit chain's head at `/v1/audit/checkpoint`.

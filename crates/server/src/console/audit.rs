@@ -34,8 +34,7 @@ pub(super) struct AuditQuery {
 
 /// The latest checkpoint the node signed and published, checked: (seq, hash hex, time, key).
 fn checkpoint(state: &ServerState) -> Option<(i64, String, String, String)> {
-    let jws = state.checkpoint.read().clone()?;
-    let verified = medgate_verify::checkpoint::verify(&jws, None).ok()?;
+    let verified = crate::latest_checkpoint(state)?;
     Some((
         verified.seq(),
         medgate_proto::hex::encode(&verified.hash()),
