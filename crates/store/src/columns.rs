@@ -109,6 +109,10 @@ pub(crate) fn partner_key_columns(keys: &PartnerKeys) -> (Option<&str>, Option<&
     }
 }
 
+/// An installation in use, as both backends count it: not revoked, and granted at its last
+/// attestation.
+pub(crate) const IN_USE: &str = "revoked_at IS NULL AND last_decision <> 'reject'";
+
 /// An operator's role from its column.
 pub(crate) fn operator_role(text: &str) -> Result<crate::OperatorRole, StoreError> {
     crate::OperatorRole::from_name(text)

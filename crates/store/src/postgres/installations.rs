@@ -64,9 +64,12 @@ impl InstallationStore for PostgresStore {
         self.client()
             .await?
             .query(
-                "SELECT app_version, COUNT(*) AS count FROM installations
-                 WHERE app_id = $1 AND revoked_at IS NULL AND last_decision <> 'reject'
-                 GROUP BY app_version ORDER BY app_version COLLATE \"C\"",
+                &format!(
+                    "SELECT app_version, COUNT(*) AS count FROM installations
+                     WHERE app_id = $1 AND {}
+                     GROUP BY app_version ORDER BY app_version COLLATE \"C\"",
+                    columns::IN_USE
+                ),
                 &[&app_id],
             )
             .await
@@ -84,8 +87,10 @@ impl InstallationStore for PostgresStore {
             .client()
             .await?
             .query_one(
-                "SELECT COUNT(*) AS count FROM installations
-                 WHERE revoked_at IS NULL AND last_decision <> 'reject' AND last_seen >= $1",
+                &format!(
+                    "SELECT COUNT(*) AS count FROM installations WHERE {} AND last_seen >= $1",
+                    columns::IN_USE
+                ),
                 &[&since.secs()],
             )
             .await

@@ -65,11 +65,12 @@ impl InstallationStore for SqliteStore {
         let app_id = app_id.to_string();
         self.run(move |conn| {
             let mut statement = conn
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "SELECT app_version, COUNT(*) FROM installations
-                     WHERE app_id = ?1 AND revoked_at IS NULL AND last_decision <> 'reject'
+                     WHERE app_id = ?1 AND {}
                      GROUP BY app_version ORDER BY app_version",
-                )
+                    columns::IN_USE
+                ))
                 .map_err(backend)?;
             let rows = statement
                 .query_map(params![app_id], |row| {
@@ -87,8 +88,10 @@ impl InstallationStore for SqliteStore {
     async fn installations_in_use_since(&self, since: UnixTime) -> Result<u64, StoreError> {
         self.run(move |conn| {
             conn.cached_row(
-                "SELECT COUNT(*) FROM installations
-                 WHERE revoked_at IS NULL AND last_decision <> 'reject' AND last_seen >= ?1",
+                &format!(
+                    "SELECT COUNT(*) FROM installations WHERE {} AND last_seen >= ?1",
+                    columns::IN_USE
+                ),
                 params![since.secs()],
                 |row| row.get::<_, i64>(0),
             )
