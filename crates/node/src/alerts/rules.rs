@@ -13,7 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use medgate_proto::admin::{Release, TelemetryCount, TelemetrySeries};
+use medgate_proto::admin::{
+    Release, TelemetryCount, TelemetrySeries, releases_by_version, version_revoked_at,
+};
 use medgate_proto::wire::SignalKind;
 use serde_json::json;
 
@@ -126,14 +128,10 @@ pub fn revoked_in_use(
     on_version: &[(String, u64)],
     day: i64,
 ) -> Vec<Alert> {
-    let mut versions: BTreeMap<&str, Vec<&Release>> = BTreeMap::new();
-    for release in releases {
-        versions.entry(&release.version).or_default().push(release);
-    }
-    versions
+    releases_by_version(releases)
         .into_iter()
-        .filter(|(_, builds)| builds.iter().all(|build| build.revoked_at.is_some()))
         .filter_map(|(version, builds)| {
+            let revoked_at = version_revoked_at(&builds)?;
             let installations = on_version
                 .iter()
                 .find(|(on, _)| on == version)
@@ -144,7 +142,7 @@ pub fn revoked_in_use(
                 data: json!({
                     "app_id": app_id,
                     "version": version,
-                    "revoked_at": builds.iter().filter_map(|build| build.revoked_at).max(),
+                    "revoked_at": revoked_at,
                     "installations": installations,
                 }),
             })

@@ -105,6 +105,24 @@ pub struct Release {
     pub revoked_at: Option<UnixTime>,
 }
 
+/// Releases grouped by version (a version may have several builds), in version order.
+pub fn releases_by_version(releases: &[Release]) -> BTreeMap<&str, Vec<&Release>> {
+    let mut versions: BTreeMap<&str, Vec<&Release>> = BTreeMap::new();
+    for release in releases {
+        versions.entry(&release.version).or_default().push(release);
+    }
+    versions
+}
+
+/// When a version was revoked: the last of its builds' revocations, once every build is.
+pub fn version_revoked_at(builds: &[&Release]) -> Option<UnixTime> {
+    if builds.iter().all(|build| build.revoked_at.is_some()) {
+        builds.iter().filter_map(|build| build.revoked_at).max()
+    } else {
+        None
+    }
+}
+
 /// `POST /apps/{app_id}/releases/{version}/revoke`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use http::Method;
 use http::header::HeaderMap;
 use maud::html;
+use medgate_proto::admin::{releases_by_version, version_revoked_at};
 use medgate_proto::wire::names;
 use medgate_service::clock::rfc3339;
 
@@ -73,10 +74,7 @@ pub(super) async fn detail(
         .into_iter()
         .collect();
     // A version may have several builds: one row per version, revoked when all are.
-    let mut versions: BTreeMap<&str, Vec<&medgate_proto::admin::Release>> = BTreeMap::new();
-    for release in &releases {
-        versions.entry(&release.version).or_default().push(release);
-    }
+    let versions = releases_by_version(&releases);
     let policy = &app.policy;
     let signals = |set: &std::collections::BTreeSet<medgate_proto::wire::SignalKind>| {
         set.iter()
@@ -105,18 +103,17 @@ pub(super) async fn detail(
                 thead { tr { th { "Version" } th { "Builds" } th { "Registered" } th { "Revoked" } th.n { "Installations on it" } th {} } }
                 tbody {
                     @for (version, builds) in &versions {
-                        @let revoked = builds.iter().filter_map(|build| build.revoked_at).max();
-                        @let all_revoked = builds.iter().all(|build| build.revoked_at.is_some());
+                        @let revoked = version_revoked_at(builds);
                         @let on_it = on_version.get(*version).copied().unwrap_or(0);
                         @let registered = builds.iter().map(|build| build.created_at).min();
                         tr {
                             td { (version) }
                             td { (builds.len()) }
                             td { (registered.map(rfc3339).unwrap_or_default()) }
-                            td.revoked { (if all_revoked { revoked.map(rfc3339).unwrap_or_default() } else { String::new() }) }
+                            td.revoked { (revoked.map(rfc3339).unwrap_or_default()) }
                             td.n { (on_it) }
                             td {
-                                @if !all_revoked && signed_in.role.may_change() {
+                                @if revoked.is_none() && signed_in.role.may_change() {
                                     form.revoke method="post"
                                         action=(format!("{}/releases/{}/revoke", app_link(&app.id), version)) {
                                         input type="hidden" name="csrf" value=(signed_in.csrf());
